@@ -1,0 +1,45 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench clean mosquitto
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	@test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,train]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edge-agent demo
+
+mosquitto:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "mosquitto not found: installing Debian's package"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	    systemctl disable --now mosquitto >/dev/null 2>&1 || true; \
+	  else \
+	    echo "The tests need the mosquitto broker binary. Run: sudo apt-get install mosquitto"; exit 2; \
+	  fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check --output-format concise .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) mosquitto
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

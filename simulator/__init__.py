@@ -1,0 +1,1 @@
+"""Simulated hardware, the library-floor world, scenarios, faults and the virtual clock."""
