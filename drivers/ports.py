@@ -22,6 +22,7 @@ simulator a virtual one, so a library day can run in seconds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
@@ -71,3 +72,53 @@ class Clock(Protocol):
     def time(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+@runtime_checkable
+class AsyncI2CBus(Protocol):
+    """An I2C bus reached asynchronously: a node's bus tunnelled over the firmware bridge.
+
+    One method: write ``write`` (may be empty), then, after a repeated start, read ``read_len``
+    bytes (may be 0). Raise :class:`drivers.errors.NackError` when the device does not
+    acknowledge. Drivers reach both kinds of bus through :class:`drivers.i2c.I2CDevice`, so a
+    driver runs unchanged on a local bus, a mux channel, a bridge node or the simulator.
+    """
+
+    async def transfer(self, address: int, write: bytes, read_len: int) -> bytes: ...
+
+
+@runtime_checkable
+class Output(Protocol):
+    """One controllable output: a luminaire channel, a desk function or an HVAC request.
+
+    ``value`` is the output's own unit: a 0..1 level for lights, lamps and ventilation, mm for
+    desk height, an :class:`IndicatorColour` number for seat indicators, degrees C for setpoints.
+    ``read_back`` returns what the part reports it holds, or None when it cannot report (the
+    arbiter then trusts the command once acknowledged).
+    """
+
+    async def set(self, value: float, ramp_s: float = 0.0) -> None: ...
+
+    async def read_back(self) -> float | None: ...
+
+
+class IndicatorColour:
+    """Seat-indicator codes carried as Output values (colours chosen for colour-blind contrast)."""
+
+    OFF = 0
+    FREE = 1  # green
+    OCCUPIED = 2  # red
+    AWAY = 3  # amber
+    GHOST = 4  # blue, slow blink
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One scalar measurement as it leaves a driver: ``t`` is monotonic seconds."""
+
+    sensor: str
+    quantity: str  # lux | temperature | humidity | co2 | motion | ...
+    value: float
+    unit: str
+    t: float
+    quality: str = "good"
