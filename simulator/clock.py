@@ -1,0 +1,131 @@
+"""Virtual time for the simulated floor: a library day in seconds, deterministically.
+
+Rather than threading a fake clock through every ``await asyncio.sleep`` in the daemon, the
+simulator runs the *real* daemon on an event loop whose notion of time is virtual
+(:class:`VirtualTimeLoop`). Every timer, ``asyncio.sleep``, ``asyncio.timeout`` and
+``loop.call_later`` then runs on simulated time unchanged.
+
+- ``speed=None`` (as fast as possible): when the loop has nothing ready, it still polls real I/O
+  without blocking (so a real MQTT broker's acknowledgements are seen), then jumps simulated
+  time straight to the next timer.
+- ``speed=N``: simulated time runs N times faster than the wall clock.
+
+Work done in threads takes no simulated time, so simulated parts are called inline (the
+simulated I2C bus does not block), and code that must wait for a thread should not rely on a
+timeout shorter than the work.
+
+:class:`VirtualClock` is the :class:`drivers.ports.Clock` for such a loop: monotonic seconds are
+the loop's time, wall seconds are a chosen start (e.g. 07:30 on a Tuesday) plus elapsed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Wraps the loop's real selector; turns blocking waits into jumps of virtual time."""
+
+    def __init__(self, real: selectors.BaseSelector, loop: VirtualTimeLoop) -> None:
+        self._real = real
+        self._loop = loop
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        if loop.speed is not None:
+            real_timeout = None if timeout is None else timeout / loop.speed
+            return self._real.select(real_timeout)
+        ready = self._real.select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:
+            # Nothing scheduled: only real I/O (or another thread) can wake us. Wait for it
+            # in real time, in short slices, so a stuck simulation is still interruptible.
+            return self._real.select(0.05)
+        loop.advance(timeout)
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on simulated time (see module docstring)."""
+
+    def __init__(self, *, speed: float | None = None, start: float = 0.0) -> None:
+        super().__init__()
+        if speed is not None and speed <= 0:
+            raise ValueError("speed must be positive (or None for as fast as possible)")
+        self.speed = speed
+        self._virtual = start
+        self._real_origin = time.monotonic()
+        self._selector: selectors.BaseSelector = _VirtualSelector(self._selector, self)
+
+    def time(self) -> float:
+        if self.speed is not None:
+            return self._virtual + (time.monotonic() - self._real_origin) * self.speed
+        return self._virtual
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward (as-fast-as-possible mode only)."""
+        if self.speed is None and seconds > 0:
+            self._virtual += seconds
+
+
+class VirtualClock:
+    """The :class:`drivers.ports.Clock` for a :class:`VirtualTimeLoop`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, wall_start: datetime) -> None:
+        self._loop = loop
+        self._origin = loop.time()
+        self._wall0 = wall_start.timestamp()
+        self.wall_start = wall_start
+        self.synced = True  # simulated wall time is, by construction, right
+
+    def monotonic(self) -> float:
+        return self._loop.time()
+
+    def time(self) -> float:
+        return self._wall0 + (self._loop.time() - self._origin)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), tz=self.wall_start.tzinfo)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+def run_virtual(main: Coroutine[Any, Any, T], *, speed: float | None = None) -> T:
+    """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop` and close it."""
+    loop = VirtualTimeLoop(speed=speed)
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
