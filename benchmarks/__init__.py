@@ -1,0 +1,1 @@
+"""Benchmarks: each bench_<area>.py has ``run() -> list[(name, value, unit)]``; ``python -m benchmarks`` prints all."""
