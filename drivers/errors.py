@@ -21,6 +21,8 @@ library still catch the right thing (``except OSError`` catches a bus NACK).
     ├── RulesError(ValueError)             rules: rule-file validation
     ├── ModelError                         models: a model that cannot be loaded or run
     ├── SyncError                          edge_agent.sync: MQTT and the outbox
+    ├── SensingError                       edge_agent.sensing: a refused sensing command
+    │   └── LogFormatError(ValueError)     a recorded log (CSV) that cannot be read
     └── BridgeError                        firmware_bridge: framing, CRC, node timeouts
         ├── FrameError(ValueError)
         └── NodeTimeoutError(TimeoutError)
@@ -108,6 +110,23 @@ class ModelError(EdgeError):
 
 class SyncError(EdgeError):
     """MQTT connection or outbox failure."""
+
+
+class SensingError(EdgeError):
+    """A sensing command that cannot be carried out now (e.g. background capture with people in view)."""
+
+    def __init__(self, message: str, *, sensor: str = "") -> None:
+        super().__init__(message)
+        self.sensor = sensor
+
+
+class LogFormatError(SensingError, ValueError):
+    """A recorded log (UWB ranges, anchors, truth CSV) whose header or content cannot be used."""
+
+    def __init__(self, message: str, *, path: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
 
 
 class BridgeError(EdgeError):

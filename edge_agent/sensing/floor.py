@@ -1,0 +1,351 @@
+"""FloorModel: every sensing event of a floor in, a rules.state.FloorState out.
+
+The daemon calls the ``on_*`` methods as readings arrive and :meth:`FloorModel.snapshot` whenever
+the rules run. Everything is synchronous and pure (no I/O, no clock: times are passed in), so a
+recorded day can be replayed through it and tests drive it with synthetic frames.
+
+Fusion, per seat (see docs/sensing.md):
+
+- A seat covered by a healthy, fresh thermopile follows the thermopile only. A UWB tag at a desk
+  may be a badge left beside a laptop, so it never overrides a thermopile that sees nobody.
+- A seat whose thermopile is unhealthy or stale (or that has none) counts a fresh UWB tag within
+  ``seat_radius_m`` as presence; with no tag there either, its status is UNKNOWN.
+- PIR motion is zone-level: it sets ``last_motion`` and keeps ``empty_since`` honest (a zone where
+  something moved is not empty), but cannot say which seat.
+
+Zone people count: the accepted thermal blobs of the zone's usable thermopiles, plus fresh UWB
+tags in the zone that stand outside every usable thermopile's view (no double counting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from drivers.errors import SensingError, SensorImplausibleError
+from drivers.ports import Reading
+from edge_agent.config import Sensor, SiteConfig
+from edge_agent.sensing.geometry import GRID, SeatPoint, floor_to_pixel, nearest_seat, point_in_polygon
+from edge_agent.sensing.seats import SeatStateMachine, SeatTiming
+from edge_agent.sensing.tags import TagTrack
+from edge_agent.sensing.thermal import Blob, ThermalEvidence, ThermalParams, ThermalSeatDetector
+from edge_agent.sensing.topology import build_topology
+from edge_agent.sensing.uwb import Fix, solve
+from edge_agent.sensing.zones import ENVIRONMENT, LastValue, zone_measure
+from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, SeatView, ZoneView
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalStatus:
+    """What a technician sees for one thermopile."""
+
+    sensor: str
+    background: npt.NDArray[np.float64] | None
+    blobs: tuple[Blob, ...]
+    people: int
+    last_t: float | None
+    usable: bool
+
+
+@dataclass(slots=True)
+class _Tag:
+    track: TagTrack
+    last_t: float
+    seat: str | None = None
+    seat_since: float | None = None
+
+
+class FloorModel:
+    """Seat states, zone counts, tag positions and environment for one floor."""
+
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        *,
+        timing: SeatTiming | None = None,
+        thermal: ThermalParams | None = None,
+        tag_height_m: float = 1.0,
+        seat_radius_m: float = 0.6,
+        tag_fresh_s: float = 10.0,
+        tag_forget_s: float = 300.0,
+        min_range_quality: float = 50.0,
+        anchor_bias_m: Mapping[str, float] | None = None,
+    ) -> None:
+        s = cfg.sensing
+        self.cfg = cfg
+        self.timing = timing or SeatTiming(s.occupied_after_s, s.away_after_s, s.ghost_after_s)
+        self.stale_after_s = s.stale_after_s
+        self.tag_height_m, self.seat_radius_m = tag_height_m, seat_radius_m
+        self.tag_fresh_s, self.tag_forget_s = tag_fresh_s, tag_forget_s
+        self.min_range_quality = min_range_quality
+        self.anchor_bias_m = dict(anchor_bias_m or {})
+        self.topology = build_topology(cfg)
+        self._sensors: dict[str, Sensor] = {x.id: x for x in cfg.sensors}
+        self._detectors = {
+            x.id: ThermalSeatDetector.for_sensor(x, cfg.seats, thermal) for x in cfg.sensors if x.kind == "amg8833"
+        }
+        self._seat_sensor: dict[str, str] = {}
+        for sid, det in self._detectors.items():
+            for seat in det.seats:
+                self._seat_sensor.setdefault(seat.id, sid)
+        self._seat_points = [SeatPoint(x.id, x.x, x.y) for x in cfg.seats]
+        self._machines = {x.id: SeatStateMachine(self.timing) for x in cfg.seats}
+        self._anchors = {a.id: (a.x, a.y, a.z) for a in cfg.anchors}
+        self._evidence: dict[str, ThermalEvidence] = {}
+        self._unhealthy: set[str] = set()
+        self._last: dict[tuple[str, str], LastValue] = {}
+        self._motion: dict[str, float] = {}
+        self._last_people: dict[str, float] = {}
+        self._tags: dict[str, _Tag] = {}
+        self._consented: frozenset[str] = frozenset()
+        self._forecast: dict[str, dict[int, float]] = {}
+        self._first_t: float | None = None
+
+    # ----------------------------------------------------------------------------- events
+    def _seen(self, t: float) -> None:
+        if self._first_t is None:
+            self._first_t = t
+
+    def _sensor(self, sensor_id: str) -> Sensor:
+        try:
+            return self._sensors[sensor_id]
+        except KeyError:
+            raise SensingError(f"{sensor_id}: not a sensor of this floor's config", sensor=sensor_id) from None
+
+    def _detector(self, sensor_id: str) -> ThermalSeatDetector:
+        det = self._detectors.get(sensor_id)
+        if det is None:
+            raise SensingError(f"{sensor_id}: not a thermopile (amg8833) of this floor", sensor=sensor_id)
+        return det
+
+    def on_thermal(self, sensor_id: str, pixels: npt.ArrayLike, t: float) -> ThermalEvidence | None:
+        """One AMG8833 frame; an implausible frame marks the sensor unhealthy and is dropped."""
+        self._seen(t)
+        det = self._detector(sensor_id)
+        try:
+            evidence = det.update(pixels, t)
+        except SensorImplausibleError:
+            self.on_sensor_health(sensor_id, False, t)
+            return None
+        self._unhealthy.discard(sensor_id)
+        self._evidence[sensor_id] = evidence
+        for seat_id, present in evidence.presence.items():
+            if self._seat_sensor.get(seat_id) == sensor_id:
+                self._machines[seat_id].observe(present, t)
+        return evidence
+
+    def on_motion(self, sensor_id: str, t: float) -> None:
+        """PIR motion: zone-level evidence only."""
+        self._seen(t)
+        zone = self._sensor(sensor_id).zone
+        if zone is not None:
+            self._motion[zone] = max(t, self._motion.get(zone, t))
+
+    def on_reading(self, reading: Reading) -> None:
+        """lux / temperature / humidity / co2 (and motion); readings not marked good are ignored."""
+        self._seen(reading.t)
+        self._sensor(reading.sensor)
+        if reading.quantity == "motion":
+            if reading.value:
+                self.on_motion(reading.sensor, reading.t)
+            return
+        if reading.quality != "good" or not np.isfinite(reading.value):
+            return
+        self._unhealthy.discard(reading.sensor)
+        self._last[(reading.sensor, reading.quantity)] = LastValue(reading.value, reading.t)
+
+    def on_sensor_health(self, sensor_id: str, healthy: bool, t: float) -> None:
+        """A driver's verdict. Seats of an unhealthy thermopile go UNKNOWN at once."""
+        self._seen(t)
+        self._sensor(sensor_id)
+        if healthy:
+            self._unhealthy.discard(sensor_id)
+            return
+        self._unhealthy.add(sensor_id)
+        self._evidence.pop(sensor_id, None)
+
+    def on_tag_position(self, tag_pseudonym: str, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
+        """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out."""
+        self._seen(t)
+        tag = self._tags.get(tag_pseudonym)
+        if tag is None:
+            tag = self._tags[tag_pseudonym] = _Tag(TagTrack(), t)
+        accepted = tag.track.update(x, y, t, sigma_m)
+        if accepted:
+            tag.last_t = t
+            pos = tag.track.position
+            hit = nearest_seat(pos[0], pos[1], self._seat_points, self.seat_radius_m) if pos else None
+            seat = hit[0] if hit else None
+            if seat != tag.seat:
+                tag.seat, tag.seat_since = seat, (t if seat else None)
+        return accepted
+
+    def on_tag_ranges(self, tag_pseudonym: str, ranges: Sequence[tuple[str, float, float]], t: float) -> Fix | None:
+        """Ranges (anchor id, metres, quality 0-100) of one tag: robust fix, then tracking."""
+        usable = {a: r for a, r, q in ranges if q >= self.min_range_quality}
+        fix = solve(usable, self._anchors, self.tag_height_m, bias_m=self.anchor_bias_m)
+        if fix is not None:
+            self.on_tag_position(tag_pseudonym, fix.x, fix.y, t, sigma_m=max(fix.residual_m, 0.05))
+        return fix
+
+    def release_seat(self, seat_id: str, t: float) -> None:
+        """Mark a seat free (rule intent or staff command)."""
+        machine = self._machines.get(seat_id)
+        if machine is None:
+            raise SensingError(f"{seat_id}: not a seat of this floor")
+        machine.release(t)
+
+    def set_consented_tags(self, pseudonyms: set[str]) -> None:
+        self._consented = frozenset(pseudonyms)
+
+    def set_forecast(self, zone_id: str, forecast: Mapping[int, float]) -> None:
+        self._forecast[zone_id] = dict(forecast)
+
+    def capture_background(self, sensor_id: str) -> None:
+        """Technician command: the current view is the empty room (refused with people in view)."""
+        self._detector(sensor_id).capture_background()
+
+    def thermal_status(self, sensor_id: str, t: float | None = None) -> ThermalStatus:
+        det = self._detector(sensor_id)
+        bg = None if det.background is None else det.background.copy()
+        usable = self._thermal_usable(sensor_id, t if t is not None else (det.last_t or 0.0))
+        return ThermalStatus(sensor_id, bg, det.blobs, det.people, det.last_t, usable)
+
+    # ----------------------------------------------------------------------------- state
+    def _thermal_usable(self, sensor_id: str, t: float) -> bool:
+        ev = self._evidence.get(sensor_id)
+        return sensor_id not in self._unhealthy and ev is not None and t - ev.t <= self.stale_after_s
+
+    def _fresh_tags(self, t: float) -> dict[str, _Tag]:
+        for name in [n for n, g in self._tags.items() if t - g.last_t > self.tag_forget_s]:
+            del self._tags[name]  # retention: a tag out of sight is forgotten
+        return {n: g for n, g in self._tags.items() if t - g.last_t <= self.tag_fresh_s}
+
+    def _in_view(self, sensor_id: str, x: float, y: float) -> bool:
+        mount = self._sensors[sensor_id].mount
+        if mount is None:
+            return False
+        row, col = floor_to_pixel(mount, x, y)
+        return -0.5 <= row <= GRID - 0.5 and -0.5 <= col <= GRID - 0.5
+
+    def _seat_views(self, t: float, tags: Mapping[str, _Tag], zone_lux: Mapping[str, Measure]) -> dict[str, SeatView]:
+        tag_seat = {g.seat: (n, g) for n, g in tags.items() if g.seat is not None}
+        views: dict[str, SeatView] = {}
+        for seat in self.cfg.seats:
+            machine = self._machines[seat.id]
+            sensor = self._seat_sensor.get(seat.id)
+            if sensor is not None and self._thermal_usable(sensor, t):
+                machine.advance(t)
+            else:
+                machine.observe(True if seat.id in tag_seat else None, t)
+            consented = tag_seat.get(seat.id)
+            name, since = (consented[0], consented[1].seat_since) if consented else (None, None)
+            if name not in self._consented:
+                name, since = None, None
+            views[seat.id] = SeatView(
+                id=seat.id,
+                zone=seat.zone,
+                status=machine.status,
+                since=machine.since,
+                desk=self.topology.seat_desk.get(seat.id),
+                lux=zone_lux[seat.zone].value,
+                consented_tag=name,
+                tag_since=since,
+            )
+        return views
+
+    def _people(self, zone_id: str, t: float, tags: Mapping[str, _Tag]) -> tuple[Measure, bool]:
+        thermal = [s for s, d in self._detectors.items() if self._sensors[s].zone == zone_id]
+        usable = [s for s in thermal if self._thermal_usable(s, t)]
+        polygon = self.cfg.zone(zone_id).polygon
+        extra = 0
+        for g in tags.values():
+            pos = g.track.position
+            if pos and point_in_polygon(pos[0], pos[1], polygon) and not any(self._in_view(s, *pos) for s in usable):
+                extra += 1
+        count = sum(self._evidence[s].people for s in usable) + extra
+        if not thermal:
+            return (Measure(float(extra), Quality.GOOD) if self._anchors else Measure(None, Quality.MISSING)), True
+        if len(usable) == len(thermal):
+            return Measure(float(count), Quality.GOOD), True
+        if not usable:
+            bad = all(s in self._unhealthy for s in thermal)
+            return Measure(None, Quality.UNHEALTHY if bad else Quality.STALE), False
+        return Measure(float(count), Quality.STALE), False
+
+    def snapshot(
+        self,
+        t: float,
+        wall: datetime,
+        levels: Mapping[str, float] | None = None,
+        preferences: Mapping[str, Preference] | None = None,
+        open_now: bool = True,
+        day_type: str = "term",
+    ) -> FloorState:
+        """The floor at monotonic time ``t`` (also advances the time-based seat transitions)."""
+        self._seen(t)
+        tags = self._fresh_tags(t)
+        zone_sensors = {z.id: [x for x in self.cfg.sensors if x.zone == z.id] for z in self.cfg.zones}
+        env = {
+            z.id: {
+                q: zone_measure(q, zone_sensors[z.id], self._last, self._unhealthy, t, self.stale_after_s)
+                for q in ENVIRONMENT
+            }
+            for z in self.cfg.zones
+        }
+        seats = self._seat_views(t, tags, {z: m["lux"] for z, m in env.items()})
+        zones: dict[str, ZoneView] = {}
+        for zone in self.cfg.zones:
+            people, healthy = self._people(zone.id, t, tags)
+            if people.value:
+                self._last_people[zone.id] = t
+            motion = self._motion.get(zone.id)
+            empty_since = None
+            if people.value == 0:
+                start = self._last_people.get(zone.id, self._first_t if self._first_t is not None else t)
+                empty_since = max(start, motion) if motion is not None else start
+            mine = [v for v in seats.values() if v.zone == zone.id]
+            count = {st: sum(1 for v in mine if v.status is st) for st in SeatStatus}
+            zones[zone.id] = ZoneView(
+                id=zone.id,
+                people=people,
+                seats_total=len(mine),
+                free=count[SeatStatus.FREE],
+                occupied=count[SeatStatus.OCCUPIED],
+                away=count[SeatStatus.AWAY],
+                ghost=count[SeatStatus.GHOST],
+                unknown=count[SeatStatus.UNKNOWN],
+                lux=env[zone.id]["lux"],
+                temperature=env[zone.id]["temperature"],
+                humidity=env[zone.id]["humidity"],
+                co2=env[zone.id]["co2"],
+                occupancy_healthy=healthy,
+                last_motion=motion,
+                empty_since=empty_since,
+                forecast=dict(self._forecast.get(zone.id, {})),
+                target_lux=zone.target_lux,
+            )
+        return FloorState(
+            t=t,
+            wall=wall,
+            seats=seats,
+            zones=zones,
+            topology=self.topology,
+            levels=dict(levels or {}),
+            preferences=dict(preferences or {}),
+            open_now=open_now,
+            day_type=day_type,
+        )
+
+    def tag_positions(self, t: float) -> dict[str, tuple[float, float]]:
+        """Smoothed positions of fresh tags by pseudonym (for the technician view; never published)."""
+        out: dict[str, tuple[float, float]] = {}
+        for name, g in self._fresh_tags(t).items():
+            pos = g.track.position
+            if pos is not None:
+                out[name] = pos
+        return out

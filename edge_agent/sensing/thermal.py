@@ -1,0 +1,344 @@
+"""People under one AMG8833 thermopile: adaptive background, warm blobs, blob -> seat.
+
+Pure computation: frames (8 x 8, deg C) and monotonic times in, evidence out. See docs/sensing.md.
+
+Why each rule exists:
+
+- **Background per pixel** follows the empty room with a time constant (``bg_tau_s``, 5 min: a
+  2 C/h drift lags by 0.17 C), so sun creeping over a desk or the room warming up is not a person.
+  Pixels under an accepted person (dilated by one pixel, as a body's warm halo spills over) are *frozen*: a
+  patron who sits still for an hour must not fade into the background. Frozen pixels still take
+  the room-wide drift (the mean background change of the free pixels), so HVAC warming is followed
+  everywhere. Sanity limit: a blob frozen for longer than ``hold_max_s`` (4 h, longer than any
+  stay) is released to a slow update, so a warm object wrongly taken for a person fades eventually.
+- **Colder than background** by ``cold_c`` (a person present at start-up was learnt, then left)
+  is followed fast (``cold_tau_s``): the model heals itself instead of reporting a hole for ever.
+- **Hysteresis**: a blob starts at ``on_c`` above background and keeps pixels down to ``hold_c``;
+  a person already tracked stays while the peak is above ``keep_peak_c``.
+- **Size from geometry**: a blob's desk-plane area (sum of its pixel footprints, which grow towards
+  the edge of the view) must fit a seated person (``max_area_m2``); larger warm patches (sun on a
+  table, a radiator) are rejected.
+- **Contrast**: a person's head and torso are 2-8 C above a 20-24 C background; a laptop is only
+  1-2 C warmer (below ``on_c``); a peak above ``max_peak_c`` is a hot object (kettle, lamp).
+- **Cup rule (temperature over time)**: a one-pixel blob is only a *candidate*. It becomes a person
+  after ``point_confirm_s`` if its smoothed contrast has not fallen; a cup cools (its contrast drops
+  by ``cooling_fraction`` and ``cooling_min_c`` from its maximum) and is then marked an object and
+  left to the background. Blobs of two or more pixels count at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from drivers.errors import SensingError, SensorImplausibleError
+from edge_agent.config import Seat, Sensor
+from edge_agent.sensing.geometry import GRID, PixelMap, SeatPoint, pixel_map
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+FRAME_MIN_C, FRAME_MAX_C = -20.0, 100.0  # AMG8833 measuring range (high-gain mode is 0..80 C)
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalParams:
+    """Detection and background parameters; the defaults suit a 2.6 m mount over desks."""
+
+    on_c: float = 2.0
+    hold_c: float = 1.0
+    keep_peak_c: float = 1.5
+    max_peak_c: float = 12.0
+    max_area_m2: float = 1.0
+    bg_tau_s: float = 300.0
+    cold_c: float = 0.5
+    cold_tau_s: float = 20.0
+    slow_tau_s: float = 3 * 3600.0
+    hold_max_s: float = 4 * 3600.0
+    max_dt_s: float = 60.0
+    point_confirm_s: float = 180.0
+    point_ema_tau_s: float = 10.0
+    cooling_fraction: float = 0.1
+    cooling_min_c: float = 0.4
+    seat_radius_m: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """One connected warm region, and what was decided about it."""
+
+    pixels: tuple[tuple[int, int], ...]
+    area_m2: float
+    peak_c: float  # highest contrast above background
+    x: float  # contrast-weighted centroid on the floor, metres
+    y: float
+    person: bool
+    reason: str  # "person", "candidate", "cooling object", "too large", "too hot", "weak"
+    seat: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalEvidence:
+    """What one frame says: presence per covered seat, accepted people, and every blob seen."""
+
+    t: float
+    presence: dict[str, bool]
+    people: int
+    blobs: tuple[Blob, ...]
+
+
+@dataclass(slots=True)
+class _PointTrack:
+    """A one-pixel candidate followed over time (the cup rule)."""
+
+    first_t: float
+    ema: float
+    peak_ema: float
+    last_t: float
+    verdict: str = "candidate"  # candidate | person | cooling object
+
+
+def check_frame(frame: npt.ArrayLike, sensor: str) -> FloatArray:
+    """An (8, 8) array of finite temperatures in range, or SensorImplausibleError."""
+    arr = np.asarray(frame, dtype=np.float64)
+    if arr.shape != (GRID, GRID):
+        raise SensorImplausibleError(f"{sensor}: frame shape {arr.shape}, expected (8, 8)", device=sensor)
+    if not np.all(np.isfinite(arr)) or arr.min() < FRAME_MIN_C or arr.max() > FRAME_MAX_C:
+        raise SensorImplausibleError(f"{sensor}: frame values outside {FRAME_MIN_C}..{FRAME_MAX_C} C", device=sensor)
+    return arr
+
+
+def _components(mask: BoolArray) -> list[list[tuple[int, int]]]:
+    """8-connected components of a small boolean grid (at most 64 pixels: a plain flood fill)."""
+    seen = np.zeros_like(mask)
+    out: list[list[tuple[int, int]]] = []
+    rows, cols = mask.shape
+    for r0, c0 in zip(*np.nonzero(mask), strict=True):
+        if seen[r0, c0]:
+            continue
+        stack = [(int(r0), int(c0))]
+        seen[r0, c0] = True
+        comp: list[tuple[int, int]] = []
+        while stack:
+            r, c = stack.pop()
+            comp.append((r, c))
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < rows and 0 <= cc < cols and mask[rr, cc] and not seen[rr, cc]:
+                        seen[rr, cc] = True
+                        stack.append((rr, cc))
+        out.append(sorted(comp))
+    return out
+
+
+def _dilate(mask: BoolArray) -> BoolArray:
+    """3 x 3 dilation without scipy."""
+    padded = np.pad(mask, 1)
+    out = np.zeros_like(mask)
+    for dr in range(3):
+        for dc in range(3):
+            out |= padded[dr : dr + GRID, dc : dc + GRID]
+    return out
+
+
+def _alpha(dt: float, tau: float) -> float:
+    return 1.0 - math.exp(-dt / tau)
+
+
+def assign_to_seats(
+    blobs: Sequence[tuple[float, float]], seats: Sequence[SeatPoint], radius_m: float
+) -> dict[int, str]:
+    """Greedy one-to-one matching of blob centroids to seats by distance, within ``radius_m``.
+
+    A person straddling two seats is one blob, so it takes exactly one seat (the closer); two
+    blobs never share a seat either. Closest pairs are matched first.
+    """
+    pairs = sorted(
+        (math.hypot(bx - s.x, by - s.y), i, s.id)
+        for i, (bx, by) in enumerate(blobs)
+        for s in seats
+        if math.hypot(bx - s.x, by - s.y) <= radius_m
+    )
+    taken_blobs: set[int] = set()
+    taken_seats: set[str] = set()
+    out: dict[int, str] = {}
+    for _, i, seat in pairs:
+        if i in taken_blobs or seat in taken_seats:
+            continue
+        out[i] = seat
+        taken_blobs.add(i)
+        taken_seats.add(seat)
+    return out
+
+
+@dataclass
+class ThermalSeatDetector:
+    """Background, blobs and per-seat presence for one mounted AMG8833."""
+
+    sensor_id: str
+    pixels: PixelMap
+    seats: tuple[SeatPoint, ...]
+    params: ThermalParams = field(default_factory=ThermalParams)
+    background: FloatArray | None = None
+    last_frame: FloatArray | None = None
+    last_t: float | None = None
+    blobs: tuple[Blob, ...] = ()
+    _person_mask: BoolArray = field(default_factory=lambda: np.zeros((GRID, GRID), dtype=bool))
+    _frozen_since: FloatArray = field(default_factory=lambda: np.full((GRID, GRID), np.nan))
+    _points: dict[tuple[int, int], _PointTrack] = field(default_factory=dict)
+
+    @classmethod
+    def for_sensor(
+        cls, sensor: Sensor, seats: Sequence[Seat], params: ThermalParams | None = None
+    ) -> ThermalSeatDetector:
+        """Build from config: the sensor's mount and the seats it is configured to cover."""
+        if sensor.mount is None:
+            raise SensingError(f"{sensor.id}: a thermopile needs a mount to map pixels to seats", sensor=sensor.id)
+        covered = [SeatPoint(s.id, s.x, s.y) for s in seats if s.id in set(sensor.seats)]
+        return cls(sensor.id, pixel_map(sensor.mount), tuple(covered), params or ThermalParams())
+
+    @property
+    def people(self) -> int:
+        return sum(1 for b in self.blobs if b.person)
+
+    def update(self, frame: npt.ArrayLike, t: float) -> ThermalEvidence:
+        """Process one frame taken at monotonic time ``t``; returns presence per covered seat."""
+        arr = check_frame(frame, self.sensor_id)
+        if self.background is None or self.last_t is None:
+            self.background = arr.copy()
+            self.last_frame, self.last_t = arr, t
+            self.blobs = ()
+            return self._evidence(t)
+        dt = min(max(t - self.last_t, 0.0), self.params.max_dt_s)
+        diff = arr - self.background
+        blobs, person_mask, hold_mask = self._detect(diff, t, dt)
+        self._update_background(arr, diff, person_mask | hold_mask, t, dt)
+        self._person_mask = person_mask
+        self.blobs = blobs
+        self.last_frame, self.last_t = arr, t
+        return self._evidence(t)
+
+    def _evidence(self, t: float) -> ThermalEvidence:
+        presence = {s.id: False for s in self.seats}
+        for b in self.blobs:
+            if b.person and b.seat is not None:
+                presence[b.seat] = True
+        return ThermalEvidence(t=t, presence=presence, people=self.people, blobs=self.blobs)
+
+    def _detect(self, diff: FloatArray, t: float, dt: float) -> tuple[tuple[Blob, ...], BoolArray, BoolArray]:
+        p = self.params
+        was_person = _dilate(self._person_mask)
+        grow = diff >= p.hold_c
+        seeds = (diff >= p.on_c) | (grow & was_person)
+        labelled: list[tuple[list[tuple[int, int]], float, float, float, float, str]] = []
+        for comp in _components(grow):
+            if not any(seeds[r, c] for r, c in comp):
+                continue
+            rr = np.array([r for r, _ in comp])
+            cc = np.array([c for _, c in comp])
+            contrast = diff[rr, cc]
+            w = np.clip(contrast, 1e-6, None)
+            area = float(self.pixels.area_m2[rr, cc].sum())
+            peak = float(contrast.max())
+            cx = float((self.pixels.x[rr, cc] * w).sum() / w.sum())
+            cy = float((self.pixels.y[rr, cc] * w).sum() / w.sum())
+            continuing = bool(was_person[rr, cc].any())
+            reason = self._classify(comp, area, peak, continuing, t, dt)
+            labelled.append((comp, area, peak, cx, cy, reason))
+        self._forget_points({c[0][0] for c in labelled if len(c[0]) == 1})
+        accepted = [i for i, c in enumerate(labelled) if c[5] == "person"]
+        seat_of = assign_to_seats([(labelled[i][3], labelled[i][4]) for i in accepted], self.seats, p.seat_radius_m)
+        blobs: list[Blob] = []
+        person_mask = np.zeros((GRID, GRID), dtype=bool)
+        hold_mask = np.zeros((GRID, GRID), dtype=bool)
+        for i, (comp, area, peak, cx, cy, reason) in enumerate(labelled):
+            seat = seat_of.get(accepted.index(i)) if i in accepted else None
+            blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat))
+            for r, c in comp:
+                if reason == "person":
+                    person_mask[r, c] = True
+                elif reason == "candidate":
+                    hold_mask[r, c] = True
+        return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
+
+    def _classify(
+        self, comp: list[tuple[int, int]], area: float, peak: float, continuing: bool, t: float, dt: float
+    ) -> str:
+        p = self.params
+        if peak > p.max_peak_c:
+            return "too hot"
+        if area > p.max_area_m2:
+            return "too large"
+        if peak < (p.keep_peak_c if continuing else p.on_c):
+            return "weak"
+        if len(comp) > 1 or continuing:
+            return "person"
+        return self._point_verdict(comp[0], peak, t, dt)
+
+    def _point_verdict(self, pixel: tuple[int, int], peak: float, t: float, dt: float) -> str:
+        """The cup rule: a lone warm pixel must hold its contrast for ``point_confirm_s``."""
+        p = self.params
+        track = self._points.get(pixel)
+        if track is None:
+            self._points[pixel] = _PointTrack(first_t=t, ema=peak, peak_ema=peak, last_t=t)
+            return "candidate"
+        track.ema += _alpha(dt, p.point_ema_tau_s) * (peak - track.ema)
+        track.peak_ema = max(track.peak_ema, track.ema)
+        track.last_t = t
+        if track.verdict != "candidate":
+            return track.verdict
+        drop = track.peak_ema - track.ema
+        if drop >= p.cooling_min_c and drop >= p.cooling_fraction * track.peak_ema:
+            track.verdict = "cooling object"
+        elif t - track.first_t >= p.point_confirm_s:
+            track.verdict = "person"
+        return track.verdict
+
+    def _forget_points(self, live: set[tuple[int, int]]) -> None:
+        """Drop cup-rule tracks whose pixel no longer holds a lone warm blob."""
+        for pixel in [px for px in self._points if px not in live]:
+            del self._points[pixel]
+
+    def _update_background(self, arr: FloatArray, diff: FloatArray, frozen: BoolArray, t: float, dt: float) -> None:
+        p = self.params
+        assert self.background is not None
+        bg = self.background
+        newly = frozen & np.isnan(self._frozen_since)
+        self._frozen_since[newly] = t
+        self._frozen_since[~frozen] = np.nan
+        held_long = frozen & (t - np.nan_to_num(self._frozen_since, nan=t) >= p.hold_max_s)
+        free = ~frozen
+        tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
+        alpha = 1.0 - np.exp(-dt / tau)
+        before = bg.copy()
+        bg[free] += alpha[free] * diff[free]
+        if free.any():
+            drift = float((bg[free] - before[free]).mean())
+            bg[frozen] += drift  # the room warms or cools under a seated person too
+        slow = _alpha(dt, p.slow_tau_s)
+        bg[held_long] += slow * (arr[held_long] - bg[held_long])
+
+    def capture_background(self) -> None:
+        """Take the last frame as the empty-room background (refused while people are in view)."""
+        if self.last_frame is None:
+            raise SensingError(f"{self.sensor_id}: no frame received yet; wait for the sensor", sensor=self.sensor_id)
+        self.set_background(self.last_frame)
+
+    def set_background(self, frame: npt.ArrayLike) -> None:
+        """Install a known empty-room background (refused while people are in view)."""
+        arr = check_frame(frame, self.sensor_id)
+        busy = [b for b in self.blobs if b.person or b.reason == "candidate"]
+        if busy:
+            raise SensingError(
+                f"{self.sensor_id}: {len(busy)} person(s) in view; capture the background when the area is empty",
+                sensor=self.sensor_id,
+            )
+        self.background = arr.copy()
+        self._frozen_since[:] = np.nan
+        self._person_mask[:] = False
+        self._points.clear()

@@ -1,0 +1,111 @@
+"""Seat state machine: transitions at the configured times, hysteresis, unknown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edge_agent.sensing.seats import SeatStateMachine, SeatTiming
+from rules.state import SeatStatus
+
+TIMING = SeatTiming(occupied_after_s=30, away_after_s=120, ghost_after_s=1200, min_stay_s=300, gap_s=6)
+STEP = 2.0  # a thermopile frame every 2 s
+
+
+def run(
+    m: SeatStateMachine, t0: float, t1: float, presence: Callable[[float], bool | None]
+) -> list[tuple[float, SeatStatus]]:
+    """Feed evidence every STEP seconds in [t0, t1); return the (since, status) changes seen."""
+    changes: list[tuple[float, SeatStatus]] = []
+    n = round((t1 - t0) / STEP)
+    for k in range(n):
+        t = t0 + k * STEP
+        before = m.status
+        m.observe(presence(t), t)
+        if m.status is not before:
+            changes.append((m.since, m.status))
+    return changes
+
+
+def settled_free(t: float = 0.0) -> SeatStateMachine:
+    m = SeatStateMachine(TIMING, t)
+    run(m, t, t + 130, lambda _: False)
+    assert m.status is SeatStatus.FREE
+    return m
+
+
+def test_full_walk_free_occupied_away_ghost_free() -> None:
+    m = settled_free()
+    arrive, leave = 200.0, 200.0 + 1800.0
+    changes = run(m, 130, 4000, lambda t: arrive <= t < leave)
+    last_seen = leave - STEP
+    assert changes == [
+        (arrive + 30, SeatStatus.OCCUPIED),
+        (last_seen + 120, SeatStatus.AWAY),
+        (last_seen + 1200, SeatStatus.GHOST),
+    ]
+    m.release(4000.0)
+    assert (m.status, m.since) == (SeatStatus.FREE, 4000.0)
+    assert run(m, 4000, 5000, lambda _: False) == []
+
+
+def test_sixty_second_absence_stays_occupied() -> None:
+    m = settled_free()
+    changes = run(m, 130, 1500, lambda t: 200 <= t < 800 or t >= 860)
+    assert changes == [(230.0, SeatStatus.OCCUPIED)]
+
+
+def test_short_visit_does_not_leave_a_taken_seat() -> None:
+    m = settled_free()
+    changes = run(m, 130, 3000, lambda t: 200 <= t < 290)  # 90 s: occupied, then simply free
+    assert [s for _, s in changes] == [SeatStatus.OCCUPIED, SeatStatus.FREE]
+
+
+def test_passer_by_at_an_away_seat_does_not_reset_the_ghost_clock() -> None:
+    m = settled_free()
+    run(m, 130, 1000, lambda t: 200 <= t < 800)
+    assert m.status is SeatStatus.AWAY
+    changes = run(m, 1000, 2200, lambda t: 1100 <= t < 1110)
+    assert changes == [(798.0 + 1200, SeatStatus.GHOST)]
+
+
+def test_patron_returning_from_away_reoccupies() -> None:
+    m = settled_free()
+    run(m, 130, 1200, lambda t: 200 <= t < 800)
+    assert m.status is SeatStatus.AWAY
+    changes = run(m, 1200, 1300, lambda _: True)
+    assert changes == [(1230.0, SeatStatus.OCCUPIED)]
+
+
+def test_flicker_in_the_detector_is_bridged() -> None:
+    rng = np.random.default_rng(11)
+    drops = rng.random(2000) < 0.2  # one frame in five lost
+    m = settled_free()
+    changes = run(m, 130, 2000, lambda t: t >= 200 and not drops[int(t / STEP)])
+    first = next(200.0 + STEP * k for k in range(100) if not drops[100 + k])
+    assert changes == [(first + 30, SeatStatus.OCCUPIED)]
+
+
+def test_unhealthy_sensor_gives_unknown_then_rederives() -> None:
+    m = settled_free()
+    run(m, 130, 1000, lambda t: t >= 200)
+    assert m.status is SeatStatus.OCCUPIED
+    changes = run(m, 1000, 1100, lambda _: None)
+    assert changes == [(1000.0, SeatStatus.UNKNOWN)]
+    # fresh evidence: nobody there; the pre-outage occupancy is not trusted
+    changes = run(m, 1100, 1300, lambda _: False)
+    assert changes == [(1220.0, SeatStatus.FREE)]
+    m2 = settled_free()
+    run(m2, 130, 300, lambda _: None)
+    changes = run(m2, 300, 400, lambda _: True)
+    assert changes == [(330.0, SeatStatus.OCCUPIED)]
+
+
+def test_release_of_an_occupied_seat_is_reoccupied_by_presence() -> None:
+    m = settled_free()
+    run(m, 130, 400, lambda t: t >= 200)
+    m.release(400.0)
+    assert m.status is SeatStatus.FREE
+    changes = run(m, 400, 500, lambda _: True)
+    assert changes == [(430.0, SeatStatus.OCCUPIED)]
