@@ -129,6 +129,7 @@ class FloorState:
     preferences: Mapping[str, Preference] = field(default_factory=dict)  # tag pseudonym -> prefs
     open_now: bool = True
     day_type: str = "term"  # term | exam | holiday
+    overrides: frozenset[str] = frozenset()  # actuator, zone or seat ids under an active staff override
 
 
 @dataclass(frozen=True, slots=True)

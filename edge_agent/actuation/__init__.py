@@ -1,0 +1,1 @@
+"""Actuation: arbitration of intents into output commands, staff overrides, personal preferences."""

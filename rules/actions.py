@@ -1,0 +1,148 @@
+"""Rule actions: the ``then`` list of a rule, one table per action, chosen by its ``do`` key.
+
+Actions name *what* should happen to the subject of the rule (its zone's luminaires, its seat's
+desk, its zone's HVAC request); the engine turns them into :class:`rules.state.Intent` objects
+addressed to actuator ids from the floor's :class:`rules.state.Topology`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+from rules.conditions import Problems, readable
+
+Level = Annotated[float, Field(ge=0.0, le=1.0)]
+RampS = Annotated[float, Field(ge=0.0, le=600.0)]
+
+
+class Action(BaseModel):
+    """Base of every action: unknown keys are errors; ``ramp_s`` overrides the actuator's ramp."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    do: str
+    ramp_s: RampS | None = None
+
+
+class LightAction(Action):
+    """A fixed level or a named scene for the subject's luminaires (or the listed ones)."""
+
+    do: Literal["light"]
+    level: Level | None = None
+    scene: str | None = None
+    luminaires: list[str] = []
+
+    @model_validator(mode="after")
+    def _one(self) -> LightAction:
+        if (self.level is None) == (self.scene is None):
+            raise ValueError("give exactly one of level = 0..1 or scene = \"<name from [scenes]>\"")
+        return self
+
+
+class DaylightAction(Action):
+    """Closed-loop daylight harvesting: hold the zone's target lux on occupied seats.
+
+    ``lux_at_full`` estimates how many lux the zone's luminaires add at full output; a rough
+    estimate is enough (the loop converges for any estimate above half the true value).
+    """
+
+    do: Literal["daylight"]
+    min_level: Level = 0.0
+    max_level: Level = 1.0
+    deadband_lux: float = Field(default=25.0, ge=0.0, le=500.0)
+    lux_at_full: float = Field(default=500.0, gt=0.0, le=5000.0)
+
+    @model_validator(mode="after")
+    def _range(self) -> DaylightAction:
+        if self.min_level > self.max_level:
+            raise ValueError("min_level must not exceed max_level")
+        return self
+
+
+class DeskLampAction(Action):
+    """A desk lamp level, or the sitting patron's preferred level (``preference = true``)."""
+
+    do: Literal["desk_lamp"]
+    level: Level | None = None
+    preference: StrictBool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> DeskLampAction:
+        if (self.level is None) == (not self.preference):
+            raise ValueError("give exactly one of level = 0..1 or preference = true")
+        return self
+
+
+class DeskHeightAction(Action):
+    """A desk height: a height in mm, a controller preset, or the patron's preferred height."""
+
+    do: Literal["desk_height"]
+    mm: int | None = Field(default=None, ge=550, le=1350)
+    preset: int | None = Field(default=None, ge=1, le=9)
+    preference: StrictBool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> DeskHeightAction:
+        if sum([self.mm is not None, self.preset is not None, self.preference]) != 1:
+            raise ValueError("give exactly one of mm = 720, preset = 1 or preference = true")
+        return self
+
+
+class IndicatorAction(Action):
+    """The seat indicator: by default it mirrors the seat status (free, occupied, ghost)."""
+
+    do: Literal["indicator"]
+    show: Literal["status", "free", "occupied", "ghost", "off"] = "status"
+
+
+class VentilationAction(Action):
+    do: Literal["ventilation"]
+    level: Level
+
+
+class SetpointAction(Action):
+    do: Literal["setpoint"]
+    celsius: float = Field(ge=12.0, le=30.0)
+
+
+class ReleaseSeatAction(Action):
+    do: Literal["release_seat"]
+
+
+class AlertAction(Action):
+    """An alert for the zone; ``message`` may use {zone}, {seat} and {rule}."""
+
+    do: Literal["alert"]
+    message: str = Field(min_length=1, max_length=200)
+
+
+ACTIONS: dict[str, type[Action]] = {
+    "light": LightAction, "daylight": DaylightAction, "desk_lamp": DeskLampAction,
+    "desk_height": DeskHeightAction, "indicator": IndicatorAction, "ventilation": VentilationAction,
+    "setpoint": SetpointAction, "release_seat": ReleaseSeatAction, "alert": AlertAction,
+}
+SEAT_ACTIONS = (DeskLampAction, DeskHeightAction, IndicatorAction, ReleaseSeatAction)
+ACTION_EXAMPLES = {"level": "0.8", "celsius": "21.5", "mm": "720", "preset": "1", "message": '"CO2 high in {zone}"'}
+
+
+def parse_action(raw: Any, path: str, problems: Problems) -> Action | None:
+    """Parse one action table, recording problems with their key paths."""
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: must be a table, e.g. {{ do = \"light\", level = 0.8 }}")
+        return None
+    kind = raw.get("do")
+    if kind not in ACTIONS:
+        problems.append(f"{path}.do: {kind!r} is not an action; use one of: {', '.join(ACTIONS)}")
+        return None
+    try:
+        return ACTIONS[kind].model_validate(raw)
+    except ValidationError as exc:
+        lines = readable(exc, path)
+        for field, example in ACTION_EXAMPLES.items():
+            lines = [
+                f"{line}, e.g. {example}" if line.startswith(f"{path}.{field}:") and "e.g." not in line else line
+                for line in lines
+            ]
+        problems.extend(lines)
+        return None

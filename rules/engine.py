@@ -1,0 +1,326 @@
+"""The pure rule engine: ``evaluate(rule_set, state, memory)`` returns intents and new memory.
+
+No I/O, no clock: time comes from ``state.t`` (monotonic, for ``for_s`` and ages) and
+``state.wall`` (local time, for schedules). :class:`RuleMemory` carries what must survive between
+evaluations (when each condition started holding, which hysteresis latches are on) and is never
+mutated, so the same inputs always give the same outputs, and a recorded trace replays exactly.
+
+Two safety nets sit outside the rule file and cannot be edited away:
+
+- the *fail-safe* rule: during opening hours, a zone whose occupancy sensing is unhealthy, or
+  whose lux sensing is unhealthy while people are there, gets its lights at the safe level;
+- the *never-dark* guard: in a zone where someone is sitting and the measured light is low or
+  unknown, no luminaire is commanded below ``occupied_min_level``.
+
+Conflicts (two intents for one actuator and kind) are resolved here, by priority, then rule order,
+then the higher value (more light, more air), so the arbiter sees at most one per actuator+kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import lru_cache
+
+from drivers.ports import IndicatorColour
+from rules.actions import (
+    Action,
+    AlertAction,
+    DaylightAction,
+    DeskHeightAction,
+    DeskLampAction,
+    IndicatorAction,
+    LightAction,
+    ReleaseSeatAction,
+    SetpointAction,
+    VentilationAction,
+)
+from rules.conditions import (
+    WEEKDAYS,
+    ConsentTest,
+    DayTypeTest,
+    MetricTest,
+    MotionTest,
+    Node,
+    OpenTest,
+    OverriddenTest,
+    StatusTest,
+    Subject,
+    TimeTest,
+    UnhealthyTest,
+    WeekdaysTest,
+    measure_value,
+    metric_value,
+)
+from rules.daylight import harvest_level
+from rules.model import Rule, RuleSet, Settings
+from rules.state import FloorState, Intent, IntentKind, Priority, Quality, SeatStatus
+
+FAILSAFE_ID = "builtin-failsafe-lights"
+NEVER_DARK_ID = "builtin-never-dark"
+INDICATOR = {
+    SeatStatus.FREE: ("free", IndicatorColour.FREE),
+    SeatStatus.OCCUPIED: ("occupied", IndicatorColour.OCCUPIED),
+    SeatStatus.AWAY: ("occupied", IndicatorColour.OCCUPIED),  # belongings hold the seat
+    SeatStatus.GHOST: ("ghost", IndicatorColour.GHOST),
+    SeatStatus.UNKNOWN: ("off", IndicatorColour.OFF),
+}
+SHOW = {"free": IndicatorColour.FREE, "occupied": IndicatorColour.OCCUPIED,
+        "ghost": IndicatorColour.GHOST, "off": IndicatorColour.OFF}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMemory:
+    """What the engine remembers between evaluations; replaced, never mutated.
+
+    ``since`` maps ``rule|subject`` to the ``t`` its condition started holding (only rules with a
+    ``for_s``); ``latched`` holds ``rule|subject|path`` of hysteresis tests currently on. Only
+    keys for current rules and subjects are kept, so memory cannot grow over a week.
+    """
+
+    since: Mapping[str, float] = field(default_factory=dict)
+    latched: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    intents: list[Intent]
+    memory: RuleMemory
+    fired: list[str]
+
+
+def evaluate(rule_set: RuleSet, state: FloorState, memory: RuleMemory | None = None) -> Evaluation:
+    """Evaluate every rule over every subject; at most one intent per (target, kind)."""
+    memory = memory or RuleMemory()
+    since: dict[str, float] = {}
+    latched: set[str] = set()
+    candidates: list[tuple[tuple[int, int, float], Intent]] = []
+    fired: list[str] = []
+    for rule in (failsafe_rule(rule_set.settings.safe_level), *rule_set.rules):
+        if not rule.then:
+            continue
+        rule_fired = False
+        for subject_id, subject in _subjects(rule, state):
+            key = f"{rule.id}|{subject_id}"
+            if rule.when is not None and not _holds(rule.when, subject, key, memory.latched, latched):
+                continue
+            if rule.for_s > 0:
+                start = memory.since.get(key, state.t)
+                since[key] = start
+                if state.t - start < rule.for_s:
+                    continue
+            rule_fired = True
+            for action in rule.then:
+                for intent in _intents(action, rule, subject, rule_set):
+                    candidates.append(((-int(intent.priority), rule.order, -(intent.value or 0.0)), intent))
+        if rule_fired:
+            fired.append(rule.id)
+    intents = _never_dark(_resolve(candidates), state, rule_set.settings)
+    return Evaluation(intents, RuleMemory(since, frozenset(latched)), fired)
+
+
+@lru_cache(maxsize=8)
+def failsafe_rule(safe_level: float) -> Rule:
+    """The built-in SAFETY rule: unhealthy sensing during opening hours means lights at the safe level."""
+    people = Node("any", "when.all[1].any[1].all[1]", (
+        Node("leaf", "p", leaf=MetricTest(metric="people", above=0)),
+        Node("leaf", "o", leaf=MetricTest(metric="occupied", above=0)),
+    ))
+    unhealthy = Node("any", "when.all[1]", (
+        Node("leaf", "occ", leaf=UnhealthyTest(unhealthy="occupancy")),
+        Node("all", "lux", (Node("leaf", "lux-bad", leaf=UnhealthyTest(unhealthy="lux")), people)),
+    ))
+    when = Node("all", "when", (Node("leaf", "open", leaf=OpenTest(open=True)), unhealthy))
+    action = LightAction(do="light", level=safe_level)
+    return Rule(id=FAILSAFE_ID, scope="zone", priority=Priority.SAFETY, when=when, then=(action,), order=-1,
+                description="unhealthy sensing during opening hours: lights to the safe level, never off")
+
+
+def _subjects(rule: Rule, state: FloorState) -> Iterator[tuple[str, Subject]]:
+    if rule.scope == "zone":
+        for zid in sorted(state.zones):
+            if not rule.zones or zid in rule.zones:
+                yield zid, Subject(state, state.zones[zid])
+        return
+    for sid in sorted(state.seats):
+        seat = state.seats[sid]
+        zone = state.zones.get(seat.zone)
+        if zone is not None and (not rule.zones or seat.zone in rule.zones):
+            yield sid, Subject(state, zone, seat)
+
+
+def _holds(node: Node, s: Subject, key: str, before: frozenset[str], after: set[str]) -> bool:
+    """Evaluate a condition tree. Every child is evaluated (no short-circuit) so latches stay current."""
+    if node.op == "leaf":
+        assert node.leaf is not None
+        return _leaf(node, s, f"{key}|{node.path}", before, after)
+    results = [_holds(c, s, key, before, after) for c in node.children]
+    if node.op == "all":
+        return all(results)
+    if node.op == "any":
+        return any(results)
+    return not results[0]
+
+
+def _leaf(node: Node, s: Subject, latch: str, before: frozenset[str], after: set[str]) -> bool:
+    leaf, state = node.leaf, s.state
+    if isinstance(leaf, MetricTest):
+        value = metric_value(leaf.metric, s, leaf.within_min)
+        was = latch in before
+        if value is None:  # unknown: a latch keeps its state, a plain test is false
+            on = was and (leaf.release_below is not None or leaf.release_above is not None)
+        elif leaf.release_below is not None and leaf.above is not None:
+            on = value > leaf.above or (was and value >= leaf.release_below)
+        elif leaf.release_above is not None and leaf.below is not None:
+            on = value < leaf.below or (was and value <= leaf.release_above)
+        else:
+            on = (leaf.above is None or value > leaf.above) and (leaf.below is None or value < leaf.below)
+        if on and (leaf.release_below is not None or leaf.release_above is not None):
+            after.add(latch)
+        return on
+    if isinstance(leaf, StatusTest):
+        return s.seat is not None and s.seat.status in leaf.status
+    if isinstance(leaf, OpenTest):
+        return state.open_now == leaf.open
+    if isinstance(leaf, DayTypeTest):
+        return state.day_type in leaf.day_type
+    if isinstance(leaf, TimeTest):
+        return _in_window(state.wall, leaf)
+    if isinstance(leaf, WeekdaysTest):
+        return WEEKDAYS[state.wall.weekday()] in leaf.weekdays
+    if isinstance(leaf, MotionTest):
+        age = metric_value("motion_age_s", s, None)
+        return age is not None and age <= leaf.motion_within_s
+    if isinstance(leaf, OverriddenTest):
+        return _overridden(s) == leaf.overridden
+    if isinstance(leaf, ConsentTest):
+        seat = s.seat
+        return (seat is not None and seat.consented_tag is not None and seat.tag_since is not None
+                and seat.consented_tag in state.preferences and state.t - seat.tag_since >= leaf.consented_for_s)
+    if isinstance(leaf, UnhealthyTest):
+        if leaf.unhealthy == "occupancy":
+            return not s.zone.occupancy_healthy
+        m = getattr(s.zone, leaf.unhealthy)
+        return bool(m.quality in (Quality.UNHEALTHY, Quality.STALE) or (m.quality == Quality.GOOD and m.value is None))
+    raise AssertionError(f"unhandled test {leaf!r}")
+
+
+def _in_window(wall: datetime, leaf: TimeTest) -> bool:
+    now, (start, end) = wall.time().replace(tzinfo=None), leaf.time
+    return start <= now < end if start <= end else (now >= start or now < end)
+
+
+def _overridden(s: Subject) -> bool:
+    ov = s.state.overrides
+    if s.zone.id in ov or any(x in ov for x in s.state.topology.zone_lights.get(s.zone.id, ())):
+        return True
+    return s.seat is not None and (s.seat.id in ov or (s.seat.desk is not None and s.seat.desk in ov))
+
+
+def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent]:
+    """The intents one action asks for on one subject (none when its target is not wired)."""
+    topo, state = s.state.topology, s.state
+    where = s.seat.id if s.seat is not None else s.zone.id
+
+    def make(target: str, kind: IntentKind, value: float | None = None, text: str | None = None,
+             reason: str = "") -> Intent:
+        return Intent(target=target, kind=kind, value=value, text=text, priority=rule.priority, rule_id=rule.id,
+                      reason=reason or f"{rule.id} on {where}", ramp_s=action.ramp_s)
+
+    if isinstance(action, LightAction):
+        level = action.level if action.level is not None else rs.scenes[action.scene or ""]
+        return [make(lum, IntentKind.LIGHT_LEVEL, level) for lum in _luminaires(action, s)]
+    if isinstance(action, DaylightAction):
+        return [make(lum, IntentKind.LIGHT_LEVEL, value, reason=why) for lum in topo.zone_lights.get(s.zone.id, ())
+                for value, why in (_daylight(action, lum, s),)]
+    if isinstance(action, VentilationAction | SetpointAction):
+        hvac = topo.zone_hvac.get(s.zone.id)
+        if hvac is None:
+            return []
+        if isinstance(action, VentilationAction):
+            return [make(hvac, IntentKind.VENTILATION, action.level)]
+        return [make(hvac, IntentKind.SETPOINT, action.celsius)]
+    if isinstance(action, AlertAction):
+        text = action.message.format_map({"zone": s.zone.id, "seat": s.seat.id if s.seat else "", "rule": rule.id})
+        return [make(s.zone.id, IntentKind.ALERT, text=text)]
+    seat = s.seat
+    if seat is None:
+        return []
+    if isinstance(action, ReleaseSeatAction):
+        return [make(seat.id, IntentKind.RELEASE_SEAT)]
+    desk = topo.seat_desk.get(seat.id) or seat.desk
+    if desk is None:
+        return []
+    if isinstance(action, IndicatorAction):
+        text, code = INDICATOR[seat.status] if action.show == "status" else (action.show, SHOW[action.show])
+        return [make(desk, IntentKind.INDICATOR, float(code), text)]
+    pref = state.preferences.get(seat.consented_tag) if seat.consented_tag is not None else None
+    if isinstance(action, DeskLampAction):
+        lamp = action.level if not action.preference else (pref.lamp_level if pref else None)
+        return [] if lamp is None else [make(desk, IntentKind.DESK_LAMP, lamp)]
+    if isinstance(action, DeskHeightAction):
+        height = action.mm or action.preset
+        if action.preference:
+            height = pref.desk_height_mm if pref else None
+        return [] if height is None else [make(desk, IntentKind.DESK_HEIGHT, float(height))]
+    return []
+
+
+def _luminaires(action: LightAction, s: Subject) -> tuple[str, ...]:
+    if action.luminaires:
+        return tuple(action.luminaires)
+    topo = s.state.topology
+    if s.seat is not None:
+        over_seat = tuple(lum for lum, seats in sorted(topo.light_seats.items()) if s.seat.id in seats)
+        if over_seat:
+            return over_seat
+    return tuple(topo.zone_lights.get(s.zone.id, ()))
+
+
+def _daylight(action: DaylightAction, lum: str, s: Subject) -> tuple[float, str]:
+    """One luminaire's harvesting step, measured at the darkest occupied seat it lights."""
+    state, zone = s.state, s.zone
+    lit = state.topology.light_seats.get(lum, ())
+    seat_lux = [st.lux for sid in lit if (st := state.seats.get(sid)) is not None
+                and st.status == SeatStatus.OCCUPIED and st.lux is not None]
+    measured = min(seat_lux) if seat_lux else measure_value(zone.lux)
+    level = state.levels.get(lum, 0.0)
+    if measured is None:
+        return action.max_level, f"lux unknown in {zone.id}: {action.max_level:g}"
+    new = harvest_level(level, measured, zone.target_lux, lux_at_full=action.lux_at_full,
+                        deadband_lux=action.deadband_lux, min_level=action.min_level, max_level=action.max_level)
+    return new, f"daylight {zone.id}: {measured:.0f}/{zone.target_lux:.0f} lux, {level:g} -> {new:g}"
+
+
+def _resolve(candidates: list[tuple[tuple[int, int, float], Intent]]) -> list[Intent]:
+    best: dict[tuple[str, IntentKind], tuple[tuple[int, int, float], Intent]] = {}
+    for rank, intent in candidates:
+        k = (intent.target, intent.kind)
+        if k not in best or rank < best[k][0]:
+            best[k] = (rank, intent)
+    return [best[k][1] for k in sorted(best)]
+
+
+def _never_dark(intents: list[Intent], state: FloorState, settings: Settings) -> list[Intent]:
+    """Raise light intents in occupied, dark zones to at least ``occupied_min_level`` (add missing ones)."""
+    floor = settings.occupied_min_level
+    by_key = {(i.target, i.kind): i for i in intents}
+    for zid in sorted(state.zones):
+        zone = state.zones[zid]
+        people = measure_value(zone.people)
+        if not ((people is not None and people > 0) or zone.occupied > 0):
+            continue
+        lux = measure_value(zone.lux)
+        if lux is not None and lux >= zone.target_lux * settings.dark_fraction:
+            continue
+        for lum in state.topology.zone_lights.get(zid, ()):
+            current = by_key.get((lum, IntentKind.LIGHT_LEVEL))
+            if current is not None and (current.value or 0.0) < floor:
+                by_key[(lum, IntentKind.LIGHT_LEVEL)] = replace(
+                    current, value=floor, reason=f"{current.reason}; raised: {zid} is occupied and dark")
+            elif current is None and state.levels.get(lum, 0.0) < floor:
+                by_key[(lum, IntentKind.LIGHT_LEVEL)] = Intent(
+                    lum, IntentKind.LIGHT_LEVEL, floor, priority=Priority.SAFETY, rule_id=NEVER_DARK_ID,
+                    reason=f"{zid} is occupied and dark")
+    return [by_key[k] for k in sorted(by_key)]

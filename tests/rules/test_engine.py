@@ -1,0 +1,190 @@
+"""The engine: for-durations, hysteresis, daylight harvesting, fail-safe, preferences, default rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from drivers.ports import IndicatorColour
+from rules import RuleMemory, RuleSet, evaluate, load_rules
+from rules.engine import FAILSAFE_ID, NEVER_DARK_ID
+from rules.state import FloorState, Intent, IntentKind, Measure, Preference, Priority, SeatStatus
+from tests.rules.floors import UNHEALTHY, occupied_zone, seat, state, zone
+
+DEFAULTS = load_rules(None)
+
+
+def by_key(intents: list[Intent]) -> dict[tuple[str, IntentKind], Intent]:
+    return {(i.target, i.kind): i for i in intents}
+
+
+def run(rules: RuleSet, states: list[FloorState]) -> list[dict[tuple[str, IntentKind], Intent]]:
+    memory, out = RuleMemory(), []
+    for st in states:
+        result = evaluate(rules, st, memory)
+        memory = result.memory
+        out.append(by_key(result.intents))
+    return out
+
+
+def test_for_duration_fires_only_after_condition_held_long_enough_and_resets() -> None:
+    rules = RuleSet.parse('[[rules]]\nid = "hot"\nfor_s = 60\nwhen = { metric = "temperature", above = 25 }\n'
+                          'then = [{ do = "setpoint", celsius = 20 }]\n')
+    hot, cool = zone("z1", temperature=Measure(27.0)), zone("z1", temperature=Measure(22.0))
+    seq = [state(0, zones={"z1": hot}), state(30, zones={"z1": hot}), state(61, zones={"z1": hot}),
+           state(70, zones={"z1": cool}), state(80, zones={"z1": hot}), state(139, zones={"z1": hot}),
+           state(141, zones={"z1": hot})]
+    fired = [("ahu1", IntentKind.SETPOINT) in step for step in run(rules, seq)]
+    assert fired == [False, False, True, False, False, False, True]
+
+
+def test_co2_hysteresis_on_above_1000_off_below_800() -> None:
+    levels = [600, 900, 1001, 950, 850, 801, 799, 900, 1100]
+    seq = [state(float(i), zones={"z1": occupied_zone(co2=Measure(float(c)))}) for i, c in enumerate(levels)]
+    vent = [step[("ahu1", IntentKind.VENTILATION)].value for step in run(DEFAULTS, seq)]
+    assert vent == [0.6, 0.6, 1.0, 1.0, 1.0, 1.0, 0.6, 0.6, 1.0]  # busy zone: base 0.6
+
+
+def test_hysteresis_latch_holds_through_unknown_co2() -> None:
+    seq = [state(0, zones={"z1": zone(co2=Measure(1200.0))}), state(1, zones={"z1": zone(co2=UNHEALTHY)})]
+    vent = [step[("ahu1", IntentKind.VENTILATION)].value for step in run(DEFAULTS, seq)]
+    assert vent == [1.0, 1.0]
+
+
+def simulate_daylight(daylight: float, lux_at_full_true: float, steps: int) -> list[float]:
+    """Closed loop: lux = daylight + level * lux_at_full; the rule sees the lux its last level made."""
+    level, seen = 0.0, []
+    for i in range(steps):
+        lux = daylight + level * lux_at_full_true
+        seen.append(lux)
+        st = state(float(i), zones={"z1": occupied_zone(lux=lux), "z2": zone("z2")},
+                   levels={"L1": level, "L2": level})
+        level = by_key(evaluate(DEFAULTS, st).intents)[("L1", IntentKind.LIGHT_LEVEL)].value or 0.0
+    return seen
+
+
+def test_daylight_harvesting_converges_to_target_with_a_wrong_gain_estimate() -> None:
+    # The default rule estimates 500 lux at full; the real luminaires give 700 (or 380).
+    for true_gain in (700.0, 380.0):
+        seen = simulate_daylight(daylight=120.0, lux_at_full_true=true_gain, steps=12)
+        assert abs(seen[-1] - 500.0) <= 25.0, seen
+        assert abs(seen[-2] - 500.0) <= 25.0, seen
+
+
+def test_daylight_dims_off_where_daylight_suffices() -> None:
+    seen = simulate_daylight(daylight=800.0, lux_at_full_true=500.0, steps=3)
+    st = state(0, zones={"z1": occupied_zone(lux=800.0)}, levels={"L1": 0.6, "L2": 0.6})
+    assert by_key(evaluate(DEFAULTS, st).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
+    assert seen == [800.0, 800.0, 800.0]
+
+
+def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=300.0), "S2": seat("S2", "z1", lux=700.0),
+             "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    st = state(0, zones={"z1": occupied_zone(lux=600.0), "z2": zone("z2")}, seats=seats,
+               levels={"L1": 0.2, "L2": 0.2})
+    got = by_key(evaluate(DEFAULTS, st).intents)
+    assert got[("L1", IntentKind.LIGHT_LEVEL)].value == 0.6  # 0.2 + (500-300)/500
+    assert got[("L2", IntentKind.LIGHT_LEVEL)].value == 0.0  # zone lux 600: dim
+
+
+def test_lights_off_after_ten_empty_minutes_and_motion_relights_at_once() -> None:
+    empty_long = zone("z1", empty_since=0.0, lux=Measure(50.0))
+    out = by_key(evaluate(DEFAULTS, state(601.0, levels={"L1": 0.7})).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
+    grace = {"z1": zone("z1", empty_since=0.0, lux=Measure(510.0)), "z2": zone("z2")}
+    out = by_key(evaluate(DEFAULTS, state(500.0, zones=grace, levels={"L1": 0.7, "L2": 0.7})).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.7  # within the grace period: still harvesting
+    moving = replace(empty_long, last_motion=1200.0)
+    out = by_key(evaluate(DEFAULTS, state(1200.5, zones={"z1": moving, "z2": zone("z2")})).intents)
+    assert (out[("L1", IntentKind.LIGHT_LEVEL)].value or 0.0) >= 0.9
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].rule_id == "lights-motion-empty-zone"
+
+
+def test_closed_hours_lights_off_except_safety_minimum_where_motion_seen() -> None:
+    z2_motion = replace(zone("z2"), last_motion=990.0)
+    out = by_key(evaluate(DEFAULTS, state(1000.0, open_now=False, zones={"z1": zone(), "z2": z2_motion})).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
+    assert out[("L3", IntentKind.LIGHT_LEVEL)].value == 0.2
+    assert out[("ahu1", IntentKind.VENTILATION)].value == 0.1
+
+
+def test_failsafe_unhealthy_sensing_during_opening_hours_forces_full_light() -> None:
+    bad_occ = replace(occupied_zone(lux=900.0), occupancy_healthy=False)
+    out = by_key(evaluate(DEFAULTS, state(0, zones={"z1": bad_occ, "z2": zone("z2")})).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 1.0
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].priority == Priority.SAFETY
+    bad_lux = replace(occupied_zone(lux=0.0), lux=UNHEALTHY)
+    result = evaluate(DEFAULTS, state(0, zones={"z1": bad_lux, "z2": zone("z2")}))
+    assert by_key(result.intents)[("L2", IntentKind.LIGHT_LEVEL)].value == 1.0
+    assert FAILSAFE_ID in result.fired
+    # Unhealthy lux with nobody there is not a reason to light an empty zone.
+    empty_bad_lux = replace(zone("z2"), lux=UNHEALTHY, empty_since=0.0)
+    result = evaluate(DEFAULTS, state(2000.0, zones={"z1": zone(), "z2": empty_bad_lux}))
+    assert by_key(result.intents)[("L3", IntentKind.LIGHT_LEVEL)].value == 0.0
+
+
+def test_never_dark_guard_overrides_a_rule_that_turns_off_an_occupied_dark_zone() -> None:
+    rules = RuleSet.parse('[[rules]]\nid = "all-off"\nthen = [{ do = "light", level = 0.0 }]\n')
+    st = state(0, zones={"z1": occupied_zone(lux=60.0), "z2": zone("z2", lux=Measure(60.0))})
+    out = by_key(evaluate(rules, st).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.3
+    assert out[("L3", IntentKind.LIGHT_LEVEL)].value == 0.0  # z2 is empty
+    silent = RuleSet.parse('[[rules]]\nid = "noop"\nthen = [{ do = "alert", message = "x" }]\n')
+    out = by_key(evaluate(silent, st).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].rule_id == NEVER_DARK_ID
+
+
+def test_preferences_apply_only_with_consent_and_after_sitting_time() -> None:
+    prefs = {"tag-a": Preference(desk_height_mm=740, lamp_level=0.4)}
+    sitting = seat("S1", "z1", SeatStatus.OCCUPIED, consented_tag="tag-a", tag_since=100.0)
+    seats = {"S1": sitting, "S2": seat("S2", "z1")}
+    early = by_key(evaluate(DEFAULTS, state(130.0, seats=seats, preferences=prefs)).intents)
+    assert ("D1", IntentKind.DESK_HEIGHT) not in early
+    later = by_key(evaluate(DEFAULTS, state(150.0, seats=seats, preferences=prefs)).intents)
+    assert later[("D1", IntentKind.DESK_HEIGHT)].value == 740
+    assert later[("D1", IntentKind.DESK_LAMP)].value == 0.4
+    assert later[("D1", IntentKind.DESK_LAMP)].priority == Priority.PREFERENCE
+    # Consent withdrawn: the registry no longer lists the tag's preferences, nothing personal happens.
+    withdrawn = by_key(evaluate(DEFAULTS, state(150.0, seats=seats, preferences={})).intents)
+    assert ("D1", IntentKind.DESK_HEIGHT) not in withdrawn and ("D1", IntentKind.DESK_LAMP) not in withdrawn
+
+
+def test_indicators_follow_seat_status_and_ghosts_are_released() -> None:
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED), "S2": seat("S2", "z1", SeatStatus.GHOST, since=0.0),
+             "S3": seat("S3", "z2", SeatStatus.AWAY), "S4": seat("S4", "z2")}
+    steps = run(DEFAULTS, [state(0.0, seats=seats), state(61.0, seats=seats)])
+    first, second = steps
+    assert first[("D1", IntentKind.INDICATOR)].value == IndicatorColour.OCCUPIED
+    assert first[("D2", IntentKind.INDICATOR)].text == "ghost"
+    assert first[("D3", IntentKind.INDICATOR)].text == "occupied"
+    assert first[("D4", IntentKind.INDICATOR)].value == IndicatorColour.FREE
+    assert ("S2", IntentKind.RELEASE_SEAT) not in first
+    assert ("S2", IntentKind.RELEASE_SEAT) in second
+
+
+def test_forecast_prelights_and_preventilates_an_empty_zone() -> None:
+    busy_soon = zone("z2", forecast={15: 1.0, 30: 6.0, 60: 9.0}, lux=Measure(100.0))
+    out = by_key(evaluate(DEFAULTS, state(5000.0, zones={"z1": zone(), "z2": busy_soon})).intents)
+    assert out[("L3", IntentKind.LIGHT_LEVEL)].rule_id == "lights-prelight-forecast"
+    assert (out[("L3", IntentKind.LIGHT_LEVEL)].value or 0) > 0.5
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
+    later_only = zone("z2", forecast={60: 9.0})
+    out = by_key(evaluate(DEFAULTS, state(5000.0, zones={"z1": zone(), "z2": later_only})).intents)
+    assert out[("L3", IntentKind.LIGHT_LEVEL)].value == 0.0
+
+
+def test_schedule_tests_time_window_weekdays_day_type() -> None:
+    rules = RuleSet.parse(
+        '[[rules]]\nid = "night"\nwhen = { all = [{ time = ["22:00", "06:00"] }, { weekdays = ["tue"] }, '
+        '{ day_type = ["exam"] }] }\nthen = [{ do = "light", level = 0.1 }]\n')
+    from datetime import datetime
+    late_tue, noon_tue = datetime(2025, 3, 4, 23, 0), datetime(2025, 3, 4, 12, 0)
+    assert evaluate(rules, state(0, wall=late_tue, day_type="exam")).fired == ["night"]
+    assert evaluate(rules, state(0, wall=noon_tue, day_type="exam")).fired == []
+    assert evaluate(rules, state(0, wall=late_tue, day_type="term")).fired == []
+
+
+def test_overridden_condition_sees_state_overrides() -> None:
+    rules = RuleSet.parse('[[rules]]\nid = "a"\nwhen = { overridden = false }\nthen = [{ do = "light", level = 1 }]')
+    out = by_key(evaluate(rules, state(0, overrides=frozenset({"L1"}))).intents)
+    assert ("L3", IntentKind.LIGHT_LEVEL) in out and ("L1", IntentKind.LIGHT_LEVEL) not in out
