@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # drivers build smbus2 messages; only the type is needed here
+    from smbus2 import i2c_msg
 
 
 @runtime_checkable
@@ -60,7 +63,7 @@ class I2CBus(Protocol):
 
     def read_byte(self, i2c_addr: int, force: bool | None = None) -> int: ...
 
-    def i2c_rdwr(self, *i2c_msgs: I2CMessage) -> None: ...
+    def i2c_rdwr(self, *i2c_msgs: i2c_msg) -> None: ...
 
 
 @runtime_checkable

@@ -1,0 +1,137 @@
+"""Panasonic AMG8833 Grid-EYE 8x8 thermopile array.
+
+Datasheet facts this driver relies on (HARDWARE.md section 1):
+
+- address 0x68 (AD_SELECT low) or 0x69 (high; Adafruit boards);
+- pixels are 12-bit two's complement at 0.25 C/LSB, LSB at 0x80+2i, MSB at 0x81+2i; the
+  thermistor (0x0E/0x0F) is 12-bit *sign-magnitude* at 0.0625 C/LSB -- different encodings, a
+  classic source of sign bugs;
+- the register pointer auto-increments, so the 128 pixel bytes are read as four 32-byte SMBus
+  block reads (the SMBus block limit) instead of 64 transactions;
+- waking from sleep: PCTL=0, wait 50 ms, RST=0x3F (initial reset), wait 2 ms, RST=0x30;
+  registers are undefined after sleep, so the frame rate and interrupt registers are rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from drivers.errors import SensorImplausibleError
+from drivers.health import DeviceHealth, StuckDetector, check_range, guarded
+from drivers.i2c import I2CDevice
+from drivers.ports import AsyncI2CBus, Clock, I2CBus, Reading
+
+PCTL, RST, FPSC, INTC = 0x00, 0x01, 0x02, 0x03
+TTHL = 0x0E
+PIXEL_BASE = 0x80
+PIXEL_RANGE_C = (-20.0, 100.0)  # far outside what a ceiling sensor over desks can see
+THERMISTOR_RANGE_C = (-20.0, 80.0)  # the part's operating range
+
+
+@dataclass(frozen=True)
+class ThermalFrame:
+    """One 8x8 frame in deg C (row-major as the part numbers pixels), its thermistor, and when."""
+
+    pixels: npt.NDArray[np.float32]
+    thermistor_c: float
+    t: float
+
+
+def decode_pixels(raw: bytes) -> npt.NDArray[np.float32]:
+    """128 register bytes -> (8, 8) float32 deg C (12-bit two's complement, 0.25 C/LSB)."""
+    if len(raw) != 128:
+        raise ValueError(f"an AMG8833 frame is 128 bytes, got {len(raw)}")
+    words = np.frombuffer(raw, dtype="<u2").astype(np.int32) & 0xFFF
+    signed = np.where(words & 0x800, words - 0x1000, words)
+    return (signed.astype(np.float32) * np.float32(0.25)).reshape(8, 8)
+
+
+def decode_pixel(word: int) -> float:
+    """One 12-bit pixel word -> deg C (for tests and tools; frames use :func:`decode_pixels`)."""
+    word &= 0xFFF
+    return ((word - 0x1000) if word & 0x800 else word) * 0.25
+
+
+def decode_thermistor(word: int) -> float:
+    """12-bit sign-magnitude thermistor word -> deg C (0.0625 C/LSB)."""
+    magnitude = word & 0x7FF
+    return (-magnitude if word & 0x800 else magnitude) * 0.0625
+
+
+class Amg8833:
+    """Reads frames from one Grid-EYE, checking them before anyone believes them."""
+
+    def __init__(
+        self,
+        bus: I2CBus | AsyncI2CBus,
+        clock: Clock,
+        *,
+        address: int = 0x69,
+        name: str = "",
+        fps: int = 10,
+        stuck_after: int = 5,
+    ) -> None:
+        if fps not in (1, 10):
+            raise ValueError(f"AMG8833 runs at 1 or 10 frames per second, not {fps}")
+        self.device = I2CDevice(bus, address, name=name or f"amg8833@0x{address:02x}")
+        self.name = self.device.name
+        self.clock = clock
+        self.fps = fps
+        self.health = DeviceHealth(self.name)
+        self._stuck = StuckDetector(stuck_after)
+
+    async def start(self) -> None:
+        """Wake and initialise the part (safe to call again after a failure)."""
+
+        async def init() -> None:
+            dev = self.device
+            await dev.write_register(PCTL, 0x00)  # normal mode
+            await self.clock.sleep(0.050)
+            await dev.write_register(RST, 0x3F)  # initial reset
+            await self.clock.sleep(0.002)
+            await dev.write_register(RST, 0x30)  # flag reset
+            await dev.write_register(INTC, 0x00)  # no interrupt pin use
+            await dev.write_register(FPSC, 0x01 if self.fps == 1 else 0x00)
+
+        await guarded(self.health, init, self.clock)
+        self._stuck.reset()
+
+    async def _read_raw(self) -> tuple[bytes, int]:
+        blocks = [await self.device.read_register_block(PIXEL_BASE + 32 * k, 32) for k in range(4)]
+        therm = await self.device.read_register_block(TTHL, 2)
+        return b"".join(blocks), therm[0] | (therm[1] << 8)
+
+    async def read_frame(self) -> ThermalFrame:
+        """One checked frame; raises SensorImplausibleError for stuck or out-of-range data."""
+
+        async def attempt() -> ThermalFrame:
+            raw, therm_word = await self._read_raw()
+            pixels = decode_pixels(raw)
+            thermistor = decode_thermistor(therm_word)
+            check_range(self.name, "thermistor", thermistor, *THERMISTOR_RANGE_C)
+            low, high = float(pixels.min()), float(pixels.max())
+            if low < PIXEL_RANGE_C[0] or high > PIXEL_RANGE_C[1]:
+                raise SensorImplausibleError(
+                    f"{self.name}: pixels {low:g}..{high:g} C outside {PIXEL_RANGE_C[0]:g}..{PIXEL_RANGE_C[1]:g}",
+                    device=self.name,
+                )
+            # Each pixel has ~0.25 C of noise: 64 of them repeating to the bit means a frozen part.
+            if self._stuck.observe(raw):
+                raise SensorImplausibleError(
+                    f"{self.name}: identical frame {self._stuck.limit} times in a row; the part is stuck",
+                    device=self.name,
+                )
+            return ThermalFrame(pixels, thermistor, self.clock.monotonic())
+
+        return await guarded(self.health, attempt, self.clock)
+
+    async def readings(self) -> list[Reading]:
+        """The scalar side of a frame (thermistor and hottest pixel) for the generic pipeline."""
+        frame = await self.read_frame()
+        return [
+            Reading(self.name, "temperature", frame.thermistor_c, "C", frame.t),
+            Reading(self.name, "max_pixel_temperature", float(frame.pixels.max()), "C", frame.t),
+        ]

@@ -1,0 +1,129 @@
+"""``edge-agent sensors``: look at the floor's sensors from the gateway's shell.
+
+Only ``scan`` lives here so far: it lists what answers on each I2C bus and multiplexer channel
+named in the config (like ``i2cdetect``), and compares it with the sensors the config expects
+there. On a gateway each ``linux`` bus is opened with smbus2; with ``--simulate`` the simulated
+buses of the same config are scanned. Node buses are behind the firmware bridge and are not
+scanned here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drivers.errors import ConfigError
+from drivers.scan import scan_bus, scan_mux
+from edge_agent.config import SiteConfig, load_config
+
+DEFAULT_CONFIG = Path("/etc/edge-agent/gateway.toml")
+
+
+@click.group()
+def sensors() -> None:
+    """List, read, watch and scan sensors."""
+
+
+def _open_linux_bus(device: str) -> Any:
+    """smbus2.SMBus on ``device``, or a ConfigError with one line saying what to do."""
+    from smbus2 import SMBus
+
+    try:
+        return SMBus(device)
+    except PermissionError:
+        raise ConfigError(
+            f"{device}: permission denied; add the user to group i2c (sudo usermod -aG i2c $USER) and log in again"
+        ) from None
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{device}: no such device; enable I2C (sudo raspi-config nonint do_i2c 0) and reboot"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{device}: cannot open it ({exc.strerror})") from None
+
+
+def scan_config(cfg: SiteConfig, open_bus: Any) -> list[dict[str, Any]]:
+    """Scan every linux bus and every mux channel of ``cfg``; ``open_bus(bus_id)`` gives the port."""
+    expected: dict[str, dict[int, str]] = {}
+    for s in cfg.sensors:
+        if s.bus is not None and s.address is not None:
+            expected.setdefault(s.bus, {})[s.address] = s.id
+    rows: list[dict[str, Any]] = []
+    muxes: dict[tuple[str, int], dict[int, str]] = {}
+    for b in cfg.buses:
+        if b.kind == "mux" and b.parent is not None and b.address is not None and b.channel is not None:
+            muxes.setdefault((b.parent, b.address), {})[b.channel] = b.id
+    for b in cfg.buses:
+        if b.kind != "linux":
+            continue
+        port = open_bus(b.id)
+        found = scan_bus(port)
+        rows.append(_row(b.id, b.device or "", found, expected.get(b.id, {})))
+        for (parent, address), channels in sorted(muxes.items()):
+            if parent != b.id:
+                continue
+            if address not in found:
+                for ch, bus_id in sorted(channels.items()):
+                    rows.append(
+                        _row(bus_id, f"mux 0x{address:02x} ch{ch} (mux not answering)", [], expected.get(bus_id, {}))
+                    )
+                continue
+            per_channel = scan_mux(port, address, range(8))
+            for ch, addresses in per_channel.items():
+                bus_id = channels.get(ch, f"{b.id}/mux@0x{address:02x}/ch{ch}")
+                if addresses or ch in channels:
+                    rows.append(_row(bus_id, f"mux 0x{address:02x} ch{ch}", addresses, expected.get(bus_id, {})))
+    return rows
+
+
+def _row(bus_id: str, where: str, found: list[int], expected: dict[int, str]) -> dict[str, Any]:
+    return {
+        "bus": bus_id,
+        "where": where,
+        "found": [f"0x{a:02x}" for a in found],
+        "missing": {f"0x{a:02x}": sid for a, sid in sorted(expected.items()) if a not in found},
+    }
+
+
+@sensors.command("scan")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=DEFAULT_CONFIG, show_default=True)
+@click.option("--simulate", is_flag=True, help="Scan the simulated buses built from the config.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def scan(config_file: Path, simulate: bool, as_json: bool) -> None:
+    """List what answers on each I2C bus and mux channel (like i2cdetect)."""
+    cfg = load_config(config_file)
+    opened: list[Any] = []
+    if simulate:
+        from simulator.hw.floor import build_simulated_hardware
+
+        hw = build_simulated_hardware(cfg, time.monotonic)
+
+        def open_bus(bus_id: str) -> Any:
+            return hw.sim_buses[bus_id]
+    else:
+        devices = {b.id: b.device for b in cfg.buses if b.kind == "linux"}
+
+        def open_bus(bus_id: str) -> Any:
+            port = _open_linux_bus(str(devices[bus_id]))
+            opened.append(port)
+            return port
+
+    try:
+        rows = scan_config(cfg, open_bus)
+    finally:
+        for port in opened:
+            port.close()
+        if simulate:
+            hw.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        found = " ".join(row["found"]) or "(nothing)"
+        click.echo(f"{row['bus']:<14} {row['where']:<28} {found}")
+        for address, sid in row["missing"].items():
+            click.echo(f"{'':<14} {'':<28} missing {address} ({sid})")

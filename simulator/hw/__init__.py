@@ -1,0 +1,1 @@
+"""Register-level simulated hardware behind the same bus ports as the real drivers."""

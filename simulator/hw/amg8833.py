@@ -1,0 +1,137 @@
+"""Simulated Panasonic AMG8833 Grid-EYE: registers, frame timing, pointer auto-increment.
+
+Register map and formats as in HARDWARE.md section 1. A write sets the register pointer (first
+byte) and stores any further bytes at successive registers; a read returns bytes from the pointer
+on, incrementing it, so both 64 two-byte reads and 32-byte burst reads work. New frames appear
+every 100 ms (10 fps) or 1 s (1 fps, where the part averages, so noise is lower). In sleep mode
+reads return zeros (the datasheet only says they are invalid). Values that reach the 12-bit
+limit set the STAT overflow flag.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from simulator.hw.bus import SimI2CDevice
+
+PCTL, RST, FPSC, INTC, STAT, SCLR, AVE = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07
+TTHL = 0x0E
+PIXEL_BASE = 0x80
+SLEEP = 0x10
+OVF_IRS = 0x04
+
+
+def encode_pixel(celsius: float) -> int:
+    """12-bit two's complement, 0.25 C/LSB, saturating at the 12-bit limits."""
+    raw = max(-2048, min(2047, round(celsius / 0.25)))
+    return raw & 0xFFF
+
+
+def encode_thermistor(celsius: float) -> int:
+    """12-bit sign-magnitude, 0.0625 C/LSB."""
+    magnitude = min(0x7FF, round(abs(celsius) / 0.0625))
+    return (0x800 | magnitude) if celsius < 0 and magnitude else magnitude
+
+
+class SimAMG8833(SimI2CDevice):
+    """An 8x8 thermopile array; ``set_frame`` is the scene it looks at, in deg C."""
+
+    kind = "amg8833"
+
+    def __init__(self, monotonic: Callable[[], float], *, noise: float = 0.15, seed: int = 0) -> None:
+        super().__init__(monotonic, noise=noise, seed=seed)
+        self.scene: npt.NDArray[np.float64] = np.full((8, 8), 21.5)
+        self.thermistor_c = 23.0
+        self.regs = bytearray(256)
+        self.pointer = 0
+        self._epoch = monotonic()
+        self._frame_index = -1
+        self._np_rng = np.random.default_rng(seed)
+
+    # -- test controls -----------------------------------------------------------------------
+    def set_frame(self, celsius: npt.ArrayLike) -> None:
+        frame = np.asarray(celsius, dtype=np.float64)
+        if frame.shape != (8, 8):
+            raise ValueError(f"an AMG8833 frame is 8x8, not {frame.shape}")
+        self.scene = frame.copy()
+        self._frame_index = -1  # latch the new scene on the next read
+
+    def set_thermistor(self, celsius: float) -> None:
+        self.thermistor_c = celsius
+
+    @property
+    def fps(self) -> int:
+        return 1 if self.regs[FPSC] & 0x01 else 10
+
+    @property
+    def asleep(self) -> bool:
+        return self.regs[PCTL] == SLEEP
+
+    # -- state machine ---------------------------------------------------------------------
+    def _reset(self, initial: bool) -> None:
+        self.regs[STAT] = 0
+        if initial:
+            for reg in (PCTL, FPSC, INTC, AVE):
+                self.regs[reg] = 0
+        self._frame_index = -1
+
+    def _refresh(self) -> None:
+        """Latch a new frame into the pixel registers when a frame period has passed."""
+        if self.asleep or self.slow:
+            return
+        index = math.floor((self.monotonic() - self._epoch) * self.fps)
+        if index == self._frame_index:
+            return
+        self._frame_index = index
+        pixels = self.sample("pixels", self._measure_pixels)
+        overflow = False
+        for i, value in enumerate(pixels):
+            raw = encode_pixel(value)
+            overflow |= raw in (0x7FF, 0x800)
+            self.regs[PIXEL_BASE + 2 * i] = raw & 0xFF
+            self.regs[PIXEL_BASE + 2 * i + 1] = raw >> 8
+        therm = encode_thermistor(self.sample("thermistor", lambda: self.measured("thermistor", self.thermistor_c, 0)))
+        self.regs[TTHL] = therm & 0xFF
+        self.regs[TTHL + 1] = therm >> 8
+        if overflow:
+            self.regs[STAT] |= OVF_IRS
+
+    def _measure_pixels(self) -> list[float]:
+        # 1 fps mode averages ten frames inside the part, so its noise is lower by sqrt(10).
+        sigma = self.noise / (math.sqrt(10) if self.fps == 1 else 1.0)
+        err = self.errors.get("temperature")
+        scene = self.scene * err.gain + err.offset if err else self.scene
+        if sigma > 0:
+            scene = scene + self._np_rng.normal(0.0, sigma, (8, 8))
+        return [float(v) for v in scene.reshape(64)]
+
+    def on_write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.pointer = data[0]
+        for value in data[1:]:
+            reg = self.pointer
+            if reg == RST:
+                if value == 0x3F:
+                    self._reset(initial=True)
+                elif value == 0x30:
+                    self._reset(initial=False)
+            elif reg == SCLR:
+                self.regs[STAT] &= ~(value & 0x0E) & 0xFF
+            elif reg < PIXEL_BASE and reg not in (STAT, TTHL, TTHL + 1):
+                self.regs[reg] = value
+            self.pointer = (self.pointer + 1) & 0xFF
+
+    def on_read(self, n: int) -> bytes:
+        if self.asleep:
+            return bytes(n)
+        self._refresh()
+        out = bytearray()
+        for _ in range(n):
+            out.append(self.regs[self.pointer])
+            self.pointer = (self.pointer + 1) & 0xFF
+        return bytes(out)

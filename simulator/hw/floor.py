@@ -1,0 +1,157 @@
+"""Build a floor's simulated hardware from its site config: buses, parts, pins, radios.
+
+This is the simulator's hardware *backend*: the daemon, started with ``--simulate``, takes bus
+ports, a pin factory and a bleak backend from :class:`SimHardware` instead of opening ``/dev``,
+and runs its real drivers on them. The floor world (people, daylight, HVAC) drives the physics
+through the devices' test controls (``set_frame``, ``set_lux``, ``set_environment`` ...).
+
+Bus ports per config bus kind:
+
+- ``linux``: a :class:`SimI2CBus` (drop-in for ``smbus2.SMBus``);
+- ``mux``: a real :class:`drivers.mux.MuxChannel` on the parent port, with a
+  :class:`SimTCA9548A` attached to the parent bus -- the driver's channel selection is exercised;
+- ``node``: a plain :class:`SimI2CBus` the firmware-bridge simulator's node adopts as its local
+  bus (also in ``node_buses`` by node address).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from drivers.mux import Tca9548a
+from drivers.ports import I2CBus
+from simulator.hw.amg8833 import SimAMG8833
+from simulator.hw.bh1750 import SimBH1750
+from simulator.hw.ble import SimBleAir
+from simulator.hw.bus import SimI2CBus, SimI2CDevice
+from simulator.hw.dwm1001 import SimDwm1001Tag
+from simulator.hw.gpio import make_pin_factory
+from simulator.hw.mux import SimTCA9548A
+from simulator.hw.scd41 import SimSCD41
+from simulator.hw.sht import SimSHT4x, SimSHT31
+from simulator.hw.uart import SimDwm1001Uart
+
+if TYPE_CHECKING:  # the config schema is the contract; nothing of the daemon is imported
+    from edge_agent.config import SiteConfig
+
+# Plausible defaults: a quiet library room in the morning.
+BACKGROUND_C = 21.5
+DEFAULT_LUX = 300.0
+DEFAULT_T_C, DEFAULT_RH = 22.0, 40.0
+DEFAULT_CO2 = 450.0
+
+
+@dataclass
+class SimHardware:
+    """Everything simulated on one floor; ``close()`` releases the ptys."""
+
+    buses: dict[str, object] = field(default_factory=dict)
+    node_buses: dict[int, SimI2CBus] = field(default_factory=dict)
+    devices: dict[str, object] = field(default_factory=dict)
+    sim_buses: dict[str, SimI2CBus] = field(default_factory=dict)  # where each config bus's parts hang
+    muxes: dict[str, SimTCA9548A] = field(default_factory=dict)  # "parent@0x70" -> simulated chip
+    pin_factory: Any = None
+    ble_air: SimBleAir = field(default_factory=SimBleAir)
+    uart_tags: dict[str, SimDwm1001Tag] = field(default_factory=dict)
+    _uarts: dict[str, SimDwm1001Uart] = field(default_factory=dict)
+
+    @property
+    def ble_backend(self) -> type[Any]:
+        """The bleak client backend class to pass as ``BleakClient(..., backend=...)``."""
+        return self.ble_air.client_backend
+
+    @property
+    def ble_scanner_backend(self) -> type[Any]:
+        return self.ble_air.scanner_backend
+
+    def uwb_uart(self, sensor_id: str) -> SimDwm1001Uart:
+        """The pty-served UART tag for a serial DWM1001 sensor (opened on first use)."""
+        if sensor_id not in self.uart_tags:
+            raise KeyError(f"{sensor_id!r} is not a serial DWM1001 in this config")
+        if sensor_id not in self._uarts:
+            self._uarts[sensor_id] = SimDwm1001Uart(self.uart_tags[sensor_id])
+        return self._uarts[sensor_id]
+
+    def close(self) -> None:
+        for uart in self._uarts.values():
+            uart.close()
+        self._uarts.clear()
+
+
+def _seed(ident: str) -> int:
+    return zlib.crc32(ident.encode())
+
+
+def _make_device(kind: str, monotonic: Callable[[], float], seed: int) -> SimI2CDevice:
+    if kind == "amg8833":
+        amg = SimAMG8833(monotonic, noise=0.15, seed=seed)
+        amg.set_frame([[BACKGROUND_C] * 8] * 8)
+        return amg
+    if kind == "bh1750":
+        bh = SimBH1750(monotonic, noise=1.0, seed=seed)
+        bh.set_lux(DEFAULT_LUX)
+        return bh
+    if kind in ("sht31", "sht4x"):
+        sht = (SimSHT31 if kind == "sht31" else SimSHT4x)(monotonic, noise=0.02, seed=seed)
+        sht.set_environment(DEFAULT_T_C, DEFAULT_RH)
+        return sht
+    if kind == "scd41":
+        scd = SimSCD41(monotonic, noise=5.0, seed=seed)
+        scd.set_environment(DEFAULT_CO2, DEFAULT_T_C, DEFAULT_RH)
+        return scd
+    raise ValueError(f"no simulated I2C part for kind {kind!r}")
+
+
+def build_simulated_hardware(cfg: SiteConfig, monotonic: Callable[[], float]) -> SimHardware:
+    """Simulated buses, parts at their configured addresses, pins and radios for ``cfg``."""
+    hw = SimHardware(pin_factory=make_pin_factory())
+    by_id = {b.id: b for b in cfg.buses}
+    drivers_mux: dict[str, Tca9548a] = {}
+
+    def resolve(bus_id: str, depth: int = 0) -> None:
+        if bus_id in hw.buses:
+            return
+        if depth > len(by_id):
+            raise ValueError(f"buses: {bus_id!r} is its own ancestor; fix the parent chain")
+        bus = by_id[bus_id]
+        if bus.kind == "linux":
+            sim = SimI2CBus(bus.id)
+            hw.buses[bus.id] = hw.sim_buses[bus.id] = sim
+        elif bus.kind == "node":
+            sim = SimI2CBus(bus.id)
+            assert bus.node is not None  # guaranteed by the config schema
+            hw.buses[bus.id] = hw.sim_buses[bus.id] = hw.node_buses[bus.node] = sim
+        else:
+            assert bus.parent is not None and bus.address is not None and bus.channel is not None
+            resolve(bus.parent, depth + 1)
+            key = f"{bus.parent}@0x{bus.address:02x}"
+            if key not in hw.muxes:
+                chip = SimTCA9548A(monotonic, name=key)
+                hw.sim_buses[bus.parent].attach(bus.address, chip)
+                hw.muxes[key] = chip
+                drivers_mux[key] = Tca9548a(cast(I2CBus, hw.buses[bus.parent]), bus.address, name=key)
+            hw.sim_buses[bus.id] = hw.muxes[key].channel_bus(bus.channel)
+            hw.buses[bus.id] = drivers_mux[key].channel(bus.channel)
+
+    for bus in cfg.buses:
+        resolve(bus.id)
+
+    for sensor in cfg.sensors:
+        if sensor.kind in ("amg8833", "bh1750", "sht31", "sht4x", "scd41"):
+            assert sensor.bus is not None and sensor.address is not None
+            device = _make_device(sensor.kind, monotonic, _seed(sensor.id))
+            hw.sim_buses[sensor.bus].attach(sensor.address, device)
+            hw.devices[sensor.id] = device
+        elif sensor.kind == "pir" and sensor.pin is not None:
+            hw.devices[sensor.id] = hw.pin_factory.pin(sensor.pin)
+        elif sensor.kind == "dwm1001":
+            if sensor.ble_address is not None:
+                hw.devices[sensor.id] = hw.ble_air.add(SimDwm1001Tag(sensor.ble_address))
+            else:
+                tag = SimDwm1001Tag(f"uart:{sensor.id}")
+                hw.uart_tags[sensor.id] = tag
+                hw.devices[sensor.id] = tag
+    return hw

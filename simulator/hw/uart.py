@@ -1,0 +1,79 @@
+"""A DWM1001 tag on a UART, served on a pty: the driver opens ``port`` like /dev/ttyACM0.
+
+The simulator keeps the pty master (and holds the slave open too, so the master never sees a
+hang-up between driver sessions) and answers the TLV API requests it understands: ``0C 00``
+dwm_loc_get and ``02 00`` dwm_pos_get; any other well-formed TLV gets ``40 01 01`` (bad TLV).
+Faults: SLOW = no answer at all, NACK = ``40 01 04`` (busy), CORRUPT_CRC = a truncated answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tty
+
+from simulator.hw.bus import Fault, FaultSet
+from simulator.hw.dwm1001 import SimDwm1001Tag
+
+
+class SimDwm1001Uart:
+    """Serve ``tag`` on a fresh pty; call ``start()`` inside the loop and ``close()`` after."""
+
+    def __init__(self, tag: SimDwm1001Tag) -> None:
+        self.tag = tag
+        self.faults = FaultSet()
+        self.requests = 0
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        os.set_blocking(self._master, False)
+        self._inbox = bytearray()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def inject(self, fault: Fault | str, count: int | None = None) -> None:
+        self.faults.inject(fault, count)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._master, self._on_request)
+
+    def _on_request(self) -> None:
+        try:
+            self._inbox += os.read(self._master, 1024)
+        except (BlockingIOError, OSError):
+            return
+        while len(self._inbox) >= 2:
+            kind, length = self._inbox[0], self._inbox[1]
+            if len(self._inbox) < 2 + length:
+                return
+            del self._inbox[: 2 + length]
+            self.requests += 1
+            self._answer(kind)
+
+    def _answer(self, kind: int) -> None:
+        if self.faults.consume(Fault.SLOW):
+            return
+        if self.faults.consume(Fault.NACK):
+            reply = b"\x40\x01\x04"
+        elif kind == 0x0C:
+            reply = self.tag.loc_get_response()
+        elif kind == 0x02:
+            reply = self.tag.loc_get_response()[:18]
+        else:
+            reply = b"\x40\x01\x01"
+        if self.faults.consume(Fault.CORRUPT_CRC):
+            reply = reply[: len(reply) // 2]
+        os.write(self._master, reply)
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._master)
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._master = self._slave = -1
