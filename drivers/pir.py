@@ -42,8 +42,9 @@ class PirSensor:
         queue_len: int = 1,
         sample_rate: float = 10.0,
         max_events: int = 256,
+        smoothing: bool = True,
     ) -> None:
-        from gpiozero import MotionSensor
+        from gpiozero import DigitalInputDevice, MotionSensor
 
         self.name = name or f"pir@gpio{pin}"
         self.clock = clock
@@ -54,10 +55,19 @@ class PirSensor:
         self._state = False
         self._changed_at = -1e9
         self._recheck: asyncio.TimerHandle | None = None
-        self._fill_s = (queue_len + 2) / sample_rate
-        self._device = MotionSensor(pin, queue_len=queue_len, sample_rate=sample_rate, pin_factory=pin_factory)
-        self._device.when_motion = lambda: self._from_thread()
-        self._device.when_no_motion = lambda: self._from_thread()
+        self._device: Any
+        if smoothing:
+            self._fill_s = (queue_len + 2) / sample_rate
+            self._device = MotionSensor(pin, queue_len=queue_len, sample_rate=sample_rate, pin_factory=pin_factory)
+            self._device.when_motion = lambda: self._from_thread()
+            self._device.when_no_motion = lambda: self._from_thread()
+        else:
+            # Edge callbacks straight from the pin, no sampling thread: the simulator runs on
+            # virtual time, where a thread sampling at 10 Hz of wall time would lag by hours.
+            self._fill_s = 0.0
+            self._device = DigitalInputDevice(pin, pull_up=False, pin_factory=pin_factory)
+            self._device.when_activated = lambda: self._from_thread()
+            self._device.when_deactivated = lambda: self._from_thread()
 
     async def settle(self) -> None:
         """Wait until gpiozero's sample queue has filled, then take the pin's state as the start.
@@ -83,7 +93,7 @@ class PirSensor:
         if self._device.closed:
             return
         now = self.clock.monotonic()
-        state = bool(self._device.motion_detected)
+        state = bool(self._device.is_active)
         if state == self._state:
             return
         wait = self._changed_at + self.debounce_s - now

@@ -7,39 +7,15 @@ lux on *occupied* seats rather than on the zone average).
 
 from __future__ import annotations
 
-import math
-
 from edge_agent.actuation.arbiter import Limits
 from edge_agent.config import SiteConfig
+from edge_agent.sensing.topology import build_topology
 from rules.state import Topology
 
 
 def topology_from_config(cfg: SiteConfig) -> Topology:
-    """Build the topology: each seat is lit by the nearest luminaire of its zone (when positions are known)."""
-    lights = [a for a in cfg.actuators if a.kind == "light"]
-    zone_lights = {z.id: tuple(a.id for a in lights if a.zone == z.id) for z in cfg.zones}
-    zone_hvac: dict[str, str] = {}
-    for act in (a for a in cfg.actuators if a.kind == "hvac"):
-        served = next((h.zones for h in cfg.hvac if act.zone in h.zones), [act.zone] if act.zone else [])
-        for zid in served:
-            zone_hvac.setdefault(zid, act.id)
-    seat_desk: dict[str, str] = {}
-    for desk in (a for a in cfg.actuators if a.kind == "desk"):
-        for sid in desk.seats:
-            seat_desk.setdefault(sid, desk.id)
-    for seat in cfg.seats:
-        if seat.desk is not None:
-            seat_desk[seat.id] = seat.desk
-    light_seats: dict[str, list[str]] = {}
-    for seat in cfg.seats:
-        placed = [a for a in lights if a.zone == seat.zone and a.x is not None and a.y is not None]
-        if placed:
-            nearest = min(placed, key=lambda a: (math.hypot((a.x or 0.0) - seat.x, (a.y or 0.0) - seat.y), a.id))
-            light_seats.setdefault(nearest.id, []).append(seat.id)
-    return Topology(
-        zone_lights=zone_lights, zone_hvac=zone_hvac, seat_desk=seat_desk,
-        light_seats={k: tuple(v) for k, v in light_seats.items()},
-    )
+    """The floor's wiring as the rules see it: one definition, shared with sensing."""
+    return build_topology(cfg)
 
 
 def actuator_groups(topology: Topology) -> dict[str, tuple[str, ...]]:

@@ -7,10 +7,8 @@ import math
 from edge_agent.config import SiteConfig
 from rules.state import Topology
 
-LIGHT_REACH_M = 4.0  # a ceiling luminaire noticeably lights desks within about this distance
 
-
-def build_topology(cfg: SiteConfig, light_reach_m: float = LIGHT_REACH_M) -> Topology:
+def build_topology(cfg: SiteConfig) -> Topology:
     """Zone -> lights, zone -> HVAC output, seat -> desk, luminaire -> seats it lights."""
     lights = [a for a in cfg.actuators if a.kind == "light"]
     hvac_outputs = [a for a in cfg.actuators if a.kind == "hvac"]
@@ -29,13 +27,20 @@ def build_topology(cfg: SiteConfig, light_reach_m: float = LIGHT_REACH_M) -> Top
         desk = seat.desk or next((a.id for a in cfg.actuators if a.kind == "desk" and seat.id in a.seats), None)
         if desk is not None:
             seat_desk[seat.id] = desk
-    light_seats: dict[str, tuple[str, ...]] = {}
-    for light in lights:
-        if light.seats:
-            light_seats[light.id] = tuple(light.seats)
-        elif light.x is not None and light.y is not None:
-            lx, ly = light.x, light.y
-            light_seats[light.id] = tuple(s.id for s in cfg.seats if math.hypot(s.x - lx, s.y - ly) <= light_reach_m)
+    # Each seat is the responsibility of one luminaire: the one named for it, else the nearest
+    # placed luminaire of its zone, else every luminaire of the zone shares it.
+    light_seats: dict[str, list[str]] = {light.id: list(light.seats) for light in lights}
+    claimed = {seat for seats in light_seats.values() for seat in seats}
+    for seat in cfg.seats:
+        if seat.id in claimed:
+            continue
+        zone_lights_here = [a for a in lights if a.zone == seat.zone]
+        placed = [a for a in zone_lights_here if a.x is not None and a.y is not None]
+        if placed:
+            nearest = min(placed, key=lambda a: (math.hypot((a.x or 0.0) - seat.x, (a.y or 0.0) - seat.y), a.id))
+            light_seats[nearest.id].append(seat.id)
         else:
-            light_seats[light.id] = tuple(s.id for s in cfg.seats if s.zone == light.zone)
-    return Topology(zone_lights=zone_lights, zone_hvac=zone_hvac, seat_desk=seat_desk, light_seats=light_seats)
+            for light in zone_lights_here:
+                light_seats[light.id].append(seat.id)
+    return Topology(zone_lights=zone_lights, zone_hvac=zone_hvac, seat_desk=seat_desk,
+                    light_seats={k: tuple(v) for k, v in light_seats.items() if v})
