@@ -1,0 +1,203 @@
+"""How the world touches the simulated hardware: a small protocol and its implementation.
+
+The world computes *truth* (where people are, what light falls where, what the air holds) and
+pushes it into simulated sensors; it reads back what the daemon commanded from simulated
+actuators. :class:`WorldBinding` is that seam, so the world can be tested on its own with
+:class:`simulator.world.memory.MemoryBinding` and run for real with :class:`HardwareBinding`.
+
+:class:`HardwareBinding` sits on the simulated hardware built for the daemon: the I2C devices
+(``SimAMG8833.set_frame``, ``SimBH1750.set_lux``, ``SimSHT31/SimSHT4x.set_environment``,
+``SimSCD41.set_environment``, ``inject``/``clear_faults``), gpiozero's mock pins (PIRs driven
+high/low, PWM pins whose ``state`` is the HVAC duty) and the RS-485 nodes (dimmer levels and desk
+lamps per channel). It is duck-typed on those parts so it does not import them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+
+class WorldBinding(Protocol):
+    """What the world needs from the simulated hardware (all calls are cheap and synchronous)."""
+
+    def set_thermal_frame(self, sensor_id: str, frame: npt.NDArray[np.float64]) -> None:
+        """Make an AMG8833 show this (8, 8) frame of apparent temperatures, deg C."""
+
+    def set_lux(self, sensor_id: str, lux: float) -> None:
+        """Set the illuminance a BH1750 measures."""
+
+    def set_environment(self, sensor_id: str, temperature_c: float, humidity_pct: float,
+                        co2_ppm: float | None) -> None:
+        """Set what an SHT31/SHT4x (co2 ignored) or SCD41 measures."""
+
+    def set_motion(self, sensor_id: str, moving: bool) -> None:
+        """Drive a PIR's output high (motion) or low."""
+
+    def set_tag(self, tag_id: str, x: float, y: float, z: float, quality: int,
+                distances: Mapping[str, float]) -> None:
+        """Report a UWB tag's position (m) and ranges to anchors (anchor id -> m)."""
+
+    def remove_tag(self, tag_id: str) -> None:
+        """The tag's holder has left the floor."""
+
+    def light_level(self, actuator_id: str) -> float:
+        """A luminaire's current dimming level, 0..1."""
+
+    def desk_lamp(self, actuator_id: str) -> float:
+        """A desk's lamp level, 0..1."""
+
+    def ventilation(self, actuator_id: str) -> float:
+        """An HVAC request output's level, 0..1."""
+
+    def inject_fault(self, sensor_id: str, fault: str) -> None:
+        """Make a simulated device fail (``nack``, ``stuck``, ``slow``, ``absent``, ...)."""
+
+    def clear_faults(self, sensor_id: str) -> None:
+        """Undo :meth:`inject_fault`."""
+
+
+def _call_first(obj: Any, names: tuple[str, ...], *args: Any) -> Any:
+    for name in names:
+        fn = getattr(obj, name, None)
+        if callable(fn):
+            return fn(*args)
+    raise AttributeError(f"{type(obj).__name__} has none of {', '.join(names)}")
+
+
+class HardwareBinding:
+    """:class:`WorldBinding` over ``build_simulated_hardware(...)`` and the simulated RS-485 nodes.
+
+    ``hardware`` needs ``.devices`` (sensor id -> simulated device) and ``.pin_factory`` (a
+    gpiozero ``MockFactory``); ``nodes`` maps node addresses to simulated nodes. UWB tags are
+    given to the config's ``dwm1001`` devices in turn (one device reports one tag), unless the
+    hardware offers ``tag(tag_id)`` returning a device per tag.
+    """
+
+    def __init__(self, cfg: SiteConfig, hardware: Any, nodes: Mapping[int, Any] | None = None) -> None:
+        self._hw = hardware
+        self._nodes = dict(nodes or {})
+        self._sensors = {s.id: s for s in cfg.sensors}
+        self._actuators = {a.id: a for a in cfg.actuators}
+        self._uwb = [s.id for s in cfg.sensors if s.kind == "dwm1001"]
+        self._tag_slot: dict[str, str] = {}
+        self._warned: set[str] = set()
+
+    def _device(self, sensor_id: str) -> Any:
+        return self._hw.devices.get(sensor_id)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def set_thermal_frame(self, sensor_id: str, frame: npt.NDArray[np.float64]) -> None:
+        dev = self._device(sensor_id)
+        if dev is not None:
+            dev.set_frame(frame)
+
+    def set_lux(self, sensor_id: str, lux: float) -> None:
+        dev = self._device(sensor_id)
+        if dev is not None:
+            dev.set_lux(lux)
+
+    def set_environment(self, sensor_id: str, temperature_c: float, humidity_pct: float,
+                        co2_ppm: float | None) -> None:
+        dev = self._device(sensor_id)
+        if dev is None:
+            return
+        if self._sensors[sensor_id].kind == "scd41":
+            dev.set_environment(co2_ppm if co2_ppm is not None else 420.0, temperature_c, humidity_pct)
+        else:
+            dev.set_environment(temperature_c, humidity_pct)
+
+    def set_motion(self, sensor_id: str, moving: bool) -> None:
+        sensor = self._sensors[sensor_id]
+        if sensor.pin is None:
+            node = self._nodes.get(sensor.node) if sensor.node is not None else None
+            if node is not None and callable(getattr(node, "motion", None)):
+                node.motion(0, moving)  # a node's PIR input: it queues a motion event for the daemon
+            else:
+                self._warn_once(sensor_id, f"PIR {sensor_id}: no simulated node {sensor.node} to drive")
+            return
+        pin = self._hw.pin_factory.pin(sensor.pin)
+        if moving:
+            pin.drive_high()
+        else:
+            pin.drive_low()
+
+    def _tag_device(self, tag_id: str) -> Any:
+        per_tag = getattr(self._hw, "tag", None)
+        if callable(per_tag):
+            return per_tag(tag_id)
+        slot = self._tag_slot.get(tag_id)
+        if slot is None:
+            free = [s for s in self._uwb if s not in self._tag_slot.values()]
+            if not free:
+                return None
+            slot = self._tag_slot[tag_id] = free[0]
+        return self._device(slot)
+
+    def set_tag(self, tag_id: str, x: float, y: float, z: float, quality: int,
+                distances: Mapping[str, float]) -> None:
+        dev = self._tag_device(tag_id)
+        if dev is None:
+            return
+        dev.set_position(x, y, z, quality)
+        if hasattr(dev, "set_distances"):
+            dev.set_distances(dict(distances))
+
+    def remove_tag(self, tag_id: str) -> None:
+        self._tag_slot.pop(tag_id, None)
+
+    def _node_channel(self, actuator_id: str) -> tuple[Any, int] | None:
+        act = self._actuators[actuator_id]
+        node = self._nodes.get(act.node) if act.node is not None else None
+        if node is None:
+            self._warn_once(actuator_id, f"actuator {actuator_id}: no simulated node {act.node}; reading 0")
+            return None
+        return node, act.channel
+
+    def light_level(self, actuator_id: str) -> float:
+        act = self._actuators[actuator_id]
+        if act.node is None and act.pin is not None:
+            return float(self._hw.pin_factory.pin(act.pin).state)
+        found = self._node_channel(actuator_id)
+        if found is None:
+            return 0.0
+        node, channel = found
+        return float(_call_first(node, ("dimmer_level", "level", "light_level"), channel))
+
+    def desk_lamp(self, actuator_id: str) -> float:
+        found = self._node_channel(actuator_id)
+        if found is None:
+            return 0.0
+        node, channel = found
+        desk = getattr(node, "desk", None)
+        if callable(desk):  # simulator.nodes.SimNode: desk(channel) -> DeskState with .lamp 0..1
+            return float(desk(channel).lamp)
+        return float(_call_first(node, ("lamp_level", "desk_lamp"), channel))
+
+    def ventilation(self, actuator_id: str) -> float:
+        act = self._actuators[actuator_id]
+        if act.pin is None:
+            return 0.0
+        return float(self._hw.pin_factory.pin(act.pin).state)
+
+    def inject_fault(self, sensor_id: str, fault: str) -> None:
+        dev = self._device(sensor_id)
+        if dev is not None:
+            dev.inject(fault)
+
+    def clear_faults(self, sensor_id: str) -> None:
+        dev = self._device(sensor_id)
+        if dev is not None:
+            dev.clear_faults()

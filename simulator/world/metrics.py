@@ -1,0 +1,111 @@
+"""The world's scorecard: truth-based metrics accumulated while the day runs.
+
+Definitions (also in docs/simulator.md): seat-minutes and zone-minutes are sampled once per
+simulated minute, during opening hours unless said otherwise; latencies run from the true
+change of condition to the simulated actuator reaching its new state, checked every 0.1 s while a
+need is open.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LATENCY_BAR_S = 120.0
+
+
+@dataclass
+class Need:
+    """A condition that calls for an actuator change, open until the actuator responds."""
+
+    kind: str  # "light" | "air"
+    key: int  # zone index (light) or HVAC group index (air)
+    opened: float
+    seat: int = -1  # light: the seat of the person whose arrival opened the need
+
+
+@dataclass
+class Scorecard:
+    """Accumulators; :meth:`as_report` turns them into the report's keys."""
+
+    sim_seconds: float = 0.0
+    lighting_j: float = 0.0
+    luminaire_j: float = 0.0
+    desk_lamp_j: float = 0.0
+    fan_j: float = 0.0
+    baseline_fan_j: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"light": [], "air": []})
+    cancelled_needs: int = 0
+    occupied_seat_minutes: int = 0
+    underlit_seat_minutes: int = 0
+    available_seat_minutes: int = 0
+    ghost_seat_minutes: int = 0
+    away_seat_minutes: int = 0
+    lights_off_occupied_minutes: int = 0
+    co2_over_minutes: int = 0
+    baseline_co2_over_minutes: int = 0
+    seat_checks: int = 0
+    seat_correct: int = 0
+    unknown_seat_minutes: int = 0
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    zone_errors: list[float] = field(default_factory=list)
+    probe_failures: int = 0
+    arrivals: int = 0
+    turned_away: int = 0
+    abandoned: int = 0
+
+    def close_need(self, need: Need, now: float) -> None:
+        self.latencies[need.kind].append(max(0.0, now - need.opened))
+
+    def as_report(self, baseline_lighting_j: float) -> dict[str, object]:
+        every = [x for xs in self.latencies.values() for x in xs]
+        kwh = self.lighting_j / 3.6e6
+        base_kwh = baseline_lighting_j / 3.6e6
+
+        def percentiles(xs: list[float]) -> dict[str, float | int | None]:
+            if not xs:
+                return {"p50": None, "p99": None, "max": None, "count": 0}
+            arr = np.asarray(xs)
+            return {"p50": round(float(np.percentile(arr, 50)), 2), "p99": round(float(np.percentile(arr, 99)), 2),
+                    "max": round(float(arr.max()), 2), "count": len(xs)}
+
+        checked = self.seat_checks
+        return {
+            "sim_hours": round(self.sim_seconds / 3600.0, 3),
+            "lighting_kwh": round(kwh, 4),
+            "luminaire_kwh": round(self.luminaire_j / 3.6e6, 4),
+            "desk_lamp_kwh": round(self.desk_lamp_j / 3.6e6, 4),
+            "baseline_lighting_kwh": round(base_kwh, 4),
+            "lighting_saving": round(1.0 - kwh / base_kwh, 4) if base_kwh > 0 else None,
+            "ventilation_kwh": round(self.fan_j / 3.6e6, 4),
+            "baseline_ventilation_kwh": round(self.baseline_fan_j / 3.6e6, 4),
+            "underlit_occupied_seat_minutes_fraction": (
+                round(self.underlit_seat_minutes / self.occupied_seat_minutes, 4)
+                if self.occupied_seat_minutes else 0.0
+            ),
+            "actuation_latency_s": percentiles(every),
+            "light_latency_s": percentiles(self.latencies["light"]),
+            "air_latency_s": percentiles(self.latencies["air"]),
+            "actuations_over_120s": sum(1 for x in every if x > LATENCY_BAR_S),
+            "cancelled_needs": self.cancelled_needs,
+            "seat_state_accuracy": round(self.seat_correct / checked, 4) if checked else None,
+            "seat_state_checks": checked,
+            "seat_state_confusion": {f"{t}->{d}": n for (t, d), n in sorted(self.confusion.items())},
+            "unknown_seat_minutes": self.unknown_seat_minutes,
+            "zone_count_mae": round(float(np.mean(self.zone_errors)), 4) if self.zone_errors else None,
+            "co2_over_1000ppm_minutes": self.co2_over_minutes,
+            "baseline_co2_over_1000ppm_minutes": self.baseline_co2_over_minutes,
+            "seat_utilisation": (
+                round(self.occupied_seat_minutes / self.available_seat_minutes, 4)
+                if self.available_seat_minutes else 0.0
+            ),
+            "ghost_seat_minutes": self.ghost_seat_minutes,
+            "away_seat_minutes": self.away_seat_minutes,
+            "lights_off_in_occupied_zone_minutes": self.lights_off_occupied_minutes,
+            "arrivals": self.arrivals,
+            "turned_away": self.turned_away,
+            "abandoned_belongings": self.abandoned,
+            "probe_failures": self.probe_failures,
+        }

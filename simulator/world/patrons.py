@@ -1,0 +1,132 @@
+"""Patrons: who comes, when, where they sit, how long they stay, and their breaks.
+
+Arrivals are a Poisson process per zone whose rate is :func:`simulator.demand.arrival_rate`, the
+rate that sustains the documented occupancy curve of that zone kind and day type; one draw per
+simulated minute. Everything a patron will do is drawn once, on arrival, from the patron stream
+of the seeded generator, so the same seed gives the same people whatever the daemon does. The
+world turns the plan into timed events (sit, break, return, depart); nobody is ticked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.config import SiteConfig
+from simulator import demand
+from simulator.world.scenario import Patrons as PatronSettings
+
+SHORT_BREAK_MEDIAN_S = 7 * 60.0
+MIN_STAY_S = 30 * 60.0
+MAX_STAY_S = 4 * 3600.0
+
+
+@dataclass
+class Break:
+    """Leaving the seat with belongings on it; ``returns`` False for the patron who never comes back."""
+
+    after_s: float  # seated time before the break
+    length_s: float
+    returns: bool = True
+
+
+@dataclass
+class Patron:
+    """One visitor and the plan drawn for them on arrival."""
+
+    id: int
+    arrival: float  # monotonic seconds at the entrance
+    zone: int  # the zone whose demand brought them
+    likes_window: bool
+    loner: bool
+    laptop: bool
+    tag: str | None
+    skin_c: float  # apparent temperature of head and shoulders to a thermopile
+    stay_s: float  # total time holding a seat, breaks included
+    breaks: list[Break] = field(default_factory=list)
+    seat: int = -1
+    seated: bool = False
+    away_since: float | None = None  # on a break (belongings on the seat) since
+    gone: bool = False
+    leave_by: float = math.inf
+    abandons: bool = False  # at leaving time, walks out without the belongings
+
+
+def draw_arrivals(cfg: SiteConfig, settings: PatronSettings, day_type: str, wall_start: datetime,
+                  t_start: float, t_end: float, rng: np.random.Generator) -> list[Patron]:
+    """Every arrival of the simulated span, sorted by time, with its whole plan."""
+    capacity = np.bincount([[z.id for z in cfg.zones].index(s.zone) for s in cfg.seats], minlength=len(cfg.zones))
+    patrons: list[Patron] = []
+    minutes = int((t_end - t_start) // 60)
+    for m in range(minutes):
+        when = wall_start + timedelta(minutes=m)
+        for zi, zone in enumerate(cfg.zones):
+            if capacity[zi] == 0:
+                continue
+            rate = demand.arrival_rate(zone.kind, int(capacity[zi]), when, day_type) * settings.demand_scale
+            if rate <= 0.0:
+                continue
+            for _ in range(int(rng.poisson(rate))):
+                t = t_start + m * 60.0 + float(rng.uniform(0.0, 60.0))
+                patrons.append(_draw_plan(len(patrons), t, zi, zone.kind, day_type, settings, rng))
+    patrons.sort(key=lambda p: p.arrival)
+    for i, p in enumerate(patrons):
+        p.id = i
+        if p.tag is not None:
+            p.tag = f"tag-{i:04d}"
+    return patrons
+
+
+def _draw_plan(ident: int, t: float, zone: int, kind: str, day_type: str, s: PatronSettings,
+               rng: np.random.Generator) -> Patron:
+    mean = demand.mean_stay_min(kind, day_type) * 60.0
+    sigma = 0.55
+    stay = float(np.clip(rng.lognormal(math.log(mean) - sigma * sigma / 2.0, sigma), MIN_STAY_S, MAX_STAY_S))
+    patron = Patron(
+        id=ident, arrival=t, zone=zone,
+        likes_window=bool(rng.random() < s.window_lovers), loner=bool(rng.random() < s.loners),
+        laptop=bool(rng.random() < s.laptop_share),
+        tag="tag" if rng.random() < s.tag_share else None,
+        skin_c=float(rng.uniform(28.0, 32.0)), stay_s=stay,
+    )
+    n_breaks = min(4, int(rng.poisson(s.breaks_per_hour * stay / 3600.0)))
+    lengths = []
+    for _ in range(n_breaks):
+        if rng.random() < s.long_break_share:  # lunch or a lecture: longer than the ghost limit
+            lengths.append(float(rng.uniform(25.0, 70.0)) * 60.0)
+        else:
+            lengths.append(float(np.clip(rng.lognormal(math.log(SHORT_BREAK_MEDIAN_S), 0.5), 90.0, 15 * 60.0)))
+    seated = max(10 * 60.0, stay - sum(lengths))
+    shares = rng.dirichlet(np.ones(n_breaks + 1)) if n_breaks else np.ones(1)
+    patron.breaks = [Break(after_s=float(seated * shares[i]), length_s=lengths[i]) for i in range(n_breaks)]
+    patron.abandons = bool(rng.random() < s.abandon_share)  # leaves the belongings, gone for the day
+    patron.stay_s = stay
+    return patron
+
+
+def choose_seat(patron: Patron, holder: npt.NDArray[np.int64], seat_zone: npt.NDArray[np.int64],
+                seat_window: npt.NDArray[np.bool_], neighbours: npt.NDArray[np.float64],
+                zone_kind: list[str], rng: np.random.Generator) -> int:
+    """A free seat for ``patron`` (-1 if the floor is full).
+
+    First the zone that brought them, then zones of the same kind, then anywhere. Within the
+    zone: window lovers weigh window seats x4; loners avoid occupied neighbours (weight
+    1/(1+2n)), the others like company (1+n), with n the taken seats within 2.5 m.
+    """
+    free = holder < 0
+    kind = zone_kind[patron.zone]
+    same_kind = np.array([zone_kind[z] == kind for z in seat_zone])
+    for candidates in (free & (seat_zone == patron.zone), free & same_kind, free):
+        idx = np.flatnonzero(candidates)
+        if len(idx) == 0:
+            continue
+        taken = (holder >= 0).astype(float)
+        n = neighbours[idx] @ taken
+        weight = np.where(seat_window[idx] & patron.likes_window, 4.0, 1.0)
+        weight = weight / (1.0 + 2.0 * n) if patron.loner else weight * (1.0 + n)
+        return int(rng.choice(idx, p=weight / weight.sum()))
+    return -1

@@ -1,0 +1,274 @@
+"""Periodic physics and measurement of the world: light, air, thermopile frames, metric sampling.
+
+Functions of the :class:`~simulator.world.world.World` (``w``) and the event time ``t``. Each
+pushes into simulated sensors only what changed: lux when a luminaire or lamp level changed or
+daylight was re-evaluated, frames when someone under an array moved or its noise was refreshed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simulator.world import flow
+from simulator.world.air import fan_watts, outdoor_temperature
+from simulator.world.daylight import sun_position
+from simulator.world.metrics import LATENCY_BAR_S, Need
+from simulator.world.thermal import TEMPORAL_SIGMA_C, laptop_warmth
+
+if TYPE_CHECKING:
+    from simulator.world.world import World
+
+LIGHT_NEED_FRACTION = 0.8  # a seat "needs light" below 80 % of its zone's target
+VENT_ABOVE_MIN = 0.02  # an HVAC level above this is "above minimum ventilation"
+STANDBY_FRACTION = 0.01  # a dimmed-off LED driver still draws about 1 % of its rated power
+CO2_LIMIT_PPM = 1000.0
+CO2_CLEAR_PPM = 950.0
+FIDGET_INTERVAL_S = 240.0  # a seated reader moves enough for a PIR about every 4 minutes
+NEED_POLL_S = 0.1
+SLOW_POLL_S = 5.0
+
+
+def luminaire_power(w: World) -> float:
+    """Luminaire watts: linear in the dimming level, with the driver's standby draw when off."""
+    on = w.lum_level > 0.0
+    return float((w.lum_watts * np.where(on, w.lum_level, STANDBY_FRACTION)).sum())
+
+
+def read_lights(w: World, t: float) -> None:
+    """Read every luminaire's level; integrate energy; recompute lux if anything changed."""
+    dt = t - w.last["lights"]
+    if dt > 0:
+        w.score.luminaire_j += w.lum_power * dt
+        w.score.lighting_j += w.lum_power * dt
+        w.last["lights"] = t
+    levels = [w.binding.light_level(a) for a in w.lum_ids]
+    if levels != w.lum_level_list:
+        w.lum_level_list = levels
+        w.lum_level = np.array(levels, dtype=float)
+        w.lum_power = luminaire_power(w)
+        push_lux(w)
+
+
+def read_lamps(w: World, t: float) -> None:
+    """Read every desk lamp (less often: a lamp lights one desk, it never hides a person)."""
+    dt = t - w.last["lamps"]
+    if dt > 0:
+        p = float((w.lamp_watts * w.lamp_level).sum())
+        w.score.desk_lamp_j += p * dt
+        w.score.lighting_j += p * dt
+        w.last["lamps"] = t
+    levels = [w.binding.desk_lamp(a) if a is not None else 0.0 for a in w.lamp_ids]
+    if levels != w.lamp_level_list:
+        w.lamp_level_list = levels
+        w.lamp_level = np.array(levels, dtype=float)
+        push_lux(w)
+
+
+def push_lux(w: World) -> None:
+    n = len(w.plan.seat_ids)
+    lux = w.day_lux + w.lum_matrix @ w.lum_level
+    lux[:n] += w.lamp_lux * w.lamp_level
+    w.point_lux = lux
+    for i, sensor in enumerate(w.plan.lux_sensor_ids):
+        w.binding.set_lux(sensor, float(lux[n + i]))
+
+
+def daylight_step(w: World, t: float) -> None:
+    """Re-evaluate the sun and the sky; sun patches on thermopiles near windows move with it."""
+    from simulator.world.world import utc
+
+    head = w.scenario.scenario
+    alt, az = sun_position(utc(w, t), head.latitude, head.longitude)
+    cloud = w.weather.cloudiness(t - w.t0)
+    w.sun = (alt, az, cloud)
+    w.day_lux = w.daylight.lux(alt, az, cloud)
+    direct = w.pixel_daylight.direct_sun(alt, az, cloud)
+    for k in w.sunny_scenes:
+        w.scenes[k].set_sun(direct[k * 64:(k + 1) * 64].reshape(8, 8), float(np.radians(az)) * 4.0)
+    push_lux(w)
+
+
+def air_step(w: World, t: float) -> None:
+    """Step CO2, temperature and humidity; fans' energy; CO2 needs; fidgeting for the PIRs."""
+    head = w.scenario.scenario
+    dt = t - w.last["physics"]
+    w.last["physics"] = t
+    levels = np.array([w.binding.ventilation(g.actuator) if g.actuator else 0.0 for g in w.air.groups])
+    w.vent_level = levels
+    hour = w.wall(t).hour + w.wall(t).minute / 60.0
+    outdoor = outdoor_temperature(head.outdoor_temp_c, hour)
+    if dt > 0:
+        mine = w.lum_zone >= 0
+        lamp_heat = np.bincount(w.lum_zone[mine], weights=(w.lum_watts * w.lum_level)[mine],
+                                minlength=len(w.zone_people)).astype(float)
+        w.air.step(dt, w.zone_people, levels, lamp_heat, outdoor, head.outdoor_rh_pct, head.setpoint_c)
+        w.shadow.step(dt, w.zone_people)
+        for g, group in enumerate(w.air.groups):
+            ach = group.min_ach + float(np.clip(levels[g], 0, 1)) * (group.max_ach - group.min_ach)
+            w.score.fan_j += fan_watts(group.fan_watts, ach, group.max_ach) * dt
+            w.score.baseline_fan_j += fan_watts(group.fan_watts, group.min_ach, group.max_ach) * dt
+    rh = w.air.rh
+    for sensor, zone, kind in w.env_sensors:
+        co2 = float(w.air.co2[zone]) if kind == "scd41" else None
+        w.binding.set_environment(sensor, float(w.air.temp[zone]), float(rh[zone]), co2)
+    for g, group in enumerate(w.air.groups):
+        peak = float(w.air.co2[group.zones].max())
+        before = float(w.co2_prev_max[g])
+        if before < CO2_LIMIT_PPM <= peak and ("air", g) not in w.needs and levels[g] <= VENT_ABOVE_MIN:
+            crossed = t - dt * (peak - CO2_LIMIT_PPM) / max(peak - before, 1e-9) if dt > 0 else t
+            w.needs["air", g] = Need("air", g, crossed)
+            start_polling(w, t)
+        w.co2_prev_max[g] = peak
+    flow.fidget(w, t, 30.0, FIDGET_INTERVAL_S)
+
+
+def seat_status(w: World, seat: int, t: float) -> str:
+    pid = int(w.holder[seat])
+    if pid < 0:
+        return "free"
+    p = w.patrons[pid]
+    if p.seated:
+        return "occupied"
+    if p.away_since is None:  # walking in to a seat they just chose: the seat is not taken yet
+        return "free"
+    return "away" if t - p.away_since <= w.cfg.sensing.ghost_after_s else "ghost"
+
+
+def push_frames(w: World, scenes: Iterable[int], t: float) -> None:
+    """Recompute and push the frames of the given thermopile arrays."""
+    for k in scenes:
+        scene = w.scenes[k]
+        people: list[tuple[int, float]] = []
+        laptops: list[tuple[int, float]] = []
+        for seat in scene.view.person:
+            pid = int(w.holder[seat])
+            if pid < 0:
+                continue
+            p = w.patrons[pid]
+            if p.seated:
+                people.append((seat, p.skin_c))
+            if p.laptop and (p.seated or p.away_since is not None):
+                laptops.append((seat, laptop_warmth(None if p.seated else p.away_since, t)))
+        frame = scene.frame(float(w.air.temp[scene.view.zone]) if scene.view.zone >= 0 else 21.0, people, laptops)
+        w.binding.set_thermal_frame(scene.view.sensor_id, frame)
+
+
+def refresh_thermal(w: World, t: float) -> None:
+    noise = w.rng_noise.normal(0.0, TEMPORAL_SIGMA_C, (len(w.scenes), 8, 8))
+    for k, scene in enumerate(w.scenes):
+        scene.noise = noise[k]
+    push_frames(w, range(len(w.scenes)), t)
+
+
+def start_polling(w: World, t: float) -> None:
+    if not w.polling:
+        w.polling = True
+        w.schedule(t + NEED_POLL_S, partial(need_poll, w))
+
+
+def need_poll(w: World, t: float, _: Any = None) -> None:
+    """While a need is open, read its actuators every 0.1 s and close it when they respond."""
+    if any(kind == "light" for kind, _ in w.needs):
+        read_lights(w, t)
+    for (kind, key), need in list(w.needs.items()):
+        if kind == "light":
+            pid = int(w.holder[need.seat])
+            zone_levels = [w.lum_level_list[i] for i in w.zone_lums[key]]
+            if pid < 0 or w.patrons[pid].gone:
+                w.score.cancelled_needs += 1
+                del w.needs[kind, key]
+            elif (w.point_lux[need.seat] >= LIGHT_NEED_FRACTION * w.zone_target[key]
+                  or (zone_levels and min(zone_levels) >= 0.99)):
+                w.score.close_need(need, t)
+                del w.needs[kind, key]
+        else:
+            group = w.air.groups[key]
+            level = w.binding.ventilation(group.actuator) if group.actuator else 0.0
+            if level > VENT_ABOVE_MIN:
+                w.score.close_need(need, t)
+                del w.needs[kind, key]
+            elif float(w.air.co2[group.zones].max()) < CO2_CLEAR_PPM:
+                w.score.cancelled_needs += 1
+                del w.needs[kind, key]
+    if w.needs and t + NEED_POLL_S <= w.end_time:
+        # Past the 2-minute bar the exact latency no longer changes any verdict: poll slower, so an
+        # unresponsive daemon cannot make the world poll ten times a second all day.
+        young = any(t - n.opened < LATENCY_BAR_S for n in w.needs.values())
+        w.schedule(t + (NEED_POLL_S if young else SLOW_POLL_S), partial(need_poll, w))
+    else:
+        w.polling = False
+
+
+def close_open_needs(w: World, t: float) -> None:
+    """At the end of the run, needs still open count with the time they have waited so far."""
+    for need in w.needs.values():
+        w.score.close_need(need, t)
+    w.needs.clear()
+
+
+def sample(w: World, t: float) -> None:
+    """Once per simulated minute: truth vs the daemon, light at occupied seats, air, energy."""
+    s = w.score
+    read_lights(w, t)  # judge the minute on the levels as they are now, not as of the last poll
+    s.co2_over_minutes += int((w.air.co2 > CO2_LIMIT_PPM).sum())
+    s.baseline_co2_over_minutes += int((w.shadow.co2 > CO2_LIMIT_PPM).sum())
+    truth = [seat_status(w, i, t) for i in range(len(w.plan.seat_ids))]
+    occupied = np.array([st == "occupied" for st in truth])
+    if w.is_open(t):
+        s.occupied_seat_minutes += int(occupied.sum())
+        s.available_seat_minutes += len(truth)
+        target = w.zone_target[w.plan.seat_zone]
+        s.underlit_seat_minutes += int((occupied & (w.point_lux[: len(truth)] < target)).sum())
+        s.ghost_seat_minutes += truth.count("ghost")
+        s.away_seat_minutes += truth.count("away")
+        for zone, n in enumerate(w.zone_people):
+            levels = [w.lum_level_list[i] for i in w.zone_lums[zone]]
+            if n > 0 and levels and max(levels) <= 1e-3:
+                s.lights_off_occupied_minutes += 1
+        _compare_with_daemon(w, truth)
+    w.timeline.append({
+        "t": t - w.t0, "occupied": float(occupied.sum()), "people": float(w.zone_people.sum()),
+        "lux": float(w.point_lux[: len(truth)][occupied].mean()) if occupied.any() else 0.0,
+        "sensor_lux": float(w.point_lux[len(truth):].mean()) if len(w.point_lux) > len(truth) else 0.0,
+        "lighting_w": luminaire_power(w) + float((w.lamp_watts * w.lamp_level).sum()),
+        "co2_max": float(w.air.co2.max()),
+    })
+
+
+def _compare_with_daemon(w: World, truth: list[str]) -> None:
+    if w.probe is None:
+        return
+    s = w.score
+    try:
+        seen = w.probe()
+    except Exception:  # the daemon may be restarting (power cut): count it, never stop the world
+        s.probe_failures += 1
+        return
+    seats = seen.get("seats", {})
+    for seat_id, true_status in zip(w.plan.seat_ids, truth, strict=True):
+        status = str(seats.get(seat_id, "unknown"))
+        if status == "unknown":
+            s.unknown_seat_minutes += 1
+            continue
+        s.seat_checks += 1
+        s.seat_correct += int(status == true_status)
+        s.confusion[true_status, status] += 1
+    zones = seen.get("zones", {})
+    for zone_id, n in zip(w.plan.zone_ids, w.zone_people, strict=True):
+        value = zones.get(zone_id)
+        if isinstance(value, int | float):
+            s.zone_errors.append(abs(float(value) - float(n)))
+
+
+def snapshot(w: World, t: float) -> None:
+    """A picture of the floor for the SVG maps (every 15 simulated minutes)."""
+    w.snapshots.append({
+        "t": t, "wall": w.wall(t).strftime("%H:%M"),
+        "seats": [seat_status(w, i, t) for i in range(len(w.plan.seat_ids))],
+        "seat_lux": w.point_lux[: len(w.plan.seat_ids)].copy(),
+        "zone_people": w.zone_people.copy(), "co2": w.air.co2.copy(),
+    })
