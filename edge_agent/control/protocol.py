@@ -1,0 +1,377 @@
+"""The control-socket protocol: what a technician's CLI may ask the running daemon.
+
+Wire format: JSON lines over a unix socket. The client writes one request object per line::
+
+    {"id": 7, "op": "read_sensor", "args": {"sensor": "lux-z1-quiet"}}
+
+and the server answers each with exactly one line, in order::
+
+    {"id": 7, "ok": true, "result": {...}}
+    {"id": 7, "ok": false, "error": "unknown sensor 'lux-z1-quiit'; closest: lux-z1-quiet"}
+
+Requests are validated with pydantic (a union discriminated on ``op``), so a typo or a wrong
+type is answered with an error line and the connection stays usable. ``sensors watch`` is a
+client loop of ``read_sensor`` requests on one connection: no streaming state on the server,
+and a slow terminal can never back the daemon up.
+
+Who did something is never taken from the request: the server fills ``user`` in from the peer's
+kernel credentials (SO_PEERCRED), so calibration history names the real OS account.
+
+The daemon implements :class:`ControlTarget`; :class:`~edge_agent.control.server.ControlServer`
+turns requests into calls on it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from drivers.errors import EdgeError
+
+#: Longest request line the server accepts (bytes, newline included). Requests are tiny.
+MAX_LINE = 16 * 1024
+
+#: Default socket path on a gateway (systemd ``RuntimeDirectory=edge-agent``).
+DEFAULT_SOCKET = "/run/edge-agent/control.sock"
+
+#: Environment variable that overrides the socket path for the CLI.
+SOCKET_ENV = "EDGE_AGENT_SOCKET"
+
+Quantity = Literal["lux", "temperature", "humidity", "co2"]
+SensorId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ControlRefused(EdgeError, ValueError):
+    """The daemon understood the request but will not do it; the message says why and what to do."""
+
+
+class UnknownIdError(ControlRefused, LookupError):
+    """An id that is not configured; the message lists the closest configured ids."""
+
+    def __init__(self, what: str, wanted: str, known: Iterable[str]) -> None:
+        self.what = what
+        self.wanted = wanted
+        self.known = sorted(known)
+        super().__init__(unknown_id_message(what, wanted, self.known))
+
+
+def unknown_id_message(what: str, wanted: str, known: Iterable[str]) -> str:
+    """``unknown sensor 'x'; closest: a, b, c`` (difflib), or the first few ids when none is close."""
+    ids = sorted(known)
+    close = difflib.get_close_matches(wanted, ids, n=3, cutoff=0.5)
+    if close:
+        hint = f"closest: {', '.join(close)}"
+    elif ids:
+        more = f" (+{len(ids) - 5} more)" if len(ids) > 5 else ""
+        hint = f"known: {', '.join(ids[:5])}{more}"
+    else:
+        hint = f"no {what}s are configured"
+    return f"unknown {what} {wanted!r}; {hint}"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoArgs(_Request):
+    """Operations that take no arguments."""
+
+
+class SensorArgs(_Request):
+    sensor: SensorId
+
+
+class CalibrateArgs(_Request):
+    sensor: SensorId
+    quantity: Quantity
+    reference: float = Field(allow_inf_nan=False)
+    fresh: bool = False  # light: start a new session instead of adding a second point
+
+
+class UndoArgs(_Request):
+    sensor: SensorId
+    quantity: Literal["lux", "temperature", "humidity", "co2", "thermal", "position"]
+
+
+class AnchorArgs(_Request):
+    anchor: SensorId
+    x: float = Field(allow_inf_nan=False, ge=-1000, le=1000)
+    y: float = Field(allow_inf_nan=False, ge=-1000, le=1000)
+    z: float = Field(allow_inf_nan=False, ge=-10, le=100)
+
+
+class ActuatorTestArgs(_Request):
+    actuator: SensorId
+    level: float = Field(allow_inf_nan=False)
+    duration_s: float = Field(default=10.0, gt=0, le=600)
+
+
+class _Envelope(_Request):
+    id: int | str | None = None
+    on_behalf_of: str | None = Field(default=None, max_length=64)  # SUDO_USER; honoured for root peers only
+
+
+class PingRequest(_Envelope):
+    op: Literal["ping"]
+    args: NoArgs = NoArgs()
+
+
+class StatusRequest(_Envelope):
+    op: Literal["status"]
+    args: NoArgs = NoArgs()
+
+
+class SensorsRequest(_Envelope):
+    op: Literal["sensors"]
+    args: NoArgs = NoArgs()
+
+
+class ReadSensorRequest(_Envelope):
+    op: Literal["read_sensor"]
+    args: SensorArgs
+
+
+class CalibrateRequest(_Envelope):
+    op: Literal["calibrate"]
+    args: CalibrateArgs
+
+
+class CalibrateUndoRequest(_Envelope):
+    op: Literal["calibrate_undo"]
+    args: UndoArgs
+
+
+class CalibrationHistoryRequest(_Envelope):
+    op: Literal["calibration_history"]
+    args: SensorArgs
+
+
+class ThermalBackgroundRequest(_Envelope):
+    op: Literal["thermal_capture_background"]
+    args: SensorArgs
+
+
+class SetAnchorRequest(_Envelope):
+    op: Literal["set_anchor"]
+    args: AnchorArgs
+
+
+class ActuatorsRequest(_Envelope):
+    op: Literal["actuators"]
+    args: NoArgs = NoArgs()
+
+
+class ActuatorTestRequest(_Envelope):
+    op: Literal["actuator_test"]
+    args: ActuatorTestArgs
+
+
+class DiagnosticsRequest(_Envelope):
+    op: Literal["diagnostics"]
+    args: NoArgs = NoArgs()
+
+
+Request = Annotated[
+    PingRequest
+    | StatusRequest
+    | SensorsRequest
+    | ReadSensorRequest
+    | CalibrateRequest
+    | CalibrateUndoRequest
+    | CalibrationHistoryRequest
+    | ThermalBackgroundRequest
+    | SetAnchorRequest
+    | ActuatorsRequest
+    | ActuatorTestRequest
+    | DiagnosticsRequest,
+    Field(discriminator="op"),
+]
+
+REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
+
+OPS: tuple[str, ...] = (
+    "ping", "status", "sensors", "read_sensor", "calibrate", "calibrate_undo", "calibration_history",
+    "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics",
+)  # fmt: skip
+
+
+# ---- results: what the daemon returns (JSON-ready; extra keys are allowed and shown by --json) ----
+
+
+class BrokerState(TypedDict):
+    host: str
+    port: int
+    connected: bool
+    since: float | None  # wall time of the last connect / disconnect
+    last_error: str
+
+
+class OutboxState(TypedDict):
+    depth: int  # messages waiting
+    bytes: int
+    oldest_age_s: float | None
+
+
+class Actuation(TypedDict):
+    actuator: str
+    value: float
+    at: float  # wall time
+    source: str  # rule id, "command", "override:<user>"
+
+
+class StatusResult(TypedDict):
+    site: str
+    gateway: str
+    pid: int
+    uptime_s: float
+    simulated: bool
+    broker: BrokerState
+    outbox: OutboxState
+    clock_synced: bool
+    sensors_healthy: int
+    sensors_unhealthy: list[str]  # ids
+    last_actuation: Actuation | None
+
+
+class SensorInfo(TypedDict):
+    id: str
+    kind: str  # config kind: bh1750, sht31, scd41, amg8833, pir, dwm1001
+    zone: str | None
+    bus: str | None
+    address: int | None
+    healthy: bool
+    reason: str
+    last_values: dict[str, float]  # quantity -> calibrated value
+    last_good_age_s: float | None
+
+
+class ThermalSummary(TypedDict):
+    max_c: float
+    min_c: float
+    mean_c: float
+    people: int
+    background_age_s: NotRequired[float | None]
+
+
+class SensorReading(TypedDict):
+    id: str
+    kind: str
+    raw: dict[str, float]  # quantity -> value as the driver returned it
+    calibrated: dict[str, float]  # quantity -> value after the calibration store
+    units: dict[str, str]
+    thermal: NotRequired[ThermalSummary]
+    measuring_for_s: NotRequired[float]  # SCD41: time in periodic measurement (FRC precondition)
+
+
+class Coefficients(TypedDict):
+    gain: float
+    offset: float
+
+
+class CalibrationResult(TypedDict):
+    sensor: str
+    quantity: str
+    action: str  # gain | two-point | offset | frc | undo | thermal-background | position
+    old: dict[str, Any]
+    new: dict[str, Any]
+    reference: float | None
+    raw: float | None
+    note: str
+
+
+class HistoryEntry(TypedDict):
+    at: float
+    synced: bool
+    user: str
+    quantity: str
+    action: str
+    old: dict[str, Any]
+    new: dict[str, Any]
+    reference: float | None
+    raw: float | None
+    undone: bool
+
+
+class ActuatorInfo(TypedDict):
+    id: str
+    kind: str
+    zone: str | None
+    value: float | None  # last commanded
+    read_back: float | None
+    source: str  # who holds it: rule id, "command", "override:<user>", "idle"
+    healthy: bool
+
+
+class ActuatorTestResult(TypedDict):
+    actuator: str
+    level: float
+    duration_s: float
+    previous: float | None
+    restores_at: float  # wall time
+
+
+class DeviceProbe(TypedDict):
+    sensor: str
+    bus: str
+    address: int | None
+    answered: bool
+    detail: str
+
+
+class Diagnostics(TypedDict):
+    pid: int
+    state_dir: str
+    broker: BrokerState
+    outbox: OutboxState
+    devices: list[DeviceProbe]  # expected devices, probed by the daemon that owns the buses
+
+
+@runtime_checkable
+class ControlTarget(Protocol):
+    """What the daemon exposes to the control socket. Every method is a coroutine.
+
+    Raise :class:`ControlRefused` (or :class:`UnknownIdError`, or any ``EdgeError`` /
+    ``ValueError`` / ``LookupError``) with a one-line, actionable message to refuse; the server
+    sends that line back. Any other exception is reported as an internal error and logged.
+    ``user`` is the OS account of the peer, resolved by the server from SO_PEERCRED.
+    """
+
+    async def status(self) -> StatusResult: ...
+
+    async def sensors(self) -> list[SensorInfo]: ...
+
+    async def read_sensor(self, sensor: str) -> SensorReading:
+        """A fresh reading (not the cached one), raw and calibrated."""
+        ...
+
+    async def calibrate(
+        self, sensor: str, quantity: Quantity, reference: float, user: str, *, fresh: bool = False
+    ) -> CalibrationResult:
+        """lux: gain, or two-point with the previous point; temperature/humidity: offset; co2: SCD41 FRC.
+
+        Refuse an unhealthy sensor; for co2 refuse unless periodic measurement has run for
+        :data:`edge_agent.calibration.FRC_MIN_RUNNING_S`. Apply the new coefficients live and
+        publish the change as an event.
+        """
+        ...
+
+    async def calibrate_undo(self, sensor: str, quantity: str, user: str) -> CalibrationResult: ...
+
+    async def calibration_history(self, sensor: str) -> list[HistoryEntry]: ...
+
+    async def thermal_capture_background(self, sensor: str, user: str) -> CalibrationResult:
+        """Capture the empty-room background; refuse while people are detected."""
+        ...
+
+    async def set_anchor(self, anchor: str, x: float, y: float, z: float, user: str) -> CalibrationResult: ...
+
+    async def actuators(self) -> list[ActuatorInfo]: ...
+
+    async def actuator_test(self, actuator: str, level: float, duration_s: float, user: str) -> ActuatorTestResult:
+        """A timed override through the arbiter; the previous owner's value is restored afterwards."""
+        ...
+
+    async def diagnostics(self) -> Diagnostics: ...
