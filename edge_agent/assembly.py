@@ -3,15 +3,36 @@
 This is the one place where the layers meet: the backend's buses and outputs, the sensing
 pipeline, the rules and arbiter, the MQTT uplink and the control socket. Each piece is a
 :class:`edge_agent.daemon.Component` with a start and a stop, so a config reload rebuilds
-exactly what the configuration describes.
+exactly what the configuration describes. The live objects are kept on a :class:`Gateway`
+(``daemon.extras["gateway"]``) for the control socket, the MQTT commands and the simulator's
+probe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from drivers.ports import Clock
+from edge_agent.actuation.arbiter import Arbiter, ArbiterEvent
+from edge_agent.actuation.overrides import OverrideBook
+from edge_agent.actuation.preferences import PreferenceRegistry
+from edge_agent.actuation.topology import actuator_groups, limits_from_config
+from edge_agent.backend import Backend
+from edge_agent.config import Sensor, SiteConfig
+from edge_agent.controller import FloorController, Upstream
 from edge_agent.daemon import Component
+from edge_agent.hardware import Hardware
+from edge_agent.pollers import SensorPollers
+from edge_agent.sensing.floor import FloorModel
+from rules import RuleSet, load_rules
 
 if TYPE_CHECKING:
     from edge_agent.daemon import Daemon
@@ -19,6 +40,150 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_agent.assembly")
 
 
-async def build_components(daemon: Daemon) -> list[Component]:
+@dataclass
+class Tuning:
+    """Loop periods; the simulator may slow polls down so a day fits its wall-time budget."""
+
+    decide_interval_s: float = 2.0
+    node_poll_interval_s: float = 1.0
+    poll_interval: Callable[[Sensor], float] = field(default=lambda s: s.poll_interval_s)
+    day_type: Callable[[datetime], str] | None = None
+
+
+@dataclass
+class Gateway:
+    """The live objects of a running daemon."""
+
+    cfg: SiteConfig
+    clock: Clock
+    hardware: Hardware
+    floor: FloorModel
+    arbiter: Arbiter
+    pollers: SensorPollers
+    controller: FloorController
+    preferences: PreferenceRegistry
+    rules: RuleSet
+    preference_cache: PreferenceCache
+    upstream: Upstream | None = None
+    last_actuation: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def probe(self) -> dict[str, Any]:
+        """What the simulator compares with its truth: seat statuses and zone people counts."""
+        state = self.controller.state
+        if state is None:
+            return {"seats": {}, "zones": {}}
+        return {
+            "seats": {sid: seat.status.value for sid, seat in state.seats.items()},
+            "zones": {zid: zone.people.value for zid, zone in state.zones.items()},
+        }
+
+
+def tag_salt(state_dir: Path, configured: Path | None) -> bytes:
+    """The key for tag pseudonyms: from the configured file, else one generated once per gateway."""
+    path = configured or state_dir / "tag-salt"
+    if path.exists():
+        return path.read_bytes().strip()
+    salt = secrets.token_hex(32).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(salt)
+    return salt
+
+
+def _rules_path(cfg: SiteConfig, config_path: Path) -> Path | None:
+    if cfg.rules.file is None:
+        return None
+    return cfg.rules.file if cfg.rules.file.is_absolute() else config_path.parent / cfg.rules.file
+
+
+async def build_components(daemon: Daemon, *, backend: Backend | None = None, tuning: Tuning | None = None,
+                           upstream_factory: Callable[[Gateway], Component] | None = None) -> list[Component]:
     """The components of a running gateway, in start order."""
-    return []
+    from edge_agent.backend import HardwareBackend
+
+    cfg, clock = daemon.cfg, daemon.clock
+    tuning = tuning or Tuning()
+    backend = backend or HardwareBackend()
+    state_dir = daemon.state_dir
+    hardware = Hardware(cfg, backend, clock, state_dir, node_poll_interval_s=tuning.node_poll_interval_s)
+    floor = FloorModel(cfg)
+    rules = load_rules(_rules_path(cfg, daemon.options.config_path))
+    preferences = PreferenceRegistry(state_dir / "preferences.json")
+    gateway_box: list[Gateway] = []
+
+    def on_arbiter_event(event: ArbiterEvent) -> None:
+        if not gateway_box:
+            return
+        gw = gateway_box[0]
+        doc = event.as_dict()
+        if event.kind == "actuation":
+            gw.last_actuation = doc
+        if gw.upstream is not None:
+            if event.kind == "actuation":
+                publish = getattr(gw.upstream, "publish_actuation", None)
+                if callable(publish):
+                    publish(doc)
+            else:
+                gw.upstream.publish_event(event.kind, doc)
+
+    components: list[Component] = []
+
+    async def start_hardware() -> None:
+        await hardware.open()
+        topology = floor.topology
+        arbiter = Arbiter(hardware.outputs, clock, limits=limits_from_config(cfg),
+                          on_event=on_arbiter_event, overrides=OverrideBook(actuator_groups(topology)))
+        prefs_cache = PreferenceCache(preferences, floor)
+        controller = FloorController(
+            cfg, floor, rules, arbiter, clock, preferences=prefs_cache,
+            day_type=tuning.day_type, interval_s=tuning.decide_interval_s,
+            summary_interval_s=cfg.mqtt.summary_interval_s,
+        )
+        pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
+                                tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
+                                on_motion=controller.wake, interval_scale=tuning.poll_interval)
+        gw = Gateway(cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache)
+        gateway_box.append(gw)
+        daemon.extras["gateway"] = gw
+        if upstream_factory is not None:
+            up = upstream_factory(gw)
+            await up.start()
+            components.append(up)
+        pollers.start()
+        daemon.supervisor.start("arbiter", arbiter.run)
+        daemon.supervisor.start("decide", controller.run)
+
+    async def stop_hardware() -> None:
+        await daemon.supervisor.stop_task("decide")
+        await daemon.supervisor.stop_task("arbiter")
+        gw = daemon.extras.get("gateway")
+        if isinstance(gw, Gateway):
+            await gw.pollers.stop()
+        for comp in [c for c in components if c.name != "hardware"]:
+            await comp.stop()
+        await hardware.close()
+        await asyncio.to_thread(preferences.close)
+
+    components.append(Component("hardware", start_hardware, stop_hardware))
+    return [components[0]]
+
+
+class PreferenceCache:
+    """Preferences for the rules and consenting tags for the floor model, read from disk only after
+    a change (consent and preference commands call :meth:`invalidate`)."""
+
+    def __init__(self, registry: PreferenceRegistry, floor: FloorModel) -> None:
+        self.registry = registry
+        self.floor = floor
+        self._prefs: dict[str, Any] | None = None
+
+    def invalidate(self) -> None:
+        self._prefs = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._prefs is None:
+            self._prefs = dict(self.registry.preferences())
+            self.floor.set_consented_tags(self.registry.consented_tags())
+        return self._prefs

@@ -171,6 +171,7 @@ class Anchor(Strict):
     x: float
     y: float
     z: float = 2.5
+    uwb_id: int | None = Field(default=None, ge=1, le=0xFFFF)  # the anchor's 16-bit UWB short address
 
 
 ActuatorKind = Literal["light", "desk", "hvac"]
@@ -390,6 +391,11 @@ def cross_references(doc: dict[str, Any]) -> list[str]:
     if doc.get("bridge") is None and uses_nodes:
         problems.append('bridge: nodes are used but there is no [bridge] table; add port = "/dev/ttyUSB0"')
     return problems
+
+
+def anchor_uwb_ids(cfg: SiteConfig) -> dict[int, str]:
+    """UWB short address -> anchor id; an anchor without ``uwb_id`` takes its 1-based position."""
+    return {(a.uwb_id if a.uwb_id is not None else i + 1): a.id for i, a in enumerate(cfg.anchors)}
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

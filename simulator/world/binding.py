@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.config import SiteConfig
+from edge_agent.config import SiteConfig, anchor_uwb_ids
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class HardwareBinding:
         self._sensors = {s.id: s for s in cfg.sensors}
         self._actuators = {a.id: a for a in cfg.actuators}
         self._uwb = [s.id for s in cfg.sensors if s.kind == "dwm1001"]
+        self._uwb_ids = {anchor: short for short, anchor in anchor_uwb_ids(cfg).items()}
         self._tag_slot: dict[str, str] = {}
         self._warned: set[str] = set()
 
@@ -153,7 +154,7 @@ class HardwareBinding:
             return
         dev.set_position(x, y, z, quality)
         if hasattr(dev, "set_distances"):
-            dev.set_distances(dict(distances))
+            dev.set_distances([(self._uwb_ids[a], m, 100) for a, m in distances.items() if a in self._uwb_ids])
 
     def remove_tag(self, tag_id: str) -> None:
         self._tag_slot.pop(tag_id, None)

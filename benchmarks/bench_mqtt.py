@@ -1,0 +1,200 @@
+"""MQTT uplink benchmarks: outbox overhead, backlog replay rate, SD-card writes at steady state.
+
+``run()`` returns (name, value, unit) rows; it starts its own mosquitto on a free loopback port.
+
+* ``publish_ratio_outbox_vs_bare``: messages/s through Outbox + Uplink (commit, publish QoS 1, PUBACK,
+  delete) divided by messages/s of a bare aiomqtt QoS 1 publish loop with the same window.
+* ``replay_rate_100k``: messages/s replaying a 100 000-message backlog with the rate limit lifted.
+* ``sd_bytes_per_hour``: bytes the outbox writes per hour of a 120-seat floor (6 zone summaries and a
+  health message a minute, forecasts every 5 min, a seat change every 5 s, 10 events an hour), run
+  120x faster with every timer (commit batching included) scaled by the same factor, measured as the
+  process's write(2) bytes (``wchar``) and block-layer bytes (``write_bytes``) from /proc/self/io.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiomqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_agent.config import SiteConfig, parse_config
+from edge_agent.sync.loadgen import NullTarget, synthetic_zone
+from edge_agent.sync.outbox import MessageClass, Outbox
+from edge_agent.sync.uplink import Uplink
+from rules.state import SeatStatus, SeatView
+from tests.mosquitto import Mosquitto
+
+N_THROUGHPUT = 5000
+N_BACKLOG = 100_000
+WINDOW = 100
+
+
+class Clock:
+    synced = True
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+
+def config(port: int, state: Path, replay: float = 1e9) -> SiteConfig:
+    square = [[0, 0], [10, 0], [10, 10]]
+    return parse_config(
+        {
+            "site": {"id": "bench", "floor": "1", "gateway": "gw"},
+            "storage": {"state_dir": str(state), "outbox_max_bytes": 1 << 30},
+            "broker": {"host": "127.0.0.1", "port": port},
+            "mqtt": {"replay_rate_per_s": replay},
+            "zones": [{"id": f"z{i}", "polygon": square} for i in range(6)],
+        }
+    )
+
+
+async def bare_rate(port: int) -> float:
+    payload = json.dumps({"seq": 1, "data": "x" * 300}).encode()
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=20) as c:
+        c.pending_calls_threshold = 10 * WINDOW
+        window = asyncio.Semaphore(WINDOW)  # the same sliding window the uplink keeps
+
+        async def one(j: int) -> None:
+            try:
+                await c.publish(f"bench/{j % 6}", payload, qos=1)
+            finally:
+                window.release()
+
+        started = time.perf_counter()
+        tasks = []
+        for j in range(N_THROUGHPUT):
+            await window.acquire()
+            tasks.append(asyncio.create_task(one(j)))
+        await asyncio.gather(*tasks)
+        return N_THROUGHPUT / (time.perf_counter() - started)
+
+
+async def drained(outbox: Outbox, high: int, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while outbox.stats().depth > 0 or outbox.committed_high < high:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"outbox not drained within {within_s}s: {outbox.stats()}")
+        await asyncio.sleep(0.01)
+
+
+async def outbox_rate(port: int, state: Path) -> float:
+    cfg = config(port, state / "tp")
+    async with (
+        Outbox(state / "tp" / "outbox.sqlite3") as ob,
+        Uplink(cfg, ob, Clock(), NullTarget(), version="b", config_hash="b", window=WINDOW) as up,
+    ):
+        await asyncio.wait_for(up.connected.wait(), 10)
+        started = time.perf_counter()
+        high = 0
+        for i in range(N_THROUGHPUT):
+            high = up.publish_event("bench", {"n": i, "data": "x" * 250})
+            if i % WINDOW == 0:
+                await asyncio.sleep(0)
+        await drained(ob, high, 120)
+        return N_THROUGHPUT / (time.perf_counter() - started)
+
+
+async def replay_rate(port: int, state: Path) -> float:
+    db = state / "replay" / "outbox.sqlite3"
+    async with Outbox(db, max_bytes=1 << 30, flush_max=10_000) as ob:
+        for _ in range(N_BACKLOG):
+            seq = ob.next_seq()
+            body = {"schema_version": 1, "seq": seq, "msg_id": f"gw:x:{seq}", "ts": "", "clock_synced": True,
+                    "backfill": False, "zone": "z1", "data": "x" * 250}  # fmt: skip
+            ob.put(seq, "library/v1/bench/gw/zone/z1/summary", json.dumps(body).encode(), MessageClass.PERIODIC)
+        await ob.flush()
+    async with Outbox(db, max_bytes=1 << 30) as ob:
+        cfg = config(port, state / "replay")
+        started = time.perf_counter()
+        async with Uplink(cfg, ob, Clock(), NullTarget(), version="b", config_hash="b", window=WINDOW):
+            await drained(ob, 0, 600)
+        return N_BACKLOG / (time.perf_counter() - started)
+
+
+def io_counters() -> dict[str, int]:
+    lines = Path("/proc/self/io").read_text().splitlines()
+    return {k: int(v) for k, v in (line.split(": ") for line in lines)}
+
+
+async def sd_bytes_per_hour(state: Path, speedup: float = 120.0) -> tuple[float, float, int]:
+    """Outbox-only (acks simulated right after each commit, as a connected uplink would)."""
+    db = state / "sd" / "outbox.sqlite3"
+    async with Outbox(db, flush_interval_s=1.0 / speedup, ack_flush_interval_s=30.0 / speedup) as ob:
+        cfg = config(1, state / "sd")
+        up = Uplink(cfg, ob, Clock(), NullTarget(), version="b", config_hash="b")
+        cursor = 0
+        messages = 0
+
+        async def ack_all() -> None:
+            nonlocal cursor
+            for row in await ob.read(cursor, limit=1000):
+                ob.ack(row.seq)
+                cursor = row.seq
+
+        await ob.flush()
+        before = io_counters()
+        tick = 1.0 / speedup
+        started = time.monotonic()
+        for second in range(3600):
+            if second % 60 == 0:
+                for z in range(6):
+                    up.publish_zone_summary(synthetic_zone(f"z{z}", second), force=True)
+                up.publish_health(sensors_healthy=60, sensors_unhealthy=0)
+                messages += 7
+            if second % 300 == 0:
+                for z in range(6):
+                    up.publish_forecast(f"z{z}", {15: (5.0, 3.0, 8.0), 60: (7.0, 4.0, 11.0)})
+                messages += 6
+            if second % 5 == 0:
+                up.publish_seat_state(SeatView(f"s{second % 120}", "z1", SeatStatus.OCCUPIED, since=time.monotonic()))
+                messages += 1
+            if second % 360 == 0:
+                up.publish_event("fault", {"sensor": "amg-3", "reason": "stuck"})
+                messages += 1
+            await ack_all()
+            ahead = started + (second + 1) * tick - time.monotonic()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        await ack_all()
+        await ob.flush()
+        after = io_counters()
+    size = sum(p.stat().st_size for p in db.parent.glob("outbox.sqlite3*"))
+    return float(after["wchar"] - before["wchar"]), float(after["write_bytes"] - before["write_bytes"]), size
+
+
+def run() -> list[tuple[str, float, str]]:
+    async def main() -> list[tuple[str, float, str]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp)
+            wchar, block, size = await sd_bytes_per_hour(state)
+            with Mosquitto(state / "broker") as broker:
+                bare = await bare_rate(broker.port)
+                boxed = await outbox_rate(broker.port, state)
+                replay = await replay_rate(broker.port, state)
+            return [
+                ("publish_bare_aiomqtt_qos1", round(bare, 1), "msg/s"),
+                ("publish_through_outbox_qos1", round(boxed, 1), "msg/s"),
+                ("publish_ratio_outbox_vs_bare", round(boxed / bare, 3), "ratio"),
+                ("replay_rate_100k", round(replay, 1), "msg/s"),
+                ("sd_bytes_per_hour_wchar", round(wchar), "B/h"),
+                ("sd_bytes_per_hour_block", round(block), "B/h"),
+                ("outbox_files_after_hour", float(size), "B"),
+            ]
+
+    return asyncio.run(main())
+
+
+if __name__ == "__main__":
+    for name, value, unit in run():
+        print(f"{name:34s} {value:>14,.3f} {unit}")

@@ -1,0 +1,193 @@
+"""The decide loop: floor state -> rules -> arbiter, on a period and at once on events.
+
+Most rules (daylight harvesting, ventilation, indicators) are fine on a period of a few seconds;
+event rules must act in well under a second, so a PIR firing wakes the loop immediately (several
+events in the same instant are coalesced into one evaluation). Each pass:
+
+1. snapshot the floor (FloorModel.snapshot) with what the actuators hold, consenting patrons'
+   preferences, opening hours and the day type;
+2. evaluate the rule set (pure) and hand the intents to the arbiter;
+3. act on intents that are not for an output (release a ghost seat, raise an alert);
+4. publish what changed upstream: seat states, zone summaries (on significant change and on the
+   summary period).
+
+A new rule set (SIGHUP or the MQTT command) is swapped in atomically by :meth:`use_rules`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, time
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from drivers.ports import Clock
+from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.config import SiteConfig
+from edge_agent.sensing.floor import FloorModel
+from rules import RuleMemory, RuleSet, evaluate
+from rules.state import FloorState, IntentKind, Preference, SeatView, ZoneView
+
+log = logging.getLogger("edge_agent.controller")
+
+
+class Upstream(Protocol):
+    """What the controller publishes (edge_agent.sync's Uplink implements it)."""
+
+    def publish_seat_state(self, seat: SeatView) -> Any: ...
+
+    def publish_zone_summary(self, zone: ZoneView) -> Any: ...
+
+    def publish_event(self, kind: str, data: dict[str, Any]) -> Any: ...
+
+
+def significant_change(old: ZoneView | None, new: ZoneView) -> bool:
+    """A zone summary worth sending before its period: counts moved, or air/light moved a lot."""
+    if old is None:
+        return True
+    if (old.free, old.occupied, old.away, old.ghost, old.unknown) != (new.free, new.occupied, new.away, new.ghost,
+                                                                       new.unknown):
+        return True
+    if old.occupancy_healthy != new.occupancy_healthy:
+        return True
+
+    def moved(a: float | None, b: float | None, by: float) -> bool:
+        return (a is None) != (b is None) or (a is not None and b is not None and abs(a - b) >= by)
+
+    return (moved(old.people.value, new.people.value, 1.0) or moved(old.co2.value, new.co2.value, 100.0)
+            or moved(old.lux.value, new.lux.value, 150.0))
+
+
+class FloorController:
+    """Runs the decide loop for one floor (see module docstring)."""
+
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        floor: FloorModel,
+        rules: RuleSet,
+        arbiter: Arbiter,
+        clock: Clock,
+        *,
+        upstream: Upstream | None = None,
+        preferences: Callable[[], dict[str, Preference]] | None = None,
+        day_type: Callable[[datetime], str] | None = None,
+        interval_s: float = 2.0,
+        summary_interval_s: float = 60.0,
+        on_state: Callable[[FloorState], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.floor = floor
+        self.rules = rules
+        self.arbiter = arbiter
+        self.clock = clock
+        self.upstream = upstream
+        self.preferences = preferences or (lambda: {})
+        self.day_type = day_type or (lambda _wall: "term")
+        self.interval_s = interval_s
+        self.summary_interval_s = summary_interval_s
+        self.on_state = on_state
+        self.memory = RuleMemory()
+        self.state: FloorState | None = None
+        self.evaluations = 0
+        self._wake = asyncio.Event()
+        self._tz = ZoneInfo(cfg.site.timezone)
+        self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
+        self._seat_published: dict[str, tuple[str, str | None]] = {}
+        self._zone_published: dict[str, ZoneView] = {}
+        self._zone_published_at: dict[str, float] = {}
+
+    # -- inputs --------------------------------------------------------------------------------
+    def wake(self, *_: object) -> None:
+        """An event happened (motion, an override): evaluate now."""
+        self._wake.set()
+
+    def use_rules(self, rules: RuleSet) -> None:
+        """Swap the rule set atomically (between two evaluations); timers restart."""
+        self.rules = rules
+        self.memory = RuleMemory()
+        self._wake.set()
+
+    def wall(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.time(), tz=self._tz)
+
+    def is_open(self, wall: datetime) -> bool:
+        now = wall.time()
+        if self._open <= self._close:
+            return self._open <= now < self._close
+        return now >= self._open or now < self._close  # opening hours across midnight
+
+    def levels(self) -> dict[str, float]:
+        """What each actuator holds (lights, lamps, ventilation), from the arbiter's book."""
+        out: dict[str, float] = {}
+        for (actuator, kind), ch in self.arbiter.channels.items():
+            if kind in (IntentKind.LIGHT_LEVEL, IntentKind.VENTILATION) and ch.applied is not None:
+                out[actuator] = ch.applied
+        return out
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def step(self) -> FloorState:
+        """One pass of the decide loop (also used by tests and replay)."""
+        t = self.clock.monotonic()
+        wall = self.wall()
+        state = self.floor.snapshot(t, wall, levels=self.levels(), preferences=self.preferences(),
+                                    open_now=self.is_open(wall), day_type=self.day_type(wall))
+        result = evaluate(self.rules, state, self.memory)
+        self.memory = result.memory
+        self.evaluations += 1
+        unrouted = await self.arbiter.submit(result.intents, t)
+        for intent in unrouted:
+            if intent.kind == IntentKind.RELEASE_SEAT:
+                self.floor.release_seat(intent.target, t)
+                self._emit("seat_released", {"seat": intent.target, "rule": intent.rule_id})
+            elif intent.kind == IntentKind.ALERT:
+                self._emit("alert", {"zone": intent.target, "rule": intent.rule_id, "text": intent.text or ""})
+        self.state = state
+        self._publish(state, t)
+        if self.on_state is not None:
+            self.on_state(state)
+        return state
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:
+                log.exception("decide loop pass failed")  # next pass tries again; supervisor sees repeats
+                raise
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    # -- upstream --------------------------------------------------------------------------------
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        if self.upstream is not None:
+            self.upstream.publish_event(kind, data)
+
+    def _publish(self, state: FloorState, t: float) -> None:
+        if self.upstream is None:
+            return
+        if self.cfg.privacy.publish_seat_states:
+            for seat in state.seats.values():
+                key = (seat.status.value, seat.zone)
+                if self._seat_published.get(seat.id) != key:
+                    self._seat_published[seat.id] = key
+                    self.upstream.publish_seat_state(seat)
+        for zone in state.zones.values():
+            due = t - self._zone_published_at.get(zone.id, -1e18) >= self.summary_interval_s
+            if due or significant_change(self._zone_published.get(zone.id), zone):
+                self._zone_published[zone.id] = zone
+                self._zone_published_at[zone.id] = t
+                self.upstream.publish_zone_summary(zone)
+
+    def republish(self) -> None:
+        """Forget what was sent, so the next pass publishes the full state (after a reconnect)."""
+        self._seat_published.clear()
+        self._zone_published.clear()
+        self._zone_published_at.clear()
+        self._wake.set()

@@ -1,0 +1,192 @@
+"""The floor's devices, built from the configuration on a backend: buses, drivers and outputs.
+
+:class:`Hardware` resolves every configured bus to a port (the backend's root buses, TCA9548A
+channels, node buses tunnelled over the firmware bridge), creates one driver per sensor and one
+:class:`drivers.ports.Output` per actuator function. A device that cannot even be created (no
+GPIO library, a missing tty) is kept as a :class:`DeviceSlot` with the reason, so it shows up as
+unhealthy with something a technician can act on, while the rest of the floor runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.amg8833 import Amg8833
+from drivers.bh1750 import Bh1750
+from drivers.errors import BusError, EdgeError
+from drivers.mux import Tca9548a
+from drivers.outputs import HvacAnalogOutput, HvacRelay, PwmLight
+from drivers.ports import AsyncI2CBus, Clock, I2CBus, Output
+from drivers.scd41 import Scd41
+from drivers.sht import Sht4x, Sht31
+from edge_agent.backend import Backend
+from edge_agent.config import Actuator, Sensor, SiteConfig
+from firmware_bridge.devices import BridgeI2CBus, DeskHeight, DeskLamp, DimmerChannel, SeatIndicator
+from firmware_bridge.link import BridgeLink
+from firmware_bridge.registry import NodeRegistry
+from rules.state import IntentKind
+
+log = logging.getLogger("edge_agent.hardware")
+
+OutputKey = tuple[str, IntentKind]
+
+
+@dataclass
+class DeviceSlot:
+    """One configured sensor: its driver when it could be created, else why not."""
+
+    sensor: Sensor
+    driver: Any = None
+    error: str = ""
+
+
+@dataclass
+class Hardware:
+    """Every port, driver and output of one floor (see module docstring)."""
+
+    cfg: SiteConfig
+    backend: Backend
+    clock: Clock
+    state_dir: Path
+    node_poll_interval_s: float = 1.0
+    link: BridgeLink | None = None
+    sensors: dict[str, DeviceSlot] = field(default_factory=dict)
+    outputs: dict[OutputKey, Output] = field(default_factory=dict)
+    output_errors: dict[str, str] = field(default_factory=dict)
+    _ports: dict[str, Any] = field(default_factory=dict)
+    _muxes: dict[tuple[str, int], Tca9548a] = field(default_factory=dict)
+
+    async def open(self) -> None:
+        """Build everything; never raises for one bad device (it is recorded instead)."""
+        if self.cfg.bridge is not None:
+            transport = self.backend.bridge_transport(self.cfg.bridge)
+            registry = NodeRegistry(self.state_dir)
+            self.link = BridgeLink(transport, baud=self.cfg.bridge.baud, clock=self.clock, registry=registry)
+            self.link.start()
+            for node in sorted(self.node_addresses()):
+                self.link.watch(node, self.node_poll_interval_s)
+        for sensor in self.cfg.sensors:
+            slot = DeviceSlot(sensor)
+            try:
+                slot.driver = self._make_sensor(sensor)
+            except (EdgeError, OSError, ValueError) as exc:
+                slot.error = str(exc)
+                log.error("sensor %s cannot be set up: %s", sensor.id, exc)
+            self.sensors[sensor.id] = slot
+        for actuator in self.cfg.actuators:
+            try:
+                self._make_outputs(actuator)
+            except (EdgeError, OSError, ValueError) as exc:
+                self.output_errors[actuator.id] = str(exc)
+                log.error("actuator %s cannot be set up: %s", actuator.id, exc)
+
+    async def close(self) -> None:
+        for slot in self.sensors.values():
+            closer = getattr(slot.driver, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:  # closing must go on for the others
+                    log.warning("closing %s: %s", slot.sensor.id, exc)
+        for output in self.outputs.values():
+            closer = getattr(output, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:
+                    log.warning("closing output: %s", exc)
+        if self.link is not None:
+            await self.link.aclose()
+            self.link = None
+        await self.backend.aclose()
+
+    # -- buses -------------------------------------------------------------------------------
+    def node_addresses(self) -> set[int]:
+        nodes = {b.node for b in self.cfg.buses if b.node is not None}
+        nodes |= {s.node for s in self.cfg.sensors if s.node is not None}
+        nodes |= {a.node for a in self.cfg.actuators if a.node is not None}
+        return nodes
+
+    def port(self, bus_id: str) -> I2CBus | AsyncI2CBus:
+        """The bus port for a config bus id (cached, one mux object per physical chip)."""
+        if bus_id in self._ports:
+            port: I2CBus | AsyncI2CBus = self._ports[bus_id]
+            return port
+        bus = next(b for b in self.cfg.buses if b.id == bus_id)
+        if bus.kind == "linux":
+            port = self.backend.i2c_bus(bus)
+        elif bus.kind == "mux":
+            assert bus.parent is not None and bus.address is not None and bus.channel is not None
+            key = (bus.parent, bus.address)
+            if key not in self._muxes:
+                self._muxes[key] = Tca9548a(self.port(bus.parent), bus.address, name=f"{bus.parent}/mux")
+            port = self._muxes[key].channel(bus.channel)
+        else:
+            if self.link is None or bus.node is None:
+                raise BusError(f"{bus_id}: node buses need the [bridge] line", bus=bus_id)
+            port = BridgeI2CBus(self.link, bus.node)
+        self._ports[bus_id] = port
+        return port
+
+    # -- sensors -----------------------------------------------------------------------------
+    def _make_sensor(self, s: Sensor) -> Any:
+        if s.kind in ("amg8833", "bh1750", "sht31", "sht4x", "scd41"):
+            assert s.bus is not None and s.address is not None
+            bus = self.port(s.bus)
+            if s.kind == "amg8833":
+                return Amg8833(bus, self.clock, address=s.address, name=s.id, fps=1 if s.poll_interval_s >= 1 else 10)
+            if s.kind == "bh1750":
+                return Bh1750(bus, self.clock, address=s.address, name=s.id)
+            if s.kind == "sht31":
+                return Sht31(bus, self.clock, address=s.address, name=s.id)
+            if s.kind == "sht4x":
+                return Sht4x(bus, self.clock, address=s.address, name=s.id)
+            return Scd41(bus, self.clock, address=s.address, name=s.id)
+        if s.kind == "pir":
+            if s.pin is None:
+                return None  # node PIRs report through bridge events
+            from drivers.pir import PirSensor
+
+            return PirSensor(s.pin, self.backend.pin_factory(), self.clock, name=s.id,
+                             smoothing=self.backend.name == "hardware")
+        if s.kind == "dwm1001":
+            if s.ble_address is not None:
+                from drivers.dwm1001 import Dwm1001Ble
+
+                return Dwm1001Ble(s.ble_address, self.clock, backend=self.backend.ble_backend(), name=s.id)
+            from drivers.dwm1001 import Dwm1001Uart
+            from drivers.serial import SerialStream
+
+            return Dwm1001Uart(SerialStream(self.backend.serial_path(s)), self.clock, name=s.id)
+        raise ValueError(f"sensor kind {s.kind!r} has no driver")
+
+    # -- actuators ---------------------------------------------------------------------------
+    def _make_outputs(self, a: Actuator) -> None:
+        link = self.link
+        if a.kind == "light":
+            if a.node is not None:
+                assert link is not None
+                self.outputs[a.id, IntentKind.LIGHT_LEVEL] = DimmerChannel(link, a.node, a.channel)
+            else:
+                assert a.pin is not None
+                self.outputs[a.id, IntentKind.LIGHT_LEVEL] = PwmLight(
+                    a.pin, self.backend.pin_factory(), self.clock, name=a.id)
+        elif a.kind == "desk":
+            assert link is not None and a.node is not None
+            self.outputs[a.id, IntentKind.DESK_HEIGHT] = DeskHeight(link, a.node, a.channel)
+            self.outputs[a.id, IntentKind.DESK_LAMP] = DeskLamp(link, a.node, a.channel)
+            self.outputs[a.id, IntentKind.INDICATOR] = SeatIndicator(link, a.node, a.channel)
+        else:  # hvac
+            if a.node is not None:
+                assert link is not None
+                self.outputs[a.id, IntentKind.VENTILATION] = DimmerChannel(link, a.node, a.channel)
+            elif a.output == "relay":
+                assert a.pin is not None
+                self.outputs[a.id, IntentKind.VENTILATION] = HvacRelay(a.pin, self.backend.pin_factory(), name=a.id)
+            else:
+                assert a.pin is not None
+                self.outputs[a.id, IntentKind.VENTILATION] = HvacAnalogOutput(
+                    a.pin, self.backend.pin_factory(), self.clock, name=a.id)

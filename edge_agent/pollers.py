@@ -1,0 +1,224 @@
+"""One poller per physical device: read, check, calibrate, feed the floor model, track health.
+
+Each poller is a supervised task (edge_agent.supervisor): a bug in one restarts that poller, not
+the daemon. A failed read never stops a poller: the driver's :class:`drivers.health.DeviceHealth`
+records it, the floor model hears that the sensor is unhealthy (its seats become ``unknown``,
+its zone values lose quality), and the next poll tries again, re-initialising the part, so a
+sensor that comes back is trusted again by itself.
+
+Polls are staggered (each sensor starts at a different offset in its interval) so the thermal
+frames of thirty nodes do not all queue on the RS-485 line at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from drivers.errors import EdgeError
+from drivers.ports import Clock, Reading
+from edge_agent.config import Sensor, anchor_uwb_ids
+from edge_agent.hardware import DeviceSlot, Hardware
+from edge_agent.sensing.floor import FloorModel
+from edge_agent.sensing.tags import pseudonymise
+from edge_agent.supervisor import Supervisor
+
+log = logging.getLogger("edge_agent.pollers")
+
+MotionCallback = Callable[[str, float], None]
+
+
+class Corrections(Protocol):
+    """Live calibration (edge_agent.calibration): raw value in, corrected value out."""
+
+    def apply(self, sensor_id: str, quantity: str, raw: float) -> float: ...
+
+
+@dataclass
+class LastSample:
+    """What the technician CLI shows for a sensor: latest raw and corrected values."""
+
+    t: float
+    values: dict[str, float]
+    raw: dict[str, float] = field(default_factory=dict)
+
+
+class SensorPollers:
+    """Starts and tracks the pollers of every configured sensor."""
+
+    def __init__(
+        self,
+        hardware: Hardware,
+        floor: FloorModel,
+        clock: Clock,
+        supervisor: Supervisor,
+        *,
+        tag_salt: bytes,
+        on_motion: MotionCallback | None = None,
+        corrections: Corrections | None = None,
+        interval_scale: Callable[[Sensor], float] | None = None,
+    ) -> None:
+        self.hw = hardware
+        self.floor = floor
+        self.clock = clock
+        self.supervisor = supervisor
+        self.tag_salt = tag_salt
+        self.on_motion = on_motion
+        self.corrections = corrections
+        self.interval_of = interval_scale or (lambda s: s.poll_interval_s)
+        self.last: dict[str, LastSample] = {}
+        self.anchors = anchor_uwb_ids(hardware.cfg)
+        self._healthy: dict[str, bool] = {}
+        self._started: set[str] = set()
+
+    def task_names(self) -> list[str]:
+        return [f"poll:{sid}" for sid in self.hw.sensors]
+
+    def start(self) -> None:
+        for slot in self.hw.sensors.values():
+            sid = slot.sensor.id
+            self.supervisor.start(f"poll:{sid}", lambda slot=slot: self._run(slot))  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        for name in self.task_names():
+            await self.supervisor.stop_task(name)
+
+    # -- health --------------------------------------------------------------------------------
+    def healthy(self, sensor_id: str) -> bool:
+        return self._healthy.get(sensor_id, False)
+
+    def _report(self, sensor_id: str, healthy: bool) -> None:
+        if self._healthy.get(sensor_id) != healthy:
+            self._healthy[sensor_id] = healthy
+            self.floor.on_sensor_health(sensor_id, healthy, self.clock.monotonic())
+            if not healthy:
+                slot = self.hw.sensors.get(sensor_id)
+                reason = slot.error if slot and slot.error else getattr(getattr(slot, "driver", None), "health", None)
+                log.warning("sensor %s unhealthy: %s", sensor_id, getattr(reason, "reason", reason))
+            else:
+                log.info("sensor %s healthy", sensor_id)
+
+    def _correct(self, sensor_id: str, quantity: str, raw: float) -> float:
+        if self.corrections is None:
+            return raw
+        return self.corrections.apply(sensor_id, quantity, raw)
+
+    # -- the loops -----------------------------------------------------------------------------
+    async def _run(self, slot: DeviceSlot) -> None:
+        sensor = slot.sensor
+        if slot.driver is None:
+            if sensor.kind == "pir" and sensor.node is not None:
+                return  # reported through the bridge's node events
+            self._report(sensor.id, False)
+            return  # cannot be created: stays unhealthy with its reason until a reload
+        if sensor.kind == "pir":
+            await self._run_pir(slot)
+        elif sensor.kind == "dwm1001" and sensor.ble_address is not None:
+            await self._run_ble_tag(slot)
+        else:
+            await self._run_polled(slot)
+
+    async def _run_polled(self, slot: DeviceSlot) -> None:
+        sensor, driver = slot.sensor, slot.driver
+        interval = self.interval_of(sensor)
+        offset = (zlib.crc32(sensor.id.encode()) % 1000) / 1000 * interval
+        await self.clock.sleep(offset)
+        due = self.clock.monotonic()
+        while True:
+            try:
+                await self._sample(sensor, driver)
+                self._report(sensor.id, self._driver_healthy(driver))
+            except (EdgeError, OSError) as exc:
+                self._started.discard(sensor.id)  # re-initialise the part on the next poll
+                self._report(sensor.id, self._driver_healthy(driver))
+                log.debug("poll %s failed: %s", sensor.id, exc)
+            due += interval
+            now = self.clock.monotonic()
+            if due < now:
+                due = now  # fell behind: skip, never burst
+            await self.clock.sleep(due - now)
+
+    @staticmethod
+    def _driver_healthy(driver: Any) -> bool:
+        health = getattr(driver, "health", None)
+        return bool(health.healthy) if health is not None else True
+
+    async def _sample(self, sensor: Sensor, driver: Any) -> None:
+        sid = sensor.id
+        if sid not in self._started and sensor.kind != "dwm1001":
+            if sensor.kind == "scd41":
+                await driver.start_periodic()
+            else:
+                await driver.start()
+            self._started.add(sid)
+        if sensor.kind == "amg8833":
+            frame = await driver.read_frame()
+            self.floor.on_thermal(sid, frame.pixels, frame.t)
+            self.last[sid] = LastSample(frame.t, {"max_pixel": float(frame.pixels.max()),
+                                                  "thermistor": frame.thermistor_c})
+        elif sensor.kind == "bh1750":
+            lux = await driver.read_lux()
+            self._feed(sid, self.clock.monotonic(), {"lux": (lux, "lx")})
+        elif sensor.kind in ("sht31", "sht4x"):
+            m = await driver.read()
+            self._feed(sid, m.t, {"temperature": (m.temperature_c, "C"), "humidity": (m.humidity_pct, "%")})
+        elif sensor.kind == "scd41":
+            m = await driver.read_measurement()
+            self._feed(sid, m.t, {"co2": (m.co2_ppm, "ppm"), "temperature": (m.temperature_c, "C"),
+                                  "humidity": (m.humidity_pct, "%")})
+        elif sensor.kind == "dwm1001":
+            if sid not in self._started:
+                await driver.stream.open()
+                self._started.add(sid)
+            location = await driver.loc_get()
+            self._feed_location(sid, location)
+
+    def _feed(self, sid: str, t: float, values: dict[str, tuple[float, str]]) -> None:
+        corrected: dict[str, float] = {}
+        for quantity, (raw, unit) in values.items():
+            value = self._correct(sid, quantity, raw)
+            corrected[quantity] = value
+            self.floor.on_reading(Reading(sid, quantity, value, unit, t))
+        self.last[sid] = LastSample(t, corrected, {q: v for q, (v, _) in values.items()})
+
+    def _feed_location(self, sid: str, location: Any, tag_id: str | None = None) -> None:
+        tag = pseudonymise(tag_id or sid, self.tag_salt)
+        t = self.clock.monotonic()
+        if location.distances:
+            ranges = [(self.anchors[d.anchor_id], d.distance_m, float(d.quality))
+                      for d in location.distances if d.anchor_id in self.anchors]
+            if self.floor.on_tag_ranges(tag, ranges, t) is not None:
+                return
+        if location.position is not None:
+            p = location.position
+            self.floor.on_tag_position(tag, p.x_m, p.y_m, t)
+
+    async def _run_pir(self, slot: DeviceSlot) -> None:
+        sensor, pir = slot.sensor, slot.driver
+        await pir.settle()
+        self._report(sensor.id, True)
+        while True:
+            event = await pir.next_event()
+            if event.motion:
+                self.floor.on_motion(sensor.id, event.t)
+                self.last[sensor.id] = LastSample(event.t, {"motion": 1.0})
+                if self.on_motion is not None:
+                    self.on_motion(sensor.id, event.t)
+            else:
+                self.last[sensor.id] = LastSample(event.t, {"motion": 0.0})
+
+    async def _run_ble_tag(self, slot: DeviceSlot) -> None:
+        sensor, tag = slot.sensor, slot.driver
+        async with tag:
+            while True:
+                try:
+                    location = await tag.next_location(timeout_s=max(30.0, 10 * sensor.poll_interval_s))
+                except TimeoutError:
+                    self._report(sensor.id, False)
+                    continue
+                self._report(sensor.id, True)
+                self._feed_location(sensor.id, location, tag_id=sensor.ble_address)
+

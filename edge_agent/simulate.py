@@ -1,0 +1,267 @@
+"""The simulator seam: ``edge-agent run --simulate SCENARIO`` is the real daemon on a simulated floor.
+
+This module only *assembles*: the scenario and floor config (simulator.world), the simulated
+parts built from that config (simulator.hw), the simulated RS-485 nodes (simulator.nodes), the
+virtual-time loop (simulator.clock), and the same :class:`edge_agent.daemon.Daemon` with the
+same components as on a gateway, on a :class:`edge_agent.backend.SimulatedBackend`.
+
+It also plays the scenario's runtime events: a broker outage cuts the network path between the
+daemon and its broker (simulator.network), a power cut kills the daemon abruptly (nothing is
+flushed) and starts a new one on the same state directory. At the end it writes the report:
+the world's truth-based metrics plus the runtime's own (wall seconds, messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from drivers.errors import ConfigError, EdgeError
+from edge_agent.assembly import Tuning, build_components
+from edge_agent.backend import SimulatedBackend
+from edge_agent.config import Sensor, SiteConfig, load_config
+from edge_agent.daemon import Daemon, DaemonOptions
+from simulator.clock import VirtualClock, VirtualTimeLoop
+from simulator.hw.floor import SimHardware, build_simulated_hardware
+from simulator.network import NetworkPath
+from simulator.nodes import SimNode
+from simulator.nodes_line import SimLine
+from simulator.world.binding import HardwareBinding
+from simulator.world.scenario import Scenario, load_scenario
+from simulator.world.world import World
+
+log = logging.getLogger("edge_agent.simulate")
+
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass
+class SimulationOptions:
+    scenario: Path
+    state_dir: Path | None = None
+    broker: tuple[str, int] | None = None
+    speed: float | None = None  # None: as fast as possible
+    report: Path | None = None
+    render: Path | None = None
+    seed: int | None = None
+    progress: ProgressCallback | None = None
+    drain_s: float = 10.0  # wall seconds allowed at the end for the outbox to empty
+
+
+def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
+    """One simulated node per bridge address: desk clusters carry their local I2C bus."""
+    nodes: dict[int, SimNode] = {}
+    dimmers = {a.node for a in cfg.actuators if a.node is not None and a.output == "dimmer"}
+    addresses = {b.node for b in cfg.buses if b.node is not None}
+    addresses |= {a.node for a in cfg.actuators if a.node is not None}
+    for addr in sorted(a for a in addresses if a is not None):
+        kind = "dimmer" if addr in dimmers and addr not in hw.node_buses else "desk-cluster"
+        nodes[addr] = SimNode(addr, kind, i2c=hw.node_buses.get(addr), seed=addr)
+    return nodes
+
+
+def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
+    overrides = scenario.poll_overrides()
+
+    def interval(sensor: Sensor) -> float:
+        return overrides.get(sensor.kind, sensor.poll_interval_s)
+
+    day_type = scenario.scenario.demand_day_type
+    return Tuning(decide_interval_s=5.0, node_poll_interval_s=60.0, poll_interval=interval,
+                  day_type=lambda _wall: day_type)
+
+
+class Simulation:
+    """One scenario run (see module docstring)."""
+
+    def __init__(self, options: SimulationOptions) -> None:
+        self.options = options
+        self.scenario = load_scenario(options.scenario)
+        if options.seed is not None:
+            header = replace_header_seed(self.scenario, options.seed)
+            self.scenario = header
+        self.config_path = self.scenario.floor_path
+        self.cfg = load_config(self.config_path)
+        self.daemon: Daemon | None = None
+        self.incarnations = 0
+        self.messages = {"produced": 0, "delivered": 0, "dropped": 0}
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        tz = ZoneInfo(self.cfg.site.timezone)
+        clock = VirtualClock(loop, self.scenario.wall_start(tz))
+        hw = build_simulated_hardware(self.cfg, clock.monotonic)
+        nodes = build_nodes(self.cfg, hw)
+        line = SimLine(nodes.values(), seed=self.scenario.scenario.seed)
+        world = World(self.cfg, self.scenario, HardwareBinding(self.cfg, hw, nodes), clock)
+        network: NetworkPath | None = None
+        broker = self.options.broker or (self.cfg.broker.host, self.cfg.broker.port)
+        network = NetworkPath(broker)
+        await network.start()
+        tuning = tuning_for(self.scenario, self.cfg)
+        state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-sim-"))
+        wall0 = time.monotonic()
+        end = world.end_time
+        self._stop_event = asyncio.Event()
+        self._restart_event = asyncio.Event()
+        daemon_task = asyncio.create_task(self._daemon_lifecycle(clock, hw, line, tuning, state_dir, network))
+        world.set_daemon_probe(self._probe)
+        helpers = [asyncio.create_task(self._play_events(world, network, clock)),
+                   asyncio.create_task(self._progress(clock, world, end))]
+        try:
+            await world.run(end)
+            await self._drain()
+        finally:
+            for task in helpers:
+                task.cancel()
+            self._stop_event.set()
+            await asyncio.gather(daemon_task, *helpers, return_exceptions=True)
+            await network.aclose()
+            hw.close()
+        extra = {"wall_seconds": round(time.monotonic() - wall0, 2),
+                 "messages_produced": self.messages["produced"],
+                 "messages_delivered": self.messages["delivered"],
+                 "messages_dropped": self.messages["dropped"],
+                 "daemon_starts": self.incarnations}
+        report = world.report(extra)
+        if self.options.render is not None:
+            world.render(self.options.render)
+        return report
+
+    # -- the daemon's lives ------------------------------------------------------------------
+    _stop_event: asyncio.Event
+    _restart_event: asyncio.Event
+
+    def _probe(self) -> dict[str, Any]:
+        gw = self.daemon.extras.get("gateway") if self.daemon is not None else None
+        if gw is None:
+            return {"seats": {}, "zones": {}}
+        probe: dict[str, Any] = gw.probe()
+        return probe
+
+    async def _daemon_lifecycle(self, clock: VirtualClock, hw: SimHardware, line: SimLine, tuning: Tuning,
+                                state_dir: Path, network: NetworkPath) -> None:
+        self._power_off_s = 0.0
+        while True:
+            async with line.on_memory_line(self.cfg.bridge.baud if self.cfg.bridge else 115200) as mline:
+                backend = SimulatedBackend(
+                    i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
+                    transport=mline.master, serial_paths={s: hw.uwb_uart(s).port for s in self._uart_sensors()},
+                )
+                options = DaemonOptions(config_path=self.config_path, state_dir=state_dir, broker=network.address)
+
+                async def build(d: Daemon, backend: SimulatedBackend = backend) -> list[Any]:
+                    return await build_components(d, backend=backend, tuning=tuning)
+
+                daemon = Daemon(options, self.cfg, clock=clock, build=build)
+                self.daemon = daemon
+                self.incarnations += 1
+                await daemon.start()
+                stop = asyncio.create_task(self._stop_event.wait())
+                cut = asyncio.create_task(self._restart_event.wait())
+                await asyncio.wait({stop, cut}, return_when=asyncio.FIRST_COMPLETED)
+                self._collect_messages(daemon)
+                if self._stop_event.is_set():
+                    cut.cancel()
+                    await daemon.stop()
+                    return
+                stop.cancel()
+                self._restart_event.clear()
+                await self._kill(daemon)
+            await asyncio.sleep(self._power_off_s)
+
+    def _uart_sensors(self) -> list[str]:
+        return [s.id for s in self.cfg.sensors if s.kind == "dwm1001" and s.serial_port is not None]
+
+    async def _kill(self, daemon: Daemon) -> None:
+        """A power cut: tasks die where they stand; nothing is flushed on purpose."""
+        await daemon.supervisor.stop(grace_s=0.5)
+        gw = daemon.extras.get("gateway")
+        if gw is not None:
+            await gw.hardware.close()
+        self.daemon = None
+
+    def _collect_messages(self, daemon: Daemon) -> None:
+        stats = daemon.extras.get("outbox_stats")
+        if callable(stats):
+            s = stats()
+            for key in self.messages:
+                self.messages[key] = int(s.get(key, 0))
+
+    async def _drain(self) -> None:
+        """Give the outbox a little wall time to deliver what the last minutes produced."""
+        if self.daemon is None:
+            return
+        drained = self.daemon.extras.get("outbox_drained")
+        deadline = time.monotonic() + self.options.drain_s
+        while callable(drained) and not drained() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(1.0)  # polls real-time progress of a real broker
+        self._collect_messages(self.daemon)
+
+    # -- scenario events the runtime plays ----------------------------------------------------
+    async def _play_events(self, world: World, network: NetworkPath, clock: VirtualClock) -> None:
+        for event in world.scheduled_events():
+            wait = event.at - clock.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            log.warning("scenario %s at %s", event.kind, event.wall)
+            if event.kind == "broker_down":
+                await network.cut()
+                if event.duration_s:
+                    asyncio.get_running_loop().call_later(event.duration_s,
+                                                          lambda: asyncio.ensure_future(network.restore()))
+            elif event.kind == "broker_up":
+                await network.restore()
+            elif event.kind == "power_cut":
+                self._power_off_s = event.duration_s or 60.0
+                self._restart_event.set()
+
+    async def _progress(self, clock: VirtualClock, world: World, end: float) -> None:
+        report = self.options.progress
+        if report is None:
+            return
+        start = clock.monotonic()
+        while True:
+            done = (clock.monotonic() - start) / max(1.0, end - start)
+            report(clock.now().strftime("%H:%M"), min(1.0, done))
+            await asyncio.sleep(900)
+
+
+def replace_header_seed(scenario: Scenario, seed: int) -> Scenario:
+    header = scenario.scenario.model_copy(update={"seed": seed})
+    return scenario.model_copy(update={"scenario": header})
+
+
+def run_simulation(options: SimulationOptions) -> int:
+    """Run a scenario to its end; writes the report; returns the exit code."""
+    try:
+        sim = Simulation(options)
+    except (ConfigError, EdgeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for line in getattr(exc, "problems", []) or []:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    loop = VirtualTimeLoop(speed=options.speed)
+    try:
+        asyncio.set_event_loop(loop)
+        report = loop.run_until_complete(sim.run())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
+    if options.report is not None:
+        options.report.parent.mkdir(parents=True, exist_ok=True)
+        options.report.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+

@@ -1,0 +1,118 @@
+"""Home Assistant MQTT discovery for a floor's zones (off by default).
+
+With ``[mqtt] homeassistant_discovery = true`` the uplink publishes, retained, one discovery config
+per zone sensor (people, free seats, lux, CO2, temperature) and one JSON-schema light per zone that
+has luminaires, under ``homeassistant/<component>/<node>/<object>/config`` as HA expects. The
+sensors read the zone summary topic with a value template, so nothing extra is published for them;
+availability follows the gateway's retained ``status`` (online / offline via the last will).
+
+HA republishes ``online`` on ``homeassistant/status`` when it restarts; the uplink answers by
+publishing the configs again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from edge_agent.config import SiteConfig
+from edge_agent.sync.messages import Topics
+
+HA_PREFIX = "homeassistant"
+HA_STATUS = f"{HA_PREFIX}/status"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSensor:
+    """One HA sensor read from the zone summary."""
+
+    key: str
+    name: str
+    template: str
+    unit: str | None
+    device_class: str | None
+
+
+ZONE_SENSORS = (
+    ZoneSensor("people", "People", "{{ value_json.people.value }}", None, None),
+    ZoneSensor("free_seats", "Free seats", "{{ value_json.free }}", None, None),
+    ZoneSensor("lux", "Illuminance", "{{ value_json.lux.value }}", "lx", "illuminance"),
+    ZoneSensor("co2", "CO2", "{{ value_json.co2.value }}", "ppm", "carbon_dioxide"),
+    ZoneSensor("temperature", "Temperature", "{{ value_json.temperature.value }}", "°C", "temperature"),
+)
+
+
+def node_id(cfg: SiteConfig) -> str:
+    """HA node id: site and gateway, with only the characters HA allows in ids."""
+    raw = f"{cfg.site.id}_{cfg.site.gateway}"
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in raw)
+
+
+def discovery_messages(cfg: SiteConfig, topics: Topics, version: str) -> list[tuple[str, bytes]]:
+    """(topic, payload) for every discovery config of this gateway, to publish retained."""
+    node = node_id(cfg)
+    device = {
+        "identifiers": [node],
+        "name": f"{cfg.site.name or cfg.site.id} gateway {cfg.site.gateway}",
+        "manufacturer": "edge-agent",
+        "model": "floor gateway",
+        "sw_version": version,
+    }
+    availability = {
+        "topic": topics.status,
+        "value_template": "{{ value_json.state }}",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }
+    out: list[tuple[str, bytes]] = []
+    for zone in cfg.zones:
+        label = zone.name or zone.id
+        for s in ZONE_SENSORS:
+            obj = f"{zone.id}_{s.key}".replace(".", "_")
+            conf: dict[str, object] = {
+                "name": f"{label} {s.name}",
+                "unique_id": f"{node}_{obj}",
+                "object_id": f"{node}_{obj}",
+                "state_topic": topics.zone_summary(zone.id),
+                "value_template": s.template,
+                "state_class": "measurement",
+                "availability": [availability],
+                "device": device,
+            }
+            if s.unit:
+                conf["unit_of_measurement"] = s.unit
+            if s.device_class:
+                conf["device_class"] = s.device_class
+            out.append((f"{HA_PREFIX}/sensor/{node}/{obj}/config", json.dumps(conf).encode()))
+        if any(a.kind == "light" and a.zone == zone.id for a in cfg.actuators):
+            obj = f"{zone.id}_lights".replace(".", "_")
+            light = {
+                "name": f"{label} lights",
+                "unique_id": f"{node}_{obj}",
+                "object_id": f"{node}_{obj}",
+                "schema": "json",
+                "command_topic": topics.ha_light_set(zone.id),
+                "brightness": True,
+                "brightness_scale": 255,
+                "optimistic": True,
+                "availability": [availability],
+                "device": device,
+            }
+            out.append((f"{HA_PREFIX}/light/{node}/{obj}/config", json.dumps(light).encode()))
+    return out
+
+
+def light_level(payload: bytes) -> float | None:
+    """Level 0..1 from an HA JSON-schema light command, or None when it cannot be read."""
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("state") not in ("ON", "OFF"):
+        return None
+    if doc["state"] == "OFF":
+        return 0.0
+    brightness = doc.get("brightness", 255)
+    if not isinstance(brightness, int | float) or isinstance(brightness, bool):
+        return None
+    return max(0.0, min(1.0, float(brightness) / 255.0))

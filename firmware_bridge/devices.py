@@ -1,0 +1,117 @@
+"""Ports onto a node: its I2C bus (drivers.ports.AsyncI2CBus) and its outputs (drivers.ports.Output).
+
+These let the rest of the gateway treat a node's hardware like local hardware: a thermopile
+driver runs unchanged against :class:`BridgeI2CBus`, and the arbiter drives a
+:class:`DimmerChannel` exactly like a PWM pin. A ``set`` returns only once the node has
+confirmed the new state; ``read_back`` asks the node what the output holds now.
+"""
+
+from __future__ import annotations
+
+from drivers.errors import BusError, BusTimeoutError, NackError, NodeTimeoutError
+
+from .link import BridgeLink
+from .messages import I2CStatus, OutputFunction, OutputState
+
+
+class BridgeI2CBus:
+    """A node's local I2C bus, tunnelled: one ``I2C`` request per ``transfer``."""
+
+    def __init__(self, link: BridgeLink, node: int) -> None:
+        self.link = link
+        self.node = node
+        self.name = f"node{node}"
+
+    async def transfer(self, address: int, write: bytes, read_len: int) -> bytes:
+        try:
+            status, data = await self.link.i2c(self.node, address, write, read_len)
+        except NodeTimeoutError as exc:
+            raise BusTimeoutError(
+                f"{self.name}@0x{address:02x}: node did not answer", bus=self.name, address=address
+            ) from exc
+        if status in (I2CStatus.ADDRESS_NACK, I2CStatus.DATA_NACK):
+            what = "address" if status == I2CStatus.ADDRESS_NACK else "data"
+            raise NackError(f"{self.name}@0x{address:02x}: no acknowledge ({what})", bus=self.name, address=address)
+        if status != I2CStatus.OK:
+            raise BusError(f"{self.name}@0x{address:02x}: bus error on the node", bus=self.name, address=address)
+        return data
+
+
+class NodeOutput:
+    """One function of one channel on a node; subclasses fix the function and the unit conversion."""
+
+    function: OutputFunction
+
+    def __init__(self, link: BridgeLink, node: int, channel: int) -> None:
+        self.link = link
+        self.node = node
+        self.channel = channel
+        self.last_confirmed: OutputState | None = None
+
+    def _encode(self, value: float) -> int:
+        return round(value)
+
+    def _decode(self, raw: int) -> float:
+        return float(raw)
+
+    async def set(self, value: float, ramp_s: float = 0.0) -> None:
+        ramp_ms = max(0, min(0xFFFF, round(ramp_s * 1000)))
+        self.last_confirmed = await self.link.set_output(
+            self.node, self.channel, self.function, self._encode(value), ramp_ms
+        )
+
+    async def read_back(self) -> float | None:
+        state = await self.link.get_output(self.node, self.channel, self.function)
+        return self._decode(state.value)
+
+
+class _Level(NodeOutput):
+    def _encode(self, value: float) -> int:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"level {value} outside 0..1")
+        return round(value * 1000)
+
+    def _decode(self, raw: int) -> float:
+        return raw / 1000
+
+
+class DimmerChannel(_Level):
+    """A luminaire channel on a dimmer node: 0..1 with a ramp."""
+
+    function = OutputFunction.LEVEL
+
+
+class DeskLamp(_Level):
+    """The task lamp of a desk on a desk-cluster node: 0..1 with a ramp."""
+
+    function = OutputFunction.LAMP
+
+
+class SeatIndicator(NodeOutput):
+    """The seat indicator of a desk: values are drivers.ports.IndicatorColour codes."""
+
+    function = OutputFunction.INDICATOR
+
+    def _encode(self, value: float) -> int:
+        code = round(value)
+        if not 0 <= code <= 4:
+            raise ValueError(f"indicator colour {value} is not an IndicatorColour code (0..4)")
+        return code
+
+
+class DeskHeight(NodeOutput):
+    """Desk height in mm; ``set`` starts the move (read_back reports progress), ``stop`` halts it."""
+
+    function = OutputFunction.DESK_MOVE
+
+    def _encode(self, value: float) -> int:
+        mm = round(value)
+        if not 0 <= mm <= 0xFFFF:
+            raise ValueError(f"desk height {value} mm out of range")
+        return mm
+
+    async def stop(self) -> None:
+        self.last_confirmed = await self.link.set_output(self.node, self.channel, OutputFunction.DESK_STOP, 0)
+
+    async def preset(self, number: int) -> None:
+        self.last_confirmed = await self.link.set_output(self.node, self.channel, OutputFunction.DESK_PRESET, number)

@@ -1,0 +1,410 @@
+"""Message types and their payloads (PROTOCOL.md, "Messages"); all multi-byte fields little-endian.
+
+Each payload is a frozen dataclass with ``pack()`` and a ``parse(payload)`` classmethod. Parsers
+check the exact length and every enumerated value and raise :class:`FrameError` otherwise, so a
+node (or the simulator) can answer a malformed request with a NACK instead of misbehaving.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+from typing import ClassVar, Self
+
+from drivers.errors import BridgeError, FrameError
+
+from .codec import MAX_PAYLOAD
+
+
+class MsgType(IntEnum):
+    HELLO = 0x01
+    STATUS = 0x02
+    READ_SENSOR = 0x03
+    I2C = 0x04
+    SET_OUTPUT = 0x05
+    GET_OUTPUT = 0x06
+    EVENTS = 0x07
+    OTA_BEGIN = 0x10
+    OTA_CHUNK = 0x11
+    OTA_STATUS = 0x12
+    OTA_COMMIT = 0x13
+    OTA_ABORT = 0x14
+
+
+class NackCode(IntEnum):
+    UNKNOWN_TYPE = 1
+    BAD_LENGTH = 2
+    BAD_VALUE = 3
+    NO_SUCH_CHANNEL = 4
+    UNSUPPORTED = 5
+    BUSY = 6
+    OTA_STATE = 7
+    OTA_OFFSET = 8
+    HASH_MISMATCH = 9
+
+
+class HardwareKind(IntEnum):
+    DESK_CLUSTER = 1  # up to 4 desks: height, lamp, seat indicator; local I2C sensors, PIR, button
+    DIMMER = 2  # up to 4 light channels
+    SENSOR = 3  # sensors only: local I2C bus, PIR
+    INDICATOR = 4  # seat indicators only
+
+
+class Capability(IntFlag):
+    I2C_TUNNEL = 1 << 0
+    DIMMER = 1 << 1
+    DESK_HEIGHT = 1 << 2
+    DESK_LAMP = 1 << 3
+    SEAT_INDICATOR = 1 << 4
+    PIR = 1 << 5
+    BUTTON = 1 << 6
+    OTA = 1 << 7
+    SENSOR_BLOCKS = 1 << 8
+
+
+class ResetCause(IntEnum):
+    POWER_ON = 0
+    WATCHDOG = 1
+    SOFTWARE = 2
+    BROWN_OUT = 3
+    ROLLBACK = 4
+    PIN = 5
+
+
+class OutputFunction(IntEnum):
+    LEVEL = 1  # dimmer channel level, permille 0..1000, with ramp
+    DESK_MOVE = 2  # desk height target in mm
+    DESK_STOP = 3  # stop the desk where it is (value ignored, send 0)
+    DESK_PRESET = 4  # move to stored preset number (value 0..3)
+    LAMP = 5  # desk lamp level, permille 0..1000, with ramp
+    INDICATOR = 6  # seat indicator colour code (drivers.ports.IndicatorColour)
+
+
+class EventKind(IntEnum):
+    BUTTON = 1
+    MOTION = 2
+    MOTION_END = 3
+
+
+class I2CStatus(IntEnum):
+    OK = 0
+    ADDRESS_NACK = 1
+    DATA_NACK = 2
+    BUS_ERROR = 3
+
+
+class OtaState(IntEnum):
+    IDLE = 0
+    RECEIVING = 1
+    REBOOTING = 2
+    TRIAL = 3
+
+
+class OtaResult(IntEnum):
+    NONE = 0
+    CONFIRMED = 1
+    HASH_MISMATCH = 2
+    ROLLED_BACK_NO_HELLO = 3
+    ABORTED = 4
+
+
+class NodeNackError(BridgeError):
+    """The node understood the request and refused it; ``code`` says why."""
+
+    def __init__(self, message: str, *, node: int, code: int, detail: int = 0) -> None:
+        super().__init__(message)
+        self.node = node
+        self.code = code
+        self.detail = detail
+
+
+def _enum(kind: type[IntEnum], value: int, what: str) -> None:
+    try:
+        kind(value)
+    except ValueError:
+        raise FrameError(f"{what}: {value} is not a known {kind.__name__}") from None
+
+
+class _Fixed:
+    """Mixin for payloads with one fixed layout: ``FORMAT`` covers every field in order."""
+
+    FORMAT: ClassVar[struct.Struct]
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(*(getattr(self, f) for f in self.__slots__))  # type: ignore[attr-defined]
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Self:
+        if len(payload) != cls.FORMAT.size:
+            raise FrameError(f"{cls.__name__}: {len(payload)} bytes, expected {cls.FORMAT.size}")
+        obj = cls(*cls.FORMAT.unpack(payload))
+        obj.check()
+        return obj
+
+    def check(self) -> None:
+        """Refuse values outside their enumerations (overridden where there are any)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Nack(_Fixed):
+    FORMAT = struct.Struct("<BB")
+    code: int
+    detail: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HelloInfo(_Fixed):
+    """Who the node is. Answering HELLO also clears the node's duplicate cache and confirms a trial slot."""
+
+    FORMAT = struct.Struct("<BBBBHHBBBB")
+    kind: int
+    fw_major: int
+    fw_minor: int
+    fw_patch: int
+    capabilities: int
+    boot_id: int
+    active_slot: int
+    ota_state: int
+    ota_result: int
+    channels: int
+
+    def check(self) -> None:
+        _enum(HardwareKind, self.kind, "kind")
+        _enum(OtaState, self.ota_state, "ota_state")
+        _enum(OtaResult, self.ota_result, "ota_result")
+        if self.active_slot > 1:
+            raise FrameError(f"active_slot {self.active_slot} is not 0 or 1")
+
+    @property
+    def firmware(self) -> str:
+        return f"{self.fw_major}.{self.fw_minor}.{self.fw_patch}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus(_Fixed):
+    """Heartbeat: uptime, reset cause and the node's own error counters."""
+
+    FORMAT = struct.Struct("<IHBBHHHHH")
+    uptime_s: int
+    boot_id: int
+    reset_cause: int
+    events_pending: int
+    rx_crc_errors: int
+    rx_frame_errors: int
+    duplicates: int
+    i2c_errors: int
+    events_lost: int
+
+    def check(self) -> None:
+        _enum(ResetCause, self.reset_cause, "reset_cause")
+
+
+@dataclass(frozen=True, slots=True)
+class SetOutput(_Fixed):
+    FORMAT = struct.Struct("<BBHH")
+    channel: int
+    function: int
+    value: int
+    ramp_ms: int = 0
+
+    def check(self) -> None:
+        _enum(OutputFunction, self.function, "function")
+
+
+@dataclass(frozen=True, slots=True)
+class GetOutput(_Fixed):
+    FORMAT = struct.Struct("<BB")
+    channel: int
+    function: int
+
+    def check(self) -> None:
+        _enum(OutputFunction, self.function, "function")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputState(_Fixed):
+    """What an output holds now (``value``) and where it is going (``target``); bit 0 of flags: moving."""
+
+    FORMAT = struct.Struct("<BBHHB")
+    channel: int
+    function: int
+    value: int
+    target: int
+    flags: int
+
+    def check(self) -> None:
+        _enum(OutputFunction, self.function, "function")
+
+    @property
+    def moving(self) -> bool:
+        return bool(self.flags & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EventsRequest(_Fixed):
+    """Drain queued events; ``ack`` is the last event sequence the gateway has consumed (0: none)."""
+
+    FORMAT = struct.Struct("<HB")
+    ack: int
+    max_events: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEventRecord(_Fixed):
+    FORMAT = struct.Struct("<HBBI")
+    seq: int
+    kind: int
+    channel: int
+    age_ms: int
+
+    def check(self) -> None:
+        _enum(EventKind, self.kind, "event kind")
+        if self.seq == 0:
+            raise FrameError("event sequence 0 is reserved")
+
+
+def pack_events(events: list[NodeEventRecord]) -> bytes:
+    return bytes([len(events)]) + b"".join(e.pack() for e in events)
+
+
+def parse_events(payload: bytes) -> list[NodeEventRecord]:
+    if not payload:
+        raise FrameError("EVENTS reply: empty payload")
+    count, size = payload[0], NodeEventRecord.FORMAT.size
+    if len(payload) != 1 + count * size:
+        raise FrameError(f"EVENTS reply: {len(payload)} bytes for {count} event(s)")
+    return [NodeEventRecord.parse(payload[1 + i * size : 1 + (i + 1) * size]) for i in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class I2CRequest:
+    """Tunnelled I2C: write ``write`` then, after a repeated start, read ``read_len`` bytes."""
+
+    address: int
+    read_len: int
+    write: bytes = b""
+
+    def pack(self) -> bytes:
+        return bytes([self.address, self.read_len]) + self.write
+
+    @classmethod
+    def parse(cls, payload: bytes) -> I2CRequest:
+        if len(payload) < 2:
+            raise FrameError("I2C request: shorter than 2 bytes")
+        req = cls(payload[0], payload[1], bytes(payload[2:]))
+        if not 0x03 <= req.address <= 0x77:
+            raise FrameError(f"I2C request: 0x{req.address:02x} is not a 7-bit address")
+        if not req.write and not req.read_len:
+            raise FrameError("I2C request: nothing to write or read")
+        if req.read_len > MAX_PAYLOAD - 1:
+            raise FrameError(f"I2C request: read of {req.read_len} bytes does not fit a reply")
+        return req
+
+
+def parse_i2c_reply(payload: bytes, read_len: int) -> tuple[int, bytes]:
+    if not payload:
+        raise FrameError("I2C reply: empty payload")
+    _enum(I2CStatus, payload[0], "I2C status")
+    data = bytes(payload[1:])
+    if payload[0] == I2CStatus.OK and len(data) != read_len:
+        raise FrameError(f"I2C reply: {len(data)} bytes, expected {read_len}")
+    return payload[0], data
+
+
+@dataclass(frozen=True, slots=True)
+class OtaBegin(_Fixed):
+    FORMAT = struct.Struct("<IB32s")
+    size: int
+    slot: int
+    sha256: bytes
+
+    def check(self) -> None:
+        if self.slot > 1:
+            raise FrameError(f"OTA slot {self.slot} is not 0 or 1")
+        if self.size == 0:
+            raise FrameError("OTA image size 0")
+
+
+@dataclass(frozen=True, slots=True)
+class OtaChunk:
+    offset: int
+    data: bytes
+
+    def pack(self) -> bytes:
+        return struct.pack("<I", self.offset) + self.data
+
+    @classmethod
+    def parse(cls, payload: bytes) -> OtaChunk:
+        if len(payload) < 5:
+            raise FrameError("OTA chunk: needs a 4-byte offset and at least one data byte")
+        (offset,) = struct.unpack_from("<I", payload)
+        return cls(offset, bytes(payload[4:]))
+
+
+@dataclass(frozen=True, slots=True)
+class OtaProgress(_Fixed):
+    FORMAT = struct.Struct("<I")
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OtaStatus(_Fixed):
+    FORMAT = struct.Struct("<BBBBII32s")
+    state: int
+    slot: int
+    active_slot: int
+    result: int
+    size: int
+    offset: int
+    sha256: bytes
+
+    def check(self) -> None:
+        _enum(OtaState, self.state, "OTA state")
+        _enum(OtaResult, self.result, "OTA result")
+        if self.slot > 1 or self.active_slot > 1:
+            raise FrameError("OTA slot is not 0 or 1")
+        if self.offset > self.size:
+            raise FrameError(f"OTA offset {self.offset} beyond size {self.size}")
+
+
+@dataclass(frozen=True, slots=True)
+class SensorBlock:
+    block: int
+    data: bytes
+
+    def pack(self) -> bytes:
+        return bytes([self.block]) + self.data
+
+    @classmethod
+    def parse(cls, payload: bytes) -> SensorBlock:
+        if not payload:
+            raise FrameError("sensor block: empty payload")
+        return cls(payload[0], bytes(payload[1:]))
+
+
+# The longest reply each request can draw, used for the reply timeout (PROTOCOL.md, "Timing").
+MAX_REPLY: dict[int, int] = {
+    MsgType.HELLO: HelloInfo.FORMAT.size,
+    MsgType.STATUS: NodeStatus.FORMAT.size,
+    MsgType.READ_SENSOR: MAX_PAYLOAD,
+    MsgType.I2C: MAX_PAYLOAD,
+    MsgType.SET_OUTPUT: OutputState.FORMAT.size,
+    MsgType.GET_OUTPUT: OutputState.FORMAT.size,
+    MsgType.EVENTS: 1 + 16 * NodeEventRecord.FORMAT.size,
+    MsgType.OTA_BEGIN: OtaStatus.FORMAT.size,
+    MsgType.OTA_CHUNK: OtaProgress.FORMAT.size,
+    MsgType.OTA_STATUS: OtaStatus.FORMAT.size,
+    MsgType.OTA_COMMIT: OtaStatus.FORMAT.size,
+    MsgType.OTA_ABORT: OtaStatus.FORMAT.size,
+}
+
+# How long the node may take before its first reply byte (PROTOCOL.md, "Timing").
+PROCESSING_S: dict[int, float] = {
+    MsgType.I2C: 0.030,
+    MsgType.READ_SENSOR: 0.010,
+    MsgType.OTA_BEGIN: 0.100,  # erase of the first sector
+    MsgType.OTA_CHUNK: 0.020,  # flash page program
+    MsgType.OTA_COMMIT: 1.000,  # SHA-256 over up to 1 MiB on an RP2040
+}
+DEFAULT_PROCESSING_S = 0.002

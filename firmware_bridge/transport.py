@@ -1,0 +1,201 @@
+"""Byte transports under the bridge: a serial tty and an in-memory line for simulation.
+
+A :class:`Transport` is the whole contract the link needs: ``write`` returns once the bytes are
+handed to the line, ``read`` waits for at least one byte. Framing and timing live above it.
+
+- :class:`SerialTransport` opens a tty (a USB RS-485 adapter, or one side of a pty in tests) with
+  ``os.open`` + ``termios`` in raw, non-blocking mode and waits on the event loop's reader/writer
+  callbacks: no threads, so it also runs on the simulator's virtual-time loop.
+- :class:`MemoryLine` joins two :class:`MemoryEndpoint` objects with a perfect wire that charges
+  10 bit times per byte on the loop's clock, so line utilisation and latency are realistic under
+  virtual time without any real I/O. Faults are the simulator's business (``simulator.nodes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import termios
+import tty
+from collections import deque
+from typing import Protocol, runtime_checkable
+
+from drivers.errors import BridgeError
+
+BITS_PER_BYTE = 10  # start + 8 data + stop (8N1)
+
+_BAUD = {
+    9600: termios.B9600,
+    19200: termios.B19200,
+    38400: termios.B38400,
+    57600: termios.B57600,
+    115200: termios.B115200,
+    230400: termios.B230400,
+    460800: termios.B460800,
+    921600: termios.B921600,
+}
+
+
+def byte_time(baud: int) -> float:
+    """Seconds one byte occupies the line at ``baud`` (8N1)."""
+    return BITS_PER_BYTE / baud
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A byte pipe to the RS-485 line."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def read(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class SerialTransport:
+    """A tty opened raw and non-blocking, driven by loop.add_reader / add_writer."""
+
+    def __init__(self, path: str, baud: int = 115200) -> None:
+        if baud not in _BAUD:
+            raise BridgeError(f"{path}: baud {baud} not supported; use one of {sorted(_BAUD)}")
+        self.path = path
+        self.baud = baud
+        try:
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise BridgeError(f"{path}: cannot open serial port ({exc.strerror})") from exc
+        try:
+            tty.setraw(self._fd)
+            attrs = termios.tcgetattr(self._fd)
+            attrs[2] &= ~(termios.CSTOPB | termios.PARENB | termios.CRTSCTS)
+            attrs[2] |= termios.CLOCAL | termios.CREAD
+            attrs[4] = attrs[5] = _BAUD[baud]
+            termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
+        except termios.error as exc:
+            os.close(self._fd)
+            raise BridgeError(f"{path}: not a serial port ({exc})") from exc
+
+    @classmethod
+    def from_fd(cls, fd: int, name: str, baud: int = 115200) -> SerialTransport:
+        """Wrap an already-open descriptor (the master side of a pty, which has no path to open)."""
+        self = cls.__new__(cls)
+        self.path, self.baud, self._fd = name, baud, fd
+        os.set_blocking(fd, False)
+        return self
+
+    def _require(self) -> int:
+        if self._fd is None:
+            raise BridgeError(f"{self.path}: transport closed")
+        return self._fd
+
+    async def write(self, data: bytes) -> None:
+        fd = self._require()
+        view = memoryview(data)
+        loop = asyncio.get_running_loop()
+        while view:
+            try:
+                n = os.write(fd, view)
+                view = view[n:]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise BridgeError(f"{self.path}: write failed ({exc.strerror})") from exc
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(fd, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_writer(fd)
+
+    async def read(self) -> bytes:
+        fd = self._require()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                data = None
+            except OSError as exc:
+                raise BridgeError(f"{self.path}: read failed ({exc.strerror})") from exc
+            if data:
+                return data
+            if data == b"":
+                # A pty whose other side is closed reads as EOF (or EIO); a real adapter was unplugged.
+                raise BridgeError(f"{self.path}: line closed")
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+    async def aclose(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+class MemoryEndpoint:
+    """One end of a :class:`MemoryLine`."""
+
+    def __init__(self, line: MemoryLine, name: str) -> None:
+        self._line = line
+        self.name = name
+        self.peer: MemoryEndpoint | None = None
+        self._inbox: deque[bytes] = deque()
+        self._arrived = asyncio.Event()
+        self._sending = asyncio.Lock()
+        self._closed = False
+
+    async def write(self, data: bytes) -> None:
+        """Occupy the line for len(data) byte times, then deliver the bytes to the other end."""
+        if self._closed:
+            raise BridgeError(f"memory line {self.name}: closed")
+        async with self._sending:
+            await asyncio.sleep(len(data) * self._line.byte_s)
+            self._line.record(len(data))
+            if self.peer is not None and not self.peer._closed:
+                self.peer._inbox.append(bytes(data))
+                self.peer._arrived.set()
+
+    async def read(self) -> bytes:
+        while not self._inbox:
+            if self._closed:
+                raise BridgeError(f"memory line {self.name}: closed")
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._inbox.popleft()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._arrived.set()
+
+
+class MemoryLine:
+    """A simulated serial line: two endpoints, 10 bit times per byte, utilisation accounting.
+
+    Both endpoints must be created and used on the same event loop (the loop's clock is the
+    line's clock, so a :class:`simulator.clock.VirtualTimeLoop` gives virtual-time byte timing).
+    """
+
+    def __init__(self, baud: int = 115200) -> None:
+        self.baud = baud
+        self.byte_s = byte_time(baud)
+        self.master = MemoryEndpoint(self, "master")
+        self.slave = MemoryEndpoint(self, "slave")
+        self.master.peer, self.slave.peer = self.slave, self.master
+        self.bytes_carried = 0
+
+    def record(self, n: int) -> None:
+        self.bytes_carried += n
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds the line has carried bits (both directions; half duplex)."""
+        return self.bytes_carried * self.byte_s

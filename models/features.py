@@ -1,0 +1,137 @@
+"""The forecast's features: one function used by training, evaluation and the edge.
+
+Training (``models.training``), scoring (``models.evaluation``) and the gateway
+(``models.inference``) all call :func:`feature_rows` on a :class:`~models.history.Grid`, so the
+three cannot drift apart. Any change to what a column means must bump :data:`FEATURE_VERSION`;
+it is written into every model's metadata and checked when a gateway loads a model.
+
+A row describes one zone at one grid time ``t`` (the anchor) using only grid values at or before
+``t``. Counts are divided by the zone's *scale* (its seat count, or the largest count seen), so
+one model serves zones of any size: the model predicts fractions, the edge multiplies back.
+Missing inputs (sensor gaps, the first week of a new gateway) are 0 with a ``*_missing`` column
+set to 1, so the model learns to lean on the calendar and time of day instead.
+
+Columns, in order (see :data:`FEATURE_NAMES`):
+
+- ``tod_sin``, ``tod_cos``: time of day on the unit circle (23:45 is next to 00:00);
+- ``dow_0`` .. ``dow_6``: weekday one-hot, Monday first;
+- ``day_term``, ``day_exam``, ``day_holiday``: the calendar's day type one-hot;
+- ``now`` and the trends ``trend_15``, ``trend_60`` (change over 15 and 60 minutes), each with ``*_missing``;
+- for each lead ``L`` in :data:`LAG_LEADS_MIN`, at the time ``t + L`` one day and one week earlier
+  (``day_L``, ``week_L``), the mean over the last seven days at that time (``days7_L``) and the mean
+  over the same weekday of the last four weeks (``weeks4_L``, the weekday profile), each with
+  ``*_missing``;
+- ``now_vs_days7``, ``now_vs_weeks4``: the current count minus those profiles at ``t`` (a busy day
+  stays busy), each with ``*_missing``. The leads cover the usual horizons, so "same time yesterday" of the target
+  time is a column for every horizon up to four hours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from models.calendar import DAY_TYPES, LibraryCalendar
+from models.history import STEP_MIN, Grid
+
+FEATURE_VERSION = "demand-v2"
+LAG_LEADS_MIN: tuple[int, ...] = (0, 15, 30, 60, 120, 240)
+DAY_STEPS = 1440 // STEP_MIN
+WEEK_STEPS = 7 * DAY_STEPS
+HISTORY_WEEKS = 4  # the weekday profile looks back four weeks: the edge keeps 29 days per zone
+
+
+def _names() -> tuple[str, ...]:
+    names = ["tod_sin", "tod_cos", *(f"dow_{d}" for d in range(7)), *(f"day_{k}" for k in DAY_TYPES)]
+    for base in ("now", "trend_15", "trend_60"):
+        names += [base, f"{base}_missing"]
+    for lead in LAG_LEADS_MIN:
+        for base in ("day", "week", "days7", "weeks4"):
+            names += [f"{base}_{lead}", f"{base}_{lead}_missing"]
+    for base in ("now_vs_days7", "now_vs_weeks4"):
+        names += [base, f"{base}_missing"]
+    return tuple(names)
+
+
+FEATURE_NAMES: tuple[str, ...] = _names()
+N_FEATURES = len(FEATURE_NAMES)
+
+DayTypeOf = Callable[[date], str]
+
+
+def _take(values: npt.NDArray[np.float64], idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """values[idx] with NaN where idx is before the start of the grid."""
+    out = np.full(idx.shape, np.nan)
+    ok = (idx >= 0) & (idx < values.size)
+    out[ok] = values[idx[ok]]
+    return out
+
+
+def _with_flag(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    missing = np.isnan(x)
+    return np.where(missing, 0.0, x), missing.astype(np.float64)
+
+
+def _mean_of(y: npt.NDArray[np.float64], indices: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.float64]:
+    """Mean of the known values among ``y[i]`` for each row's set of indices; NaN if none is known."""
+    past = np.stack([_take(y, i) for i in indices])
+    seen = ~np.isnan(past)
+    n = seen.sum(axis=0)
+    total = np.where(seen, past, 0.0).sum(axis=0)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def feature_rows(
+    grid: Grid,
+    at: npt.NDArray[np.int64] | list[int],
+    scale: float,
+    calendar: LibraryCalendar | None = None,
+) -> npt.NDArray[np.float32]:
+    """Feature matrix ``[len(at), N_FEATURES]`` (float32) for the zone in ``grid`` at grid indices ``at``.
+
+    ``scale`` (> 0) normalises counts; ``calendar`` None means every day is term.
+    """
+    if grid.step_min != STEP_MIN:
+        raise ValueError(f"features are defined on a {STEP_MIN}-minute grid, not {grid.step_min}")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be a positive number, not {scale!r}")
+    k = np.asarray(at, dtype=np.int64)
+    y = grid.values / scale
+    cols: list[npt.NDArray[np.float64]] = []
+
+    start_min = grid.start.hour * 60 + grid.start.minute
+    tod = ((start_min + k * STEP_MIN) % 1440) / 1440.0 * 2.0 * math.pi
+    cols += [np.sin(tod), np.cos(tod)]
+    day_offset = (start_min + k * STEP_MIN) // 1440
+    first_day = grid.start.date()
+    days = np.unique(day_offset)
+    by_day: dict[int, tuple[int, str]] = {}
+    for d in days.tolist():
+        day = first_day + timedelta(days=int(d))
+        by_day[int(d)] = (day.weekday(), calendar.day_type(day) if calendar is not None else "term")
+    weekday = np.array([by_day[int(d)][0] for d in day_offset], dtype=np.int64)
+    kind = [by_day[int(d)][1] for d in day_offset]
+    cols += [(weekday == w).astype(np.float64) for w in range(7)]
+    cols += [np.array([x == t for x in kind], dtype=np.float64) for t in DAY_TYPES]
+
+    now = _take(y, k)
+    for series in (now, now - _take(y, k - 1), now - _take(y, k - 60 // STEP_MIN)):
+        cols += list(_with_flag(series))
+    profiles: list[npt.NDArray[np.float64]] = []
+    for lead in LAG_LEADS_MIN:
+        target = k + lead // STEP_MIN
+        cols += list(_with_flag(_take(y, target - DAY_STEPS)))
+        cols += list(_with_flag(_take(y, target - WEEK_STEPS)))
+        days7 = _mean_of(y, [target - d * DAY_STEPS for d in range(1, 8)])
+        weeks4 = _mean_of(y, [target - w * WEEK_STEPS for w in range(1, HISTORY_WEEKS + 1)])
+        cols += [*_with_flag(days7), *_with_flag(weeks4)]
+        if lead == 0:
+            profiles = [days7, weeks4]
+    # How far today runs above or below the usual level right now: busy days stay busy.
+    for profile in profiles:
+        cols += list(_with_flag(now - profile))
+    return np.stack(cols, axis=1).astype(np.float32) if k.size else np.zeros((0, N_FEATURES), np.float32)
