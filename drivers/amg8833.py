@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from drivers.errors import SensorImplausibleError
 from drivers.health import DeviceHealth, StuckDetector, check_range, guarded
-from drivers.i2c import I2CDevice
+from drivers.i2c import I2CDevice, is_async_bus
 from drivers.ports import AsyncI2CBus, Clock, I2CBus, Reading
 
 PCTL, RST, FPSC, INTC = 0x00, 0x01, 0x02, 0x03
@@ -100,6 +100,12 @@ class Amg8833:
         self._stuck.reset()
 
     async def _read_raw(self) -> tuple[bytes, int]:
+        if is_async_bus(self.device.bus):
+            # A node's controller runs the whole burst as one I2C transaction: one round trip on
+            # the RS-485 line instead of four (the 32-byte limit is SMBus's, not the part's).
+            pixels = await self.device.write_read(bytes([PIXEL_BASE]), 128)
+            therm = await self.device.read_register_block(TTHL, 2)
+            return pixels, therm[0] | (therm[1] << 8)
         blocks = [await self.device.read_register_block(PIXEL_BASE + 32 * k, 32) for k in range(4)]
         therm = await self.device.read_register_block(TTHL, 2)
         return b"".join(blocks), therm[0] | (therm[1] << 8)

@@ -45,6 +45,7 @@ class Tuning:
     """Loop periods; the simulator may slow polls down so a day fits its wall-time budget."""
 
     decide_interval_s: float = 2.0
+    arbiter_interval_s: float = 0.5
     node_poll_interval_s: float = 1.0
     poll_interval: Callable[[Sensor], float] = field(default=lambda s: s.poll_interval_s)
     day_type: Callable[[datetime], str] | None = None
@@ -152,7 +153,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None, tu
             await up.start()
             components.append(up)
         pollers.start()
-        daemon.supervisor.start("arbiter", arbiter.run)
+        daemon.supervisor.start("arbiter", lambda: arbiter.run(interval_s=tuning.arbiter_interval_s))
         daemon.supervisor.start("decide", controller.run)
 
     async def stop_hardware() -> None:

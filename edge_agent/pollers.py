@@ -151,7 +151,7 @@ class SensorPollers:
         if sid not in self._started and sensor.kind != "dwm1001":
             if sensor.kind == "scd41":
                 await driver.start_periodic()
-            else:
+            elif hasattr(driver, "start"):
                 await driver.start()
             self._started.add(sid)
         if sensor.kind == "amg8833":
@@ -212,6 +212,8 @@ class SensorPollers:
 
     async def _run_ble_tag(self, slot: DeviceSlot) -> None:
         sensor, tag = slot.sensor, slot.driver
+        interval = self.interval_of(sensor)
+        fed_at = -1e18
         async with tag:
             while True:
                 try:
@@ -220,5 +222,8 @@ class SensorPollers:
                     self._report(sensor.id, False)
                     continue
                 self._report(sensor.id, True)
-                self._feed_location(sensor.id, location, tag_id=sensor.ble_address)
+                now = self.clock.monotonic()
+                if now - fed_at >= interval:  # tags notify at 10 Hz; seats need far less
+                    fed_at = now
+                    self._feed_location(sensor.id, location, tag_id=sensor.ble_address)
 

@@ -76,7 +76,7 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
         return overrides.get(sensor.kind, sensor.poll_interval_s)
 
     day_type = scenario.scenario.demand_day_type
-    return Tuning(decide_interval_s=5.0, node_poll_interval_s=60.0, poll_interval=interval,
+    return Tuning(decide_interval_s=10.0, arbiter_interval_s=5.0, node_poll_interval_s=60.0, poll_interval=interval,
                   day_type=lambda _wall: day_type)
 
 

@@ -20,7 +20,8 @@ import random
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from firmware_bridge.codec import MAX_ENCODED
+from drivers.errors import FrameError
+from firmware_bridge.codec import BROADCAST, MAX_ENCODED, decode_frame
 from firmware_bridge.link import TURNAROUND_S
 from firmware_bridge.transport import MemoryLine, Transport
 
@@ -108,7 +109,7 @@ class SimLine:
     def _frame(self, block: bytes, transport: Transport, now: float) -> None:
         self.record.frames_in += 1
         replies: list[tuple[float, bytes]] = []
-        for n in self.nodes:
+        for n in self._listeners(block):
             out = n.receive(block, now)
             if out is not None:
                 replies.append((n.reply_delay_s, out))
@@ -126,6 +127,18 @@ class SimLine:
         task = asyncio.get_running_loop().create_task(self._send(transport, delay, reply))
         self._replying.add(task)
         task.add_done_callback(self._replying.discard)
+
+    def _listeners(self, block: bytes) -> list[SimNode]:
+        """Nodes that act on this block: every node's firmware reads every frame, but only the
+        addressed ones (or all, for broadcasts and damaged frames) do anything with it, so the
+        line hands an intact frame only to those -- the same outcome, without 36 decodes."""
+        try:
+            dst = decode_frame(block).dst
+        except FrameError:
+            return self.nodes
+        if dst == BROADCAST:
+            return self.nodes
+        return [n for n in self.nodes if n.address == dst]
 
     async def _send(self, transport: Transport, delay: float, reply: bytes) -> None:
         await asyncio.sleep(delay)

@@ -53,6 +53,8 @@ class SeatStateMachine:
         self._left_at: float | None = None  # when the patron of an AWAY/GHOST seat was last seen
         self._fresh_since: float | None = t  # UNKNOWN: start of fresh evidence
         self._was_unknown = True
+        self._last_observed: float | None = None
+        self._gap_s = timing.gap_s  # grows to span the sensor's own frame interval
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
@@ -67,14 +69,19 @@ class SeatStateMachine:
             return self.status
         if self._fresh_since is None:
             self._fresh_since = t
+        if self._last_observed is not None and t > self._last_observed:
+            # Evidence arrives once per frame: a frame interval longer than the dropout bridge
+            # would otherwise read as a new presence run every frame (never "occupied").
+            self._gap_s = max(self.timing.gap_s, min(180.0, 2.5 * (t - self._last_observed)))
+        self._last_observed = t
         if presence:
-            if self._last_present is None or t - self._last_present > self.timing.gap_s:
+            if self._last_present is None or t - self._last_present > self._gap_s:
                 self._run_start = t
             self._last_present = t
         return self.advance(t)
 
     def _present_now(self, t: float) -> bool:
-        return self._last_present is not None and t - self._last_present <= self.timing.gap_s
+        return self._last_present is not None and t - self._last_present <= self._gap_s
 
     def _run_length(self, t: float) -> float:
         """How long the latest presence run lasted (to ``t`` if it is still going)."""
