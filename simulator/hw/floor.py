@@ -149,7 +149,8 @@ def build_simulated_hardware(cfg: SiteConfig, monotonic: Callable[[], float]) ->
             hw.devices[sensor.id] = hw.pin_factory.pin(sensor.pin)
         elif sensor.kind == "dwm1001":
             if sensor.ble_address is not None:
-                hw.devices[sensor.id] = hw.ble_air.add(SimDwm1001Tag(sensor.ble_address, period_s=max(0.1, sensor.poll_interval_s)))
+                tag = SimDwm1001Tag(sensor.ble_address, period_s=max(0.1, sensor.poll_interval_s))
+                hw.devices[sensor.id] = hw.ble_air.add(tag)
             else:
                 tag = SimDwm1001Tag(f"uart:{sensor.id}")
                 hw.uart_tags[sensor.id] = tag
