@@ -11,6 +11,7 @@ probe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import Arbiter, ArbiterEvent
@@ -26,12 +27,15 @@ from edge_agent.actuation.overrides import OverrideBook
 from edge_agent.actuation.preferences import PreferenceRegistry
 from edge_agent.actuation.topology import actuator_groups, limits_from_config
 from edge_agent.backend import Backend
+from edge_agent.calibration import CalibrationStore
 from edge_agent.config import Sensor, SiteConfig
 from edge_agent.controller import FloorController, Upstream
 from edge_agent.daemon import Component
 from edge_agent.hardware import Hardware
+from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
+from edge_agent.services import forecast_loop, health_loop, start_control, start_uplink
 from rules import RuleSet, load_rules
 
 if TYPE_CHECKING:
@@ -46,6 +50,10 @@ class Tuning:
 
     decide_interval_s: float = 2.0
     arbiter_interval_s: float = 0.5
+    forecast_interval_s: float | None = None  # None: the config's [model] interval_s
+    history_sample_s: float = 300.0
+    control_socket: bool = True
+    uplink: bool = True
     node_poll_interval_s: float = 1.0
     poll_interval: Callable[[Sensor], float] = field(default=lambda s: s.poll_interval_s)
     day_type: Callable[[datetime], str] | None = None
@@ -93,14 +101,14 @@ def tag_salt(state_dir: Path, configured: Path | None) -> bytes:
     return salt
 
 
-def _rules_path(cfg: SiteConfig, config_path: Path) -> Path | None:
+def rules_path(cfg: SiteConfig, config_path: Path) -> Path | None:
     if cfg.rules.file is None:
         return None
     return cfg.rules.file if cfg.rules.file.is_absolute() else config_path.parent / cfg.rules.file
 
 
-async def build_components(daemon: Daemon, *, backend: Backend | None = None, tuning: Tuning | None = None,
-                           upstream_factory: Callable[[Gateway], Component] | None = None) -> list[Component]:
+async def build_components(daemon: Daemon, *, backend: Backend | None = None,
+                           tuning: Tuning | None = None) -> list[Component]:
     """The components of a running gateway, in start order."""
     from edge_agent.backend import HardwareBackend
 
@@ -110,7 +118,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None, tu
     state_dir = daemon.state_dir
     hardware = Hardware(cfg, backend, clock, state_dir, node_poll_interval_s=tuning.node_poll_interval_s)
     floor = FloorModel(cfg)
-    rules = load_rules(_rules_path(cfg, daemon.options.config_path))
+    rules = load_rules(rules_path(cfg, daemon.options.config_path))
     preferences = PreferenceRegistry(state_dir / "preferences.json")
     gateway_box: list[Gateway] = []
 
@@ -121,15 +129,22 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None, tu
         doc = event.as_dict()
         if event.kind == "actuation":
             gw.last_actuation = doc
-        if gw.upstream is not None:
-            if event.kind == "actuation":
-                publish = getattr(gw.upstream, "publish_actuation", None)
-                if callable(publish):
-                    publish(doc)
-            else:
-                gw.upstream.publish_event(event.kind, doc)
+        if gw.upstream is None:
+            return
+        if event.kind == "actuation":
+            publish = getattr(gw.upstream, "publish_actuation", None)
+            if callable(publish):
+                publish({
+                    "actuator": event.actuator, "kind": event.intent_kind.value, "old": event.old, "new": event.new,
+                    "rule_id": event.rule_id, "priority": doc["priority"] or "automation",
+                    "latency_ms": None if event.latency_s is None else round(event.latency_s * 1000.0, 1),
+                    "reason": event.detail,
+                })
+        else:
+            gw.upstream.publish_event(event.kind, {k: v for k, v in doc.items() if k != "t"})
 
-    components: list[Component] = []
+    stack = contextlib.AsyncExitStack()
+    calibration = CalibrationStore(state_dir / "calibration.json", cast(Any, clock))
 
     async def start_hardware() -> None:
         await hardware.open()
@@ -140,35 +155,39 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None, tu
         controller = FloorController(
             cfg, floor, rules, arbiter, clock, preferences=prefs_cache,
             day_type=tuning.day_type, interval_s=tuning.decide_interval_s,
-            summary_interval_s=cfg.mqtt.summary_interval_s,
         )
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
-                                on_motion=controller.wake, interval_scale=tuning.poll_interval)
+                                on_motion=controller.wake, interval_scale=tuning.poll_interval,
+                                corrections=calibration)
         gw = Gateway(cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache)
         gateway_box.append(gw)
         daemon.extras["gateway"] = gw
-        if upstream_factory is not None:
-            up = upstream_factory(gw)
-            await up.start()
-            components.append(up)
+        ops = GatewayOperations(daemon, calibration)
+        if tuning.uplink:
+            uplink = await start_uplink(stack, daemon, gw, ops)
+            daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
+        if tuning.control_socket:
+            await start_control(stack, daemon, ops)
         pollers.start()
         daemon.supervisor.start("arbiter", lambda: arbiter.run(interval_s=tuning.arbiter_interval_s))
         daemon.supervisor.start("decide", controller.run)
+        interval = tuning.forecast_interval_s or cfg.model.interval_s
+        daemon.supervisor.start("forecast", lambda: forecast_loop(daemon, gw, interval, tuning.history_sample_s))
 
     async def stop_hardware() -> None:
-        await daemon.supervisor.stop_task("decide")
-        await daemon.supervisor.stop_task("arbiter")
+        for name in ("decide", "arbiter", "forecast", "health"):
+            await daemon.supervisor.stop_task(name)
         gw = daemon.extras.get("gateway")
         if isinstance(gw, Gateway):
             await gw.pollers.stop()
-        for comp in [c for c in components if c.name != "hardware"]:
-            await comp.stop()
+        await stack.aclose()
         await hardware.close()
         await asyncio.to_thread(preferences.close)
+        await asyncio.to_thread(calibration.close)
+        daemon.extras.pop("gateway", None)
 
-    components.append(Component("hardware", start_hardware, stop_hardware))
-    return [components[0]]
+    return [Component("floor", start_hardware, stop_hardware)]
 
 
 class PreferenceCache:

@@ -14,10 +14,11 @@ the affected devices are reported unhealthy with the reason, never silently fake
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
-from drivers.errors import BusError
+from drivers.errors import BridgeError, BusError
 from edge_agent.config import Bridge, Bus, Sensor
 from firmware_bridge.transport import SerialTransport, Transport
 
@@ -60,10 +61,22 @@ class HardwareBackend:
     def __init__(self) -> None:
         self._buses: dict[str, Any] = {}
         self._factory: Any = None
+        self._failed: dict[str, BusError] = {}  # opened once, reported once; a reload tries again
 
     def i2c_bus(self, bus: Bus) -> Any:
         if bus.id in self._buses:
             return self._buses[bus.id]
+        if bus.id in self._failed:
+            raise self._failed[bus.id]
+        try:
+            handle = self._open_i2c(bus)
+        except BusError as exc:
+            self._failed[bus.id] = exc
+            raise
+        self._buses[bus.id] = handle
+        return handle
+
+    def _open_i2c(self, bus: Bus) -> Any:
         from smbus2 import SMBus
 
         device = bus.device or ""
@@ -76,29 +89,35 @@ class HardwareBackend:
             raise BusError(f"{device}: permission denied; add the service user to group i2c", bus=bus.id) from None
         except OSError as exc:
             raise BusError(f"{device}: cannot open ({exc.strerror})", bus=bus.id) from exc
-        self._buses[bus.id] = handle
         return handle
 
     def pin_factory(self) -> Any:
         if self._factory is not None:
             return self._factory
+        if "gpio" in self._failed:
+            raise self._failed["gpio"]
+        import warnings
+
         from gpiozero import Device
-        from gpiozero.exc import BadPinFactory
+        from gpiozero.exc import BadPinFactory, PinFactoryFallback
 
         try:
-            self._factory = Device.pin_factory or Device._default_pin_factory()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PinFactoryFallback)  # we say it once, in our own words
+                self._factory = Device.pin_factory or Device._default_pin_factory()
         except BadPinFactory as exc:
-            raise BusError(
+            self._failed["gpio"] = BusError(
                 "no GPIO library works here (install the 'pi' extra: lgpio on a Pi 5, RPi.GPIO or lgpio on a Pi 4)",
                 bus="gpio",
-            ) from exc
+            )
+            raise self._failed["gpio"] from exc
         return self._factory
 
     def ble_backend(self) -> Any:
         return None
 
     def bridge_transport(self, bridge: Bridge) -> Transport:
-        return SerialTransport(bridge.port, bridge.baud)
+        return ReopeningSerial(bridge.port, bridge.baud)
 
     def serial_path(self, sensor: Sensor) -> str:
         return sensor.serial_port or ""
@@ -110,6 +129,61 @@ class HardwareBackend:
             except OSError as exc:
                 log.warning("closing I2C bus failed: %s", exc)
         self._buses.clear()
+
+
+class ReopeningSerial:
+    """The RS-485 adapter as a transport that survives being absent or unplugged.
+
+    A missing ``/dev/ttyUSB0`` at start, or an adapter pulled out later, must not stop the
+    daemon: writes fail (the bridge marks the nodes unhealthy) while reads wait and retry the
+    port every ``retry_s`` until it is back.
+    """
+
+    def __init__(self, path: str, baud: int, retry_s: float = 5.0) -> None:
+        self.path = path
+        self.baud = baud
+        self.retry_s = retry_s
+        self._port: SerialTransport | None = None
+        self._closed = False
+        self._complained = False
+
+    def _open(self) -> SerialTransport | None:
+        if self._port is None:
+            try:
+                self._port = SerialTransport(self.path, self.baud)
+                log.info("bridge line %s open", self.path)
+                self._complained = False
+            except BridgeError as exc:
+                if not self._complained:
+                    log.error("%s; retrying every %.0f s", exc, self.retry_s)
+                    self._complained = True
+        return self._port
+
+    async def write(self, data: bytes) -> None:
+        port = self._open()
+        if port is None:
+            raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
+        await port.write(data)
+
+    async def read(self) -> bytes:
+        while not self._closed:
+            port = self._open()
+            if port is None:
+                await asyncio.sleep(self.retry_s)
+                continue
+            try:
+                return await port.read()
+            except BridgeError as exc:
+                log.error("bridge line lost: %s", exc)
+                await port.aclose()
+                self._port = None
+        raise BridgeError(f"{self.path}: transport closed")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._port is not None:
+            await self._port.aclose()
+            self._port = None
 
 
 class SimulatedBackend:

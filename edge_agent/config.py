@@ -238,6 +238,7 @@ class Broker(Strict):
     credentials_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     client_id: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"  # 3.1.1 for brokers without MQTT 5 (response topics then unused)
 
 
 class Bridge(Strict):

@@ -8,8 +8,8 @@ events in the same instant are coalesced into one evaluation). Each pass:
    preferences, opening hours and the day type;
 2. evaluate the rule set (pure) and hand the intents to the arbiter;
 3. act on intents that are not for an output (release a ghost seat, raise an alert);
-4. publish what changed upstream: seat states, zone summaries (on significant change and on the
-   summary period).
+4. publish what changed upstream: seat states, and zone summaries (the uplink sends them on its
+   period and on significant change).
 
 A new rule set (SIGHUP or the MQTT command) is swapped in atomically by :meth:`use_rules`.
 """
@@ -38,26 +38,9 @@ class Upstream(Protocol):
 
     def publish_seat_state(self, seat: SeatView) -> Any: ...
 
-    def publish_zone_summary(self, zone: ZoneView) -> Any: ...
+    def publish_zone_summary(self, zone: ZoneView, *, force: bool = False) -> Any: ...
 
     def publish_event(self, kind: str, data: dict[str, Any]) -> Any: ...
-
-
-def significant_change(old: ZoneView | None, new: ZoneView) -> bool:
-    """A zone summary worth sending before its period: counts moved, or air/light moved a lot."""
-    if old is None:
-        return True
-    if (old.free, old.occupied, old.away, old.ghost, old.unknown) != (new.free, new.occupied, new.away, new.ghost,
-                                                                       new.unknown):
-        return True
-    if old.occupancy_healthy != new.occupancy_healthy:
-        return True
-
-    def moved(a: float | None, b: float | None, by: float) -> bool:
-        return (a is None) != (b is None) or (a is not None and b is not None and abs(a - b) >= by)
-
-    return (moved(old.people.value, new.people.value, 1.0) or moved(old.co2.value, new.co2.value, 100.0)
-            or moved(old.lux.value, new.lux.value, 150.0))
 
 
 class FloorController:
@@ -75,7 +58,6 @@ class FloorController:
         preferences: Callable[[], dict[str, Preference]] | None = None,
         day_type: Callable[[datetime], str] | None = None,
         interval_s: float = 2.0,
-        summary_interval_s: float = 60.0,
         on_state: Callable[[FloorState], None] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -87,7 +69,6 @@ class FloorController:
         self.preferences = preferences or (lambda: {})
         self.day_type = day_type or (lambda _wall: "term")
         self.interval_s = interval_s
-        self.summary_interval_s = summary_interval_s
         self.on_state = on_state
         self.memory = RuleMemory()
         self.state: FloorState | None = None
@@ -96,8 +77,7 @@ class FloorController:
         self._tz = ZoneInfo(cfg.site.timezone)
         self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
         self._seat_published: dict[str, tuple[str, str | None]] = {}
-        self._zone_published: dict[str, ZoneView] = {}
-        self._zone_published_at: dict[str, float] = {}
+        self._force_summaries = False
 
     # -- inputs --------------------------------------------------------------------------------
     def wake(self, *_: object) -> None:
@@ -178,16 +158,12 @@ class FloorController:
                 if self._seat_published.get(seat.id) != key:
                     self._seat_published[seat.id] = key
                     self.upstream.publish_seat_state(seat)
+        force, self._force_summaries = self._force_summaries, False
         for zone in state.zones.values():
-            due = t - self._zone_published_at.get(zone.id, -1e18) >= self.summary_interval_s
-            if due or significant_change(self._zone_published.get(zone.id), zone):
-                self._zone_published[zone.id] = zone
-                self._zone_published_at[zone.id] = t
-                self.upstream.publish_zone_summary(zone)
+            self.upstream.publish_zone_summary(zone, force=force)  # the uplink sends on period or change
 
     def republish(self) -> None:
         """Forget what was sent, so the next pass publishes the full state (after a reconnect)."""
         self._seat_published.clear()
-        self._zone_published.clear()
-        self._zone_published_at.clear()
+        self._force_summaries = True
         self._wake.set()

@@ -63,6 +63,7 @@ class DaemonState:
 
     started_at: float = field(default_factory=time.time)
     started_mono: float = field(default_factory=time.monotonic)
+    started_clock: float = 0.0  # the daemon clock's monotonic reading at start (virtual in simulation)
     reloads: int = 0
     last_reload_error: str = ""
     faults: list[str] = field(default_factory=list)
@@ -107,6 +108,7 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        self.state.started_clock = self.clock.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self._build is not None:
             self._components = await self._build(self)

@@ -55,6 +55,7 @@ class SimulationOptions:
     seed: int | None = None
     progress: ProgressCallback | None = None
     drain_s: float = 10.0  # wall seconds allowed at the end for the outbox to empty
+    mqtt_protocol: str | None = None  # "3.1.1" for the embedded amqtt broker
 
 
 def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
@@ -77,6 +78,7 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
 
     day_type = scenario.scenario.demand_day_type
     return Tuning(decide_interval_s=10.0, arbiter_interval_s=5.0, node_poll_interval_s=60.0, poll_interval=interval,
+                  forecast_interval_s=900.0, history_sample_s=300.0,
                   day_type=lambda _wall: day_type)
 
 
@@ -91,6 +93,9 @@ class Simulation:
             self.scenario = header
         self.config_path = self.scenario.floor_path
         self.cfg = load_config(self.config_path)
+        if options.mqtt_protocol is not None:
+            broker = self.cfg.broker.model_copy(update={"protocol": options.mqtt_protocol})
+            self.cfg = self.cfg.model_copy(update={"broker": broker})
         self.daemon: Daemon | None = None
         self.incarnations = 0
         self.messages = {"produced": 0, "delivered": 0, "dropped": 0}

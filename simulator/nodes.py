@@ -33,8 +33,9 @@ from firmware_bridge.codec import (
     FLAG_NACK,
     FLAG_REPLY,
     GATEWAY,
+    HEADER,
     Frame,
-    cobs_decode,
+    crc16_ccitt_false,
     decode_frame,
     encode_frame,
 )
@@ -184,7 +185,7 @@ class SimNode:
         self.reset_cause = cause
         self.silent_until = now + silent_s
         self.counters = dict.fromkeys(("crc", "frame", "dup", "i2c", "lost"), 0)
-        self._cache: tuple[int, int, bytes] | None = None
+        self._cache: tuple[int, int, Frame] | None = None  # seq, request CRC, the reply to repeat
         self._events: deque[tuple[int, int, int, float]] = deque()
         self._event_seq = 0
         self.levels = [Ramp() for _ in range(self.channels)]
@@ -271,10 +272,10 @@ class SimNode:
         if frame.is_reply or frame.src != GATEWAY or frame.dst not in (self.address, BROADCAST):
             return None
         self.reply_delay_s = self.processing_s(frame.type, len(frame.payload))
-        req_crc = int.from_bytes(cobs_decode(block)[-2:], "little")
+        req_crc = _request_crc(frame)
         if frame.dst != BROADCAST and self._cache is not None and self._cache[:2] == (frame.seq, req_crc):
             self.counters["dup"] += 1
-            return self._cache[2]
+            return encode_frame(self._cache[2])  # the cached reply, marked as a repeat
         flags, payload = FLAG_REPLY, b""
         try:
             payload = self._handle(frame, now)
@@ -288,10 +289,11 @@ class SimNode:
             flags |= FLAG_EVENTS_PENDING
         reply = encode_frame(Frame(GATEWAY, self.address, frame.seq, frame.type, flags, payload))
         if frame.type != MsgType.HELLO:  # HELLO clears the cache (PROTOCOL.md, "Duplicates")
+            # Only a retry needs the repeat's bytes, so keep the frame and encode it on demand.
             self._cache = (
                 frame.seq,
                 req_crc,
-                encode_frame(Frame(GATEWAY, self.address, frame.seq, frame.type, flags | FLAG_DUPLICATE, payload)),
+                Frame(GATEWAY, self.address, frame.seq, frame.type, flags | FLAG_DUPLICATE, payload),
             )
         else:
             self._cache = None
@@ -469,6 +471,13 @@ class _Refusal(Exception):
         super().__init__(code.name)
         self.code = code
         self.detail = detail & 0xFF
+
+
+def _request_crc(frame: Frame) -> int:
+    """The CRC the request carried: a decoded frame passed its CRC check, so re-packing its header
+    and payload gives back exactly the checked bytes (cheaper than un-stuffing the block again)."""
+    header = HEADER.pack(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, len(frame.payload))
+    return crc16_ccitt_false(header + frame.payload)
 
 
 def _empty(payload: bytes) -> None:

@@ -135,7 +135,7 @@ class FloorModel:
         self._evidence[sensor_id] = evidence
         for seat_id, present in evidence.presence.items():
             if self._seat_sensor.get(seat_id) == sensor_id:
-                self._machines[seat_id].observe(present, t)
+                self._machines[seat_id].observe(present, t, residue=seat_id in evidence.residue)
         return evidence
 
     def on_motion(self, sensor_id: str, t: float) -> None:
@@ -198,6 +198,12 @@ class FloorModel:
         if machine is None:
             raise SensingError(f"{seat_id}: not a seat of this floor")
         machine.release(t)
+
+    def set_anchor(self, anchor_id: str, x: float, y: float, z: float) -> None:
+        """A surveyed anchor position, applied to the next fixes (the technician CLI's calibrate uwb-anchor)."""
+        if anchor_id not in self._anchors:
+            raise KeyError(anchor_id)
+        self._anchors[anchor_id] = (x, y, z)
 
     def set_consented_tags(self, pseudonyms: set[str]) -> None:
         self._consented = frozenset(pseudonyms)

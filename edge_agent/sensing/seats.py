@@ -3,8 +3,8 @@
 ::
 
     FREE --presence for occupied_after_s--> OCCUPIED
-    OCCUPIED --absent for away_after_s, after a stay >= min_stay_s--> AWAY
-    OCCUPIED --absent for away_after_s, after a shorter visit--------> FREE   (someone passing)
+    OCCUPIED --absent for away_after_s, after a stay >= min_stay_s, belongings seen--> AWAY
+    OCCUPIED --absent for away_after_s, no belongings seen or a short visit--------> FREE
     AWAY --absent for ghost_after_s since the patron left--> GHOST
     AWAY / GHOST --presence for occupied_after_s--> OCCUPIED   (the patron came back)
     any --release(t)--> FREE      (a rule or a staff command; presence re-occupies it later)
@@ -16,6 +16,13 @@ one-frame dropouts of the detector are bridged (``gap_s``). ``since`` of each st
 instant the condition was met (e.g. left-at + away_after_s), not the instant it was noticed,
 so the result does not depend on how often evidence arrives. The ghost clock runs from the moment
 the patron left, and a passer-by at an away seat does not restart it.
+
+Away or gone for good? A thermopile cannot see a bag, but it sees a laptop left open on the desk
+(warm, cooling: ``residue``). A patron who leaves warm belongings behind is on a break (AWAY); one
+who leaves nothing warm has most likely left (FREE): departures outnumber breaks taken without a
+laptop left behind, so FREE is the better guess when nothing is seen. Evidence without that
+information (``residue=None``, e.g. a UWB tag standing in for a failed thermopile) keeps the
+stay-history rule: a long stay ends AWAY.
 
 After UNKNOWN (sensor unhealthy or stale) nothing from before the outage is trusted: the seat
 becomes OCCUPIED after ``occupied_after_s`` of fresh presence, or FREE after ``away_after_s`` of
@@ -54,18 +61,25 @@ class SeatStateMachine:
         self._fresh_since: float | None = t  # UNKNOWN: start of fresh evidence
         self._was_unknown = True
         self._last_observed: float | None = None
+        self._residue_t: float | None = None  # last time belongings (warm residue) were seen here
+        self._looked_t: float | None = None  # last evidence that could have shown belongings
         self._gap_s = timing.gap_s  # grows to span the sensor's own frame interval
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
             self.status, self.since = status, since
 
-    def observe(self, presence: bool | None, t: float) -> SeatStatus:
-        """Feed one piece of evidence (True present, False absent, None unusable) taken at ``t``."""
+    def observe(self, presence: bool | None, t: float, *, residue: bool | None = None) -> SeatStatus:
+        """Feed one piece of evidence (True present, False absent, None unusable) taken at ``t``.
+
+        ``residue``: True if something warm was left where the patron sat (a laptop: belongings
+        stayed), False if the sensor could have seen it and did not, None if it cannot tell.
+        """
         if presence is None:
             self._set(SeatStatus.UNKNOWN, t)
             self._last_present = self._run_start = self._session_start = self._left_at = None
             self._fresh_since = None
+            self._residue_t = self._looked_t = None
             return self.status
         if self._fresh_since is None:
             self._fresh_since = t
@@ -74,6 +88,10 @@ class SeatStateMachine:
             # would otherwise read as a new presence run every frame (never "occupied").
             self._gap_s = max(self.timing.gap_s, min(180.0, 2.5 * (t - self._last_observed)))
         self._last_observed = t
+        if residue is not None:
+            self._looked_t = t
+            if residue:
+                self._residue_t = t
         if presence:
             if self._last_present is None or t - self._last_present > self._gap_s:
                 self._run_start = t
@@ -113,7 +131,9 @@ class SeatStateMachine:
                 if gone_for is not None and gone_for >= tm.away_after_s and self._last_present is not None:
                     left = self._last_present
                     stay = left - (self._session_start if self._session_start is not None else left)
-                    if stay >= tm.min_stay_s:
+                    looked = self._looked_t is not None and self._looked_t > left
+                    kept = not looked or (self._residue_t is not None and self._residue_t > left)
+                    if stay >= tm.min_stay_s and kept:
                         self._left_at = left
                         self._set(SeatStatus.AWAY, left + tm.away_after_s)
                     else:

@@ -24,6 +24,13 @@ Why each rule exists:
   after ``point_confirm_s`` if its smoothed contrast has not fallen; a cup cools (its contrast drops
   by ``cooling_fraction`` and ``cooling_min_c`` from its maximum) and is then marked an object and
   left to the background. Blobs of two or more pixels count at once.
+- **Residue (what a person leaves behind)**: when a tracked person's blob loses more than half of
+  its heat (summed contrast) from one frame to the next, the person has stood up; whatever warm
+  thing remains where they sat (a laptop left open on the desk, +1-4 C on its pixel) is no longer
+  the person. It is judged like a cup, whatever its size: if it cools it is *residue* (belongings
+  were left: the seat machine reads this as a break, not a departure); if it holds its contrast for
+  ``residue_confirm_s`` it is the person after all (leaning back). Without this rule a laptop left
+  on a desk would be taken for its owner for ten minutes.
 """
 
 from __future__ import annotations
@@ -65,6 +72,8 @@ class ThermalParams:
     cooling_fraction: float = 0.1
     cooling_min_c: float = 0.4
     seat_radius_m: float = 1.0
+    collapse_fraction: float = 0.5
+    residue_confirm_s: float = 150.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +86,18 @@ class Blob:
     x: float  # contrast-weighted centroid on the floor, metres
     y: float
     person: bool
-    reason: str  # "person", "candidate", "cooling object", "too large", "too hot", "weak"
+    reason: str  # "person", "candidate", "cooling object", "residue", "too large", "too hot", "weak"
     seat: str | None = None
+    heat_c: float = 0.0  # summed contrast over the blob's pixels
+
+
+@dataclass(slots=True)
+class _Residue:
+    """A warm thing left where a person sat, followed until it cools (residue) or proves a person."""
+
+    seat: str | None
+    pixels: frozenset[tuple[int, int]]
+    track: _PointTrack
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +108,7 @@ class ThermalEvidence:
     presence: dict[str, bool]
     people: int
     blobs: tuple[Blob, ...]
+    residue: frozenset[str] = frozenset()  # seats where a person just left something warm behind
 
 
 @dataclass(slots=True)
@@ -146,6 +166,11 @@ def _dilate(mask: BoolArray) -> BoolArray:
     return out
 
 
+def _near(pixels: set[tuple[int, int]], other: Sequence[tuple[int, int]]) -> bool:
+    """Whether two pixel sets touch (8-connected) or overlap."""
+    return any(abs(r - r2) <= 1 and abs(c - c2) <= 1 for r, c in pixels for r2, c2 in other)
+
+
 def _alpha(dt: float, tau: float) -> float:
     return 1.0 - math.exp(-dt / tau)
 
@@ -191,6 +216,7 @@ class ThermalSeatDetector:
     _person_mask: BoolArray = field(default_factory=lambda: np.zeros((GRID, GRID), dtype=bool))
     _frozen_since: FloatArray = field(default_factory=lambda: np.full((GRID, GRID), np.nan))
     _points: dict[tuple[int, int], _PointTrack] = field(default_factory=dict)
+    _residues: list[_Residue] = field(default_factory=list)
 
     @classmethod
     def for_sensor(
@@ -228,7 +254,9 @@ class ThermalSeatDetector:
         for b in self.blobs:
             if b.person and b.seat is not None:
                 presence[b.seat] = True
-        return ThermalEvidence(t=t, presence=presence, people=self.people, blobs=self.blobs)
+        residue = frozenset(b.seat for b in self.blobs if b.seat is not None and not b.person
+                            and b.reason in ("residue", "candidate") and not presence.get(b.seat, False))
+        return ThermalEvidence(t=t, presence=presence, people=self.people, blobs=self.blobs, residue=residue)
 
     def _detect(self, diff: FloatArray, t: float, dt: float) -> tuple[tuple[Blob, ...], BoolArray, BoolArray]:
         p = self.params
@@ -236,6 +264,8 @@ class ThermalSeatDetector:
         grow = diff >= p.hold_c
         seeds = (diff >= p.on_c) | (grow & was_person)
         labelled: list[tuple[list[tuple[int, int]], float, float, float, float, str]] = []
+        residue_seat: dict[int, str | None] = {}
+        live_residues: list[_Residue] = []
         for comp in _components(grow):
             if not any(seeds[r, c] for r, c in comp):
                 continue
@@ -248,8 +278,17 @@ class ThermalSeatDetector:
             cx = float((self.pixels.x[rr, cc] * w).sum() / w.sum())
             cy = float((self.pixels.y[rr, cc] * w).sum() / w.sum())
             continuing = bool(was_person[rr, cc].any())
-            reason = self._classify(comp, area, peak, continuing, t, dt)
+            heat = float(np.clip(contrast, 0.0, None).sum())
+            residue = self._residue_for(comp, heat, continuing, peak, t)
+            if residue is not None:
+                reason = self._residue_verdict(residue, peak, t, dt)
+                if reason != "person":
+                    live_residues.append(residue)
+                    residue_seat[len(labelled)] = residue.seat
+            else:
+                reason = self._classify(comp, area, peak, continuing, t, dt)
             labelled.append((comp, area, peak, cx, cy, reason))
+        self._residues = live_residues
         self._forget_points({c[0][0] for c in labelled if len(c[0]) == 1})
         accepted = [i for i, c in enumerate(labelled) if c[5] == "person"]
         seat_of = assign_to_seats([(labelled[i][3], labelled[i][4]) for i in accepted], self.seats, p.seat_radius_m)
@@ -257,14 +296,52 @@ class ThermalSeatDetector:
         person_mask = np.zeros((GRID, GRID), dtype=bool)
         hold_mask = np.zeros((GRID, GRID), dtype=bool)
         for i, (comp, area, peak, cx, cy, reason) in enumerate(labelled):
-            seat = seat_of.get(accepted.index(i)) if i in accepted else None
-            blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat))
+            seat = seat_of.get(accepted.index(i)) if i in accepted else residue_seat.get(i)
+            heat = float(np.clip(diff[tuple(np.array(comp).T)], 0.0, None).sum())
+            blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat, heat))
             for r, c in comp:
                 if reason == "person":
                     person_mask[r, c] = True
                 elif reason == "candidate":
                     hold_mask[r, c] = True
         return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
+
+    def _residue_for(
+        self, comp: list[tuple[int, int]], heat: float, continuing: bool, peak: float, t: float
+    ) -> _Residue | None:
+        """The residue track this blob belongs to: an existing one, or a new one if a person just left."""
+        p = self.params
+        pixels = set(comp)
+        for residue in self._residues:
+            if pixels & residue.pixels:
+                if peak >= residue.track.peak_ema + p.on_c:
+                    return None  # someone sat down at their things again: judged afresh
+                residue.pixels = frozenset(pixels | residue.pixels)
+                return residue
+        if not continuing or not p.on_c <= peak <= p.max_peak_c:
+            return None
+        before = [b for b in self.blobs if b.person and _near(pixels, b.pixels)]
+        if not before or heat >= p.collapse_fraction * sum(b.heat_c for b in before):
+            return None
+        seat = before[0].seat
+        track = _PointTrack(first_t=t, ema=peak, peak_ema=peak, last_t=t)
+        return _Residue(seat, frozenset(pixels), track)
+
+    def _residue_verdict(self, residue: _Residue, peak: float, t: float, dt: float) -> str:
+        """The cup rule for what a person left behind: cooling -> residue; steady -> the person again."""
+        p = self.params
+        track = residue.track
+        if t > track.last_t:
+            track.ema += _alpha(dt, p.point_ema_tau_s) * (peak - track.ema)
+            track.peak_ema = max(track.peak_ema, track.ema)
+            track.last_t = t
+        if track.verdict == "candidate":
+            drop = track.peak_ema - track.ema
+            if drop >= p.cooling_min_c and drop >= p.cooling_fraction * track.peak_ema:
+                track.verdict = "residue"
+            elif t - track.first_t >= p.residue_confirm_s:
+                track.verdict = "person"
+        return track.verdict
 
     def _classify(
         self, comp: list[tuple[int, int]], area: float, peak: float, continuing: bool, t: float, dt: float
@@ -342,3 +419,4 @@ class ThermalSeatDetector:
         self._frozen_since[:] = np.nan
         self._person_mask[:] = False
         self._points.clear()
+        self._residues.clear()

@@ -318,7 +318,7 @@ class Uplink:
             username=None if creds is None else creds.username,
             password=None if creds is None else creds.password,
             identifier=b.client_id or f"edge-agent-{self.cfg.site.id}-{self.cfg.site.gateway}",
-            protocol=aiomqtt.ProtocolVersion.V5,
+            protocol=aiomqtt.ProtocolVersion.V5 if b.protocol == "5" else aiomqtt.ProtocolVersion.V311,
             will=will,
             clean_start=True,  # commands sent while offline are not queued: see docs/mqtt.md
             keepalive=b.keepalive_s,

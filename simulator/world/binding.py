@@ -58,6 +58,9 @@ class WorldBinding(Protocol):
     def ventilation(self, actuator_id: str) -> float:
         """An HVAC request output's level, 0..1."""
 
+    def seat_indicator(self, actuator_id: str) -> int:
+        """A desk's seat indicator as a ``drivers.ports.IndicatorColour`` code (0 off)."""
+
     def inject_fault(self, sensor_id: str, fault: str) -> None:
         """Make a simulated device fail (``nack``, ``stuck``, ``slow``, ``absent``, ...)."""
 
@@ -186,6 +189,16 @@ class HardwareBinding:
         if callable(desk):  # simulator.nodes.SimNode: desk(channel) -> DeskState with .lamp 0..1
             return float(desk(channel).lamp)
         return float(_call_first(node, ("lamp_level", "desk_lamp"), channel))
+
+    def seat_indicator(self, actuator_id: str) -> int:
+        found = self._node_channel(actuator_id)
+        if found is None:
+            return 0
+        node, channel = found
+        desk = getattr(node, "desk", None)
+        if callable(desk):
+            return int(desk(channel).indicator)
+        return int(_call_first(node, ("indicator",), channel))
 
     def ventilation(self, actuator_id: str) -> float:
         act = self._actuators[actuator_id]

@@ -89,6 +89,7 @@ def sit(w: World, t: float, pid: int) -> None:
 def _stand_up(w: World, t: float, pid: int) -> None:
     p = w.patrons[pid]
     p.seated = False
+    w.stood_at[p.seat] = t
     w.zone_people[w.plan.seat_zone[p.seat]] -= 1
     physics.push_frames(w, w.seat_scenes[p.seat], t)
 
@@ -98,13 +99,39 @@ def take_break(w: World, t: float, pid: int) -> None:
     if p.gone or not p.seated:
         return
     b: Break = w.pending_break.pop(pid)
-    p.away_since = t
+    p.away_since, p.returning = t, b.returns
     _stand_up(w, t, pid)
     walk(w, t, pid, inbound=False)
     if b.returns:
-        w.schedule(t + b.length_s, partial(walk_in, w), pid)
+        w.schedule(t + b.length_s, partial(come_back, w), pid)
     else:
         w.score.abandoned += 1  # belongings stay on the seat until closing
+
+
+def come_back(w: World, t: float, pid: int) -> None:
+    """Back from a break; if staff cleared the seat meanwhile, take it again if free, else another."""
+    p = w.patrons[pid]
+    if p.gone:
+        return
+    if w.holder[p.seat] != pid:
+        seat = p.seat if w.holder[p.seat] < 0 else choose_seat(
+            p, w.holder, w.plan.seat_zone, w.seat_window, w.neighbours, w.zone_kind, w.rng_choice)
+        if seat < 0:
+            p.gone = True  # the floor is full: they collect their things and go
+            return
+        p.seat = seat
+        w.holder[seat] = pid
+    walk_in(w, t, pid)
+
+
+def clear_belongings(w: World, t: float, seat: int) -> None:
+    """Staff clear a released ghost seat: the belongings go to lost-and-found, the seat is free."""
+    pid = int(w.holder[seat])
+    w.holder[seat] = -1
+    w.score.cleared_belongings += 1
+    if not w.patrons[pid].returning:
+        w.patrons[pid].gone = True
+    physics.push_frames(w, w.seat_scenes[seat], t)
 
 
 def depart(w: World, t: float, pid: int) -> None:

@@ -26,6 +26,7 @@ class MemoryBinding:
         self.lights: dict[str, float] = {}
         self.lamps: dict[str, float] = {}
         self.vents: dict[str, float] = {}
+        self.indicators: dict[str, int] = {}
         self.pushes = 0
 
     def set_thermal_frame(self, sensor_id: str, frame: npt.NDArray[np.float64]) -> None:
@@ -63,6 +64,9 @@ class MemoryBinding:
 
     def ventilation(self, actuator_id: str) -> float:
         return self.vents.get(actuator_id, 0.0)
+
+    def seat_indicator(self, actuator_id: str) -> int:
+        return self.indicators.get(actuator_id, 0)
 
     def inject_fault(self, sensor_id: str, fault: str) -> None:
         self.faults.setdefault(sensor_id, []).append(fault)

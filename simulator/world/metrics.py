@@ -55,6 +55,7 @@ class Scorecard:
     arrivals: int = 0
     turned_away: int = 0
     abandoned: int = 0
+    cleared_belongings: int = 0
 
     def close_need(self, need: Need, now: float) -> None:
         self.latencies[need.kind].append(max(0.0, now - need.opened))
@@ -107,5 +108,6 @@ class Scorecard:
             "arrivals": self.arrivals,
             "turned_away": self.turned_away,
             "abandoned_belongings": self.abandoned,
+            "cleared_belongings": self.cleared_belongings,
             "probe_failures": self.probe_failures,
         }

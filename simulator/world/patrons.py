@@ -54,6 +54,7 @@ class Patron:
     gone: bool = False
     leave_by: float = math.inf
     abandons: bool = False  # at leaving time, walks out without the belongings
+    returning: bool = True  # on a break they will come back from
 
 
 def draw_arrivals(cfg: SiteConfig, settings: PatronSettings, day_type: str, wall_start: datetime,

@@ -98,6 +98,8 @@ class World:
         self.lamp_ids = [a.id if a else None for a in self.lamp_of_seat]
         self.lamp_level = np.zeros(n_seats)
         self.lamp_level_list = [0.0] * n_seats
+        self.indicator = [0] * n_seats
+        self.stood_at = np.full(n_seats, -np.inf)  # when the seat's last holder stood up
         self.lamp_lux = np.array([a.lux_at_full if a else 0.0 for a in self.lamp_of_seat])
         self.lamp_watts = np.array([a.watts if a else 0.0 for a in self.lamp_of_seat])
         self.daylight = DaylightField(points, cfg.windows)
@@ -195,8 +197,8 @@ class World:
         return sorted(out, key=lambda e: e.at)
 
     def truth_seat(self, seat_id: str, t: float | None = None) -> str:
-        """free | occupied | away | ghost, as the world knows it."""
-        return physics.seat_status(self, self.plan.seat_ids.index(seat_id), self.clock.monotonic() if t is None else t)
+        """free | occupied | away | ghost: what the daemon should report (``physics.graded_status``)."""
+        return physics.graded_status(self, self.plan.seat_ids.index(seat_id), self.clock.monotonic() if t is None else t)
 
     def people_in_zone(self, zone_id: str) -> int:
         """Seated people in the zone right now (truth)."""

@@ -23,7 +23,7 @@ def test_shipped_scenarios_validate(path: Path) -> None:
     sc = load_scenario(path)
     assert sc.floor_path.is_file()
     assert sc.duration_s >= 14 * 3600  # opening hours are covered
-    assert sc.poll_overrides()["amg8833"] == 10.0
+    assert 1.0 <= sc.poll_overrides()["amg8833"] <= 60.0  # a day must fit its wall-time budget
 
 
 def test_all_six_scenarios_ship() -> None:

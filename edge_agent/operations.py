@@ -1,0 +1,342 @@
+"""What technicians (control socket) and central systems (MQTT commands) can ask the daemon to do.
+
+:class:`GatewayOperations` implements both :class:`edge_agent.control.protocol.ControlTarget` and
+:class:`edge_agent.sync.commands.CommandTarget` on the live objects of a running daemon
+(:class:`edge_agent.assembly.Gateway`). Both doors lead to the same arbiter, registries and
+calibration store, so an override set over MQTT and one set from the CLI behave the same, and
+every change is published upstream as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any, cast
+
+from drivers.errors import EdgeError
+from edge_agent.calibration import CalibrationStore, check_frc, check_reference
+from edge_agent.control import protocol as p
+from edge_agent.control.protocol import ControlRefused, UnknownIdError
+from edge_agent.sensing.tags import pseudonymise
+from edge_agent.sync.commands import ClearOverride, ConsentSet, ConsentWithdraw, PreferencesSet, SetOverride
+from rules import load_rules
+from rules.state import IntentKind
+
+if TYPE_CHECKING:
+    from edge_agent.assembly import Gateway
+    from edge_agent.daemon import Daemon
+
+log = logging.getLogger("edge_agent.operations")
+
+UNITS = {"lux": "lx", "temperature": "C", "humidity": "%", "co2": "ppm", "motion": "", "max_pixel": "C",
+         "thermistor": "C"}
+ACTUATOR_KIND = {"light": IntentKind.LIGHT_LEVEL, "hvac": IntentKind.VENTILATION, "desk": IntentKind.DESK_LAMP}
+
+
+class GatewayOperations:
+    """Control-socket and MQTT-command operations on a running daemon."""
+
+    def __init__(self, daemon: Daemon, calibration: CalibrationStore) -> None:
+        self.daemon = daemon
+        self.calibration = calibration
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def gw(self) -> Gateway:
+        gw = self.daemon.extras.get("gateway")
+        if gw is None:
+            raise ControlRefused("the daemon is starting; try again in a few seconds")
+        return cast("Gateway", gw)
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        up = self.gw.upstream
+        if up is not None:
+            up.publish_event(kind, data)
+
+    def _sensor(self, sensor_id: str) -> Any:
+        slot = self.gw.hardware.sensors.get(sensor_id)
+        if slot is None:
+            raise UnknownIdError("sensor", sensor_id, list(self.gw.hardware.sensors))
+        return slot
+
+    def _uplink_state(self) -> tuple[p.BrokerState, p.OutboxState]:
+        cfg = self.daemon.cfg
+        host, port = self.daemon.options.broker or (cfg.broker.host, cfg.broker.port)
+        up = self.daemon.extras.get("uplink")
+        connected = bool(up is not None and up.connected.is_set())
+        broker: p.BrokerState = {"host": host, "port": port, "connected": connected, "since": None,
+                                 "last_error": (getattr(up, "last_error", None) or "") if up is not None else ""}
+        stats = self.daemon.extras.get("outbox_describe")
+        desc = stats() if callable(stats) else {}
+        outbox: p.OutboxState = {"depth": int(desc.get("depth", 0)), "bytes": int(desc.get("bytes", 0)),
+                                 "oldest_age_s": desc.get("oldest_age_s")}
+        return broker, outbox
+
+    # -- ControlTarget -------------------------------------------------------------------------
+    async def status(self) -> p.StatusResult:
+        gw = self.gw
+        broker, outbox = self._uplink_state()
+        unhealthy = [sid for sid in gw.hardware.sensors if not gw.pollers.healthy(sid)]
+        last = gw.last_actuation
+        actuation: p.Actuation | None = None
+        if last:
+            actuation = {"actuator": str(last.get("actuator")), "value": float(last.get("new") or 0.0),
+                         "at": self.daemon.clock.time(), "source": str(last.get("rule_id") or "")}
+        return {
+            "site": self.daemon.cfg.site.id, "gateway": self.daemon.cfg.site.gateway, "pid": os.getpid(),
+            "uptime_s": self.daemon.clock.monotonic() - self.daemon.state.started_clock,
+            "simulated": gw.hardware.backend.name == "simulated", "broker": broker, "outbox": outbox,
+            "clock_synced": bool(getattr(self.daemon.clock, "synced", False)),
+            "sensors_healthy": len(gw.hardware.sensors) - len(unhealthy), "sensors_unhealthy": unhealthy,
+            "last_actuation": actuation,
+        }
+
+    async def sensors(self) -> list[p.SensorInfo]:
+        gw = self.gw
+        now = self.daemon.clock.monotonic()
+        out: list[p.SensorInfo] = []
+        for sid, slot in gw.hardware.sensors.items():
+            health = getattr(slot.driver, "health", None)
+            last = gw.pollers.last.get(sid)
+            last_good = getattr(health, "last_good", None)
+            out.append({
+                "id": sid, "kind": slot.sensor.kind, "zone": slot.sensor.zone, "bus": slot.sensor.bus,
+                "address": slot.sensor.address, "healthy": gw.pollers.healthy(sid),
+                "reason": slot.error or (getattr(health, "reason", "") or ""),
+                "last_values": dict(last.values) if last else {},
+                "last_good_age_s": None if last_good is None else round(now - last_good, 1),
+            })
+        return out
+
+    async def read_sensor(self, sensor: str) -> p.SensorReading:
+        slot = self._sensor(sensor)
+        driver, kind = slot.driver, slot.sensor.kind
+        if driver is None:
+            raise ControlRefused(f"{sensor}: not available ({slot.error})")
+        raw: dict[str, float] = {}
+        result: p.SensorReading = {"id": sensor, "kind": kind, "raw": raw, "calibrated": {}, "units": {}}
+        try:
+            if kind == "bh1750":
+                raw["lux"] = await driver.read_lux()
+            elif kind in ("sht31", "sht4x"):
+                m = await driver.read()
+                raw.update(temperature=m.temperature_c, humidity=m.humidity_pct)
+            elif kind == "scd41":
+                last = self.gw.pollers.last.get(sensor)
+                if last is None or not last.raw:
+                    raise ControlRefused(f"{sensor}: no measurement yet; the SCD41 measures every 5 s, try again")
+                raw.update(last.raw)
+                result["measuring_for_s"] = float(driver.seconds_in_periodic() or 0.0)
+            elif kind == "amg8833":
+                frame = await driver.read_frame()
+                status = self.gw.floor.thermal_status(sensor)
+                px = frame.pixels
+                raw.update(max_pixel=float(px.max()), thermistor=frame.thermistor_c)
+                result["thermal"] = {"max_c": float(px.max()), "min_c": float(px.min()), "mean_c": float(px.mean()),
+                                     "people": int(status.people)}
+            else:
+                last = self.gw.pollers.last.get(sensor)
+                raw.update(last.values if last else {})
+        except (EdgeError, OSError) as exc:
+            if isinstance(exc, ControlRefused):
+                raise
+            raise ControlRefused(f"{sensor}: read failed: {exc}") from exc
+        result["calibrated"] = {q: self.calibration.apply(sensor, q, v) for q, v in raw.items()}
+        result["units"] = {q: UNITS.get(q, "") for q in raw}
+        return result
+
+    async def calibrate(self, sensor: str, quantity: p.Quantity, reference: float, user: str, *,
+                        fresh: bool = False) -> p.CalibrationResult:
+        slot = self._sensor(sensor)
+        if not self.gw.pollers.healthy(sensor):
+            raise ControlRefused(f"{sensor} is unhealthy ({slot.error or 'failing reads'}); fix it before calibrating")
+        reading = await self.read_sensor(sensor)
+        if quantity not in reading["raw"]:
+            raise ControlRefused(f"{sensor} ({slot.sensor.kind}) does not measure {quantity}")
+        raw = reading["raw"][quantity]
+        if quantity == "co2":
+            check_frc(reference, reading.get("measuring_for_s"))
+            driver = slot.driver
+            await driver.stop_periodic()
+            try:
+                correction = await driver.forced_recalibration(round(reference))
+            finally:
+                await driver.start_periodic()
+            entry = await asyncio.to_thread(self.calibration.record, sensor, "co2", "frc", user,
+                                            old={"raw": raw}, new={"correction_ppm": correction},
+                                            reference=reference, raw=raw)
+        else:
+            check_reference(quantity, reference)
+            if quantity == "lux":
+                method = self.calibration.calibrate_gain if fresh else self.calibration.add_point
+            else:
+                method = self.calibration.calibrate_offset
+            entry = await asyncio.to_thread(method, sensor, quantity, reference, raw, user)
+        self._event("calibration", {"sensor": sensor, "quantity": quantity, "action": entry["action"],
+                                    "reference": reference})
+        return self._result(sensor, entry)
+
+    @staticmethod
+    def _result(sensor: str, entry: dict[str, Any], note: str = "") -> p.CalibrationResult:
+        return {"sensor": sensor, "quantity": entry["quantity"], "action": entry["action"], "old": entry["old"],
+                "new": entry["new"], "reference": entry.get("reference"), "raw": entry.get("raw"), "note": note}
+
+    async def calibrate_undo(self, sensor: str, quantity: str, user: str) -> p.CalibrationResult:
+        if sensor not in self.gw.hardware.sensors and sensor not in {a.id for a in self.daemon.cfg.anchors}:
+            raise UnknownIdError("sensor", sensor, list(self.gw.hardware.sensors))
+        entry = await asyncio.to_thread(self.calibration.undo, sensor, quantity, user)
+        self._event("calibration", {"sensor": sensor, "quantity": quantity, "action": "undo"})
+        return self._result(sensor, entry, "restored the earlier calibration")
+
+    async def calibration_history(self, sensor: str) -> list[p.HistoryEntry]:
+        return cast("list[p.HistoryEntry]", await asyncio.to_thread(self.calibration.history, sensor))
+
+    async def thermal_capture_background(self, sensor: str, user: str) -> p.CalibrationResult:
+        slot = self._sensor(sensor)
+        if slot.sensor.kind != "amg8833":
+            raise ControlRefused(f"{sensor} is a {slot.sensor.kind}, not a thermopile")
+        if not self.gw.pollers.healthy(sensor):
+            raise ControlRefused(f"{sensor} is unhealthy; fix it before capturing a background")
+        try:
+            self.gw.floor.capture_background(sensor)
+        except EdgeError as exc:
+            raise ControlRefused(str(exc)) from exc
+        status = self.gw.floor.thermal_status(sensor)
+        background = status.background
+        new = {"mean_c": None if background is None else round(float(background.mean()), 2)}
+        entry = await asyncio.to_thread(self.calibration.record, sensor, "thermal", "thermal-background", user,
+                                        old={}, new=new)
+        self._event("calibration", {"sensor": sensor, "quantity": "thermal", "action": "thermal-background"})
+        return self._result(sensor, entry, "empty-room background captured")
+
+    async def set_anchor(self, anchor: str, x: float, y: float, z: float, user: str) -> p.CalibrationResult:
+        anchors = {a.id: a for a in self.daemon.cfg.anchors}
+        if anchor not in anchors:
+            raise UnknownIdError("anchor", anchor, list(anchors))
+        old = anchors[anchor]
+        self.gw.floor.set_anchor(anchor, x, y, z)
+        entry = await asyncio.to_thread(self.calibration.record, anchor, "position", "position", user,
+                                        old={"x": old.x, "y": old.y, "z": old.z}, new={"x": x, "y": y, "z": z})
+        self._event("calibration", {"sensor": anchor, "quantity": "position", "action": "position"})
+        return self._result(anchor, entry, "applied now; also update [[anchors]] in the config file")
+
+    async def actuators(self) -> list[p.ActuatorInfo]:
+        gw = self.gw
+        rows: list[p.ActuatorInfo] = []
+        for a in self.daemon.cfg.actuators:
+            ch = gw.arbiter.channels.get((a.id, ACTUATOR_KIND[a.kind]))
+            rows.append({
+                "id": a.id, "kind": a.kind, "zone": a.zone,
+                "value": None if ch is None or ch.target is None else ch.target.value,
+                "read_back": None if ch is None else ch.applied,
+                "source": "idle" if ch is None or ch.target is None else (ch.target.rule_id or "override"),
+                "healthy": ch is not None and ch.failures == 0 and a.id not in gw.hardware.output_errors,
+            })
+        return rows
+
+    async def actuator_test(self, actuator: str, level: float, duration_s: float, user: str) -> p.ActuatorTestResult:
+        kinds = {a.id: a.kind for a in self.daemon.cfg.actuators}
+        if actuator not in kinds:
+            raise UnknownIdError("actuator", actuator, list(kinds))
+        if not 0.0 <= level <= 1.0:
+            raise ControlRefused(f"level {level:g} is outside 0..1")
+        kind = ACTUATOR_KIND[kinds[actuator]]
+        ch = self.gw.arbiter.channels.get((actuator, kind))
+        previous = None if ch is None else ch.applied
+        self.gw.arbiter.set_override(actuator, level, duration_s, kind=kind, source=f"cli:{user}",
+                                     reason="actuator test")
+        self._event("override", {"target": actuator, "level": level, "duration_s": duration_s, "source": "cli"})
+        return {"actuator": actuator, "level": level, "duration_s": duration_s, "previous": previous,
+                "restores_at": self.daemon.clock.time() + duration_s}
+
+    async def diagnostics(self) -> p.Diagnostics:
+        broker, outbox = self._uplink_state()
+        devices: list[p.DeviceProbe] = []
+        for sid, slot in self.gw.hardware.sensors.items():
+            health = getattr(slot.driver, "health", None)
+            devices.append({"sensor": sid, "bus": slot.sensor.bus or slot.sensor.serial_port or "gpio",
+                            "address": slot.sensor.address, "answered": self.gw.pollers.healthy(sid),
+                            "detail": slot.error or getattr(health, "reason", "") or ""})
+        return {"pid": os.getpid(), "state_dir": str(self.daemon.state_dir), "broker": broker, "outbox": outbox,
+                "devices": devices}
+
+    # -- CommandTarget (MQTT) ------------------------------------------------------------------
+    def _targets(self, kind: str, target: str) -> None:
+        cfg = self.daemon.cfg
+        known = {"zone": [z.id for z in cfg.zones], "seat": [s.id for s in cfg.seats],
+                 "actuator": [a.id for a in cfg.actuators]}[kind]
+        if target not in known:
+            raise UnknownIdError(kind, target, known)
+
+    async def set_override(self, args: SetOverride) -> dict[str, Any]:
+        self._targets(args.target_kind, args.target)
+        duration = args.duration_s if args.duration_s is not None else 7 * 24 * 3600.0
+        kind = IntentKind.DESK_LAMP if args.target_kind == "seat" else IntentKind.LIGHT_LEVEL
+        if args.target_kind == "actuator":
+            kinds = {a.id: a.kind for a in self.daemon.cfg.actuators}
+            kind = ACTUATOR_KIND[kinds[args.target]]
+        self.gw.arbiter.set_override(args.target, args.level, duration, kind=kind, source="mqtt")
+        self.gw.controller.wake()
+        self._event("override", {"target": args.target, "level": args.level, "duration_s": args.duration_s,
+                                 "source": "mqtt"})
+        return {"target": args.target, "level": args.level, "duration_s": args.duration_s}
+
+    async def clear_override(self, args: ClearOverride) -> dict[str, Any]:
+        self._targets(args.target_kind, args.target)
+        cleared = self.gw.arbiter.clear_override(args.target)
+        self.gw.controller.wake()
+        self._event("override_cleared", {"target": args.target, "cleared": cleared})
+        return {"target": args.target, "cleared": cleared}
+
+    async def reload_rules(self) -> dict[str, Any]:
+        from edge_agent.assembly import rules_path
+
+        rules = await asyncio.to_thread(load_rules, rules_path(self.daemon.cfg, self.daemon.options.config_path))
+        self.gw.controller.use_rules(rules)
+        self.gw.rules = rules
+        self._event("rules_reloaded", {"rules": len(rules.rules)})
+        return {"rules": len(rules.rules)}
+
+    async def reload_config(self) -> dict[str, Any]:
+        ok = await self.daemon.reload()
+        if not ok:
+            raise EdgeError(f"config refused, the running one stays: {self.daemon.state.last_reload_error}")
+        return {"config_hash": self.daemon.config_hash}
+
+    async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]:
+        slot = self.daemon.extras.get("model_slot")
+        if slot is None:
+            raise EdgeError("no forecast model slot on this gateway")
+        result = await asyncio.to_thread(slot.try_swap, data, sha256)
+        self._event("model_update", {"ok": result.ok, "reason": result.reason, "serving": result.serving})
+        if not result.ok:
+            raise EdgeError(f"model refused ({result.reason}); still serving {result.serving}")
+        return {"serving": result.serving}
+
+    async def republish_state(self) -> dict[str, Any]:
+        self.gw.controller.republish()
+        return {"republished": True}
+
+    def _tag(self, subject: str) -> str:
+        from edge_agent.assembly import tag_salt
+
+        salt = tag_salt(self.daemon.state_dir, self.daemon.cfg.privacy.tag_salt_file)
+        return pseudonymise(subject, salt)
+
+    async def consent_set(self, args: ConsentSet) -> dict[str, Any]:
+        await asyncio.to_thread(self.gw.preferences.set_consent, self._tag(args.subject), True)
+        self.gw.preference_cache.invalidate()
+        return {"consented": True, "scopes": list(args.scopes)}
+
+    async def consent_withdraw(self, args: ConsentWithdraw) -> dict[str, Any]:
+        await asyncio.to_thread(self.gw.preferences.set_consent, self._tag(args.subject), False)
+        self.gw.preference_cache.invalidate()
+        return {"consented": False, "preferences_deleted": True}
+
+    async def preferences_set(self, args: PreferencesSet) -> dict[str, Any]:
+        await asyncio.to_thread(self.gw.preferences.set_preferences, self._tag(args.subject),
+                                args.desk_height_mm, args.lamp_level)
+        self.gw.preference_cache.invalidate()
+        return {"desk_height_mm": args.desk_height_mm, "lamp_level": args.lamp_level}
+

@@ -1,0 +1,141 @@
+"""The daemon's upstream services: MQTT uplink with its outbox, health, forecasts, control socket.
+
+Each ``start_*`` function opens one long-lived thing inside an :class:`contextlib.AsyncExitStack`
+owned by the daemon's components, so stopping (or reloading) closes them in the right order:
+control socket, forecast loop, uplink, then the outbox, which flushes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import resource
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_agent.config import SiteConfig
+from edge_agent.sync.outbox import Outbox, describe, open_path
+from edge_agent.sync.uplink import Uplink
+
+if TYPE_CHECKING:
+    from edge_agent.assembly import Gateway
+    from edge_agent.daemon import Daemon
+    from edge_agent.operations import GatewayOperations
+
+log = logging.getLogger("edge_agent.services")
+
+
+def software_version() -> str:
+    try:
+        return version("edge-agent")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def with_broker(cfg: SiteConfig, broker: tuple[str, int] | None) -> SiteConfig:
+    """The config with ``--broker HOST:PORT`` applied."""
+    if broker is None:
+        return cfg
+    return cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"host": broker[0], "port": broker[1]})})
+
+
+async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gateway,
+                       ops: GatewayOperations) -> Uplink:
+    """Outbox + uplink; publishes through ``gw.upstream`` from now on."""
+    cfg = with_broker(daemon.cfg, daemon.options.broker)
+    outbox = await stack.enter_async_context(Outbox(
+        open_path(daemon.state_dir), max_bytes=cfg.storage.outbox_max_bytes,
+        max_age_s=cfg.storage.outbox_max_age_h * 3600.0,
+    ))
+    clock: Any = daemon.clock  # SystemClock and VirtualClock both carry `synced`
+    uplink = await stack.enter_async_context(Uplink(cfg, outbox, clock, ops, version=software_version(),
+                                                    config_hash=daemon.config_hash))
+    gw.upstream = uplink
+    gw.controller.upstream = uplink
+    start_seq = outbox.committed_high
+    start = outbox.stats()
+
+    def counts() -> dict[str, int]:
+        """Messages of this daemon's life: produced, delivered (PUBACKed), dropped by the bounds."""
+        now = outbox.stats()
+        produced = max(0, outbox.committed_high + len(outbox._pending) - start_seq)
+        dropped = max(0, now.dropped - start.dropped)
+        delivered = max(0, produced - dropped - max(0, now.depth - start.depth))
+        return {"produced": produced, "delivered": delivered, "dropped": dropped}
+
+    daemon.extras["uplink"] = uplink
+    daemon.extras["outbox_stats"] = counts
+    daemon.extras["outbox_describe"] = lambda: {"depth": outbox.stats().depth, "bytes": outbox.stats().bytes,
+                                                "oldest_age_s": outbox.stats().oldest_age_s}
+    daemon.extras["outbox_drained"] = lambda: outbox.stats().depth == 0 and not outbox._pending
+    return uplink
+
+
+async def health_loop(daemon: Daemon, gw: Gateway, uplink: Uplink) -> None:
+    """Periodic health upstream: sensor health, CPU share and RSS of this process."""
+    last_cpu, last_wall = time.process_time(), time.monotonic()
+    while True:
+        await asyncio.sleep(daemon.cfg.mqtt.health_interval_s)
+        cpu, wall = time.process_time(), time.monotonic()
+        cpu_percent = 100.0 * (cpu - last_cpu) / max(1e-6, wall - last_wall)
+        last_cpu, last_wall = cpu, wall
+        healthy = sum(1 for sid in gw.hardware.sensors if gw.pollers.healthy(sid))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        uplink.publish_health(sensors_healthy=healthy, sensors_unhealthy=len(gw.hardware.sensors) - healthy,
+                              cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
+
+
+async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0) -> None:
+    """Feed zone counts into the edge history and forecast every ``interval_s`` (in a worker thread)."""
+    from models.history import ZoneHistory
+    from models.inference import ModelSlot
+
+    slot = daemon.extras.get("model_slot")
+    if slot is None:
+        slot = ModelSlot(daemon.state_dir / "model.onnx")
+        serving = await asyncio.to_thread(slot.load)
+        log.info("forecast model: %s", serving)
+        daemon.extras["model_slot"] = slot
+    capacity = {z.id: float(len(daemon.cfg.seats_in(z.id))) or None for z in daemon.cfg.zones}
+    histories = {zid: ZoneHistory(capacity=cap) for zid, cap in capacity.items()}
+    next_forecast = 0.0
+    while True:
+        state = gw.controller.state
+        now_mono = daemon.clock.monotonic()
+        if state is not None:
+            wall = gw.controller.wall().replace(tzinfo=None)
+            for zid, zone in state.zones.items():
+                if zone.people.value is not None:
+                    histories[zid].add(wall, zone.people.value)
+            if now_mono >= next_forecast:
+                next_forecast = now_mono + interval_s
+                forecast = await slot.forecast(histories, wall)
+                for zid, horizons in forecast.items():
+                    gw.floor.set_forecast(zid, {h: q[1] for h, q in horizons.items()})
+                    if gw.upstream is not None:
+                        publish = getattr(gw.upstream, "publish_forecast", None)
+                        if callable(publish):
+                            publish(zid, {h: (q[1], q[0], q[2]) for h, q in horizons.items()})
+        await asyncio.sleep(sample_s)
+
+
+async def start_control(stack: contextlib.AsyncExitStack, daemon: Daemon, ops: GatewayOperations) -> Path:
+    """The technicians' unix socket in the runtime directory (group of the service when it exists)."""
+    from edge_agent.control.server import ControlServer
+
+    path = daemon.runtime_dir / "control.sock"
+    group: str | None = None
+    with contextlib.suppress(KeyError):
+        group = grp.getgrgid(os.getegid()).gr_name if os.geteuid() != 0 else grp.getgrnam("edge-agent").gr_name
+    await stack.enter_async_context(ControlServer(path, ops, group=group))
+    daemon.extras["control_socket"] = path
+    return path
+
+
+def outbox_summary(uplink: Uplink) -> dict[str, Any]:
+    return describe(uplink.outbox.stats())
