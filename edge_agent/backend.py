@@ -46,8 +46,8 @@ class Backend(Protocol):
         """The byte pipe to the RS-485 line."""
         ...
 
-    def serial_path(self, sensor: Sensor) -> str:
-        """The tty of a UART part."""
+    def serial_stream(self, sensor: Sensor) -> Any:
+        """The byte stream of a UART part (drivers.serial.SerialStream's surface)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -119,8 +119,10 @@ class HardwareBackend:
     def bridge_transport(self, bridge: Bridge) -> Transport:
         return ReopeningSerial(bridge.port, bridge.baud)
 
-    def serial_path(self, sensor: Sensor) -> str:
-        return sensor.serial_port or ""
+    def serial_stream(self, sensor: Sensor) -> Any:
+        from drivers.serial import SerialStream
+
+        return SerialStream(sensor.serial_port or "")
 
     async def aclose(self) -> None:
         for handle in self._buses.values():
@@ -192,12 +194,12 @@ class SimulatedBackend:
     name = "simulated"
 
     def __init__(self, *, i2c_buses: dict[str, Any], pin_factory: Any, ble_backend: Any,
-                 transport: Transport | None, serial_paths: dict[str, str]) -> None:
+                 transport: Transport | None, serial_streams: dict[str, Any]) -> None:
         self._i2c = i2c_buses
         self._factory = pin_factory
         self._ble = ble_backend
         self._transport = transport
-        self._serial = serial_paths
+        self._serial = serial_streams
 
     def i2c_bus(self, bus: Bus) -> Any:
         try:
@@ -216,8 +218,11 @@ class SimulatedBackend:
             raise BusError("the simulated floor has no RS-485 line", bus="bridge")
         return self._transport
 
-    def serial_path(self, sensor: Sensor) -> str:
-        return self._serial.get(sensor.id, "")
+    def serial_stream(self, sensor: Sensor) -> Any:
+        try:
+            return self._serial[sensor.id]
+        except KeyError:
+            raise BusError(f"{sensor.id}: the simulator has no such UART part", bus="serial") from None
 
     async def aclose(self) -> None:
         return None

@@ -158,9 +158,8 @@ class Hardware:
 
                 return Dwm1001Ble(s.ble_address, self.clock, backend=self.backend.ble_backend(), name=s.id)
             from drivers.dwm1001 import Dwm1001Uart
-            from drivers.serial import SerialStream
 
-            return Dwm1001Uart(SerialStream(self.backend.serial_path(s)), self.clock, name=s.id)
+            return Dwm1001Uart(self.backend.serial_stream(s), self.clock, name=s.id)
         raise ValueError(f"sensor kind {s.kind!r} has no driver")
 
     # -- actuators ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from edge_agent.config import Sensor, SiteConfig, load_config
 from edge_agent.daemon import Daemon, DaemonOptions
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import SimHardware, build_simulated_hardware
+from simulator.hw.uart import LoopbackSerial
 from simulator.network import NetworkPath
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
@@ -160,7 +161,8 @@ class Simulation:
             async with line.on_memory_line(self.cfg.bridge.baud if self.cfg.bridge else 115200) as mline:
                 backend = SimulatedBackend(
                     i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
-                    transport=mline.master, serial_paths={s: hw.uwb_uart(s).port for s in self._uart_sensors()},
+                    transport=mline.master,
+                    serial_streams={s: LoopbackSerial(hw.uart_tags[s]) for s in self._uart_sensors()},
                 )
                 options = DaemonOptions(config_path=self.config_path, state_dir=state_dir, broker=network.address)
 

@@ -127,3 +127,14 @@ def scan(config_file: Path, simulate: bool, as_json: bool) -> None:
         click.echo(f"{row['bus']:<14} {row['where']:<28} {found}")
         for address, sid in row["missing"].items():
             click.echo(f"{'':<14} {'':<28} missing {address} ({sid})")
+
+
+def _attach_live_commands() -> None:
+    """``sensors list/read/watch`` talk to the running daemon; they live with the other technician commands."""
+    from edge_agent.cli.technician import sensors_list, sensors_read, sensors_watch
+
+    for command in (sensors_list, sensors_read, sensors_watch):
+        sensors.add_command(command)
+
+
+_attach_live_commands()

@@ -98,6 +98,7 @@ class _Residue:
     seat: str | None
     pixels: frozenset[tuple[int, int]]
     track: _PointTrack
+    heat_c: float  # summed contrast when the person left
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +315,7 @@ class ThermalSeatDetector:
         pixels = set(comp)
         for residue in self._residues:
             if pixels & residue.pixels:
-                if peak >= residue.track.peak_ema + p.on_c:
+                if heat >= 1.5 * residue.heat_c + p.on_c:
                     return None  # someone sat down at their things again: judged afresh
                 residue.pixels = frozenset(pixels | residue.pixels)
                 return residue
@@ -325,7 +326,7 @@ class ThermalSeatDetector:
             return None
         seat = before[0].seat
         track = _PointTrack(first_t=t, ema=peak, peak_ema=peak, last_t=t)
-        return _Residue(seat, frozenset(pixels), track)
+        return _Residue(seat, frozenset(pixels), track, heat)
 
     def _residue_verdict(self, residue: _Residue, peak: float, t: float, dt: float) -> str:
         """The cup rule for what a person left behind: cooling -> residue; steady -> the person again."""

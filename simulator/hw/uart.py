@@ -54,19 +54,9 @@ class SimDwm1001Uart:
             self._answer(kind)
 
     def _answer(self, kind: int) -> None:
-        if self.faults.consume(Fault.SLOW):
-            return
-        if self.faults.consume(Fault.NACK):
-            reply = b"\x40\x01\x04"
-        elif kind == 0x0C:
-            reply = self.tag.loc_get_response()
-        elif kind == 0x02:
-            reply = self.tag.loc_get_response()[:18]
-        else:
-            reply = b"\x40\x01\x01"
-        if self.faults.consume(Fault.CORRUPT_CRC):
-            reply = reply[: len(reply) // 2]
-        os.write(self._master, reply)
+        reply = answer(self.tag, self.faults, kind)
+        if reply:
+            os.write(self._master, reply)
 
     def close(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -77,3 +67,64 @@ class SimDwm1001Uart:
             except OSError:
                 pass
         self._master = self._slave = -1
+
+
+def answer(tag: SimDwm1001Tag, faults: FaultSet, kind: int) -> bytes:
+    """The tag's reply to one TLV request of type ``kind`` (empty: no answer at all)."""
+    if faults.consume(Fault.SLOW):
+        return b""
+    if faults.consume(Fault.NACK):
+            reply = b"\x40\x01\x04"
+    elif kind == 0x0C:
+        reply = tag.loc_get_response()
+    elif kind == 0x02:
+        reply = tag.loc_get_response()[:18]
+    else:
+        reply = b"\x40\x01\x01"
+    if faults.consume(Fault.CORRUPT_CRC):
+        reply = reply[: len(reply) // 2]
+    return reply
+
+
+class LoopbackSerial:
+    """The tag's UART as an in-process stream with :class:`drivers.serial.SerialStream`'s surface.
+
+    On the simulated floor's virtual clock a pty cannot work: its answer arrives in wall time,
+    after the driver's (virtual) timeout. This stream answers at once, byte for byte the same.
+    """
+
+    def __init__(self, tag: SimDwm1001Tag, faults: FaultSet | None = None) -> None:
+        self.tag = tag
+        self.faults = faults or FaultSet()
+        self.requests = 0
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, data: bytes) -> None:
+        self._inbox += data
+        while len(self._inbox) >= 2 and len(self._inbox) >= 2 + self._inbox[1]:
+            kind, length = self._inbox[0], self._inbox[1]
+            del self._inbox[: 2 + length]
+            self.requests += 1
+            self._outbox += answer(self.tag, self.faults, kind)
+
+    async def read_exactly(self, n: int, timeout_s: float) -> bytes:
+        if len(self._outbox) < n:
+            from drivers.errors import BusTimeoutError
+
+            await asyncio.sleep(timeout_s)
+            got = len(self._outbox)
+            self._outbox.clear()
+            raise BusTimeoutError(f"sim-uart:{self.tag.address}: expected {n} bytes, got {got} in {timeout_s:g} s")
+        out = bytes(self._outbox[:n])
+        del self._outbox[:n]
+        return out
+
+    async def reset_input(self) -> None:
+        self._outbox.clear()
+
+    def close(self) -> None:
+        self._outbox.clear()
