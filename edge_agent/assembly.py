@@ -37,6 +37,7 @@ from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.services import forecast_loop, health_loop, start_control, start_uplink
 from rules import RuleSet, load_rules
+from rules.state import FloorState
 
 if TYPE_CHECKING:
     from edge_agent.daemon import Daemon
@@ -155,6 +156,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         controller = FloorController(
             cfg, floor, rules, arbiter, clock, preferences=prefs_cache,
             day_type=tuning.day_type, interval_s=tuning.decide_interval_s,
+            on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
         )
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
@@ -188,6 +190,25 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         daemon.extras.pop("gateway", None)
 
     return [Component("floor", start_hardware, stop_hardware)]
+
+
+def trace_writer(cfg: SiteConfig, state_dir: Path) -> Callable[[FloorState], None]:
+    """Record sampled floor states to ``<state_dir>/trace.jsonl`` off the event loop (one writer thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_agent.actuation.recorder import TraceRecorder
+
+    recorder = TraceRecorder(state_dir / "trace.jsonl", max_age_s=cfg.privacy.trace_retention_h * 3600.0,
+                             min_interval_s=cfg.rules.trace_interval_s)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace")
+    last = [-1e18]
+
+    def record(state: FloorState) -> None:
+        if state.t - last[0] >= cfg.rules.trace_interval_s:
+            last[0] = state.t
+            writer.submit(recorder.record, state)
+
+    return record
 
 
 class PreferenceCache:

@@ -280,6 +280,8 @@ class Mqtt(Strict):
 
 class RulesConf(Strict):
     file: Path | None = None  # None: the shipped rules/default.toml
+    record_trace: bool = False  # write sampled floor states for `edge-agent rules replay` (SD wear: off)
+    trace_interval_s: float = Field(default=60.0, ge=1.0)
 
 
 class ModelConf(Strict):

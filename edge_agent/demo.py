@@ -74,7 +74,7 @@ def run_demo(*, broker: tuple[str, int] | None, scenario: Path | None, report: P
     started = time.monotonic()
     try:
         code = run_simulation(SimulationOptions(scenario=scenario, broker=broker, speed=None, report=report_path,
-                                                progress=_progress,
+                                                progress=_progress, drain_s=60.0,
                                                 mqtt_protocol="3.1.1" if embedded is not None else None))
     finally:
         sys.stderr.write("\n")

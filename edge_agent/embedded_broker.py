@@ -1,8 +1,8 @@
 """An embedded MQTT broker (amqtt) for ``edge-agent demo`` on a machine with no broker installed.
 
-It runs in its own thread with its own event loop on the real clock: the simulated floor runs
-on virtual time, and a broker sharing that loop would time out keep-alives as simulated hours
-fly by. amqtt speaks MQTT 3.1.1 only, so the uplink falls back from MQTT 5 when it connects.
+It runs in a child process on the real clock: the simulated floor runs on virtual time, and a
+broker sharing that loop (or that interpreter) would time out keep-alives as simulated hours fly
+by and fall behind. amqtt speaks MQTT 3.1.1 only, so the uplink falls back from MQTT 5 when it connects.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
 from typing import Any
 
 log = logging.getLogger("edge_agent.embedded_broker")
@@ -22,60 +21,59 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _serve(port: int, ready: Any) -> None:
+    """The broker process: amqtt on its own event loop and its own interpreter (no shared GIL)."""
+    from amqtt.broker import Broker
+
+    for name in ("amqtt", "amqtt.broker", "amqtt.mqtt.protocol", "transitions"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "sys_interval": 0,
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    broker = Broker(config, loop=loop)
+    loop.run_until_complete(broker.start())
+    ready.set()
+    loop.run_forever()
+
+
 class EmbeddedBroker:
-    """amqtt on 127.0.0.1:<port> in a daemon thread; ``start()`` returns once it listens."""
+    """amqtt on 127.0.0.1:<port> in a child process; ``start()`` returns once it listens.
+
+    A process, not a thread: the simulated floor keeps the interpreter busy, and a broker
+    sharing its GIL would fall behind and back the outbox up.
+    """
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._broker: Any = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
+        self._proc: Any = None
 
-    def start(self, timeout: float = 15.0) -> None:
-        try:
-            from amqtt.broker import Broker
-        except ImportError as exc:
-            raise RuntimeError("the embedded broker needs amqtt: pip install 'edge-agent[demo]'") from exc
+    def start(self, timeout: float = 20.0) -> None:
+        import importlib.util
+        import multiprocessing
 
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            config = {
-                "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-                "sys_interval": 0,
-                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-            }
-            try:
-                self._broker = Broker(config, loop=loop)
-                loop.run_until_complete(self._broker.start())
-            except BaseException as exc:  # surfaced to the starting thread below
-                self._error = exc
-                self._started.set()
-                return
-            self._started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._broker.shutdown())
-            loop.close()
-
-        for name in ("amqtt", "amqtt.broker", "amqtt.mqtt.protocol", "transitions"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        self._thread = threading.Thread(target=serve, name="embedded-broker", daemon=True)
-        self._thread.start()
-        if not self._started.wait(timeout):
+        if importlib.util.find_spec("amqtt") is None:
+            raise RuntimeError("the embedded broker needs amqtt: pip install 'edge-agent[demo]'")
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Event()
+        self._proc = ctx.Process(target=_serve, args=(self.port, ready), name="embedded-broker", daemon=True)
+        self._proc.start()
+        if not ready.wait(timeout):
+            self.stop()
             raise RuntimeError(f"embedded broker did not start within {timeout}s")
-        if self._error is not None:
-            raise RuntimeError(f"embedded broker failed to start: {self._error}") from self._error
         log.info("embedded MQTT broker (amqtt) on 127.0.0.1:%d", self.port)
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = None
-        self._thread = None
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.join(10)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(5)
+        self._proc = None
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

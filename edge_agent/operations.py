@@ -116,11 +116,14 @@ class GatewayOperations:
             raise ControlRefused(f"{sensor}: not available ({slot.error})")
         raw: dict[str, float] = {}
         result: p.SensorReading = {"id": sensor, "kind": kind, "raw": raw, "calibrated": {}, "units": {}}
+        part = self.gw.pollers.exclusive(sensor)  # a fresh read must not interleave with a poll
         try:
             if kind == "bh1750":
-                raw["lux"] = await driver.read_lux()
+                async with part:
+                    raw["lux"] = await driver.read_lux()
             elif kind in ("sht31", "sht4x"):
-                m = await driver.read()
+                async with part:
+                    m = await driver.read()
                 raw.update(temperature=m.temperature_c, humidity=m.humidity_pct)
             elif kind == "scd41":
                 last = self.gw.pollers.last.get(sensor)
@@ -129,7 +132,8 @@ class GatewayOperations:
                 raw.update(last.raw)
                 result["measuring_for_s"] = float(driver.seconds_in_periodic() or 0.0)
             elif kind == "amg8833":
-                frame = await driver.read_frame()
+                async with part:
+                    frame = await driver.read_frame()
                 status = self.gw.floor.thermal_status(sensor)
                 px = frame.pixels
                 raw.update(max_pixel=float(px.max()), thermistor=frame.thermistor_c)
@@ -158,11 +162,12 @@ class GatewayOperations:
         if quantity == "co2":
             check_frc(reference, reading.get("measuring_for_s"))
             driver = slot.driver
-            await driver.stop_periodic()
-            try:
-                correction = await driver.forced_recalibration(round(reference))
-            finally:
-                await driver.start_periodic()
+            async with self.gw.pollers.exclusive(sensor):  # the poller's reads would restart periodic mode
+                await driver.stop_periodic()
+                try:
+                    correction = await driver.forced_recalibration(round(reference))
+                finally:
+                    await driver.start_periodic()
             entry = await asyncio.to_thread(self.calibration.record, sensor, "co2", "frc", user,
                                             old={"raw": raw}, new={"correction_ppm": correction},
                                             reference=reference, raw=raw)

@@ -12,6 +12,7 @@ frames of thirty nodes do not all queue on the RS-485 line at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections.abc import Callable
@@ -73,6 +74,7 @@ class SensorPollers:
         self.anchors = anchor_uwb_ids(hardware.cfg)
         self._healthy: dict[str, bool] = {}
         self._started: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def task_names(self) -> list[str]:
         return [f"poll:{sid}" for sid in self.hw.sensors]
@@ -85,6 +87,16 @@ class SensorPollers:
     async def stop(self) -> None:
         for name in self.task_names():
             await self.supervisor.stop_task(name)
+
+    def exclusive(self, sensor_id: str) -> asyncio.Lock:
+        """Held by a poll while it talks to the part; hold it to talk to the part yourself.
+
+        A part is a command state machine: an SHT3x or SCD41 command written between another
+        command and its read replaces the pending answer, and an SCD41 forced recalibration needs
+        periodic measurement stopped. So a fresh read or a calibration from the control socket
+        waits for the poll in progress and keeps the next one out until it is done.
+        """
+        return self._locks.setdefault(sensor_id, asyncio.Lock())
 
     # -- health --------------------------------------------------------------------------------
     def healthy(self, sensor_id: str) -> bool:
@@ -129,7 +141,8 @@ class SensorPollers:
         due = self.clock.monotonic()
         while True:
             try:
-                await self._sample(sensor, driver)
+                async with self.exclusive(sensor.id):
+                    await self._sample(sensor, driver)
                 self._report(sensor.id, self._driver_healthy(driver))
             except (EdgeError, OSError) as exc:
                 self._started.discard(sensor.id)  # re-initialise the part on the next poll

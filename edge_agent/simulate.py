@@ -19,7 +19,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,15 @@ from simulator.hw.uart import LoopbackSerial
 from simulator.network import NetworkPath
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
-from simulator.world.binding import HardwareBinding
+from simulator.world.binding import HardwareBinding, WorldBinding
 from simulator.world.scenario import Scenario, load_scenario
 from simulator.world.world import World
 
 log = logging.getLogger("edge_agent.simulate")
 
 ProgressCallback = Callable[[str, float], None]
+#: Builds the world's hold on the simulated parts; tests pass one that lets them own some sensors' truth.
+BindingFactory = Callable[[SiteConfig, SimHardware, Mapping[int, SimNode]], WorldBinding]
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SimulationOptions:
     progress: ProgressCallback | None = None
     drain_s: float = 10.0  # wall seconds allowed at the end for the outbox to empty
     mqtt_protocol: str | None = None  # "3.1.1" for the embedded amqtt broker
+    binding: BindingFactory = HardwareBinding
 
 
 def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
@@ -98,6 +101,10 @@ class Simulation:
             broker = self.cfg.broker.model_copy(update={"protocol": options.mqtt_protocol})
             self.cfg = self.cfg.model_copy(update={"broker": broker})
         self.daemon: Daemon | None = None
+        # The simulated floor, set when run() starts (tests reach the parts through these).
+        self.hardware: SimHardware | None = None
+        self.nodes: dict[int, SimNode] = {}
+        self.world: World | None = None
         self.incarnations = 0
         self.messages = {"produced": 0, "delivered": 0, "dropped": 0}
 
@@ -105,10 +112,10 @@ class Simulation:
         loop = asyncio.get_running_loop()
         tz = ZoneInfo(self.cfg.site.timezone)
         clock = VirtualClock(loop, self.scenario.wall_start(tz))
-        hw = build_simulated_hardware(self.cfg, clock.monotonic)
-        nodes = build_nodes(self.cfg, hw)
+        hw = self.hardware = build_simulated_hardware(self.cfg, clock.monotonic)
+        nodes = self.nodes = build_nodes(self.cfg, hw)
         line = SimLine(nodes.values(), seed=self.scenario.scenario.seed)
-        world = World(self.cfg, self.scenario, HardwareBinding(self.cfg, hw, nodes), clock)
+        world = self.world = World(self.cfg, self.scenario, self.options.binding(self.cfg, hw, nodes), clock)
         network: NetworkPath | None = None
         broker = self.options.broker or (self.cfg.broker.host, self.cfg.broker.port)
         network = NetworkPath(broker)

@@ -263,7 +263,8 @@ class BridgeLink:
                 self._wake.clear()
                 timeout = None if pick is None else max(0.0, pick - loop.time())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # unlike wait_for, no task per wait
+                        await self._wake.wait()
                 continue
             self._jobs.remove(pick)
             async with self._turn:
@@ -291,7 +292,8 @@ class BridgeLink:
         try:
             await self.transport.write(encode_frame(job.frame))
             self.stats.frames_sent += 1
-            frame = await asyncio.wait_for(reply, self.reply_timeout(job.frame.type))
+            async with asyncio.timeout(self.reply_timeout(job.frame.type)):
+                frame = await reply
         except TimeoutError:
             self.stats.timeouts += 1
             rec.timeouts += 1

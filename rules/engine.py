@@ -97,11 +97,12 @@ def evaluate(rule_set: RuleSet, state: FloorState, memory: RuleMemory | None = N
     latched: set[str] = set()
     candidates: list[tuple[tuple[int, int, float], Intent]] = []
     fired: list[str] = []
+    subjects = _Subjects(state)
     for rule in (failsafe_rule(rule_set.settings.safe_level), *rule_set.rules):
         if not rule.then:
             continue
         rule_fired = False
-        for subject_id, subject in _subjects(rule, state):
+        for subject_id, subject in subjects.of(rule):
             key = f"{rule.id}|{subject_id}"
             if rule.when is not None and not _holds(rule.when, subject, key, memory.latched, latched):
                 continue
@@ -137,24 +138,30 @@ def failsafe_rule(safe_level: float) -> Rule:
                 description="unhealthy sensing during opening hours: lights to the safe level, never off")
 
 
-def _subjects(rule: Rule, state: FloorState) -> Iterator[tuple[str, Subject]]:
-    if rule.scope == "zone":
-        for zid in sorted(state.zones):
-            if not rule.zones or zid in rule.zones:
-                yield zid, Subject(state, state.zones[zid])
-        return
-    for sid in sorted(state.seats):
-        seat = state.seats[sid]
-        zone = state.zones.get(seat.zone)
-        if zone is not None and (not rule.zones or seat.zone in rule.zones):
-            yield sid, Subject(state, zone, seat)
+class _Subjects:
+    """Every zone and seat subject of one state, built once per evaluation and shared by all rules."""
+
+    def __init__(self, state: FloorState) -> None:
+        self.zones = [(zid, Subject(state, state.zones[zid])) for zid in sorted(state.zones)]
+        self.seats: list[tuple[str, str, Subject]] = []
+        for sid in sorted(state.seats):
+            seat = state.seats[sid]
+            zone = state.zones.get(seat.zone)
+            if zone is not None:
+                self.seats.append((sid, seat.zone, Subject(state, zone, seat)))
+
+    def of(self, rule: Rule) -> Iterator[tuple[str, Subject]]:
+        """The subjects ``rule`` is evaluated over, in id order, filtered by its ``zones``."""
+        if rule.scope == "zone":
+            return iter([(zid, s) for zid, s in self.zones if not rule.zones or zid in rule.zones])
+        return iter([(sid, s) for sid, zid, s in self.seats if not rule.zones or zid in rule.zones])
 
 
 def _holds(node: Node, s: Subject, key: str, before: frozenset[str], after: set[str]) -> bool:
     """Evaluate a condition tree. Every child is evaluated (no short-circuit) so latches stay current."""
     if node.op == "leaf":
         assert node.leaf is not None
-        return _leaf(node, s, f"{key}|{node.path}", before, after)
+        return _leaf(node, s, key, before, after)
     results = [_holds(c, s, key, before, after) for c in node.children]
     if node.op == "all":
         return all(results)
@@ -163,11 +170,13 @@ def _holds(node: Node, s: Subject, key: str, before: frozenset[str], after: set[
     return not results[0]
 
 
-def _leaf(node: Node, s: Subject, latch: str, before: frozenset[str], after: set[str]) -> bool:
+def _leaf(node: Node, s: Subject, key: str, before: frozenset[str], after: set[str]) -> bool:
     leaf, state = node.leaf, s.state
     if isinstance(leaf, MetricTest):
         value = metric_value(leaf.metric, s, leaf.within_min)
-        was = latch in before
+        latching = leaf.release_below is not None or leaf.release_above is not None
+        latch = f"{key}|{node.path}" if latching else ""  # only a hysteresis test has a latch
+        was = latching and latch in before
         if value is None:  # unknown: a latch keeps its state, a plain test is false
             on = was and (leaf.release_below is not None or leaf.release_above is not None)
         elif leaf.release_below is not None and leaf.above is not None:
@@ -284,13 +293,33 @@ def _daylight(action: DaylightAction, lum: str, s: Subject) -> tuple[float, str]
     lit = state.topology.light_seats.get(lum, ())
     seat_lux = [st.lux for sid in lit if (st := state.seats.get(sid)) is not None
                 and st.status == SeatStatus.OCCUPIED and st.lux is not None]
+    target = zone.target_lux
+    seat_lux += _saturated_seat_lux(state, zone.id, lum, target, action.max_level)
     measured = min(seat_lux) if seat_lux else measure_value(zone.lux)
     level = state.levels.get(lum, 0.0)
     if measured is None:
         return action.max_level, f"lux unknown in {zone.id}: {action.max_level:g}"
-    new = harvest_level(level, measured, zone.target_lux, lux_at_full=action.lux_at_full,
+    new = harvest_level(level, measured, target, lux_at_full=action.lux_at_full,
                         deadband_lux=action.deadband_lux, min_level=action.min_level, max_level=action.max_level)
     return new, f"daylight {zone.id}: {measured:.0f}/{zone.target_lux:.0f} lux, {level:g} -> {new:g}"
+
+
+def _saturated_seat_lux(state: FloorState, zone_id: str, lum: str, target: float, max_level: float) -> list[float]:
+    """Lux of the zone's dark occupied seats whose own luminaire is already at ``max_level``.
+
+    Such a seat cannot be helped by its own luminaire any more; its neighbours in the zone raise
+    their level for it (a desk in a corner or between fittings needs more than one).
+    """
+    out: list[float] = []
+    topo = state.topology
+    for other in topo.zone_lights.get(zone_id, ()):
+        if other == lum or state.levels.get(other, 0.0) < max_level - 0.01:
+            continue
+        for sid in topo.light_seats.get(other, ()):
+            st = state.seats.get(sid)
+            if st is not None and st.status == SeatStatus.OCCUPIED and st.lux is not None and st.lux < target:
+                out.append(st.lux)
+    return out
 
 
 def _resolve(candidates: list[tuple[tuple[int, int, float], Intent]]) -> list[Intent]:

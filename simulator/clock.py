@@ -9,6 +9,11 @@ simulator runs the *real* daemon on an event loop whose notion of time is virtua
   without blocking (so a real MQTT broker's acknowledgements are seen), then jumps simulated
   time straight to the next timer.
 - ``speed=N``: simulated time runs N times faster than the wall clock.
+- ``pace=N`` (with ``speed=None``): as fast as possible, but never ahead of N simulated seconds
+  per wall second. Time moves only while the loop is idle, as in the fast mode, so timeouts of a
+  few milliseconds (the RS-485 link's) hold however busy the machine is; yet a process outside
+  the loop (a technician's CLI on the control socket) sees a daemon whose clock runs at about N
+  times the wall clock.
 
 Work done in threads takes no simulated time, so simulated parts are called inline (the
 simulated I2C bus does not block), and code that must wait for a thread should not rely on a
@@ -21,6 +26,7 @@ the loop's time, wall seconds are a chosen start (e.g. 07:30 on a Tuesday) plus 
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 import time
 from collections.abc import Coroutine
@@ -63,6 +69,8 @@ class _VirtualSelector(selectors.BaseSelector):
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
+        if loop.pace is not None:
+            return self._paced(timeout)
         if timeout is None:
             # Nothing scheduled: only real I/O (or another thread) can wake us. Wait for it
             # in real time, in short slices, so a stuck simulation is still interruptible.
@@ -70,15 +78,31 @@ class _VirtualSelector(selectors.BaseSelector):
         loop.advance(timeout)
         return []
 
+    def _paced(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
+        """Jump to the next timer if the pace allows it; else wait in real time (for it, or for I/O)."""
+        loop = self._loop
+        target = math.inf if timeout is None else loop._virtual + timeout
+        ready: list[tuple[selectors.SelectorKey, int]] = []
+        allowed = loop.paced_limit()
+        if target > allowed:
+            assert loop.pace is not None
+            ready = self._real.select(0.05 if timeout is None else (target - allowed) / loop.pace)
+        loop.advance(min(target, loop.paced_limit()) - loop._virtual)
+        return ready
+
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop on simulated time (see module docstring)."""
 
-    def __init__(self, *, speed: float | None = None, start: float = 0.0) -> None:
+    def __init__(self, *, speed: float | None = None, pace: float | None = None, start: float = 0.0) -> None:
         super().__init__()
         if speed is not None and speed <= 0:
             raise ValueError("speed must be positive (or None for as fast as possible)")
+        if pace is not None and (pace <= 0 or speed is not None):
+            raise ValueError("pace must be positive, and only goes with speed=None")
         self.speed = speed
+        self.pace = pace
+        self._start = start
         self._virtual = start
         self._real_origin = time.monotonic()
         self._selector: selectors.BaseSelector = _VirtualSelector(self._selector, self)
@@ -87,6 +111,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self.speed is not None:
             return self._virtual + (time.monotonic() - self._real_origin) * self.speed
         return self._virtual
+
+    def paced_limit(self) -> float:
+        """How far simulated time may be now in paced mode: ``pace`` seconds per wall second since start."""
+        if self.pace is None:
+            return math.inf
+        return self._start + (time.monotonic() - self._real_origin) * self.pace
 
     def advance(self, seconds: float) -> None:
         """Move simulated time forward (as-fast-as-possible mode only)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from drivers.errors import FrameError
 from firmware_bridge.codec import BROADCAST, MAX_ENCODED, decode_frame
 from firmware_bridge.link import TURNAROUND_S
-from firmware_bridge.transport import MemoryLine, Transport
+from firmware_bridge.transport import MemoryEndpoint, MemoryLine, Transport
 
 from .nodes import SimNode
 
@@ -124,6 +124,9 @@ class SimLine:
             self.record.late += 1
             delay += self.faults.late_s
         self.record.replies += 1
+        if isinstance(transport, MemoryEndpoint) and not self.faults.byte_error_rate and not self.faults.drop_rate:
+            transport.send_later(delay, reply)  # same timing on one timer; no bytes to damage
+            return
         task = asyncio.get_running_loop().create_task(self._send(transport, delay, reply))
         self._replying.add(task)
         task.add_done_callback(self._replying.discard)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from drivers.ports import Clock, Output
-from edge_agent.actuation.overrides import OverrideBook
+from edge_agent.actuation.overrides import Override, OverrideBook
 from rules.state import Intent, IntentKind, Priority
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,11 @@ class Arbiter:
         self.clock = clock
         self.overrides = overrides if overrides is not None else OverrideBook()
         self.channels = {k: Channel(k, out, per.get(k[0], default_limits)) for k, out in sorted(outputs.items())}
+        # A floor has hundreds of channels and few change per pass, so passes touch only these:
+        self._order = {k: i for i, k in enumerate(self.channels)}  # channel order: the order commands go out
+        self._retarget_next: dict[ChannelKey, Channel] = {}  # rule intent replaced since the last pass
+        self._pending: set[ChannelKey] = set()  # may need a step: target changed, or not yet in effect
+        self._overrides_seen = False  # an override was in force at the last pass: look at every channel
         self._on_event = on_event
         self._wake = asyncio.Event()
         self._gate = asyncio.Semaphore(concurrency)
@@ -136,8 +141,8 @@ class Arbiter:
                 unrouted.append(intent)
                 continue
             ch.rule_intent = intent  # the engine already resolved conflicts: the latest evaluation rules
-        for ch in self.channels.values():
-            self._retarget(ch, now)
+            self._retarget_next[ch.key] = ch
+        self._retarget_all(now)
         self._wake.set()
         return unrouted
 
@@ -146,22 +151,37 @@ class Arbiter:
         """A staff override on a zone, seat or actuator (ValueError on nonsense); applied at the next tick."""
         now = self.clock.monotonic()
         self.overrides.set(target, value, duration_s, now, kind=kind, source=source, reason=reason)
-        for ch in self.channels.values():
-            self._retarget(ch, now)
+        self._retarget_all(now, everything=True)
         self._wake.set()
 
     def clear_override(self, target: str, kind: IntentKind | None = None) -> int:
         now = self.clock.monotonic()
         gone = self.overrides.clear(target, kind)
-        for ch in self.channels.values():
-            self._retarget(ch, now)
+        self._retarget_all(now, everything=True)
         self._wake.set()
         return len(gone)
 
-    def _retarget(self, ch: Channel, now: float) -> None:
+    def _retarget_all(self, now: float, *, everything: bool = False) -> None:
+        """Retarget every channel whose choice may have changed.
+
+        Without overrides a channel's target is its rule intent, so only channels that were handed a
+        new intent can change; while overrides are (or were, at the last pass) in force, any channel
+        can, as overrides start, expire and shadow each other, so then every channel is looked at.
+        """
+        active = self.overrides.active(now) if len(self.overrides) else {}
+        if everything or active or self._overrides_seen:
+            chosen: Iterable[Channel] = self.channels.values()
+        else:
+            chosen = self._retarget_next.values()
+        for ch in chosen:
+            self._retarget(ch, now, active)
+        self._retarget_next.clear()
+        self._overrides_seen = bool(active)
+
+    def _retarget(self, ch: Channel, now: float, active: Mapping[ChannelKey, Override]) -> None:
         """Choose the channel's effective target: the rule intent or an override, by priority."""
         winner = ch.rule_intent
-        ov = self.overrides.active(now).get(ch.key)
+        ov = active.get(ch.key)
         if ov is not None and (winner is None or winner.priority <= Priority.OVERRIDE):
             winner = ov.intent(ch.key[0])
         if winner is None:
@@ -170,6 +190,7 @@ class Arbiter:
             ch.target_since = now
             ch.deadline_reported = False
         ch.target = winner
+        self._pending.add(ch.key)
 
     async def tick(self) -> None:
         """Apply pending work once: expire overrides, then step every channel that needs it."""
@@ -177,11 +198,17 @@ class Arbiter:
         for ov in self.overrides.expire(now):
             for actuator in self.overrides.actuators(ov.target):
                 self._emit(ArbiterEvent("override_expired", actuator, ov.kind, now, new=ov.value, detail=ov.target))
-        for ch in self.channels.values():
-            self._retarget(ch, now)
-        due = [ch for ch in self.channels.values() if ch.target is not None and not ch.in_effect]
+        self._retarget_all(now)
+        self._pending = {k for k in self._pending if self._needs_step(self.channels[k])}
+        due = [self.channels[k] for k in sorted(self._pending, key=self._order.__getitem__)]
         if due:
             await asyncio.gather(*(self._step_guarded(ch) for ch in due))
+        # Keep what still needs work, and whatever a submit retargeted while the steps ran.
+        self._pending = {k for k in self._pending if self._needs_step(self.channels[k])}
+
+    @staticmethod
+    def _needs_step(ch: Channel) -> bool:
+        return ch.target is not None and not ch.in_effect
 
     async def run(self, stop: asyncio.Event | None = None, interval_s: float = 0.5) -> None:
         """Tick until ``stop`` is set; a submit wakes it at once so event rules act in well under a second."""

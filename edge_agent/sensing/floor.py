@@ -30,6 +30,7 @@ from drivers.errors import SensingError, SensorImplausibleError
 from drivers.ports import Reading
 from edge_agent.config import Sensor, SiteConfig
 from edge_agent.sensing.geometry import GRID, SeatPoint, floor_to_pixel, nearest_seat, point_in_polygon
+from edge_agent.sensing.light import SeatLightModel
 from edge_agent.sensing.seats import SeatStateMachine, SeatTiming
 from edge_agent.sensing.tags import TagTrack
 from edge_agent.sensing.thermal import Blob, ThermalEvidence, ThermalParams, ThermalSeatDetector
@@ -84,6 +85,7 @@ class FloorModel:
         self.min_range_quality = min_range_quality
         self.anchor_bias_m = dict(anchor_bias_m or {})
         self.topology = build_topology(cfg)
+        self.light_model = SeatLightModel(cfg)
         self._sensors: dict[str, Sensor] = {x.id: x for x in cfg.sensors}
         self._detectors = {
             x.id: ThermalSeatDetector.for_sensor(x, cfg.seats, thermal) for x in cfg.sensors if x.kind == "amg8833"
@@ -238,7 +240,10 @@ class FloorModel:
         row, col = floor_to_pixel(mount, x, y)
         return -0.5 <= row <= GRID - 0.5 and -0.5 <= col <= GRID - 0.5
 
-    def _seat_views(self, t: float, tags: Mapping[str, _Tag], zone_lux: Mapping[str, Measure]) -> dict[str, SeatView]:
+    def _seat_views(
+        self, t: float, tags: Mapping[str, _Tag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float]
+    ) -> dict[str, SeatView]:
+        seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels)
         tag_seat = {g.seat: (n, g) for n, g in tags.items() if g.seat is not None}
         views: dict[str, SeatView] = {}
         for seat in self.cfg.seats:
@@ -258,7 +263,7 @@ class FloorModel:
                 status=machine.status,
                 since=machine.since,
                 desk=self.topology.seat_desk.get(seat.id),
-                lux=zone_lux[seat.zone].value,
+                lux=seat_lux.get(seat.id),
                 consented_tag=name,
                 tag_since=since,
             )
@@ -303,7 +308,7 @@ class FloorModel:
             }
             for z in self.cfg.zones
         }
-        seats = self._seat_views(t, tags, {z: m["lux"] for z, m in env.items()})
+        seats = self._seat_views(t, tags, {z: m["lux"] for z, m in env.items()}, levels or {})
         zones: dict[str, ZoneView] = {}
         for zone in self.cfg.zones:
             people, healthy = self._people(zone.id, t, tags)

@@ -169,6 +169,9 @@ class Uplink:
                 self.last_error = str(exc)
                 log.error("%s; next attempt in %.0f s", exc, self.auth_backoff_s)
                 delay = self.auth_backoff_s
+            except Exception as exc:  # a bug must not end the uplink for good: say it, back off, retry
+                log.exception("uplink session failed unexpectedly")
+                delay = self._retry_delay(began, f"uplink error: {type(exc).__name__}: {exc}")
             finally:
                 self._end_session()
             await asyncio.sleep(delay)
@@ -312,19 +315,22 @@ class Uplink:
         creds = read_credentials(b.credentials_file) if b.credentials_file is not None else None
         tls = tls_context(b.tls) if b.tls is not None else None
         will = aiomqtt.Will(self.topics.status, self._status("offline", await self.outbox.durable_seq()), 1, True)
+        v5 = b.protocol == "5"
+        # Commands sent while offline are not queued (see docs/mqtt.md): a clean session either way.
+        session: dict[str, Any] = {"clean_start": True} if v5 else {"clean_session": True}
         client = aiomqtt.Client(
             b.host,
             b.port,
             username=None if creds is None else creds.username,
             password=None if creds is None else creds.password,
             identifier=b.client_id or f"edge-agent-{self.cfg.site.id}-{self.cfg.site.gateway}",
-            protocol=aiomqtt.ProtocolVersion.V5 if b.protocol == "5" else aiomqtt.ProtocolVersion.V311,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=will,
-            clean_start=True,  # commands sent while offline are not queued: see docs/mqtt.md
             keepalive=b.keepalive_s,
             tls_context=tls,
             max_inflight_messages=self.inflight,
             timeout=self.timeout_s,
+            **session,
         )
         client.pending_calls_threshold = 4 * self.window  # our windows bound them; no warning spam
         async with client:

@@ -31,6 +31,12 @@ def encode_pixel(celsius: float) -> int:
     return raw & 0xFFF
 
 
+def encode_pixels(celsius: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """:func:`encode_pixel` over a whole frame (``np.round`` rounds halves to even, as ``round`` does)."""
+    raw = np.clip(np.round(celsius / 0.25), -2048, 2047).astype(np.int64)
+    return raw & 0xFFF
+
+
 def encode_thermistor(celsius: float) -> int:
     """12-bit sign-magnitude, 0.0625 C/LSB."""
     magnitude = min(0x7FF, round(abs(celsius) / 0.0625))
@@ -87,27 +93,23 @@ class SimAMG8833(SimI2CDevice):
         if index == self._frame_index:
             return
         self._frame_index = index
-        pixels = self.sample("pixels", self._measure_pixels)
-        overflow = False
-        for i, value in enumerate(pixels):
-            raw = encode_pixel(value)
-            overflow |= raw in (0x7FF, 0x800)
-            self.regs[PIXEL_BASE + 2 * i] = raw & 0xFF
-            self.regs[PIXEL_BASE + 2 * i + 1] = raw >> 8
+        raw = encode_pixels(self.sample("pixels", self._measure_pixels))
+        overflow = bool(np.any((raw == 0x7FF) | (raw == 0x800)))
+        self.regs[PIXEL_BASE : PIXEL_BASE + 128] = raw.astype("<u2").tobytes()  # low byte first
         therm = encode_thermistor(self.sample("thermistor", lambda: self.measured("thermistor", self.thermistor_c, 0)))
         self.regs[TTHL] = therm & 0xFF
         self.regs[TTHL + 1] = therm >> 8
         if overflow:
             self.regs[STAT] |= OVF_IRS
 
-    def _measure_pixels(self) -> list[float]:
+    def _measure_pixels(self) -> npt.NDArray[np.float64]:
         # 1 fps mode averages ten frames inside the part, so its noise is lower by sqrt(10).
         sigma = self.noise / (math.sqrt(10) if self.fps == 1 else 1.0)
         err = self.errors.get("temperature")
         scene = self.scene * err.gain + err.offset if err else self.scene
         if sigma > 0:
             scene = scene + self._np_rng.normal(0.0, sigma, (8, 8))
-        return [float(v) for v in scene.reshape(64)]
+        return np.array(scene, dtype=np.float64).reshape(64)
 
     def on_write(self, data: bytes) -> None:
         if not data:
@@ -130,8 +132,8 @@ class SimAMG8833(SimI2CDevice):
         if self.asleep:
             return bytes(n)
         self._refresh()
-        out = bytearray()
-        for _ in range(n):
-            out.append(self.regs[self.pointer])
-            self.pointer = (self.pointer + 1) & 0xFF
-        return bytes(out)
+        start = self.pointer
+        self.pointer = (start + n) & 0xFF
+        if start + n <= len(self.regs):
+            return bytes(self.regs[start : start + n])
+        return bytes(self.regs[(start + i) & 0xFF] for i in range(n))  # the pointer wraps at 0xFF

@@ -198,7 +198,8 @@ class World:
 
     def truth_seat(self, seat_id: str, t: float | None = None) -> str:
         """free | occupied | away | ghost: what the daemon should report (``physics.graded_status``)."""
-        return physics.graded_status(self, self.plan.seat_ids.index(seat_id), self.clock.monotonic() if t is None else t)
+        now = self.clock.monotonic() if t is None else t
+        return physics.graded_status(self, self.plan.seat_ids.index(seat_id), now)
 
     def people_in_zone(self, zone_id: str) -> int:
         """Seated people in the zone right now (truth)."""

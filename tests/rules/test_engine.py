@@ -188,3 +188,14 @@ def test_overridden_condition_sees_state_overrides() -> None:
     rules = RuleSet.parse('[[rules]]\nid = "a"\nwhen = { overridden = false }\nthen = [{ do = "light", level = 1 }]')
     out = by_key(evaluate(rules, state(0, overrides=frozenset({"L1"}))).intents)
     assert ("L3", IntentKind.LIGHT_LEVEL) in out and ("L1", IntentKind.LIGHT_LEVEL) not in out
+
+
+def test_neighbour_luminaire_helps_a_dark_seat_whose_own_luminaire_is_at_full() -> None:
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=420.0), "S2": seat("S2", "z1", lux=700.0),
+             "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    zones = {"z1": occupied_zone(lux=600.0), "z2": zone("z2")}
+    saturated = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 1.0, "L2": 0.2})).intents)
+    assert saturated[("L1", IntentKind.LIGHT_LEVEL)].value == 1.0
+    assert saturated[("L2", IntentKind.LIGHT_LEVEL)].value == 0.36  # 0.2 + (500-420)/500: helps S1
+    room = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 0.5, "L2": 0.2})).intents)
+    assert room[("L2", IntentKind.LIGHT_LEVEL)].value == 0.0  # L1 can still do it alone: L2 follows its own

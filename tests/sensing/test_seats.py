@@ -109,3 +109,21 @@ def test_release_of_an_occupied_seat_is_reoccupied_by_presence() -> None:
     assert m.status is SeatStatus.FREE
     changes = run(m, 400, 500, lambda _: True)
     assert changes == [(430.0, SeatStatus.OCCUPIED)]
+
+
+def test_long_stay_ends_free_when_nothing_was_left_behind_and_away_when_it_was() -> None:
+    for residue, expected in ((False, SeatStatus.FREE), (True, SeatStatus.AWAY)):
+        m = settled_free()
+        for k in range(int((1000 - 130) / STEP)):
+            t = 130 + k * STEP
+            present = 200 <= t < 800
+            m.observe(present, t, residue=None if present else residue)
+        assert (m.status, m.since) == (expected, 798.0 + 120), residue
+
+
+def test_residue_seen_before_the_patron_left_does_not_count() -> None:
+    m = settled_free()
+    for k in range(int((1000 - 130) / STEP)):
+        t = 130 + k * STEP
+        m.observe(200 <= t < 800, t, residue=t < 300)
+    assert m.status is SeatStatus.FREE

@@ -183,3 +183,37 @@ def test_capture_background_refused_with_people_in_view(
 def test_implausible_frames_are_refused(detector: ThermalSeatDetector, bad: np.ndarray) -> None:
     with pytest.raises(SensorImplausibleError):
         detector.update(bad, 0.0)
+
+
+def _leave(
+    det: ThermalSeatDetector, cfg: SiteConfig, rng: np.random.Generator, laptop: bool
+) -> list[tuple[bool, bool]]:
+    """A person (with or without a laptop) sits 10 min, then leaves; the laptop cools (tau 600 s)."""
+    mount = next(s for s in cfg.sensors if s.id == SENSOR).mount
+    assert mount is not None
+    x, y = _seat(cfg, "S001")
+    person, lap = block_at(mount, x, y), block_at(mount, x + 0.4, y + 0.4, size=1)
+    t = _warm_up(det, rng)
+    for _ in range(20):
+        frame = add_warm(empty_room(rng), person, 6.0)
+        det.update(add_warm(frame, lap, 4.0) if laptop else frame, t)
+        t += 30.0
+    assert det.update(add_warm(empty_room(rng), person, 6.0), t).presence["S001"]
+    left, seen = t, list[tuple[bool, bool]]()
+    for _ in range(8):
+        t += 30.0
+        frame = empty_room(rng)
+        ev = det.update(add_warm(frame, lap, 4.0 * math.exp(-(t - left) / 600.0)) if laptop else frame, t)
+        seen.append((ev.presence["S001"], "S001" in ev.residue))
+    return seen
+
+
+def test_laptop_left_behind_is_residue_not_the_person(detector: ThermalSeatDetector, floor_config: SiteConfig) -> None:
+    seen = _leave(detector, floor_config, np.random.default_rng(5), laptop=True)
+    assert not any(present for present, _ in seen), seen  # the warm laptop is not its owner
+    assert seen[0][1] and any(residue for _, residue in seen[:4]), seen
+
+
+def test_nothing_left_behind_means_no_residue(detector: ThermalSeatDetector, floor_config: SiteConfig) -> None:
+    seen = _leave(detector, floor_config, np.random.default_rng(6), laptop=False)
+    assert seen == [(False, False)] * 8

@@ -211,3 +211,36 @@ def test_full_day_pictures(full_day: tuple[World, dict[str, object], Path]) -> N
     root = ElementTree.parse(svg / "floor-1500.svg").getroot()
     rects = [e for e in root.iter() if e.tag.endswith("rect")]
     assert len(rects) >= 120  # every seat drawn
+
+
+def test_released_ghost_seat_is_cleared_by_staff_and_its_patron_sits_again(cfg: SiteConfig, tmp_path: Path) -> None:
+    from simulator.world import flow
+    from simulator.world.patrons import Break
+
+    sc = make_scenario(tmp_path, start="09:00", end="11:00", patrons={"demand_scale": 0.0})
+
+    async def body(w: World, b: MemoryBinding) -> list[str]:
+        await w.run(w.t0 + 1.0)  # started: a patron placed before would also be scheduled to arrive
+        pid = w.place_patron("S001", laptop=True)
+        await w.run(w.t0 + 600)
+        w.pending_break[pid] = Break(after_s=0.0, length_s=2400.0)
+        flow.take_break(w, w.clock.monotonic(), pid)
+        seen = [w.truth_seat("S001")]
+        await w.run(w.t0 + 600 + 60)
+        seen.append(w.truth_seat("S001"))
+        await w.run(w.t0 + 600 + 1500)
+        seen.append(w.truth_seat("S001"))
+        b.indicators["desk-S001"] = 1  # free without having shown ghost: nobody touches the things
+        await w.run(w.t0 + 600 + 1560)
+        seen.append(w.truth_seat("S001"))
+        b.indicators["desk-S001"] = 4
+        await w.run(w.t0 + 600 + 1620)
+        b.indicators["desk-S001"] = 1  # the gateway released the ghost seat
+        await w.run(w.t0 + 600 + 1680)
+        seen.append(w.truth_seat("S001"))
+        seen.append(str(w.score.cleared_belongings))
+        await w.run(w.t0 + 600 + 2400 + 120)
+        seen.append(w.truth_seat("S001"))
+        return seen
+
+    assert in_world(cfg, sc, body) == ["occupied", "occupied", "ghost", "ghost", "free", "1", "occupied"]

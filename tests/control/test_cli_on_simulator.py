@@ -1,0 +1,333 @@
+"""The technicians' CLI, as a subprocess, against the real daemon on the simulated floor.
+
+One simulation serves the whole module (tests/control/simfloor.py): the real daemon with its
+control socket, the simulated parts and the world, on a virtual clock paced at SPEED simulated
+seconds per wall second. Each test takes the truth of the sensors it calibrates away from the
+world, sets the truth and a calibration error on the simulated part, and checks what the CLI
+reports against that truth. Every test uses its own sensors, so the order does not matter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pwd
+import shutil
+import statistics
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drivers.errors import EdgeError
+from edge_agent.control.client import ControlClient
+from tests.control.simfloor import CliResult, LiveFloor
+
+pytestmark = pytest.mark.slow
+
+SPEED = 10.0  # simulated seconds per wall second
+BH1750_STEP_LX = 1 / 1.2  # one count in H-resolution mode at the default MTreg
+
+
+@pytest.fixture(scope="module")
+def floor() -> Iterator[LiveFloor]:
+    state_dir = Path(tempfile.mkdtemp(prefix="ea-cli-sim-", dir="/tmp"))  # short: unix socket paths <= 107 bytes
+    try:
+        with LiveFloor(state_dir, speed=SPEED) as live:
+            live.wait_for("every polled sensor to be healthy", lambda: _settled(live), wall_s=20.0, every_s=0.5)
+            yield live
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _settled(live: LiveFloor) -> bool:
+    gw = live.gateway
+    return all(gw.pollers.healthy(s.id) for s in live.sim.cfg.sensors if s.kind != "dwm1001")
+
+
+def _healthy(live: LiveFloor, sensor: str) -> bool:
+    """The daemon's own view, asked in-process: cheaper than a CLI call while waiting."""
+    return bool(live.on_loop(live.gateway.pollers.healthy, sensor))
+
+
+def _people_seen(live: LiveFloor, sensor: str) -> int:
+    return int(live.on_loop(lambda: live.gateway.floor.thermal_status(sensor).people))
+
+
+def _os_user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _one_error_line(result: CliResult) -> str:
+    """A refusal: non-zero exit, nothing on stdout, exactly one line on stderr starting with 'Error:'."""
+    assert result.code != 0, f"expected a refusal, got exit 0: {result.stdout}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
+    assert lines[0].startswith("Error: "), lines[0]
+    return lines[0]
+
+
+def _read(live: LiveFloor, sensor: str) -> dict[str, Any]:
+    reading: dict[str, Any] = live.cli("sensors", "read", sensor).json()
+    return reading
+
+
+# -- 1. looking at the floor -------------------------------------------------------------------------
+
+
+def test_status_sensors_and_actuators_describe_the_live_floor(floor: LiveFloor) -> None:
+    cfg = floor.sim.cfg
+    status = floor.cli("status").json()
+    assert (status["site"], status["gateway"]) == (cfg.site.id, cfg.site.gateway)
+    assert status["simulated"] is True
+    assert status["uptime_s"] > 0
+    assert status["sensors_healthy"] + len(status["sensors_unhealthy"]) == len(cfg.sensors)
+    assert set(status["sensors_unhealthy"]) <= {s.id for s in cfg.sensors if s.kind == "dwm1001"}
+
+    infos = floor.cli("sensors", "list").json()
+    assert sorted(s["id"] for s in infos) == sorted(s.id for s in cfg.sensors)
+    health = [bool(s["healthy"]) for s in infos]
+    assert health == sorted(health), "unhealthy sensors are listed first"
+    by_id = {s["id"]: s for s in infos}
+    for sensor in cfg.sensors:
+        row = by_id[sensor.id]
+        assert (row["kind"], row["zone"], row["bus"], row["address"]) == (
+            sensor.kind, sensor.zone, sensor.bus, sensor.address)  # fmt: skip
+    assert sum(1 for s in infos if s["healthy"]) == status["sensors_healthy"]
+    lux_row = by_id["lux-z2-group"]
+    assert set(lux_row["last_values"]) == {"lux"} and lux_row["last_good_age_s"] is not None
+
+    # A fresh read reports what the simulated part sees (the world's truth, within the part's noise).
+    reading = _read(floor, "rh-z2-group")
+    truth = floor.on_loop(lambda: (floor.device("rh-z2-group").temperature_c, floor.device("rh-z2-group").humidity_pct))
+    assert reading["kind"] == "sht4x" and reading["units"] == {"temperature": "C", "humidity": "%"}
+    assert reading["raw"]["temperature"] == pytest.approx(truth[0], abs=0.2)
+    assert reading["raw"]["humidity"] == pytest.approx(truth[1], abs=1.0)
+    assert reading["calibrated"] == reading["raw"]  # nothing calibrated on this sensor
+
+    lux = _read(floor, "lux-z2-group")
+    true_lux = floor.on_loop(lambda: floor.device("lux-z2-group").lux)
+    assert lux["raw"]["lux"] == pytest.approx(true_lux, abs=5.0 + 0.02 * true_lux)
+
+    actuators = floor.cli("actuators", "list").json()
+    assert [a["id"] for a in actuators] == [a.id for a in cfg.actuators]
+    assert {a["kind"] for a in actuators} <= {"light", "hvac", "desk"}
+    lights = [a for a in actuators if a["kind"] == "light"]
+    assert lights and all(a["healthy"] for a in lights)
+
+    typo = floor.cli("sensors", "read", "lux-z1-quite")
+    line = _one_error_line(typo)
+    assert "unknown sensor 'lux-z1-quite'" in line
+    closest = line.split("closest:", 1)[1].split(", ")
+    assert closest[0].strip() == "lux-z1-quiet"
+
+
+# -- 2. light ----------------------------------------------------------------------------------------
+
+
+def test_light_gain_calibration_reads_true_lux_and_undo_restores(floor: LiveFloor) -> None:
+    sensor, true_lux, gain_error = "lux-z1-quiet", 400.0, 1.25
+    part = floor.hold(sensor)
+    floor.on_loop(part.set_lux, true_lux)
+    floor.on_loop(part.set_error, "lux", gain=gain_error)
+    noise = float(part.noise)
+
+    before = _read(floor, sensor)
+    assert before["raw"]["lux"] == pytest.approx(true_lux * gain_error, abs=BH1750_STEP_LX + 4 * noise * gain_error)
+
+    result = floor.cli("calibrate", "light", sensor, "--reference", f"{true_lux:g}").json()
+    assert (result["sensor"], result["quantity"], result["action"]) == (sensor, "lux", "gain")
+    assert result["old"] == {"gain": 1.0, "offset": 0.0}
+    assert result["new"]["gain"] == pytest.approx(1 / gain_error, rel=0.01)
+
+    # Two independent noisy reads (the calibration's and this one), each within one count.
+    tolerance = 1.0 + 4 * math.sqrt(2) * noise / gain_error
+    after = _read(floor, sensor)
+    assert after["calibrated"]["lux"] == pytest.approx(true_lux, abs=tolerance)
+    assert after["raw"]["lux"] == pytest.approx(true_lux * gain_error, abs=BH1750_STEP_LX + 4 * noise * gain_error)
+
+    undo = floor.cli("calibrate", "light", sensor, "--undo").json()
+    assert undo["action"] == "undo" and undo["new"] == {"gain": 1.0, "offset": 0.0}
+    restored = _read(floor, sensor)
+    assert restored["calibrated"]["lux"] == restored["raw"]["lux"]
+    assert restored["calibrated"]["lux"] == pytest.approx(before["raw"]["lux"], abs=2 * BH1750_STEP_LX + 6 * noise)
+
+    history = floor.cli("calibrate", "history", sensor).json()
+    assert [e["action"] for e in history] == ["gain", "undo"]
+    assert {e["user"] for e in history} == {_os_user()}
+    assert history[0]["undone"] is True and history[0]["reference"] == true_lux
+    table = floor.cli("calibrate", "history", sensor, json_output=False)
+    assert table.code == 0 and table.stdout.count(_os_user()) == 2
+
+
+# -- 3. temperature ----------------------------------------------------------------------------------
+
+
+def test_temperature_offset_calibration_removes_the_parts_error(floor: LiveFloor) -> None:
+    sensor, true_c, rh, error_c = "rh-z1-quiet", 22.0, 45.0, 1.5
+    part = floor.hold(sensor)
+    floor.on_loop(part.set_environment, true_c, rh)
+    floor.on_loop(part.set_error, "temperature", offset=error_c)
+
+    before = _read(floor, sensor)
+    assert before["calibrated"]["temperature"] == pytest.approx(true_c + error_c, abs=0.1)
+
+    result = floor.cli("calibrate", "temperature", sensor, "--reference", f"{true_c:g}").json()
+    assert (result["quantity"], result["action"]) == ("temperature", "offset")
+    assert result["new"]["offset"] == pytest.approx(-error_c, abs=0.1)
+
+    for _ in range(3):  # fresh reads, each with its own noise
+        after = _read(floor, sensor)
+        assert after["calibrated"]["temperature"] == pytest.approx(true_c, abs=0.1)
+        assert after["raw"]["temperature"] == pytest.approx(true_c + error_c, abs=0.1)
+        assert after["calibrated"]["humidity"] == after["raw"]["humidity"]  # only temperature was corrected
+
+    history = floor.cli("calibrate", "history", sensor).json()
+    assert [(e["quantity"], e["action"], e["user"]) for e in history] == [("temperature", "offset", _os_user())]
+
+
+# -- 5. thermal background ---------------------------------------------------------------------------
+
+
+def _people(live: LiveFloor, sensor: str) -> int:
+    return int(_read(live, sensor)["thermal"]["people"])
+
+
+def test_thermal_background_is_refused_with_a_person_and_matches_the_empty_frame(floor: LiveFloor) -> None:
+    sensor = "thermal-z1-quiet-1"
+    part = floor.hold(sensor)
+    scene = floor.on_loop(lambda: part.scene.copy())
+    # The empty room, a little warmer than the daemon has learnt it (under the 2 C a person needs).
+    rows, cols = np.mgrid[0:8, 0:8]
+    empty = scene + 1.0 + 0.03 * (rows - cols)
+    person = empty.copy()
+    person[3:5, 3:5] += 6.0  # head and shoulders from 2.6 m: four warm pixels
+    floor.on_loop(part.set_frame, person)
+    floor.wait_for("the daemon to see the person", lambda: _people_seen(floor, sensor) >= 1)
+    assert _people(floor, sensor) == 1
+
+    refused = floor.cli("calibrate", "thermal", sensor, "--empty")
+    assert "person" in _one_error_line(refused)
+
+    floor.on_loop(part.set_frame, empty)
+    floor.wait_for("the person to be gone", lambda: _people_seen(floor, sensor) == 0)
+    learnt = floor.on_loop(lambda: floor.gateway.floor.thermal_status(sensor).background)
+    assert learnt is not None and float(np.abs(learnt - empty).mean()) > 0.5  # not yet the empty room
+
+    result = floor.cli("calibrate", "thermal", sensor, "--empty").json()
+    assert (result["quantity"], result["action"]) == ("thermal", "thermal-background")
+    assert result["new"]["mean_c"] == pytest.approx(float(empty.mean()), abs=0.1)
+    background = floor.on_loop(lambda: floor.gateway.floor.thermal_status(sensor).background)
+    assert background is not None
+    noise = float(part.noise)
+    assert float(np.abs(background - empty).max()) <= 0.125 + 4 * noise  # half a 0.25 C step plus the noise
+    assert float(np.abs(background - empty).mean()) <= 0.125 + noise
+    assert _people(floor, sensor) == 0
+
+
+# -- 6. actuator test --------------------------------------------------------------------------------
+
+
+def test_actuator_test_drives_the_dimmer_and_then_restores_it(floor: LiveFloor) -> None:
+    actuator = next(a for a in floor.sim.cfg.actuators if a.id == "light-z3-silent-1")
+    assert actuator.node is not None
+    node = floor.sim.nodes[actuator.node]
+
+    def level() -> float:
+        return float(floor.on_loop(node.dimmer_level, actuator.channel))
+
+    before = level()
+    assert before != pytest.approx(0.7)
+    started = floor.sim_time()
+    result = floor.cli("actuators", "test", actuator.id, "--level", "0.7", "--for", "10s").json()
+    assert (result["actuator"], result["level"], result["duration_s"]) == (actuator.id, 0.7, 10.0)
+    assert result["previous"] == pytest.approx(before, abs=0.01)
+
+    floor.wait_for("the dimmer to reach 0.7", lambda: abs(level() - 0.7) < 0.005, every_s=0.05)
+    held = {a["id"]: a for a in floor.cli("actuators", "list").json()}[actuator.id]
+    assert held["value"] == pytest.approx(0.7) and held["source"] == f"override:cli:{_os_user()}"
+
+    floor.wait_for("the dimmer to go back", lambda: abs(level() - before) < 0.005, every_s=0.1)
+    assert floor.sim_time() - started >= 10.0  # held for the whole test duration first
+
+
+# -- 7. failures -------------------------------------------------------------------------------------
+
+
+def test_failures_exit_non_zero_with_one_clear_line(floor: LiveFloor) -> None:
+    out_of_range = floor.cli("calibrate", "temperature", "rh-z3-silent", "--reference", "85")
+    assert "outside the plausible temperature range" in _one_error_line(out_of_range)
+    frc_range = floor.cli("calibrate", "co2", "co2-z3-silent", "--reference", "3000")
+    assert "400..2000 ppm" in _one_error_line(frc_range)
+    bad_gain = floor.cli("calibrate", "light", "lux-z3-silent", "--reference", "90000")  # the daemon refuses
+    assert "outside 0.2..5" in _one_error_line(bad_gain)
+
+    sensor = "lux-z4-open"
+    part = floor.device(sensor)
+    floor.on_loop(part.inject, "nack")
+    try:
+        floor.wait_for(f"{sensor} to turn unhealthy", lambda: not _healthy(floor, sensor))
+        assert sensor in floor.cli("status").json()["sensors_unhealthy"]
+        row = {s["id"]: s for s in floor.cli("sensors", "list").json()}[sensor]
+        assert row["healthy"] is False and "Nack" in row["reason"]
+        refused = floor.cli("calibrate", "light", sensor, "--reference", "300")
+        line = _one_error_line(refused)
+        assert f"{sensor} is unhealthy" in line and "Nack" in line
+        # The daemon checks it too, for clients that skip the CLI's own check.
+        with ControlClient(floor.socket) as client, pytest.raises(EdgeError, match="unhealthy"):
+            client.request("calibrate", sensor=sensor, quantity="lux", reference=300.0)
+        assert floor.cli("calibrate", "history", sensor).json() == []
+    finally:
+        floor.on_loop(part.clear_faults)
+    floor.wait_for(f"{sensor} to recover", lambda: _healthy(floor, sensor))
+
+
+# -- 4. CO2 (last: it needs three simulated minutes of periodic measurement, which earlier tests provide) --
+
+
+def _co2_readings(live: LiveFloor, sensor: str, n: int) -> list[float]:
+    """``n`` successive measurements (the SCD41 gives one every 5 s; ``sensors read`` shows the latest)."""
+    values: list[float] = []
+    for _ in range(n):
+        live.wait_sim(5.0)
+        values.append(float(_read(live, sensor)["calibrated"]["co2"]))
+    return values
+
+
+def test_co2_forced_recalibration_needs_three_minutes_then_matches_the_reference(floor: LiveFloor) -> None:
+    sensor, true_ppm, error_ppm = "co2-z2-group", 600.0, 150.0
+    part = floor.hold(sensor)
+    floor.on_loop(part.set_environment, true_ppm, 22.0, 40.0)
+    floor.on_loop(part.set_error, "co2", offset=error_ppm)
+    noise = float(part.noise)
+
+    floor.wait_sim(12.0)  # two measurements of the new air
+    driver = floor.gateway.hardware.sensors[sensor].driver
+    floor.wait_for("3 minutes of periodic measurement",
+                   lambda: floor.on_loop(driver.seconds_in_periodic) >= 180.0, wall_s=30.0)
+    assert _read(floor, sensor)["measuring_for_s"] >= 180.0
+    drifted = statistics.fmean(_co2_readings(floor, sensor, 2))
+    assert drifted == pytest.approx(true_ppm + error_ppm, abs=4 * noise)
+
+    result = floor.cli("calibrate", "co2", sensor, "--reference", f"{true_ppm:g}").json()
+    assert (result["quantity"], result["action"], result["reference"]) == ("co2", "frc", true_ppm)
+    assert result["new"]["correction_ppm"] == pytest.approx(-error_ppm, abs=4 * noise)
+
+    # The FRC restarted periodic measurement: another one now is refused, by the CLI and by the daemon.
+    again = floor.cli("calibrate", "co2", sensor, "--reference", f"{true_ppm:g}")
+    assert "must measure periodically for 180 s" in _one_error_line(again)
+    with ControlClient(floor.socket) as client, pytest.raises(EdgeError, match="180 s"):
+        client.request("calibrate", sensor=sensor, quantity="co2", reference=true_ppm)
+
+    corrected = _co2_readings(floor, sensor, 3)
+    # Each reading and the FRC's own sample carry the part's noise: 4 sigma of their difference.
+    assert statistics.fmean(corrected) == pytest.approx(true_ppm, abs=4 * noise * math.sqrt(1 + 1 / 3))
+    assert all(abs(v - true_ppm) <= 4 * noise * math.sqrt(2) for v in corrected)
+
+    undo = floor.cli("calibrate", "co2", sensor, "--undo")
+    assert "held by the device" in _one_error_line(undo)
+    history = floor.cli("calibrate", "history", sensor).json()
+    assert [(e["action"], e["user"]) for e in history] == [("frc", _os_user())]

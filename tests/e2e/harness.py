@@ -1,0 +1,115 @@
+"""Run a scenario of the simulated floor end to end: the real daemon, a real broker, a subscriber.
+
+Each scenario test runs ``edge-agent run --simulate`` as a real process against a private
+mosquitto, with a subscriber on ``#`` for the whole run, and returns the report and every
+message the broker delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "simulator" / "scenarios"
+
+# Keys that would carry raw frames, positions or tag ids: none may appear in any upstream message.
+FORBIDDEN_KEYS = {"x", "y", "z", "position", "positions", "tag", "tag_id", "tags", "pixels", "frame", "frames",
+                  "ranges", "distances", "pseudonym", "consented_tag", "ble_address"}
+
+
+@dataclass
+class Capture:
+    """Every message seen on ``#`` (topic, payload), in arrival order."""
+
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def json_docs(self) -> list[tuple[str, Any]]:
+        out = []
+        for topic, payload in self.messages:
+            try:
+                out.append((topic, json.loads(payload)))
+            except ValueError:
+                out.append((topic, payload.decode(errors="replace")))
+        return out
+
+
+def subscribe_all(port: int) -> tuple[mqtt.Client, Capture]:
+    capture = Capture()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="e2e-observer", protocol=mqtt.MQTTv5)
+    ready = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with capture.lock:
+            capture.messages.append((msg.topic, bytes(msg.payload)))
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *_a: ready.set()
+    client.connect("127.0.0.1", port)
+    client.subscribe("#", qos=1)
+    client.loop_start()
+    if not ready.wait(10):
+        raise RuntimeError("the observer could not subscribe")
+    return client, capture
+
+
+def scenario_copy(tmp: Path, name: str, *, end: str | None = None, seed: int | None = None) -> Path:
+    """The shipped scenario with an absolute floor path and, optionally, an earlier end or another seed."""
+    text = (SCENARIOS / f"{name}.toml").read_text()
+    floor = tomllib.loads(text)["scenario"].get("floor", "examples/floor-3.toml")
+    text = re.sub(r'(?m)^floor = ".*"$', f'floor = "{(ROOT / floor).as_posix()}"', text)
+    if end is not None:
+        text = re.sub(r'(?m)^end = ".*"$', f'end = "{end}"', text)
+    if seed is not None:
+        text = re.sub(r"(?m)^seed = \d+$", f"seed = {seed}", text)
+    path = tmp / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def run_scenario(tmp: Path, scenario: Path, *, broker_port: int | None, timeout_s: float = 400) -> dict[str, Any]:
+    report = tmp / f"{scenario.stem}-report.json"
+    cmd = [sys.executable, "-m", "edge_agent.cli", "run", "--simulate", str(scenario), "--as-fast-as-possible",
+           "--report", str(report), "--state-dir", str(tmp / f"{scenario.stem}-state"), "--log-level", "warning"]
+    if broker_port is not None:
+        cmd += ["--broker", f"127.0.0.1:{broker_port}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise AssertionError(f"simulation exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    doc: dict[str, Any] = json.loads(report.read_text())
+    doc["_stderr"] = proc.stderr
+    return doc
+
+
+def forbidden_fields(doc: Any, path: str = "") -> list[str]:
+    """Key paths in ``doc`` that are on the forbidden list."""
+    found: list[str] = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            where = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in FORBIDDEN_KEYS:
+                found.append(where)
+            found += forbidden_fields(value, where)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            found += forbidden_fields(value, f"{path}[{i}]")
+    return found
+
+
+REPORT_KEYS = {
+    "sim_hours", "wall_seconds", "lighting_kwh", "baseline_lighting_kwh", "lighting_saving",
+    "underlit_occupied_seat_minutes_fraction", "actuation_latency_s", "actuations_over_120s", "seat_state_accuracy",
+    "zone_count_mae", "co2_over_1000ppm_minutes", "baseline_co2_over_1000ppm_minutes", "seat_utilisation",
+    "ghost_seat_minutes", "messages_produced", "messages_delivered", "messages_dropped",
+}

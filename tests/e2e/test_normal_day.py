@@ -1,0 +1,77 @@
+"""The simulated normal day, end to end: report, targets, privacy of everything sent upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import REPORT_KEYS, forbidden_fields, run_scenario, scenario_copy, subscribe_all
+from tests.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("normal-day")
+    with Mosquitto(tmp / "broker") as broker:
+        client, capture = subscribe_all(broker.port)
+        try:
+            report = run_scenario(tmp, scenario_copy(tmp, "normal-day"), broker_port=broker.port)
+        finally:
+            client.loop_stop()
+            client.disconnect()
+    return {"report": report, "messages": capture.json_docs()}
+
+
+def test_report_has_every_key_and_a_full_day(day: dict[str, Any]) -> None:
+    report = day["report"]
+    assert set(report) >= REPORT_KEYS, REPORT_KEYS - set(report)
+    assert report["sim_hours"] >= 14.0
+    assert set(report["actuation_latency_s"]) >= {"p50", "p99", "max"}
+    assert report["wall_seconds"] > 0
+
+
+def test_every_message_produced_was_delivered(day: dict[str, Any]) -> None:
+    report = day["report"]
+    assert report["messages_produced"] > 100
+    assert report["messages_dropped"] == 0
+    assert report["messages_delivered"] == report["messages_produced"]
+    ids = {doc["msg_id"] for topic, doc in day["messages"] if isinstance(doc, dict) and "msg_id" in doc}
+    assert len(ids) >= report["messages_produced"]
+
+
+def test_nothing_upstream_carries_frames_positions_or_tags(day: dict[str, Any]) -> None:
+    assert day["messages"], "the observer saw nothing"
+    leaks = [(topic, f) for topic, doc in day["messages"] for f in forbidden_fields(doc)]
+    assert leaks == []
+    topics = {topic for topic, _ in day["messages"]}
+    assert any(t.endswith("/status") for t in topics)
+    assert any("/zone/" in t and t.endswith("/summary") for t in topics)
+    assert any("/seat/" in t for t in topics)
+
+
+def test_actuation_is_fast_and_complete(day: dict[str, Any]) -> None:
+    report = day["report"]
+    assert report["actuations_over_120s"] == 0
+    assert report["actuation_latency_s"]["p99"] <= 2.0
+
+
+def test_seat_states_and_counts_track_the_truth(day: dict[str, Any]) -> None:
+    report = day["report"]
+    assert report["seat_state_accuracy"] >= 0.97
+    assert report["zone_count_mae"] <= 0.5
+
+
+def test_lighting_saves_energy_without_leaving_readers_in_the_dark(day: dict[str, Any]) -> None:
+    report = day["report"]
+    assert report["lighting_saving"] >= 0.35
+    assert report["underlit_occupied_seat_minutes_fraction"] <= 0.01
+
+
+def test_ventilation_halves_high_co2(day: dict[str, Any]) -> None:
+    report = day["report"]
+    assert report["co2_over_1000ppm_minutes"] <= report["baseline_co2_over_1000ppm_minutes"] / 2
+
+
