@@ -259,13 +259,16 @@ class SimNode:
             return 0.0003 + payload_len * 9 / 100_000
         return _THINK_S.get(mtype, 0.0005)
 
-    def receive(self, block: bytes, now: float | None = None) -> bytes | None:
-        """Handle the bytes between two delimiters; return the encoded reply or None."""
+    def receive(self, block: bytes, now: float | None = None, *, decoded: Frame | None = None) -> bytes | None:
+        """Handle the bytes between two delimiters; return the encoded reply or None.
+
+        ``decoded`` is ``decode_frame(block)`` when the caller has already decoded the block.
+        """
         now = self.clock() if now is None else now
         if self.silent(now):
             return None
         try:
-            frame = decode_frame(block)
+            frame = decoded if decoded is not None else decode_frame(block)
         except FrameError as exc:
             self.counters["crc" if "CRC" in str(exc) else "frame"] += 1
             return None

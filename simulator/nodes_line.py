@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from drivers.errors import FrameError
-from firmware_bridge.codec import BROADCAST, MAX_ENCODED, decode_frame
+from firmware_bridge.codec import BROADCAST, MAX_ENCODED, Frame, decode_frame
 from firmware_bridge.link import TURNAROUND_S
 from firmware_bridge.transport import MemoryEndpoint, MemoryLine, Transport
 
@@ -109,8 +109,9 @@ class SimLine:
     def _frame(self, block: bytes, transport: Transport, now: float) -> None:
         self.record.frames_in += 1
         replies: list[tuple[float, bytes]] = []
-        for n in self._listeners(block):
-            out = n.receive(block, now)
+        frame, listeners = self._listeners(block)
+        for n in listeners:
+            out = n.receive(block, now, decoded=frame)
             if out is not None:
                 replies.append((n.reply_delay_s, out))
         if not replies:
@@ -131,17 +132,18 @@ class SimLine:
         self._replying.add(task)
         task.add_done_callback(self._replying.discard)
 
-    def _listeners(self, block: bytes) -> list[SimNode]:
+    def _listeners(self, block: bytes) -> tuple[Frame | None, list[SimNode]]:
         """Nodes that act on this block: every node's firmware reads every frame, but only the
         addressed ones (or all, for broadcasts and damaged frames) do anything with it, so the
-        line hands an intact frame only to those -- the same outcome, without 36 decodes."""
+        line hands an intact frame only to those -- the same outcome, without 36 decodes. The
+        decoded frame goes along, so the node does not decode it again."""
         try:
-            dst = decode_frame(block).dst
+            frame = decode_frame(block)
         except FrameError:
-            return self.nodes
-        if dst == BROADCAST:
-            return self.nodes
-        return [n for n in self.nodes if n.address == dst]
+            return None, self.nodes
+        if frame.dst == BROADCAST:
+            return frame, self.nodes
+        return frame, [n for n in self.nodes if n.address == frame.dst]
 
     async def _send(self, transport: Transport, delay: float, reply: bytes) -> None:
         await asyncio.sleep(delay)

@@ -22,6 +22,7 @@ the target's first appearance to confirmation) through ``on_event``, for the MQT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -215,11 +216,9 @@ class Arbiter:
         while stop is None or not stop.is_set():
             await self.tick()
             self._wake.clear()
-            sleeper = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper}, timeout=interval_s)
-            finally:
-                sleeper.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):  # no task per wait, unlike wait/wait_for
+                    await self._wake.wait()
 
     async def _step_guarded(self, ch: Channel) -> None:
         async with self._gate:

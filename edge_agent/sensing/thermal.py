@@ -158,12 +158,15 @@ def _components(mask: BoolArray) -> list[list[tuple[int, int]]]:
 
 
 def _dilate(mask: BoolArray) -> BoolArray:
-    """3 x 3 dilation without scipy."""
-    padded = np.pad(mask, 1)
-    out = np.zeros_like(mask)
-    for dr in range(3):
-        for dc in range(3):
-            out |= padded[dr : dr + GRID, dc : dc + GRID]
+    """3 x 3 dilation without scipy: separable, one pixel up/down, then one pixel left/right."""
+    if not mask.any():
+        return np.zeros_like(mask)
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
     return out
 
 

@@ -16,6 +16,7 @@ import shutil
 import statistics
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tests.control.simfloor import CliResult, LiveFloor
 
 pytestmark = pytest.mark.slow
 
-SPEED = 10.0  # simulated seconds per wall second
+SPEED = 15.0  # simulated seconds per wall second
 BH1750_STEP_LX = 1 / 1.2  # one count in H-resolution mode at the default MTreg
 
 
@@ -179,7 +180,7 @@ def test_temperature_offset_calibration_removes_the_parts_error(floor: LiveFloor
     assert (result["quantity"], result["action"]) == ("temperature", "offset")
     assert result["new"]["offset"] == pytest.approx(-error_c, abs=0.1)
 
-    for _ in range(3):  # fresh reads, each with its own noise
+    for _ in range(2):  # fresh reads, each with its own noise
         after = _read(floor, sensor)
         assert after["calibrated"]["temperature"] == pytest.approx(true_c, abs=0.1)
         assert after["raw"]["temperature"] == pytest.approx(true_c + error_c, abs=0.1)
@@ -200,9 +201,10 @@ def test_thermal_background_is_refused_with_a_person_and_matches_the_empty_frame
     sensor = "thermal-z1-quiet-1"
     part = floor.hold(sensor)
     scene = floor.on_loop(lambda: part.scene.copy())
-    # The empty room, a little warmer than the daemon has learnt it (under the 2 C a person needs).
+    # The empty room differs from what the daemon has learnt by a checkerboard of +-0.4 C: nowhere
+    # near the 2 C a person needs, and no warm region bigger than a pixel.
     rows, cols = np.mgrid[0:8, 0:8]
-    empty = scene + 1.0 + 0.03 * (rows - cols)
+    empty = scene + np.where((rows + cols) % 2 == 0, 0.4, -0.4)
     person = empty.copy()
     person[3:5, 3:5] += 6.0  # head and shoulders from 2.6 m: four warm pixels
     floor.on_loop(part.set_frame, person)
@@ -215,7 +217,7 @@ def test_thermal_background_is_refused_with_a_person_and_matches_the_empty_frame
     floor.on_loop(part.set_frame, empty)
     floor.wait_for("the person to be gone", lambda: _people_seen(floor, sensor) == 0)
     learnt = floor.on_loop(lambda: floor.gateway.floor.thermal_status(sensor).background)
-    assert learnt is not None and float(np.abs(learnt - empty).mean()) > 0.5  # not yet the empty room
+    assert learnt is not None and float(np.abs(learnt - empty).mean()) > 0.25  # adapting, far from there yet
 
     result = floor.cli("calibrate", "thermal", sensor, "--empty").json()
     assert (result["quantity"], result["action"]) == ("thermal", "thermal-background")
@@ -224,7 +226,7 @@ def test_thermal_background_is_refused_with_a_person_and_matches_the_empty_frame
     assert background is not None
     noise = float(part.noise)
     assert float(np.abs(background - empty).max()) <= 0.125 + 4 * noise  # half a 0.25 C step plus the noise
-    assert float(np.abs(background - empty).mean()) <= 0.125 + noise
+    assert float(np.abs(background - empty).mean()) <= 0.2  # mean |noise| + |rounding| is about 0.14
     assert _people(floor, sensor) == 0
 
 
@@ -288,12 +290,19 @@ def test_failures_exit_non_zero_with_one_clear_line(floor: LiveFloor) -> None:
 # -- 4. CO2 (last: it needs three simulated minutes of periodic measurement, which earlier tests provide) --
 
 
-def _co2_readings(live: LiveFloor, sensor: str, n: int) -> list[float]:
-    """``n`` successive measurements (the SCD41 gives one every 5 s; ``sensors read`` shows the latest)."""
+def _co2_samples(live: LiveFloor, sensor: str, n: int) -> list[float]:
+    """The daemon's next ``n`` CO2 measurements (one every 5 s), as its poller stored them."""
+
+    def after(t: float) -> Any:
+        sample = live.gateway.pollers.last[sensor]
+        return sample if sample.t > t else None
+
     values: list[float] = []
+    last = live.on_loop(lambda: live.gateway.pollers.last[sensor].t)
     for _ in range(n):
-        live.wait_sim(5.0)
-        values.append(float(_read(live, sensor)["calibrated"]["co2"]))
+        sample = live.wait_for("a new CO2 measurement", partial(live.on_loop, after, last))
+        last = sample.t
+        values.append(sample.values["co2"])
     return values
 
 
@@ -304,13 +313,13 @@ def test_co2_forced_recalibration_needs_three_minutes_then_matches_the_reference
     floor.on_loop(part.set_error, "co2", offset=error_ppm)
     noise = float(part.noise)
 
-    floor.wait_sim(12.0)  # two measurements of the new air
+    _co2_samples(floor, sensor, 2)  # the part now measures the new air
     driver = floor.gateway.hardware.sensors[sensor].driver
     floor.wait_for("3 minutes of periodic measurement",
                    lambda: floor.on_loop(driver.seconds_in_periodic) >= 180.0, wall_s=30.0)
-    assert _read(floor, sensor)["measuring_for_s"] >= 180.0
-    drifted = statistics.fmean(_co2_readings(floor, sensor, 2))
-    assert drifted == pytest.approx(true_ppm + error_ppm, abs=4 * noise)
+    drifted = _read(floor, sensor)
+    assert drifted["measuring_for_s"] >= 180.0
+    assert drifted["calibrated"]["co2"] == pytest.approx(true_ppm + error_ppm, abs=4 * noise)
 
     result = floor.cli("calibrate", "co2", sensor, "--reference", f"{true_ppm:g}").json()
     assert (result["quantity"], result["action"], result["reference"]) == ("co2", "frc", true_ppm)
@@ -322,10 +331,13 @@ def test_co2_forced_recalibration_needs_three_minutes_then_matches_the_reference
     with ControlClient(floor.socket) as client, pytest.raises(EdgeError, match="180 s"):
         client.request("calibrate", sensor=sensor, quantity="co2", reference=true_ppm)
 
-    corrected = _co2_readings(floor, sensor, 3)
-    # Each reading and the FRC's own sample carry the part's noise: 4 sigma of their difference.
+    # Each measurement and the FRC's own sample carry the part's noise: 4 sigma of their difference.
+    corrected = _co2_samples(floor, sensor, 3)
     assert statistics.fmean(corrected) == pytest.approx(true_ppm, abs=4 * noise * math.sqrt(1 + 1 / 3))
     assert all(abs(v - true_ppm) <= 4 * noise * math.sqrt(2) for v in corrected)
+    shown = _read(floor, sensor)
+    assert shown["calibrated"]["co2"] == pytest.approx(true_ppm, abs=4 * noise * math.sqrt(2))
+    assert shown["calibrated"]["co2"] == shown["raw"]["co2"]  # the correction lives in the part
 
     undo = floor.cli("calibrate", "co2", sensor, "--undo")
     assert "held by the device" in _one_error_line(undo)

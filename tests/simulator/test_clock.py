@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from datetime import datetime
+from typing import Any
+
+import pytest
 
 from simulator.clock import VirtualClock, VirtualTimeLoop, run_virtual
 
@@ -92,3 +96,56 @@ def test_virtual_clock_maps_wall_time() -> None:
         assert loop.run_until_complete(main()) == datetime(2026, 3, 3, 8, 0)
     finally:
         loop.close()
+
+
+def _run_paced(main: Any, pace: float) -> Any:
+    loop = VirtualTimeLoop(pace=pace)
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_paced_mode_keeps_to_its_pace_on_average() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for _ in range(20):
+            await asyncio.sleep(1)
+        return loop.time() - t0
+
+    start = time.monotonic()
+    assert _run_paced(main, pace=50.0) == 20  # timers fire at their exact virtual times
+    assert 0.35 < time.monotonic() - start < 2.0  # 20 simulated seconds at 50 per wall second: 0.4 s
+
+
+def test_paced_mode_keeps_short_timeouts_while_the_loop_is_busy() -> None:
+    """Work that takes wall time takes no simulated time, so a 3 ms reply timeout still holds."""
+
+    async def main() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[str] = loop.create_future()
+        loop.call_later(0.002, reply.set_result, "pong")
+        t0 = loop.time()
+        busy_until = time.monotonic() + 0.05  # 50 ms of CPU work: 2.5 simulated seconds at this pace
+        while time.monotonic() < busy_until:
+            pass
+        answer = await asyncio.wait_for(reply, timeout=0.003)
+        return answer == "pong", loop.time() - t0
+
+    ok, elapsed = _run_paced(main, pace=50.0)
+    assert ok and elapsed == pytest.approx(0.002)
+
+
+def test_paced_mode_lets_time_flow_while_idle() -> None:
+    """With nothing scheduled, simulated time still follows the wall clock (an outside process sees it move)."""
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        woke = asyncio.Event()
+        threading.Timer(0.2, loop.call_soon_threadsafe, (woke.set,)).start()
+        await woke.wait()
+        return loop.time() - t0
+
+    assert 0.15 * 20 <= _run_paced(main, pace=20.0) <= 1.0 * 20
