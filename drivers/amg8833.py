@@ -73,6 +73,7 @@ class Amg8833:
         name: str = "",
         fps: int = 10,
         stuck_after: int = 5,
+        thermistor_every: int = 1,
     ) -> None:
         if fps not in (1, 10):
             raise ValueError(f"AMG8833 runs at 1 or 10 frames per second, not {fps}")
@@ -82,6 +83,11 @@ class Amg8833:
         self.fps = fps
         self.health = DeviceHealth(self.name)
         self._stuck = StuckDetector(stuck_after)
+        # The thermistor (the board's own temperature) moves over minutes: on a busy RS-485 line it
+        # is read every n-th frame and the last value reused in between.
+        self.thermistor_every = max(1, thermistor_every)
+        self._frames = 0
+        self._therm_word: int | None = None
 
     async def start(self) -> None:
         """Wake and initialise the part (safe to call again after a failure)."""
@@ -104,11 +110,13 @@ class Amg8833:
             # A node's controller runs the whole burst as one I2C transaction: one round trip on
             # the RS-485 line instead of four (the 32-byte limit is SMBus's, not the part's).
             pixels = await self.device.write_read(bytes([PIXEL_BASE]), 128)
+        else:
+            pixels = b"".join([await self.device.read_register_block(PIXEL_BASE + 32 * k, 32) for k in range(4)])
+        if self._therm_word is None or self._frames % self.thermistor_every == 0:
             therm = await self.device.read_register_block(TTHL, 2)
-            return pixels, therm[0] | (therm[1] << 8)
-        blocks = [await self.device.read_register_block(PIXEL_BASE + 32 * k, 32) for k in range(4)]
-        therm = await self.device.read_register_block(TTHL, 2)
-        return b"".join(blocks), therm[0] | (therm[1] << 8)
+            self._therm_word = therm[0] | (therm[1] << 8)
+        self._frames += 1
+        return pixels, self._therm_word
 
     async def read_frame(self) -> ThermalFrame:
         """One checked frame; raises SensorImplausibleError for stuck or out-of-range data."""

@@ -55,6 +55,7 @@ class Tuning:
     history_sample_s: float = 300.0
     control_socket: bool = True
     uplink: bool = True
+    mqtt_timeout_s: float = 15.0  # on virtual time, a real broker's answers take "minutes": allow them
     node_poll_interval_s: float = 1.0
     poll_interval: Callable[[Sensor], float] = field(default=lambda s: s.poll_interval_s)
     day_type: Callable[[datetime], str] | None = None
@@ -167,7 +168,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         daemon.extras["gateway"] = gw
         ops = GatewayOperations(daemon, calibration)
         if tuning.uplink:
-            uplink = await start_uplink(stack, daemon, gw, ops)
+            uplink = await start_uplink(stack, daemon, gw, ops, timeout_s=tuning.mqtt_timeout_s)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
         if tuning.control_socket:
             await start_control(stack, daemon, ops)

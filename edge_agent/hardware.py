@@ -137,7 +137,9 @@ class Hardware:
             assert s.bus is not None and s.address is not None
             bus = self.port(s.bus)
             if s.kind == "amg8833":
-                return Amg8833(bus, self.clock, address=s.address, name=s.id, fps=1 if s.poll_interval_s >= 1 else 10)
+                on_node = self.cfg.buses and any(b.id == s.bus and b.kind == "node" for b in self.cfg.buses)
+                return Amg8833(bus, self.clock, address=s.address, name=s.id, fps=1 if s.poll_interval_s >= 1 else 10,
+                               thermistor_every=10 if on_node else 1)
             if s.kind == "bh1750":
                 return Bh1750(bus, self.clock, address=s.address, name=s.id)
             if s.kind == "sht31":

@@ -191,6 +191,9 @@ class GatewayOperations:
         if sensor not in self.gw.hardware.sensors and sensor not in {a.id for a in self.daemon.cfg.anchors}:
             raise UnknownIdError("sensor", sensor, list(self.gw.hardware.sensors))
         entry = await asyncio.to_thread(self.calibration.undo, sensor, quantity, user)
+        if quantity == "position":  # the store only keeps the record; the floor model holds the position
+            restored = entry["new"]
+            self.gw.floor.set_anchor(sensor, float(restored["x"]), float(restored["y"]), float(restored["z"]))
         self._event("calibration", {"sensor": sensor, "quantity": quantity, "action": "undo"})
         return self._result(sensor, entry, "restored the earlier calibration")
 

@@ -163,6 +163,9 @@ class SensorPollers:
         sid = sensor.id
         if sid not in self._started and sensor.kind != "dwm1001":
             if sensor.kind == "scd41":
+                # The part may still be measuring (after a failed poll, or from before a daemon
+                # restart), and it refuses start_periodic then: stop it first.
+                await driver.stop_periodic()
                 await driver.start_periodic()
             elif hasattr(driver, "start"):
                 await driver.start()

@@ -45,7 +45,7 @@ def with_broker(cfg: SiteConfig, broker: tuple[str, int] | None) -> SiteConfig:
 
 
 async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gateway,
-                       ops: GatewayOperations) -> Uplink:
+                       ops: GatewayOperations, *, timeout_s: float = 15.0) -> Uplink:
     """Outbox + uplink; publishes through ``gw.upstream`` from now on."""
     cfg = with_broker(daemon.cfg, daemon.options.broker)
     outbox = await stack.enter_async_context(Outbox(
@@ -54,7 +54,7 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
     ))
     clock: Any = daemon.clock  # SystemClock and VirtualClock both carry `synced`
     uplink = await stack.enter_async_context(Uplink(cfg, outbox, clock, ops, version=software_version(),
-                                                    config_hash=daemon.config_hash))
+                                                    config_hash=daemon.config_hash, timeout_s=timeout_s))
     gw.upstream = uplink
     gw.controller.upstream = uplink
     start_seq = outbox.committed_high

@@ -81,8 +81,8 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
         return overrides.get(sensor.kind, sensor.poll_interval_s)
 
     day_type = scenario.scenario.demand_day_type
-    return Tuning(decide_interval_s=10.0, arbiter_interval_s=5.0, node_poll_interval_s=60.0, poll_interval=interval,
-                  forecast_interval_s=900.0, history_sample_s=300.0,
+    return Tuning(decide_interval_s=15.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
+                  forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
                   day_type=lambda _wall: day_type)
 
 
@@ -113,6 +113,10 @@ class Simulation:
         tz = ZoneInfo(self.cfg.site.timezone)
         clock = VirtualClock(loop, self.scenario.wall_start(tz))
         hw = self.hardware = build_simulated_hardware(self.cfg, clock.monotonic)
+        tuning = tuning_for(self.scenario, self.cfg)
+        for sensor in self.cfg.sensors:  # tags notify at the rate the daemon is tuned to read them
+            if sensor.kind == "dwm1001" and sensor.ble_address is not None:
+                hw.devices[sensor.id].period_s = tuning.poll_interval(sensor)  # type: ignore[attr-defined]
         nodes = self.nodes = build_nodes(self.cfg, hw)
         line = SimLine(nodes.values(), seed=self.scenario.scenario.seed)
         world = self.world = World(self.cfg, self.scenario, self.options.binding(self.cfg, hw, nodes), clock)
@@ -120,7 +124,6 @@ class Simulation:
         broker = self.options.broker or (self.cfg.broker.host, self.cfg.broker.port)
         network = NetworkPath(broker)
         await network.start()
-        tuning = tuning_for(self.scenario, self.cfg)
         state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-sim-"))
         wall0 = time.monotonic()
         end = world.end_time

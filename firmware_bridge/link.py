@@ -502,7 +502,7 @@ class BridgeLink:
 
     async def _persist_loop(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(5.0)  # urgent saves wait at most this; routine ones far longer
             now = self.clock.monotonic()
             if self.registry.due(now):
                 try:

@@ -122,6 +122,8 @@ class Forecaster:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1  # a forecast is tiny; threads would only steal the daemon's core
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting threads
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])

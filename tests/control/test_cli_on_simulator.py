@@ -45,8 +45,8 @@ def floor() -> Iterator[LiveFloor]:
 
 
 def _settled(live: LiveFloor) -> bool:
-    gw = live.gateway
-    return all(gw.pollers.healthy(s.id) for s in live.sim.cfg.sensors if s.kind != "dwm1001")
+    polled = [s.id for s in live.sim.cfg.sensors if s.kind != "dwm1001"]
+    return all(live.on_loop(lambda: [live.gateway.pollers.healthy(sid) for sid in polled]))
 
 
 def _healthy(live: LiveFloor, sensor: str) -> bool:
@@ -256,6 +256,26 @@ def test_actuator_test_drives_the_dimmer_and_then_restores_it(floor: LiveFloor) 
     assert floor.sim_time() - started >= 10.0  # held for the whole test duration first
 
 
+# -- UWB anchor survey -------------------------------------------------------------------------------
+
+
+def test_anchor_survey_applies_at_once_and_undo_puts_it_back(floor: LiveFloor) -> None:
+    anchor = floor.sim.cfg.anchors[1]
+
+    def position() -> tuple[float, float, float]:
+        return floor.on_loop(lambda: floor.gateway.floor._anchors[anchor.id])
+
+    assert position() == (anchor.x, anchor.y, anchor.z)
+    moved = (anchor.x + 0.2, anchor.y + 0.1, anchor.z - 0.1)
+    result = floor.cli("calibrate", "uwb-anchor", anchor.id, "--x", f"{moved[0]:g}", "--y", f"{moved[1]:g}",
+                       "--z", f"{moved[2]:g}").json()  # fmt: skip
+    assert result["old"] == {"x": anchor.x, "y": anchor.y, "z": anchor.z}
+    assert position() == pytest.approx(moved)
+    undo = floor.cli("calibrate", "uwb-anchor", anchor.id, "--undo").json()
+    assert undo["new"] == {"x": anchor.x, "y": anchor.y, "z": anchor.z}
+    assert position() == (anchor.x, anchor.y, anchor.z)
+
+
 # -- 7. failures -------------------------------------------------------------------------------------
 
 
@@ -267,7 +287,8 @@ def test_failures_exit_non_zero_with_one_clear_line(floor: LiveFloor) -> None:
     bad_gain = floor.cli("calibrate", "light", "lux-z3-silent", "--reference", "90000")  # the daemon refuses
     assert "outside 0.2..5" in _one_error_line(bad_gain)
 
-    sensor = "lux-z4-open"
+    # A part that stops answering: an SCD41, which must also be restarted properly once it answers again.
+    sensor = "co2-z4-open"
     part = floor.device(sensor)
     floor.on_loop(part.inject, "nack")
     try:
@@ -275,16 +296,17 @@ def test_failures_exit_non_zero_with_one_clear_line(floor: LiveFloor) -> None:
         assert sensor in floor.cli("status").json()["sensors_unhealthy"]
         row = {s["id"]: s for s in floor.cli("sensors", "list").json()}[sensor]
         assert row["healthy"] is False and "Nack" in row["reason"]
-        refused = floor.cli("calibrate", "light", sensor, "--reference", "300")
+        refused = floor.cli("calibrate", "co2", sensor, "--reference", "420")
         line = _one_error_line(refused)
         assert f"{sensor} is unhealthy" in line and "Nack" in line
         # The daemon checks it too, for clients that skip the CLI's own check.
         with ControlClient(floor.socket) as client, pytest.raises(EdgeError, match="unhealthy"):
-            client.request("calibrate", sensor=sensor, quantity="lux", reference=300.0)
+            client.request("calibrate", sensor=sensor, quantity="co2", reference=420.0)
         assert floor.cli("calibrate", "history", sensor).json() == []
     finally:
         floor.on_loop(part.clear_faults)
     floor.wait_for(f"{sensor} to recover", lambda: _healthy(floor, sensor))
+    assert _read(floor, sensor)["measuring_for_s"] < 60.0  # periodic measurement restarted
 
 
 # -- 4. CO2 (last: it needs three simulated minutes of periodic measurement, which earlier tests provide) --

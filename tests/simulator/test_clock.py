@@ -125,12 +125,19 @@ def test_paced_mode_keeps_short_timeouts_while_the_loop_is_busy() -> None:
     async def main() -> tuple[bool, float]:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[str] = loop.create_future()
-        loop.call_later(0.002, reply.set_result, "pong")
+
+        async def node() -> None:  # hears the request, works hard for 50 ms of wall time, answers
+            await asyncio.sleep(0.001)
+            busy_until = time.monotonic() + 0.05
+            while time.monotonic() < busy_until:
+                pass
+            await asyncio.sleep(0.001)
+            reply.set_result("pong")
+
+        task = asyncio.create_task(node())
         t0 = loop.time()
-        busy_until = time.monotonic() + 0.05  # 50 ms of CPU work: 2.5 simulated seconds at this pace
-        while time.monotonic() < busy_until:
-            pass
         answer = await asyncio.wait_for(reply, timeout=0.003)
+        await task
         return answer == "pong", loop.time() - t0
 
     ok, elapsed = _run_paced(main, pace=50.0)
