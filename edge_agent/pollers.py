@@ -102,14 +102,15 @@ class SensorPollers:
     def healthy(self, sensor_id: str) -> bool:
         return self._healthy.get(sensor_id, False)
 
-    def _report(self, sensor_id: str, healthy: bool) -> None:
+    def _report(self, sensor_id: str, healthy: bool, why: str = "") -> None:
         if self._healthy.get(sensor_id) != healthy:
             self._healthy[sensor_id] = healthy
             self.floor.on_sensor_health(sensor_id, healthy, self.clock.monotonic())
             if not healthy:
                 slot = self.hw.sensors.get(sensor_id)
-                reason = slot.error if slot and slot.error else getattr(getattr(slot, "driver", None), "health", None)
-                log.warning("sensor %s unhealthy: %s", sensor_id, getattr(reason, "reason", reason))
+                health = getattr(getattr(slot, "driver", None), "health", None)
+                reason = why or (slot.error if slot and slot.error else getattr(health, "reason", "")) or "failing"
+                log.warning("sensor %s unhealthy: %s", sensor_id, reason)
             else:
                 log.info("sensor %s healthy", sensor_id)
 
@@ -232,10 +233,11 @@ class SensorPollers:
         fed_at = -1e18
         async with tag:
             while True:
+                silence = max(30.0, 10 * interval)
                 try:
-                    location = await tag.next_location(timeout_s=max(30.0, 10 * sensor.poll_interval_s))
+                    location = await tag.next_location(timeout_s=silence)
                 except TimeoutError:
-                    self._report(sensor.id, False)
+                    self._report(sensor.id, False, f"no location from the tag in {silence:g} s")
                     continue
                 self._report(sensor.id, True)
                 now = self.clock.monotonic()

@@ -57,16 +57,16 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
                                                     config_hash=daemon.config_hash, timeout_s=timeout_s))
     gw.upstream = uplink
     gw.controller.upstream = uplink
-    start_seq = outbox.committed_high
     start = outbox.stats()
 
     def counts() -> dict[str, int]:
-        """Messages of this daemon's life: produced, delivered (PUBACKed), dropped by the bounds."""
+        """Outbox messages of this daemon's life: produced, delivered (PUBACKed), dropped by the bounds.
+
+        Retained state (status, seat states) is last-value: a superseded value is not a message.
+        """
         now = outbox.stats()
-        produced = max(0, outbox.committed_high + len(outbox._pending) - start_seq)
-        dropped = max(0, now.dropped - start.dropped)
-        delivered = max(0, produced - dropped - max(0, now.depth - start.depth))
-        return {"produced": produced, "delivered": delivered, "dropped": dropped}
+        return {"produced": outbox.rows_put, "delivered": outbox.rows_acked,
+                "dropped": max(0, now.dropped - start.dropped)}
 
     daemon.extras["uplink"] = uplink
     daemon.extras["outbox_stats"] = counts

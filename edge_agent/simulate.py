@@ -59,6 +59,7 @@ class SimulationOptions:
     progress: ProgressCallback | None = None
     drain_s: float = 10.0  # wall seconds allowed at the end for the outbox to empty
     mqtt_protocol: str | None = None  # "3.1.1" for the embedded amqtt broker
+    tuning: Tuning | None = None  # loop periods; default: the scenario's (tuning_for)
     binding: BindingFactory = HardwareBinding
 
 
@@ -107,13 +108,14 @@ class Simulation:
         self.world: World | None = None
         self.incarnations = 0
         self.messages = {"produced": 0, "delivered": 0, "dropped": 0}
+        self._lives: dict[int, dict[str, int]] = {}
 
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         tz = ZoneInfo(self.cfg.site.timezone)
         clock = VirtualClock(loop, self.scenario.wall_start(tz))
         hw = self.hardware = build_simulated_hardware(self.cfg, clock.monotonic)
-        tuning = tuning_for(self.scenario, self.cfg)
+        tuning = self.options.tuning or tuning_for(self.scenario, self.cfg)
         for sensor in self.cfg.sensors:  # tags notify at the rate the daemon is tuned to read them
             if sensor.kind == "dwm1001" and sensor.ble_address is not None:
                 hw.devices[sensor.id].period_s = tuning.poll_interval(sensor)  # type: ignore[attr-defined]
@@ -200,19 +202,22 @@ class Simulation:
         return [s.id for s in self.cfg.sensors if s.kind == "dwm1001" and s.serial_port is not None]
 
     async def _kill(self, daemon: Daemon) -> None:
-        """A power cut: tasks die where they stand; nothing is flushed on purpose."""
-        await daemon.supervisor.stop(grace_s=0.5)
-        gw = daemon.extras.get("gateway")
-        if gw is not None:
-            await gw.hardware.close()
+        """A power cut: the uplink and outbox stop where they stand (nothing more is committed or
+        sent, no MQTT disconnect, so the broker fires the last will); the rest is shut down."""
+        self._collect_messages(daemon)
+        uplink = daemon.extras.get("uplink")
+        if uplink is not None:
+            uplink.abandon()
+        await daemon.stop()
         self.daemon = None
 
     def _collect_messages(self, daemon: Daemon) -> None:
+        """Add up the outbox counts of every life of the daemon (a power cut starts a new one)."""
         stats = daemon.extras.get("outbox_stats")
         if callable(stats):
-            s = stats()
-            for key in self.messages:
-                self.messages[key] = int(s.get(key, 0))
+            self._lives[self.incarnations] = {k: int(v) for k, v in stats().items()}
+        for key in self.messages:
+            self.messages[key] = sum(life.get(key, 0) for life in self._lives.values())
 
     async def _drain(self) -> None:
         """Give the outbox a little wall time to deliver what the last minutes produced."""

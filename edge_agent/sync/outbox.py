@@ -102,6 +102,8 @@ class Outbox:
         self.ack_flush_interval_s = ack_flush_interval_s
         self.epoch = ""  # random id of this database, part of every msg_id
         self.committed_high = 0  # highest committed seq
+        self.rows_put = 0  # messages queued since this Outbox was opened (retained state not included)
+        self.rows_acked = 0  # of those and of older backlog, acknowledged by the broker
         self._next_seq = 1
         self._pending: list[tuple[int, str, bytes, int, float, bytes | None]] = []
         self._pending_retained: dict[str, bytes] = {}
@@ -135,6 +137,8 @@ class Outbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._executor is None:
+            return  # abandoned (a simulated power cut): nothing more may reach the disk
         if self._writer is not None:
             self._writer.cancel()
             try:
@@ -149,6 +153,23 @@ class Outbox:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
                 self._executor = None
+
+    def abandon(self) -> None:
+        """Stop as a power cut would: no final commit; what was committed stays on disk."""
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
+        self._pending.clear()
+        self._pending_retained.clear()
+        if self._executor is not None:
+            self._executor.submit(self._close_quietly)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the outbox thread (other sync tables share the database)."""
@@ -217,6 +238,7 @@ class Outbox:
         correlation: bytes | None = None,
     ) -> None:
         """Queue a message for the next commit; never blocks."""
+        self.rows_put += 1
         self._pending.append((seq, topic, payload, int(klass), time.time(), correlation))
         self._urgent = self._urgent or urgent
         self._poke()
@@ -230,6 +252,8 @@ class Outbox:
         """The broker acknowledged ``seq``: its row is deleted with a later commit."""
         if not self._acked:
             self._first_ack_at = time.monotonic()
+        if seq not in self._acked:
+            self.rows_acked += 1
         self._acked.add(seq)
         if self._wake is not None:
             self._wake.set()

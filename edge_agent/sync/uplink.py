@@ -148,6 +148,18 @@ class Uplink:
                 await self._task
             self._task = None
 
+    def abandon(self) -> None:
+        """Drop the connection as a power cut would (the broker then publishes the last will)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._client is not None:
+            sock = self._client._client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()  # no DISCONNECT packet: the broker must fire the will
+        self.outbox.abandon()
+
     async def run(self) -> None:
         """Connect, serve, and reconnect forever (until cancelled)."""
         while True:

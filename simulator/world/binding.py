@@ -208,10 +208,21 @@ class HardwareBinding:
 
     def inject_fault(self, sensor_id: str, fault: str) -> None:
         dev = self._device(sensor_id)
-        if dev is not None:
-            dev.inject(fault)
+        if dev is None:
+            return
+        if hasattr(dev, "reachable"):  # a BLE tag: out of range, its link drops
+            dev.reachable = False
+            air = getattr(self._hw, "ble_air", None)
+            if air is not None:
+                air.drop(dev.address)
+            return
+        dev.inject(fault)
 
     def clear_faults(self, sensor_id: str) -> None:
         dev = self._device(sensor_id)
-        if dev is not None:
-            dev.clear_faults()
+        if dev is None:
+            return
+        if hasattr(dev, "reachable"):
+            dev.reachable = True
+            return
+        dev.clear_faults()

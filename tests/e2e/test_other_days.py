@@ -22,11 +22,11 @@ def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
 
 def test_same_seed_same_report(tmp_path: Path) -> None:
     first = run_scenario(tmp_path / "a", scenario_copy(_mk(tmp_path / "a"), "normal-day", end="10:30", seed=7),
-                         broker_port=None)
+                         broker_port=9)
     second = run_scenario(tmp_path / "b", scenario_copy(_mk(tmp_path / "b"), "normal-day", end="10:30", seed=7),
-                          broker_port=None)
+                          broker_port=9)
     other = run_scenario(tmp_path / "c", scenario_copy(_mk(tmp_path / "c"), "normal-day", end="10:30", seed=8),
-                         broker_port=None)
+                         broker_port=9)
     ignore = {"wall_seconds", "world_cpu_seconds", "_stderr"}
     same = {k: v for k, v in first.items() if k not in ignore}
     assert same == {k: v for k, v in second.items() if k not in ignore}
