@@ -23,19 +23,15 @@ cut or a SIGKILL mid-write leaves the previous or the new file, never half of on
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from tinydb import Query, TinyDB
-from tinydb.storages import Storage
 
 from drivers.errors import EdgeError
+from edge_agent.storage import AtomicJSONStorage
 
 #: Plausible reference values (what a technician's instrument can honestly show indoors).
 REFERENCE_RANGES: dict[str, tuple[float, float, str]] = {
@@ -120,48 +116,6 @@ def check_frc(reference: float, measuring_for_s: float | None) -> None:
             f"the SCD41 must measure periodically for {FRC_MIN_RUNNING_S:.0f} s in stable air before a forced "
             f"recalibration (it is {ran}); wait and retry"
         )
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that never leaves a partial file: temp file, fsync, rename, fsync the directory."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # left by a write cut short
-            with contextlib.suppress(OSError):
-                stale.unlink()
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        if not text.strip():
-            return None
-        data: dict[str, dict[str, Any]] = json.loads(text)
-        return data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-
-    def close(self) -> None:
-        pass
 
 
 class CalibrationStore:

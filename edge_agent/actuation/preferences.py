@@ -13,8 +13,6 @@ The methods do blocking file I/O; from the event loop call them with ``asyncio.t
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -23,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tinydb import Query, TinyDB
-from tinydb.storages import Storage
 
 from drivers.errors import EdgeError
+from edge_agent.storage import AtomicJSONStorage
 from rules.state import Preference
 
 TAG = re.compile(r"^[A-Za-z0-9_.:-]{4,64}$")
@@ -34,40 +32,6 @@ HEIGHT_MM = (550, 1350)
 
 class ConsentRequiredError(EdgeError, PermissionError):
     """Preferences were offered for a tag whose holder has not consented."""
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that replaces the file atomically on every write."""
-
-    def __init__(self, path: str | Path, **_: Any) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        if not text.strip():
-            return None
-        data: dict[str, dict[str, Any]] = json.loads(text)
-        return data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"), sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # make the rename itself durable
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
