@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("name", ["exam-week", "ble-dropout"])
 def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
-    report = run_scenario(tmp_path, scenario_copy(tmp_path, name), broker_port=None)
+    report = run_scenario(tmp_path, scenario_copy(tmp_path, name), broker_port=9)
     assert set(report) >= REPORT_KEYS
     assert report["sim_hours"] >= (14.0 if name == "exam-week" else 1.9)
     assert report["lights_off_in_occupied_zone_minutes"] == 0
