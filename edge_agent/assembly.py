@@ -56,6 +56,7 @@ class Tuning:
     control_socket: bool = True
     uplink: bool = True
     mqtt_timeout_s: float = 15.0  # on virtual time, a real broker's answers take "minutes": allow them
+    inline_inference: bool = False  # on virtual time, keep forecasts off threads so a day repeats exactly
     node_poll_interval_s: float = 1.0
     poll_interval: Callable[[Sensor], float] = field(default=lambda s: s.poll_interval_s)
     day_type: Callable[[datetime], str] | None = None
@@ -176,7 +177,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         daemon.supervisor.start("arbiter", lambda: arbiter.run(interval_s=tuning.arbiter_interval_s))
         daemon.supervisor.start("decide", controller.run)
         interval = tuning.forecast_interval_s or cfg.model.interval_s
-        daemon.supervisor.start("forecast", lambda: forecast_loop(daemon, gw, interval, tuning.history_sample_s))
+        daemon.supervisor.start("forecast", lambda: forecast_loop(daemon, gw, interval, tuning.history_sample_s,
+                                                                  inline=tuning.inline_inference))
 
     async def stop_hardware() -> None:
         for name in ("decide", "arbiter", "forecast", "health"):

@@ -90,15 +90,20 @@ async def health_loop(daemon: Daemon, gw: Gateway, uplink: Uplink) -> None:
                               cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
 
 
-async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0) -> None:
-    """Feed zone counts into the edge history and forecast every ``interval_s`` (in a worker thread)."""
+async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0,
+                        *, inline: bool = False) -> None:
+    """Feed zone counts into the edge history and forecast every ``interval_s`` (in a worker thread).
+
+    ``inline`` runs inference on the loop instead: on virtual time a thread's result would land at
+    a simulated moment that depends on wall-clock luck, and the simulated day would not repeat.
+    """
     from models.history import ZoneHistory
     from models.inference import ModelSlot
 
     slot = daemon.extras.get("model_slot")
     if slot is None:
         slot = ModelSlot(daemon.state_dir / "model.onnx")
-        serving = await asyncio.to_thread(slot.load)
+        serving = slot.load() if inline else await asyncio.to_thread(slot.load)
         log.info("forecast model: %s", serving)
         daemon.extras["model_slot"] = slot
     capacity = {z.id: float(len(daemon.cfg.seats_in(z.id))) or None for z in daemon.cfg.zones}
@@ -114,7 +119,10 @@ async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s
                     histories[zid].add(wall, zone.people.value)
             if now_mono >= next_forecast:
                 next_forecast = now_mono + interval_s
-                forecast = await slot.forecast(histories, wall)
+                if inline:
+                    forecast = slot.predict({z: h.snapshot() for z, h in histories.items()}, wall, None)
+                else:
+                    forecast = await slot.forecast(histories, wall)
                 for zid, horizons in forecast.items():
                     gw.floor.set_forecast(zid, {h: q[1] for h, q in horizons.items()})
                     if gw.upstream is not None:

@@ -84,6 +84,7 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
     day_type = scenario.scenario.demand_day_type
     return Tuning(decide_interval_s=15.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
                   forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
+                  inline_inference=True,
                   day_type=lambda _wall: day_type)
 
 
@@ -127,6 +128,10 @@ class Simulation:
         network = NetworkPath(broker)
         await network.start()
         state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-sim-"))
+        salt = state_dir / "tag-salt"  # pseudonyms, and so the day, repeat with the seed
+        if not salt.exists():
+            state_dir.mkdir(parents=True, exist_ok=True)
+            salt.write_text(f"simulated-floor-{self.scenario.scenario.seed}")
         wall0 = time.monotonic()
         end = world.end_time
         self._stop_event = asyncio.Event()

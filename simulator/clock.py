@@ -26,6 +26,8 @@ the loop's time, wall seconds are a chosen start (e.g. 07:30 on a Tuesday) plus 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import selectors
 import time
@@ -91,6 +93,21 @@ class _VirtualSelector(selectors.BaseSelector):
         return ready
 
 
+class _OrderedTimer(asyncio.TimerHandle):
+    """A timer that sorts after the timers set before it at the same instant."""
+
+    __slots__ = ("order",)
+    order: int
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, asyncio.TimerHandle):
+            return NotImplemented
+        mine, theirs = self.when(), other.when()
+        if mine == theirs:
+            return bool(self.order < getattr(other, "order", -1))
+        return mine < theirs
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop on simulated time (see module docstring)."""
 
@@ -104,6 +121,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.pace = pace
         self._start = start
         self._virtual = start
+        self._timer_order = itertools.count()
         self._real_origin = time.monotonic()
         self._selector: selectors.BaseSelector = _VirtualSelector(self._selector, self)
 
@@ -117,6 +135,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self.pace is None:
             return math.inf
         return self._start + (time.monotonic() - self._real_origin) * self.pace
+
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Any, *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        """Timers due at the same simulated instant run in the order they were set.
+
+        asyncio's timer heap does not keep that order for equal times, and its shape depends on
+        every other timer, including those of work whose pace follows the wall clock (a database
+        thread, a real socket). Breaking ties by creation order makes a seeded day repeat exactly.
+        """
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = _OrderedTimer(when, callback, args, self, context)
+        timer.order = next(self._timer_order)
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
     def advance(self, seconds: float) -> None:
         """Move simulated time forward (as-fast-as-possible mode only)."""

@@ -58,6 +58,11 @@ def run(config_path: Path, state_dir: Path | None, broker: str | None, log_forma
         sys.exit(run_gateway(config_path, state_dir=state_dir, broker=broker_addr))
     if fast and speed:
         raise click.UsageError("choose one of --as-fast-as-possible and --speed")
+    if os.environ.get("PYTHONHASHSEED") is None:
+        # A seeded day must repeat exactly: set and dict-of-set iteration order depends on string
+        # hashing, which Python randomises per process unless told otherwise.
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, "-m", "edge_agent.cli", *sys.argv[1:]])
     from edge_agent.simulate import SimulationOptions, run_simulation
 
     result = run_simulation(SimulationOptions(

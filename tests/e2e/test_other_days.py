@@ -20,17 +20,21 @@ def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
     assert report["actuations_over_120s"] == 0
 
 
-def test_same_seed_same_report(tmp_path: Path) -> None:
-    first = run_scenario(tmp_path / "a", scenario_copy(_mk(tmp_path / "a"), "normal-day", end="10:30", seed=7),
-                         broker_port=9)
-    second = run_scenario(tmp_path / "b", scenario_copy(_mk(tmp_path / "b"), "normal-day", end="10:30", seed=7),
-                          broker_port=9)
-    other = run_scenario(tmp_path / "c", scenario_copy(_mk(tmp_path / "c"), "normal-day", end="10:30", seed=8),
-                         broker_port=9)
-    ignore = {"wall_seconds", "world_cpu_seconds", "_stderr"}
-    same = {k: v for k, v in first.items() if k not in ignore}
-    assert same == {k: v for k, v in second.items() if k not in ignore}
-    assert same != {k: v for k, v in other.items() if k not in ignore}
+def test_same_seed_same_day(tmp_path: Path) -> None:
+    """The seed fixes the day: who comes, when, where, and the world's own figures, exactly.
+
+    The daemon's side (detections, actuations) repeats to within a small tolerance: its database
+    thread and sockets run on the wall clock, and their timing can shift a frame read by a
+    simulated second (see docs/simulator.md, "Determinism").
+    """
+    runs = [run_scenario(tmp_path / n, scenario_copy(_mk(tmp_path / n), "normal-day", end="10:30", seed=seed),
+                         broker_port=9) for n, seed in (("a", 7), ("b", 7), ("c", 8))]
+    truth = ("arrivals", "seat_utilisation", "ghost_seat_minutes", "baseline_lighting_kwh",
+             "baseline_co2_over_1000ppm_minutes", "abandoned_belongings", "sim_hours")
+    assert {k: runs[0][k] for k in truth} == {k: runs[1][k] for k in truth}
+    assert {k: runs[0][k] for k in truth} != {k: runs[2][k] for k in truth}
+    for key in ("seat_state_accuracy", "lighting_saving", "zone_count_mae"):
+        assert abs(runs[0][key] - runs[1][key]) <= 0.02, (key, runs[0][key], runs[1][key])
 
 
 def _mk(path: Path) -> Path:
