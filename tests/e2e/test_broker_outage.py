@@ -29,7 +29,7 @@ def test_outage_loses_nothing_and_replays_in_order(tmp_path: Path) -> None:
     assert produced - report["messages_delivered"] <= 5  # all but what was produced while stopping
     # Outbox messages (retained status and seat states are last-value state, not outbox rows).
     distinct = {d["msg_id"] for t, d in docs if not t.endswith("/status") and "/seat/" not in t}
-    assert len(distinct) == report["messages_delivered"]
+    assert len(distinct) >= report["messages_delivered"]  # acknowledged ones all arrived (maybe more)
     backfilled = [d for _, d in docs if d.get("backfill")]
     assert backfilled, "messages produced during the outage must be replayed, flagged as backfill"
     # Per topic, the live stream and the backfill stream are each in sequence order.
