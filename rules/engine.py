@@ -331,6 +331,35 @@ def _resolve(candidates: list[tuple[tuple[int, int, float], Intent]]) -> list[In
     return [best[k][1] for k in sorted(best)]
 
 
+NEVER_OFF_LEVEL = 0.15  # occupied zones keep this much on the luminaires over their occupied seats
+
+
+def _never_off(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, zid: str) -> None:
+    """An occupied zone never goes fully dark, even when its light sensor says daylight suffices:
+    that reading may be stuck or shaded, and a reader must never be left in the dark. The
+    luminaires over occupied seats keep at least :data:`NEVER_OFF_LEVEL`."""
+    lights = state.topology.zone_lights.get(zid, ())
+
+    def level(lum: str) -> float:
+        intent = by_key.get((lum, IntentKind.LIGHT_LEVEL))
+        return (intent.value or 0.0) if intent is not None else state.levels.get(lum, 0.0)
+
+    if any(level(lum) > 0.0 for lum in lights):
+        return
+    occupied = {sid for sid, seat in state.seats.items()
+                if seat.zone == zid and seat.status in (SeatStatus.OCCUPIED, SeatStatus.UNKNOWN)}
+    serving = [lum for lum in lights if occupied & set(state.topology.light_seats.get(lum, ()))] or list(lights)
+    for lum in serving:
+        current = by_key.get((lum, IntentKind.LIGHT_LEVEL))
+        if current is not None:
+            by_key[(lum, IntentKind.LIGHT_LEVEL)] = replace(
+                current, value=NEVER_OFF_LEVEL, reason=f"{current.reason}; kept on: {zid} is occupied")
+        else:
+            by_key[(lum, IntentKind.LIGHT_LEVEL)] = Intent(
+                lum, IntentKind.LIGHT_LEVEL, NEVER_OFF_LEVEL, priority=Priority.SAFETY, rule_id=NEVER_DARK_ID,
+                reason=f"{zid} is occupied: never fully dark")
+
+
 def _never_dark(intents: list[Intent], state: FloorState, settings: Settings) -> list[Intent]:
     """Raise light intents in occupied, dark zones to at least ``occupied_min_level`` (add missing ones)."""
     floor = settings.occupied_min_level
@@ -342,6 +371,7 @@ def _never_dark(intents: list[Intent], state: FloorState, settings: Settings) ->
             continue
         lux = measure_value(zone.lux)
         if lux is not None and lux >= zone.target_lux * settings.dark_fraction:
+            _never_off(by_key, state, zid)
             continue
         for lum in state.topology.zone_lights.get(zid, ()):
             current = by_key.get((lum, IntentKind.LIGHT_LEVEL))

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from drivers.ports import IndicatorColour
 from rules import RuleMemory, RuleSet, evaluate, load_rules
-from rules.engine import FAILSAFE_ID, NEVER_DARK_ID
+from rules.engine import FAILSAFE_ID, NEVER_DARK_ID, NEVER_OFF_LEVEL
 from rules.state import FloorState, Intent, IntentKind, Measure, Preference, Priority, SeatStatus
 from tests.rules.floors import UNHEALTHY, occupied_zone, seat, state, zone
 
@@ -73,8 +73,9 @@ def test_daylight_harvesting_converges_to_target_with_a_wrong_gain_estimate() ->
 def test_daylight_dims_off_where_daylight_suffices() -> None:
     seen = simulate_daylight(daylight=800.0, lux_at_full_true=500.0, steps=3)
     st = state(0, zones={"z1": occupied_zone(lux=800.0)}, levels={"L1": 0.6, "L2": 0.6})
-    assert by_key(evaluate(DEFAULTS, st).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
-    assert seen == [800.0, 800.0, 800.0]
+    # Daylight suffices, so the lights dim right down, but an occupied zone is never fully dark.
+    assert by_key(evaluate(DEFAULTS, st).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == NEVER_OFF_LEVEL
+    assert seen == [800.0] + [800.0 + NEVER_OFF_LEVEL * 500.0] * 2  # the loop settles at the floor level
 
 
 def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:

@@ -84,3 +84,9 @@ def test_no_reader_left_in_the_dark(state: FloorState) -> None:
                 assert level is not None and level >= 0.3, (zid, lum, intent)
             if state.open_now and not zone.occupancy_healthy:
                 assert level == 1.0, (zid, lum, intent)
+        if someone:  # whatever the light sensor says (it may be stuck), an occupied zone is never fully dark
+            levels = [
+                (intents[(lum, IntentKind.LIGHT_LEVEL)].value or 0.0) if (lum, IntentKind.LIGHT_LEVEL) in intents
+                else state.levels[lum] for lum in TOPOLOGY.zone_lights[zid]
+            ]
+            assert max(levels) > 0.0, (zid, levels)
