@@ -360,10 +360,28 @@ def _never_off(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, 
                 reason=f"{zid} is occupied: never fully dark")
 
 
+def _unknown_seats_lit(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, safe_level: float) -> None:
+    """Seats whose sensing failed may be occupied: during opening hours their luminaires go to the
+    safe level, even when the rest of the zone looks empty (the fail-safe, seat by seat)."""
+    if not state.open_now:
+        return
+    unknown = {sid for sid, seat in state.seats.items() if seat.status is SeatStatus.UNKNOWN}
+    if not unknown:
+        return
+    for lum, seats in sorted(state.topology.light_seats.items()):
+        if unknown & set(seats):
+            current = by_key.get((lum, IntentKind.LIGHT_LEVEL))
+            if current is None or (current.value or 0.0) < safe_level:
+                by_key[(lum, IntentKind.LIGHT_LEVEL)] = Intent(
+                    lum, IntentKind.LIGHT_LEVEL, safe_level, priority=Priority.SAFETY, rule_id=FAILSAFE_ID,
+                    reason="a seat it lights has failed sensing: safe level")
+
+
 def _never_dark(intents: list[Intent], state: FloorState, settings: Settings) -> list[Intent]:
     """Raise light intents in occupied, dark zones to at least ``occupied_min_level`` (add missing ones)."""
     floor = settings.occupied_min_level
     by_key = {(i.target, i.kind): i for i in intents}
+    _unknown_seats_lit(by_key, state, settings.safe_level)
     for zid in sorted(state.zones):
         zone = state.zones[zid]
         people = measure_value(zone.people)

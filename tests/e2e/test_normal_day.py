@@ -38,7 +38,7 @@ def test_every_message_produced_was_delivered(day: dict[str, Any]) -> None:
     assert report["messages_produced"] > 100
     assert report["messages_dropped"] == 0
     # Everything is delivered but what the daemon produced in its last seconds, while stopping.
-    assert report["messages_produced"] - report["messages_delivered"] <= 5
+    assert report["messages_produced"] - report["messages_delivered"] <= 20
     ids = {doc["msg_id"] for topic, doc in day["messages"] if isinstance(doc, dict) and "msg_id" in doc}
     assert len(ids) >= report["messages_produced"]
 

@@ -200,3 +200,20 @@ def test_neighbour_luminaire_helps_a_dark_seat_whose_own_luminaire_is_at_full() 
     assert saturated[("L2", IntentKind.LIGHT_LEVEL)].value == 0.36  # 0.2 + (500-420)/500: helps S1
     room = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 0.5, "L2": 0.2})).intents)
     assert room[("L2", IntentKind.LIGHT_LEVEL)].value == 0.0  # L1 can still do it alone: L2 follows its own
+
+
+def test_a_seat_with_failed_sensing_keeps_its_light_on_in_an_empty_looking_zone() -> None:
+    # Zone z1 looks empty (its working sensor sees nobody), but S1's thermopile has failed:
+    # S1 may well be taken, so its luminaire goes to the safe level during opening hours.
+    seats = {"S1": seat("S1", "z1", SeatStatus.UNKNOWN), "S2": seat("S2", "z1"),
+             "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    empty_long = zone("z1", empty_since=0.0, lux=Measure(900.0))
+    got = by_key(evaluate(DEFAULTS, state(5000.0, zones={"z1": empty_long, "z2": zone("z2")}, seats=seats,
+                                          levels={"L1": 0.0, "L2": 0.0, "L3": 0.0})).intents)
+    assert got[("L1", IntentKind.LIGHT_LEVEL)].value == DEFAULTS.settings.safe_level
+    assert got[("L1", IntentKind.LIGHT_LEVEL)].priority == Priority.SAFETY
+    closed = by_key(evaluate(DEFAULTS, state(5000.0, zones={"z1": empty_long, "z2": zone("z2")}, seats=seats,
+                                             levels={"L1": 0.0, "L2": 0.0, "L3": 0.0}, open_now=False)).intents)
+    assert (closed.get(("L1", IntentKind.LIGHT_LEVEL)) is None
+            or closed[("L1", IntentKind.LIGHT_LEVEL)].value != DEFAULTS.settings.safe_level
+            or closed[("L1", IntentKind.LIGHT_LEVEL)].rule_id != "builtin-failsafe-lights")
