@@ -181,7 +181,8 @@ class Simulation:
                     transport=mline.master,
                     serial_streams={s: LoopbackSerial(hw.uart_tags[s]) for s in self._uart_sensors()},
                 )
-                options = DaemonOptions(config_path=self.config_path, state_dir=state_dir, broker=network.address)
+                options = DaemonOptions(config_path=self.config_path, state_dir=state_dir, broker=network.address,
+                                        stop_budget_s=3600.0)
 
                 async def build(d: Daemon, backend: SimulatedBackend = backend) -> list[Any]:
                     return await build_components(d, backend=backend, tuning=tuning)
@@ -268,6 +269,15 @@ def replace_header_seed(scenario: Scenario, seed: int) -> Scenario:
     return scenario.model_copy(update={"scenario": header})
 
 
+def cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and reap whatever a stopped simulation left behind (as asyncio.run does), quietly."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 def run_simulation(options: SimulationOptions) -> int:
     """Run a scenario to its end; writes the report; returns the exit code."""
     try:
@@ -282,6 +292,7 @@ def run_simulation(options: SimulationOptions) -> int:
         asyncio.set_event_loop(loop)
         report = loop.run_until_complete(sim.run())
     finally:
+        cancel_leftovers(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)
         loop.close()
