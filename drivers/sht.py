@@ -57,7 +57,14 @@ class _ShtBase:
     kind = "sht"
 
     def __init__(
-        self, bus: I2CBus | AsyncI2CBus, clock: Clock, address: int, name: str, precision: str, stuck_after: int
+        self,
+        bus: I2CBus | AsyncI2CBus,
+        clock: Clock,
+        *,
+        address: int = 0x44,
+        name: str = "",
+        precision: str = "high",
+        stuck_after: int = 20,
     ) -> None:
         if precision not in ("high", "medium", "low"):
             raise ValueError(f"precision must be high, medium or low, not {precision!r}")
@@ -106,19 +113,7 @@ class Sht31(_ShtBase):
     """SHT3x at 0x44 (ADDR low) or 0x45."""
 
     kind = "sht31"
-
-    def __init__(
-        self,
-        bus: I2CBus | AsyncI2CBus,
-        clock: Clock,
-        *,
-        address: int = 0x44,
-        name: str = "",
-        precision: str = "high",
-        stuck_after: int = 20,
-    ) -> None:
-        super().__init__(bus, clock, address, name, precision, stuck_after)
-        self.periodic = False
+    periodic = False  # set while the part runs in periodic mode (start_periodic / stop_periodic)
 
     async def _measure_raw(self) -> bytes:
         if self.periodic:
@@ -163,18 +158,6 @@ class Sht4x(_ShtBase):
     """SHT4x at 0x44."""
 
     kind = "sht4x"
-
-    def __init__(
-        self,
-        bus: I2CBus | AsyncI2CBus,
-        clock: Clock,
-        *,
-        address: int = 0x44,
-        name: str = "",
-        precision: str = "high",
-        stuck_after: int = 20,
-    ) -> None:
-        super().__init__(bus, clock, address, name, precision, stuck_after)
 
     def _rh(self, ticks: int) -> float:
         return sht4x_ticks_to_rh(ticks)
