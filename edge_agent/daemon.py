@@ -21,7 +21,6 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +61,6 @@ class Component:
 class DaemonState:
     """Small facts other parts (status, health, control) read."""
 
-    started_at: float = field(default_factory=time.time)
-    started_mono: float = field(default_factory=time.monotonic)
     started_clock: float = 0.0  # the daemon clock's monotonic reading at start (virtual in simulation)
     reloads: int = 0
     last_reload_error: str = ""

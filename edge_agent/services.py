@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.config import SiteConfig
-from edge_agent.sync.outbox import Outbox, describe, open_path
+from edge_agent.sync.outbox import Outbox, open_path
 from edge_agent.sync.uplink import Uplink
 
 if TYPE_CHECKING:
@@ -70,8 +70,12 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
 
     daemon.extras["uplink"] = uplink
     daemon.extras["outbox_stats"] = counts
-    daemon.extras["outbox_describe"] = lambda: {"depth": outbox.stats().depth, "bytes": outbox.stats().bytes,
-                                                "oldest_age_s": outbox.stats().oldest_age_s}
+
+    def describe_now() -> dict[str, Any]:
+        now = outbox.stats()
+        return {"depth": now.depth, "bytes": now.bytes, "oldest_age_s": now.oldest_age_s}
+
+    daemon.extras["outbox_describe"] = describe_now
     daemon.extras["outbox_drained"] = lambda: outbox.stats().depth == 0 and not outbox._pending
     return uplink
 
@@ -144,6 +148,3 @@ async def start_control(stack: contextlib.AsyncExitStack, daemon: Daemon, ops: G
     daemon.extras["control_socket"] = path
     return path
 
-
-def outbox_summary(uplink: Uplink) -> dict[str, Any]:
-    return describe(uplink.outbox.stats())

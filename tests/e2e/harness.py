@@ -92,6 +92,20 @@ def run_scenario(tmp: Path, scenario: Path, *, broker_port: int | None, timeout_
     return doc
 
 
+def run_observed(tmp: Path, name: str) -> tuple[dict[str, Any], Capture]:
+    """Run a shipped scenario against a private mosquitto with an observer on ``#`` throughout."""
+    from tests.mosquitto import Mosquitto
+
+    with Mosquitto(tmp / "broker") as broker:
+        client, capture = subscribe_all(broker.port)
+        try:
+            report = run_scenario(tmp, scenario_copy(tmp, name), broker_port=broker.port)
+        finally:
+            client.loop_stop()
+            client.disconnect()
+    return report, capture
+
+
 def forbidden_fields(doc: Any, path: str = "") -> list[str]:
     """Key paths in ``doc`` that are on the forbidden list."""
     found: list[str] = []

@@ -8,20 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import run_scenario, scenario_copy, subscribe_all
-from tests.mosquitto import Mosquitto
+from tests.e2e.harness import run_observed
 
 pytestmark = pytest.mark.slow
 
 
 def test_outage_loses_nothing_and_replays_in_order(tmp_path: Path) -> None:
-    with Mosquitto(tmp_path / "broker") as broker:
-        client, capture = subscribe_all(broker.port)
-        try:
-            report = run_scenario(tmp_path, scenario_copy(tmp_path, "broker-outage"), broker_port=broker.port)
-        finally:
-            client.loop_stop()
-            client.disconnect()
+    report, capture = run_observed(tmp_path, "broker-outage")
     docs = [(t, d) for t, d in capture.json_docs() if isinstance(d, dict) and "msg_id" in d]
     produced = report["messages_produced"]
     assert produced > 100

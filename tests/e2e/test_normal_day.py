@@ -6,22 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import REPORT_KEYS, forbidden_fields, run_scenario, scenario_copy, subscribe_all
-from tests.mosquitto import Mosquitto
+from tests.e2e.harness import REPORT_KEYS, forbidden_fields, run_observed
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("normal-day")
-    with Mosquitto(tmp / "broker") as broker:
-        client, capture = subscribe_all(broker.port)
-        try:
-            report = run_scenario(tmp, scenario_copy(tmp, "normal-day"), broker_port=broker.port)
-        finally:
-            client.loop_stop()
-            client.disconnect()
+    report, capture = run_observed(tmp_path_factory.mktemp("normal-day"), "normal-day")
     return {"report": report, "messages": capture.json_docs()}
 
 

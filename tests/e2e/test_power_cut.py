@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import run_scenario, scenario_copy, subscribe_all
-from tests.mosquitto import Mosquitto
+from tests.e2e.harness import run_observed
 
 pytestmark = pytest.mark.slow
 
 
 def test_power_cut_restarts_and_loses_nothing(tmp_path: Path) -> None:
-    with Mosquitto(tmp_path / "broker") as broker:
-        client, capture = subscribe_all(broker.port)
-        try:
-            report = run_scenario(tmp_path, scenario_copy(tmp_path, "power-cut"), broker_port=broker.port)
-        finally:
-            client.loop_stop()
-            client.disconnect()
+    report, capture = run_observed(tmp_path, "power-cut")
     assert report["daemon_starts"] == 2
     assert report["sim_hours"] >= 1.9
     statuses = [d.get("state") for t, d in capture.json_docs() if t.endswith("/status") and isinstance(d, dict)]
