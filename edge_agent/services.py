@@ -65,11 +65,22 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
         Retained state (status, seat states) is last-value: a superseded value is not a message.
         """
         now = outbox.stats()
+        if outbox.cut_seq is not None:
+            return {"produced": outbox.rows_put_by_cut, "delivered": outbox.rows_acked_by_cut,
+                    "dropped": max(0, dropped_at_cut - start.dropped)}
         return {"produced": outbox.rows_put, "delivered": outbox.rows_acked,
                 "dropped": max(0, now.dropped - start.dropped)}
 
+    dropped_at_cut = 0
+
+    def cut() -> None:
+        nonlocal dropped_at_cut
+        outbox.cut()
+        dropped_at_cut = outbox.stats().dropped
+
     daemon.extras["uplink"] = uplink
     daemon.extras["outbox_stats"] = counts
+    daemon.extras["outbox_cut"] = cut
 
     def describe_now() -> dict[str, Any]:
         now = outbox.stats()
@@ -77,6 +88,7 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
 
     daemon.extras["outbox_describe"] = describe_now
     daemon.extras["outbox_drained"] = lambda: outbox.stats().depth == 0 and not outbox._pending
+    daemon.extras["uplink_connected"] = uplink.connected.is_set
     return uplink
 
 

@@ -229,7 +229,12 @@ class Simulation:
         """Give the outbox a little wall time to deliver what the last minutes produced."""
         if self.daemon is None:
             return
+        cut, connected = self.daemon.extras.get("outbox_cut"), self.daemon.extras.get("uplink_connected")
+        if callable(cut):
+            cut()  # the figures are the day's: what the daemon produces while draining is not counted
         drained = self.daemon.extras.get("outbox_drained")
+        if not (callable(connected) and connected()):
+            drained = None  # no broker to drain to: waiting would only let simulated time run on
         deadline = time.monotonic() + self.options.drain_s
         while callable(drained) and not drained() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(1.0)  # polls real-time progress of a real broker

@@ -15,9 +15,11 @@ simulator runs the *real* daemon on an event loop whose notion of time is virtua
   the loop (a technician's CLI on the control socket) sees a daemon whose clock runs at about N
   times the wall clock.
 
-Work done in threads takes no simulated time, so simulated parts are called inline (the
-simulated I2C bus does not block), and code that must wait for a thread should not rely on a
-timeout shorter than the work.
+Work done in threads (``run_in_executor``, ``asyncio.to_thread``: the outbox's SQLite, the
+registry's file writes) takes no simulated time: while any is in flight, simulated time stands
+still and the loop waits for it in real time. Otherwise a timer could fire "during" a database
+write on a busy machine and not on an idle one, and a seeded day would not repeat. Simulated parts
+are called inline (the simulated I2C bus does not block).
 
 :class:`VirtualClock` is the :class:`drivers.ports.Clock` for such a loop: monotonic seconds are
 the loop's time, wall seconds are a chosen start (e.g. 07:30 on a Tuesday) plus elapsed time.
@@ -71,6 +73,10 @@ class _VirtualSelector(selectors.BaseSelector):
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
+        if loop.threads_in_flight:
+            # A thread is working for the loop: its result is the next thing to happen, in zero
+            # simulated time. Wait for its wake-up (the self-pipe) in real time.
+            return self._real.select(0.05 if timeout is None else min(timeout, 0.05))
         if loop.pace is not None:
             return self._paced(timeout)
         if timeout is None:
@@ -123,6 +129,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._virtual = start
         self._timer_order = itertools.count()
         self._real_origin = time.monotonic()
+        self.threads_in_flight = 0
         self._selector: selectors.BaseSelector = _VirtualSelector(self._selector, self)
 
     def time(self) -> float:
@@ -151,6 +158,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        """As asyncio's, but counted: simulated time stands still until the work is done."""
+        future = super().run_in_executor(executor, func, *args)
+        self.threads_in_flight += 1
+        future.add_done_callback(self._thread_done)
+        return future
+
+    def _thread_done(self, _: asyncio.Future[Any]) -> None:
+        self.threads_in_flight -= 1
 
     def advance(self, seconds: float) -> None:
         """Move simulated time forward (as-fast-as-possible mode only)."""

@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
 
 
+def _loop_time() -> float:
+    """The event loop's clock, which the commit timers wait on (simulated time in the simulator)."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
 class MessageClass(IntEnum):
     """Drop order under the byte bound: lower classes are dropped first."""
 
@@ -104,6 +112,9 @@ class Outbox:
         self.committed_high = 0  # highest committed seq
         self.rows_put = 0  # messages queued since this Outbox was opened (retained state not included)
         self.rows_acked = 0  # of those and of older backlog, acknowledged by the broker
+        self.cut_seq: int | None = None  # set by cut(): later messages are not counted below
+        self.rows_put_by_cut = 0
+        self.rows_acked_by_cut = 0  # acknowledged rows with seq <= cut_seq (or all, before a cut)
         self._next_seq = 1
         self._pending: list[tuple[int, str, bytes, int, float, bytes | None]] = []
         self._pending_retained: dict[str, bytes] = {}
@@ -224,6 +235,15 @@ class Outbox:
         self._next_seq += 1
         return seq
 
+    def cut(self) -> None:
+        """Close the books for a report: from now on only messages produced so far are counted.
+
+        The simulator calls it at the end of the simulated day, so that what the daemon produces
+        while the last messages drain (a time that follows the wall clock) changes no figure.
+        """
+        self.cut_seq = self._next_seq - 1
+        self.rows_put_by_cut = self.rows_put
+
     def msg_id(self, gateway: str, seq: int) -> str:
         return f"{gateway}:{self.epoch}:{seq}"
 
@@ -251,9 +271,11 @@ class Outbox:
     def ack(self, seq: int) -> None:
         """The broker acknowledged ``seq``: its row is deleted with a later commit."""
         if not self._acked:
-            self._first_ack_at = time.monotonic()
+            self._first_ack_at = _loop_time()
         if seq not in self._acked:
             self.rows_acked += 1
+            if self.cut_seq is None or seq <= self.cut_seq:
+                self.rows_acked_by_cut += 1
         self._acked.add(seq)
         if self._wake is not None:
             self._wake.set()
@@ -264,7 +286,7 @@ class Outbox:
 
     def _poke(self) -> None:
         if self._first_pending_at is None:
-            self._first_pending_at = time.monotonic()
+            self._first_pending_at = _loop_time()
         if self._wake is not None:
             self._wake.set()
 
@@ -324,7 +346,7 @@ class Outbox:
 
     def _due(self) -> float | None:
         """Monotonic time the next commit is due, or None when there is nothing to write."""
-        now = time.monotonic()
+        now = _loop_time()
         if self._pending or self._pending_retained:
             if len(self._pending) >= self.flush_max:
                 return now
@@ -343,9 +365,9 @@ class Outbox:
             await self._wake.wait()
             self._wake.clear()
             due = self._due()
-            while due is not None and due > time.monotonic():
+            while due is not None and due > _loop_time():
                 try:
-                    await asyncio.wait_for(self._wake.wait(), due - time.monotonic())
+                    await asyncio.wait_for(self._wake.wait(), due - _loop_time())
                     self._wake.clear()
                 except TimeoutError:
                     break

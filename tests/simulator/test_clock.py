@@ -156,3 +156,22 @@ def test_paced_mode_lets_time_flow_while_idle() -> None:
         return loop.time() - t0
 
     assert 0.15 * 20 <= _run_paced(main, pace=20.0) <= 1.0 * 20
+
+
+def test_work_in_a_thread_takes_no_simulated_time() -> None:
+    """A slow database write in a thread must not let a pending timer fire first (or not, by luck)."""
+
+    async def main() -> tuple[list[str], float]:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        order: list[str] = []
+        loop.call_later(0.01, order.append, "timer")  # due long before the thread's real 0.2 s
+        await asyncio.to_thread(time.sleep, 0.2)
+        order.append("thread")
+        elapsed = loop.time() - t0
+        await asyncio.sleep(0.02)
+        return order, elapsed
+
+    order, elapsed = run_virtual(main())
+    assert elapsed == 0.0
+    assert order == ["thread", "timer"]
