@@ -159,7 +159,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Any, *args: Any
+    ) -> asyncio.Future[Any]:
         """As asyncio's, but counted: simulated time stands still until the work is done."""
         future = super().run_in_executor(executor, func, *args)
         self.threads_in_flight += 1
