@@ -162,7 +162,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         )
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
-                                on_motion=controller.wake, interval_scale=tuning.poll_interval,
+                                on_news=controller.wake, interval_scale=tuning.poll_interval,
                                 corrections=calibration)
         gw = Gateway(cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache)
         gateway_box.append(gw)

@@ -8,6 +8,13 @@ sensor that comes back is trusted again by itself.
 
 Polls are staggered (each sensor starts at a different offset in its interval) so the thermal
 frames of thirty nodes do not all queue on the RS-485 line at once.
+
+News wakes the decide loop at once (``on_news``), so rules act in well under a second without
+evaluating the whole floor every second: the first motion in a still, empty zone, and a sensor
+turning healthy or unhealthy. Everything else waits for the loop's period: a light reading is
+not news (the lights' own response would wake the loop again before the dimmers settle, and the
+harvesting loop would ring), nor is a new warm blob (a seat turns occupied only after
+``occupied_after_s`` of presence, at a later frame).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from edge_agent.supervisor import Supervisor
 
 log = logging.getLogger("edge_agent.pollers")
 
-MotionCallback = Callable[[str, float], None]
+NewsCallback = Callable[[str, float], None]
 
 
 class Corrections(Protocol):
@@ -58,7 +65,7 @@ class SensorPollers:
         supervisor: Supervisor,
         *,
         tag_salt: bytes,
-        on_motion: MotionCallback | None = None,
+        on_news: NewsCallback | None = None,
         corrections: Corrections | None = None,
         interval_scale: Callable[[Sensor], float] | None = None,
     ) -> None:
@@ -67,7 +74,7 @@ class SensorPollers:
         self.clock = clock
         self.supervisor = supervisor
         self.tag_salt = tag_salt
-        self.on_motion = on_motion
+        self.on_news = on_news
         self.corrections = corrections
         self.interval_of = interval_scale or (lambda s: s.poll_interval_s)
         self.last: dict[str, LastSample] = {}
@@ -106,6 +113,7 @@ class SensorPollers:
         if self._healthy.get(sensor_id) != healthy:
             self._healthy[sensor_id] = healthy
             self.floor.on_sensor_health(sensor_id, healthy, self.clock.monotonic())
+            self._news(sensor_id, self.clock.monotonic())  # fail-safes act on health at once
             if not healthy:
                 slot = self.hw.sensors.get(sensor_id)
                 health = getattr(getattr(slot, "driver", None), "health", None)
@@ -154,6 +162,10 @@ class SensorPollers:
             if due < now:
                 due = now  # fell behind: skip, never burst
             await self.clock.sleep(due - now)
+
+    def _news(self, sensor_id: str, t: float) -> None:
+        if self.on_news is not None:
+            self.on_news(sensor_id, t)
 
     @staticmethod
     def _driver_healthy(driver: Any) -> bool:
@@ -220,10 +232,10 @@ class SensorPollers:
         while True:
             event = await pir.next_event()
             if event.motion:
-                self.floor.on_motion(sensor.id, event.t)
+                news = self.floor.on_motion(sensor.id, event.t)
                 self.last[sensor.id] = LastSample(event.t, {"motion": 1.0})
-                if self.on_motion is not None:
-                    self.on_motion(sensor.id, event.t)
+                if news:
+                    self._news(sensor.id, event.t)
             else:
                 self.last[sensor.id] = LastSample(event.t, {"motion": 0.0})
 

@@ -82,7 +82,7 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
         return overrides.get(sensor.kind, sensor.poll_interval_s)
 
     day_type = scenario.scenario.demand_day_type
-    return Tuning(decide_interval_s=15.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
+    return Tuning(decide_interval_s=20.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
                   forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
                   inline_inference=True,
                   day_type=lambda _wall: day_type)
@@ -109,6 +109,7 @@ class Simulation:
         self.world: World | None = None
         self.incarnations = 0
         self.messages = {"produced": 0, "delivered": 0, "dropped": 0}
+        self._decide_passes: dict[int, int] = {}  # rule evaluations, per life of the daemon
         self._lives: dict[int, dict[str, int]] = {}
 
     async def run(self) -> dict[str, Any]:
@@ -154,7 +155,8 @@ class Simulation:
                  "messages_produced": self.messages["produced"],
                  "messages_delivered": self.messages["delivered"],
                  "messages_dropped": self.messages["dropped"],
-                 "daemon_starts": self.incarnations}
+                 "daemon_starts": self.incarnations,
+                 "decide_passes": sum(self._decide_passes.values())}
         report = world.report(extra)
         if self.options.render is not None:
             world.render(self.options.render)
@@ -222,6 +224,9 @@ class Simulation:
         stats = daemon.extras.get("outbox_stats")
         if callable(stats):
             self._lives[self.incarnations] = {k: int(v) for k, v in stats().items()}
+        gw = daemon.extras.get("gateway")
+        if gw is not None:
+            self._decide_passes[self.incarnations] = gw.controller.evaluations
         for key in self.messages:
             self.messages[key] = sum(life.get(key, 0) for life in self._lives.values())
 

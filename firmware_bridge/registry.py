@@ -3,8 +3,9 @@
 The file (``<state_dir>/nodes.json``) is what ``edge-agent nodes list`` reads, so it must never be
 half-written: it is replaced atomically (write a temp file in the same directory, fsync, rename,
 fsync the directory). It is written when something a technician cares about changes (a node
-appears, reboots, changes firmware or health) and otherwise at most every ``save_interval_s``,
-to spare the SD card.
+appears, reboots, changes firmware or health) and otherwise (a node's ``last_seen`` moving on) at
+most every ``save_interval_s``, five minutes by default, to spare the SD card: each save is two
+fsyncs.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class NodeRecord:
 class NodeRegistry:
     """Nodes by address, optionally persisted under ``state_dir``."""
 
-    def __init__(self, state_dir: Path | None = None, *, save_interval_s: float = 60.0) -> None:
+    def __init__(self, state_dir: Path | None = None, *, save_interval_s: float = 300.0) -> None:
         self.state_dir = state_dir
         self.save_interval_s = save_interval_s
         self.nodes: dict[int, NodeRecord] = {}

@@ -39,6 +39,7 @@ from edge_agent.sensing.uwb import Fix, solve
 from edge_agent.sensing.zones import ENVIRONMENT, LastValue, zone_measure
 from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, SeatView, ZoneView
 
+MOTION_NEWS_AFTER_S = 30.0  # motion after this long a still zone is news (see FloorModel.on_motion)
 
 @dataclass(frozen=True, slots=True)
 class ThermalStatus:
@@ -102,6 +103,7 @@ class FloorModel:
         self._last: dict[tuple[str, str], LastValue] = {}
         self._motion: dict[str, float] = {}
         self._last_people: dict[str, float] = {}
+        self._zone_busy: dict[str, bool] = {}  # people seen in the zone at the last snapshot
         self._tags: dict[str, _Tag] = {}
         self._consented: frozenset[str] = frozenset()
         self._forecast: dict[str, dict[int, float]] = {}
@@ -140,12 +142,23 @@ class FloorModel:
                 self._machines[seat_id].observe(present, t, residue=seat_id in evidence.residue)
         return evidence
 
-    def on_motion(self, sensor_id: str, t: float) -> None:
-        """PIR motion: zone-level evidence only."""
+    def on_motion(self, sensor_id: str, t: float) -> bool:
+        """PIR motion: zone-level evidence only. True when it is news: a still zone nobody was seen in.
+
+        Rules read motion as "within the last N seconds" where nobody is seen (someone walking into
+        an empty zone). Motion where people are known to sit, or a moment after other motion,
+        changes no decision: readers shift in their seats every few minutes each, and waking the
+        decide loop for each of them would cost a whole-floor evaluation for nothing.
+        """
         self._seen(t)
         zone = self._sensor(sensor_id).zone
-        if zone is not None:
-            self._motion[zone] = max(t, self._motion.get(zone, t))
+        if zone is None:
+            return False
+        before = self._motion.get(zone)
+        self._motion[zone] = max(t, before if before is not None else t)
+        if self._zone_busy.get(zone, False):
+            return False
+        return before is None or t - before >= MOTION_NEWS_AFTER_S
 
     def on_reading(self, reading: Reading) -> None:
         """lux / temperature / humidity / co2 (and motion); readings not marked good are ignored."""
@@ -312,6 +325,7 @@ class FloorModel:
         zones: dict[str, ZoneView] = {}
         for zone in self.cfg.zones:
             people, healthy = self._people(zone.id, t, tags)
+            self._zone_busy[zone.id] = bool(people.value)
             if people.value:
                 self._last_people[zone.id] = t
             motion = self._motion.get(zone.id)

@@ -97,26 +97,45 @@ def _weights(e: FloatArray, scale: float, c: float, p: SolverParams, tukey: bool
     return np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-12))
 
 
+def _median(x: FloatArray) -> float:
+    """The median of a short vector (np.median's generality costs more than the sort here)."""
+    v = np.sort(x)
+    n = len(v)
+    return float(v[n // 2]) if n % 2 else 0.5 * float(v[n // 2 - 1] + v[n // 2])
+
+
 def _irls(anchors: FloatArray, ranges: FloatArray, start: FloatArray, free_z: bool, p: SolverParams) -> FloatArray:
-    """Gauss-Newton with reweighting: Huber first (stable from a poor start), then Tukey."""
+    """Gauss-Newton with reweighting: Huber first (stable from a poor start), then Tukey.
+
+    Written for a handful of anchors: the per-call overhead of numpy dominates, so distances are
+    summed by hand rather than through ``np.linalg.norm``, and the 2D normal equations (the usual
+    case: tag height known) are solved in closed form.
+    """
     pos = start.copy()
     dims = 3 if free_z else 2
+    eye = np.eye(dims)
     for tukey, c in ((False, p.huber_c), (True, p.tukey_c)):
         for _ in range(p.max_iterations):
             diff = pos - anchors
-            pred = np.maximum(np.linalg.norm(diff, axis=1), 1e-6)
+            pred = np.maximum(np.sqrt((diff * diff).sum(axis=1)), 1e-6)
             e = ranges - pred
-            scale = max(p.sigma_m, 1.4826 * float(np.median(np.abs(e))))
+            scale = max(p.sigma_m, 1.4826 * _median(np.abs(e)))
             w = _weights(e, scale, c, p, tukey)
             if np.count_nonzero(w) < dims + 1:
                 w = _weights(e, scale, c, p, tukey=False)  # too many zeroed: fall back to Huber
-            jac = (diff / pred[:, None])[:, :dims]
+            jac = diff[:, :dims] / pred[:, None]
             jtw = jac.T * w
             normal = jtw @ jac
-            normal += 1e-9 * np.trace(normal) * np.eye(dims) + 1e-12 * np.eye(dims)  # LM-style damping
-            step = np.linalg.solve(normal, jtw @ e)
+            rhs = jtw @ e
+            damp = 1e-9 * (normal[0, 0] + normal[1, 1] + (normal[2, 2] if dims == 3 else 0.0)) + 1e-12
+            if dims == 2:  # LM-style damping, then Cramer's rule
+                a, b, d = normal[0, 0] + damp, normal[0, 1], normal[1, 1] + damp
+                det = a * d - b * b
+                step = np.array([(d * rhs[0] - b * rhs[1]) / det, (a * rhs[1] - b * rhs[0]) / det])
+            else:
+                step = np.linalg.solve(normal + damp * eye, rhs)
             pos[:dims] += step
-            if float(np.linalg.norm(step)) < p.tolerance_m:
+            if float(np.sqrt(step @ step)) < p.tolerance_m:
                 break
     return pos
 

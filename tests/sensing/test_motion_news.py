@@ -1,0 +1,27 @@
+"""PIR motion wakes the decide loop only when it is news: the first motion in a still zone."""
+
+from __future__ import annotations
+
+from edge_agent.config import SiteConfig
+from edge_agent.sensing.floor import MOTION_NEWS_AFTER_S, FloorModel
+
+
+def _pir_of(cfg: SiteConfig, zone: str) -> str:
+    return next(s.id for s in cfg.sensors if s.kind == "pir" and s.zone == zone)
+
+
+def test_first_motion_in_a_still_zone_is_news_and_fidgets_are_not(floor_config: SiteConfig) -> None:
+    model = FloorModel(floor_config)
+    pir = _pir_of(floor_config, "z1-quiet")
+    assert model.on_motion(pir, 100.0) is True  # nothing moved here before
+    assert model.on_motion(pir, 105.0) is False  # a reader shifting in their seat
+    assert model.on_motion(pir, 105.0 + MOTION_NEWS_AFTER_S - 1.0) is False
+    # After a still spell as long as the news threshold, motion is news again.
+    assert model.on_motion(pir, 104.0 + 2 * MOTION_NEWS_AFTER_S) is True
+
+
+def test_motion_in_one_zone_is_news_in_another(floor_config: SiteConfig) -> None:
+    model = FloorModel(floor_config)
+    assert model.on_motion(_pir_of(floor_config, "z1-quiet"), 10.0) is True
+    other = next(z.id for z in floor_config.zones if z.id != "z1-quiet")
+    assert model.on_motion(_pir_of(floor_config, other), 11.0) is True
