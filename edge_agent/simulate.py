@@ -158,6 +158,9 @@ class Simulation:
                  "daemon_starts": self.incarnations,
                  "decide_passes": sum(self._decide_passes.values())}
         report = world.report(extra)
+        # A timing, like wall_seconds, but not in the report: a seeded day's report repeats exactly.
+        log.info("simulated %.1f h in %.1f s wall; the world's own share %.1f s CPU",
+                 (end - world.t0) / 3600.0, extra["wall_seconds"], world.cpu_seconds)
         if self.options.render is not None:
             world.render(self.options.render)
         return report

@@ -247,7 +247,6 @@ class World:
     def report(self, extra: Mapping[str, object] | None = None) -> dict[str, object]:
         """The report's metrics (see docs/simulator.md); ``extra`` (runtime figures) is merged last."""
         out = self.score.as_report(self._baseline_lighting_j())
-        out["world_cpu_seconds"] = round(self.cpu_seconds, 3)
         out.setdefault("wall_seconds", None)
         for key in ("messages_produced", "messages_delivered", "messages_dropped"):
             out.setdefault(key, None)

@@ -21,20 +21,20 @@ def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
 
 
 def test_same_seed_same_day(tmp_path: Path) -> None:
-    """The seed fixes the day: who comes, when, where, and the world's own figures, exactly.
+    """The seed fixes the day: the world, and the daemon's figures with it, to the last digit.
 
-    The daemon's side (detections, actuations) repeats to within a small tolerance: its database
-    thread and sockets run on the wall clock, and their timing can shift a frame read by a
-    simulated second (see docs/simulator.md, "Determinism").
+    Only ``wall_seconds`` may differ (and the process's own log). Simulated time stands still
+    while the daemon's worker threads run (docs/simulator.md, "Determinism"), so a database write
+    that is slow on a busy machine changes nothing simulated.
     """
     runs = [run_scenario(tmp_path / n, scenario_copy(_mk(tmp_path / n), "normal-day", end="10:30", seed=seed),
                          broker_port=9) for n, seed in (("a", 7), ("b", 7), ("c", 8))]
-    truth = ("arrivals", "seat_utilisation", "ghost_seat_minutes", "baseline_lighting_kwh",
-             "baseline_co2_over_1000ppm_minutes", "abandoned_belongings", "sim_hours")
-    assert {k: runs[0][k] for k in truth} == {k: runs[1][k] for k in truth}
+    for run in runs:
+        for key in ("wall_seconds", "_stderr"):
+            run.pop(key)
+    assert runs[0] == runs[1]
+    truth = ("arrivals", "seat_utilisation", "ghost_seat_minutes", "baseline_lighting_kwh", "abandoned_belongings")
     assert {k: runs[0][k] for k in truth} != {k: runs[2][k] for k in truth}
-    for key in ("seat_state_accuracy", "lighting_saving", "zone_count_mae"):
-        assert abs(runs[0][key] - runs[1][key]) <= 0.02, (key, runs[0][key], runs[1][key])
 
 
 def _mk(path: Path) -> Path:
