@@ -2,27 +2,41 @@
 
 ::
 
-    FREE --presence for occupied_after_s--> OCCUPIED
+    FREE --presence for occupied_after_s (or one frame, if frames are further apart)--> OCCUPIED
     OCCUPIED --absent for away_after_s, after a stay >= min_stay_s, belongings seen--> AWAY
     OCCUPIED --absent for away_after_s, no belongings seen or a short visit--------> FREE
+    AWAY (provisional) --the warmth left did not outlast the chair's--> FREE
     AWAY --absent for ghost_after_s since the patron left--> GHOST
     AWAY / GHOST --presence for occupied_after_s--> OCCUPIED   (the patron came back)
     any --release(t)--> FREE      (a rule or a staff command; presence re-occupies it later)
     any --no usable evidence--> UNKNOWN --fresh evidence--> re-derived from scratch
 
 Why: a patron who stands up for a minute must stay *occupied* (absences shorter than
-``away_after_s`` are ignored); a passer-by must not leave a taken seat behind (``min_stay_s``);
-one-frame dropouts of the detector are bridged (``gap_s``). ``since`` of each status is the
+``away_after_s`` are ignored); a passer-by must not leave a taken seat behind (``min_stay_s``,
+unless something warm is left where they sat: no passer-by leaves a laptop);
+one-frame dropouts of the detector are bridged (``gap_s``). Presence must last
+``occupied_after_s`` to reject someone pausing by a desk, but when the thermopile's frames are
+further apart than that (the simulated floor polls every 60 s) a second frame could only come
+later than the rule asks, so one frame with a person (the detector has already made a lone warm
+pixel wait three minutes) occupies the seat. ``since`` of each status is the
 instant the condition was met (e.g. left-at + away_after_s), not the instant it was noticed,
 so the result does not depend on how often evidence arrives. The ghost clock runs from the moment
 the patron left, and a passer-by at an away seat does not restart it.
 
-Away or gone for good? A thermopile cannot see a bag, but it sees a laptop left open on the desk
-(warm, cooling: ``residue``). A patron who leaves warm belongings behind is on a break (AWAY); one
-who leaves nothing warm has most likely left (FREE): departures outnumber breaks taken without a
-laptop left behind, so FREE is the better guess when nothing is seen. Evidence without that
-information (``residue=None``, e.g. a UWB tag standing in for a failed thermopile) keeps the
-stay-history rule: a long stay ends AWAY.
+Away or gone for good? A thermopile cannot see a bag, but it sees what holds body or battery heat:
+a laptop left open on the desk, a coat left on the chair back (warm, cooling over 10-15 minutes:
+``residue``). A patron who leaves such things behind is on a break (AWAY); one who leaves nothing
+warm has most likely left (FREE): departures outnumber breaks taken with nothing warm left behind,
+so FREE is the better guess when nothing is seen. But the chair seat itself is warm after *every*
+stand-up, departures included, and cools within a minute or two; so only residue still seen
+``belongings_after_s`` after the first frame without the patron counts as belongings. When frames
+are too far apart to know that by the time the seat is judged (``away_after_s`` after the patron
+was last seen), warmth still seen in the latest frame makes the seat AWAY *provisionally* (warmth
+already gone makes it FREE at once), and the first frame late enough settles it: still warm, AWAY
+stays; cold, the seat is FREE (since the same instant the AWAY had, as the patron left with
+nothing that lasts). Evidence without that information
+(``residue=None``, e.g. a UWB tag standing in for a failed thermopile) keeps the stay-history
+rule: a long stay ends AWAY.
 
 After UNKNOWN (sensor unhealthy or stale) nothing from before the outage is trusted: the seat
 becomes OCCUPIED after ``occupied_after_s`` of fresh presence, or FREE after ``away_after_s`` of
@@ -45,6 +59,7 @@ class SeatTiming:
     ghost_after_s: float = 1200.0
     min_stay_s: float = 300.0
     gap_s: float = 6.0
+    belongings_after_s: float = 110.0  # the chair seat is within noise of the room by then
 
 
 class SeatStateMachine:
@@ -63,7 +78,10 @@ class SeatStateMachine:
         self._last_observed: float | None = None
         self._residue_t: float | None = None  # last time belongings (warm residue) were seen here
         self._looked_t: float | None = None  # last evidence that could have shown belongings
+        self._absent_from: float | None = None  # first evidence of absence after the last presence
+        self._provisional = False  # AWAY on warmth not yet known to outlast the chair's
         self._gap_s = timing.gap_s  # grows to span the sensor's own frame interval
+        self._frame_s = 0.0  # interval between the latest two thermopile frames
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
@@ -79,7 +97,8 @@ class SeatStateMachine:
             self._set(SeatStatus.UNKNOWN, t)
             self._last_present = self._run_start = self._session_start = self._left_at = None
             self._fresh_since = None
-            self._residue_t = self._looked_t = None
+            self._residue_t = self._looked_t = self._absent_from = None
+            self._provisional = False
             return self.status
         if self._fresh_since is None:
             self._fresh_since = t
@@ -87,6 +106,8 @@ class SeatStateMachine:
             # Evidence arrives once per frame: a frame interval longer than the dropout bridge
             # would otherwise read as a new presence run every frame (never "occupied").
             self._gap_s = max(self.timing.gap_s, min(180.0, 2.5 * (t - self._last_observed)))
+            if residue is not None:
+                self._frame_s = t - self._last_observed
         self._last_observed = t
         if residue is not None:
             self._looked_t = t
@@ -96,6 +117,9 @@ class SeatStateMachine:
             if self._last_present is None or t - self._last_present > self._gap_s:
                 self._run_start = t
             self._last_present = t
+            self._absent_from = None
+        elif self._absent_from is None:
+            self._absent_from = t
         return self.advance(t)
 
     def _present_now(self, t: float) -> bool:
@@ -113,12 +137,16 @@ class SeatStateMachine:
         tm = self.timing
         for _ in range(4):  # at most FREE -> OCCUPIED -> AWAY -> GHOST in one call
             before = self.status
-            confirmed = self._run_start is not None and self._run_length(t) >= tm.occupied_after_s
+            # Frames further apart than occupied_after_s: one frame with a person is all the
+            # evidence the rule could ever have in that time; waiting for the next only delays.
+            need = 0.0 if self._frame_s >= tm.occupied_after_s else tm.occupied_after_s
+            confirmed = (self._run_start is not None and self._run_length(t) >= need
+                         and (need > 0.0 or self._present_now(t)))
             gone_for = None if self._present_now(t) or self._last_present is None else t - self._last_present
             if self.status is SeatStatus.UNKNOWN:
                 if confirmed and self._run_start is not None:
                     self._session_start = self._run_start
-                    self._set(SeatStatus.OCCUPIED, self._run_start + tm.occupied_after_s)
+                    self._set(SeatStatus.OCCUPIED, self._run_start + need)
                 elif self._fresh_since is not None and not self._present_now(t):
                     quiet_from = max(self._fresh_since, self._last_present or self._fresh_since)
                     if t - quiet_from >= tm.away_after_s:
@@ -126,15 +154,20 @@ class SeatStateMachine:
             elif self.status is SeatStatus.FREE:
                 if confirmed and self._run_start is not None:
                     self._session_start = self._run_start
-                    self._set(SeatStatus.OCCUPIED, self._run_start + tm.occupied_after_s)
+                    self._set(SeatStatus.OCCUPIED, self._run_start + need)
             elif self.status is SeatStatus.OCCUPIED:
                 if gone_for is not None and gone_for >= tm.away_after_s and self._last_present is not None:
                     left = self._last_present
                     stay = left - (self._session_start if self._session_start is not None else left)
                     looked = self._looked_t is not None and self._looked_t > left
-                    kept = not looked or (self._residue_t is not None and self._residue_t > left)
-                    if stay >= tm.min_stay_s and kept:
+                    # Warmth that was there after they left and is still there in the latest frame.
+                    warm = (self._residue_t is not None and self._residue_t > left
+                            and self._residue_t >= (self._looked_t or 0.0))
+                    kept = not looked or warm
+                    # A short visit is a passer-by, unless they left something warm behind.
+                    if (stay >= tm.min_stay_s and kept) or (looked and warm):
                         self._left_at = left
+                        self._provisional = looked and not self._lasting()
                         self._set(SeatStatus.AWAY, left + tm.away_after_s)
                     else:
                         self._session_start = self._run_start = None  # the visit is over, not a new one
@@ -144,17 +177,35 @@ class SeatStateMachine:
                 back = confirmed and self._run_start is not None and self._run_start > left
                 if back and self._run_start is not None:
                     self._left_at = None
-                    self._set(SeatStatus.OCCUPIED, self._run_start + tm.occupied_after_s)
+                    self._provisional = False
+                    self._set(SeatStatus.OCCUPIED, self._run_start + need)
+                elif self._provisional and self._lasting():
+                    self._provisional = False
+                elif self._provisional and self._settled():
+                    self._provisional = False  # only the chair was warm: nothing was left behind
+                    self._session_start = self._run_start = self._left_at = None
+                    self._set(SeatStatus.FREE, left + tm.away_after_s)
                 elif self.status is SeatStatus.AWAY and t - left >= tm.ghost_after_s:
                     self._set(SeatStatus.GHOST, left + tm.ghost_after_s)
             if self.status is before:
                 break
         return self.status
 
+    def _lasting(self) -> bool:
+        """Residue seen ``belongings_after_s`` or more after the first frame without the patron."""
+        return (self._residue_t is not None and self._absent_from is not None
+                and self._residue_t >= self._absent_from + self.timing.belongings_after_s)
+
+    def _settled(self) -> bool:
+        """A frame late enough to show lasting residue has been seen (and, if not _lasting, did not)."""
+        return (self._looked_t is not None and self._absent_from is not None
+                and self._looked_t >= self._absent_from + self.timing.belongings_after_s)
+
     def release(self, t: float) -> None:
         """Mark the seat free now (rule or staff command). A person still there re-occupies it."""
         self._set(SeatStatus.FREE, t)
         self._session_start = self._left_at = None
+        self._provisional = False
         self._run_start = t if self._present_now(t) else None
         if self._fresh_since is None:
             self._fresh_since = t

@@ -29,8 +29,14 @@ Why each rule exists:
   thing remains where they sat (a laptop left open on the desk, +1-4 C on its pixel) is no longer
   the person. It is judged like a cup, whatever its size: if it cools it is *residue* (belongings
   were left: the seat machine reads this as a break, not a departure); if it holds its contrast for
-  ``residue_confirm_s`` it is the person after all (leaning back). Without this rule a laptop left
-  on a desk would be taken for its owner for ten minutes.
+  ``residue_confirm_s`` it is the person after all (leaning back), but only if it is as warm as a
+  person's head can be (``residue_person_c``): a coat or a laptop that cools slowly is never
+  that warm on its pixel. Without this rule a laptop left on a desk would be taken for its owner
+  for ten minutes. A residue is followed with the person's hysteresis (pixels down to ``hold_c``
+  touching it) and the background is frozen under it, so a coat cooling from +3 C over a quarter
+  of an hour is neither lost below ``on_c`` nor learnt into the background within minutes.
+  Whether the residue means belongings is the seat machine's call (it must outlast the chair
+  seat's own warmth, which follows every stand-up); the detector reports it while it lasts.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ class ThermalParams:
     seat_radius_m: float = 1.0
     collapse_fraction: float = 0.5
     residue_confirm_s: float = 150.0
+    residue_person_c: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +105,7 @@ class _Residue:
     seat: str | None
     pixels: frozenset[tuple[int, int]]
     track: _PointTrack
-    heat_c: float  # summed contrast when the person left
+    heat_c: float  # summed contrast in the latest frame (it cools)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +274,9 @@ class ThermalSeatDetector:
         was_person = _dilate(self._person_mask)
         grow = diff >= p.hold_c
         seeds = (diff >= p.on_c) | (grow & was_person)
+        for left_behind in self._residues:  # what a person left is followed down to hold_c, like the person
+            for r, c in left_behind.pixels:
+                seeds[r, c] |= bool(grow[r, c])
         labelled: list[tuple[list[tuple[int, int]], float, float, float, float, str]] = []
         residue_seat: dict[int, str | None] = {}
         live_residues: list[_Residue] = []
@@ -303,10 +313,11 @@ class ThermalSeatDetector:
             seat = seat_of.get(accepted.index(i)) if i in accepted else residue_seat.get(i)
             heat = float(np.clip(diff[tuple(np.array(comp).T)], 0.0, None).sum())
             blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat, heat))
+            followed = i in residue_seat  # a live residue (candidate or cooling): not background
             for r, c in comp:
                 if reason == "person":
                     person_mask[r, c] = True
-                elif reason == "candidate":
+                elif reason == "candidate" or followed:
                     hold_mask[r, c] = True
         return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
 
@@ -318,11 +329,15 @@ class ThermalSeatDetector:
         pixels = set(comp)
         for residue in self._residues:
             if pixels & residue.pixels:
+                # Someone sat down at their things again (or at the next seat, touching them):
+                # judged afresh. Against the residue as it is now, not as it was when it was warmest,
+                # or a patron back at a desk of a warm laptop, coat and chair would pass for them.
                 if heat >= 1.5 * residue.heat_c + p.on_c:
-                    return None  # someone sat down at their things again: judged afresh
+                    return None
                 residue.pixels = frozenset(pixels | residue.pixels)
+                residue.heat_c = heat
                 return residue
-        if not continuing or not p.on_c <= peak <= p.max_peak_c:
+        if not continuing or not p.hold_c <= peak <= p.max_peak_c:
             return None
         before = [b for b in self.blobs if b.person and _near(pixels, b.pixels)]
         if not before or heat >= p.collapse_fraction * sum(b.heat_c for b in before):
@@ -343,7 +358,7 @@ class ThermalSeatDetector:
             drop = track.peak_ema - track.ema
             if drop >= p.cooling_min_c and drop >= p.cooling_fraction * track.peak_ema:
                 track.verdict = "residue"
-            elif t - track.first_t >= p.residue_confirm_s:
+            elif t - track.first_t >= p.residue_confirm_s and track.ema >= p.residue_person_c:
                 track.verdict = "person"
         return track.verdict
 

@@ -67,7 +67,8 @@ def sit(w: World, t: float, pid: int) -> None:
     p = w.patrons[pid]
     if p.gone:
         return
-    p.seated, p.away_since = True, None
+    p.set_seated(True, t)
+    p.away_since = None
     w.zone_people[w.plan.seat_zone[p.seat]] += 1
     physics.push_frames(w, w.seat_scenes[p.seat], t)
     if p.tag is not None:
@@ -88,7 +89,7 @@ def sit(w: World, t: float, pid: int) -> None:
 
 def _stand_up(w: World, t: float, pid: int) -> None:
     p = w.patrons[pid]
-    p.seated = False
+    p.set_seated(False, t)
     w.stood_at[p.seat] = t
     w.zone_people[w.plan.seat_zone[p.seat]] -= 1
     physics.push_frames(w, w.seat_scenes[p.seat], t)

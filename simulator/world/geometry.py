@@ -6,7 +6,7 @@ per-event work is a few array operations:
 - :class:`FloorPlan`: zone polygons, seat positions, light-sensor positions, walking paths;
 - :func:`luminaire_matrix`: lux at every point per unit dimming level of every luminaire;
 - :class:`ThermopileView`: for every seat a thermopile sees, the 8x8 pixel weights of a person
-  (and of a laptop) sitting there.
+  sitting there, of a laptop on the desk in front, of a coat on the chair back and of the chair seat.
 
 Thermopile pixel convention (shared with the daemon's sensing geometry): ``frame[row, col]``,
 ``col`` grows along the sensor's +x, ``row`` along its +y, the sensor frame rotated
@@ -29,6 +29,12 @@ GRID = 8
 LUMINAIRE_HEIGHT_M = 2.05  # above the desk plane: 2.8 m ceiling, 0.75 m desk
 PERSON_RADIUS_M = 0.28  # head and shoulders seen from above: about 0.25 m^2
 LAPTOP_HALF_M = 0.16  # a 0.32 m square
+# A coat hung on the chair back, seen from above: shoulders and collar draped over the back rest,
+# about 0.45 m wide and 0.2 m deep, its centre 0.3 m behind the sitter's head (away from the desk).
+COAT_HALF_WIDTH_M, COAT_HALF_DEPTH_M, COAT_BACK_M = 0.225, 0.10, 0.30
+# The chair seat once its sitter stands: a 0.42 m seat, partly under the desk edge and the back rest,
+# shows about 0.09 m^2 (a 0.17 m-radius disc) just behind where the head was.
+CHAIR_RADIUS_M, CHAIR_BACK_M = 0.17, 0.10
 SUPERSAMPLE = 6  # sub-samples per pixel axis when measuring how much of a pixel a body covers
 
 
@@ -177,10 +183,12 @@ def pixel_edges(mount: Mount) -> FloatArray:
 
 @dataclass(frozen=True)
 class ThermopileView:
-    """What one mounted AMG8833 sees: seat index -> 8x8 coverage of a person / laptop there.
+    """What one mounted AMG8833 sees: seat index -> 8x8 coverage of a person / laptop / coat / chair.
 
     Coverage is the fraction of each pixel's desk-plane footprint the body covers (0..1), found by
     supersampling the pixel; a warm body's apparent excess is diluted by exactly that fraction.
+    ``coat_exposed`` is the part of the coat the seated owner does not hide (the whole coat shows
+    once they stand up); the chair seat is hidden under its sitter, so it has a single map.
     """
 
     sensor_id: str
@@ -189,6 +197,9 @@ class ThermopileView:
     laptop: dict[int, FloatArray]
     pixel_x: FloatArray  # (8, 8) floor coordinates of pixel centres
     pixel_y: FloatArray
+    coat: dict[int, FloatArray] = field(default_factory=dict)
+    coat_exposed: dict[int, FloatArray] = field(default_factory=dict)
+    chair: dict[int, FloatArray] = field(default_factory=dict)
 
     @classmethod
     def build(cls, sensor_id: str, zone: int, mount: Mount, plan: FloorPlan) -> ThermopileView:
@@ -208,18 +219,33 @@ class ThermopileView:
         reach = edges[-1] + 0.6
         person: dict[int, FloatArray] = {}
         laptop: dict[int, FloatArray] = {}
+        coat: dict[int, FloatArray] = {}
+        coat_exposed: dict[int, FloatArray] = {}
+        chair: dict[int, FloatArray] = {}
         for idx, (x, y) in enumerate(plan.seat_xy):
             dx, dy = x - mount.x, y - mount.y
             if abs(c * dx + s * dy) > reach or abs(-s * dx + c * dy) > reach:
                 continue
-            body = ((fx - x) ** 2 + (fy - y) ** 2 <= PERSON_RADIUS_M**2).mean(axis=(1, 3))
+            in_body = (fx - x) ** 2 + (fy - y) ** 2 <= PERSON_RADIUS_M**2
+            body = in_body.mean(axis=(1, 3))
             if body.max() <= 0.0:
                 continue
             person[idx] = body
-            # The laptop sits on the desk in front of the seat, towards the cluster centre.
+            # The laptop sits on the desk in front of the seat, towards the cluster centre; the
+            # chair and the coat on its back are behind the sitter, away from the desk.
             toward = np.array([mount.x - x, mount.y - y])
             norm = float(np.hypot(*toward))
-            lx, ly = (x, y) if norm < 1e-6 else (x + 0.45 * toward[0] / norm, y + 0.45 * toward[1] / norm)
+            ux, uy = (0.0, 1.0) if norm < 1e-6 else (float(toward[0] / norm), float(toward[1] / norm))
+            lx, ly = x + 0.45 * ux, y + 0.45 * uy
+            if norm < 1e-6:
+                lx, ly = x, y
             lap = ((np.abs(fx - lx) <= LAPTOP_HALF_M) & (np.abs(fy - ly) <= LAPTOP_HALF_M)).mean(axis=(1, 3))
             laptop[idx] = lap
-        return cls(sensor_id, zone, person, laptop, mount.x + c * cx - s * cy, mount.y + s * cx + c * cy)
+            along = (fx - x) * ux + (fy - y) * uy  # towards the desk
+            across = -(fx - x) * uy + (fy - y) * ux
+            in_coat = (np.abs(along + COAT_BACK_M) <= COAT_HALF_DEPTH_M) & (np.abs(across) <= COAT_HALF_WIDTH_M)
+            coat[idx] = in_coat.mean(axis=(1, 3))
+            coat_exposed[idx] = (in_coat & ~in_body).mean(axis=(1, 3))
+            chair[idx] = ((along + CHAIR_BACK_M) ** 2 + across**2 <= CHAIR_RADIUS_M**2).mean(axis=(1, 3))
+        return cls(sensor_id, zone, person, laptop, mount.x + c * cx - s * cy, mount.y + s * cx + c * cy,
+                   coat, coat_exposed, chair)

@@ -5,6 +5,9 @@ rate that sustains the documented occupancy curve of that zone kind and day type
 simulated minute. Everything a patron will do is drawn once, on arrival, from the patron stream
 of the seeded generator, so the same seed gives the same people whatever the daemon does. The
 world turns the plan into timed events (sit, break, return, depart); nobody is ticked.
+
+Who hangs a coat on the chair back (``coat_share``) is drawn last, after every other plan, so the
+share changes nothing else about the day's people.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy.typing as npt
 from edge_agent.config import SiteConfig
 from simulator import demand
 from simulator.world.scenario import Patrons as PatronSettings
+from simulator.world.thermal import coat_warmth
 
 SHORT_BREAK_MEDIAN_S = 7 * 60.0
 MIN_STAY_S = 30 * 60.0
@@ -55,6 +59,18 @@ class Patron:
     leave_by: float = math.inf
     abandons: bool = False  # at leaving time, walks out without the belongings
     returning: bool = True  # on a break they will come back from
+    coat: bool = False  # hangs a coat on the chair back (left there on breaks, taken at departure)
+    coat_w: float = 0.0  # the coat's warmth (0..1) at coat_t; room temperature on arrival
+    coat_t: float = 0.0
+
+    def coat_warmth(self, t: float) -> float:
+        """Warmth of the coat on the chair at ``t`` (warming while seated, cooling while away)."""
+        return coat_warmth(self.coat_w, self.coat_t, self.seated, t)
+
+    def set_seated(self, seated: bool, t: float) -> None:
+        """Sit down or stand up at ``t``; the coat's warmth carries over to its new trend."""
+        self.coat_w, self.coat_t = self.coat_warmth(t), t
+        self.seated = seated
 
 
 def draw_arrivals(cfg: SiteConfig, settings: PatronSettings, day_type: str, wall_start: datetime,
@@ -74,6 +90,8 @@ def draw_arrivals(cfg: SiteConfig, settings: PatronSettings, day_type: str, wall
             for _ in range(int(rng.poisson(rate))):
                 t = t_start + m * 60.0 + float(rng.uniform(0.0, 60.0))
                 patrons.append(_draw_plan(len(patrons), t, zi, zone.kind, day_type, settings, rng))
+    for p in patrons:  # after every other draw, so the coat share leaves the rest of the day as it was
+        p.coat = bool(rng.random() < settings.coat_share)
     patrons.sort(key=lambda p: p.arrival)
     for i, p in enumerate(patrons):
         p.id = i

@@ -17,7 +17,7 @@ from simulator.world import flow
 from simulator.world.air import fan_watts, outdoor_temperature
 from simulator.world.daylight import sun_position
 from simulator.world.metrics import LATENCY_BAR_S, Need
-from simulator.world.thermal import TEMPORAL_SIGMA_C, laptop_warmth
+from simulator.world.thermal import TEMPORAL_SIGMA_C, chair_warmth, laptop_warmth
 
 if TYPE_CHECKING:
     from simulator.world.world import World
@@ -172,21 +172,36 @@ def graded_status(w: World, seat: int, t: float) -> str:
 
 
 def push_frames(w: World, scenes: Iterable[int], t: float) -> None:
-    """Recompute and push the frames of the given thermopile arrays."""
+    """Recompute and push the frames of the given thermopile arrays.
+
+    Belongings (laptop, coat) show while their owner sits or is on a break, not while they walk in
+    to a seat they just chose; the chair seat shows for a few minutes after anyone stood up from it
+    unless someone sits on it again.
+    """
     for k in scenes:
         scene = w.scenes[k]
         people: list[tuple[int, float]] = []
         laptops: list[tuple[int, float]] = []
+        coats: list[tuple[int, float, bool]] = []
+        chairs: list[tuple[int, float]] = []
         for seat in scene.view.person:
             pid = int(w.holder[seat])
-            if pid < 0:
+            p = w.patrons[pid] if pid >= 0 else None
+            if p is None or not p.seated:
+                warm = chair_warmth(float(w.stood_at[seat]), t)
+                if warm > 0.0:
+                    chairs.append((seat, warm))
+            if p is None:
                 continue
-            p = w.patrons[pid]
             if p.seated:
                 people.append((seat, p.skin_c))
-            if p.laptop and (p.seated or p.away_since is not None):
-                laptops.append((seat, laptop_warmth(None if p.seated else p.away_since, t)))
-        frame = scene.frame(float(w.air.temp[scene.view.zone]) if scene.view.zone >= 0 else 21.0, people, laptops)
+            if p.seated or p.away_since is not None:
+                if p.laptop:
+                    laptops.append((seat, laptop_warmth(None if p.seated else p.away_since, t)))
+                if p.coat:
+                    coats.append((seat, p.coat_warmth(t), p.seated))
+        frame = scene.frame(float(w.air.temp[scene.view.zone]) if scene.view.zone >= 0 else 21.0, people, laptops,
+                            coats, chairs)
         w.binding.set_thermal_frame(scene.view.sensor_id, frame)
 
 

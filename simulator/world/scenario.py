@@ -88,6 +88,10 @@ class Patrons(_Strict):
     breaks_per_hour: float = Field(default=0.45, ge=0.0, le=4.0)
     long_break_share: float = Field(default=0.2, ge=0.0, le=1.0)
     abandon_share: float = Field(default=0.04, ge=0.0, le=1.0)
+    # Patrons who hang a coat on their chair back and leave it there on a break. 0.5 suits a
+    # March day in Copenhagen (5-10 C outside: nearly everyone comes in a coat; about half keep it
+    # on, use a locker or the cloakroom); lower it on a warm day (about 0.1-0.2 above 18 C).
+    coat_share: float = Field(default=0.5, ge=0.0, le=1.0)
     walk_speed_m_s: float = Field(default=1.2, gt=0.2, le=3.0)
     entrance: tuple[float, float] | None = None
 

@@ -205,7 +205,7 @@ class World:
         """Seated people in the zone right now (truth)."""
         return int(self.zone_people[self.plan.zone_ids.index(zone_id)])
 
-    def place_patron(self, seat_id: str, t: float | None = None, *, laptop: bool = False) -> int:
+    def place_patron(self, seat_id: str, t: float | None = None, *, laptop: bool = False, coat: bool = False) -> int:
         """Seat a patron at ``seat_id`` now, staying until closing (tests and demos); returns their id."""
         now = self.clock.monotonic() if t is None else t
         seat = self.plan.seat_ids.index(seat_id)
@@ -213,7 +213,7 @@ class World:
             raise ValueError(f"seat {seat_id} is already taken")
         p = Patron(id=len(self.patrons), arrival=now, zone=int(self.plan.seat_zone[seat]), likes_window=False,
                    loner=False, laptop=laptop, tag=None, skin_c=30.0, stay_s=self.t_close - now,
-                   seat=seat, leave_by=max(now + 60.0, self.t_close))
+                   seat=seat, leave_by=max(now + 60.0, self.t_close), coat=coat)
         self.patrons.append(p)
         self.holder[seat] = p.id
         flow.sit(self, now, p.id)

@@ -127,3 +127,69 @@ def test_residue_seen_before_the_patron_left_does_not_count() -> None:
         t = 130 + k * STEP
         m.observe(200 <= t < 800, t, residue=t < 300)
     assert m.status is SeatStatus.FREE
+
+
+def _stay_then_leave(frame_s: float, residue_until: float, t_end: float) -> list[tuple[float, SeatStatus]]:
+    """Frames every ``frame_s``: a patron sits 200..800 s; warmth is seen where they sat until ``residue_until``."""
+    m = SeatStateMachine(TIMING, 0.0)
+    changes: list[tuple[float, SeatStatus]] = []
+    t = 0.0
+    while t < t_end:
+        before = m.status
+        present = 200 <= t < 800
+        m.observe(present, t, residue=False if present else t < residue_until)
+        m.advance(t + 0.75 * frame_s)  # the rules look in between frames too
+        if m.status is not before:
+            changes.append((m.since, m.status))
+        t += frame_s
+    return changes
+
+
+def test_chair_warmth_that_fades_in_a_minute_is_not_belongings() -> None:
+    # 2 s frames: the chair is warm for 60 s after the stand-up, then the seat is cold.
+    changes = _stay_then_leave(2.0, 860.0, 1200.0)
+    assert changes[-1] == (798.0 + 120, SeatStatus.FREE)
+    assert SeatStatus.AWAY not in [s for _, s in changes]
+
+
+def test_warmth_that_outlasts_the_chair_is_belongings() -> None:
+    # A coat still warm 10 minutes after the stand-up: a break.
+    changes = _stay_then_leave(2.0, 1400.0, 1200.0)
+    assert changes[-1] == (798.0 + 120, SeatStatus.AWAY)
+
+
+def test_sparse_frames_make_away_provisional_until_a_late_enough_frame() -> None:
+    # Frames a minute apart: seen at 780, gone at 840; decided at 780 + 150 with only the frames of
+    # 840 and 900 seen; the first frame 110 s after 840 (at 960) settles it.
+    chair = _stay_then_leave(60.0, 910.0, 1500.0)  # warm at 840 and 900, cold at 960
+    assert [s for _, s in chair] == [SeatStatus.FREE, SeatStatus.OCCUPIED, SeatStatus.AWAY, SeatStatus.FREE]
+    assert chair[-1][0] == 780.0 + 120  # free since the patron's departure was judged
+    coat = _stay_then_leave(60.0, 2000.0, 1500.0)
+    assert [s for _, s in coat] == [SeatStatus.FREE, SeatStatus.OCCUPIED, SeatStatus.AWAY]
+    # Warm at 840 only: already cold in the latest frame when judged, so FREE at once.
+    gone = _stay_then_leave(60.0, 850.0, 1500.0)
+    assert [s for _, s in gone] == [SeatStatus.FREE, SeatStatus.OCCUPIED, SeatStatus.FREE]
+
+
+def test_short_visit_that_leaves_a_warm_laptop_is_a_break() -> None:
+    changes = _stay_then_leave(2.0, 2000.0, 600.0 + 400.0)  # seated 200..800 s: long enough anyway
+    assert changes[-1][1] is SeatStatus.AWAY
+    m = SeatStateMachine(TIMING, 0.0)
+    for k in range(500):
+        t = k * 2.0
+        present = 200 <= t < 320  # two minutes: a passer-by by the stay rule
+        m.observe(present, t, residue=False if present else t < 900)
+    assert m.status is SeatStatus.AWAY  # but a laptop was left warm on the desk
+
+
+def test_sparse_frames_one_frame_with_a_person_occupies() -> None:
+    m = SeatStateMachine(TIMING, 0.0)
+    for t in (0.0, 60.0, 120.0, 180.0):
+        m.observe(False, t, residue=False)
+    assert m.status is SeatStatus.FREE
+    m.observe(True, 240.0, residue=False)
+    assert (m.status, m.since) == (SeatStatus.OCCUPIED, 240.0)
+    # With 2 s frames a single frame is not enough: the 30 s rule holds.
+    fast = settled_free()
+    fast.observe(True, 200.0)
+    assert fast.status is SeatStatus.FREE

@@ -217,3 +217,32 @@ def test_laptop_left_behind_is_residue_not_the_person(detector: ThermalSeatDetec
 def test_nothing_left_behind_means_no_residue(detector: ThermalSeatDetector, floor_config: SiteConfig) -> None:
     seen = _leave(detector, floor_config, np.random.default_rng(6), laptop=False)
     assert seen == [(False, False)] * 8
+
+
+def test_weak_slowly_cooling_residue_is_followed_below_on_c(
+    detector: ThermalSeatDetector, floor_config: SiteConfig
+) -> None:
+    """A coat left on the chair back: +1.6 C on two pixels (under on_c), cooling over 12 minutes.
+
+    It must still be reported five minutes on (followed down to hold_c, background frozen under
+    it), and never be taken for the person."""
+    rng = np.random.default_rng(7)
+    mount = next(s for s in floor_config.sensors if s.id == SENSOR).mount
+    assert mount is not None
+    x, y = _seat(floor_config, "S001")
+    person = block_at(mount, x, y)
+    coat = block_at(mount, x, y, size=1)
+    coat = (coat[0], slice(coat[1].start, coat[1].start + 2))
+    t = _warm_up(detector, rng)
+    for _ in range(30):
+        detector.update(add_warm(add_warm(empty_room(rng), person, 6.0), coat, 1.6), t)
+        t += 60.0
+    left = t
+    seen = []
+    for _ in range(6):
+        frame = add_warm(empty_room(rng), coat, 1.6 * math.exp(-(t - left) / 720.0))
+        ev = detector.update(frame, t)
+        seen.append((ev.presence["S001"], "S001" in ev.residue))
+        t += 60.0
+    assert not any(present for present, _ in seen), seen
+    assert all(residue for _, residue in seen), seen
