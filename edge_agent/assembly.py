@@ -25,7 +25,7 @@ from drivers.ports import Clock
 from edge_agent.actuation.arbiter import Arbiter, ArbiterEvent
 from edge_agent.actuation.overrides import OverrideBook
 from edge_agent.actuation.preferences import PreferenceRegistry
-from edge_agent.actuation.topology import actuator_groups, limits_from_config
+from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
 from edge_agent.backend import Backend
 from edge_agent.calibration import CalibrationStore
 from edge_agent.config import Sensor, SiteConfig
@@ -153,6 +153,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         await hardware.open()
         topology = floor.topology
         arbiter = Arbiter(hardware.outputs, clock, limits=limits_from_config(cfg),
+                          channel_limits=channel_limits_from_config(cfg),
                           on_event=on_arbiter_event, overrides=OverrideBook(actuator_groups(topology)))
         prefs_cache = PreferenceCache(preferences, floor)
         controller = FloorController(

@@ -45,6 +45,12 @@ class DaylightAction(Action):
 
     ``lux_at_full`` estimates how many lux the zone's luminaires add at full output; a rough
     estimate is enough (the loop converges for any estimate above half the true value).
+    ``margin_lux`` aims that far above the target, so a seat held at the low edge of the deadband
+    still has its target (a target illuminance is a minimum, not an average).
+    ``ready_fraction`` holds the seats nobody sits at (free, away, ghost) at that share of the
+    target: a patron walking to one finds it lit at once instead of after the thermopile has
+    confirmed them (about a minute), as in a task-and-surround lighting design.
+    ``max_step_down`` limits how far one evaluation dims (see rules.daylight).
     """
 
     do: Literal["daylight"]
@@ -52,6 +58,9 @@ class DaylightAction(Action):
     max_level: Level = 1.0
     deadband_lux: float = Field(default=25.0, ge=0.0, le=500.0)
     lux_at_full: float = Field(default=500.0, gt=0.0, le=5000.0)
+    margin_lux: float = Field(default=0.0, ge=0.0, le=500.0)
+    ready_fraction: Level = 0.0
+    max_step_down: float = Field(default=1.0, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _range(self) -> DaylightAction:

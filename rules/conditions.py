@@ -26,11 +26,11 @@ ZONE_METRICS = (
     "people", "occupied", "free", "away", "ghost", "unknown", "seats_total", "occupancy",
     "lux", "temperature", "humidity", "co2", "empty_s", "motion_age_s", "forecast", "level",
 )
-SEAT_METRICS = ("seat_lux", "status_s", "tag_s")
+SEAT_METRICS = ("seat_lux", "seat_lux_ratio", "status_s", "tag_s")
 Metric = Literal[
     "people", "occupied", "free", "away", "ghost", "unknown", "seats_total", "occupancy",
     "lux", "temperature", "humidity", "co2", "empty_s", "motion_age_s", "forecast", "level",
-    "seat_lux", "status_s", "tag_s",
+    "seat_lux", "seat_lux_ratio", "status_s", "tag_s",
 ]
 Sensing = Literal["occupancy", "lux", "co2", "temperature", "humidity"]
 
@@ -273,6 +273,8 @@ def metric_value(name: str, s: Subject, within_min: int | None) -> float | None:
         return None
     if name == "seat_lux":
         return seat.lux
+    if name == "seat_lux_ratio":  # the seat's lux as a share of its zone's target: one rule fits every zone
+        return None if seat.lux is None or z.target_lux <= 0 else seat.lux / z.target_lux
     if name == "status_s":
         return max(0.0, t - seat.since)
     if name == "tag_s":

@@ -287,21 +287,46 @@ def _luminaires(action: LightAction, s: Subject) -> tuple[str, ...]:
     return tuple(topo.zone_lights.get(s.zone.id, ()))
 
 
+# Seats someone may walk to (or back to) next: held at the ready level by ``ready_fraction``.
+READY_STATUSES = (SeatStatus.FREE, SeatStatus.AWAY, SeatStatus.GHOST)
+
+
 def _daylight(action: DaylightAction, lum: str, s: Subject) -> tuple[float, str]:
-    """One luminaire's harvesting step, measured at the darkest occupied seat it lights."""
+    """One luminaire's harvesting step, for the seat it lights that is furthest below its goal.
+
+    An occupied seat's goal is the zone's target plus ``margin_lux``; with ``ready_fraction`` a
+    seat nobody sits at has ``ready_fraction`` of the target (plus the margin) as its goal. The
+    luminaire moves by the largest shortfall (or, when every seat has light to spare, by the
+    smallest surplus), so no seat it lights ends up below its goal.
+    """
     state, zone = s.state, s.zone
-    lit = state.topology.light_seats.get(lum, ())
-    seat_lux = [st.lux for sid in lit if (st := state.seats.get(sid)) is not None
-                and st.status == SeatStatus.OCCUPIED and st.lux is not None]
     target = zone.target_lux
-    seat_lux += _saturated_seat_lux(state, zone.id, lum, target, action.max_level)
-    measured = min(seat_lux) if seat_lux else measure_value(zone.lux)
+    goal = target + action.margin_lux
+    ready = action.ready_fraction * target + action.margin_lux
+    shortfall: list[float] = []
+    for sid in state.topology.light_seats.get(lum, ()):
+        st = state.seats.get(sid)
+        if st is None or st.lux is None:
+            continue
+        if st.status == SeatStatus.OCCUPIED:
+            shortfall.append(goal - st.lux)
+        elif action.ready_fraction > 0.0 and st.status in READY_STATUSES:
+            shortfall.append(ready - st.lux)
+    shortfall += [goal - lux for lux in _saturated_seat_lux(state, zone.id, lum, target, action.max_level)]
     level = state.levels.get(lum, 0.0)
+    if shortfall:
+        worst = max(shortfall)
+        measured: float | None = goal - worst
+        where = "seats"
+    else:
+        measured = measure_value(zone.lux)
+        where = "sensor"
     if measured is None:
         return action.max_level, f"lux unknown in {zone.id}: {action.max_level:g}"
-    new = harvest_level(level, measured, target, lux_at_full=action.lux_at_full,
-                        deadband_lux=action.deadband_lux, min_level=action.min_level, max_level=action.max_level)
-    return new, f"daylight {zone.id}: {measured:.0f}/{zone.target_lux:.0f} lux, {level:g} -> {new:g}"
+    new = harvest_level(level, measured, goal, lux_at_full=action.lux_at_full,
+                        deadband_lux=action.deadband_lux, min_level=action.min_level, max_level=action.max_level,
+                        max_step_down=action.max_step_down)
+    return new, f"daylight {zone.id} ({where}): {measured:.0f}/{goal:.0f} lux, {level:g} -> {new:g}"
 
 
 def _saturated_seat_lux(state: FloorState, zone_id: str, lum: str, target: float, max_level: float) -> list[float]:
@@ -344,7 +369,9 @@ def _never_off(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, 
         intent = by_key.get((lum, IntentKind.LIGHT_LEVEL))
         return (intent.value or 0.0) if intent is not None else state.levels.get(lum, 0.0)
 
-    if any(level(lum) > 0.0 for lum in lights):
+    # "Below the floor level everywhere", not just "all off": a loop dimming in small steps would
+    # otherwise bounce between a level under the floor and the floor on every evaluation.
+    if any(level(lum) >= NEVER_OFF_LEVEL for lum in lights):
         return
     occupied = {sid for sid, seat in state.seats.items()
                 if seat.zone == zid and seat.status in (SeatStatus.OCCUPIED, SeatStatus.UNKNOWN)}
@@ -352,9 +379,9 @@ def _never_off(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, 
     for lum in serving:
         current = by_key.get((lum, IntentKind.LIGHT_LEVEL))
         if current is not None:
-            by_key[(lum, IntentKind.LIGHT_LEVEL)] = replace(
-                current, value=NEVER_OFF_LEVEL, reason=f"{current.reason}; kept on: {zid} is occupied")
-        else:
+            by_key[(lum, IntentKind.LIGHT_LEVEL)] = replace(current, value=max(current.value or 0.0, NEVER_OFF_LEVEL),
+                                                            reason=f"{current.reason}; kept on: {zid} is occupied")
+        elif state.levels.get(lum, 0.0) < NEVER_OFF_LEVEL:
             by_key[(lum, IntentKind.LIGHT_LEVEL)] = Intent(
                 lum, IntentKind.LIGHT_LEVEL, NEVER_OFF_LEVEL, priority=Priority.SAFETY, rule_id=NEVER_DARK_ID,
                 reason=f"{zid} is occupied: never fully dark")

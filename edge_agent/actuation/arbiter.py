@@ -114,15 +114,19 @@ class Arbiter:
         clock: Clock,
         *,
         limits: Mapping[str, Limits] | None = None,
+        channel_limits: Mapping[ChannelKey, Limits] | None = None,
         default_limits: Limits = Limits(),
         on_event: Callable[[ArbiterEvent], None] | None = None,
         overrides: OverrideBook | None = None,
         concurrency: int = 8,
     ) -> None:
-        per = limits or {}
+        per, per_channel = limits or {}, channel_limits or {}
         self.clock = clock
         self.overrides = overrides if overrides is not None else OverrideBook()
-        self.channels = {k: Channel(k, out, per.get(k[0], default_limits)) for k, out in sorted(outputs.items())}
+        # Limits by channel first, then by actuator: one desk carries a height in mm, an indicator
+        # code and a lamp level, which need different tolerances.
+        self.channels = {k: Channel(k, out, per_channel.get(k) or per.get(k[0], default_limits))
+                         for k, out in sorted(outputs.items())}
         # A floor has hundreds of channels and few change per pass, so passes touch only these:
         self._order = {k: i for i, k in enumerate(self.channels)}  # channel order: the order commands go out
         self._retarget_next: dict[ChannelKey, Channel] = {}  # rule intent replaced since the last pass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from edge_agent.actuation.arbiter import Limits
 from edge_agent.config import SiteConfig
 from edge_agent.sensing.topology import build_topology
-from rules.state import Topology
+from rules.state import IntentKind, Topology
 
 
 def topology_from_config(cfg: SiteConfig) -> Topology:
@@ -38,6 +38,8 @@ def limits_from_config(cfg: SiteConfig) -> dict[str, Limits]:
 
     HVAC requests are paced to one a minute with 2-minute minimum on/off (fans and dampers do not
     like short cycles); desks get one command per 2 s so a motor is never asked to reverse mid-move.
+    A desk's height (mm) and indicator (a colour code) match within 0.5; its lamp has channel
+    limits of its own (:func:`channel_limits_from_config`).
     """
     out: dict[str, Limits] = {}
     for a in cfg.actuators:
@@ -48,3 +50,11 @@ def limits_from_config(cfg: SiteConfig) -> dict[str, Limits]:
         else:
             out[a.id] = Limits(min_interval_s=1.0, ramp_s=a.ramp_s)
     return out
+
+
+def channel_limits_from_config(cfg: SiteConfig) -> dict[tuple[str, IntentKind], Limits]:
+    """Limits for one channel of an actuator where its kinds differ: a desk lamp is a 0..1 level
+    like a dimmer's, so it matches within 0.01, not within the 0.5 that suits the desk's height
+    in mm (a lamp asked for 0.4 would otherwise count as already there at 0)."""
+    return {(a.id, IntentKind.DESK_LAMP): Limits(min_interval_s=2.0, ramp_s=0.0, tolerance=0.01)
+            for a in cfg.actuators if a.kind == "desk"}

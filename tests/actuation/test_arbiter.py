@@ -182,3 +182,28 @@ async def test_run_wakes_on_submit_well_under_a_second() -> None:
     stop.set()
     arb._wake.set()
     await asyncio.wait_for(runner, timeout=1.0)
+
+
+async def test_channel_limits_let_a_desk_lamp_match_finely_while_its_desk_height_matches_coarsely() -> None:
+    # One desk, two channels: its height (mm) and indicator match within 0.5, its lamp is a 0..1
+    # level. With the desk's limits alone a lamp asked for 0.4 would look "already there" at 0.
+    clock = ManualClock()
+    lamp, height = FakeOutput(clock), FakeOutput(clock)
+    lamp.value, height.value = 0.0, 720.0
+    outputs = {("D1", IntentKind.DESK_LAMP): lamp, ("D1", IntentKind.DESK_HEIGHT): height}
+    coarse = Limits(min_interval_s=0.0, tolerance=0.5)
+    desk_only = Arbiter(outputs, clock, limits={"D1": coarse})
+    arb = Arbiter(outputs, clock, limits={"D1": coarse},
+                  channel_limits={("D1", IntentKind.DESK_LAMP): Limits(min_interval_s=0.0, tolerance=0.01)})
+    for a in (desk_only, arb):
+        a.channels["D1", IntentKind.DESK_LAMP].applied = 0.0
+        a.channels["D1", IntentKind.DESK_HEIGHT].applied = 720.0
+    asks = [Intent("D1", IntentKind.DESK_LAMP, 0.4), Intent("D1", IntentKind.DESK_HEIGHT, 720.3)]
+    await desk_only.submit(asks, clock.now)
+    await desk_only.tick()
+    assert lamp.sets == [] and height.sets == []
+    await arb.submit(asks, clock.now)
+    await arb.tick()
+    assert [v for _, v, _ in lamp.sets] == [0.4]
+    assert height.sets == []  # 0.3 mm is no reason to move a desk
+    assert arb.channels["D1", IntentKind.DESK_LAMP].limits.tolerance == 0.01

@@ -59,8 +59,9 @@ def test_rules_apply_registry_preferences_only_for_consenting_tags(tmp_path: Pat
     assert ("D2", IntentKind.DESK_HEIGHT) not in got
     reg.set_consent("tag-0001", False)
     after = evaluate(rules, state(100.0, seats=seats, preferences=reg.preferences())).intents
-    keys = {(i.target, i.kind) for i in after}
-    assert ("D1", IntentKind.DESK_HEIGHT) not in keys and ("D1", IntentKind.DESK_LAMP) not in keys
+    keys = {(i.target, i.kind): i for i in after}
+    assert ("D1", IntentKind.DESK_HEIGHT) not in keys
+    assert keys[("D1", IntentKind.DESK_LAMP)].value == 0.0 and keys[("D1", IntentKind.DESK_LAMP)].rule_id == "lamp-off"
 
 
 WRITER = textwrap.dedent("""

@@ -71,11 +71,19 @@ def test_daylight_harvesting_converges_to_target_with_a_wrong_gain_estimate() ->
 
 
 def test_daylight_dims_off_where_daylight_suffices() -> None:
-    seen = simulate_daylight(daylight=800.0, lux_at_full_true=500.0, steps=3)
-    st = state(0, zones={"z1": occupied_zone(lux=800.0)}, levels={"L1": 0.6, "L2": 0.6})
+    seen = simulate_daylight(daylight=800.0, lux_at_full_true=500.0, steps=4)
     # Daylight suffices, so the lights dim right down, but an occupied zone is never fully dark.
-    assert by_key(evaluate(DEFAULTS, st).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == NEVER_OFF_LEVEL
-    assert seen == [800.0] + [800.0 + NEVER_OFF_LEVEL * 500.0] * 2  # the loop settles at the floor level
+    assert seen == [800.0] + [800.0 + NEVER_OFF_LEVEL * 500.0] * 3  # the loop settles at the floor level
+    # Dimming goes 0.1 per evaluation (neighbouring luminaires keep up); raising is not limited.
+    levels = []
+    level = 0.5
+    for _ in range(6):
+        st = state(0, zones={"z1": occupied_zone(lux=800.0)}, levels={"L1": level, "L2": level})
+        level = by_key(evaluate(DEFAULTS, st).intents)[("L1", IntentKind.LIGHT_LEVEL)].value or 0.0
+        levels.append(level)
+    assert levels == [0.4, 0.3, 0.2, NEVER_OFF_LEVEL, NEVER_OFF_LEVEL, NEVER_OFF_LEVEL]  # 0.1 would be under it
+    dark = state(0, zones={"z1": occupied_zone(lux=100.0)}, levels={"L1": 0.1, "L2": 0.1})
+    assert by_key(evaluate(DEFAULTS, dark).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == 0.93  # 0.1 + 415/500
 
 
 def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:
@@ -84,8 +92,8 @@ def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:
     st = state(0, zones={"z1": occupied_zone(lux=600.0), "z2": zone("z2")}, seats=seats,
                levels={"L1": 0.2, "L2": 0.2})
     got = by_key(evaluate(DEFAULTS, st).intents)
-    assert got[("L1", IntentKind.LIGHT_LEVEL)].value == 0.6  # 0.2 + (500-300)/500
-    assert got[("L2", IntentKind.LIGHT_LEVEL)].value == 0.0  # zone lux 600: dim
+    assert got[("L1", IntentKind.LIGHT_LEVEL)].value == 0.63  # 0.2 + (500 + 15 margin - 300)/500
+    assert got[("L2", IntentKind.LIGHT_LEVEL)].value == 0.1  # its free seat has 700 lux, above ready: dim 0.1
 
 
 def test_lights_off_after_ten_empty_minutes_and_motion_relights_at_once() -> None:
@@ -147,7 +155,9 @@ def test_preferences_apply_only_with_consent_and_after_sitting_time() -> None:
     assert later[("D1", IntentKind.DESK_LAMP)].priority == Priority.PREFERENCE
     # Consent withdrawn: the registry no longer lists the tag's preferences, nothing personal happens.
     withdrawn = by_key(evaluate(DEFAULTS, state(150.0, seats=seats, preferences={})).intents)
-    assert ("D1", IntentKind.DESK_HEIGHT) not in withdrawn and ("D1", IntentKind.DESK_LAMP) not in withdrawn
+    assert ("D1", IntentKind.DESK_HEIGHT) not in withdrawn
+    assert withdrawn[("D1", IntentKind.DESK_LAMP)].value == 0.0  # only the impersonal default: lamp off
+    assert withdrawn[("D1", IntentKind.DESK_LAMP)].rule_id == "lamp-off"
 
 
 def test_indicators_follow_seat_status_and_ghosts_are_released() -> None:
@@ -197,9 +207,9 @@ def test_neighbour_luminaire_helps_a_dark_seat_whose_own_luminaire_is_at_full() 
     zones = {"z1": occupied_zone(lux=600.0), "z2": zone("z2")}
     saturated = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 1.0, "L2": 0.2})).intents)
     assert saturated[("L1", IntentKind.LIGHT_LEVEL)].value == 1.0
-    assert saturated[("L2", IntentKind.LIGHT_LEVEL)].value == 0.36  # 0.2 + (500-420)/500: helps S1
+    assert saturated[("L2", IntentKind.LIGHT_LEVEL)].value == 0.39  # 0.2 + (500+15-420)/500: helps S1
     room = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 0.5, "L2": 0.2})).intents)
-    assert room[("L2", IntentKind.LIGHT_LEVEL)].value == 0.0  # L1 can still do it alone: L2 follows its own
+    assert room[("L2", IntentKind.LIGHT_LEVEL)].value == 0.1  # L1 can still do it alone: L2 follows its own
 
 
 def test_a_seat_with_failed_sensing_keeps_its_light_on_in_an_empty_looking_zone() -> None:
@@ -217,3 +227,47 @@ def test_a_seat_with_failed_sensing_keeps_its_light_on_in_an_empty_looking_zone(
     assert (closed.get(("L1", IntentKind.LIGHT_LEVEL)) is None
             or closed[("L1", IntentKind.LIGHT_LEVEL)].value != DEFAULTS.settings.safe_level
             or closed[("L1", IntentKind.LIGHT_LEVEL)].rule_id != "builtin-failsafe-lights")
+
+
+def test_free_seats_of_an_occupied_zone_are_held_ready_but_not_once_it_is_empty() -> None:
+    # S1 is taken and lit; S2 is free and dim (300 lux). A newcomer walking to S2 must find it lit
+    # at once, so while anyone is in the zone L2 holds S2 at 85 % of the target (+ 15 lux margin).
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=530.0), "S2": seat("S2", "z1", lux=300.0),
+             "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    busy = by_key(evaluate(DEFAULTS, state(0, zones={"z1": occupied_zone(lux=500.0), "z2": zone("z2")}, seats=seats,
+                                           levels={"L1": 0.5, "L2": 0.2})).intents)
+    assert busy[("L2", IntentKind.LIGHT_LEVEL)].value == 0.48  # 0.2 + (0.85*500 + 15 - 300)/500
+    assert busy[("L2", IntentKind.LIGHT_LEVEL)].rule_id == "lights-daylight-occupied"
+    assert busy[("L1", IntentKind.LIGHT_LEVEL)].value == 0.5  # 530 is inside 515 +- 15: held
+    # Everyone left a minute ago and nothing moves: the free seat is no longer held ready.
+    left = zone("z1", empty_since=0.0, lux=Measure(520.0))
+    free = {**seats, "S1": seat("S1", "z1", lux=530.0)}
+    empty = by_key(evaluate(DEFAULTS, state(60.0, zones={"z1": left, "z2": zone("z2")}, seats=free,
+                                            levels={"L1": 0.5, "L2": 0.2})).intents)
+    assert empty[("L2", IntentKind.LIGHT_LEVEL)].rule_id == "lights-daylight"
+    assert empty[("L2", IntentKind.LIGHT_LEVEL)].value == 0.2  # the sensor's 520 is inside 515 +- 15
+
+
+def test_daylight_aims_above_the_target_so_the_held_band_never_dips_under_it() -> None:
+    rules = RuleSet.parse('[[rules]]\nid = "d"\nthen = [{ do = "daylight", deadband_lux = 20, margin_lux = 25 }]\n')
+    for lux, level in ((506.0, 0.3), (544.0, 0.3), (499.0, 0.352), (560.0, 0.23)):
+        seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=lux), "S2": seat("S2", "z1", SeatStatus.OCCUPIED,
+                                                                               lux=900.0),
+                 "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+        got = by_key(evaluate(rules, state(0, zones={"z1": occupied_zone(), "z2": zone("z2")}, seats=seats,
+                                           levels={"L1": 0.3})).intents)
+        assert got[("L1", IntentKind.LIGHT_LEVEL)].value == level, lux
+
+
+def test_a_desk_its_luminaires_cannot_light_enough_gets_its_lamp_after_a_minute_and_loses_it_when_freed() -> None:
+    dim = seat("S1", "z1", SeatStatus.OCCUPIED, lux=450.0)
+    seats = {"S1": dim, "S2": seat("S2", "z1", lux=600.0), "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    lit = {**seats, "S1": replace(dim, lux=495.0)}
+    freed = {**seats, "S1": seat("S1", "z1", lux=450.0)}
+    zones = {"z1": occupied_zone(), "z2": zone("z2")}
+    steps = run(DEFAULTS, [state(t, zones=zones, seats=s, levels={"L1": 1.0})
+                           for t, s in ((0.0, seats), (59.0, seats), (60.0, seats), (70.0, lit), (80.0, freed))])
+    lamp = [step[("D1", IntentKind.DESK_LAMP)] for step in steps]
+    assert [i.value for i in lamp] == [0.0, 0.0, 0.5, 0.5, 0.0]  # 495 lux: inside the release band, still on
+    assert lamp[2].rule_id == "lamp-top-up" and lamp[4].rule_id == "lamp-off"
+    assert all(step[("D2", IntentKind.DESK_LAMP)].value == 0.0 for step in steps)  # a free desk's lamp stays off

@@ -59,7 +59,7 @@ def test_rules_check_cli_ok_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli, ["rules", "check", str(DEFAULT_RULES), "--config", str(ROOT / "examples/floor-3.toml")])
     assert ok.exit_code == 0, ok.output
-    assert ok.output.count("\n") == 1 and "valid: 15 rules" in ok.output
+    assert ok.output.count("\n") == 1 and "valid: 18 rules" in ok.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rules]]\nid = "vent-co2-high"\nwhen = { metric = "co2", above = "x" }\n'
                    'then = [{ do = "ventilation", level = 1 }]\n')
@@ -99,3 +99,8 @@ def test_limits_from_config_carry_ramps_and_pace_hvac(floor_config: SiteConfig) 
     limits = limits_from_config(floor_config)
     assert limits["light-z1-quiet-1"].ramp_s == 1.0
     assert limits["ahu1-vent"].min_interval_s == 60.0 and limits["ahu1-vent"].min_on_s == 120.0
+    assert limits["desk-S001"].tolerance == 0.5  # heights in mm, indicator codes
+    from edge_agent.actuation.topology import channel_limits_from_config
+    from rules.state import IntentKind
+
+    assert channel_limits_from_config(floor_config)["desk-S001", IntentKind.DESK_LAMP].tolerance == 0.01
