@@ -241,8 +241,8 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
         level = action.level if action.level is not None else rs.scenes[action.scene or ""]
         return [make(lum, IntentKind.LIGHT_LEVEL, level) for lum in _luminaires(action, s)]
     if isinstance(action, DaylightAction):
-        return [make(lum, IntentKind.LIGHT_LEVEL, value, reason=why) for lum in topo.zone_lights.get(s.zone.id, ())
-                for value, why in (_daylight(action, lum, s),)]
+        return [make(lum, IntentKind.LIGHT_LEVEL, value, reason=why)
+                for lum, (value, why) in _daylight_plan(action, s).items()]
     if isinstance(action, VentilationAction | SetpointAction):
         hvac = topo.zone_hvac.get(s.zone.id)
         if hvac is None:
@@ -291,7 +291,25 @@ def _luminaires(action: LightAction, s: Subject) -> tuple[str, ...]:
 READY_STATUSES = (SeatStatus.FREE, SeatStatus.AWAY, SeatStatus.GHOST)
 
 
-def _daylight(action: DaylightAction, lum: str, s: Subject) -> tuple[float, str]:
+def _daylight_plan(action: DaylightAction, s: Subject) -> dict[str, tuple[float, str]]:
+    """The zone's luminaires one after the other, each seeing the steps planned before it.
+
+    Footprints overlap: a desk gets about half its electric light from its own luminaire and the
+    rest from the neighbours. Were every luminaire to correct its own desks' error alone, a
+    change of daylight (which every desk feels at once) would be corrected several times over and
+    the levels would ring from one evaluation to the next. Planned in turn, with the light model's
+    gains (``Topology.light_gain``), a luminaire only makes up what the steps before it did not;
+    and its step is sized by its own gain at the desk, so a newcomer's desk lands in one step.
+    """
+    moved: dict[str, float] = {}
+    plan: dict[str, tuple[float, str]] = {}
+    for lum in s.state.topology.zone_lights.get(s.zone.id, ()):
+        plan[lum] = _daylight(action, lum, s, moved)
+        moved[lum] = plan[lum][0] - s.state.levels.get(lum, 0.0)
+    return plan
+
+
+def _daylight(action: DaylightAction, lum: str, s: Subject, moved: Mapping[str, float]) -> tuple[float, str]:
     """One luminaire's harvesting step, for the seat it lights that is furthest below its goal.
 
     An occupied seat's goal is the zone's target plus ``margin_lux``; with ``ready_fraction`` a
@@ -303,48 +321,36 @@ def _daylight(action: DaylightAction, lum: str, s: Subject) -> tuple[float, str]
     target = zone.target_lux
     goal = target + action.margin_lux
     ready = action.ready_fraction * target + action.margin_lux
-    shortfall: list[float] = []
+    gains = state.topology.light_gain
+    shortfall: list[tuple[float, str]] = []
     for sid in state.topology.light_seats.get(lum, ()):
         st = state.seats.get(sid)
         if st is None or st.lux is None:
             continue
+        here = gains.get(sid, {})
+        lux = st.lux + sum(here.get(other, 0.0) * step for other, step in moved.items())
         if st.status == SeatStatus.OCCUPIED:
-            shortfall.append(goal - st.lux)
+            shortfall.append((goal - lux, sid))
         elif action.ready_fraction > 0.0 and st.status in READY_STATUSES:
-            shortfall.append(ready - st.lux)
-    shortfall += [goal - lux for lux in _saturated_seat_lux(state, zone.id, lum, target, action.max_level)]
+            shortfall.append((ready - lux, sid))
     level = state.levels.get(lum, 0.0)
+    lux_at_full = action.lux_at_full
     if shortfall:
-        worst = max(shortfall)
+        worst, seat = max(shortfall, key=lambda x: x[0])
         measured: float | None = goal - worst
         where = "seats"
+        own = gains.get(seat, {}).get(lum, 0.0)
+        if own >= 0.2 * action.lux_at_full:  # the light model knows this desk: size the step by it
+            lux_at_full = own
     else:
         measured = measure_value(zone.lux)
         where = "sensor"
     if measured is None:
         return action.max_level, f"lux unknown in {zone.id}: {action.max_level:g}"
-    new = harvest_level(level, measured, goal, lux_at_full=action.lux_at_full,
+    new = harvest_level(level, measured, goal, lux_at_full=lux_at_full,
                         deadband_lux=action.deadband_lux, min_level=action.min_level, max_level=action.max_level,
                         max_step_down=action.max_step_down)
     return new, f"daylight {zone.id} ({where}): {measured:.0f}/{goal:.0f} lux, {level:g} -> {new:g}"
-
-
-def _saturated_seat_lux(state: FloorState, zone_id: str, lum: str, target: float, max_level: float) -> list[float]:
-    """Lux of the zone's dark occupied seats whose own luminaire is already at ``max_level``.
-
-    Such a seat cannot be helped by its own luminaire any more; its neighbours in the zone raise
-    their level for it (a desk in a corner or between fittings needs more than one).
-    """
-    out: list[float] = []
-    topo = state.topology
-    for other in topo.zone_lights.get(zone_id, ()):
-        if other == lum or state.levels.get(other, 0.0) < max_level - 0.01:
-            continue
-        for sid in topo.light_seats.get(other, ()):
-            st = state.seats.get(sid)
-            if st is not None and st.status == SeatStatus.OCCUPIED and st.lux is not None and st.lux < target:
-                out.append(st.lux)
-    return out
 
 
 def _resolve(candidates: list[tuple[tuple[int, int, float], Intent]]) -> list[Intent]:

@@ -102,6 +102,9 @@ class Topology:
     zone_hvac: Mapping[str, str]  # zone -> HVAC actuator id
     seat_desk: Mapping[str, str]  # seat -> desk actuator id
     light_seats: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # luminaire -> seats it lights
+    # seat -> luminaire -> lux it adds at the seat at full output (the daemon's light model); lets
+    # daylight harvesting predict how a luminaire's step lands on its neighbours' desks too
+    light_gain: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ def dump_state(state: FloorState, *, keep_tags: bool = False) -> dict[str, Any]:
         "topology": {
             "zone_lights": {k: list(v) for k, v in topo.zone_lights.items()}, "zone_hvac": dict(topo.zone_hvac),
             "seat_desk": dict(topo.seat_desk), "light_seats": {k: list(v) for k, v in topo.light_seats.items()},
+            "light_gain": {k: dict(v) for k, v in topo.light_gain.items()},
         },
     }
 
@@ -97,6 +98,7 @@ def topology_from_dict(topo: dict[str, Any]) -> Topology:
         zone_lights={k: tuple(v) for k, v in topo.get("zone_lights", {}).items()},
         zone_hvac=dict(topo.get("zone_hvac", {})), seat_desk=dict(topo.get("seat_desk", {})),
         light_seats={k: tuple(v) for k, v in topo.get("light_seats", {}).items()},
+        light_gain={k: {lum: float(g) for lum, g in v.items()} for k, v in topo.get("light_gain", {}).items()},
     )
 
 

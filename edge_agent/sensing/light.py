@@ -80,6 +80,15 @@ class SeatLightModel:
             for s in cfg.seats
         }
 
+    def seat_gains(self, floor: float = 0.01) -> dict[str, dict[str, float]]:
+        """Per seat, the lux each luminaire adds there at full output (those above ``floor`` of the most)."""
+        out: dict[str, dict[str, float]] = {}
+        for seat, gain in self._seat_gain.items():
+            top = float(gain.max()) if gain.size else 0.0
+            out[seat] = {lum: round(float(g), 1) for lum, g in zip(self.lum_ids, gain, strict=True)
+                         if top > 0 and g >= floor * top}
+        return out
+
     def seat_lux(self, zone_lux: Mapping[str, float | None], levels: Mapping[str, float]) -> dict[str, float | None]:
         """Estimated lux per seat; None where the zone's lux is unknown."""
         lv = np.array([levels.get(i, 0.0) for i in self.lum_ids], dtype=float)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from edge_agent.config import SiteConfig
+from edge_agent.sensing.light import SeatLightModel
 from rules.state import Topology
 
 
@@ -43,4 +44,5 @@ def build_topology(cfg: SiteConfig) -> Topology:
             for light in zone_lights_here:
                 light_seats[light.id].append(seat.id)
     return Topology(zone_lights=zone_lights, zone_hvac=zone_hvac, seat_desk=seat_desk,
-                    light_seats={k: tuple(v) for k, v in light_seats.items() if v})
+                    light_seats={k: tuple(v) for k, v in light_seats.items() if v},
+                    light_gain=SeatLightModel(cfg).seat_gains())

@@ -8,7 +8,7 @@ from drivers.ports import IndicatorColour
 from rules import RuleMemory, RuleSet, evaluate, load_rules
 from rules.engine import FAILSAFE_ID, NEVER_DARK_ID, NEVER_OFF_LEVEL
 from rules.state import FloorState, Intent, IntentKind, Measure, Preference, Priority, SeatStatus
-from tests.rules.floors import UNHEALTHY, occupied_zone, seat, state, zone
+from tests.rules.floors import TOPOLOGY, UNHEALTHY, occupied_zone, seat, state, zone
 
 DEFAULTS = load_rules(None)
 
@@ -201,15 +201,23 @@ def test_overridden_condition_sees_state_overrides() -> None:
     assert ("L3", IntentKind.LIGHT_LEVEL) in out and ("L1", IntentKind.LIGHT_LEVEL) not in out
 
 
-def test_neighbour_luminaire_helps_a_dark_seat_whose_own_luminaire_is_at_full() -> None:
-    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=420.0), "S2": seat("S2", "z1", lux=700.0),
-             "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
-    zones = {"z1": occupied_zone(lux=600.0), "z2": zone("z2")}
-    saturated = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 1.0, "L2": 0.2})).intents)
-    assert saturated[("L1", IntentKind.LIGHT_LEVEL)].value == 1.0
-    assert saturated[("L2", IntentKind.LIGHT_LEVEL)].value == 0.39  # 0.2 + (500+15-420)/500: helps S1
-    room = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 0.5, "L2": 0.2})).intents)
-    assert room[("L2", IntentKind.LIGHT_LEVEL)].value == 0.1  # L1 can still do it alone: L2 follows its own
+def test_overlapping_luminaires_plan_in_turn_instead_of_each_making_up_the_whole_error() -> None:
+    """A cloud darkens both desks of a zone; each gets light from both luminaires.
+
+    Alone, each luminaire would make up its desk's whole 100 lx, and together they would overshoot
+    by the neighbour's share (and dim back next time: the levels would ring). Planned in turn, L2
+    sees what L1's step gives its desk and only makes up the rest.
+    """
+    topo = replace(TOPOLOGY, light_gain={"S1": {"L1": 400.0, "L2": 300.0}, "S2": {"L1": 300.0, "L2": 400.0}})
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=415.0),
+             "S2": seat("S2", "z1", SeatStatus.OCCUPIED, lux=420.0), "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    zones = {"z1": occupied_zone(lux=450.0), "z2": zone("z2")}
+    out = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, topology=topo,
+                                          levels={"L1": 0.5, "L2": 0.5})).intents)
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.75  # (515 - 415) / 400, its own gain at S1
+    assert out[("L2", IntentKind.LIGHT_LEVEL)].value == 0.55  # (515 - 420 - 0.25 * 300) / 400
+    alone = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 0.5, "L2": 0.5})).intents)
+    assert alone[("L2", IntentKind.LIGHT_LEVEL)].value == 0.69  # without the light model: 0.5 + 95 / 500
 
 
 def test_a_seat_with_failed_sensing_keeps_its_light_on_in_an_empty_looking_zone() -> None:
