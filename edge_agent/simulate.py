@@ -82,7 +82,7 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
         return overrides.get(sensor.kind, sensor.poll_interval_s)
 
     day_type = scenario.scenario.demand_day_type
-    return Tuning(decide_interval_s=20.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
+    return Tuning(decide_interval_s=30.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
                   forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
                   inline_inference=True,
                   day_type=lambda _wall: day_type)

@@ -49,27 +49,24 @@ def test_every_need_is_met_within_the_two_minute_bar(day: dict[str, Any]) -> Non
     report = day["report"]
     assert report["actuation_latency_s"]["count"] > 0
     assert report["actuations_over_120s"] == 0
-    assert report["actuation_latency_s"]["max"] <= 120.0
-    # Product goal: p99 <= 2 s. A patron sitting down in a dimmed part of an occupied zone is
-    # served once the thermopile confirms the seat; see docs/simulator.md for the measured figure.
-    assert report["actuation_latency_s"]["p50"] <= 60.0
+    # Event rules act in well under a second: the first patron in a dark zone trips its PIR, which
+    # wakes the decide loop; everyone else finds their seat held ready (docs/rules.md).
+    assert report["actuation_latency_s"]["p99"] <= 2.0
 
 
 def test_seat_states_and_counts_track_the_truth(day: dict[str, Any]) -> None:
     report = day["report"]
-    # Product goal 0.97; abandoned belongings without a warm laptop are invisible to a thermopile
-    # (docs/sensing.md), which bounds today's figure.
-    assert report["seat_state_accuracy"] >= 0.88
+    # Product goal 0.97, not met: belongings left with nothing warm among them (no laptop, no coat
+    # on the chair) are invisible to a thermopile (docs/sensing.md), which bounds today's figure.
+    assert report["seat_state_accuracy"] >= 0.92
     assert report["zone_count_mae"] <= 0.5
 
 
 def test_lighting_saves_energy_without_leaving_readers_in_the_dark(day: dict[str, Any]) -> None:
     report = day["report"]
     assert report["lighting_saving"] >= 0.35
-    assert report["underlit_occupied_seat_minutes_fraction"] <= 0.05
-    # Known gap (docs/simulator.md): now and then one sampled minute finds a zone dark around a
-    # patron the thermopiles have not confirmed yet.
-    assert report["lights_off_in_occupied_zone_minutes"] <= 2
+    assert report["underlit_occupied_seat_minutes_fraction"] <= 0.01
+    assert report["lights_off_in_occupied_zone_minutes"] == 0
 
 
 def test_ventilation_halves_high_co2(day: dict[str, Any]) -> None:

@@ -16,8 +16,9 @@ def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
     report = run_scenario(tmp_path, scenario_copy(tmp_path, name), broker_port=9)
     assert set(report) >= REPORT_KEYS
     assert report["sim_hours"] >= (14.0 if name == "exam-week" else 1.9)
-    assert report["lights_off_in_occupied_zone_minutes"] <= 2  # see test_normal_day: a known gap
+    assert report["lights_off_in_occupied_zone_minutes"] == 0
     assert report["actuations_over_120s"] == 0
+    assert report["underlit_occupied_seat_minutes_fraction"] <= 0.01
 
 
 def test_same_seed_same_day(tmp_path: Path) -> None:

@@ -18,4 +18,4 @@ def test_power_cut_restarts_and_loses_nothing(tmp_path: Path) -> None:
     statuses = [d.get("state") for t, d in capture.json_docs() if t.endswith("/status") and isinstance(d, dict)]
     assert statuses.count("online") >= 2, statuses  # a birth message after the restart
     assert report["messages_dropped"] == 0
-    assert report["lights_off_in_occupied_zone_minutes"] <= 2  # see test_normal_day: a known gap
+    assert report["lights_off_in_occupied_zone_minutes"] == 0
