@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
 from edge_agent.config import SiteConfig, load_config
-from simulator.clock import VirtualClock, run_virtual
 from simulator.world import MemoryBinding, World
 from simulator.world.scenario import Scenario, parse_scenario
 from simulator.world.uwb import measure
-
-ROOT = Path(__file__).resolve().parents[2]
-FLOOR = ROOT / "examples" / "floor-3.toml"
+from tests.simulator.worlds import FLOOR, in_world
 
 
 def make_scenario(tmp: Path, **header: Any) -> Scenario:
@@ -33,17 +28,6 @@ def make_scenario(tmp: Path, **header: Any) -> Scenario:
 @pytest.fixture(scope="module")
 def cfg() -> SiteConfig:
     return load_config(FLOOR)
-
-
-def in_world(cfg: SiteConfig, sc: Scenario, body: Callable[[World, MemoryBinding], Coroutine[Any, Any, Any]]) -> Any:
-    """Build a world on a fresh virtual-time loop and run ``body`` with it."""
-
-    async def main() -> Any:
-        clock = VirtualClock(asyncio.get_running_loop(), sc.wall_start(ZoneInfo(cfg.site.timezone)))
-        binding = MemoryBinding()
-        return await body(World(cfg, sc, binding, clock), binding)
-
-    return run_virtual(main())
 
 
 def test_no_patrons_co2_decays_to_outdoor(cfg: SiteConfig, tmp_path: Path) -> None:

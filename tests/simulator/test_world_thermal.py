@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -14,15 +10,12 @@ import pytest
 from edge_agent.config import SiteConfig, load_config
 from edge_agent.sensing.seats import SeatStateMachine, SeatTiming
 from edge_agent.sensing.thermal import ThermalSeatDetector
-from simulator.clock import VirtualClock, run_virtual
 from simulator.world import MemoryBinding, World, flow, physics
 from simulator.world.geometry import FloorPlan, ThermopileView
 from simulator.world.patrons import Break
 from simulator.world.scenario import Scenario, parse_scenario
 from simulator.world.thermal import ThermopileScene, chair_warmth, coat_warmth
-
-ROOT = Path(__file__).resolve().parents[2]
-FLOOR = ROOT / "examples" / "floor-3.toml"
+from tests.simulator.worlds import FLOOR, in_world
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +27,6 @@ def quiet_scenario(tmp: Path) -> Scenario:
     doc = {"scenario": {"name": "t", "floor": str(FLOOR), "start": "09:00", "end": "11:00"},
            "patrons": {"demand_scale": 0.0}}
     return parse_scenario(doc, tmp / "t.toml")
-
-
-def in_world(cfg: SiteConfig, sc: Scenario, body: Callable[[World, MemoryBinding], Coroutine[Any, Any, Any]]) -> Any:
-    async def main() -> Any:
-        clock = VirtualClock(asyncio.get_running_loop(), sc.wall_start(ZoneInfo(cfg.site.timezone)))
-        binding = MemoryBinding()
-        return await body(World(cfg, sc, binding, clock), binding)
-
-    return run_virtual(main())
 
 
 def test_coat_warms_behind_its_owner_and_cools_over_minutes() -> None:
