@@ -1,8 +1,9 @@
 """The decide loop: floor state -> rules -> arbiter, on a period and at once on events.
 
 Most rules (daylight harvesting, ventilation, indicators) are fine on a period of a few seconds;
-event rules must act in well under a second, so a PIR firing wakes the loop immediately (several
-events in the same instant are coalesced into one evaluation). Each pass:
+event rules must act in well under a second, so news wakes the loop immediately: the first motion
+in a still, empty zone, a sensor turning unhealthy, an override (edge_agent.pollers decides what is
+news; several events in the same instant are coalesced into one evaluation). Each pass:
 
 1. snapshot the floor (FloorModel.snapshot) with what the actuators hold, consenting patrons'
    preferences, opening hours and the day type;
