@@ -22,8 +22,12 @@ DEFAULT_SCENARIO = REPO_ROOT / "simulator" / "scenarios" / "normal-day.toml"
 
 
 def _progress(clock_text: str, fraction: float) -> None:
-    bar = "#" * int(fraction * 30)
-    sys.stderr.write(f"\r  simulating {clock_text}  [{bar:<30}] {fraction * 100:5.1f}%")
+    """A bar redrawn in place on a terminal; in a log (CI, a pipe) one line per simulated two hours."""
+    if sys.stderr.isatty():
+        bar = "#" * int(fraction * 30)
+        sys.stderr.write(f"\r  simulating {clock_text}  [{bar:<30}] {fraction * 100:5.1f}%")
+    elif (clock_text.endswith(":30") and int(clock_text[:2]) % 2 == 1) or fraction >= 1.0:
+        sys.stderr.write(f"  simulated up to {clock_text} ({fraction * 100:.0f}%)\n")
     sys.stderr.flush()
 
 
