@@ -67,20 +67,13 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
         now = outbox.stats()
         if outbox.cut_seq is not None:
             return {"produced": outbox.rows_put_by_cut, "delivered": outbox.rows_acked_by_cut,
-                    "dropped": max(0, dropped_at_cut - start.dropped)}
+                    "dropped": max(0, outbox.dropped_by_cut - start.dropped)}
         return {"produced": outbox.rows_put, "delivered": outbox.rows_acked,
                 "dropped": max(0, now.dropped - start.dropped)}
 
-    dropped_at_cut = 0
-
-    def cut() -> None:
-        nonlocal dropped_at_cut
-        outbox.cut()
-        dropped_at_cut = outbox.stats().dropped
-
     daemon.extras["uplink"] = uplink
     daemon.extras["outbox_stats"] = counts
-    daemon.extras["outbox_cut"] = cut
+    daemon.extras["outbox_cut"] = outbox.cut
 
     def describe_now() -> dict[str, Any]:
         now = outbox.stats()

@@ -109,7 +109,6 @@ class Simulation:
         self.world: World | None = None
         self.incarnations = 0
         self.messages = {"produced": 0, "delivered": 0, "dropped": 0}
-        self._decide_passes: dict[int, int] = {}  # rule evaluations, per life of the daemon
         self._lives: dict[int, dict[str, int]] = {}
 
     async def run(self) -> dict[str, Any]:
@@ -156,7 +155,7 @@ class Simulation:
                  "messages_delivered": self.messages["delivered"],
                  "messages_dropped": self.messages["dropped"],
                  "daemon_starts": self.incarnations,
-                 "decide_passes": sum(self._decide_passes.values())}
+                 "decide_passes": sum(life.get("decide_passes", 0) for life in self._lives.values())}
         report = world.report(extra)
         # A timing, like wall_seconds, but not in the report: a seeded day's report repeats exactly.
         log.info("simulated %.1f h in %.1f s wall; the world's own share %.1f s CPU",
@@ -224,12 +223,13 @@ class Simulation:
 
     def _collect_messages(self, daemon: Daemon) -> None:
         """Add up the outbox counts of every life of the daemon (a power cut starts a new one)."""
+        life = self._lives.setdefault(self.incarnations, {})
         stats = daemon.extras.get("outbox_stats")
         if callable(stats):
-            self._lives[self.incarnations] = {k: int(v) for k, v in stats().items()}
+            life.update({k: int(v) for k, v in stats().items()})
         gw = daemon.extras.get("gateway")
         if gw is not None:
-            self._decide_passes[self.incarnations] = gw.controller.evaluations
+            life["decide_passes"] = gw.controller.evaluations  # rule evaluations of this life
         for key in self.messages:
             self.messages[key] = sum(life.get(key, 0) for life in self._lives.values())
 

@@ -113,7 +113,6 @@ def _irls(anchors: FloatArray, ranges: FloatArray, start: FloatArray, free_z: bo
     """
     pos = start.copy()
     dims = 3 if free_z else 2
-    eye = np.eye(dims)
     for tukey, c in ((False, p.huber_c), (True, p.tukey_c)):
         for _ in range(p.max_iterations):
             diff = pos - anchors
@@ -133,7 +132,7 @@ def _irls(anchors: FloatArray, ranges: FloatArray, start: FloatArray, free_z: bo
                 det = a * d - b * b
                 step = np.array([(d * rhs[0] - b * rhs[1]) / det, (a * rhs[1] - b * rhs[0]) / det])
             else:
-                step = np.linalg.solve(normal + damp * eye, rhs)
+                step = np.linalg.solve(normal + damp * np.eye(3), rhs)
             pos[:dims] += step
             if float(np.sqrt(step @ step)) < p.tolerance_m:
                 break

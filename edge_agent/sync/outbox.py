@@ -115,6 +115,7 @@ class Outbox:
         self.cut_seq: int | None = None  # set by cut(): later messages are not counted below
         self.rows_put_by_cut = 0
         self.rows_acked_by_cut = 0  # acknowledged rows with seq <= cut_seq (or all, before a cut)
+        self.dropped_by_cut = 0  # the drop counter (over the file's life) when cut() was called
         self._next_seq = 1
         self._pending: list[tuple[int, str, bytes, int, float, bytes | None]] = []
         self._pending_retained: dict[str, bytes] = {}
@@ -243,6 +244,7 @@ class Outbox:
         """
         self.cut_seq = self._next_seq - 1
         self.rows_put_by_cut = self.rows_put
+        self.dropped_by_cut = self._dropped
 
     def msg_id(self, gateway: str, seq: int) -> str:
         return f"{gateway}:{self.epoch}:{seq}"

@@ -37,6 +37,21 @@ async def test_sequence_of_a_durable_seq_is_never_reused(tmp_path: Path) -> None
         assert ob.next_seq() > birth
 
 
+async def test_a_cut_counts_only_what_was_produced_before_it(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.sqlite3") as ob:
+        before = [ob.next_seq() for _ in range(3)]
+        for seq in before:
+            ob.put(seq, "t", b"{}", MessageClass.PERIODIC)
+        ob.ack(before[0])
+        ob.cut()
+        after = ob.next_seq()
+        ob.put(after, "t", b"{}", MessageClass.PERIODIC)
+        for seq in (*before[1:], after):
+            ob.ack(seq)
+        assert (ob.rows_put, ob.rows_acked) == (4, 4)
+        assert (ob.rows_put_by_cut, ob.rows_acked_by_cut) == (3, 3)  # the late row is not the day's
+
+
 async def test_uncommitted_rows_are_not_readable_and_commit_batches(tmp_path: Path) -> None:
     async with Outbox(tmp_path / "o.sqlite3", flush_interval_s=30.0, flush_max=1000) as ob:
         for _ in range(10):
