@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import numpy as np
+
 from edge_agent.config import SiteConfig
 from edge_agent.sensing.floor import MOTION_NEWS_AFTER_S, FloorModel
+from tests.sensing.test_floor import Z1_THERMAL, feed
 
 
 def _pir_of(cfg: SiteConfig, zone: str) -> str:
@@ -25,3 +30,15 @@ def test_motion_in_one_zone_is_news_in_another(floor_config: SiteConfig) -> None
     assert model.on_motion(_pir_of(floor_config, "z1-quiet"), 10.0) is True
     other = next(z.id for z in floor_config.zones if z.id != "z1-quiet")
     assert model.on_motion(_pir_of(floor_config, other), 11.0) is True
+
+
+def test_motion_where_people_are_seen_is_not_news(floor_config: SiteConfig) -> None:
+    """Readers shifting in their chairs do not wake the decide loop; the same motion in a still,
+    empty zone does."""
+    model = FloorModel(floor_config)
+    rng = np.random.default_rng(3)
+    feed(model, floor_config, 0, 130, rng)  # the empty room, learnt as background
+    feed(model, floor_config, 130, 170, rng, {"S002": Z1_THERMAL[0]})
+    assert model.snapshot(170, datetime(2025, 3, 4, 10, 0)).zones["z1-quiet"].people.value == 1.0
+    assert model.on_motion(_pir_of(floor_config, "z1-quiet"), 200.0) is False
+    assert model.on_motion(_pir_of(floor_config, "z2-group"), 200.0) is True
