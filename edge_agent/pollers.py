@@ -11,10 +11,11 @@ frames of thirty nodes do not all queue on the RS-485 line at once.
 
 News wakes the decide loop at once (``on_news``), so rules act in well under a second without
 evaluating the whole floor every second: the first motion in a still, empty zone, and a sensor
-turning healthy or unhealthy. Everything else waits for the loop's period: a light reading is
+turning healthy or unhealthy, and a seat turning occupied (someone sat down: their preferences
+and the light over them). Everything else waits for the loop's period: a light reading is
 not news (the lights' own response would wake the loop again before the dimmers settle, and the
-harvesting loop would ring), nor is a new warm blob (a seat turns occupied only after
-``occupied_after_s`` of presence, at a later frame).
+harvesting loop would ring), nor is a warm blob that has not yet made a seat occupied, nor a
+seat turning away, ghost or free (judged over minutes).
 """
 
 from __future__ import annotations
@@ -186,6 +187,8 @@ class SensorPollers:
         if sensor.kind == "amg8833":
             frame = await driver.read_frame()
             self.floor.on_thermal(sid, frame.pixels, frame.t)
+            if self.floor.take_seat_news():
+                self._news(sid, frame.t)
             self.last[sid] = LastSample(frame.t, {"max_pixel": float(frame.pixels.max()),
                                                   "thermistor": frame.thermistor_c})
         elif sensor.kind == "bh1750":

@@ -99,6 +99,7 @@ class FloorModel:
         self._machines = {x.id: SeatStateMachine(self.timing) for x in cfg.seats}
         self._anchors = {a.id: (a.x, a.y, a.z) for a in cfg.anchors}
         self._evidence: dict[str, ThermalEvidence] = {}
+        self._seat_news = False
         self._unhealthy: set[str] = set()
         self._last: dict[tuple[str, str], LastValue] = {}
         self._motion: dict[str, float] = {}
@@ -139,8 +140,22 @@ class FloorModel:
         self._evidence[sensor_id] = evidence
         for seat_id, present in evidence.presence.items():
             if self._seat_sensor.get(seat_id) == sensor_id:
-                self._machines[seat_id].observe(present, t, residue=seat_id in evidence.residue)
+                machine = self._machines[seat_id]
+                before = machine.status
+                if machine.observe(present, t, residue=seat_id in evidence.residue,
+                                   residue_heat=evidence.residue.get(seat_id, 0.0)) is not before:
+                    self._seat_news |= machine.status is SeatStatus.OCCUPIED
         return evidence
+
+    def take_seat_news(self) -> bool:
+        """Whether a seat turned occupied since the last call (an arrival: news for the rules).
+
+        A patron sitting down is what event rules answer (their desk and lamp preferences, the
+        light over their seat), so it wakes the decide loop rather than waiting for its period.
+        Other seat changes (away, ghost, free) are judged on time scales of minutes and wait.
+        """
+        news, self._seat_news = self._seat_news, False
+        return news
 
     def on_motion(self, sensor_id: str, t: float) -> bool:
         """PIR motion: zone-level evidence only. True when it is news: a still zone nobody was seen in.

@@ -28,15 +28,19 @@ a laptop left open on the desk, a coat left on the chair back (warm, cooling ove
 ``residue``). A patron who leaves such things behind is on a break (AWAY); one who leaves nothing
 warm has most likely left (FREE): departures outnumber breaks taken with nothing warm left behind,
 so FREE is the better guess when nothing is seen. But the chair seat itself is warm after *every*
-stand-up, departures included, and cools within a minute or two; so only residue still seen
-``belongings_after_s`` after the first frame without the patron counts as belongings. When frames
-are too far apart to know that by the time the seat is judged (``away_after_s`` after the patron
-was last seen), warmth still seen in the latest frame makes the seat AWAY *provisionally* (warmth
-already gone makes it FREE at once), and the first frame late enough settles it: still warm, AWAY
-stays; cold, the seat is FREE (since the same instant the AWAY had, as the patron left with
-nothing that lasts). Evidence without that information
+stand-up, departures included, and cools with a time constant of about a minute; so residue
+counts as belongings only if it is still seen ``belongings_after_s`` after the first frame
+without the patron (the chair is out of sight by then), or if two readings at least
+``cooling_span_s`` apart show it cooling slower than ``belongings_tau_s`` (a coat or a laptop:
+ten minutes and more; the chair: one). Warmth that vanishes before then was the chair's.
+When frames are too far apart to know this by the time the seat is judged (``away_after_s``
+after the patron was last seen), warmth still seen in the latest frame makes the seat AWAY
+*provisionally* (warmth already gone makes it FREE at once), and the next frames settle it:
+lasting, AWAY stays; gone, the seat is FREE (since the same instant the AWAY had, as the patron
+left with nothing that lasts). Evidence without that information
 (``residue=None``, e.g. a UWB tag standing in for a failed thermopile) keeps the stay-history
-rule: a long stay ends AWAY.
+rule: a long stay ends AWAY. Residue without its heat (``residue_heat=None``) is judged by the
+``belongings_after_s`` rule alone.
 
 After UNKNOWN (sensor unhealthy or stale) nothing from before the outage is trusted: the seat
 becomes OCCUPIED after ``occupied_after_s`` of fresh presence, or FREE after ``away_after_s`` of
@@ -45,6 +49,7 @@ fresh absence, and stays UNKNOWN until then.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rules.state import SeatStatus
@@ -59,7 +64,9 @@ class SeatTiming:
     ghost_after_s: float = 1200.0
     min_stay_s: float = 300.0
     gap_s: float = 6.0
-    belongings_after_s: float = 110.0  # the chair seat is within noise of the room by then
+    belongings_after_s: float = 170.0  # the chair seat is under hold_c on any pixel by then
+    belongings_tau_s: float = 300.0  # warmth cooling slower than this is a coat's or a laptop's
+    cooling_span_s: float = 55.0  # two residue readings this far apart tell how fast it cools
 
 
 class SeatStateMachine:
@@ -80,6 +87,7 @@ class SeatStateMachine:
         self._looked_t: float | None = None  # last evidence that could have shown belongings
         self._absent_from: float | None = None  # first evidence of absence after the last presence
         self._provisional = False  # AWAY on warmth not yet known to outlast the chair's
+        self._cooling: list[tuple[float, float]] = []  # (t, residue heat) of frames since the patron left
         self._gap_s = timing.gap_s  # grows to span the sensor's own frame interval
         self._frame_s = 0.0  # interval between the latest two thermopile frames
 
@@ -87,11 +95,14 @@ class SeatStateMachine:
         if status is not self.status:
             self.status, self.since = status, since
 
-    def observe(self, presence: bool | None, t: float, *, residue: bool | None = None) -> SeatStatus:
+    def observe(self, presence: bool | None, t: float, *, residue: bool | None = None,
+                residue_heat: float | None = None) -> SeatStatus:
         """Feed one piece of evidence (True present, False absent, None unusable) taken at ``t``.
 
         ``residue``: True if something warm was left where the patron sat (a laptop: belongings
         stayed), False if the sensor could have seen it and did not, None if it cannot tell.
+        ``residue_heat``: how warm it is (summed contrast, C x pixels), to tell by how fast it cools
+        whether it is the chair seat or belongings; None if the evidence does not say.
         """
         if presence is None:
             self._set(SeatStatus.UNKNOWN, t)
@@ -99,6 +110,7 @@ class SeatStateMachine:
             self._fresh_since = None
             self._residue_t = self._looked_t = self._absent_from = None
             self._provisional = False
+            self._cooling.clear()
             return self.status
         if self._fresh_since is None:
             self._fresh_since = t
@@ -118,8 +130,13 @@ class SeatStateMachine:
                 self._run_start = t
             self._last_present = t
             self._absent_from = None
-        elif self._absent_from is None:
-            self._absent_from = t
+            self._cooling.clear()
+        else:
+            if self._absent_from is None:
+                self._absent_from = t
+            if residue is not None and residue_heat is not None:
+                self._cooling.append((t, residue_heat if residue else 0.0))
+                del self._cooling[:-64]  # a few minutes of 2 s frames is plenty
         return self.advance(t)
 
     def _present_now(self, t: float) -> bool:
@@ -191,15 +208,48 @@ class SeatStateMachine:
                 break
         return self.status
 
+    def _cooling_tau(self) -> float | None:
+        """Time constant of the residue's cooling between the latest reading and one at least
+        ``cooling_span_s`` older (both warm); None while that is not known.
+
+        The chair seat loses its warmth with a time constant of about a minute, a coat or a
+        laptop with ten or more: two frames a minute apart tell them apart long before the
+        chair has cooled out of sight.
+        """
+        if len(self._cooling) < 2:
+            return None
+        t2, h2 = self._cooling[-1]
+        older = [(t1, h1) for t1, h1 in self._cooling[:-1] if t2 - t1 >= self.timing.cooling_span_s]
+        if not older or h2 <= 0.0:
+            return None
+        t1, h1 = older[-1]
+        if h1 <= 0.0:
+            return None
+        if h2 >= h1:
+            return math.inf
+        return (t2 - t1) / math.log(h1 / h2)
+
     def _lasting(self) -> bool:
-        """Residue seen ``belongings_after_s`` or more after the first frame without the patron."""
-        return (self._residue_t is not None and self._absent_from is not None
-                and self._residue_t >= self._absent_from + self.timing.belongings_after_s)
+        """Belongings: residue seen ``belongings_after_s`` or more after the first frame without
+        the patron, or residue cooling as slowly as a coat or a laptop does."""
+        if self._residue_t is None or self._absent_from is None:
+            return False
+        if self._residue_t >= self._absent_from + self.timing.belongings_after_s:
+            return True
+        tau = self._cooling_tau()
+        return tau is not None and tau >= self.timing.belongings_tau_s
 
     def _settled(self) -> bool:
-        """A frame late enough to show lasting residue has been seen (and, if not _lasting, did not)."""
-        return (self._looked_t is not None and self._absent_from is not None
-                and self._looked_t >= self._absent_from + self.timing.belongings_after_s)
+        """It is known that no belongings are there: a frame late enough to show lasting residue
+        did not, or the warmth seen after the patron left is already gone (a coat or a laptop
+        stays visible for ten minutes and more; only the chair seat cools out of sight this fast)."""
+        if self._looked_t is None or self._absent_from is None:
+            return False
+        if self._looked_t >= self._absent_from + self.timing.belongings_after_s:
+            return True
+        left = self._last_present if self._last_present is not None else -math.inf
+        gone = bool(self._cooling) and self._cooling[-1][1] <= 0.0
+        return gone and self._residue_t is not None and self._residue_t > left
 
     def release(self, t: float) -> None:
         """Mark the seat free now (rule or staff command). A person still there re-occupies it."""

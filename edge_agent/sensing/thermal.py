@@ -11,13 +11,18 @@ Why each rule exists:
   the room-wide drift (the mean background change of the free pixels), so HVAC warming is followed
   everywhere. Sanity limit: a blob frozen for longer than ``hold_max_s`` (4 h, longer than any
   stay) is released to a slow update, so a warm object wrongly taken for a person fades eventually.
+- **Settling**: for ``settle_s`` (15 min) after a pixel was last under a person or what they left,
+  its background follows the room's drift and may fall, but does not rise on its own. The warmth
+  left there is cooling (a coat, a chair seat); learnt while it cools, it would raise the
+  background where the next patron sits, and hide their coat when they step out.
 - **Colder than background** by ``cold_c`` (a person present at start-up was learnt, then left)
   is followed fast (``cold_tau_s``): the model heals itself instead of reporting a hole for ever.
 - **Hysteresis**: a blob starts at ``on_c`` above background and keeps pixels down to ``hold_c``;
   a person already tracked stays while the peak is above ``keep_peak_c``.
 - **Size from geometry**: a blob's desk-plane area (sum of its pixel footprints, which grow towards
   the edge of the view) must fit a seated person (``max_area_m2``); larger warm patches (sun on a
-  table, a radiator) are rejected.
+  table, a radiator) are rejected. A tracked person merged with warmth beside them (their own coat
+  warming on the chair back) keeps their last frame's pixels rather than being rejected whole.
 - **Contrast**: a person's head and torso are 2-8 C above a 20-24 C background; a laptop is only
   1-2 C warmer (below ``on_c``); a peak above ``max_peak_c`` is a hot object (kettle, lamp).
 - **Cup rule (temperature over time)**: a one-pixel blob is only a *candidate*. It becomes a person
@@ -25,7 +30,10 @@ Why each rule exists:
   by ``cooling_fraction`` and ``cooling_min_c`` from its maximum) and is then marked an object and
   left to the background. Blobs of two or more pixels count at once.
 - **Residue (what a person leaves behind)**: when a tracked person's blob loses more than half of
-  its heat (summed contrast) from one frame to the next, the person has stood up; whatever warm
+  its heat (summed contrast) from one frame to the next, or more than a third of it together with
+  30 % of its peak, the person has stood up (a seated person's head holds its contrast within
+  10 % from frame to frame; a warm laptop, coat and chair seat together can keep half a person's
+  heat, but not their head's peak); whatever warm
   thing remains where they sat (a laptop left open on the desk, +1-4 C on its pixel) is no longer
   the person. It is judged like a cup, whatever its size: if it cools it is *residue* (belongings
   were left: the seat machine reads this as a break, not a departure); if it holds its contrast for
@@ -42,7 +50,7 @@ Why each rule exists:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,8 +87,11 @@ class ThermalParams:
     cooling_min_c: float = 0.4
     seat_radius_m: float = 1.0
     collapse_fraction: float = 0.5
+    head_gone_heat_fraction: float = 0.65
+    head_gone_peak_fraction: float = 0.7
     residue_confirm_s: float = 150.0
     residue_person_c: float = 4.0
+    settle_s: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +127,8 @@ class ThermalEvidence:
     presence: dict[str, bool]
     people: int
     blobs: tuple[Blob, ...]
-    residue: frozenset[str] = frozenset()  # seats where a person just left something warm behind
+    # seats where a person just left something warm behind -> its summed contrast (C x pixels)
+    residue: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -226,6 +238,7 @@ class ThermalSeatDetector:
     blobs: tuple[Blob, ...] = ()
     _person_mask: BoolArray = field(default_factory=lambda: np.zeros((GRID, GRID), dtype=bool))
     _frozen_since: FloatArray = field(default_factory=lambda: np.full((GRID, GRID), np.nan))
+    _settling_until: FloatArray = field(default_factory=lambda: np.full((GRID, GRID), -np.inf))
     _points: dict[tuple[int, int], _PointTrack] = field(default_factory=dict)
     _residues: list[_Residue] = field(default_factory=list)
 
@@ -265,8 +278,11 @@ class ThermalSeatDetector:
         for b in self.blobs:
             if b.person and b.seat is not None:
                 presence[b.seat] = True
-        residue = frozenset(b.seat for b in self.blobs if b.seat is not None and not b.person
-                            and b.reason in ("residue", "candidate") and not presence.get(b.seat, False))
+        residue: dict[str, float] = {}
+        for b in self.blobs:
+            if (b.seat is not None and not b.person and b.reason in ("residue", "candidate")
+                    and not presence.get(b.seat, False)):
+                residue[b.seat] = residue.get(b.seat, 0.0) + b.heat_c
         return ThermalEvidence(t=t, presence=presence, people=self.people, blobs=self.blobs, residue=residue)
 
     def _detect(self, diff: FloatArray, t: float, dt: float) -> tuple[tuple[Blob, ...], BoolArray, BoolArray]:
@@ -283,11 +299,14 @@ class ThermalSeatDetector:
         for comp in _components(grow):
             if not any(seeds[r, c] for r, c in comp):
                 continue
+            area = float(sum(self.pixels.area_m2[r, c] for r, c in comp))
+            if area > p.max_area_m2:
+                comp = self._person_within(comp)
+                area = float(sum(self.pixels.area_m2[r, c] for r, c in comp))
             rr = np.array([r for r, _ in comp])
             cc = np.array([c for _, c in comp])
             contrast = diff[rr, cc]
             w = np.clip(contrast, 1e-6, None)
-            area = float(self.pixels.area_m2[rr, cc].sum())
             peak = float(contrast.max())
             cx = float((self.pixels.x[rr, cc] * w).sum() / w.sum())
             cy = float((self.pixels.y[rr, cc] * w).sum() / w.sum())
@@ -321,6 +340,17 @@ class ThermalSeatDetector:
                     hold_mask[r, c] = True
         return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
 
+    def _person_within(self, comp: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The pixels of a too-large warm patch that were a person's in the previous frame.
+
+        A tracked person does not grow into a sun patch in one frame: warmth merging with them
+        (their coat warming on the chair back, noise on a wide pixel at the edge of the view)
+        must not make them vanish, nor let the background learn them. What stays of the patch
+        is judged on its own size; a patch with no person in it is left whole (and rejected).
+        """
+        kept = [(r, c) for r, c in comp if self._person_mask[r, c]]
+        return kept or comp
+
     def _residue_for(
         self, comp: list[tuple[int, int]], heat: float, continuing: bool, peak: float, t: float
     ) -> _Residue | None:
@@ -340,7 +370,11 @@ class ThermalSeatDetector:
         if not continuing or not p.hold_c <= peak <= p.max_peak_c:
             return None
         before = [b for b in self.blobs if b.person and _near(pixels, b.pixels)]
-        if not before or heat >= p.collapse_fraction * sum(b.heat_c for b in before):
+        if not before:
+            return None
+        was_heat, was_peak = sum(b.heat_c for b in before), max(b.peak_c for b in before)
+        head_gone = heat < p.head_gone_heat_fraction * was_heat and peak < p.head_gone_peak_fraction * was_peak
+        if heat >= p.collapse_fraction * was_heat and not head_gone:
             return None
         seat = before[0].seat
         track = _PointTrack(first_t=t, ema=peak, peak_ema=peak, last_t=t)
@@ -408,14 +442,19 @@ class ThermalSeatDetector:
         self._frozen_since[newly] = t
         self._frozen_since[~frozen] = np.nan
         held_long = frozen & (t - np.nan_to_num(self._frozen_since, nan=t) >= p.hold_max_s)
-        free = ~frozen
+        self._settling_until[frozen] = t + p.settle_s
+        settling = ~frozen & (t < self._settling_until)
+        free = ~frozen & ~settling
         tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
-        alpha = 1.0 - np.exp(-dt / tau)
+        step = (1.0 - np.exp(-dt / tau)) * diff
         before = bg.copy()
-        bg[free] += alpha[free] * diff[free]
-        if free.any():
-            drift = float((bg[free] - before[free]).mean())
-            bg[frozen] += drift  # the room warms or cools under a seated person too
+        bg[free] += step[free]
+        drift = float((bg[free] - before[free]).mean()) if free.any() else 0.0
+        bg[frozen] += drift  # the room warms or cools under a seated person too
+        # Where a person or what they left just was, the warmth still there is cooling: the
+        # background follows it down and the room's drift, never it up, or it would learn a
+        # coat's warmth and hide the next patron's coat in it.
+        bg[settling] += np.minimum(step[settling], 0.0) + drift
         slow = _alpha(dt, p.slow_tau_s)
         bg[held_long] += slow * (arr[held_long] - bg[held_long])
 
@@ -436,6 +475,7 @@ class ThermalSeatDetector:
             )
         self.background = arr.copy()
         self._frozen_since[:] = np.nan
+        self._settling_until[:] = -np.inf
         self._person_mask[:] = False
         self._points.clear()
         self._residues.clear()

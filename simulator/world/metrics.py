@@ -49,6 +49,7 @@ class Scorecard:
     seat_checks: int = 0
     seat_correct: int = 0
     unknown_seat_minutes: int = 0
+    cold_belongings_checks: int = 0  # checked seat-minutes held by cold belongings (truth away/ghost)
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
     zone_errors: list[float] = field(default_factory=list)
     probe_failures: int = 0
@@ -93,6 +94,10 @@ class Scorecard:
             "cancelled_needs": self.cancelled_needs,
             "seat_state_accuracy": round(self.seat_correct / checked, 4) if checked else None,
             "seat_state_checks": checked,
+            "seat_state_accuracy_ceiling": (
+                round(1.0 - self.cold_belongings_checks / checked, 4) if checked else None
+            ),
+            "cold_belongings_seat_minutes": self.cold_belongings_checks,
             "seat_state_confusion": {f"{t}->{d}": n for (t, d), n in sorted(self.confusion.items())},
             "unknown_seat_minutes": self.unknown_seat_minutes,
             "zone_count_mae": round(float(np.mean(self.zone_errors)), 4) if self.zone_errors else None,

@@ -31,6 +31,7 @@ FIDGET_INTERVAL_S = 240.0  # a seated reader moves enough for a PIR about every 
 NEED_POLL_S = 0.1
 INDICATOR_FREE, INDICATOR_GHOST = 1, 4  # drivers.ports.IndicatorColour codes
 SLOW_POLL_S = 5.0
+COLD_COAT_WARMTH = 0.25  # of the full +6 C: under +1.5 C on the coat, well under a pixel's hold_c
 
 
 def luminaire_power(w: World) -> float:
@@ -155,6 +156,23 @@ def seat_status(w: World, seat: int, t: float) -> str:
     if p.away_since is None:  # walking in to a seat they just chose: the seat is not taken yet
         return "free"
     return "away" if t - p.away_since <= w.cfg.sensing.ghost_after_s else "ghost"
+
+
+def cold_belongings(w: World, seat: int) -> bool:
+    """The seat's holder is away and left nothing warm on it: no laptop, and no coat on the chair
+    back or one its owner had not warmed (``COLD_COAT_WARMTH``: sat against it under 3.5 minutes).
+
+    Such belongings (a bag, books, a cold coat) are at room temperature, invisible to any
+    thermopile; the minutes they hold a seat bound the seat-state accuracy of a gateway that sees
+    people and warmth, however well (the report's ``seat_state_accuracy_ceiling``).
+    """
+    pid = int(w.holder[seat])
+    if pid < 0:
+        return False
+    p = w.patrons[pid]
+    if p.seated or p.away_since is None or p.laptop:
+        return False
+    return not p.coat or p.coat_w < COLD_COAT_WARMTH  # coat_w: its warmth when its owner stood up
 
 
 def graded_status(w: World, seat: int, t: float) -> str:
@@ -298,12 +316,14 @@ def _compare_with_daemon(w: World, truth: list[str]) -> None:
         s.probe_failures += 1
         return
     seats = seen.get("seats", {})
-    for seat_id, true_status in zip(w.plan.seat_ids, truth, strict=True):
+    for seat, (seat_id, true_status) in enumerate(zip(w.plan.seat_ids, truth, strict=True)):
         status = str(seats.get(seat_id, "unknown"))
         if status == "unknown":
             s.unknown_seat_minutes += 1
             continue
         s.seat_checks += 1
+        if true_status in ("away", "ghost") and cold_belongings(w, seat):
+            s.cold_belongings_checks += 1
         s.seat_correct += int(status == true_status)
         s.confusion[true_status, status] += 1
     zones = seen.get("zones", {})

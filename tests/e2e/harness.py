@@ -126,4 +126,5 @@ REPORT_KEYS = {
     "underlit_occupied_seat_minutes_fraction", "actuation_latency_s", "actuations_over_120s", "seat_state_accuracy",
     "zone_count_mae", "co2_over_1000ppm_minutes", "baseline_co2_over_1000ppm_minutes", "seat_utilisation",
     "ghost_seat_minutes", "messages_produced", "messages_delivered", "messages_dropped",
+    "seat_state_accuracy_ceiling", "cold_belongings_seat_minutes",
 }

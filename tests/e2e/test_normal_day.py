@@ -56,9 +56,12 @@ def test_every_need_is_met_within_the_two_minute_bar(day: dict[str, Any]) -> Non
 
 def test_seat_states_and_counts_track_the_truth(day: dict[str, Any]) -> None:
     report = day["report"]
-    # Product goal 0.97, not met: belongings left with nothing warm among them (no laptop, no coat
-    # on the chair) are invisible to a thermopile (docs/sensing.md), which bounds today's figure.
-    assert report["seat_state_accuracy"] >= 0.92
+    # Product goal 0.97, not reachable with these sensors: belongings with nothing warm among them
+    # (no laptop, no warm coat on the chair) are invisible to a thermopile (docs/sensing.md), and
+    # the seat-minutes they hold cap the figure of any thermal gateway at the report's ceiling.
+    assert report["seat_state_accuracy"] >= 0.94
+    assert report["seat_state_accuracy_ceiling"] < 0.97
+    assert report["cold_belongings_seat_minutes"] > 0
     assert report["zone_count_mae"] <= 0.5
 
 

@@ -42,3 +42,17 @@ def test_motion_where_people_are_seen_is_not_news(floor_config: SiteConfig) -> N
     assert model.snapshot(170, datetime(2025, 3, 4, 10, 0)).zones["z1-quiet"].people.value == 1.0
     assert model.on_motion(_pir_of(floor_config, "z1-quiet"), 200.0) is False
     assert model.on_motion(_pir_of(floor_config, "z2-group"), 200.0) is True
+
+
+def test_a_seat_turning_occupied_is_news_once(floor_config: SiteConfig) -> None:
+    model = FloorModel(floor_config)
+    rng = np.random.default_rng(44)
+    feed(model, floor_config, 0, 130, rng)
+    assert model.take_seat_news() is False  # seats settling to free are not news
+    feed(model, floor_config, 130, 150, rng, {"S002": Z1_THERMAL[0]})
+    assert model.take_seat_news() is False  # a warm blob for 20 s: not yet a seated patron
+    feed(model, floor_config, 150, 170, rng, {"S002": Z1_THERMAL[0]})
+    assert model.take_seat_news() is True  # 30 s of presence: someone sat down
+    assert model.take_seat_news() is False  # told once
+    feed(model, floor_config, 170, 400, rng)
+    assert model.take_seat_news() is False  # leaving is judged over minutes: not news

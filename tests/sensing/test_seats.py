@@ -159,8 +159,8 @@ def test_warmth_that_outlasts_the_chair_is_belongings() -> None:
 
 
 def test_sparse_frames_make_away_provisional_until_a_late_enough_frame() -> None:
-    # Frames a minute apart: seen at 780, gone at 840; decided at 780 + 150 with only the frames of
-    # 840 and 900 seen; the first frame 110 s after 840 (at 960) settles it.
+    # Frames a minute apart: seen at 780, gone at 840; decided at 780 + 120 with only the frames of
+    # 840 and 900 seen; without the residue's heat, the first frame 170 s after 840 settles it.
     chair = _stay_then_leave(60.0, 910.0, 1500.0)  # warm at 840 and 900, cold at 960
     assert [s for _, s in chair] == [SeatStatus.FREE, SeatStatus.OCCUPIED, SeatStatus.AWAY, SeatStatus.FREE]
     assert chair[-1][0] == 780.0 + 120  # free since the patron's departure was judged
@@ -193,3 +193,51 @@ def test_sparse_frames_one_frame_with_a_person_occupies() -> None:
     fast = settled_free()
     fast.observe(True, 200.0)
     assert fast.status is SeatStatus.FREE
+
+
+def _leave_warmth(heat: Callable[[float], float], t_end: float = 1500.0) -> list[tuple[float, float, SeatStatus]]:
+    """Frames a minute apart: a patron sits 200..800 s; ``heat(age)`` is the warmth (C x pixels)
+    seen where they sat ``age`` s after they stood up at 800 (under 0.5: not seen at all).
+    Returns (frame time, since, status) 45 s after each frame from the departure on."""
+    m = SeatStateMachine(TIMING, 0.0)
+    out: list[tuple[float, float, SeatStatus]] = []
+    for t in np.arange(0.0, t_end, 60.0):
+        present = 200 <= t < 800
+        h = 0.0 if present else heat(t - 800.0)
+        m.observe(present, float(t), residue=h >= 0.5, residue_heat=h if h >= 0.5 else 0.0)
+        m.advance(float(t) + 45.0)  # the decide loop looks between frames too
+        if t >= 840:
+            out.append((float(t), m.since, m.status))
+    return out
+
+
+def test_chair_warmth_gone_by_the_next_frame_frees_the_seat_at_once() -> None:
+    # The chair seat: +4 C-pixels cooling with a 60 s time constant, seen at 840 and 900 only.
+    seen = _leave_warmth(lambda age: 4.0 * np.exp(-age / 60.0))
+    by_t = {t: (since, status) for t, since, status in seen}
+    assert by_t[900.0] == (900.0, SeatStatus.AWAY)  # judged at 780 + 120 on warmth still seen
+    assert by_t[960.0] == (900.0, SeatStatus.FREE)  # gone a frame later: it was the chair
+    assert all(status is SeatStatus.FREE for t, _, status in seen if t >= 960.0)
+
+
+def test_warmth_cooling_like_a_coat_is_belongings_before_the_chair_could_have_cooled() -> None:
+    # A coat on the chair back: cooling with a 12-minute time constant; its heat over two frames a
+    # minute apart says so as soon as the seat is judged, without waiting for belongings_after_s.
+    seen = _leave_warmth(lambda age: 3.0 * np.exp(-age / 720.0), t_end=2400.0)
+    by_t = {t: (since, status) for t, since, status in seen}
+    assert by_t[900.0] == (900.0, SeatStatus.AWAY)
+    assert by_t[2040.0][1] is SeatStatus.GHOST  # 20 minutes after they were last seen
+    assert SeatStatus.FREE not in {status for _, _, status in seen}
+
+
+def test_chair_and_coat_together_end_away() -> None:
+    # The first frame after the stand-up sees both; the chair's share fades, the coat's stays.
+    seen = _leave_warmth(lambda age: 4.0 * np.exp(-age / 60.0) + 2.0 * np.exp(-age / 720.0))
+    assert [status for t, _, status in seen if t >= 960.0] == [SeatStatus.AWAY] * 9
+
+
+def test_weak_coat_that_cools_out_of_sight_still_holds_the_seat() -> None:
+    # Seen only at 840 and 900, just over the detection limit, then lost in the noise: but it
+    # cooled like fabric between the two frames, not like a chair seat, so the patron is away.
+    seen = _leave_warmth(lambda age: 0.6 * np.exp(-age / 720.0))
+    assert {status for t, _, status in seen if t >= 900.0} == {SeatStatus.AWAY}

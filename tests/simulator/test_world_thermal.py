@@ -105,16 +105,18 @@ def test_departing_patron_takes_the_coat(cfg: SiteConfig, tmp_path: Path) -> Non
     assert (after - empty).max() < 0.6
 
 
-def _daemon_after_stand_up(cfg: SiteConfig, coat: bool, returns: bool, phase_s: float, seed: int) -> list[str]:
+def _daemon_after_stand_up(cfg: SiteConfig, coat: bool, returns: bool, phase_s: float, seed: int,
+                           k: int = 0) -> list[str]:
     """The daemon's detector and seat machine on the world's frames (one a minute, as the scenarios
-    poll): a patron sits an hour, then stands up ``phase_s`` after a frame; statuses 3-6 min later."""
+    poll): a patron sits an hour at the sensor's ``k``-th seat, then stands up ``phase_s`` after a
+    frame; statuses 3-6 min later."""
     rng = np.random.default_rng(seed)
     sensor = next(s for s in cfg.sensors if s.kind == "amg8833")
     assert sensor.mount is not None
     plan = FloorPlan.from_config(cfg)
     view = ThermopileView.build(sensor.id, 0, sensor.mount, plan)
     scene = ThermopileScene(view, rng)
-    seat = plan.seat_ids.index(sensor.seats[0])
+    seat = plan.seat_ids.index(sensor.seats[k])
     det = ThermalSeatDetector.for_sensor(sensor, cfg.seats)
     machine = SeatStateMachine(SeatTiming())
     sit, stand = 120.0, 120.0 + 3600.0 + phase_s
@@ -132,16 +134,41 @@ def _daemon_after_stand_up(cfg: SiteConfig, coat: bool, returns: bool, phase_s: 
         frame = np.round((frame + rng.normal(0.0, 0.15, (8, 8))) * 4.0) / 4.0  # device noise, 0.25 C steps
         ev = det.update(frame, float(t))
         seat_id = plan.seat_ids[seat]
-        machine.observe(ev.presence[seat_id], float(t), residue=seat_id in ev.residue)
+        machine.observe(ev.presence[seat_id], float(t), residue=seat_id in ev.residue,
+                        residue_heat=ev.residue.get(seat_id, 0.0))  # as the floor model feeds it
         machine.advance(float(t) + 45.0)
         if stand + 180.0 <= t + 45.0 <= stand + 360.0:
             seen.append(machine.status.value)
     return seen
 
 
+@pytest.mark.parametrize("k", [0, 1, 2, 3])  # every seat of a cluster: the corner one's coat is off-centre
 @pytest.mark.parametrize("phase_s", [1.0, 20.0, 40.0, 59.0])
-def test_daemon_tells_a_coat_left_for_a_break_from_a_warm_chair(cfg: SiteConfig, phase_s: float) -> None:
+def test_daemon_tells_a_coat_left_for_a_break_from_a_warm_chair(cfg: SiteConfig, phase_s: float, k: int) -> None:
     for seed in range(3):
-        assert set(_daemon_after_stand_up(cfg, True, True, phase_s, seed)) == {"away"}, seed
-        assert set(_daemon_after_stand_up(cfg, True, False, phase_s, seed)) == {"free"}, seed  # took the coat
-        assert set(_daemon_after_stand_up(cfg, False, True, phase_s, seed)) == {"free"}, seed  # nothing warm left
+        assert set(_daemon_after_stand_up(cfg, True, True, phase_s, seed, k)) == {"away"}, seed
+        assert set(_daemon_after_stand_up(cfg, True, False, phase_s, seed, k)) == {"free"}, seed  # took the coat
+        assert set(_daemon_after_stand_up(cfg, False, True, phase_s, seed, k)) == {"free"}, seed  # nothing warm left
+
+
+def test_belongings_with_nothing_warm_are_counted_as_cold(cfg: SiteConfig, tmp_path: Path) -> None:
+    """The report's ceiling counts seat-minutes held by what no thermopile can see."""
+    sensor = next(s for s in cfg.sensors if s.kind == "amg8833")
+    bag, laptop, fresh_coat, worn_coat = sensor.seats[:4]
+
+    async def body(w: World, b: MemoryBinding) -> dict[str, bool]:
+        t0 = w.t0 + 5.0
+        await w.run(t0)
+        pids = {bag: w.place_patron(bag, t0), laptop: w.place_patron(laptop, t0, laptop=True),
+                fresh_coat: w.place_patron(fresh_coat, t0 + 3540.0, coat=True),
+                worn_coat: w.place_patron(worn_coat, t0, coat=True)}
+        seated = {sid: physics.cold_belongings(w, w.plan.seat_ids.index(sid)) for sid in pids}
+        assert not any(seated.values())  # nobody is away yet
+        for pid in pids.values():
+            w.pending_break[pid] = Break(after_s=0.0, length_s=600.0)
+            flow.take_break(w, t0 + 3600.0, pid)
+        return {sid: physics.cold_belongings(w, w.plan.seat_ids.index(sid)) for sid in pids}
+
+    cold = in_world(cfg, quiet_scenario(tmp_path), body)
+    # A bag, and a coat hung a minute before the break, are cold; a laptop or a worn coat is not.
+    assert cold == {bag: True, laptop: False, fresh_coat: True, worn_coat: False}
