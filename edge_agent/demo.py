@@ -52,7 +52,8 @@ def headline(report: dict[str, Any]) -> list[str]:
         f"{_fmt((report.get('underlit_occupied_seat_minutes_fraction') or 0) * 100, '.2f')}%",
         f"actuation latency: p50 {_fmt(lat.get('p50'))} s, p99 {_fmt(lat.get('p99'))} s, max {_fmt(lat.get('max'))} s; "
         f"over 120 s: {report.get('actuations_over_120s')}",
-        f"seat-state accuracy vs truth: {_fmt(report.get('seat_state_accuracy'), '.3f')}; "
+        f"seat-state accuracy vs truth: {_fmt(report.get('seat_state_accuracy'), '.3f')} "
+        f"(a thermal sensor's ceiling: {_fmt(report.get('seat_state_accuracy_ceiling'), '.3f')}); "
         f"zone count MAE: {_fmt(report.get('zone_count_mae'), '.2f')}",
         f"seat utilisation: {_fmt((report.get('seat_utilisation') or 0) * 100, '.1f')}%; "
         f"ghost seat-minutes: {report.get('ghost_seat_minutes')}",

@@ -21,7 +21,7 @@ def test_demo_with_embedded_broker_reports(tmp_path: Path) -> None:
                            "--report", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "embedded MQTT broker (amqtt)" in proc.stdout
-    for phrase in ("lighting:", "actuation latency:", "seat-state accuracy", "MQTT:"):
+    for phrase in ("lighting:", "actuation latency:", "seat-state accuracy", "sensor's ceiling", "MQTT:"):
         assert phrase in proc.stdout
     doc = json.loads(report.read_text())
     assert doc["messages_produced"] > 0
