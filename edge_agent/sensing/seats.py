@@ -208,26 +208,22 @@ class SeatStateMachine:
                 break
         return self.status
 
-    def _cooling_tau(self) -> float | None:
-        """Time constant of the residue's cooling between the latest reading and one at least
-        ``cooling_span_s`` older (both warm); None while that is not known.
+    def _cools_slowly(self) -> bool:
+        """The residue cools with a time constant over ``belongings_tau_s`` between the latest
+        reading and the newest one at least ``cooling_span_s`` older (both warm).
 
         The chair seat loses its warmth with a time constant of about a minute, a coat or a
         laptop with ten or more: two frames a minute apart tell them apart long before the
         chair has cooled out of sight.
         """
-        if len(self._cooling) < 2:
-            return None
+        if not self._cooling:
+            return False
         t2, h2 = self._cooling[-1]
-        older = [(t1, h1) for t1, h1 in self._cooling[:-1] if t2 - t1 >= self.timing.cooling_span_s]
-        if not older or h2 <= 0.0:
-            return None
-        t1, h1 = older[-1]
-        if h1 <= 0.0:
-            return None
-        if h2 >= h1:
-            return math.inf
-        return (t2 - t1) / math.log(h1 / h2)
+        older = next((r for r in reversed(self._cooling[:-1]) if t2 - r[0] >= self.timing.cooling_span_s), None)
+        if older is None or h2 <= 0.0 or older[1] <= 0.0:
+            return False
+        t1, h1 = older
+        return h2 >= h1 * math.exp(-(t2 - t1) / self.timing.belongings_tau_s)
 
     def _lasting(self) -> bool:
         """Belongings: residue seen ``belongings_after_s`` or more after the first frame without
@@ -236,8 +232,7 @@ class SeatStateMachine:
             return False
         if self._residue_t >= self._absent_from + self.timing.belongings_after_s:
             return True
-        tau = self._cooling_tau()
-        return tau is not None and tau >= self.timing.belongings_tau_s
+        return self._cools_slowly()
 
     def _settled(self) -> bool:
         """It is known that no belongings are there: a frame late enough to show lasting residue

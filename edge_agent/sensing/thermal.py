@@ -176,6 +176,11 @@ def _components(mask: BoolArray) -> list[list[tuple[int, int]]]:
     return out
 
 
+def _index(pixels: Sequence[tuple[int, int]]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Row and column index arrays of a pixel list, for fancy indexing of an 8 x 8 grid."""
+    return np.array([r for r, _ in pixels], dtype=np.intp), np.array([c for _, c in pixels], dtype=np.intp)
+
+
 def _dilate(mask: BoolArray) -> BoolArray:
     """3 x 3 dilation without scipy: separable, one pixel up/down, then one pixel left/right."""
     if not mask.any():
@@ -293,24 +298,24 @@ class ThermalSeatDetector:
         for left_behind in self._residues:  # what a person left is followed down to hold_c, like the person
             for r, c in left_behind.pixels:
                 seeds[r, c] |= bool(grow[r, c])
-        labelled: list[tuple[list[tuple[int, int]], float, float, float, float, str]] = []
+        labelled: list[tuple[list[tuple[int, int]], float, float, float, float, float, str]] = []
         residue_seat: dict[int, str | None] = {}
         live_residues: list[_Residue] = []
         for comp in _components(grow):
             if not any(seeds[r, c] for r, c in comp):
                 continue
-            area = float(sum(self.pixels.area_m2[r, c] for r, c in comp))
+            idx = _index(comp)
+            area = float(self.pixels.area_m2[idx].sum())
             if area > p.max_area_m2:
                 comp = self._person_within(comp)
-                area = float(sum(self.pixels.area_m2[r, c] for r, c in comp))
-            rr = np.array([r for r, _ in comp])
-            cc = np.array([c for _, c in comp])
-            contrast = diff[rr, cc]
+                idx = _index(comp)
+                area = float(self.pixels.area_m2[idx].sum())
+            contrast = diff[idx]
             w = np.clip(contrast, 1e-6, None)
             peak = float(contrast.max())
-            cx = float((self.pixels.x[rr, cc] * w).sum() / w.sum())
-            cy = float((self.pixels.y[rr, cc] * w).sum() / w.sum())
-            continuing = bool(was_person[rr, cc].any())
+            cx = float((self.pixels.x[idx] * w).sum() / w.sum())
+            cy = float((self.pixels.y[idx] * w).sum() / w.sum())
+            continuing = bool(was_person[idx].any())
             heat = float(np.clip(contrast, 0.0, None).sum())
             residue = self._residue_for(comp, heat, continuing, peak, t)
             if residue is not None:
@@ -320,17 +325,16 @@ class ThermalSeatDetector:
                     residue_seat[len(labelled)] = residue.seat
             else:
                 reason = self._classify(comp, area, peak, continuing, t, dt)
-            labelled.append((comp, area, peak, cx, cy, reason))
+            labelled.append((comp, area, peak, cx, cy, heat, reason))
         self._residues = live_residues
         self._forget_points({c[0][0] for c in labelled if len(c[0]) == 1})
-        accepted = [i for i, c in enumerate(labelled) if c[5] == "person"]
+        accepted = [i for i, c in enumerate(labelled) if c[6] == "person"]
         seat_of = assign_to_seats([(labelled[i][3], labelled[i][4]) for i in accepted], self.seats, p.seat_radius_m)
         blobs: list[Blob] = []
         person_mask = np.zeros((GRID, GRID), dtype=bool)
         hold_mask = np.zeros((GRID, GRID), dtype=bool)
-        for i, (comp, area, peak, cx, cy, reason) in enumerate(labelled):
+        for i, (comp, area, peak, cx, cy, heat, reason) in enumerate(labelled):
             seat = seat_of.get(accepted.index(i)) if i in accepted else residue_seat.get(i)
-            heat = float(np.clip(diff[tuple(np.array(comp).T)], 0.0, None).sum())
             blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat, heat))
             followed = i in residue_seat  # a live residue (candidate or cooling): not background
             for r, c in comp:
