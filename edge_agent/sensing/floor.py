@@ -41,6 +41,7 @@ from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, Se
 
 MOTION_NEWS_AFTER_S = 30.0  # motion after this long a still zone is news (see FloorModel.on_motion)
 
+
 @dataclass(frozen=True, slots=True)
 class ThermalStatus:
     """What a technician sees for one thermopile."""

@@ -236,9 +236,7 @@ class ThermopileView:
             toward = np.array([mount.x - x, mount.y - y])
             norm = float(np.hypot(*toward))
             ux, uy = (0.0, 1.0) if norm < 1e-6 else (float(toward[0] / norm), float(toward[1] / norm))
-            lx, ly = x + 0.45 * ux, y + 0.45 * uy
-            if norm < 1e-6:
-                lx, ly = x, y
+            lx, ly = (x, y) if norm < 1e-6 else (x + 0.45 * ux, y + 0.45 * uy)
             lap = ((np.abs(fx - lx) <= LAPTOP_HALF_M) & (np.abs(fy - ly) <= LAPTOP_HALF_M)).mean(axis=(1, 3))
             laptop[idx] = lap
             along = (fx - x) * ux + (fy - y) * uy  # towards the desk

@@ -21,7 +21,7 @@ Things a patron wore or sat on hold body heat, and a thermopile sees that as muc
   about +6 C over the room but only a 0.09 m^2 part of it shows, and a thin warmed layer of
   upholstery or wood loses that in a minute (60 s time constant: within noise after 3 minutes).
   It is what makes "anything warm left behind" a poor sign of belongings: only warmth that lasts
-  beyond two minutes is.
+  about three minutes, or cools as slowly as fabric does, is.
 - Bags, books and coats nobody has worn for a while are at room temperature: those belongings are
   invisible, as in reality.
 """
