@@ -25,6 +25,16 @@ from pydantic import (
 )
 
 from drivers.errors import ConfigError
+from edge_agent.building.config import (
+    BacnetConf,
+    BacnetOutput,
+    BacnetPoint,
+    DaliMaster,
+    DaliTarget,
+    building_references,
+    check_bacnet_sensor,
+    check_building_actuator,
+)
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Point = tuple[float, float]
@@ -119,7 +129,7 @@ class Mount(Strict):
     fov_deg: float = Field(default=60.0, gt=10, lt=170)
 
 
-SensorKind = Literal["amg8833", "pir", "bh1750", "sht31", "sht4x", "scd41", "dwm1001"]
+SensorKind = Literal["amg8833", "pir", "bh1750", "sht31", "sht4x", "scd41", "dwm1001", "bacnet"]
 
 
 class Sensor(Strict):
@@ -137,6 +147,8 @@ class Sensor(Strict):
     seats: list[Id] = []
     mount: Mount | None = None
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    bacnet: BacnetPoint | None = None  # kind "bacnet": a BMS value (edge_agent.building.config)
+    quantity: str | None = None  # kind "bacnet": what the value is
 
     @field_validator("address", mode="before")
     @classmethod
@@ -161,6 +173,7 @@ class Sensor(Strict):
             raise ValueError("a dwm1001 needs ble_address or serial_port")
         if self.kind == "amg8833" and self.mount is None:
             raise ValueError("an amg8833 needs a mount table (x, y, height_m) to map pixels to seats")
+        check_bacnet_sensor(self.kind, self.bacnet, self.quantity)
         return self
 
 
@@ -187,7 +200,9 @@ class Actuator(Strict):
     pin: int | None = Field(default=None, ge=0, le=53)
     node: int | None = Field(default=None, ge=1, le=247)
     channel: int = Field(default=0, ge=0, le=15)  # output channel on the node
-    output: Literal["pwm", "dimmer", "desk", "relay", "0-10V"] = "pwm"
+    output: Literal["pwm", "dimmer", "desk", "relay", "0-10V", "dali", "bacnet"] = "pwm"
+    dali: DaliTarget | None = None  # output "dali": short address or group on a DALI master
+    bacnet: BacnetOutput | None = None  # output "bacnet": a commandable BMS object
     x: float | None = None
     y: float | None = None
     watts: float = Field(default=36.0, ge=0, le=2000)
@@ -196,6 +211,9 @@ class Actuator(Strict):
 
     @model_validator(mode="after")
     def _wiring(self) -> Actuator:
+        check_building_actuator(self.kind, self.output, self.dali, self.bacnet)
+        if self.output in ("dali", "bacnet"):
+            return self
         if self.pin is None and self.node is None:
             raise ValueError(f"a {self.kind} actuator needs pin (BCM number) or node (bridge address)")
         if self.kind == "desk" and self.node is None:
@@ -309,6 +327,8 @@ class SiteConfig(Strict):
     actuators: list[Actuator] = []
     windows: list[Window] = []
     hvac: list[Hvac] = []
+    dali: list[DaliMaster] = []  # DALI masters (edge_agent.building)
+    bacnet: BacnetConf | None = None  # the gateway on the BMS network (edge_agent.building)
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
@@ -393,7 +413,7 @@ def cross_references(doc: dict[str, Any]) -> list[str]:
     )
     if doc.get("bridge") is None and uses_nodes:
         problems.append('bridge: nodes are used but there is no [bridge] table; add port = "/dev/ttyUSB0"')
-    return problems
+    return problems + building_references(doc)
 
 
 def anchor_uwb_ids(cfg: SiteConfig) -> dict[int, str]:
