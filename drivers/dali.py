@@ -211,9 +211,20 @@ class DaliBus:
         await self.send(command(GearShort(short_address), group))
         return tuple(sorted(await self.send(QueryGroups(GearShort(short_address)))))
 
-    async def members(self, group: int) -> list[int]:
-        """Short addresses of the gear in ``group`` (a scan of the line)."""
-        return [g.short_address for g in (await self.scan()).gear if group in g.groups and not g.collision]
+    async def members(self, group: int, addresses: range = range(64)) -> list[int]:
+        """Short addresses of the gear in ``group`` (presence and groups of every short address)."""
+        from dali.address import GearShort
+        from dali.gear.general import QueryControlGearPresent
+        from dali.sequences import QueryGroups
+
+        found: list[int] = []
+        for a in addresses:
+            present = await self.send(QueryControlGearPresent(GearShort(a)))
+            if present.raw_value is None or present.raw_value.error:
+                continue
+            if group in await self.send(QueryGroups(GearShort(a))):
+                found.append(a)
+        return found
 
 
 class DaliLight:
@@ -233,14 +244,15 @@ class DaliLight:
         self.members: list[int] = [] if short_address is None else [short_address]
         self.sent_arc: int | None = None
         self.sent_value: float | None = None
+        self.fade_set = False
 
     def _address(self) -> Any:
         from dali.address import GearGroup, GearShort
 
         return GearShort(self.short_address) if self.group is None else GearGroup(self.group)
 
-    async def setup(self) -> None:
-        """Set the fade time in the gear, and learn a group's members (for read-back)."""
+    async def set_fade(self) -> None:
+        """Store the fade time in the gear (DTR0, then SET FADE TIME sent twice)."""
         from dali.gear.general import DTR0, SetFadeTime
 
         def fade_sequence() -> Any:
@@ -248,6 +260,11 @@ class DaliLight:
             yield SetFadeTime(self._address())
 
         await self.bus.send(fade_sequence())
+        self.fade_set = True
+
+    async def setup(self) -> None:
+        """Set the fade time, and learn a group's members (for read-back)."""
+        await self.set_fade()
         if self.group is not None:
             self.members = await self.bus.members(self.group)
 
@@ -256,6 +273,8 @@ class DaliLight:
         from dali.gear.general import DAPC
 
         arc = arc_level(value)
+        if not self.fade_set:
+            await self.set_fade()
         await self.bus.send(DAPC(self._address(), arc))
         self.sent_arc, self.sent_value = arc, value
 

@@ -175,6 +175,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
         pollers.start()
+        for name, job in hardware.jobs().items():
+            daemon.supervisor.start(name, job)
         daemon.supervisor.start("arbiter", lambda: arbiter.run(interval_s=tuning.arbiter_interval_s))
         daemon.supervisor.start("decide", controller.run)
         interval = tuning.forecast_interval_s or cfg.model.interval_s
@@ -182,7 +184,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                                                                   inline=tuning.inline_inference))
 
     async def stop_hardware() -> None:
-        for name in ("decide", "arbiter", "forecast", "health"):
+        for name in ("decide", "arbiter", "forecast", "health", *hardware.jobs()):
             await daemon.supervisor.stop_task(name)
         gw = daemon.extras.get("gateway")
         if isinstance(gw, Gateway):

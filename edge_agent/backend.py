@@ -194,7 +194,8 @@ class SimulatedBackend:
     name = "simulated"
 
     def __init__(self, *, i2c_buses: dict[str, Any], pin_factory: Any, ble_backend: Any,
-                 transport: Transport | None, serial_streams: dict[str, Any]) -> None:
+                 transport: Transport | None, serial_streams: dict[str, Any], building_parts: Any = None) -> None:
+        self.building_parts = building_parts  # simulator.building.SimBuilding: DALI lines, BMS devices
         self._i2c = i2c_buses
         self._factory = pin_factory
         self._ble = ble_backend

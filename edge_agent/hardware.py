@@ -53,6 +53,7 @@ class Hardware:
     state_dir: Path
     node_poll_interval_s: float = 1.0
     link: BridgeLink | None = None
+    building: Any = None  # edge_agent.building.devices.Building: DALI lines and the BACnet link
     sensors: dict[str, DeviceSlot] = field(default_factory=dict)
     outputs: dict[OutputKey, Output] = field(default_factory=dict)
     output_errors: dict[str, str] = field(default_factory=dict)
@@ -68,6 +69,11 @@ class Hardware:
             self.link.start()
             for node in sorted(self.node_addresses()):
                 self.link.watch(node, self.node_poll_interval_s)
+        if self.cfg.dali or self.cfg.bacnet is not None:
+            from edge_agent.building.devices import Building  # the optional parts, only when configured
+
+            self.building = Building(self.cfg, self.backend, self.clock)
+            await self.building.open()
         for sensor in self.cfg.sensors:
             slot = DeviceSlot(sensor)
             try:
@@ -101,7 +107,14 @@ class Hardware:
         if self.link is not None:
             await self.link.aclose()
             self.link = None
+        if self.building is not None:
+            await self.building.close()
+            self.building = None
         await self.backend.aclose()
+
+    def jobs(self) -> dict[str, Any]:
+        """Background work of the devices (DALI line status polls), for the daemon's supervisor."""
+        return self.building.jobs() if self.building is not None else {}
 
     # -- buses -------------------------------------------------------------------------------
     def node_addresses(self) -> set[int]:
@@ -154,6 +167,8 @@ class Hardware:
 
             return PirSensor(s.pin, self.backend.pin_factory(), self.clock, name=s.id,
                              smoothing=self.backend.name == "hardware")
+        if s.kind == "bacnet":
+            return self.building.sensor(s)
         if s.kind == "dwm1001":
             if s.ble_address is not None:
                 from drivers.dwm1001 import Dwm1001Ble
@@ -167,6 +182,10 @@ class Hardware:
     # -- actuators ---------------------------------------------------------------------------
     def _make_outputs(self, a: Actuator) -> None:
         link = self.link
+        if a.output in ("dali", "bacnet"):
+            kind = IntentKind.LIGHT_LEVEL if a.kind == "light" else IntentKind.VENTILATION
+            self.outputs[a.id, kind] = self.building.output(a)
+            return
         if a.kind == "light":
             if a.node is not None:
                 assert link is not None

@@ -201,6 +201,8 @@ class SensorPollers:
             m = await driver.read_measurement()
             self._feed(sid, m.t, {"co2": (m.co2_ppm, "ppm"), "temperature": (m.temperature_c, "C"),
                                   "humidity": (m.humidity_pct, "%")})
+        elif hasattr(driver, "read_values"):  # a point of another system (a BMS value over BACnet)
+            self._feed(sid, self.clock.monotonic(), await driver.read_values())
         elif sensor.kind == "dwm1001":
             if sid not in self._started:
                 await driver.stream.open()

@@ -123,6 +123,8 @@ class Simulation:
         nodes = self.nodes = build_nodes(self.cfg, hw)
         line = SimLine(nodes.values(), seed=self.scenario.scenario.seed)
         world = self.world = World(self.cfg, self.scenario, self.options.binding(self.cfg, hw, nodes), clock)
+        if hw.building is not None:
+            await hw.building.open()  # the BMS devices listen before the daemon's first request
         network: NetworkPath | None = None
         broker = self.options.broker or (self.cfg.broker.host, self.cfg.broker.port)
         network = NetworkPath(broker)
@@ -140,6 +142,8 @@ class Simulation:
         world.set_daemon_probe(self._probe)
         helpers = [asyncio.create_task(self._play_events(world, network, clock)),
                    asyncio.create_task(self._progress(clock, world, end))]
+        if hw.building is not None:
+            helpers.append(asyncio.create_task(hw.building.follow(world)))
         try:
             await world.run(end)
             await self._drain()
@@ -184,6 +188,7 @@ class Simulation:
                     i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
                     transport=mline.master,
                     serial_streams={s: LoopbackSerial(hw.uart_tags[s]) for s in self._uart_sensors()},
+                    building_parts=hw.building,
                 )
                 options = DaemonOptions(config_path=self.config_path, state_dir=state_dir, broker=network.address,
                                         stop_budget_s=3600.0)

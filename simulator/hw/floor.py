@@ -56,6 +56,7 @@ class SimHardware:
     pin_factory: Any = None
     ble_air: SimBleAir = field(default_factory=SimBleAir)
     uart_tags: dict[str, SimDwm1001Tag] = field(default_factory=dict)
+    building: Any = None  # simulator.building.SimBuilding: DALI lines and BMS devices, when configured
     _uarts: dict[str, SimDwm1001Uart] = field(default_factory=dict)
 
     @property
@@ -76,6 +77,8 @@ class SimHardware:
         return self._uarts[sensor_id]
 
     def close(self) -> None:
+        if self.building is not None:
+            self.building.close()
         for uart in self._uarts.values():
             uart.close()
         self._uarts.clear()
@@ -155,4 +158,8 @@ def build_simulated_hardware(cfg: SiteConfig, monotonic: Callable[[], float]) ->
                 tag = SimDwm1001Tag(f"uart:{sensor.id}")
                 hw.uart_tags[sensor.id] = tag
                 hw.devices[sensor.id] = tag
+    if cfg.dali or cfg.bacnet is not None:
+        from simulator.building import SimBuilding  # python-dali and bacpypes3: only for floors that have them
+
+        hw.building = SimBuilding(cfg, monotonic)
     return hw

@@ -172,6 +172,8 @@ class HardwareBinding:
 
     def light_level(self, actuator_id: str) -> float:
         act = self._actuators[actuator_id]
+        if act.dali is not None:  # a DALI luminaire: its gear's actual level (simulator.building)
+            return float(self._hw.building.light_level(act, self._hw.building.clock()))
         if act.node is None and act.pin is not None:
             return float(self._hw.pin_factory.pin(act.pin).state)
         found = self._node_channel(actuator_id)
@@ -202,6 +204,8 @@ class HardwareBinding:
 
     def ventilation(self, actuator_id: str) -> float:
         act = self._actuators[actuator_id]
+        if act.bacnet is not None:  # commanded in the BMS: its object's present value (simulator.building)
+            return float(self._hw.building.ventilation(act))
         if act.pin is None:
             return 0.0
         return float(self._hw.pin_factory.pin(act.pin).state)
