@@ -102,7 +102,8 @@ class BacnetLink:
         try:
             self.app = Application.from_object_list([device, port])
         except (OSError, ValueError) as exc:
-            raise BusError(f"{self.name}: cannot open BACnet/IP on {self.local_address} ({exc})", bus=self.name) from exc
+            raise BusError(f"{self.name}: cannot open BACnet/IP on {self.local_address} ({exc})",
+                           bus=self.name) from exc
         # bacpypes3 binds in a task and retries forever on a busy port: give it a moment, then say so
         for link in self.app.link_layers.values():
             server = getattr(link, "server", None)

@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any, cast
 
 from drivers.errors import EdgeError
+from edge_agent.building.operations import BuildingArgs, BuildingOperations
 from edge_agent.calibration import CalibrationStore, check_frc, check_reference
 from edge_agent.control import protocol as p
 from edge_agent.control.protocol import ControlRefused, UnknownIdError
@@ -239,7 +240,8 @@ class GatewayOperations:
                 "value": None if ch is None or ch.target is None else ch.target.value,
                 "read_back": None if ch is None else ch.applied,
                 "source": "idle" if ch is None or ch.target is None else (ch.target.rule_id or "override"),
-                "healthy": ch is not None and ch.failures == 0 and a.id not in gw.hardware.output_errors,
+                "healthy": ch is not None and ch.failures == 0 and a.id not in gw.hardware.output_errors
+                and getattr(getattr(ch.output, "health", None), "healthy", True),  # a DALI line's status poll
             })
         return rows
 
@@ -268,6 +270,12 @@ class GatewayOperations:
                             "detail": slot.error or getattr(health, "reason", "") or ""})
         return {"pid": os.getpid(), "state_dir": str(self.daemon.state_dir), "broker": broker, "outbox": outbox,
                 "devices": devices}
+
+    async def building(self, args: BuildingArgs) -> dict[str, Any]:
+        building = self.gw.hardware.building
+        if building is None:
+            raise ControlRefused("this floor has no DALI master and no [bacnet] table; see docs/building-systems.md")
+        return await BuildingOperations(building).run(args)
 
     # -- CommandTarget (MQTT) ------------------------------------------------------------------
     def _targets(self, kind: str, target: str) -> None:

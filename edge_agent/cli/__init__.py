@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "uwb": "edge_agent.cli.uwb_cmd:uwb",
     "rules": "edge_agent.cli.rules_cmd:rules",
     "model": "edge_agent.cli.model_cmd:model",
+    "dali": "edge_agent.cli.dali_cmd:dali",
+    "bacnet": "edge_agent.cli.bacnet_cmd:bacnet",
 }
 
 
@@ -47,6 +49,8 @@ SUMMARIES: dict[str, str] = {
     "uwb": "Solve UWB positions and range biases from recorded logs.",
     "rules": "Check a rule file; replay it over a recorded trace.",
     "model": "Train, evaluate and inspect the seat-demand model.",
+    "dali": "Commission a DALI line: scan, assign short addresses, groups.",
+    "bacnet": "Find BMS devices (Who-Is) and read their objects.",
 }
 
 

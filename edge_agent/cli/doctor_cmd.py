@@ -93,6 +93,7 @@ def run_checks(config_path: str, socket_path: str | None) -> list[Finding]:
         lambda: check_devices(site, diag),
         lambda: check_ble(site),
         lambda: check_serial(site),
+        lambda: _building_checks(site, socket_path, diag is not None),
         lambda: check_broker(site),
         lambda: check_certificates(site),
         check_clock,
@@ -105,6 +106,12 @@ def run_checks(config_path: str, socket_path: str | None) -> list[Finding]:
         except Exception as exc:  # a doctor must finish its round
             findings.append(fail(getattr(check, "__name__", "check"), f"check crashed: {type(exc).__name__}: {exc}"))
     return findings
+
+
+def _building_checks(site: Any, socket_path: str | None, daemon_answers: bool) -> list[Finding]:
+    from edge_agent.cli.building_doctor import check_building  # DALI and BACnet, only when configured
+
+    return check_building(site, socket_path, daemon_answers)
 
 
 def _daemon_diagnostics(socket_path: str | None, state_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:

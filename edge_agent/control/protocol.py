@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal, NotRequired, Protocol, TypedDict, ru
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from drivers.errors import EdgeError
+from edge_agent.building.operations import BuildingArgs
 
 #: Longest request line the server accepts (bytes, newline included). Requests are tiny.
 MAX_LINE = 16 * 1024
@@ -174,6 +175,13 @@ class DiagnosticsRequest(_Envelope):
     args: NoArgs = NoArgs()
 
 
+class BuildingRequest(_Envelope):
+    """DALI and BACnet commissioning and look-ups (edge_agent.building.operations)."""
+
+    op: Literal["building"]
+    args: BuildingArgs
+
+
 Request = Annotated[
     PingRequest
     | StatusRequest
@@ -186,7 +194,8 @@ Request = Annotated[
     | SetAnchorRequest
     | ActuatorsRequest
     | ActuatorTestRequest
-    | DiagnosticsRequest,
+    | DiagnosticsRequest
+    | BuildingRequest,
     Field(discriminator="op"),
 ]
 
@@ -194,7 +203,7 @@ REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 
 OPS: tuple[str, ...] = (
     "ping", "status", "sensors", "read_sensor", "calibrate", "calibrate_undo", "calibration_history",
-    "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics",
+    "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics", "building",
 )  # fmt: skip
 
 
@@ -375,3 +384,7 @@ class ControlTarget(Protocol):
         ...
 
     async def diagnostics(self) -> Diagnostics: ...
+
+    async def building(self, args: BuildingArgs) -> dict[str, Any]:
+        """A DALI or BACnet operation (scan, assign, group, discover, read, health)."""
+        ...

@@ -236,6 +236,8 @@ class ControlServer:
                 return await t.actuator_test(a.actuator, a.level, a.duration_s, user)
             case p.DiagnosticsRequest():
                 return await t.diagnostics()
+            case p.BuildingRequest(args=a):
+                return await t.building(a)
         raise AssertionError(f"unhandled op {req.op}")  # pragma: no cover - the union is exhaustive
 
 
