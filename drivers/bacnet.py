@@ -25,7 +25,9 @@ temperature) for the sensor pollers.
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +97,7 @@ class BacnetLink:
         from bacpypes3.local.device import DeviceObject
         from bacpypes3.local.networkport import NetworkPortObject
 
+        self._probe_port()
         device = DeviceObject(objectIdentifier=("device", self.device_instance), objectName=self.device_name,
                               vendorIdentifier=self.vendor_identifier,
                               apduTimeout=round(self.apdu_timeout_s * 1000), numberOfApduRetries=self.retries)
@@ -113,6 +116,22 @@ class BacnetLink:
                 self.close()
                 raise BusError(f"{self.name}: UDP {self.local_address} is in use or not on this host; "
                                "check [bacnet] interface and port", bus=self.name)
+
+    def _probe_port(self) -> None:
+        """Refuse a port another process holds: bacpypes3 binds with SO_REUSEPORT, and two sockets on one
+        port would each get a share of the BMS's answers."""
+        host_cidr, _, port_text = self.local_address.rpartition(":")
+        host = host_cidr.split("/")[0]
+        if not port_text.isdigit() or int(port_text) == 0:
+            return
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((host, int(port_text)))
+            except OSError as exc:
+                why = ("is in use by another process (a running daemon?)" if exc.errno == errno.EADDRINUSE
+                       else f"cannot be bound ({exc.strerror}); is {host} an address of this host?")
+                raise BusError(f"{self.name}: UDP {host}:{port_text} {why}; check [bacnet] interface and port",
+                               bus=self.name) from None
 
     def close(self) -> None:
         if self.app is not None:

@@ -49,7 +49,7 @@ class BmsPoint:
 def _recording(cls: type[Any], writes: list[tuple[str, int | None, Any]], oid: str) -> type[Any]:
     """``cls`` with every WriteProperty it serves appended to ``writes`` (the BMS's own log)."""
 
-    class Recorded(cls):  # type: ignore[misc, valid-type]
+    class Recorded(cls):  # type: ignore[misc]
         async def write_property(self, attr: Any, value: Any, index: Any = None, priority: Any = None) -> None:
             plain = None if type(value).__name__ == "Null" else value
             writes.append((oid, priority, plain))

@@ -99,7 +99,7 @@ class SimBuilding:
         bms = self.bms[actuator.bacnet.device]
         if bms.app is None:
             return 0.0
-        value = bms.present_value(_oid(actuator.bacnet.object))
+        value = float(bms.present_value(_oid(actuator.bacnet.object)))
         if actuator.bacnet.object.startswith("binary-"):
             return value
         return max(0.0, min(1.0, value / 100.0))

@@ -87,7 +87,7 @@ class BuildingOperations:
         return masters[0]
 
     async def _dali_scan(self, args: BuildingArgs) -> dict[str, Any]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for master in self._masters(args.master):
             if master in self.building.errors or master not in self.building.lines:
                 rows.append({"master": master, "error": self.building.errors.get(master, "not open"), "gear": []})
@@ -223,6 +223,7 @@ class BuildingOperations:
 
     async def _health(self, args: BuildingArgs) -> dict[str, Any]:
         b = self.building
+        link = b.link
         dali = [{"master": m, "open": m in b.lines and m not in b.errors, "error": b.errors.get(m, ""),
                  "silent": await self._silent(m) if m in b.lines and m not in b.errors else [],
                  "lights": [{"id": light.name, "healthy": light.health.healthy, "reason": light.health.reason,
@@ -231,10 +232,12 @@ class BuildingOperations:
                 for m in b.masters]
         bacnet: dict[str, Any] | None = None
         if b.cfg.bacnet is not None:
-            devices = []
-            for dev in self._configured_devices() if b.link is not None else []:
+            devices: list[dict[str, Any]] = []
+            for dev in self._configured_devices():
+                if link is None:
+                    break
                 try:
-                    answers = await b.link.who_is(address=b.device_address(dev), timeout_s=args.timeout_s)
+                    answers = await link.who_is(address=b.device_address(dev), timeout_s=args.timeout_s)
                     devices.append({"device": dev, "answered": bool(answers), "instance":
                                     answers[0].instance if answers else None})
                 except EdgeError as exc:
