@@ -55,6 +55,10 @@ def _plain(value: Any) -> Any:
     """A bacpypes3 value as plain Python (numbers, strings, lists)."""
     if value is None:
         return None
+    from bacpypes3.primitivedata import Enumerated
+
+    if isinstance(value, Enumerated):
+        return str(value)  # units, a binary present value: the name, like "percent" or "active"
     if isinstance(value, bool | int | float | str):
         return value
     choice = getattr(value, "_choice", None)

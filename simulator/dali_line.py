@@ -284,6 +284,11 @@ class SimDaliLine:
                 for a in addresses]
         return cls(gear, clock, seed=seed + 1)
 
+    def factory_reset(self) -> None:
+        """Test control: every gear forgets its short address and groups, as if just unboxed."""
+        for g in self.gear:
+            g.short_address, g.groups, g.random_address = None, 0, self.rng.randrange(0, 0x1000000)
+
     def at(self, short_address: int) -> list[SimControlGear]:
         return [g for g in self.gear if g.short_address == short_address]
 

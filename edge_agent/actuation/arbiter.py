@@ -13,7 +13,10 @@ and then gets the winning value into effect carefully:
 - **retried with backoff** when an output raises (EdgeError, OSError, timeout): the channel is
   marked failing and reported, and the daemon keeps running;
 - **deadline**: a target not confirmed within ``deadline_s`` (120 s, the floor's bar) raises a
-  ``deadline_missed`` event once.
+  ``deadline_missed`` event once;
+- **released**: when nothing wants a channel any more (an override cleared or expired with no rule
+  intent behind it), an output that can hand control back (``release()``: a BMS object's priority
+  relinquished) is told so at the next tick.
 
 Every confirmed change produces an ``actuation`` event (old -> new, rule, priority, latency from
 the target's first appearance to confirmation) through ``on_event``, for the MQTT layer.
@@ -132,6 +135,7 @@ class Arbiter:
         self._retarget_next: dict[ChannelKey, Channel] = {}  # rule intent replaced since the last pass
         self._pending: set[ChannelKey] = set()  # may need a step: target changed, or not yet in effect
         self._overrides_seen = False  # an override was in force at the last pass: look at every channel
+        self._released: list[Channel] = []  # nobody wants these any more: release() at the next tick
         self._on_event = on_event
         self._wake = asyncio.Event()
         self._gate = asyncio.Semaphore(concurrency)
@@ -190,6 +194,10 @@ class Arbiter:
         if ov is not None and (winner is None or winner.priority <= Priority.OVERRIDE):
             winner = ov.intent(ch.key[0])
         if winner is None:
+            if ch.target is not None:  # an override ended and no rule wants the channel
+                ch.target, ch.sent, ch.applied = None, None, None
+                self._pending.discard(ch.key)
+                self._released.append(ch)
             return
         if ch.target is None or not ch.same(ch.target.value, winner.value):
             ch.target_since = now
@@ -204,6 +212,14 @@ class Arbiter:
             for actuator in self.overrides.actuators(ov.target):
                 self._emit(ArbiterEvent("override_expired", actuator, ov.kind, now, new=ov.value, detail=ov.target))
         self._retarget_all(now)
+        released, self._released = self._released, []
+        for ch in released:
+            release = getattr(ch.output, "release", None)
+            if callable(release):
+                try:
+                    await asyncio.wait_for(release(), timeout=ch.limits.command_timeout_s)
+                except Exception as exc:  # an output must never take the daemon down
+                    self._failed(ch, now, f"release: {type(exc).__name__}: {exc}")
         self._pending = {k for k in self._pending if self._needs_step(self.channels[k])}
         due = [self.channels[k] for k in sorted(self._pending, key=self._order.__getitem__)]
         if due:

@@ -65,7 +65,9 @@ def read(object_id: str, device: str | None, prop: str, simulate: bool, socket_p
         return
     name = f" ({result['object_name']})" if result.get("object_name") else ""
     units = f" {result['units']}" if result.get("units") else ""
-    click.echo(f"{result['object']}{name} at {result['device']}: {result['property']} = {result['value']}{units}")
+    value = result["value"]
+    shown = f"{value:.6g}" if isinstance(value, float) else value  # REALs are 32-bit: 21.376039505 is 21.376
+    click.echo(f"{result['object']}{name} at {result['device']}: {result['property']} = {shown}{units}")
     if "priority_array" in result:
         slots = result["priority_array"]
         rows = [(p, v) for p, v in sorted(slots.items(), key=lambda kv: int(kv[0]))]

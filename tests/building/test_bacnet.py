@@ -120,3 +120,22 @@ async def test_a_busy_port_is_a_clear_error(bms: SimBms) -> None:
     with pytest.raises(BusError, match="in use"):
         await taken.open()
     assert taken.app is None
+
+
+async def test_a_cleared_override_with_no_rule_behind_it_relinquishes(bms: SimBms, link: BacnetLink) -> None:
+    from edge_agent.actuation.arbiter import Arbiter, Limits
+    from rules.state import IntentKind
+    from tests.actuation.fakes import ManualClock
+
+    clock = ManualClock()
+    vent = BacnetVentilation(link, bms.address, VENT, priority=12, name="ahu1-vent")
+    arbiter = Arbiter({("ahu1-vent", IntentKind.VENTILATION): vent}, clock,
+                      default_limits=Limits(min_interval_s=0.0))
+    arbiter.set_override("ahu1-vent", 0.9, 600, kind=IntentKind.VENTILATION, source="cli")
+    await arbiter.tick()
+    assert bms.slots(VENT) == {12: 90.0}
+    assert arbiter.clear_override("ahu1-vent") == 1
+    await arbiter.tick()
+    assert bms.writes[-1] == (VENT, 12, None)
+    assert bms.present_value(VENT) == RELINQUISH_DEFAULT_PCT
+    assert arbiter.status()[0]["target"] is None

@@ -103,11 +103,11 @@ class CliResult:
 class LiveFloor:
     """A running simulation (see module docstring); use as a context manager."""
 
-    def __init__(self, state_dir: Path, *, speed: float) -> None:
+    def __init__(self, state_dir: Path, *, speed: float, floor: Path = ROOT / "examples" / "floor-3.toml") -> None:
         self.state_dir = state_dir
         self.speed = speed
         scenario = state_dir / "scenario.toml"
-        scenario.write_text(SCENARIO.format(floor=ROOT / "examples" / "floor-3.toml"))
+        scenario.write_text(SCENARIO.format(floor=floor))
         self.bindings: list[HeldBinding] = []
         # No broker: the uplink keeps retrying and the outbox fills, which these tests do not look at;
         # pointing it at a closed port keeps whatever listens on the config's 1883 out of it.
