@@ -39,7 +39,8 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     text = text.replace('start = "07:30"', 'start = "07:45"').replace('end = "22:30"', 'end = "08:40"')
     scenario = tmp / "window.toml"
     scenario.write_text(text)
-    sim = Simulation(SimulationOptions(scenario=scenario, state_dir=tmp / "state", broker=("127.0.0.1", _closed_port())))
+    options = SimulationOptions(scenario=scenario, state_dir=tmp / "state", broker=("127.0.0.1", _closed_port()))
+    sim = Simulation(options)
     seen: dict[str, Any] = {}
 
     async def mains_cut() -> None:

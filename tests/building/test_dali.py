@@ -44,7 +44,7 @@ def test_the_logarithmic_curve_spans_a_thousand_to_one() -> None:
     assert arc_level(0.1) == 170  # 10 % light is level 170, not 25 (the curve is not linear)
     for n in range(1, 255):
         assert arc_level(light_fraction(n)) == n
-    with pytest.raises(ValueError, match="outside 0..1"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         arc_level(1.2)
 
 
