@@ -152,7 +152,8 @@ class BacnetLink:
         if self.app is None:
             raise BusError(f"{self.name}: the BACnet link is not open", bus=self.name)
         try:
-            result = await asyncio.wait_for(make(Address(address)), self._deadline())
+            async with asyncio.timeout(self._deadline()):
+                result = await make(Address(address))
         except TimeoutError:
             raise BusTimeoutError(f"{what}: no answer from {address}", bus=self.name) from None
         except ErrorRejectAbortNack as exc:

@@ -130,7 +130,8 @@ class DaliBus:
         from dali.exceptions import CommunicationError, DALISequenceError
 
         try:
-            return await asyncio.wait_for(self.driver.send(message), timeout_s or self.timeout_s)
+            async with asyncio.timeout(timeout_s or self.timeout_s):  # no task per command, unlike wait_for
+                return await self.driver.send(message)
         except TimeoutError:
             raise BusTimeoutError(f"{self.name}: no answer from the DALI master", bus=self.name) from None
         except CommunicationError as exc:
