@@ -29,6 +29,7 @@ from edge_agent.cli.technician import control_options, emit_json, load_site, tab
 from edge_agent.control.client import ControlClient, DaemonNotRunning, resolve_socket
 
 Printer = Callable[[str], None]
+_NOTED: list[bool] = []  # the "no daemon" note, said once per command
 
 
 def building_request(socket_path: str | None, config_path: str | None, simulate: bool, args: BuildingArgs,
@@ -44,7 +45,9 @@ def building_request(socket_path: str | None, config_path: str | None, simulate:
             if site is None:
                 raise click.ClickException(f"no daemon is running and {config_path} is not a valid configuration; "
                                            "pass --config gateway.toml") from None
-            click.echo(f"note: no daemon is running; using the interfaces directly, from {config_path}", err=True)
+            if not _NOTED:
+                click.echo(f"note: no daemon is running; using the interfaces directly, from {config_path}", err=True)
+                _NOTED.append(True)
         except EdgeError as exc:
             raise click.ClickException(str(exc)) from None
     if site is None:
@@ -132,7 +135,13 @@ def dali() -> None:
 @control_options
 def scan(master: str | None, simulate: bool, socket_path: str | None, config_path: str | None, as_json: bool) -> None:
     """List the control gear on the line: short address, type, groups, level, status."""
-    result = building_request(socket_path, config_path, simulate, BuildingArgs(action="dali_scan", master=master))
+    site = load_site(config_path) if master is None else None
+    # one request per line: a full line takes ~20 s of bus time to scan, a control request may take 30 s
+    masters: list[str | None] = [m.id for m in site.dali] if site is not None and site.dali else [master]
+    result: dict[str, Any] = {"masters": []}
+    for one in masters:
+        part = building_request(socket_path, config_path, simulate, BuildingArgs(action="dali_scan", master=one))
+        result["masters"] += part["masters"]
     if as_json:
         emit_json(result)
         return

@@ -183,6 +183,10 @@ class FakeTarget:
                 "devices": [{"sensor": "lux-z1-quiet", "bus": "i2c1", "address": 0x23, "answered": True,
                              "detail": ""}]}  # fmt: skip
 
+    async def building(self, args: Any) -> Any:
+        self.calls.append(("building", (args.action,)))
+        raise ControlRefused("this floor has no DALI master and no [bacnet] table; see docs/building-systems.md")
+
 
 class ServedTarget:
     """Runs ControlServer(path, target) on a private event loop in a thread."""
