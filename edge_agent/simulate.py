@@ -223,6 +223,10 @@ class Simulation:
         uplink = daemon.extras.get("uplink")
         if uplink is not None:
             uplink.abandon()
+        gw = daemon.extras.get("gateway")
+        building = getattr(getattr(gw, "hardware", None), "building", None)
+        if building is not None:
+            building.abandon()  # a dead gateway relinquishes nothing: the BMS keeps its last request
         await daemon.stop()
         self.daemon = None
 

@@ -180,6 +180,11 @@ class Building:
             await self.clock.sleep(master.watch_interval_s)
 
     # -- closing -----------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """The gateway loses power: nothing is relinquished, its requests stay in the BMS."""
+        for vent in self.vents.values():
+            vent.written = False
+
     async def close(self) -> None:
         """Relinquish every BMS priority this gateway holds, then close the link and the masters."""
         for actuator_id, vent in self.vents.items():

@@ -139,3 +139,31 @@ async def test_a_cleared_override_with_no_rule_behind_it_relinquishes(bms: SimBm
     assert bms.writes[-1] == (VENT, 12, None)
     assert bms.present_value(VENT) == RELINQUISH_DEFAULT_PCT
     assert arbiter.status()[0]["target"] is None
+
+
+async def test_a_clean_stop_relinquishes_and_a_power_cut_does_not() -> None:
+    from pathlib import Path
+
+    from edge_agent.building.devices import Building
+    from edge_agent.clock import SystemClock
+    from edge_agent.config import load_config
+    from simulator.building import SimBuilding
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "floor-3-building.toml")
+    vent_cfg = next(a for a in cfg.actuators if a.id == "ahu1-vent")
+    for abandon, expected in ((False, {}), (True, {12: 45.0})):
+        parts = SimBuilding(cfg, lambda: 0.0)
+        await parts.open()
+
+        class Backend:
+            building_parts = parts
+
+        building = Building(cfg, Backend(), SystemClock())
+        await building.open()
+        await building.output(vent_cfg).set(0.45)
+        if abandon:
+            building.abandon()
+        await building.close()
+        (bms,) = parts.bms.values()
+        assert bms.slots("analog-value,101") == expected
+        parts.close()
