@@ -8,6 +8,7 @@ the object at the BMS's relinquish default.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -141,15 +142,16 @@ async def test_a_cleared_override_with_no_rule_behind_it_relinquishes(bms: SimBm
     assert arbiter.status()[0]["target"] is None
 
 
-async def test_a_clean_stop_relinquishes_and_a_power_cut_does_not() -> None:
-    from pathlib import Path
+BUILDING_FLOOR = Path(__file__).resolve().parents[2] / "examples" / "floor-3-building.toml"
 
+
+async def test_a_clean_stop_relinquishes_and_a_power_cut_does_not() -> None:
     from edge_agent.building.devices import Building
     from edge_agent.clock import SystemClock
     from edge_agent.config import load_config
     from simulator.building import SimBuilding
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "floor-3-building.toml")
+    cfg = load_config(BUILDING_FLOOR)
     vent_cfg = next(a for a in cfg.actuators if a.id == "ahu1-vent")
     for abandon, expected in ((False, {}), (True, {12: 45.0})):
         parts = SimBuilding(cfg, lambda: 0.0)
