@@ -8,13 +8,17 @@ node (or the simulator) can answer a malformed request with a NACK instead of mi
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum, IntFlag
 from typing import ClassVar, Self
 
 from drivers.errors import BridgeError, FrameError
 
 from .codec import MAX_PAYLOAD
+
+PROTOCOL_REVISION = 2  # of PROTOCOL.md; the frame format (version byte 1) is unchanged since revision 1
+ALL_CHANNELS = 0xFF  # SET_OUTPUT channel meaning "every channel of the node" (revision 2)
+BLOCK_DIRECTORY = 0xFF  # READ_SENSOR block listing the node's blocks (revision 2)
 
 
 class MsgType(IntEnum):
@@ -105,8 +109,26 @@ class OtaResult(IntEnum):
     NONE = 0
     CONFIRMED = 1
     HASH_MISMATCH = 2
-    ROLLED_BACK_NO_HELLO = 3
+    ROLLED_BACK = 3  # the trial did not take: no HELLO in time, or the boot loader refused its header
     ABORTED = 4
+
+
+# Requests a node must not execute twice: a tunnelled transaction may move a register pointer, start
+# a conversion or clear a flag. The gateway sends nothing else to the node until one is answered, so
+# the node's one-entry duplicate cache still holds it when a retry comes (PROTOCOL.md, 4.4).
+NOT_IDEMPOTENT: frozenset[int] = frozenset({MsgType.I2C})
+
+
+def output_group(function: int) -> int:
+    """The output a function drives: DESK_STOP and DESK_PRESET move the same desk as DESK_MOVE."""
+    if function in (OutputFunction.DESK_STOP, OutputFunction.DESK_PRESET):
+        return OutputFunction.DESK_MOVE
+    return function
+
+
+class CommandSuperseded(BridgeError):
+    """A newer command to the same output was issued before this one was confirmed, so it was
+    dropped instead of retried: a retry must never run after the newer command (PROTOCOL.md, 4.4)."""
 
 
 class NodeNackError(BridgeError):
@@ -155,9 +177,14 @@ class Nack(_Fixed):
 
 @dataclass(frozen=True, slots=True)
 class HelloInfo(_Fixed):
-    """Who the node is. Answering HELLO also clears the node's duplicate cache and confirms a trial slot."""
+    """Who the node is. Answering HELLO also clears the node's duplicate cache and confirms a trial slot.
+
+    The 12-byte reply of revision 1, and the revision-2 tail (``revision``, ``hw_revision``) that
+    a node adds when the HELLO request names revision 2 or later (:func:`parse_hello`).
+    """
 
     FORMAT = struct.Struct("<BBBBHHBBBB")
+    TAIL: ClassVar[struct.Struct] = struct.Struct("<BBH")  # revision, hw_revision, reserved
     kind: int
     fw_major: int
     fw_minor: int
@@ -168,6 +195,13 @@ class HelloInfo(_Fixed):
     ota_state: int
     ota_result: int
     channels: int
+    revision: int = 1
+    hw_revision: int = 0  # 0: not reported (a revision-1 node)
+
+    def pack(self) -> bytes:
+        base = self.FORMAT.pack(self.kind, self.fw_major, self.fw_minor, self.fw_patch, self.capabilities,
+                                self.boot_id, self.active_slot, self.ota_state, self.ota_result, self.channels)
+        return base if self.revision < 2 else base + self.TAIL.pack(self.revision, self.hw_revision, 0)
 
     def check(self) -> None:
         _enum(HardwareKind, self.kind, "kind")
@@ -179,6 +213,22 @@ class HelloInfo(_Fixed):
     @property
     def firmware(self) -> str:
         return f"{self.fw_major}.{self.fw_minor}.{self.fw_patch}"
+
+
+def parse_hello(payload: bytes) -> HelloInfo:
+    """A HELLO reply of any revision: 12 bytes (revision 1) or 16 and more (revision 2 and later;
+    bytes past the 16th belong to later revisions and are ignored)."""
+    size, tail = HelloInfo.FORMAT.size, HelloInfo.TAIL.size
+    if len(payload) == size:
+        return HelloInfo.parse(payload)
+    if len(payload) < size + tail:
+        raise FrameError(f"HelloInfo: {len(payload)} bytes, expected {size} or at least {size + tail}")
+    revision, hw_revision, _ = HelloInfo.TAIL.unpack_from(payload, size)
+    if revision < 2:
+        raise FrameError(f"HelloInfo: revision {revision} in a {len(payload)}-byte reply")
+    info = replace(HelloInfo(*HelloInfo.FORMAT.unpack_from(payload)), revision=revision, hw_revision=hw_revision)
+    info.check()
+    return info
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +435,7 @@ class SensorBlock:
 
 # The longest reply each request can draw, used for the reply timeout (PROTOCOL.md, "Timing").
 MAX_REPLY: dict[int, int] = {
-    MsgType.HELLO: HelloInfo.FORMAT.size,
+    MsgType.HELLO: HelloInfo.FORMAT.size + HelloInfo.TAIL.size,
     MsgType.STATUS: NodeStatus.FORMAT.size,
     MsgType.READ_SENSOR: MAX_PAYLOAD,
     MsgType.I2C: MAX_PAYLOAD,

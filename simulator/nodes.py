@@ -2,25 +2,28 @@
 
 A :class:`SimNode` takes the bytes of one frame as they came off the line and returns the bytes
 of its reply (or None), exactly as the C firmware would: it checks the CRC and the address,
-keeps the duplicate cache keyed by (sequence, request CRC), runs tunnelled I2C against its own
-bus object, holds output state with ramps, queues events until acknowledged, and runs the A/B
-OTA state machine with trial boot and rollback. Timing (turnaround, processing, byte times) is
-the :class:`simulator.nodes_line.SimLine`'s job; the node only says how long it would think.
+keeps the duplicate cache keyed by (sequence, request CRC), checks a request in the protocol's
+order before acting on it, runs tunnelled I2C against its own bus object, holds output state with
+ramps, queues events until acknowledged, and runs the A/B OTA state machine with trial boot and
+rollback (:mod:`simulator.nodes_ota`). Timing (turnaround, processing, byte times) is the
+:class:`simulator.nodes_line.SimLine`'s job; the node only says how long it would think.
 
-World-facing controls (``press_button``, ``motion``, ``reboot``) and read-outs
-(``dimmer_level``, ``desk``, ``applied``) are for the simulated floor and tests, never for the
-gateway, which only sees the line.
+``revision`` is the PROTOCOL.md revision the node's firmware follows (2 by default; 1 for a node
+of the first revision: no extended HELLO, no channel 255, no block directory).
+
+World-facing controls (``press_button``, ``motion``, ``reboot``, ``local_change``, ``busy_until``)
+and read-outs (``dimmer_level``, ``desk``, ``applied``) are for the simulated floor and tests,
+never for the gateway, which only sees the line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from smbus2 import i2c_msg
@@ -40,31 +43,31 @@ from firmware_bridge.codec import (
     encode_frame,
 )
 from firmware_bridge.messages import (
+    ALL_CHANNELS,
+    BLOCK_DIRECTORY,
     Capability,
+    EventKind,
     EventsRequest,
     GetOutput,
     HardwareKind,
     HelloInfo,
-    I2CRequest,
     I2CStatus,
     MsgType,
     Nack,
     NackCode,
     NodeEventRecord,
     NodeStatus,
-    OtaBegin,
-    OtaChunk,
-    OtaProgress,
-    OtaResult,
-    OtaState,
-    OtaStatus,
-    OutputFunction,
+        OutputFunction,
     OutputState,
     ResetCause,
     SetOutput,
     pack_events,
 )
-from firmware_bridge.ota import TRIAL_DEADLINE_S, build_image, parse_image_header
+from firmware_bridge.ota import TRIAL_DEADLINE_S
+
+from .nodes_ota import HANG_MARKER, SECTOR_ERASE_S, NodeFlash, Refusal
+
+__all__ = ["BOOT_S", "HANG_MARKER", "DeskState", "SimNode"]
 
 KINDS: dict[str, HardwareKind] = {
     "desk-cluster": HardwareKind.DESK_CLUSTER,
@@ -98,6 +101,9 @@ DESK_PRESETS = (720, 1100, 750, 1200)
 EVENT_QUEUE = 32
 _THINK_S: dict[int, float] = {MsgType.OTA_CHUNK: 0.004, MsgType.OTA_BEGIN: 0.03, MsgType.OTA_COMMIT: 0.08}
 BOOT_S = 0.2  # from reset to answering frames
+COMMIT_RESET_S = 0.05  # after a COMMIT reply, the node resets within this
+SENSOR_BLOCKS = (0,)  # block 0: PIR, button and queued motion events (every node kind has it here)
+_ANSWERED_WHEN_BUSY = (MsgType.HELLO, MsgType.STATUS)  # a node always answers these
 
 
 class Ramp:
@@ -126,16 +132,6 @@ class DeskState:
     indicator: int  # drivers.ports.IndicatorColour code
 
 
-@dataclass(slots=True)
-class _Ota:
-    state: OtaState = OtaState.IDLE
-    slot: int = 0
-    size: int = 0
-    sha256: bytes = bytes(32)
-    data: bytearray = field(default_factory=bytearray)
-    result: OtaResult = OtaResult.NONE
-
-
 class SimNode:
     """One simulated node on the bridge (see module docstring)."""
 
@@ -150,6 +146,9 @@ class SimNode:
         clock: Callable[[], float] = time.monotonic,
         trial_deadline_s: float = TRIAL_DEADLINE_S,
         seed: int | None = None,
+        revision: int = 2,
+        hw_revision: int = 1,
+        sector_erase_s: float = SECTOR_ERASE_S,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r}: use one of {sorted(KINDS)}")
@@ -160,15 +159,16 @@ class SimNode:
         self.channels = channels
         self.clock = clock
         self.trial_deadline_s = trial_deadline_s
+        self.revision = revision  # of PROTOCOL.md this node's firmware follows
+        self.hw_revision = hw_revision
+        self.busy_until = float("-inf")  # test control: BUSY to everything but HELLO and STATUS until then
         self._rng = random.Random(seed if seed is not None else address)
-        self.slots: list[bytes | None] = [build_image(self.kind, firmware, b"\x00" * 64), None]
-        self.active_slot = 0
-        self.ota = _Ota()
+        self.flash = NodeFlash(self.kind, firmware, sector_erase_s=sector_erase_s)
         self.applied: list[tuple[float, int, int, int]] = []  # (t, channel, function, value) executed
         self.frames_answered = 0
         self.reply_delay_s = 0.0005  # processing time of the last frame handled (read by the line)
-        self._trial_from: int | None = None  # slot to roll back to while on trial
         self.firmware = firmware
+        self._reset_at: float | None = None  # a committed update resets the node then
         self._boot(ResetCause.POWER_ON, self.clock(), 0.0)
 
     def use_clock(self, clock: Callable[[], float]) -> None:
@@ -179,6 +179,18 @@ class SimNode:
             self.heights = [Ramp(DESK_PRESETS[0]) for _ in range(self.channels)]
 
     # ---- boot ------------------------------------------------------------------------------
+    @property
+    def active_slot(self) -> int:
+        return self.flash.active_slot
+
+    @property
+    def slots(self) -> list[bytes | None]:
+        return self.flash.slots
+
+    @property
+    def ota(self) -> Any:
+        return self.flash.ota
+
     def _boot(self, cause: ResetCause, now: float, silent_s: float = BOOT_S) -> None:
         self.boot_id = self._rng.randrange(1, 0x10000)
         self.boot_t = now
@@ -195,24 +207,17 @@ class SimNode:
         self.heights = old if old is not None else [Ramp(DESK_PRESETS[0]) for _ in range(self.channels)]
         for h in self.heights:
             h.go(h.at(now), now, 0)  # power loss stops a moving desk where it is
-        image = self.slots[self.active_slot]
-        try:
-            header = parse_image_header(image or b"")
-            self.runs = header.kind == self.kind
-            self.firmware = header.version
-        except FrameError:
-            self.runs = False  # the boot loader finds no valid image: the MCU stays silent
+        self.runs, self.firmware = self.flash.running()
 
     def _tick(self, now: float) -> None:
-        """Time-driven state: the reboot after a commit, and rollback of a trial that never said hello."""
+        """Time-driven state: the reset after a commit, and rollback of a trial that never said hello."""
         # Evaluated lazily, but each transition happens at the time it was due, not when noticed.
-        if self.ota.state == OtaState.REBOOTING and now >= (reset_at := self.silent_until - BOOT_S):
-            self._trial_from, self.active_slot = self.active_slot, self.ota.slot
-            self.ota.state = OtaState.TRIAL
-            self._boot(ResetCause.SOFTWARE, reset_at)
-        if self._trial_from is not None and now >= (deadline := self.boot_t + self.trial_deadline_s):
-            self.active_slot, self._trial_from = self._trial_from, None
-            self.ota.state, self.ota.result = OtaState.IDLE, OtaResult.ROLLED_BACK_NO_HELLO
+        if self._reset_at is not None and now >= self._reset_at:
+            reset_at, self._reset_at = self._reset_at, None
+            trial = self.flash.reset_into_new_slot()
+            self._boot(ResetCause.SOFTWARE if trial else ResetCause.ROLLBACK, reset_at)
+        if self.flash.trial_from is not None and now >= (deadline := self.boot_t + self.trial_deadline_s):
+            self.flash.roll_back()
             self._boot(ResetCause.ROLLBACK, deadline)
 
     def reboot(self, silent_s: float = 1.0, cause: ResetCause = ResetCause.WATCHDOG) -> None:
@@ -232,10 +237,14 @@ class SimNode:
         self._events.append((self._event_seq, kind, channel, self.clock()))
 
     def press_button(self, channel: int = 0) -> None:
-        self._event(1, channel)
+        self._event(EventKind.BUTTON, channel)
 
     def motion(self, channel: int = 0, active: bool = True) -> None:
-        self._event(2 if active else 3, channel)
+        self._event(EventKind.MOTION if active else EventKind.MOTION_END, channel)
+
+    def local_change(self, channel: int, function: int, value: int) -> None:
+        """Someone changed an output at the node itself (a lamp's own knob): the gateway is not told."""
+        self._apply(SetOutput(channel, function, value), self.clock())
 
     @property
     def events_pending(self) -> int:
@@ -276,101 +285,114 @@ class SimNode:
             return None
         self.reply_delay_s = self.processing_s(frame.type, len(frame.payload))
         req_crc = _request_crc(frame)
+        pending = FLAG_EVENTS_PENDING if self._events else 0
         if frame.dst != BROADCAST and self._cache is not None and self._cache[:2] == (frame.seq, req_crc):
             self.counters["dup"] += 1
-            return encode_frame(self._cache[2])  # the cached reply, marked as a repeat
+            cached = self._cache[2]  # the same reply, marked as a repeat, with the flag of *now*
+            return encode_frame(Frame(GATEWAY, self.address, frame.seq, frame.type,
+                                      (cached.flags & ~FLAG_EVENTS_PENDING) | pending, cached.payload))  # fmt: skip
         flags, payload = FLAG_REPLY, b""
         try:
             payload = self._handle(frame, now)
-        except FrameError:
-            flags, payload = flags | FLAG_NACK, Nack(NackCode.BAD_LENGTH).pack()
-        except _Refusal as r:
+        except Refusal as r:
             flags, payload = flags | FLAG_NACK, Nack(r.code, r.detail).pack()
         if frame.dst == BROADCAST:
             return None
+        busy = flags & FLAG_NACK and payload[0] == NackCode.BUSY
         if self._events:
             flags |= FLAG_EVENTS_PENDING
         reply = encode_frame(Frame(GATEWAY, self.address, frame.seq, frame.type, flags, payload))
-        if frame.type != MsgType.HELLO:  # HELLO clears the cache (PROTOCOL.md, "Duplicates")
-            # Only a retry needs the repeat's bytes, so keep the frame and encode it on demand.
-            self._cache = (
-                frame.seq,
-                req_crc,
-                Frame(GATEWAY, self.address, frame.seq, frame.type, flags | FLAG_DUPLICATE, payload),
-            )
-        else:
+        if frame.type == MsgType.HELLO:  # HELLO clears the cache (PROTOCOL.md, 4.4)
             self._cache = None
+        elif not busy:  # BUSY did nothing: the request must run when it comes again
+            # Only a retry needs the repeat's bytes, so keep the frame and encode it on demand.
+            repeat = (flags & ~FLAG_EVENTS_PENDING) | FLAG_DUPLICATE
+            self._cache = (frame.seq, req_crc, Frame(GATEWAY, self.address, frame.seq, frame.type, repeat, payload))
         self.frames_answered += 1
+        if frame.type == MsgType.OTA_COMMIT and not flags & FLAG_NACK:
+            self._reset_at = now + COMMIT_RESET_S  # reply first, then reset into the new slot
+            self.silent_until = self._reset_at + BOOT_S
         return reply
 
     def _handle(self, frame: Frame, now: float) -> bytes:
-        p = frame.payload
-        match frame.type:
+        """Check in PROTOCOL.md's order (type, length, capability, channel, value, OTA state and
+        offset, busy) and only then act, so a refused request changes nothing."""
+        p, mtype = frame.payload, frame.type
+        busy = now < self.busy_until and mtype not in _ANSWERED_WHEN_BUSY
+        match mtype:
             case MsgType.HELLO:
-                _empty(p)
-                if self.ota.state == OtaState.TRIAL:
-                    self._trial_from = None
-                    self.ota.state, self.ota.result = OtaState.IDLE, OtaResult.CONFIRMED
-                return self._hello().pack()
+                if p and self.revision < 2:
+                    raise Refusal(NackCode.BAD_LENGTH)
+                self.flash.confirm()
+                return self._hello(extended=bool(p) and p[0] >= 2).pack()
             case MsgType.STATUS:
-                _empty(p)
+                _length(p, 0)
                 c = self.counters
-                return NodeStatus(
-                    int(now - self.boot_t),
-                    self.boot_id,
-                    self.reset_cause,
-                    min(255, len(self._events)),
-                    c["crc"],
-                    c["frame"],
-                    c["dup"],
-                    c["i2c"],
-                    c["lost"],
-                ).pack()
+                return NodeStatus(int(now - self.boot_t), self.boot_id, self.reset_cause, min(255, len(self._events)),
+                                  c["crc"], c["frame"], c["dup"], c["i2c"], c["lost"]).pack()  # fmt: skip
             case MsgType.READ_SENSOR:
-                if len(p) != 1 or p[0] != 0:
-                    raise _Refusal(NackCode.BAD_VALUE)
-                motions = sum(1 for e in self._events if e[1] == 2)
-                return bytes([0]) + struct.pack("<BBH", 0, 0, motions)
+                return self._read_sensor(p, busy)
             case MsgType.I2C:
-                return self._i2c(I2CRequest.parse(p))
+                return self._i2c(p, busy)
             case MsgType.SET_OUTPUT:
-                cmd = SetOutput.parse(p)
-                self._check_output(cmd.channel, cmd.function)
+                _length(p, SetOutput.FORMAT.size)
+                cmd = SetOutput(*SetOutput.FORMAT.unpack(p))
+                self._check_output(cmd.channel, cmd.function, everywhere=True)
+                self._check_value(cmd)
+                _not_busy(busy)
                 self._apply(cmd, now)
                 return self._output_state(cmd.channel, cmd.function, now).pack()
             case MsgType.GET_OUTPUT:
-                q = GetOutput.parse(p)
-                self._check_output(q.channel, q.function)
-                return self._output_state(q.channel, q.function, now).pack()
+                _length(p, GetOutput.FORMAT.size)
+                channel, function = GetOutput.FORMAT.unpack(p)
+                self._check_output(channel, function)
+                _not_busy(busy)
+                return self._output_state(channel, function, now).pack()
             case MsgType.EVENTS:
-                return self._drain(EventsRequest.parse(p), now)
+                _length(p, EventsRequest.FORMAT.size)
+                _not_busy(busy)
+                return self._drain(EventsRequest(*EventsRequest.FORMAT.unpack(p)), now)
             case MsgType.OTA_BEGIN | MsgType.OTA_CHUNK | MsgType.OTA_STATUS | MsgType.OTA_COMMIT | MsgType.OTA_ABORT:
-                return self._ota(frame.type, p, now)
-        raise _Refusal(NackCode.UNKNOWN_TYPE, frame.type)
+                if not self.capabilities & Capability.OTA:
+                    raise Refusal(NackCode.UNSUPPORTED, mtype)
+                return self.flash.handle(mtype, p, now, busy)
+        raise Refusal(NackCode.UNKNOWN_TYPE, mtype)
 
-    def _hello(self) -> HelloInfo:
+    def _hello(self, *, extended: bool) -> HelloInfo:
         major, minor, patch = self.firmware
-        return HelloInfo(
-            self.kind,
-            major,
-            minor,
-            patch,
-            int(self.capabilities),
-            self.boot_id,
-            self.active_slot,
-            self.ota.state,
-            self.ota.result,
-            self.channels,
-        )
+        o = self.flash.ota
+        return HelloInfo(self.kind, major, minor, patch, int(self.capabilities), self.boot_id, self.active_slot,
+                         o.state, o.result, self.channels, self.revision if extended else 1,
+                         self.hw_revision if extended else 0)  # fmt: skip
 
-    def _i2c(self, req: I2CRequest) -> bytes:
+    def _read_sensor(self, p: bytes, busy: bool) -> bytes:
+        _length(p, 1)
+        if not self.capabilities & Capability.SENSOR_BLOCKS:
+            raise Refusal(NackCode.UNSUPPORTED, MsgType.READ_SENSOR)
+        block = p[0]
+        if block == BLOCK_DIRECTORY and self.revision >= 2:
+            _not_busy(busy)
+            return bytes([BLOCK_DIRECTORY, len(SENSOR_BLOCKS), *SENSOR_BLOCKS])
+        if block not in SENSOR_BLOCKS:
+            raise Refusal(NackCode.BAD_VALUE, block)
+        _not_busy(busy)
+        motions = sum(1 for e in self._events if e[1] in (EventKind.MOTION, EventKind.MOTION_END))
+        return bytes([0]) + struct.pack("<BBH", 0, 0, motions)
+
+    def _i2c(self, p: bytes, busy: bool) -> bytes:
+        if len(p) < 2:
+            raise Refusal(NackCode.BAD_LENGTH)
         if self.i2c is None or not self.capabilities & Capability.I2C_TUNNEL:
-            raise _Refusal(NackCode.UNSUPPORTED)
+            raise Refusal(NackCode.UNSUPPORTED, MsgType.I2C)
+        address, read_len, write = p[0], p[1], bytes(p[2:])
+        if not 0x03 <= address <= 0x77 or not (write or read_len):
+            raise Refusal(NackCode.BAD_VALUE)
+        _not_busy(busy)
         msgs = []
-        if req.write:
-            msgs.append(i2c_msg.write(req.address, req.write))
-        if req.read_len:
-            msgs.append(i2c_msg.read(req.address, req.read_len))
+        if write:
+            msgs.append(i2c_msg.write(address, write))
+        if read_len:
+            msgs.append(i2c_msg.read(address, read_len))
         try:
             self.i2c.i2c_rdwr(*msgs)
         except OSError as exc:
@@ -380,40 +402,51 @@ class SimNode:
         except (ValueError, TypeError):
             self.counters["i2c"] += 1
             return bytes([I2CStatus.BUS_ERROR])
-        return bytes([I2CStatus.OK]) + (bytes(msgs[-1]) if req.read_len else b"")
+        return bytes([I2CStatus.OK]) + (bytes(msgs[-1]) if read_len else b"")
 
-    def _check_output(self, channel: int, function: int) -> None:
-        if not self.capabilities & NEEDS[OutputFunction(function)]:
-            raise _Refusal(NackCode.UNSUPPORTED, function)
+    def _check_output(self, channel: int, function: int, *, everywhere: bool = False) -> None:
+        """Capability first (a function this node does not have, whether defined or not), then channel."""
+        needs = NEEDS.get(function)  # type: ignore[call-overload]
+        if needs is None or not self.capabilities & needs:
+            raise Refusal(NackCode.UNSUPPORTED, function)
+        if everywhere and channel == ALL_CHANNELS and self.revision >= 2:
+            return
         if channel >= self.channels:
-            raise _Refusal(NackCode.NO_SUCH_CHANNEL, channel)
+            raise Refusal(NackCode.NO_SUCH_CHANNEL, channel)
+
+    @staticmethod
+    def _check_value(cmd: SetOutput) -> None:
+        fn, v = cmd.function, cmd.value
+        bad = (
+            (fn in (OutputFunction.LEVEL, OutputFunction.LAMP) and v > 1000)
+            or (fn == OutputFunction.INDICATOR and v > 4)
+            or (fn == OutputFunction.DESK_PRESET and v >= len(DESK_PRESETS))
+            or (fn == OutputFunction.DESK_MOVE and not DESK_MIN_MM <= v <= DESK_MAX_MM)
+        )
+        if bad:
+            raise Refusal(NackCode.BAD_VALUE)
 
     def _apply(self, cmd: SetOutput, now: float) -> None:
-        fn, ch, v, ramp = OutputFunction(cmd.function), cmd.channel, cmd.value, cmd.ramp_ms / 1000
-        if fn in (OutputFunction.LEVEL, OutputFunction.LAMP):
-            if v > 1000:
-                raise _Refusal(NackCode.BAD_VALUE)
-            (self.levels if fn == OutputFunction.LEVEL else self.lamps)[ch].go(v, now, ramp)
-        elif fn == OutputFunction.INDICATOR:
-            if v > 4:
-                raise _Refusal(NackCode.BAD_VALUE)
-            self.indicators[ch] = v
-        else:
-            h = self.heights[ch]
-            if fn == OutputFunction.DESK_PRESET:
-                if v >= len(DESK_PRESETS):
-                    raise _Refusal(NackCode.BAD_VALUE)
-                v = DESK_PRESETS[v]
-            elif fn == OutputFunction.DESK_STOP:
-                v = round(h.at(now))
-            elif not DESK_MIN_MM <= v <= DESK_MAX_MM:
-                raise _Refusal(NackCode.BAD_VALUE)
-            current = h.at(now)
-            h.go(v, now, abs(v - current) / DESK_SPEED_MM_S)
-        self.applied.append((now, ch, fn, v))
+        fn, v, ramp = OutputFunction(cmd.function), cmd.value, cmd.ramp_ms / 1000
+        for ch in range(self.channels) if cmd.channel == ALL_CHANNELS else (cmd.channel,):
+            if fn in (OutputFunction.LEVEL, OutputFunction.LAMP):
+                (self.levels if fn == OutputFunction.LEVEL else self.lamps)[ch].go(v, now, ramp)
+            elif fn == OutputFunction.INDICATOR:
+                self.indicators[ch] = v
+            else:
+                h = self.heights[ch]
+                target = DESK_PRESETS[v] if fn == OutputFunction.DESK_PRESET else v
+                if fn == OutputFunction.DESK_STOP:
+                    target = round(h.at(now))
+                h.go(target, now, abs(target - h.at(now)) / DESK_SPEED_MM_S)
+            self.applied.append((now, ch, fn, v))
 
     def _output_state(self, channel: int, function: int, now: float) -> OutputState:
         fn = OutputFunction(function)
+        if channel == ALL_CHANNELS:  # the command's value; moving if any channel moves
+            states = [self._output_state(ch, fn, now) for ch in range(self.channels)]
+            first = states[0]
+            return OutputState(ALL_CHANNELS, fn, first.value, first.target, max(s.flags for s in states))
         if fn == OutputFunction.INDICATOR:
             return OutputState(channel, fn, self.indicators[channel], self.indicators[channel], 0)
         ramp = {OutputFunction.LEVEL: self.levels, OutputFunction.LAMP: self.lamps}.get(fn, self.heights)[channel]
@@ -421,59 +454,13 @@ class SimNode:
         return OutputState(channel, fn, round(value), round(ramp.target), int(value != ramp.target))
 
     def _drain(self, req: EventsRequest, now: float) -> bytes:
-        while self._events and (req.ack - self._events[0][0]) % 0x10000 < 0x8000 and req.ack != 0:
+        while self._events and req.ack != 0 and (req.ack - self._events[0][0]) % 0x10000 < 0x8000:
             self._events.popleft()
         out = [
             NodeEventRecord(seq, kind, ch, min(0xFFFFFFFF, int((now - t) * 1000)))
             for seq, kind, ch, t in list(self._events)[: min(16, req.max_events)]
         ]
         return pack_events(out)
-
-    def _ota(self, mtype: int, p: bytes, now: float) -> bytes:
-        o = self.ota
-        if mtype == MsgType.OTA_BEGIN:
-            begin = OtaBegin.parse(p)
-            if begin.slot == self.active_slot or o.state in (OtaState.REBOOTING, OtaState.TRIAL):
-                raise _Refusal(NackCode.OTA_STATE)
-            if not (
-                o.state == OtaState.RECEIVING and (o.size, o.slot, o.sha256) == (begin.size, begin.slot, begin.sha256)
-            ):
-                self.ota = o = _Ota(OtaState.RECEIVING, begin.slot, begin.size, begin.sha256, result=o.result)
-        elif mtype == MsgType.OTA_CHUNK:
-            chunk = OtaChunk.parse(p)
-            if o.state != OtaState.RECEIVING:
-                raise _Refusal(NackCode.OTA_STATE)
-            if chunk.offset > len(o.data) or chunk.offset + len(chunk.data) > o.size:
-                raise _Refusal(NackCode.OTA_OFFSET)
-            if chunk.offset == len(o.data):
-                o.data += chunk.data
-            return OtaProgress(len(o.data)).pack()
-        elif mtype == MsgType.OTA_COMMIT:
-            _empty(p)
-            if o.state != OtaState.RECEIVING or len(o.data) != o.size:
-                raise _Refusal(NackCode.OTA_STATE)
-            if hashlib.sha256(o.data).digest() != o.sha256:
-                self.ota = _Ota(result=OtaResult.HASH_MISMATCH)
-                raise _Refusal(NackCode.HASH_MISMATCH)
-            self.slots[o.slot] = bytes(o.data)
-            o.state = OtaState.REBOOTING
-            self.silent_until = now + 0.05 + BOOT_S  # reply first, then reset into the new slot
-        elif mtype == MsgType.OTA_ABORT:
-            _empty(p)
-            if o.state == OtaState.RECEIVING:
-                self.ota = o = _Ota(result=OtaResult.ABORTED)
-        else:
-            _empty(p)
-        return OtaStatus(o.state, o.slot, self.active_slot, o.result, o.size, len(o.data), o.sha256).pack()
-
-
-class _Refusal(Exception):
-    """Internal: answer with a NACK carrying ``code`` and ``detail``."""
-
-    def __init__(self, code: NackCode, detail: int = 0) -> None:
-        super().__init__(code.name)
-        self.code = code
-        self.detail = detail & 0xFF
 
 
 def _request_crc(frame: Frame) -> int:
@@ -483,6 +470,11 @@ def _request_crc(frame: Frame) -> int:
     return crc16_ccitt_false(header + frame.payload)
 
 
-def _empty(payload: bytes) -> None:
-    if payload:
-        raise FrameError("payload must be empty")
+def _length(payload: bytes, size: int) -> None:
+    if len(payload) != size:
+        raise Refusal(NackCode.BAD_LENGTH)
+
+
+def _not_busy(busy: bool) -> None:
+    if busy:
+        raise Refusal(NackCode.BUSY)

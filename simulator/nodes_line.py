@@ -1,15 +1,23 @@
 """SimLine: an RS-485 line of simulated nodes, with faults, served on any bridge transport.
 
 The line sits on the slave side of a transport: the far end of a
-:class:`firmware_bridge.transport.MemoryLine` (virtual time, no I/O) or the slave side of a pty
-pair opened with :class:`firmware_bridge.transport.SerialTransport` (the real serial path). Every
+:class:`firmware_bridge.transport.MemoryLine` (virtual time, no I/O) or the master side of a pty
+pair wrapped in :class:`firmware_bridge.transport.SerialTransport` (the real serial path; see
+:mod:`simulator.nodes_process` for a node process driven through a real serial device). Every
 node hears every frame, as on a real multi-drop bus; the addressed node answers after its
 turnaround and processing time, and the transport charges 10 bit times per byte.
 
-Faults are configured per line (:class:`LineFaults`): bit flips and dropped bytes in both
-directions, late answers (after the gateway has given up), and, by adding two nodes with one
-address, collisions whose bytes mix into garbage. ``node.reboot()`` makes a node go silent and
-come back with a new boot id.
+Faults are configured per line (:class:`LineFaults`):
+
+- byte faults: bit flips and dropped bytes in both directions, at random;
+- frame faults, at random or scripted (:class:`FrameFault`): a whole request or reply dropped,
+  damaged (one bit flipped, so its CRC fails), duplicated (heard twice) or delayed;
+- late answers (after the gateway has given up), and, by adding two nodes with one address,
+  collisions whose bytes mix into garbage. ``node.reboot()`` makes a node go silent and come back
+  with a new boot id.
+
+With ``trace=True`` the line keeps every request it heard with its arrival time, so tests can
+check what the gateway sent and when.
 """
 
 from __future__ import annotations
@@ -18,14 +26,68 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from drivers.errors import FrameError
 from firmware_bridge.codec import BROADCAST, MAX_ENCODED, Frame, decode_frame
 from firmware_bridge.link import TURNAROUND_S
+from firmware_bridge.messages import MsgType
 from firmware_bridge.transport import MemoryEndpoint, MemoryLine, Transport
 
 from .nodes import SimNode
+
+Direction = Literal["request", "reply"]
+Action = Literal["drop", "damage", "duplicate", "delay"]
+ACTIONS: tuple[Action, ...] = ("drop", "damage", "duplicate", "delay")
+
+
+@dataclass(slots=True)
+class FrameFault:
+    """A scripted fault: the next ``count`` matching frames going ``direction`` suffer ``action``.
+
+    A reply is matched by the request it answers (its node, type and sequence number). ``skip``
+    lets that many matching frames pass first. Spec form (for a node process's command line):
+    ``reply:drop:type=SET_OUTPUT:node=5:skip=1:count=2:delay=0.05``.
+    """
+
+    direction: Direction
+    action: Action
+    node: int | None = None
+    type: int | None = None
+    skip: int = 0
+    count: int = 1
+    delay_s: float = 0.05
+
+    def hits(self, request: Frame) -> bool:
+        """True when this fault applies to (the reply to) ``request``; consumes one use."""
+        if self.count <= 0 or (self.node is not None and request.dst != self.node):
+            return False
+        if self.type is not None and request.type != self.type:
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        self.count -= 1
+        return True
+
+    @classmethod
+    def parse(cls, spec: str) -> FrameFault:
+        parts = spec.split(":")
+        if len(parts) < 2 or parts[0] not in ("request", "reply") or parts[1] not in ACTIONS:
+            raise ValueError(f"fault {spec!r}: write direction:action[:key=value...], e.g. reply:drop:type=SET_OUTPUT")
+        fault = cls(parts[0], parts[1])  # type: ignore[arg-type]
+        for item in parts[2:]:
+            key, _, value = item.partition("=")
+            if key == "type":
+                fault.type = MsgType[value] if not value.isdigit() else int(value)
+            elif key in ("node", "skip", "count"):
+                setattr(fault, key, int(value))
+            elif key == "delay":
+                fault.delay_s = float(value)
+            else:
+                raise ValueError(f"fault {spec!r}: unknown key {key!r} (node, type, skip, count, delay)")
+        return fault
 
 
 @dataclass(slots=True)
@@ -34,6 +96,15 @@ class LineFaults:
     drop_rate: float = 0.0  # per byte: lost
     late_rate: float = 0.0  # per reply: sent ``late_s`` after it was due
     late_s: float = 0.05
+    frame_drop_rate: float = 0.0  # per frame, each direction: lost whole
+    frame_damage_rate: float = 0.0  # per frame: one bit flipped
+    frame_duplicate_rate: float = 0.0  # per frame: heard twice
+    frame_delay_rate: float = 0.0  # per frame: held back ``late_s``
+    script: list[FrameFault] = field(default_factory=list)
+
+    @property
+    def bytes_hit(self) -> bool:
+        return bool(self.byte_error_rate or self.drop_rate)
 
 
 @dataclass(slots=True)
@@ -44,15 +115,19 @@ class LineRecord:
     corrupted_bytes: int = 0
     dropped_bytes: int = 0
     late: int = 0
+    frame_faults: dict[str, int] = field(default_factory=dict)  # "reply:drop" -> count
 
 
 class SimLine:
     """Several SimNodes on one line (see module docstring)."""
 
-    def __init__(self, nodes: Iterable[SimNode] = (), *, faults: LineFaults | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, nodes: Iterable[SimNode] = (), *, faults: LineFaults | None = None, seed: int = 0, trace: bool = False
+    ) -> None:
         self.nodes: list[SimNode] = list(nodes)
         self.faults = faults or LineFaults()
         self.record = LineRecord()
+        self.trace: list[tuple[float, Frame]] | None = [] if trace else None
         self._rng = random.Random(seed)
         self._replying: set[asyncio.Task[None]] = set()
 
@@ -66,7 +141,7 @@ class SimLine:
     def damage(self, data: bytes) -> bytes:
         """Apply the configured byte faults to bytes crossing the line."""
         f = self.faults
-        if not f.byte_error_rate and not f.drop_rate:
+        if not f.bytes_hit:
             return data
         out = bytearray()
         rnd = self._rng.random
@@ -95,7 +170,7 @@ class SimLine:
                     buf += data[start:end]
                     start = end + 1
                     if buf and len(buf) <= MAX_ENCODED:
-                        self._frame(bytes(buf), transport, loop.time())
+                        self._heard(bytes(buf), transport, loop.time())
                     buf.clear()
                 buf += data[start:]
                 if len(buf) > MAX_ENCODED:
@@ -106,10 +181,58 @@ class SimLine:
             await asyncio.gather(*self._replying, return_exceptions=True)
             await transport.aclose()
 
-    def _frame(self, block: bytes, transport: Transport, now: float) -> None:
+    # ---- frame faults ----------------------------------------------------------------------
+    def _fault(self, direction: Direction, request: Frame | None) -> tuple[Action, float] | None:
+        """The fault (and its delay) hitting this frame: a scripted one first, else a random one."""
+        if request is None:
+            return None
+        f = self.faults
+        hit = next((s for s in f.script if s.direction == direction and s.hits(request)), None)
+        fault = (hit.action, hit.delay_s) if hit is not None else None
+        rates = (f.frame_drop_rate, f.frame_damage_rate, f.frame_duplicate_rate, f.frame_delay_rate)
+        if fault is None and any(rates):
+            r = self._rng.random()
+            for rate, what in zip(rates, ACTIONS, strict=True):
+                if r < rate:
+                    fault = (what, f.late_s)
+                    break
+                r -= rate
+        if fault is not None:
+            key = f"{direction}:{fault[0]}"
+            self.record.frame_faults[key] = self.record.frame_faults.get(key, 0) + 1
+        return fault
+
+    def _flip(self, data: bytes) -> bytes:
+        """One bit flipped inside the frame (never the delimiter), so the receiver's CRC check fails."""
+        out = bytearray(data)
+        i = self._rng.randrange(max(1, len(out) - 1))
+        out[i] ^= 1 << self._rng.randrange(8)
+        return bytes(out)
+
+    # ---- requests and replies --------------------------------------------------------------
+    def _heard(self, block: bytes, transport: Transport, now: float) -> None:
+        frame, listeners = self._listeners(block)
+        if frame is not None and self.trace is not None:
+            self.trace.append((now, frame))
+        action, delay = self._fault("request", frame) or (None, 0.0)
+        if action == "drop":
+            return
+        if action == "damage":
+            block = self._flip(block)
+            frame, listeners = None, self.nodes
+        if action == "delay":
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self._frame, block, frame, listeners, transport, now + delay)
+            return
+        self._frame(block, frame, listeners, transport, now)
+        if action == "duplicate":  # heard twice, back to back: the second copy draws the cached reply
+            self._frame(block, frame, listeners, transport, now)
+
+    def _frame(
+        self, block: bytes, frame: Frame | None, listeners: list[SimNode], transport: Transport, now: float
+    ) -> None:
         self.record.frames_in += 1
         replies: list[tuple[float, bytes]] = []
-        frame, listeners = self._listeners(block)
         for n in listeners:
             out = n.receive(block, now, decoded=frame)
             if out is not None:
@@ -124,8 +247,19 @@ class SimLine:
         if self.faults.late_rate and self._rng.random() < self.faults.late_rate:
             self.record.late += 1
             delay += self.faults.late_s
+        action, extra = self._fault("reply", frame) or (None, 0.0)
+        if action == "drop":
+            return
+        if action == "damage":
+            reply = self._flip(reply)
+        elif action == "delay":
+            delay += extra
         self.record.replies += 1
-        if isinstance(transport, MemoryEndpoint) and not self.faults.byte_error_rate and not self.faults.drop_rate:
+        for _ in range(2 if action == "duplicate" else 1):
+            self._send_later(transport, delay, reply)
+
+    def _send_later(self, transport: Transport, delay: float, reply: bytes) -> None:
+        if isinstance(transport, MemoryEndpoint) and not self.faults.bytes_hit:
             transport.send_later(delay, reply)  # same timing on one timer; no bytes to damage
             return
         task = asyncio.get_running_loop().create_task(self._send(transport, delay, reply))
