@@ -14,17 +14,19 @@ enough to write a node's firmware from. On the gateway:
 
 from .devices import BridgeI2CBus, DeskHeight, DeskLamp, DimmerChannel, NodeOutput, SeatIndicator
 from .link import BridgeLink, LinkStats, NodeEvent, Priority
-from .messages import NodeNackError
+from .messages import CommandSuperseded, NodeNackError
 from .ota import OtaError, OtaReport, build_image, parse_image_header, update_firmware
 from .registry import NodeRecord, NodeRegistry, load_registry
-from .transport import MemoryLine, SerialTransport, Transport
+from .transport import LineInUse, MemoryLine, SerialTransport, Transport
 
 __all__ = [
     "BridgeI2CBus",
     "BridgeLink",
+    "CommandSuperseded",
     "DeskHeight",
     "DeskLamp",
     "DimmerChannel",
+    "LineInUse",
     "LinkStats",
     "MemoryLine",
     "NodeEvent",

@@ -3,7 +3,9 @@
 These let the rest of the gateway treat a node's hardware like local hardware: a thermopile
 driver runs unchanged against :class:`BridgeI2CBus`, and the arbiter drives a
 :class:`DimmerChannel` exactly like a PWM pin. A ``set`` returns only once the node has
-confirmed the new state; ``read_back`` asks the node what the output holds now.
+confirmed the new state; ``read_back`` asks the node what the output holds now, and
+``reported`` is the node's newest answer without asking again (None while unknown, e.g. right
+after the node rebooted).
 """
 
 from __future__ import annotations
@@ -63,6 +65,18 @@ class NodeOutput:
     async def read_back(self) -> float | None:
         state = await self.link.get_output(self.node, self.channel, self.function)
         return self._decode(state.value)
+
+    @property
+    def reported(self) -> float | None:
+        """What the node last said this output holds (from a confirmation or a read-back)."""
+        state = self.link.reported(self.node, self.channel, self.function)
+        return None if state is None else self._decode(state.value)
+
+    @property
+    def healthy(self) -> bool:
+        """The node answers and holds what the gateway owns on it (not offline, not restoring)."""
+        rec = self.link.registry.nodes.get(self.node)
+        return rec is not None and rec.health == "ok"
 
 
 class _Level(NodeOutput):

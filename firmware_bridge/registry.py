@@ -25,12 +25,16 @@ SCHEMA = 1
 
 @dataclass(slots=True)
 class NodeRecord:
-    """One node as last seen. ``health``: unknown | ok | degraded | offline."""
+    """One node as last seen. ``health``: unknown | ok | restoring (rebooted; its outputs are being put
+    back) | degraded | offline. ``revision``: of PROTOCOL.md the node follows (0: not identified yet)."""
 
     address: int
     kind: str = "unknown"
     firmware: str = ""
     capabilities: int = 0
+    revision: int = 0
+    hw_revision: int = 0  # 0: not reported
+    channels: int = 0
     boot_id: int | None = None
     active_slot: int = 0
     health: str = "unknown"

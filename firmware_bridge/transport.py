@@ -5,7 +5,9 @@ handed to the line, ``read`` waits for at least one byte. Framing and timing liv
 
 - :class:`SerialTransport` opens a tty (a USB RS-485 adapter, or one side of a pty in tests) with
   ``os.open`` + ``termios`` in raw, non-blocking mode and waits on the event loop's reader/writer
-  callbacks: no threads, so it also runs on the simulator's virtual-time loop.
+  callbacks: no threads, so it also runs on the simulator's virtual-time loop. It takes an
+  exclusive ``flock`` on the device, because a line has one master: a second program opening
+  the same port (``nodes ota`` while the daemon runs) is refused instead of stealing replies.
 - :class:`MemoryLine` joins two :class:`MemoryEndpoint` objects with a perfect wire that charges
   10 bit times per byte on the loop's clock, so line utilisation and latency are realistic under
   virtual time without any real I/O. Faults are the simulator's business (``simulator.nodes``).
@@ -14,6 +16,7 @@ handed to the line, ``read`` waits for at least one byte. Framing and timing liv
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import termios
 import tty
@@ -53,6 +56,10 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+class LineInUse(BridgeError):
+    """Another program holds the serial port (the daemon, or a ``nodes ota`` run): one master per line."""
+
+
 def _consume(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
         task.exception()  # a write to a line closed meanwhile: nobody waits for it
@@ -64,7 +71,10 @@ def _wake(fut: asyncio.Future[None]) -> None:
 
 
 class SerialTransport:
-    """A tty opened raw and non-blocking, driven by loop.add_reader / add_writer."""
+    """A tty opened raw and non-blocking, driven by loop.add_reader / add_writer, locked against
+    a second master (``flock(LOCK_EX | LOCK_NB)``, released when it is closed or the process ends)."""
+
+    write_waits_for_line = False  # write returns once the kernel (or the adapter) has the bytes
 
     def __init__(self, path: str, baud: int = 115200) -> None:
         if baud not in _BAUD:
@@ -75,6 +85,14 @@ class SerialTransport:
             self._fd: int | None = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError as exc:
             raise BridgeError(f"{path}: cannot open serial port ({exc.strerror})") from exc
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._fd)
+            raise LineInUse(
+                f"{path} is in use by another program (the edge-agent daemon, or another nodes command); "
+                "a line has one master: go through the daemon, or stop it first"
+            ) from exc
         try:
             tty.setraw(self._fd)
             attrs = termios.tcgetattr(self._fd)
@@ -149,6 +167,8 @@ class SerialTransport:
 
 class MemoryEndpoint:
     """One end of a :class:`MemoryLine`."""
+
+    write_waits_for_line = True  # write returns once the last byte has crossed the line
 
     def __init__(self, line: MemoryLine, name: str) -> None:
         self._line = line

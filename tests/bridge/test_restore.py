@@ -1,0 +1,88 @@
+"""After a node reboots, the gateway puts back every output it owns before it calls the node healthy,
+and what it shows as an output's read-back is what the node reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+from firmware_bridge import BridgeLink, DeskHeight, DeskLamp, DimmerChannel, NodeEvent
+from firmware_bridge.messages import OutputFunction
+from simulator.nodes import SimNode
+from simulator.nodes_line import LineFaults, SimLine
+
+from .harness import on_line
+
+
+def test_outputs_are_restored_before_the_node_is_reported_healthy() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        node = line.node(8)
+        seen: list[NodeEvent] = []
+        link.add_listener(seen.append)
+        link.watch(8, 0.5)
+        await asyncio.sleep(1.0)
+        lamp, height = DeskLamp(link, 8, 1), DeskHeight(link, 8, 0)
+        await lamp.set(0.7, ramp_s=2.0)
+        await link.set_output(8, 2, OutputFunction.INDICATOR, 3)
+        await link.set_output(8, 3, OutputFunction.LAMP, 200)
+        await link.set_output(8, 3, OutputFunction.LAMP, 400)  # only the newest is restored
+        await height.set(900)
+        await asyncio.sleep(7.0)  # the desk gets there
+        first = link.registry.nodes[8].boot_id
+        node.reboot(silent_s=1.0)
+        assert round(node.lamps[1].target) == 0 and node.indicators[2] == 0  # power-on state
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 5.0
+        while loop.time() < until:
+            await asyncio.sleep(0.002)
+            rec = link.registry.nodes[8]
+            if rec.boot_id != first and rec.health == "ok":
+                break
+            if rec.boot_id != first:
+                assert rec.health != "ok"
+        else:
+            raise AssertionError("the node never became healthy again")
+        # healthy only once everything it owned is back, at once (no ramp from dark)
+        assert round(node.lamps[1].at(loop.time())) == 700
+        assert node.indicators[2] == 3 and round(node.lamps[3].target) == 400
+        assert node.desk(0).height_mm == 900 and not node.desk(0).moving  # a desk is not moved by a reboot
+        assert [e.kind for e in seen] == ["reboot", "restored"]
+        assert lamp.reported == 0.7
+
+    on_line(scenario, [SimNode(8)])
+
+
+def test_restore_survives_a_lossy_line_and_a_second_reboot() -> None:
+    faults = LineFaults(frame_drop_rate=0.15, frame_damage_rate=0.05)
+
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        node = line.node(101)
+        link.watch(101, 0.5)
+        await asyncio.sleep(1.0)
+        for ch in range(4):
+            await link.set_output(101, ch, OutputFunction.LEVEL, 100 * (ch + 1), deadline_s=3.0)
+        node.reboot(silent_s=0.5)
+        await asyncio.sleep(0.9)
+        node.reboot(silent_s=0.5)  # again, probably in the middle of the restore
+        await asyncio.sleep(8.0)
+        assert [round(r.target) for r in node.levels] == [100, 200, 300, 400]
+        rec = link.registry.nodes[101]
+        assert rec.health == "ok" and rec.boot_id == node.boot_id and rec.reboots == 2
+
+    on_line(scenario, [SimNode(101, "dimmer")], faults=faults)
+
+
+def test_reported_read_back_is_the_nodes_not_the_last_command() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        await link.hello(101)
+        dimmer = DimmerChannel(link, 101, 0)
+        await dimmer.set(0.6)
+        assert dimmer.reported == 0.6
+        line.node(101).local_change(0, OutputFunction.LEVEL, 250)  # a wall dimmer, say
+        assert await dimmer.read_back() == 0.25
+        assert dimmer.reported == 0.25
+        line.node(101).reboot(silent_s=0.2)
+        await link.status(101, deadline_s=2.0)  # the gateway notices the new boot id ...
+        await asyncio.sleep(0.5)
+        assert dimmer.reported == 0.6  # ... and puts back what it owns (0.6), and reports that
+
+    on_line(scenario, [SimNode(101, "dimmer")])

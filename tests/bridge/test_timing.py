@@ -1,0 +1,98 @@
+"""Timing as PROTOCOL.md gives it: the short backoff after a damaged or missing reply, BUSY retried
+within the request's deadline, and the reply timeout counted from the end of the request."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from firmware_bridge import BridgeLink, MemoryLine, NodeNackError, build_image, update_firmware
+from firmware_bridge.messages import HardwareKind, MsgType, NackCode, OutputFunction
+from firmware_bridge.transport import MemoryEndpoint
+from simulator.clock import run_virtual
+from simulator.nodes import SimNode
+from simulator.nodes_line import FrameFault, SimLine
+
+from .fakes import RegisterFile
+from .harness import on_line
+
+
+def test_a_damaged_reply_is_retried_after_the_short_backoff_not_the_whole_timeout() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        line.faults.script.append(FrameFault("reply", "damage", node=3, type=MsgType.I2C))
+        status, data = await link.i2c(3, 0x48, b"\x00", 128)
+        assert status == 0 and data == bytes(range(128))
+        (t0, first), (t1, retry) = [(t, f) for t, f in line.trace or [] if f.type == MsgType.I2C]
+        assert retry.seq == first.seq  # the identical frame
+        assert link.stats.rx_errors == 1
+        # The damaged reply took ~13 ms to arrive; a whole I2C reply timeout is ~58 ms.
+        assert link.reply_timeout(MsgType.I2C) > 0.05
+        assert t1 - t0 < 0.025, f"retry {1000 * (t1 - t0):.1f} ms after the request"
+
+    on_line(scenario, [SimNode(3, i2c=RegisterFile(0x48))], trace=True)
+
+
+def test_a_missing_reply_is_retried_after_its_timeout_and_the_short_backoff() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        line.faults.script.append(FrameFault("reply", "drop", node=3, type=MsgType.STATUS))
+        await link.status(3)
+        (t0, _), (t1, _) = [(t, f) for t, f in line.trace or [] if f.type == MsgType.STATUS]
+        assert t1 - t0 < link.reply_timeout(MsgType.STATUS) + 0.002 + 0.002
+
+    on_line(scenario, [SimNode(3)], trace=True)
+
+
+def test_busy_is_retried_until_the_node_takes_the_request() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        node = line.node(5)
+        node.busy_until = asyncio.get_running_loop().time() + 0.3
+        state = await link.set_output(5, 0, OutputFunction.LAMP, 800)
+        assert state.target == 800 and len(node.applied) == 1
+        assert asyncio.get_running_loop().time() >= node.busy_until
+
+    on_line(scenario, [SimNode(5)])
+
+
+def test_busy_past_the_deadline_is_a_refusal() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        line.node(5).busy_until = asyncio.get_running_loop().time() + 10
+        with pytest.raises(NodeNackError) as busy:
+            await link.set_output(5, 0, OutputFunction.LAMP, 800, deadline_s=0.5)
+        assert busy.value.code == NackCode.BUSY
+        assert line.node(5).applied == []
+
+    on_line(scenario, [SimNode(5)])
+
+
+class BufferingAdapter(MemoryEndpoint):
+    """A USB RS-485 adapter: ``write`` returns once the bytes are in its buffer, before they are sent."""
+
+    write_waits_for_line = False
+
+    async def write(self, data: bytes) -> None:
+        self.send_later(0.0, data)
+
+
+def test_reply_timeout_counts_from_the_end_of_the_request_on_a_buffering_adapter() -> None:
+    """An OTA chunk takes 23.7 ms to send at 115200 baud: the reply timer must not run meanwhile."""
+    image = build_image(HardwareKind.DESK_CLUSTER, (1, 1, 0), random.Random(4).randbytes(12_000))
+
+    async def main() -> None:
+        line = SimLine([SimNode(5)])
+        memory = MemoryLine(115200)
+        adapter = BufferingAdapter(memory, "usb-adapter")
+        adapter.peer, memory.slave.peer = memory.slave, adapter
+        serve = asyncio.get_running_loop().create_task(line.serve(memory.slave))
+        try:
+            async with BridgeLink(adapter, baud=115200) as link:
+                report = await update_firmware(link, 5, image)
+                assert report.outcome == "updated"
+                assert link.stats.timeouts == 0, link.stats
+        finally:
+            serve.cancel()
+            await asyncio.gather(serve, return_exceptions=True)
+
+    run_virtual(main())
+
