@@ -19,6 +19,7 @@ from edge_agent.building.operations import BuildingArgs, BuildingOperations
 from edge_agent.calibration import CalibrationStore, check_frc, check_reference
 from edge_agent.control import protocol as p
 from edge_agent.control.protocol import ControlRefused, UnknownIdError
+from edge_agent.node_operations import NodeOperations
 from edge_agent.sensing.tags import pseudonymise
 from edge_agent.sync.commands import ClearOverride, ConsentSet, ConsentWithdraw, PreferencesSet, SetOverride
 from rules import load_rules
@@ -35,8 +36,21 @@ UNITS = {"lux": "lx", "temperature": "C", "humidity": "%", "co2": "ppm", "motion
 ACTUATOR_KIND = {"light": IntentKind.LIGHT_LEVEL, "hvac": IntentKind.VENTILATION, "desk": IntentKind.DESK_LAMP}
 
 
-class GatewayOperations:
-    """Control-socket and MQTT-command operations on a running daemon."""
+async def _read_back(ch: Any) -> float | None:
+    """What an output reports it holds; its confirmed value when it cannot report; None when it does
+    not answer within 2 s (an offline node must not stall the listing)."""
+    if ch is None:
+        return None
+    try:
+        async with asyncio.timeout(2.0):
+            reported = await ch.output.read_back()
+    except (EdgeError, OSError, TimeoutError):
+        return None
+    return ch.applied if reported is None else float(reported)
+
+
+class GatewayOperations(NodeOperations):
+    """Control-socket and MQTT-command operations on a running daemon (bridge-node updates: the mixin)."""
 
     def __init__(self, daemon: Daemon, calibration: CalibrationStore) -> None:
         self.daemon = daemon
@@ -233,15 +247,18 @@ class GatewayOperations:
     async def actuators(self) -> list[p.ActuatorInfo]:
         gw = self.gw
         rows: list[p.ActuatorInfo] = []
-        for a in self.daemon.cfg.actuators:
-            ch = gw.arbiter.channels.get((a.id, ACTUATOR_KIND[a.kind]))
+        channels = [gw.arbiter.channels.get((a.id, ACTUATOR_KIND[a.kind])) for a in self.daemon.cfg.actuators]
+        # The read-back is what each output reports now (a node is asked), not the last command.
+        reports = await asyncio.gather(*(_read_back(ch) for ch in channels))
+        for a, ch, read_back in zip(self.daemon.cfg.actuators, channels, reports, strict=True):
             rows.append({
                 "id": a.id, "kind": a.kind, "zone": a.zone,
                 "value": None if ch is None or ch.target is None else ch.target.value,
-                "read_back": None if ch is None else ch.applied,
+                "read_back": read_back,
                 "source": "idle" if ch is None or ch.target is None else (ch.target.rule_id or "override"),
                 "healthy": ch is not None and ch.failures == 0 and a.id not in gw.hardware.output_errors
-                and getattr(getattr(ch.output, "health", None), "healthy", True),  # a DALI line's status poll
+                and getattr(getattr(ch.output, "health", None), "healthy", True)  # a DALI line's status poll
+                and getattr(ch.output, "healthy", True),  # a bridge node that answers and holds its outputs
             })
         return rows
 

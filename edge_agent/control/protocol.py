@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from drivers.errors import EdgeError
 from edge_agent.building.operations import BuildingArgs
+from edge_agent.control.nodes import NodeArgs, NodeOtaStartArgs, NodeOtaUploadArgs
 
 #: Longest request line the server accepts (bytes, newline included). Requests are tiny.
 MAX_LINE = 16 * 1024
@@ -182,6 +183,21 @@ class BuildingRequest(_Envelope):
     args: BuildingArgs
 
 
+class NodeOtaUploadRequest(_Envelope):  # bridge nodes: edge_agent.control.nodes
+    op: Literal["node_ota_upload"]
+    args: NodeOtaUploadArgs
+
+
+class NodeOtaStartRequest(_Envelope):
+    op: Literal["node_ota_start"]
+    args: NodeOtaStartArgs
+
+
+class NodeOtaStatusRequest(_Envelope):
+    op: Literal["node_ota_status"]
+    args: NodeArgs
+
+
 Request = Annotated[
     PingRequest
     | StatusRequest
@@ -195,7 +211,10 @@ Request = Annotated[
     | ActuatorsRequest
     | ActuatorTestRequest
     | DiagnosticsRequest
-    | BuildingRequest,
+    | BuildingRequest
+    | NodeOtaUploadRequest
+    | NodeOtaStartRequest
+    | NodeOtaStatusRequest,
     Field(discriminator="op"),
 ]
 
@@ -204,6 +223,7 @@ REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 OPS: tuple[str, ...] = (
     "ping", "status", "sensors", "read_sensor", "calibrate", "calibrate_undo", "calibration_history",
     "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics", "building",
+    "node_ota_upload", "node_ota_start", "node_ota_status",
 )  # fmt: skip
 
 

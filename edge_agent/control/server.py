@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from drivers.errors import EdgeError
 from edge_agent.control import protocol as p
+from edge_agent.control.nodes import NodeTarget
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,24 @@ class ControlServer:
                 return await t.diagnostics()
             case p.BuildingRequest(args=a):
                 return await t.building(a)
+            case p.NodeOtaUploadRequest() | p.NodeOtaStartRequest() | p.NodeOtaStatusRequest():
+                return await _node_op(t, req, user)
         raise AssertionError(f"unhandled op {req.op}")  # pragma: no cover - the union is exhaustive
+
+
+async def _node_op(
+    t: object, req: p.NodeOtaUploadRequest | p.NodeOtaStartRequest | p.NodeOtaStatusRequest, user: str
+) -> Any:
+    """Bridge-node operations, for a daemon that has a bridge line (edge_agent.control.nodes)."""
+    if not isinstance(t, NodeTarget):
+        raise p.ControlRefused(f"{req.op}: this daemon does not drive firmware-bridge nodes")
+    match req:
+        case p.NodeOtaUploadRequest(args=a):
+            return await t.node_ota_upload(a.node, a.size, a.sha256, a.offset, a.data, user)
+        case p.NodeOtaStartRequest(args=a):
+            return await t.node_ota_start(a.node, a.sha256, user)
+        case p.NodeOtaStatusRequest(args=a):
+            return await t.node_ota_status(a.node)
 
 
 def _remove_stale_socket(path: Path) -> None:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from edge_agent.cli import main
 from edge_agent.cli.nodes_cmd import nodes
 from firmware_bridge import NodeRegistry, SerialTransport, build_image
 from firmware_bridge.messages import HardwareKind
-from simulator.nodes import SimNode
-from simulator.nodes_line import SimLine
+from simulator.nodes import HANG_MARKER
+
+from .harness import NodeProcess
 
 
 def test_list_reads_the_persisted_registry(tmp_path: Path) -> None:
@@ -47,56 +46,84 @@ def test_list_with_damaged_registry_is_one_clear_line(tmp_path: Path, capsys: py
 
 
 @pytest.fixture
-def line_on_pty() -> Iterator[tuple[str, SimLine]]:
-    """A SimLine with node 5 served on a pty in its own thread and loop; yields the gateway-side tty path."""
-    master_fd, slave_fd = os.openpty()
-    line = SimLine([SimNode(5, trial_deadline_s=3)])
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
+def line_on_pty() -> Iterator[NodeProcess]:
+    """Node 5 (a desk cluster with a 3 s trial deadline) in a node process behind a pty."""
+    with NodeProcess("5:desk-cluster:trial=3") as nodes:
+        yield nodes
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        task = loop.create_task(line.serve(SerialTransport.from_fd(master_fd, "pty-master")))
-        loop.call_soon(started.set)
-        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(5)
-    try:
-        yield os.ttyname(slave_fd), line
-    finally:
-        loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
-        thread.join(5)
-        loop.close()
-        os.close(slave_fd)
+def desk_image(tmp_path: Path, version: tuple[int, int, int], size: int = 8000, marker: bytes = b"") -> Path:
+    path = tmp_path / f"desk-{'.'.join(map(str, version))}.bin"
+    path.write_bytes(build_image(HardwareKind.DESK_CLUSTER, version, marker + random.Random(1).randbytes(size)))
+    return path
+
+
+def ota(*args: str) -> Result:
+    """``nodes ota`` with no daemon to find (its socket would be in a directory that does not exist)."""
+    return CliRunner().invoke(nodes, ["ota", *args, "--socket", "/nonexistent/control.sock"])
 
 
 @pytest.mark.slow
-def test_ota_command_updates_a_node_over_a_pty(tmp_path: Path, line_on_pty: tuple[str, SimLine]) -> None:
-    port, line = line_on_pty
-    image = tmp_path / "desk-1.2.0.bin"
-    image.write_bytes(build_image(HardwareKind.DESK_CLUSTER, (1, 2, 0), random.Random(1).randbytes(8000)))
-    out = CliRunner().invoke(nodes, ["ota", "5", str(image), "--port", port, "--state-dir", str(tmp_path)])
+def test_ota_command_updates_a_node_over_a_pty(tmp_path: Path, line_on_pty: NodeProcess) -> None:
+    out = ota("5", str(desk_image(tmp_path, (1, 2, 0))), "--port", line_on_pty.path, "--state-dir", str(tmp_path))
     assert out.exit_code == 0, out.output
     assert "node 5: updated 1.0.0 -> 1.2.0 (slot B)" in out.output
-    assert line.node(5).active_slot == 1
+    assert line_on_pty.state(5)["active_slot"] == 1
     assert json.loads((tmp_path / "nodes.json").read_text())["nodes"][0]["firmware"] == "1.2.0"
 
 
 @pytest.mark.slow
-def test_ota_command_reports_rollback(tmp_path: Path, line_on_pty: tuple[str, SimLine]) -> None:
-    port, line = line_on_pty
-    image = tmp_path / "dimmer.bin"  # built for the wrong hardware kind: the boot loader will not start it
-    image.write_bytes(build_image(HardwareKind.DIMMER, (7, 0, 0), bytes(2000)))
-    out = CliRunner().invoke(nodes, ["ota", "5", str(image), "--port", port, "--state-dir", str(tmp_path)])
+def test_ota_command_reports_rollback(tmp_path: Path, line_on_pty: NodeProcess) -> None:
+    hangs = desk_image(tmp_path, (7, 0, 0), 2000, marker=HANG_MARKER)  # starts, then never answers
+    out = ota("5", str(hangs), "--port", line_on_pty.path, "--state-dir", str(tmp_path))
     assert out.exit_code == 1
-    assert "rolled back to 1.0.0 (slot A)" in out.output
-    assert line.node(5).active_slot == 0
+    assert "did not start; rolled back to 1.0.0 (slot A)" in out.output
+    assert line_on_pty.state(5)["active_slot"] == 0
+
+
+@pytest.mark.slow
+def test_ota_command_refuses_an_image_for_another_kind(tmp_path: Path, line_on_pty: NodeProcess) -> None:
+    image = tmp_path / "dimmer.bin"
+    image.write_bytes(build_image(HardwareKind.DIMMER, (7, 0, 0), bytes(2000)))
+    out = ota("5", str(image), "--port", line_on_pty.path, "--state-dir", str(tmp_path))
+    assert out.exit_code == 1
+    assert "built for a dimmer" in out.output and "nothing was sent" in out.output
+    assert line_on_pty.state(5)["ota_state"] == 0
+
+
+@pytest.mark.slow
+def test_ota_command_survives_a_lost_commit_reply(tmp_path: Path, line_on_pty: NodeProcess) -> None:
+    line_on_pty.ask("fault", "reply:drop:type=OTA_COMMIT:node=5")
+    out = ota("5", str(desk_image(tmp_path, (1, 3, 0))), "--port", line_on_pty.path, "--state-dir", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    assert "node 5: updated 1.0.0 -> 1.3.0 (slot B)" in out.output
+    time.sleep(4)  # past the node's 3 s trial deadline: the new slot was confirmed
+    assert line_on_pty.state(5)["active_slot"] == 1
 
 
 def test_ota_refuses_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     junk = tmp_path / "notes.txt"
     junk.write_text("these are release notes, not firmware")
-    out = CliRunner().invoke(nodes, ["ota", "5", str(junk), "--port", "/dev/null"])
+    out = ota("5", str(junk), "--port", "/dev/null")
     assert out.exit_code == 1 and "not a node firmware image" in out.output
+
+
+@pytest.mark.slow
+def test_ota_with_a_missing_state_dir_is_an_error(tmp_path: Path, line_on_pty: NodeProcess) -> None:
+    missing = tmp_path / "nope"
+    out = ota("5", str(desk_image(tmp_path, (1, 2, 0))), "--port", line_on_pty.path, "--state-dir", str(missing))
+    assert out.exit_code != 0
+    assert str(missing) in out.output and "does not exist" in out.output
+    assert line_on_pty.state(5)["active_slot"] == 0 and not missing.exists()
+
+
+@pytest.mark.slow
+def test_ota_while_another_program_holds_the_line_is_refused(tmp_path: Path, line_on_pty: NodeProcess) -> None:
+    holder = SerialTransport(line_on_pty.path, 115200)
+    try:
+        out = ota("5", str(desk_image(tmp_path, (1, 2, 0))), "--port", line_on_pty.path, "--state-dir", str(tmp_path))
+    finally:
+        asyncio.run(holder.aclose())
+    assert out.exit_code == 1
+    assert f"{line_on_pty.path} is in use" in out.output
+    assert line_on_pty.state(5)["ota_state"] == 0
