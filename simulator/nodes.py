@@ -163,7 +163,7 @@ class SimNode:
         self.hw_revision = hw_revision
         self.busy_until = float("-inf")  # test control: BUSY to everything but HELLO and STATUS until then
         self._rng = random.Random(seed if seed is not None else address)
-        self.flash = NodeFlash(self.kind, firmware, sector_erase_s=sector_erase_s)
+        self.flash = NodeFlash(self.kind, firmware, hw_revision=hw_revision, sector_erase_s=sector_erase_s)
         self.applied: list[tuple[float, int, int, int]] = []  # (t, channel, function, value) executed
         self.frames_answered = 0
         self.reply_delay_s = 0.0005  # processing time of the last frame handled (read by the line)

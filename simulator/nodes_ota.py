@@ -56,8 +56,11 @@ class Transfer:
 class NodeFlash:
     """Slots A and B, which one runs, and the transfer into the other one."""
 
-    def __init__(self, kind: int, firmware: tuple[int, int, int], *, sector_erase_s: float = SECTOR_ERASE_S) -> None:
+    def __init__(
+        self, kind: int, firmware: tuple[int, int, int], *, hw_revision: int = 1, sector_erase_s: float = SECTOR_ERASE_S
+    ) -> None:
         self.kind = kind
+        self.hw_revision = hw_revision
         self.sector_erase_s = sector_erase_s
         self.slots: list[bytes | None] = [build_image(kind, firmware, b"\x00" * 64), None]
         self.active_slot = 0
@@ -71,7 +74,7 @@ class NodeFlash:
         target = self.ota.slot
         try:
             header = parse_image_header(self.slots[target] or b"")
-            valid = header.kind == self.kind
+            valid = header.kind == self.kind and header.hw_revision in (0, self.hw_revision)
         except FrameError:
             valid = False
         if not valid:

@@ -1,9 +1,6 @@
-"""Codec units: CRC vector, COBS, frames, and the worked examples printed in PROTOCOL.md."""
+"""Codec units: CRC vector, COBS, frames (PROTOCOL.md's worked examples: test_protocol_doc.py)."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,8 +19,6 @@ from firmware_bridge.codec import (
     encode_frame,
 )
 from firmware_bridge.messages import MsgType, SetOutput
-
-PROTOCOL = Path(__file__).resolve().parents[2] / "firmware_bridge" / "PROTOCOL.md"
 
 
 def test_crc_vector() -> None:
@@ -102,34 +97,6 @@ def test_reader_splits_stream_and_resyncs_after_garbage() -> None:
     assert [f.dst for f in frames] == [1, 2]
     assert len(errors) == 2  # the oversized run and the short garbage block
     assert len(reader.buffer) == 0
-
-
-def _doc_examples() -> list[tuple[str, str, str]]:
-    """(title, fields line, wire hex) triples from PROTOCOL.md's worked examples."""
-    found = []
-    for section in PROTOCOL.read_text().split("#### Example: ")[1:]:
-        fields = re.search(r"^fields: (.+)$", section, re.M)
-        wire = re.search(r"^wire: ([0-9a-f ]+)$", section, re.M)
-        if fields and wire:
-            found.append((section.splitlines()[0], fields.group(1), wire.group(1)))
-    return found
-
-
-def test_protocol_doc_has_worked_examples() -> None:
-    assert len(_doc_examples()) >= 6
-
-
-@pytest.mark.parametrize(("title", "fields", "wire"), _doc_examples())
-def test_protocol_doc_examples_decode(title: str, fields: str, wire: str) -> None:
-    data = bytes.fromhex(wire)
-    assert data.endswith(b"\x00"), title
-    frame = decode_frame(data[:-1])
-    expected = dict(kv.split("=", 1) for kv in fields.split())
-    assert frame.dst == int(expected["dst"]) and frame.src == int(expected["src"])
-    assert frame.seq == int(expected["seq"]) and MsgType(frame.type).name == expected["type"]
-    assert frame.flags == int(expected["flags"], 16)
-    assert frame.payload.hex() == expected.get("payload", "")
-    assert encode_frame(frame) == data
 
 
 def test_set_output_payload_layout() -> None:
