@@ -23,7 +23,6 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from smbus2 import i2c_msg
@@ -43,7 +42,6 @@ from firmware_bridge.codec import (
     encode_frame,
 )
 from firmware_bridge.messages import (
-    ALL_CHANNELS,
     BLOCK_DIRECTORY,
     Capability,
     EventKind,
@@ -57,15 +55,14 @@ from firmware_bridge.messages import (
     NackCode,
     NodeEventRecord,
     NodeStatus,
-        OutputFunction,
-    OutputState,
-    ResetCause,
+        ResetCause,
     SetOutput,
     pack_events,
 )
 from firmware_bridge.ota import TRIAL_DEADLINE_S
 
 from .nodes_ota import HANG_MARKER, SECTOR_ERASE_S, NodeFlash, Refusal
+from .nodes_outputs import DESK_PRESETS, DeskState, NodeOutputs, Ramp
 
 __all__ = ["BOOT_S", "HANG_MARKER", "DeskState", "SimNode"]
 
@@ -88,16 +85,6 @@ CAPABILITIES: dict[HardwareKind, Capability] = {
     HardwareKind.SENSOR: _BASE | Capability.I2C_TUNNEL | Capability.PIR,
     HardwareKind.INDICATOR: _BASE | Capability.SEAT_INDICATOR | Capability.BUTTON,
 }
-NEEDS: dict[OutputFunction, Capability] = {
-    OutputFunction.LEVEL: Capability.DIMMER,
-    OutputFunction.DESK_MOVE: Capability.DESK_HEIGHT,
-    OutputFunction.DESK_STOP: Capability.DESK_HEIGHT,
-    OutputFunction.DESK_PRESET: Capability.DESK_HEIGHT,
-    OutputFunction.LAMP: Capability.DESK_LAMP,
-    OutputFunction.INDICATOR: Capability.SEAT_INDICATOR,
-}
-DESK_MIN_MM, DESK_MAX_MM, DESK_SPEED_MM_S = 620, 1270, 30.0
-DESK_PRESETS = (720, 1100, 750, 1200)
 EVENT_QUEUE = 32
 _THINK_S: dict[int, float] = {MsgType.OTA_CHUNK: 0.004, MsgType.OTA_BEGIN: 0.03, MsgType.OTA_COMMIT: 0.08}
 BOOT_S = 0.2  # from reset to answering frames
@@ -106,33 +93,7 @@ SENSOR_BLOCKS = (0,)  # block 0: PIR, button and queued motion events (every nod
 _ANSWERED_WHEN_BUSY = (MsgType.HELLO, MsgType.STATUS)  # a node always answers these
 
 
-class Ramp:
-    """A value moving linearly from ``start`` to ``target`` over [t0, t0 + duration]."""
-
-    def __init__(self, value: float = 0.0) -> None:
-        self.start = self.target = value
-        self.t0 = 0.0
-        self.duration = 0.0
-
-    def at(self, t: float) -> float:
-        if self.duration <= 0 or t >= self.t0 + self.duration:
-            return self.target
-        return self.start + (self.target - self.start) * max(0.0, t - self.t0) / self.duration
-
-    def go(self, target: float, t: float, duration: float) -> None:
-        self.start, self.target, self.t0, self.duration = self.at(t), target, t, max(0.0, duration)
-
-
-@dataclass(slots=True)
-class DeskState:
-    height_mm: float
-    target_mm: int
-    moving: bool
-    lamp: float  # 0..1
-    indicator: int  # drivers.ports.IndicatorColour code
-
-
-class SimNode:
+class SimNode(NodeOutputs):
     """One simulated node on the bridge (see module docstring)."""
 
     def __init__(
@@ -242,24 +203,9 @@ class SimNode:
     def motion(self, channel: int = 0, active: bool = True) -> None:
         self._event(EventKind.MOTION if active else EventKind.MOTION_END, channel)
 
-    def local_change(self, channel: int, function: int, value: int) -> None:
-        """Someone changed an output at the node itself (a lamp's own knob): the gateway is not told."""
-        self._apply(SetOutput(channel, function, value), self.clock())
-
     @property
     def events_pending(self) -> int:
         return len(self._events)
-
-    def dimmer_level(self, channel: int, t: float | None = None) -> float:
-        return self.levels[channel].at(self.clock() if t is None else t) / 1000
-
-    def desk(self, channel: int, t: float | None = None) -> DeskState:
-        now = self.clock() if t is None else t
-        h = self.heights[channel]
-        height = h.at(now)
-        return DeskState(
-            height, round(h.target), height != h.target, self.lamps[channel].at(now) / 1000, self.indicators[channel]
-        )
 
     # ---- the protocol ----------------------------------------------------------------------
     def processing_s(self, mtype: int, payload_len: int = 0) -> float:
@@ -403,55 +349,6 @@ class SimNode:
             self.counters["i2c"] += 1
             return bytes([I2CStatus.BUS_ERROR])
         return bytes([I2CStatus.OK]) + (bytes(msgs[-1]) if read_len else b"")
-
-    def _check_output(self, channel: int, function: int, *, everywhere: bool = False) -> None:
-        """Capability first (a function this node does not have, whether defined or not), then channel."""
-        needs = NEEDS.get(function)  # type: ignore[call-overload]
-        if needs is None or not self.capabilities & needs:
-            raise Refusal(NackCode.UNSUPPORTED, function)
-        if everywhere and channel == ALL_CHANNELS and self.revision >= 2:
-            return
-        if channel >= self.channels:
-            raise Refusal(NackCode.NO_SUCH_CHANNEL, channel)
-
-    @staticmethod
-    def _check_value(cmd: SetOutput) -> None:
-        fn, v = cmd.function, cmd.value
-        bad = (
-            (fn in (OutputFunction.LEVEL, OutputFunction.LAMP) and v > 1000)
-            or (fn == OutputFunction.INDICATOR and v > 4)
-            or (fn == OutputFunction.DESK_PRESET and v >= len(DESK_PRESETS))
-            or (fn == OutputFunction.DESK_MOVE and not DESK_MIN_MM <= v <= DESK_MAX_MM)
-        )
-        if bad:
-            raise Refusal(NackCode.BAD_VALUE)
-
-    def _apply(self, cmd: SetOutput, now: float) -> None:
-        fn, v, ramp = OutputFunction(cmd.function), cmd.value, cmd.ramp_ms / 1000
-        for ch in range(self.channels) if cmd.channel == ALL_CHANNELS else (cmd.channel,):
-            if fn in (OutputFunction.LEVEL, OutputFunction.LAMP):
-                (self.levels if fn == OutputFunction.LEVEL else self.lamps)[ch].go(v, now, ramp)
-            elif fn == OutputFunction.INDICATOR:
-                self.indicators[ch] = v
-            else:
-                h = self.heights[ch]
-                target = DESK_PRESETS[v] if fn == OutputFunction.DESK_PRESET else v
-                if fn == OutputFunction.DESK_STOP:
-                    target = round(h.at(now))
-                h.go(target, now, abs(target - h.at(now)) / DESK_SPEED_MM_S)
-            self.applied.append((now, ch, fn, v))
-
-    def _output_state(self, channel: int, function: int, now: float) -> OutputState:
-        fn = OutputFunction(function)
-        if channel == ALL_CHANNELS:  # the command's value; moving if any channel moves
-            states = [self._output_state(ch, fn, now) for ch in range(self.channels)]
-            first = states[0]
-            return OutputState(ALL_CHANNELS, fn, first.value, first.target, max(s.flags for s in states))
-        if fn == OutputFunction.INDICATOR:
-            return OutputState(channel, fn, self.indicators[channel], self.indicators[channel], 0)
-        ramp = {OutputFunction.LEVEL: self.levels, OutputFunction.LAMP: self.lamps}.get(fn, self.heights)[channel]
-        value = ramp.at(now)
-        return OutputState(channel, fn, round(value), round(ramp.target), int(value != ramp.target))
 
     def _drain(self, req: EventsRequest, now: float) -> bytes:
         while self._events and req.ack != 0 and (req.ack - self._events[0][0]) % 0x10000 < 0x8000:
