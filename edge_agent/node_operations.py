@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -102,8 +103,12 @@ class NodeOperations:
         up.message = f"{len(up.image)} of {size} bytes uploaded"
         return up.view()
 
-    async def node_ota_start(self, node: int, sha256: str, user: str) -> NodeOtaState:
+    async def node_ota_start(self, node: int, sha256: str, user: str, port: str | None = None) -> NodeOtaState:
         link = self._bridge()
+        bridge = self.daemon.cfg.bridge
+        if port is not None and bridge is not None and not await asyncio.to_thread(_same_device, port, bridge.port):
+            raise ControlRefused(f"the daemon drives the line on {bridge.port}, not {port}; node {node} there is "
+                                 "another node. Leave out --port to update the daemon's node")  # fmt: skip
         up = self._node_updates.get(node)
         if up is not None and up.state == "running":
             raise ControlRefused(f"node {node} is being updated already (started by {up.user})")
@@ -152,3 +157,8 @@ class NodeOperations:
                           report.outcome, report.outcome)  # fmt: skip
         log.info("node %d: firmware update %s: %s -> %s", up.node, report.outcome, report.firmware_before,
                  report.firmware_after)  # fmt: skip
+
+
+def _same_device(a: str, b: str) -> bool:
+    """Two names of one serial device (a udev symlink such as /dev/serial/by-id/... and /dev/ttyUSB0)."""
+    return os.path.realpath(a) == os.path.realpath(b)

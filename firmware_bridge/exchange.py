@@ -150,6 +150,7 @@ class LineMaster:
         self._scope: asyncio.Timeout | None = None
         self._scope_end = 0.0
         self._damaged = False
+        self._reader = FrameReader()
         self._closed = False
 
     @property
@@ -306,6 +307,10 @@ class LineMaster:
         self._expect = (job.node, job.frame.seq, job.frame.type)
         self._reply = reply = loop.create_future()
         self._damaged = False
+        # Half duplex: whatever was not ended by a delimiter before our request (a reply whose
+        # closing 0x00 a bit error turned into data) is garbage, and must not swallow the answer.
+        self._reader.buffer.clear()
+        self._reader.overflow = False
         try:
             await self.transport.write(wire)
             self.stats.frames_sent += 1
@@ -401,7 +406,7 @@ class LineMaster:
 
     # ---- the receiving side ----------------------------------------------------------------
     async def _read_loop(self) -> None:
-        reader = FrameReader()
+        reader = self._reader
         loop = asyncio.get_running_loop()
         quiet_s = self.byte_s * INTERFRAME_CHARS + self.reply_margin_s
         while True:

@@ -17,6 +17,7 @@ The test's window on the truth is stdin/stdout: one command per line in, one JSO
 ``state ADDR``                  boot id, firmware, slot, outputs, commands executed
 ``reboot ADDR [SILENT_S]``      the node resets (outputs to their power-on state)
 ``set ADDR CH FUNCTION VALUE``  a local change at the node (someone turned the lamp's knob)
+``busy ADDR SECONDS``           the node answers BUSY for that long
 ``peek ADDR I2C REG N``         registers of a part on the node's bus, without moving its pointer
 ``fault SPEC``                  add a scripted frame fault
 ``record``                      the line's fault and traffic counters
@@ -106,6 +107,10 @@ class NodeProcess:
         if op == "set":
             node, ch, fn, value = self.line.node(int(args[0])), int(args[1]), OutputFunction[args[2]], int(args[3])
             node.local_change(ch, fn, value)
+            return {"ok": True}
+        if op == "busy":
+            node = self.line.node(int(args[0]))
+            node.busy_until = node.clock() + float(args[1])
             return {"ok": True}
         if op == "peek":
             part = self.parts[int(args[0])]

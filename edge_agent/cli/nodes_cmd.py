@@ -105,13 +105,13 @@ def _daemon(socket_path: str | None, state_dir: Path) -> ControlClient | None:
     return client
 
 
-def _through_daemon(client: ControlClient, node: int, image: bytes, label: str) -> dict[str, Any]:
+def _through_daemon(client: ControlClient, node: int, image: bytes, label: str, port: str | None) -> dict[str, Any]:
     """Upload, start, and follow the daemon's update of ``node``; returns its final state."""
     sha = hashlib.sha256(image).hexdigest()
     for offset in range(0, len(image), UPLOAD_PIECE):
         piece = base64.b64encode(image[offset : offset + UPLOAD_PIECE]).decode()
         client.request("node_ota_upload", node=node, size=len(image), sha256=sha, offset=offset, data=piece)
-    state: dict[str, Any] = client.request("node_ota_start", node=node, sha256=sha)
+    state: dict[str, Any] = client.request("node_ota_start", node=node, sha256=sha, port=port)
     with click.progressbar(length=len(image), label=label, show_percent=True, show_pos=True) as bar:
         shown = 0
         while state["state"] == "running":
@@ -126,7 +126,8 @@ def _through_daemon(client: ControlClient, node: int, image: bytes, label: str) 
 @click.argument("node", type=click.IntRange(1, 247))
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--port", default="/dev/ttyUSB0", show_default=True,
-              help="Serial port of the RS-485 line (used only when no daemon runs).")  # fmt: skip
+              help="Serial port of the RS-485 line (opened only when no daemon runs; the daemon refuses "
+                   "a port that is not its line).")  # fmt: skip
 @click.option("--baud", type=click.Choice(["115200", "460800"]), default="115200", show_default=True)
 @state_dir_option
 @click.option("--socket", "socket_path", default=None,
@@ -155,7 +156,8 @@ def ota(ctx: click.Context, node: int, image: Path, port: str, baud: str, state_
         click.echo(f"node {node}: updating through the running daemon, which owns the line ({client.path})")
         try:
             with client:
-                state = _through_daemon(client, node, data, label)
+                named = port if ctx.get_parameter_source("port") is not click.core.ParameterSource.DEFAULT else None
+                state = _through_daemon(client, node, data, label, named)
         except EdgeError as exc:
             raise click.ClickException(f"node {node}: {exc}") from None
         except KeyboardInterrupt:

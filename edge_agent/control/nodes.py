@@ -6,8 +6,9 @@ asks the daemon to do the update instead of opening the port itself. A request l
 
 1. ``node_ota_upload`` ``{node, size, sha256, offset, data}``, once per piece, in order; the
    daemon keeps the pieces for that node and answers how many bytes it holds;
-2. ``node_ota_start`` ``{node, sha256}``: the daemon checks the whole image (hash, header, the
-   node's HELLO) and starts the update in the background;
+2. ``node_ota_start`` ``{node, sha256[, port]}``: the daemon checks the whole image (hash,
+   header, the node's HELLO) and starts the update in the background; with ``port``, it first
+   refuses if that is not the line it drives (a node address is only unique on its own line);
 3. ``node_ota_status`` ``{node}``, as often as the CLI likes: state, bytes sent, and at the end
    the outcome (:class:`NodeOtaState`). The update goes on if the CLI goes away.
 
@@ -46,6 +47,7 @@ class NodeOtaUploadArgs(_Args):
 class NodeOtaStartArgs(_Args):
     node: NodeAddress
     sha256: Sha256
+    port: str | None = Field(default=None, max_length=256)  # the line the technician meant, if named
 
 
 class NodeOtaState(TypedDict):
@@ -69,6 +71,6 @@ class NodeTarget(Protocol):
         self, node: int, size: int, sha256: str, offset: int, data: str, user: str
     ) -> NodeOtaState: ...
 
-    async def node_ota_start(self, node: int, sha256: str, user: str) -> NodeOtaState: ...
+    async def node_ota_start(self, node: int, sha256: str, user: str, port: str | None = None) -> NodeOtaState: ...
 
     async def node_ota_status(self, node: int) -> NodeOtaState: ...

@@ -254,7 +254,7 @@ async def _node_op(
         case p.NodeOtaUploadRequest(args=a):
             return await t.node_ota_upload(a.node, a.size, a.sha256, a.offset, a.data, user)
         case p.NodeOtaStartRequest(args=a):
-            return await t.node_ota_start(a.node, a.sha256, user)
+            return await t.node_ota_start(a.node, a.sha256, user, a.port)
         case p.NodeOtaStatusRequest(args=a):
             return await t.node_ota_status(a.node)
 

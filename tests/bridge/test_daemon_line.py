@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from drivers.errors import BridgeError
+from edge_agent.control.client import ControlClient, ControlRequestError
 from firmware_bridge import SerialTransport, build_image
 from firmware_bridge.messages import HardwareKind
 
@@ -132,6 +133,26 @@ def test_the_daemon_owns_the_line_restores_outputs_and_updates_firmware(tmp_path
             wrong.write_bytes(build_image(HardwareKind.DIMMER, (3, 0, 0), bytes(3000)))
             refused = cli("nodes", "ota", "5", str(wrong), "--socket", str(sock), "--state-dir", str(state))
             assert refused.returncode == 1 and "built for a dimmer" in refused.stderr
+            with ControlClient(sock) as client:
+                assert client.request("node_ota_status", node=5)["state"] == "failed"
+
+            # Naming another line is refused: node 5 there is another node.
+            other = cli("nodes", "ota", "5", str(image), "--port", "/dev/ttyUSB9", "--socket", str(sock))
+            assert other.returncode == 1 and "the daemon drives the line on" in other.stderr
+
+            # Bad requests on the control socket get one clear line each; the daemon carries on.
+            with ControlClient(sock) as client:
+                for args, says in [
+                    ({"node": 5, "size": 10, "sha256": "0" * 64, "offset": 0, "data": "!!!!"}, "not valid base64"),
+                    ({"node": 5, "size": 10, "sha256": "0" * 64, "offset": 4, "data": "AAAA"}, "in order from 0"),
+                    ({"node": 0, "size": 10, "sha256": "0" * 64, "offset": 0, "data": "AAAA"}, "args.node"),
+                ]:
+                    with pytest.raises(ControlRequestError, match=says):
+                        client.request("node_ota_upload", **args)
+                with pytest.raises(ControlRequestError, match="upload the image first"):
+                    client.request("node_ota_start", node=101, sha256="1" * 64)
+                with pytest.raises(ControlRequestError, match="no update of node 101"):
+                    client.request("node_ota_status", node=101)
 
             # A tool that cannot find the daemon and opens the port itself is refused, clearly.
             blind = cli("nodes", "ota", "5", str(image), "--port", nodes.path, "--socket", str(tmp_path / "none.sock"),

@@ -110,6 +110,20 @@ async def test_a_tunnelled_read_runs_once_when_its_reply_is_lost_over_the_tty() 
         assert data.hex() == peek["data"] and peek["pointer"] == 0x84
 
 
+async def test_a_damaged_reply_is_cut_short_and_busy_is_asked_again_over_the_tty() -> None:
+    with NodeProcess("3:desk-cluster:amg8833=0x69", args=("--fault", "reply:damage:type=I2C:node=3")) as nodes:
+        async with link_on(nodes.path) as link:
+            data = await BridgeI2CBus(link, 3).transfer(0x69, b"\x80", 128)
+            assert data.hex() == nodes.ask("peek", 3, "0x69", "0x80", 128)["data"]
+            # the damaged reply ended the attempt early: a damaged reply, not a timeout
+            assert link.stats.damaged_replies >= 1
+            nodes.ask("busy", 3, 0.3)
+            assert (await link.set_output(3, 1, LAMP, 250, deadline_s=3.0)).target == 250
+            assert link.stats.busy >= 1
+        assert nodes.state(3)["lamp_targets"][1] == 250
+        assert len(nodes.state(3)["applied"]) == 1
+
+
 async def test_a_second_master_cannot_open_the_line() -> None:
     with NodeProcess("5:desk-cluster") as nodes:
         async with link_on(nodes.path) as link:

@@ -10,7 +10,7 @@ import pytest
 
 from firmware_bridge import BridgeLink, MemoryLine, NodeNackError, build_image, update_firmware
 from firmware_bridge.messages import HardwareKind, MsgType, NackCode, OutputFunction
-from firmware_bridge.transport import MemoryEndpoint
+from firmware_bridge.transport import MemoryEndpoint, Transport
 from simulator.clock import run_virtual
 from simulator.nodes import SimNode
 from simulator.nodes_line import FrameFault, SimLine
@@ -96,3 +96,25 @@ def test_reply_timeout_counts_from_the_end_of_the_request_on_a_buffering_adapter
 
     run_virtual(main())
 
+
+
+class LosesOneDelimiter(SimLine):
+    """The first reply's closing 0x00 never arrives (a bit error turned it into data)."""
+
+    lost = False
+
+    def _send_later(self, transport: Transport, delay: float, reply: bytes) -> None:
+        if not self.lost:
+            self.lost, reply = True, reply[:-1] + b"\x55"
+        super()._send_later(transport, delay, reply)
+
+
+def test_a_reply_without_its_delimiter_does_not_swallow_the_next_one() -> None:
+    async def main() -> None:
+        line = LosesOneDelimiter([SimNode(3)])
+        async with line.on_memory_line() as memory, BridgeLink(memory.master) as link:
+            await link.status(3)
+            assert link.registry.nodes[3].retries == 1  # one retry, whose answer got through
+            assert link.stats.rx_errors == 0
+
+    run_virtual(main())
