@@ -145,6 +145,7 @@ class LineMaster:
         self._unrestored: set[int] = set()  # rebooted nodes whose outputs are not back yet: not "ok"
         self._wake = asyncio.Event()
         self._turn = asyncio.Lock()
+        self._current: _Job | None = None  # the job whose exchange is on the line
         self._expect: tuple[int, int, int] | None = None
         self._reply: asyncio.Future[Frame] | None = None
         self._scope: asyncio.Timeout | None = None
@@ -216,6 +217,13 @@ class LineMaster:
             self._newest[key] = next(self._order)
         self._drop_superseded(hit)
 
+    def _pending_command(self, key: OutputKey) -> asyncio.Future[Frame] | None:
+        """The unsettled command to this output, queued or on the line (there is at most one)."""
+        for job in [self._current, *self._jobs]:
+            if job is not None and job.output == key and not job.future.done():
+                return job.future
+        return None
+
     def _superseded(self, job: _Job) -> bool:
         if job.output is None or self._newest.get(job.output) == job.order:
             return False
@@ -277,10 +285,13 @@ class LineMaster:
                 continue
             self._jobs.remove(pick)
             async with self._turn:
+                self._current = pick
                 try:
                     await self._attempt(pick)
                 except (BridgeError, ValueError) as exc:  # e.g. the transport failed: fail this request only
                     self._finish(pick, exc if isinstance(exc, BridgeError) else BridgeError(str(exc)))
+                finally:
+                    self._current = None
                 await asyncio.sleep(self.byte_s * INTERFRAME_CHARS)
 
     async def _attempt(self, job: _Job) -> None:

@@ -285,9 +285,9 @@ class BridgeLink(LineMaster):
 
     async def _restore(self, node: int) -> None:
         """Put back every output the gateway owns on ``node``, then call the node healthy."""
-        owned = [(key, cmd) for key, cmd in self._intended.items() if key[0] == node]
+        owned = [key for key in self._intended if key[0] == node]
         try:
-            await asyncio.gather(*(self._restore_one(node, key, cmd) for key, cmd in owned))
+            await asyncio.gather(*(self._restore_one(node, key) for key in owned))
         except BridgeError as exc:
             log.warning("node %d: outputs not restored yet (%s); trying again at the next poll", node, exc)
             return
@@ -296,12 +296,16 @@ class BridgeLink(LineMaster):
         log.info("node %d: %d output(s) restored after a reboot", node, len(owned))
         self._emit(NodeEvent(node, "restored", 0, self.clock.monotonic()))
 
-    async def _restore_one(self, node: int, key: OutputKey, cmd: SetOutput) -> None:
+    async def _restore_one(self, node: int, key: OutputKey) -> None:
         if key[2] == OutputFunction.DESK_MOVE:  # a desk is not moved by a reboot: learn where it stopped
             await self.get_output(node, key[1], OutputFunction.DESK_MOVE, priority=Priority.ACTUATION)
             return
+        while (pending := self._pending_command(key)) is not None:  # the newest command is on its way:
+            await asyncio.wait([pending])  # if it is confirmed after the reboot, it has restored the output
+        if key in self._reported:
+            return
         with contextlib.suppress(CommandSuperseded):  # a newer command went out meanwhile: it stands
-            await self._command(node, replace(cmd, ramp_ms=0), 1.0)
+            await self._command(node, replace(self._intended[key], ramp_ms=0), 1.0)
 
     # ---- polling and events ----------------------------------------------------------------
     def watch(self, node: int, interval_s: float = 1.0) -> None:

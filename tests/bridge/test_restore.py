@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from firmware_bridge import BridgeLink, DeskHeight, DeskLamp, DimmerChannel, NodeEvent
-from firmware_bridge.messages import OutputFunction
+from firmware_bridge.messages import OutputFunction, OutputState
 from simulator.nodes import SimNode
 from simulator.nodes_line import LineFaults, SimLine
 
@@ -86,3 +86,25 @@ def test_reported_read_back_is_the_nodes_not_the_last_command() -> None:
         assert dimmer.reported == 0.6  # ... and puts back what it owns (0.6), and reports that
 
     on_line(scenario, [SimNode(101, "dimmer")])
+
+
+def test_a_command_on_its_way_during_the_restore_is_neither_dropped_nor_undone() -> None:
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        node = line.node(8)
+        newer: list[asyncio.Future[OutputState]] = []
+
+        def on_event(event: NodeEvent) -> None:  # someone commands the lamp the moment the reboot is seen
+            if event.kind == "reboot":
+                newer.append(asyncio.ensure_future(link.set_output(8, 0, OutputFunction.LAMP, 900)))
+
+        link.add_listener(on_event)
+        link.watch(8, 0.25)
+        await link.hello(8)
+        await link.set_output(8, 0, OutputFunction.LAMP, 300)
+        node.reboot(silent_s=0.5)
+        await asyncio.sleep(2.0)
+        assert newer and (await newer[0]).target == 900  # not dropped for the restore
+        assert round(node.lamps[0].target) == 900 and link.registry.nodes[8].health == "ok"
+        assert [a[3] for a in node.applied if a[2] == OutputFunction.LAMP][-1] == 900
+
+    on_line(scenario, [SimNode(8)])
