@@ -22,10 +22,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from drivers.errors import BridgeError, FrameError
-from drivers.ports import Clock
 
 from .codec import FLAG_EVENTS_PENDING, Frame
 from .exchange import (
@@ -60,7 +59,6 @@ from .messages import (
     parse_hello,
     parse_i2c_reply,
 )
-from .registry import NodeRegistry
 from .transport import Transport
 
 __all__ = [
@@ -92,23 +90,10 @@ class NodeEvent:
 class BridgeLink(LineMaster):
     """Typed requests, the output book, polling, events and reboots over one :class:`Transport`."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        baud: int = 115200,
-        clock: Clock | None = None,
-        registry: NodeRegistry | None = None,
-        retries: int = 8,
-        actuation_retries: int = 30,
-        backoff_s: float = 0.002,
-        backoff_max_s: float = 0.05,
-        reply_margin_s: float = 0.003,
-        event_queue_size: int = 1024,
-    ) -> None:
-        super().__init__(transport, baud=baud, clock=clock, registry=registry, retries=retries,
-                         actuation_retries=actuation_retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s,
-                         reply_margin_s=reply_margin_s)  # fmt: skip
+    def __init__(self, transport: Transport, *, event_queue_size: int = 1024, **options: Any) -> None:
+        """``options``: those of :class:`~firmware_bridge.exchange.LineMaster` (baud, clock, registry,
+        retries, actuation_retries, backoff_s, backoff_max_s, reply_margin_s)."""
+        super().__init__(transport, **options)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pollers: dict[int, asyncio.Task[None]] = {}
         self._draining: set[int] = set()
