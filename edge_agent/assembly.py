@@ -28,7 +28,7 @@ from edge_agent.actuation.preferences import PreferenceRegistry
 from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
 from edge_agent.backend import Backend
 from edge_agent.calibration import CalibrationStore
-from edge_agent.config import Sensor, SiteConfig
+from edge_agent.config import Sensor, SiteConfig, rules_file
 from edge_agent.controller import FloorController, Upstream
 from edge_agent.daemon import Component
 from edge_agent.hardware import Hardware
@@ -36,6 +36,7 @@ from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.services import forecast_loop, health_loop, start_control, start_uplink
+from edge_agent.sync.messages import iso_utc
 from rules import RuleSet, load_rules
 from rules.state import FloorState
 
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     from edge_agent.daemon import Daemon
 
 log = logging.getLogger("edge_agent.assembly")
+
+#: How bad each of the arbiter's events is (docs/mqtt.md, ``event/{kind}``).
+EVENT_SEVERITY = {"deadline_missed": "warning", "output_failed": "error", "output_recovered": "info",
+                  "override_expired": "info"}
 
 
 @dataclass
@@ -104,12 +109,6 @@ def tag_salt(state_dir: Path, configured: Path | None) -> bytes:
     return salt
 
 
-def rules_path(cfg: SiteConfig, config_path: Path) -> Path | None:
-    if cfg.rules.file is None:
-        return None
-    return cfg.rules.file if cfg.rules.file.is_absolute() else config_path.parent / cfg.rules.file
-
-
 async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                            tuning: Tuning | None = None) -> list[Component]:
     """The components of a running gateway, in start order."""
@@ -121,7 +120,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
     state_dir = daemon.state_dir
     hardware = Hardware(cfg, backend, clock, state_dir, node_poll_interval_s=tuning.node_poll_interval_s)
     floor = FloorModel(cfg)
-    rules = load_rules(rules_path(cfg, daemon.options.config_path))
+    rules = load_rules(rules_file(cfg, daemon.options.config_path))
     preferences = PreferenceRegistry(state_dir / "preferences.json")
     gateway_box: list[Gateway] = []
 
@@ -144,7 +143,18 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                     "reason": event.detail,
                 })
         else:
-            gw.upstream.publish_event(event.kind, {k: v for k, v in doc.items() if k != "t"})
+            gw.upstream.publish_event(event.kind, {k: v for k, v in doc.items() if k != "t"},
+                                      severity=EVENT_SEVERITY.get(event.kind, "info"))
+
+    def on_sensor_health(sensor_id: str, healthy: bool, reason: str) -> None:
+        slot = hardware.sensors.get(sensor_id)
+        data: dict[str, Any] = {"sensor": sensor_id, "since": iso_utc(clock.time())}
+        if slot is not None:
+            data.update(kind=slot.sensor.kind, zone=slot.sensor.zone)
+        if healthy:
+            daemon.publish_event("sensor_recovered", data)
+        else:
+            daemon.publish_event("sensor_fault", {**data, "reason": reason}, severity="warning")
 
     stack = contextlib.AsyncExitStack()
     calibration = CalibrationStore(state_dir / "calibration.json", cast(Any, clock))
@@ -164,7 +174,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
-                                corrections=calibration)
+                                corrections=calibration, on_health=on_sensor_health)
         gw = Gateway(cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache)
         gateway_box.append(gw)
         daemon.extras["gateway"] = gw

@@ -487,3 +487,10 @@ def load_config(path: str | Path) -> SiteConfig:
 def config_hash(path: str | Path) -> str:
     """Short content hash published in the birth message, so central systems see config drift."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def rules_file(cfg: SiteConfig, config_path: Path) -> Path | None:
+    """The rule file a config names (relative to the config file), or None for the shipped default."""
+    if cfg.rules.file is None:
+        return None
+    return cfg.rules.file if cfg.rules.file.is_absolute() else config_path.parent / cfg.rules.file

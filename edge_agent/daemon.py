@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.errors import ConfigError, EdgeError
+from drivers.errors import ConfigError, EdgeError, RulesError
 from drivers.ports import Clock
-from edge_agent.config import SiteConfig, config_hash, load_config
+from edge_agent.config import SiteConfig, config_hash, load_config, rules_file
+from edge_agent.control.protocol import SOCKET_PATH_MAX, socket_path_bytes, state_dir_socket
 from edge_agent.notify import SystemdNotifier, watchdog_interval, watchdog_loop
 from edge_agent.supervisor import Supervisor
+from rules import load_rules
 
 log = logging.getLogger("edge_agent.daemon")
 
@@ -90,6 +92,7 @@ class Daemon:
         self._components: list[Component] = []
         self._stop_event = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self.extras: dict[str, Any] = {}  # components register themselves here for status/control
 
     # -- paths -------------------------------------------------------------------------------
@@ -98,20 +101,14 @@ class Daemon:
         return self.options.state_dir or self.cfg.storage.state_dir
 
     @property
-    def runtime_dir(self) -> Path:
-        if self.options.runtime_dir is not None:
-            return self.options.runtime_dir
-        env = os.environ.get("RUNTIME_DIRECTORY")  # set by systemd's RuntimeDirectory=
-        return Path(env.split(":")[0]) if env else self.state_dir
+    def control_socket(self) -> Path:
+        return control_socket_path(self.state_dir, self.options)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.state.started_clock = self.clock.monotonic()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if self._build is not None:
-            self._components = await self._build(self)
-        for comp in self._components:
-            await comp.start()
+        check_daemon_paths(self.state_dir, self.options)
+        await self._start_components()
         interval = watchdog_interval()
         if interval is not None:
             self.supervisor.start("watchdog", lambda: watchdog_loop(self.notifier, interval))
@@ -132,6 +129,8 @@ class Daemon:
                         log.warning("stopping %s failed: %s", comp.name, exc)
         except TimeoutError:
             log.warning("components did not stop in time; exiting anyway")
+        for task in list(self._background):
+            task.cancel()
         await self.supervisor.stop(grace_s=1.0)
         self.notifier.close()
 
@@ -141,40 +140,130 @@ class Daemon:
     async def wait_stopped(self) -> None:
         await self._stop_event.wait()
 
+    def check_config(self) -> SiteConfig:
+        """Read and validate the config file and the rule file it names (ConfigError/RulesError)."""
+        new = load_config(self.options.config_path)
+        path = rules_file(new, self.options.config_path)
+        load_rules(path)
+        return new
+
     async def reload(self) -> bool:
-        """Re-read the config file; apply it when valid, keep the old one otherwise."""
+        """Re-read the config file; apply it when valid, keep the old one otherwise.
+
+        Either way an upstream ``config_reloaded`` event says what happened: sent by the rebuilt
+        components when the new config applies, by the running ones when it is refused.
+        """
         async with self._reload_lock:
             self.notifier.reloading()
+            old_hash = self.config_hash
             try:
-                new = load_config(self.options.config_path)
-            except ConfigError as exc:
-                self.state.last_reload_error = str(exc)
-                log.error("config reload refused, the running configuration stays: %s", exc)
-                for line in exc.problems:
-                    log.error("  %s", line)
-                self.notifier.ready("running (reload refused: invalid config)")
+                new = self.check_config()
+            except (ConfigError, RulesError) as exc:
+                self.refuse_reload(str(exc), getattr(exc, "problems", []) or [])
                 return False
-            old_components = self._components
-            for comp in reversed(old_components):
+            for comp in reversed(self._components):
                 await comp.stop()
-            self.cfg = new
+            old_cfg, self.cfg = self.cfg, new
             self.config_hash = config_hash(self.options.config_path)
-            if self._build is not None:
-                self._components = await self._build(self)
-            for comp in self._components:
-                await comp.start()
+            try:
+                await self._start_components()
+            except Exception as exc:  # the new config cannot run here: go back to the one that did
+                log.exception("the new configuration could not start; going back to the running one")
+                await self._stop_components()
+                self.cfg, self.config_hash = old_cfg, old_hash
+                await self._start_components()
+                self.refuse_reload(f"it did not start: {type(exc).__name__}: {exc}", [])
+                return False
             self.state.reloads += 1
             self.state.last_reload_error = ""
             log.info("configuration reloaded (%s)", self.config_hash)
+            self.publish_event("config_reloaded", {"ok": True, "config_hash": self.config_hash,
+                                                   "previous_hash": old_hash})
             self.notifier.ready("running (configuration reloaded)")
             return True
+
+    def schedule_reload(self) -> None:
+        """Reload soon, in a task of the daemon's own: asked for over MQTT, the reload rebuilds the
+        uplink that carries the request, so it must not run inside that request, and it waits
+        (bounded) for the request's result to reach the broker first."""
+        task = asyncio.get_running_loop().create_task(self._reload_soon(), name="reload")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_soon(self, settle_s: float = 0.5, within_s: float = 10.0) -> None:
+        await self.clock.sleep(settle_s)  # the result is cached and enqueued right after the command returns
+        deadline = self.clock.monotonic() + within_s
+        drained = self.extras.get("outbox_drained")
+        while callable(drained) and not drained() and self.clock.monotonic() < deadline:
+            await self.clock.sleep(0.1)
+        await self.reload()
+
+    def refuse_reload(self, reason: str, problems: list[str]) -> None:
+        self.state.last_reload_error = reason
+        log.error("config reload refused, the running configuration stays: %s", reason)
+        for line in problems:
+            log.error("  %s", line)
+        self.publish_event("config_reloaded", {"ok": False, "config_hash": self.config_hash,
+                                               "error": reason.splitlines()[0][:500]}, severity="error")
+        self.notifier.ready("running (reload refused: invalid config)")
+
+    async def _start_components(self) -> None:
+        self._components = await self._build(self) if self._build is not None else []
+        for comp in self._components:
+            await comp.start()
+
+    async def _stop_components(self) -> None:
+        for comp in reversed(self._components):
+            try:
+                await comp.stop()
+            except Exception as exc:
+                log.warning("stopping %s failed: %s", comp.name, exc)
+
+    def publish_event(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> None:
+        """An upstream event through the running uplink (dropped, with a log line, while there is none)."""
+        gw = self.extras.get("gateway")
+        upstream = getattr(gw, "upstream", None)
+        if upstream is None:
+            log.info("event %s not published (no uplink): %s", kind, data)
+            return
+        upstream.publish_event(kind, data, severity=severity)
 
     def _on_task_fault(self, name: str, exc: BaseException, count: int) -> None:
         text = f"task {name} crashing in a loop: {type(exc).__name__}: {exc}"
         self.state.faults.append(text)
-        hook = self.extras.get("on_fault")
-        if callable(hook):
-            hook(name, text)
+        self.publish_event("task_fault", {"task": name, "error": f"{type(exc).__name__}: {exc}"[:500],
+                                          "crashes": count}, severity="error")
+
+
+def control_socket_path(state_dir: Path, options: DaemonOptions) -> Path:
+    """The runtime directory's ``control.sock`` (``options.runtime_dir``, systemd's RuntimeDirectory=),
+    else the state directory's socket (a short stand-in when the state directory is deep)."""
+    runtime = options.runtime_dir
+    env = os.environ.get("RUNTIME_DIRECTORY")  # set by systemd's RuntimeDirectory=
+    if runtime is None and env:
+        runtime = Path(env.split(":")[0])
+    return runtime / "control.sock" if runtime is not None else state_dir_socket(state_dir)
+
+
+def check_daemon_paths(state_dir: Path, options: DaemonOptions) -> None:
+    """Refuse, in one line naming the path and the limit, paths a daemon could not work with."""
+    usable_state_dir(state_dir)
+    sock = control_socket_path(state_dir, options)
+    if socket_path_bytes(sock) > SOCKET_PATH_MAX:
+        raise ConfigError(f"control socket path {sock} is {socket_path_bytes(sock)} bytes; a unix socket path "
+                          f"holds at most {SOCKET_PATH_MAX}: choose a shorter runtime directory")
+
+
+def usable_state_dir(path: Path) -> None:
+    """Create the state directory if needed and prove it takes files; ConfigError in one line if not."""
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"state directory {path} is not usable: {exc.strerror or exc}; give a writable directory "
+                          "with --state-dir or [storage] state_dir") from exc
 
 
 def install_signal_handlers(daemon: Daemon) -> None:

@@ -14,14 +14,16 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, cast
 
-from drivers.errors import EdgeError
+from drivers.errors import ConfigError, EdgeError, RulesError
 from edge_agent.building.operations import BuildingArgs, BuildingOperations
 from edge_agent.calibration import CalibrationStore, check_frc, check_reference
+from edge_agent.config import config_hash, rules_file
 from edge_agent.control import protocol as p
 from edge_agent.control.protocol import ControlRefused, UnknownIdError
 from edge_agent.node_operations import NodeOperations
 from edge_agent.sensing.tags import pseudonymise
 from edge_agent.sync.commands import ClearOverride, ConsentSet, ConsentWithdraw, PreferencesSet, SetOverride
+from edge_agent.sync.messages import iso_utc
 from rules import load_rules
 from rules.state import IntentKind
 
@@ -64,10 +66,10 @@ class GatewayOperations(NodeOperations):
             raise ControlRefused("the daemon is starting; try again in a few seconds")
         return cast("Gateway", gw)
 
-    def _event(self, kind: str, data: dict[str, Any]) -> None:
+    def _event(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> None:
         up = self.gw.upstream
         if up is not None:
-            up.publish_event(kind, data)
+            up.publish_event(kind, data, severity=severity)
 
     def _sensor(self, sensor_id: str) -> Any:
         slot = self.gw.hardware.sensors.get(sensor_id)
@@ -80,7 +82,8 @@ class GatewayOperations(NodeOperations):
         host, port = self.daemon.options.broker or (cfg.broker.host, cfg.broker.port)
         up = self.daemon.extras.get("uplink")
         connected = bool(up is not None and up.connected.is_set())
-        broker: p.BrokerState = {"host": host, "port": port, "connected": connected, "since": None,
+        since = up.connected_since if up is not None and connected else None
+        broker: p.BrokerState = {"host": host, "port": port, "connected": connected, "since": since,
                                  "last_error": (getattr(up, "last_error", None) or "") if up is not None else ""}
         stats = self.daemon.extras.get("outbox_describe")
         desc = stats() if callable(stats) else {}
@@ -104,7 +107,7 @@ class GatewayOperations(NodeOperations):
             "simulated": gw.hardware.backend.name == "simulated", "broker": broker, "outbox": outbox,
             "clock_synced": bool(getattr(self.daemon.clock, "synced", False)),
             "sensors_healthy": len(gw.hardware.sensors) - len(unhealthy), "sensors_unhealthy": unhealthy,
-            "last_actuation": actuation,
+            "last_actuation": actuation, "faults": list(self.daemon.state.faults),
         }
 
     async def sensors(self) -> list[p.SensorInfo]:
@@ -271,9 +274,12 @@ class GatewayOperations(NodeOperations):
         kind = ACTUATOR_KIND[kinds[actuator]]
         ch = self.gw.arbiter.channels.get((actuator, kind))
         previous = None if ch is None else ch.applied
-        self.gw.arbiter.set_override(actuator, level, duration_s, kind=kind, source=f"cli:{user}",
-                                     reason="actuator test")
-        self._event("override", {"target": actuator, "level": level, "duration_s": duration_s, "source": "cli"})
+        try:
+            self.gw.arbiter.set_override(actuator, level, duration_s, kind=kind, source=f"cli:{user}",
+                                         reason="actuator test")
+        except ValueError as exc:
+            raise ControlRefused(f"{actuator}: {exc}") from exc
+        self._event("override_set", {"target": actuator, "level": level, "duration_s": duration_s, "source": "cli"})
         return {"actuator": actuator, "level": level, "duration_s": duration_s, "previous": previous,
                 "restores_at": self.daemon.clock.time() + duration_s}
 
@@ -304,45 +310,70 @@ class GatewayOperations(NodeOperations):
 
     async def set_override(self, args: SetOverride) -> dict[str, Any]:
         self._targets(args.target_kind, args.target)
-        duration = args.duration_s if args.duration_s is not None else 7 * 24 * 3600.0
-        kind = IntentKind.DESK_LAMP if args.target_kind == "seat" else IntentKind.LIGHT_LEVEL
-        if args.target_kind == "actuator":
+        return self.hold(args.target_kind, args.target, args.level, args.duration_s, source="mqtt")
+
+    def hold(self, target_kind: str, target: str, level: float, duration_s: float | None, *,
+             source: str) -> dict[str, Any]:
+        """An override from MQTT or Home Assistant (``duration_s=None``: until cleared); nothing changes
+        when it is refused."""
+        kind = IntentKind.DESK_LAMP if target_kind == "seat" else IntentKind.LIGHT_LEVEL
+        if target_kind == "actuator":
             kinds = {a.id: a.kind for a in self.daemon.cfg.actuators}
-            kind = ACTUATOR_KIND[kinds[args.target]]
-        self.gw.arbiter.set_override(args.target, args.level, duration, kind=kind, source="mqtt")
+            kind = ACTUATOR_KIND[kinds[target]]
+        try:
+            self.gw.arbiter.set_override(target, level, duration_s, kind=kind, source=source)
+        except ValueError as exc:
+            raise ControlRefused(f"{target_kind} {target}: {exc}") from exc
         self.gw.controller.wake()
-        self._event("override", {"target": args.target, "level": args.level, "duration_s": args.duration_s,
-                                 "source": "mqtt"})
-        return {"target": args.target, "level": args.level, "duration_s": args.duration_s}
+        until = None if duration_s is None else iso_utc(self.daemon.clock.time() + duration_s)
+        self._event("override_set", {"target_kind": target_kind, "target": target, "level": level,
+                                     "duration_s": duration_s, "until": until, "source": source})
+        return {"override": f"{target_kind}:{target}", "target": target, "level": level, "duration_s": duration_s,
+                "until": until}
 
     async def clear_override(self, args: ClearOverride) -> dict[str, Any]:
         self._targets(args.target_kind, args.target)
         cleared = self.gw.arbiter.clear_override(args.target)
         self.gw.controller.wake()
-        self._event("override_cleared", {"target": args.target, "cleared": cleared})
+        self._event("override_cleared", {"target_kind": args.target_kind, "target": args.target, "cleared": cleared,
+                                         "source": "mqtt"})
         return {"target": args.target, "cleared": cleared}
 
     async def reload_rules(self) -> dict[str, Any]:
-        from edge_agent.assembly import rules_path
-
-        rules = await asyncio.to_thread(load_rules, rules_path(self.daemon.cfg, self.daemon.options.config_path))
+        path = rules_file(self.daemon.cfg, self.daemon.options.config_path)
+        try:
+            rules = await asyncio.to_thread(load_rules, path)
+        except RulesError as exc:
+            self._event("rules_reloaded", {"ok": False, "file": str(path or "(shipped default)"),
+                                           "error": str(exc).splitlines()[0][:500]}, severity="error")
+            problems = "; ".join(exc.problems[:3])
+            raise RulesError(f"rules refused, the running ones stay: {exc}{': ' + problems if problems else ''}",
+                             exc.problems) from exc
         self.gw.controller.use_rules(rules)
         self.gw.rules = rules
-        self._event("rules_reloaded", {"rules": len(rules.rules)})
+        self._event("rules_reloaded", {"ok": True, "file": str(path or "(shipped default)"), "rules": len(rules.rules)})
         return {"rules": len(rules.rules)}
 
     async def reload_config(self) -> dict[str, Any]:
-        ok = await self.daemon.reload()
-        if not ok:
-            raise EdgeError(f"config refused, the running one stays: {self.daemon.state.last_reload_error}")
-        return {"config_hash": self.daemon.config_hash}
+        """Validate now and answer; apply in the daemon's own task (it rebuilds this very uplink)."""
+        try:
+            await asyncio.to_thread(self.daemon.check_config)
+        except (ConfigError, RulesError) as exc:
+            self.daemon.refuse_reload(str(exc), exc.problems)
+            problems = "; ".join(exc.problems[:3])
+            raise ControlRefused(f"config refused, the running one stays: {exc}{': ' + problems if problems else ''}"
+                                 ) from exc
+        new_hash = config_hash(self.daemon.options.config_path)
+        self.daemon.schedule_reload()
+        return {"config_hash": new_hash, "previous_hash": self.daemon.config_hash, "applying": True}
 
     async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]:
         slot = self.daemon.extras.get("model_slot")
         if slot is None:
             raise EdgeError("no forecast model slot on this gateway")
         result = await asyncio.to_thread(slot.try_swap, data, sha256)
-        self._event("model_update", {"ok": result.ok, "reason": result.reason, "serving": result.serving})
+        self._event("model_updated", {"ok": result.ok, "reason": result.reason, "serving": result.serving},
+                    severity="info" if result.ok else "warning")
         if not result.ok:
             raise EdgeError(f"model refused ({result.reason}); still serving {result.serving}")
         return {"serving": result.serving}

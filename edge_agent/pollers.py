@@ -38,6 +38,8 @@ from edge_agent.supervisor import Supervisor
 log = logging.getLogger("edge_agent.pollers")
 
 NewsCallback = Callable[[str, float], None]
+#: ``(sensor_id, healthy, reason)`` when a sensor turns unhealthy, or healthy again after a fault.
+HealthCallback = Callable[[str, bool, str], None]
 
 
 class Corrections(Protocol):
@@ -69,6 +71,7 @@ class SensorPollers:
         on_news: NewsCallback | None = None,
         corrections: Corrections | None = None,
         interval_scale: Callable[[Sensor], float] | None = None,
+        on_health: HealthCallback | None = None,
     ) -> None:
         self.hw = hardware
         self.floor = floor
@@ -76,6 +79,7 @@ class SensorPollers:
         self.supervisor = supervisor
         self.tag_salt = tag_salt
         self.on_news = on_news
+        self.on_health = on_health
         self.corrections = corrections
         self.interval_of = interval_scale or (lambda s: s.poll_interval_s)
         self.last: dict[str, LastSample] = {}
@@ -111,10 +115,12 @@ class SensorPollers:
         return self._healthy.get(sensor_id, False)
 
     def _report(self, sensor_id: str, healthy: bool, why: str = "") -> None:
-        if self._healthy.get(sensor_id) != healthy:
+        was = self._healthy.get(sensor_id)
+        if was != healthy:
             self._healthy[sensor_id] = healthy
             self.floor.on_sensor_health(sensor_id, healthy, self.clock.monotonic())
             self._news(sensor_id, self.clock.monotonic())  # fail-safes act on health at once
+            reason = ""
             if not healthy:
                 slot = self.hw.sensors.get(sensor_id)
                 health = getattr(getattr(slot, "driver", None), "health", None)
@@ -122,6 +128,8 @@ class SensorPollers:
                 log.warning("sensor %s unhealthy: %s", sensor_id, reason)
             else:
                 log.info("sensor %s healthy", sensor_id)
+            if self.on_health is not None and (was is not None or not healthy):  # a first good poll is no news
+                self.on_health(sensor_id, healthy, reason)
 
     def _correct(self, sensor_id: str, quantity: str, raw: float) -> float:
         if self.corrections is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from drivers.errors import ConfigError, EdgeError
 from edge_agent.clock import SystemClock
 from edge_agent.config import load_config
-from edge_agent.daemon import Daemon, DaemonOptions, install_signal_handlers, serve
+from edge_agent.daemon import Daemon, DaemonOptions, check_daemon_paths, install_signal_handlers, serve
 
 log = logging.getLogger("edge_agent.runner")
 
@@ -24,6 +24,11 @@ def run_gateway(config_path: Path, *, state_dir: Path | None = None, broker: tup
             log.critical("  %s", line)
         return 2
     options = DaemonOptions(config_path=config_path, state_dir=state_dir, broker=broker)
+    try:
+        check_daemon_paths(state_dir or cfg.storage.state_dir, options)
+    except ConfigError as exc:
+        log.critical("cannot start: %s", exc)
+        return 2
 
     async def main() -> int:
         from edge_agent.assembly import build_components

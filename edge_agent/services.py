@@ -13,12 +13,15 @@ import grp
 import logging
 import os
 import resource
+import stat
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drivers.errors import ConfigError
 from edge_agent.config import SiteConfig
+from edge_agent.control.protocol import SHORT_RUNTIME_ROOT
 from edge_agent.sync.outbox import Outbox, open_path
 from edge_agent.sync.uplink import Uplink
 
@@ -80,7 +83,7 @@ async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gat
         return {"depth": now.depth, "bytes": now.bytes, "oldest_age_s": now.oldest_age_s}
 
     daemon.extras["outbox_describe"] = describe_now
-    daemon.extras["outbox_drained"] = lambda: outbox.stats().depth == 0 and not outbox._pending
+    daemon.extras["outbox_drained"] = outbox.drained
     daemon.extras["uplink_connected"] = uplink.connected.is_set
     return uplink
 
@@ -141,11 +144,23 @@ async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s
         await asyncio.sleep(sample_s)
 
 
+def private_dir(path: Path) -> None:
+    """A directory in a shared place (``/tmp``) that only this user may use; refuse one someone else made."""
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise ConfigError(f"{path} is not a directory of uid {os.geteuid()}; remove it and start again")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
 async def start_control(stack: contextlib.AsyncExitStack, daemon: Daemon, ops: GatewayOperations) -> Path:
     """The technicians' unix socket in the runtime directory (group of the service when it exists)."""
     from edge_agent.control.server import ControlServer
 
-    path = daemon.runtime_dir / "control.sock"
+    path = daemon.control_socket
+    if path.parent.parent == SHORT_RUNTIME_ROOT:
+        private_dir(path.parent)
     group: str | None = None
     with contextlib.suppress(KeyError):
         group = grp.getgrgid(os.getegid()).gr_name if os.geteuid() != 0 else grp.getgrnam("edge-agent").gr_name

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from drivers.errors import ConfigError, EdgeError
 from edge_agent.assembly import Tuning, build_components
 from edge_agent.backend import SimulatedBackend
 from edge_agent.config import Sensor, SiteConfig, load_config
-from edge_agent.daemon import Daemon, DaemonOptions
+from edge_agent.daemon import Daemon, DaemonOptions, check_daemon_paths
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import SimHardware, build_simulated_hardware
 from simulator.hw.uart import LoopbackSerial
@@ -102,6 +104,7 @@ class Simulation:
         if options.mqtt_protocol is not None:
             broker = self.cfg.broker.model_copy(update={"protocol": options.mqtt_protocol})
             self.cfg = self.cfg.model_copy(update={"broker": broker})
+        self.state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-sim-"))
         self.daemon: Daemon | None = None
         # The simulated floor, set when run() starts (tests reach the parts through these).
         self.hardware: SimHardware | None = None
@@ -129,7 +132,7 @@ class Simulation:
         broker = self.options.broker or (self.cfg.broker.host, self.cfg.broker.port)
         network = NetworkPath(broker)
         await network.start()
-        state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="edge-agent-sim-"))
+        state_dir = self.state_dir
         salt = state_dir / "tag-salt"  # pseudonyms, and so the day, repeat with the seed
         if not salt.exists():
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -144,16 +147,26 @@ class Simulation:
                    asyncio.create_task(self._progress(clock, world, end))]
         if hw.building is not None:
             helpers.append(asyncio.create_task(hw.building.follow(world)))
+        day = self._day = asyncio.create_task(self._run_day(world, end))
         try:
-            await world.run(end)
-            await self._drain()
+            await asyncio.wait({day, daemon_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not day.done():  # the daemon ended before the day did: it died
+                day.cancel()
+            elif not day.cancelled():
+                day.result()
         finally:
             for task in helpers:
                 task.cancel()
             self._stop_event.set()
-            await asyncio.gather(daemon_task, *helpers, return_exceptions=True)
+            await asyncio.gather(day, daemon_task, *helpers, return_exceptions=True)
             await network.aclose()
             hw.close()
+        if daemon_task.done() and not daemon_task.cancelled() and daemon_task.exception() is not None:
+            raise DaemonDied(self._when(clock), daemon_task.exception())
+        if self._interrupted:
+            raise SimulationInterrupted(f"interrupted at {self._when(clock)} simulated")
+        if not day.done() or day.cancelled():
+            raise DaemonDied(self._when(clock), None)
         extra = {"wall_seconds": round(time.monotonic() - wall0, 2),
                  "messages_produced": self.messages["produced"],
                  "messages_delivered": self.messages["delivered"],
@@ -168,9 +181,25 @@ class Simulation:
             world.render(self.options.render)
         return report
 
+    async def _run_day(self, world: World, end: float) -> None:
+        await world.run(end)
+        await self._drain()
+
+    def interrupt(self) -> None:
+        """End the run early (SIGTERM, Ctrl-C): the daemon stops cleanly, no report is written."""
+        self._interrupted = True
+        if self._day is not None:
+            self._day.cancel()
+
+    @staticmethod
+    def _when(clock: VirtualClock) -> str:
+        return clock.now().strftime("%H:%M:%S")
+
     # -- the daemon's lives ------------------------------------------------------------------
     _stop_event: asyncio.Event
     _restart_event: asyncio.Event
+    _day: asyncio.Task[None] | None = None
+    _interrupted = False
 
     def _probe(self) -> dict[str, Any]:
         gw = self.daemon.extras.get("gateway") if self.daemon is not None else None
@@ -286,6 +315,19 @@ class Simulation:
             await asyncio.sleep(900)
 
 
+class DaemonDied(EdgeError):
+    """The daemon ended before the simulated day did: the run failed, whatever the world measured."""
+
+    def __init__(self, when: str, cause: BaseException | None) -> None:
+        what = f"{type(cause).__name__}: {cause}" if cause is not None else "it stopped without an error"
+        super().__init__(f"the daemon died at {when} simulated ({what})")
+        self.cause = cause
+
+
+class SimulationInterrupted(EdgeError):
+    """The run was stopped from outside (SIGTERM, Ctrl-C) before the day ended."""
+
+
 def replace_header_seed(scenario: Scenario, seed: int) -> Scenario:
     header = scenario.scenario.model_copy(update={"seed": seed})
     return scenario.model_copy(update={"scenario": header})
@@ -304,6 +346,7 @@ def run_simulation(options: SimulationOptions) -> int:
     """Run a scenario to its end; writes the report; returns the exit code."""
     try:
         sim = Simulation(options)
+        check_daemon_paths(sim.state_dir, DaemonOptions(config_path=sim.config_path, state_dir=sim.state_dir))
     except (ConfigError, EdgeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         for line in getattr(exc, "problems", []) or []:
@@ -312,8 +355,20 @@ def run_simulation(options: SimulationOptions) -> int:
     loop = VirtualTimeLoop(speed=options.speed)
     try:
         asyncio.set_event_loop(loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, sim.interrupt)
         report = loop.run_until_complete(sim.run())
+    except DaemonDied as exc:
+        if exc.cause is not None:
+            traceback.print_exception(exc.cause, file=sys.stderr)
+        print(f"error: {exc}; no report written", file=sys.stderr)
+        return 1
+    except SimulationInterrupted as exc:
+        print(f"error: {exc}; no report written", file=sys.stderr)
+        return 130
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         cancel_leftovers(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)

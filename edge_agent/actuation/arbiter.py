@@ -155,9 +155,10 @@ class Arbiter:
         self._wake.set()
         return unrouted
 
-    def set_override(self, target: str, value: float, duration_s: float, *,
+    def set_override(self, target: str, value: float, duration_s: float | None, *,
                      kind: IntentKind = IntentKind.LIGHT_LEVEL, source: str = "cli", reason: str = "") -> None:
-        """A staff override on a zone, seat or actuator (ValueError on nonsense); applied at the next tick."""
+        """A staff override on a zone, seat or actuator (``duration_s=None``: until cleared; ValueError on
+        nonsense); applied at the next tick."""
         now = self.clock.monotonic()
         self.overrides.set(target, value, duration_s, now, kind=kind, source=source, reason=reason)
         self._retarget_all(now, everything=True)

@@ -1,7 +1,9 @@
 """Staff overrides: a level held on a zone, seat or actuator until it expires or is cleared.
 
-An override comes from the CLI (``edge-agent actuators test``) or an MQTT command. It always has
-an expiry, so a forgotten override cannot hold a floor in the wrong state for ever. It enters
+An override comes from the CLI (``edge-agent actuators test``), an MQTT command or a Home
+Assistant light. A timed one lasts at most :data:`MAX_DURATION_S` (7 days, as docs/mqtt.md
+promises); an untimed one (``duration_s=None``: MQTT's "until cleared", a Home Assistant light
+switched on or off) holds until ``clear_override``. It enters
 arbitration at :attr:`rules.state.Priority.OVERRIDE`: above preferences and automation, below
 safety (the fail-safe and never-dark lighting still win).
 
@@ -11,12 +13,13 @@ A zone or seat id is resolved to its actuators through ``groups`` (see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rules.state import Intent, IntentKind, Priority
 
-MAX_DURATION_S = 24 * 3600.0
+MAX_DURATION_S = 7 * 24 * 3600.0  # the longest timed override (docs/mqtt.md)
 LEVEL_KINDS = (IntentKind.LIGHT_LEVEL, IntentKind.DESK_LAMP, IntentKind.VENTILATION)
 RANGES: dict[IntentKind, tuple[float, float, str]] = {
     IntentKind.LIGHT_LEVEL: (0.0, 1.0, "0.8"),
@@ -35,7 +38,7 @@ class Override:
     target: str
     kind: IntentKind
     value: float
-    expires_at: float  # monotonic seconds
+    expires_at: float  # monotonic seconds; infinite for an override held until cleared
     source: str = "cli"
     reason: str = ""
     set_at: float = 0.0
@@ -52,18 +55,21 @@ class OverrideBook:
         self._groups = {k: tuple(v) for k, v in (groups or {}).items()}
         self._items: list[Override] = []
 
-    def set(self, target: str, value: float, duration_s: float, now: float, *,
+    def set(self, target: str, value: float, duration_s: float | None, now: float, *,
             kind: IntentKind = IntentKind.LIGHT_LEVEL, source: str = "cli", reason: str = "") -> Override:
-        """Add an override; raises ValueError saying what to send instead when it makes no sense."""
+        """Add an override (``duration_s=None``: until cleared); raises ValueError saying what to send
+        instead when it makes no sense."""
         if kind not in RANGES:
             known = ", ".join(k.value for k in RANGES)
             raise ValueError(f"kind {kind.value!r} cannot be overridden; use one of: {known}")
         low, high, example = RANGES[kind]
         if not low <= value <= high:
             raise ValueError(f"{kind.value} value {value!r} is outside {low:g}..{high:g}; send e.g. {example}")
-        if not 0 < duration_s <= MAX_DURATION_S:
-            raise ValueError(f"duration {duration_s!r} s: give 1..{MAX_DURATION_S:.0f} s, e.g. 900 for 15 minutes")
-        item = Override(target, kind, float(value), now + duration_s, source, reason, now)
+        if duration_s is not None and not 0 < duration_s <= MAX_DURATION_S:
+            raise ValueError(f"duration {duration_s!r} s: give 1..{MAX_DURATION_S:.0f} s (7 days), e.g. 900 for "
+                             "15 minutes, or none to hold it until cleared")
+        expires_at = math.inf if duration_s is None else now + duration_s
+        item = Override(target, kind, float(value), expires_at, source, reason, now)
         self._items = [o for o in self._items if not (o.target == target and o.kind == kind)] + [item]
         return item
 

@@ -161,6 +161,7 @@ def status(socket_path: str | None, config_path: str | None, as_json: bool) -> N
         ("last action", f"{last['actuator']} -> {_cell(last['value'])} at {clock_time(last['at'])} by {last['source']}")
         if last else ("last action", "none yet")
     )  # fmt: skip
+    rows += [("FAULT", fault) for fault in st.get("faults") or []]
     for name, text in rows:
         click.echo(f"{name:<12}{text}")
 

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from drivers.errors import EdgeError
-from edge_agent.control.protocol import DEFAULT_SOCKET, MAX_LINE, SOCKET_ENV
+from edge_agent.control.protocol import DEFAULT_SOCKET, MAX_LINE, SOCKET_ENV, state_dir_socket
 
 START_HINT = "start it with: sudo systemctl start edge-agent"
 
@@ -30,14 +30,15 @@ class ControlRequestError(EdgeError):
 
 
 def socket_candidates(explicit: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Where to look, in order: --socket, $EDGE_AGENT_SOCKET, the runtime dir, then <state_dir>/control.sock."""
+    """Where to look, in order: --socket, $EDGE_AGENT_SOCKET, the runtime dir, then the state dir's socket
+    (``<state_dir>/control.sock``, or its short stand-in when that path is too long for a socket)."""
     if explicit:
         return [Path(explicit)]
     if os.environ.get(SOCKET_ENV):
         return [Path(os.environ[SOCKET_ENV])]
     found = [Path(DEFAULT_SOCKET)]
     if state_dir is not None:
-        found.append(Path(state_dir) / "control.sock")
+        found.append(state_dir_socket(state_dir))
     return found
 
 

@@ -24,7 +24,10 @@ turns requests into calls on it.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -41,6 +44,32 @@ DEFAULT_SOCKET = "/run/edge-agent/control.sock"
 
 #: Environment variable that overrides the socket path for the CLI.
 SOCKET_ENV = "EDGE_AGENT_SOCKET"
+
+#: The longest path a unix socket can be bound at: ``sun_path`` holds 108 bytes with its final NUL.
+SOCKET_PATH_MAX = 107
+
+#: Where a deep state directory's socket goes instead (one directory per user, short on purpose).
+SHORT_RUNTIME_ROOT = Path("/tmp")
+
+
+def socket_path_bytes(path: str | os.PathLike[str]) -> int:
+    return len(os.fsencode(os.path.abspath(path)))
+
+
+def state_dir_socket(state_dir: str | os.PathLike[str]) -> Path:
+    """Where a daemon without a runtime directory of its own serves its socket, for a state dir.
+
+    ``<state_dir>/control.sock`` when that path fits a unix socket; otherwise a short path named
+    after the state directory (``/tmp/edge-agent-<uid>/<digest>.sock``), so a simulated run in a
+    deep temporary directory still has a socket, and the CLI, given the same state directory
+    (``--config``), computes the same place.
+    """
+    state = Path(os.path.abspath(state_dir))
+    path = state / "control.sock"
+    if socket_path_bytes(path) <= SOCKET_PATH_MAX:
+        return path
+    digest = hashlib.sha256(os.fsencode(state)).hexdigest()[:16]
+    return SHORT_RUNTIME_ROOT / f"edge-agent-{os.getuid()}" / f"{digest}.sock"
 
 Quantity = Literal["lux", "temperature", "humidity", "co2"]
 SensorId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -263,6 +292,7 @@ class StatusResult(TypedDict):
     sensors_healthy: int
     sensors_unhealthy: list[str]  # ids
     last_actuation: Actuation | None
+    faults: NotRequired[list[str]]  # supervised tasks crashing in a loop, one line each
 
 
 class SensorInfo(TypedDict):

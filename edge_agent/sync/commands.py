@@ -315,6 +315,11 @@ class CommandProcessor:
         except EdgeError as exc:
             code = "bad_request" if name == "update_model" and isinstance(exc, SyncError) else "failed"
             return _fail(name, rid, code, str(exc))
+        except Exception as exc:  # a bug behind a command must end as a result, never end the session
+            log.exception("command %s (id %s) failed unexpectedly", name, rid)
+            return _fail(name, rid, "failed", f"gateway error: {type(exc).__name__}: {exc}; nothing was changed "
+                                              "as far as the gateway knows: check the gateway's log, then resend "
+                                              "with a new id")
         try:
             assert_minimum_necessary(result)
         except PrivacyError as exc:

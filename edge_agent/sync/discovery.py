@@ -8,6 +8,11 @@ availability follows the gateway's retained ``status`` (online / offline via the
 
 HA republishes ``online`` on ``homeassistant/status`` when it restarts; the uplink answers by
 publishing the configs again.
+
+The configs follow HA's documented discovery schema as it stands: ``default_entity_id`` (the
+successor of the deprecated ``object_id``), and for the light ``supported_color_modes:
+["brightness"]`` (the JSON schema's ``brightness`` flag is deprecated). A sensor whose value is
+null renders ``None``, which HA shows as unknown.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ def discovery_messages(cfg: SiteConfig, topics: Topics, version: str) -> list[tu
             conf: dict[str, object] = {
                 "name": f"{label} {s.name}",
                 "unique_id": f"{node}_{obj}",
-                "object_id": f"{node}_{obj}",
+                "default_entity_id": f"sensor.{node}_{obj}",
                 "state_topic": topics.zone_summary(zone.id),
                 "value_template": s.template,
                 "state_class": "measurement",
@@ -89,10 +94,10 @@ def discovery_messages(cfg: SiteConfig, topics: Topics, version: str) -> list[tu
             light = {
                 "name": f"{label} lights",
                 "unique_id": f"{node}_{obj}",
-                "object_id": f"{node}_{obj}",
+                "default_entity_id": f"light.{node}_{obj}",
                 "schema": "json",
                 "command_topic": topics.ha_light_set(zone.id),
-                "brightness": True,
+                "supported_color_modes": ["brightness"],
                 "brightness_scale": 255,
                 "optimistic": True,
                 "availability": [availability],

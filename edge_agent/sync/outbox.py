@@ -344,6 +344,10 @@ class Outbox:
         oldest = None if self._oldest_created is None or not depth else max(0.0, time.time() - self._oldest_created)
         return OutboxStats(depth, self._bytes if depth else 0, oldest, self._dropped)
 
+    def drained(self) -> bool:
+        """Nothing waits: every committed message is acknowledged and nothing is queued for a commit."""
+        return self.stats().depth == 0 and not self._pending
+
     # -- committing -----------------------------------------------------------------------------
 
     def _due(self) -> float | None:

@@ -205,6 +205,11 @@ class Uplink:
             task.cancel()
         self._tasks.clear()
 
+    @property
+    def connected_since(self) -> float | None:
+        """Wall time of the current session's connect (None before the first)."""
+        return self._connected_wall
+
     # -- publishing API (enqueue only) -----------------------------------------------------------
 
     def _envelope(self, seq: int | None = None) -> dict[str, Any]:
@@ -469,16 +474,22 @@ class Uplink:
         try:
             outcome = await self.commands.handle(name, raw)
             fields = outcome.to_fields()
-        except EdgeError as exc:  # the result cache failed: answer, but say so
-            log.error("command %s could not be processed: %s", name, exc)
+        except Exception as exc:  # the result cache failed, or a bug: answer, say so, keep the session
+            log.exception("command %s could not be processed", name)
             fields = {"command": name, "request_id": None, "ok": False, "result": None,
-                      "error": {"code": "failed", "message": f"gateway error: {exc}"}}  # fmt: skip
+                      "error": {"code": "failed", "message": f"gateway error: {type(exc).__name__}: {exc}"}}
         response = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        topic = self.topics.command_result(name)
-        if isinstance(response, str) and response and not any(c in response for c in "+#"):
-            topic = response
-        msg = CommandResult.model_validate({**self._envelope(), **fields})
+        topic = response if isinstance(response, str) and usable_response_topic(response) else \
+            self.topics.command_result(name)
+        if not isinstance(correlation, bytes) or len(correlation) > 65535:
+            correlation = None
+        try:
+            msg = CommandResult.model_validate({**self._envelope(), **fields})
+        except Exception as exc:  # a result that does not fit its schema: still exactly one answer
+            log.exception("command %s: its result does not fit the result schema", name)
+            msg = CommandResult.model_validate({**self._envelope(), **fields, "ok": False, "result": None, "error": {
+                "code": "failed", "message": f"gateway error: the result could not be encoded ({type(exc).__name__})"}})
         self._enqueue(topic, msg, MessageClass.RECORD, urgent=True, correlation=correlation)
 
     async def _ha_light(self, zone: str, raw: bytes) -> None:
@@ -488,14 +499,28 @@ class Uplink:
             return
         try:
             await self.target.set_override(SetOverride(target_kind="zone", target=zone, level=level, duration_s=None))
-        except EdgeError as exc:
-            log.warning("Home Assistant light command for zone %s failed: %s", zone, exc)
-        except ValueError as exc:  # an id that is not a valid zone id
+        except (EdgeError, ValueError) as exc:  # ValueError: an id that is not a valid zone id
             log.warning("Home Assistant light command for zone %s refused: %s", zone, exc)
+        except Exception:  # a bug must not end the session
+            log.exception("Home Assistant light command for zone %s failed", zone)
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         msgs = discovery_messages(self.cfg, self.topics, self.version)
         await asyncio.gather(*(client.publish(t, p, 1, True, timeout=self.timeout_s) for t, p in msgs))
+
+
+def usable_response_topic(topic: object) -> bool:
+    """An MQTT 5 response topic the result can go to: a topic name (no wildcards, no NUL, not a
+    ``$`` broker topic, within MQTT's 65535 bytes). Anything else falls back to ``cmd/{name}/result``,
+    so a bad property can never make a result unsendable (it would block the outbox's stream)."""
+    if not isinstance(topic, str) or not topic or topic.startswith("$"):
+        return False
+    if any(c in topic for c in "+#\x00"):
+        return False
+    try:
+        return len(topic.encode("utf-8")) <= 65535
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def significant_change(old: ZoneView, new: ZoneView) -> bool:
