@@ -217,7 +217,7 @@ class SimulatedBackend:
     def bridge_transport(self, bridge: Bridge) -> Transport:
         if self._transport is None:
             raise BusError("the simulated floor has no RS-485 line", bus="bridge")
-        return self._transport
+        return LineLease(self._transport)
 
     def serial_stream(self, sensor: Sensor) -> Any:
         try:
@@ -227,3 +227,28 @@ class SimulatedBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+class LineLease:
+    """The simulated RS-485 line as one bridge link holds it: closing the lease leaves the line up.
+
+    The simulation owns the line for a daemon's whole life; a config reload closes one bridge link
+    and opens another on the same line, as a gateway closes and reopens its serial adapter.
+    """
+
+    def __init__(self, line: Transport) -> None:
+        self._line = line
+        self._closed = False
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        await self._line.write(data)
+
+    async def read(self) -> bytes:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        return await self._line.read()
+
+    async def aclose(self) -> None:
+        self._closed = True

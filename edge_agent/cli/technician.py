@@ -25,7 +25,13 @@ from typing import Any, TypeVar
 import click
 
 from drivers.errors import EdgeError
-from edge_agent.control.client import START_HINT, ControlClient, DaemonNotRunning, resolve_socket
+from edge_agent.control.client import (
+    START_HINT,
+    ControlClient,
+    DaemonNotRunning,
+    configured_state_dir,
+    resolve_socket,
+)
 from edge_agent.control.protocol import unknown_id_message
 
 DEFAULT_CONFIG = "/etc/edge-agent/gateway.toml"
@@ -66,8 +72,7 @@ def load_site(config_path: str | None) -> Any:
 @contextlib.contextmanager
 def daemon(socket_path: str | None, config_path: str | None) -> Iterator[ControlClient]:
     """A connected client; every control failure becomes one clear ClickException line."""
-    site = load_site(config_path) if not socket_path else None
-    state_dir = site.storage.state_dir if site is not None else None
+    state_dir = configured_state_dir(config_path) if not socket_path else None
     try:
         with ControlClient(resolve_socket(socket_path, state_dir)) as client:
             yield client
@@ -291,8 +296,7 @@ def _address(address: int | None) -> str | None:
 
 
 def _socket(socket_path: str | None, config_path: str | None) -> Path:
-    site = load_site(config_path) if not socket_path else None
-    return resolve_socket(socket_path, site.storage.state_dir if site is not None else None)
+    return resolve_socket(socket_path, configured_state_dir(config_path) if not socket_path else None)
 
 
 def _configured_sensors(config_path: str | None, why: DaemonNotRunning) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import socket
+import tomllib
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +41,20 @@ def socket_candidates(explicit: str | None = None, state_dir: str | os.PathLike[
     if state_dir is not None:
         found.append(state_dir_socket(state_dir))
     return found
+
+
+def configured_state_dir(config_path: str | os.PathLike[str] | None) -> Path | None:
+    """``[storage] state_dir`` of a config file, read leniently: a technician editing a config that
+    does not validate (yet) must still reach the daemon that runs the old one."""
+    if not config_path:
+        return None
+    try:
+        doc = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    storage = doc.get("storage")
+    value = storage.get("state_dir") if isinstance(storage, dict) else None
+    return Path(value) if isinstance(value, str) and value else Path("/var/lib/edge-agent")
 
 
 def resolve_socket(explicit: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> Path:

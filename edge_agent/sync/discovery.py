@@ -18,6 +18,7 @@ null renders ``None``, which HA shows as unknown.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from edge_agent.config import SiteConfig
@@ -45,6 +46,12 @@ ZONE_SENSORS = (
     ZoneSensor("co2", "CO2", "{{ value_json.co2.value }}", "ppm", "carbon_dioxide"),
     ZoneSensor("temperature", "Temperature", "{{ value_json.temperature.value }}", "°C", "temperature"),
 )
+
+
+def entity_slug(text: str) -> str:
+    """An entity id's object part as HA accepts it: lower-case letters, digits and single underscores."""
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower())
+    return re.sub(r"_+", "_", slug).strip("_") or "gateway"
 
 
 def node_id(cfg: SiteConfig) -> str:
@@ -77,7 +84,7 @@ def discovery_messages(cfg: SiteConfig, topics: Topics, version: str) -> list[tu
             conf: dict[str, object] = {
                 "name": f"{label} {s.name}",
                 "unique_id": f"{node}_{obj}",
-                "default_entity_id": f"sensor.{node}_{obj}",
+                "default_entity_id": f"sensor.{entity_slug(f'{node}_{obj}')}",
                 "state_topic": topics.zone_summary(zone.id),
                 "value_template": s.template,
                 "state_class": "measurement",
@@ -94,7 +101,7 @@ def discovery_messages(cfg: SiteConfig, topics: Topics, version: str) -> list[tu
             light = {
                 "name": f"{label} lights",
                 "unique_id": f"{node}_{obj}",
-                "default_entity_id": f"light.{node}_{obj}",
+                "default_entity_id": f"light.{entity_slug(f'{node}_{obj}')}",
                 "schema": "json",
                 "command_topic": topics.ha_light_set(zone.id),
                 "supported_color_modes": ["brightness"],

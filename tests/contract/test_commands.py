@@ -1,0 +1,212 @@
+"""Every command of docs/mqtt.md, as a central system sends it, against the real daemon on a real broker.
+
+One daemon serves the module. Each test sends the documented examples and edge cases and checks
+the documented result; every payload the broker carried is validated against docs/schemas by
+the observer, and the module ends by checking that the daemon never dropped its MQTT session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.contract.outside import ROOT, TOPIC_ROOT, OutsideDaemon, event_of, topic_is
+from tests.contract.schemas import check_request
+
+pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutsideDaemon]:
+    with OutsideDaemon(tmp_path_factory.mktemp("contract-commands")) as daemon:
+        yield daemon
+        daemon.assert_healthy_session()
+
+
+def send(gw: OutsideDaemon, name: str, args: dict[str, object], **kw: object) -> dict[str, object]:
+    rid = gw.new_id(name[:6])
+    problems = check_request(name, {"id": rid, "args": args})
+    result = gw.command(name, args, rid=rid, **kw)  # type: ignore[arg-type]
+    if result["ok"]:
+        assert not problems, f"the gateway accepted a request the docs' schemas refuse: {problems}"
+    return result
+
+
+def lights(gw: OutsideDaemon, zone: str) -> dict[str, dict[str, object]]:
+    rows = gw.cli("actuators", "list", json_output=True).json()
+    return {r["id"]: r for r in rows if r["zone"] == zone and r["kind"] == "light"}
+
+
+def test_set_override_until_cleared_and_clear_it(gw: OutsideDaemon) -> None:
+    mark = gw.observer.mark()
+    started = time.monotonic()
+    result = send(gw, "set_override", {"target_kind": "zone", "target": "z3-silent", "level": 0.6, "duration_s": None})
+    assert time.monotonic() - started < 5.0
+    assert result["ok"] is True and result["error"] is None, result
+    assert result["result"]["override"] == "zone:z3-silent" and result["result"]["until"] is None
+    event = gw.observer.wait_for("override_set", event_of("override_set", target="z3-silent"), after=mark).json()
+    assert event["data"]["duration_s"] is None and event["data"]["level"] == 0.6
+    held = gw.wait_until("the zone's lights held at 0.6",
+                         lambda: (rows := lights(gw, "z3-silent")) and all(r["value"] == 0.6 for r in rows.values())
+                         and rows)
+    assert all(str(r["source"]).startswith("override") for r in held.values())
+    gw.observer.wait_for("an actuation at the override's level",
+                         lambda m: m.topic == f"{TOPIC_ROOT}/actuation" and m.json()["new"] == 0.6
+                         and m.json()["priority"] == "override", after=mark)
+
+    mark = gw.observer.mark()
+    cleared = send(gw, "clear_override", {"target_kind": "zone", "target": "z3-silent"})
+    assert cleared["ok"] is True and cleared["result"]["cleared"] == 1
+    gw.observer.wait_for("override_cleared", event_of("override_cleared", target="z3-silent"), after=mark)
+    gw.wait_until("the rules to take the lights back",
+                  lambda: all(not str(r["source"]).startswith("override") for r in lights(gw, "z3-silent").values()))
+
+
+def test_timed_override_expires_by_itself(gw: OutsideDaemon) -> None:
+    mark = gw.observer.mark()
+    result = send(gw, "set_override", {"target_kind": "zone", "target": "z4-open", "level": 0.3, "duration_s": 60})
+    assert result["ok"] is True and result["result"]["until"].endswith("Z")
+    gw.observer.wait_for("override_expired", lambda m: m.topic == f"{TOPIC_ROOT}/event/override_expired"
+                         and m.json()["data"].get("detail") == "z4-open", after=mark, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "code", "fragment"), [
+    ({"target_kind": "zone", "target": "z1-quiet", "level": 1.5}, "bad_request",
+     "args.level: Input should be less than or equal to 1"),
+    ({"target_kind": "zone", "target": "z1-quiet", "level": 0.5, "duration_s": 8 * 24 * 3600}, "bad_request",
+     "args.duration_s"),
+    ({"target_kind": "zone", "target": "z1-quiet", "level": 0.5, "duration_s": 0}, "bad_request", "args.duration_s"),
+    ({"target_kind": "zone", "target": "z1-quite", "level": 0.5}, "failed", "closest: z1-quiet"),
+    ({"target_kind": "room", "target": "z1-quiet", "level": 0.5}, "bad_request", "args.target_kind"),
+    ({"target_kind": "zone", "target": "z1-quiet", "level": 0.5, "colour": "red"}, "bad_request", "args.colour"),
+])
+def test_refused_overrides_change_nothing_and_say_what_to_send(gw: OutsideDaemon, args: dict[str, object], code: str,
+                                                              fragment: str) -> None:
+    before = lights(gw, "z1-quiet")
+    mark = gw.observer.mark()
+    result = send(gw, "set_override", args)
+    assert result["ok"] is False and result["result"] is None
+    assert result["error"]["code"] == code and fragment in result["error"]["message"], result["error"]
+    assert not gw.observer.seen(event_of("override_set"), after=mark)
+    assert {k: v["source"] for k, v in lights(gw, "z1-quiet").items()} == {k: v["source"] for k, v in before.items()}
+
+
+def test_bad_json_unknown_command_too_large_and_missing_id_then_a_good_command(gw: OutsideDaemon) -> None:
+    started = time.monotonic()
+    bad = gw.command("set_override", raw=b"{not json")
+    assert bad["ok"] is False and bad["request_id"] is None and bad["error"]["code"] == "bad_json"
+    unknown = gw.command("launch_rockets", {"x": 1}, rid="u-1")
+    assert unknown["error"]["code"] == "unknown_command" and "set_override" in unknown["error"]["message"]
+    missing = gw.command("republish_state", raw=b'{"args": {}}')
+    assert missing["error"]["code"] == "bad_request" and "id" in missing["error"]["message"]
+    big = json.dumps({"id": "big-1", "args": {"pad": "x" * (520 * 1024)}}).encode()
+    large = gw.command("reload_rules", raw=big)
+    assert large["error"]["code"] == "too_large"
+    assert time.monotonic() - started < 10.0  # each well within a second on an idle machine
+    good = send(gw, "republish_state", {})
+    assert good["ok"] is True
+
+
+def test_a_resent_id_is_answered_from_the_cache_and_not_run_again(gw: OutsideDaemon) -> None:
+    rid = gw.new_id("replay")
+    args = {"target_kind": "actuator", "target": "light-z5-quiet-1", "level": 0.4, "duration_s": 120}
+    mark = gw.observer.mark()
+    first = gw.command("set_override", args, rid=rid)
+    again = gw.command("set_override", args, rid=rid)
+    assert first["ok"] is True and first["replayed"] is False
+    assert again["replayed"] is True and again["result"] == first["result"] and again["msg_id"] != first["msg_id"]
+    time.sleep(1.0)
+    assert len(gw.observer.seen(event_of("override_set", target="light-z5-quiet-1"), after=mark)) == 1
+    send(gw, "clear_override", {"target_kind": "actuator", "target": "light-z5-quiet-1"})
+
+
+def test_response_topic_and_correlation_data_are_honoured(gw: OutsideDaemon) -> None:
+    reply = "contract/replies/central-7"
+    correlation = b"\x00\x01corr-\xff"
+    result = send(gw, "republish_state", {}, response_topic=reply, correlation=correlation)
+    assert result["ok"] is True
+    msg = gw.observer.wait_for("the reply with correlation data", lambda m: m.topic == reply)
+    assert msg.correlation == correlation
+    # A wildcard response topic cannot be published to: the result goes to the default topic.
+    rid = gw.new_id("wild")
+    mark = gw.observer.mark()
+    gw.publish(f"{TOPIC_ROOT}/cmd/republish_state", json.dumps({"id": rid, "args": {}}),
+               response_topic="contract/replies/+")
+    gw.observer.wait_for("the result on the default topic", lambda m: m.topic == f"{TOPIC_ROOT}/cmd/republish_state/"
+                         "result" and m.json()["request_id"] == rid, after=mark)
+
+
+def test_republish_state_sends_status_seat_states_and_every_zone(gw: OutsideDaemon) -> None:
+    mark = gw.observer.mark()
+    assert send(gw, "republish_state", {})["ok"] is True
+    zones = ["z1-quiet", "z2-group", "z3-silent", "z4-open", "z5-quiet", "z6-lounge"]
+    for zone in zones:
+        gw.observer.wait_for(f"a summary of {zone}", topic_is(f"zone/{zone}/summary"), after=mark)
+    seats = gw.observer.seen(lambda m: m.topic.startswith(f"{TOPIC_ROOT}/seat/"), after=mark)
+    assert len({m.topic for m in seats}) >= 100, "every seat state is published again"
+    retained = gw.observer.seen(lambda m: m.topic.endswith("/state") and "/seat/" in m.topic)
+    assert retained
+
+
+def test_consent_preferences_and_withdrawal(gw: OutsideDaemon) -> None:
+    assert send(gw, "consent_set", {"subject": "p-5c1e", "scopes": ["desk_preferences", "lamp_preferences"]})["ok"]
+    pref = send(gw, "preferences_set", {"subject": "p-5c1e", "desk_height_mm": 740, "lamp_level": 0.4})
+    assert pref["ok"] is True and pref["result"] == {"desk_height_mm": 740, "lamp_level": 0.4}
+    low = send(gw, "preferences_set", {"subject": "p-5c1e", "desk_height_mm": 500})
+    assert low["error"]["code"] == "bad_request" and "args.desk_height_mm" in low["error"]["message"]
+    scope = send(gw, "consent_set", {"subject": "p-5c1e", "scopes": ["location"]})
+    assert scope["error"]["code"] == "bad_request"
+    gone = send(gw, "consent_withdraw", {"subject": "p-5c1e"})
+    assert gone["ok"] is True and gone["result"]["preferences_deleted"] is True
+
+
+def _chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_model_upload_in_any_order_then_a_refused_one(gw: OutsideDaemon) -> None:
+    model = (ROOT / "models" / "default.onnx").read_bytes()
+    digest = hashlib.sha256(model).hexdigest()
+    parts = _chunks(model, 256 * 1024)
+    order = list(reversed(range(len(parts))))
+    mark = gw.observer.mark()
+    last: dict[str, object] = {}
+    for n, index in enumerate(order):
+        last = send(gw, "update_model", {"transfer_id": "m7", "index": index, "count": len(parts),
+                                         "total_size": len(model), "sha256": digest,
+                                         "data": base64.b64encode(parts[index]).decode()}, timeout=60)
+        assert last["ok"] is True, last
+        if n < len(parts) - 1:
+            assert last["result"] == {"transfer_id": "m7", "received": n + 1, "of": len(parts)}
+    assert last["result"]["complete"] is True and str(last["result"]["serving"]).startswith("model ")
+    gw.observer.wait_for("model_updated", event_of("model_updated", ok=True), after=mark)
+
+    # A digest that does not match abandons the transfer with bad_request.
+    wrong = send(gw, "update_model", {"transfer_id": "m8", "index": 0, "count": 1, "total_size": 4,
+                                      "sha256": "0" * 64, "data": base64.b64encode(b"abcd").decode()})
+    assert wrong["error"]["code"] == "bad_request" and "SHA-256" in wrong["error"]["message"]
+    # A file that is not a model: refused, the old one keeps serving, and an event says so.
+    junk = b"not an onnx model" * 10
+    mark = gw.observer.mark()
+    refused = send(gw, "update_model", {"transfer_id": "m9", "index": 0, "count": 1, "total_size": len(junk),
+                                        "sha256": hashlib.sha256(junk).hexdigest(),
+                                        "data": base64.b64encode(junk).decode()})
+    assert refused["ok"] is False and refused["error"]["code"] == "failed"
+    assert last["result"]["serving"] in refused["error"]["message"]
+    event = gw.observer.wait_for("model_updated refused", event_of("model_updated", ok=False), after=mark).json()
+    assert event["severity"] == "warning" and event["data"]["serving"] == last["result"]["serving"]
+
+
+def test_the_payloads_seen_match_the_documented_schemas(gw: OutsideDaemon) -> None:
+    gw.observer.wait_for("a health message", topic_is("health"), timeout=30)
+    seen = {m.topic.removeprefix(f"{TOPIC_ROOT}/").split("/")[0] for m in gw.observer.seen(
+        lambda m: m.topic.startswith(TOPIC_ROOT))}
+    assert {"status", "health", "zone", "seat", "event", "actuation", "cmd"} <= seen, seen
+    forecasts = gw.observer.seen(lambda m: m.topic.endswith("/forecast"))
+    assert forecasts, "a forecast is published at start"
+    assert not gw.observer.problems, "\n".join(gw.observer.problems[:10])
