@@ -130,7 +130,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         gw = gateway_box[0]
         doc = event.as_dict()
         if event.kind == "actuation":
-            gw.last_actuation = doc
+            gw.last_actuation = {**doc, "wall": clock.time()}
         if gw.upstream is None:
             return
         if event.kind == "actuation":

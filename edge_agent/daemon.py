@@ -108,7 +108,11 @@ class Daemon:
     async def start(self) -> None:
         self.state.started_clock = self.clock.monotonic()
         check_daemon_paths(self.state_dir, self.options)
-        await self._start_components()
+        try:
+            await self._start_components()
+        except BaseException:
+            await self._stop_components()  # what did start (an uplink, an outbox) must not linger
+            raise
         interval = watchdog_interval()
         if interval is not None:
             self.supervisor.start("watchdog", lambda: watchdog_loop(self.notifier, interval))
@@ -122,11 +126,7 @@ class Daemon:
         log.info("stopping")
         try:
             async with asyncio.timeout(self.options.stop_budget_s - 1.0):
-                for comp in reversed(self._components):
-                    try:
-                        await comp.stop()
-                    except Exception as exc:  # one component failing to stop must not block the rest
-                        log.warning("stopping %s failed: %s", comp.name, exc)
+                await self._stop_components()
         except TimeoutError:
             log.warning("components did not stop in time; exiting anyway")
         for task in list(self._background):
@@ -161,8 +161,7 @@ class Daemon:
             except (ConfigError, RulesError) as exc:
                 self.refuse_reload(str(exc), getattr(exc, "problems", []) or [])
                 return False
-            for comp in reversed(self._components):
-                await comp.stop()
+            await self._stop_components()
             old_cfg, self.cfg = self.cfg, new
             self.config_hash = config_hash(self.options.config_path)
             try:
@@ -213,10 +212,11 @@ class Daemon:
             await comp.start()
 
     async def _stop_components(self) -> None:
-        for comp in reversed(self._components):
+        components, self._components = self._components, []
+        for comp in reversed(components):
             try:
                 await comp.stop()
-            except Exception as exc:
+            except Exception as exc:  # one component failing to stop must not block the rest
                 log.warning("stopping %s failed: %s", comp.name, exc)
 
     def publish_event(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> None:

@@ -100,7 +100,8 @@ class GatewayOperations(NodeOperations):
         actuation: p.Actuation | None = None
         if last:
             actuation = {"actuator": str(last.get("actuator")), "value": float(last.get("new") or 0.0),
-                         "at": self.daemon.clock.time(), "source": str(last.get("rule_id") or "")}
+                         "at": float(last.get("wall") or self.daemon.clock.time()),
+                         "source": str(last.get("rule_id") or "")}
         return {
             "site": self.daemon.cfg.site.id, "gateway": self.daemon.cfg.site.gateway, "pid": os.getpid(),
             "uptime_s": self.daemon.clock.monotonic() - self.daemon.state.started_clock,

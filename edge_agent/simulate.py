@@ -155,7 +155,7 @@ class Simulation:
             elif not day.cancelled():
                 day.result()
         finally:
-            for task in helpers:
+            for task in (day, *helpers):
                 task.cancel()
             self._stop_event.set()
             await asyncio.gather(day, daemon_task, *helpers, return_exceptions=True)

@@ -278,6 +278,24 @@ class OutsideDaemon:
                                                      timeout=timeout).json()
         return doc
 
+    def retained(self, topic_filter: str, settle_s: float = 1.5) -> dict[str, bytes]:
+        """What a client subscribing now receives as retained on ``topic_filter``."""
+        got: dict[str, bytes] = {}
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.new_id("late"), protocol=mqtt.MQTTv5)
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            if msg.retain:
+                got[msg.topic] = bytes(msg.payload)
+
+        client.on_message = on_message
+        client.connect("127.0.0.1", self.broker.port)
+        client.subscribe(topic_filter, qos=1)
+        client.loop_start()
+        time.sleep(settle_s)
+        client.loop_stop()
+        client.disconnect()
+        return got
+
     # -- the technician's side -----------------------------------------------------------------
     def cli(self, *args: str, json_output: bool = False, env: dict[str, str] | None = None,
             timeout: float = 60.0, config: bool = True) -> CliRun:

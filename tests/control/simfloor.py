@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from edge_agent.assembly import Gateway
 from edge_agent.config import SiteConfig
+from edge_agent.control.protocol import state_dir_socket
 from edge_agent.simulate import Simulation, SimulationOptions
 from simulator.clock import VirtualTimeLoop
 from simulator.world.binding import HardwareBinding
@@ -103,18 +104,19 @@ class CliResult:
 class LiveFloor:
     """A running simulation (see module docstring); use as a context manager."""
 
-    def __init__(self, state_dir: Path, *, speed: float, floor: Path = ROOT / "examples" / "floor-3.toml") -> None:
+    def __init__(self, state_dir: Path, *, speed: float, floor: Path = ROOT / "examples" / "floor-3.toml",
+                 broker: tuple[str, int] | None = None) -> None:
         self.state_dir = state_dir
         self.speed = speed
         scenario = state_dir / "scenario.toml"
         scenario.write_text(SCENARIO.format(floor=floor))
         self.bindings: list[HeldBinding] = []
-        # No broker: the uplink keeps retrying and the outbox fills, which these tests do not look at;
-        # pointing it at a closed port keeps whatever listens on the config's 1883 out of it.
-        options = SimulationOptions(scenario=scenario, state_dir=state_dir, broker=("127.0.0.1", _closed_port()),
-                                    binding=self._binding)
+        # Without a broker the uplink keeps retrying and the outbox fills, which the CLI tests do not look
+        # at; pointing it at a closed port keeps whatever listens on the config's 1883 out of it.
+        options = SimulationOptions(scenario=scenario, state_dir=state_dir,
+                                    broker=broker or ("127.0.0.1", _closed_port()), binding=self._binding)
         self.sim = Simulation(options)
-        self.socket = state_dir / "control.sock"
+        self.socket = state_dir_socket(state_dir)
         self.loop = VirtualTimeLoop(pace=speed)
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
