@@ -474,7 +474,8 @@ class ThermalSeatDetector:
         busy = [b for b in self.blobs if b.person or b.reason == "candidate"]
         if busy:
             raise SensingError(
-                f"{self.sensor_id}: {len(busy)} person(s) in view; capture the background when the area is empty",
+                f"{self.sensor_id}: {len(busy)} person(s) or warm spot(s) in view; capture the background when "
+                "the area is empty",
                 sensor=self.sensor_id,
             )
         self.background = arr.copy()

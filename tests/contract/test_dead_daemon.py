@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.control.protocol import state_dir_socket
 from tests.contract.outside import ROOT, SCENARIO, TOPIC_ROOT, OutsideDaemon
 from tests.mosquitto import Mosquitto
 
@@ -69,7 +70,9 @@ def test_a_socket_path_that_cannot_fit_is_refused_in_one_line(tmp_path: Path) ->
 def test_a_daemon_that_dies_at_start_fails_the_run_with_its_traceback(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    (state / "control.sock").write_text("a regular file where the socket must go")
+    sock = state_dir_socket(state)
+    sock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sock.write_text("a regular file where the socket must go")
     done = simulate(tmp_path, state, "--as-fast-as-possible", "--broker", "127.0.0.1:9")
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback (most recent call last)" in done.stderr
@@ -80,9 +83,9 @@ def test_a_daemon_that_dies_at_start_fails_the_run_with_its_traceback(tmp_path: 
 
 POWER_CUT = """
 [[events]]
-at = "07:36"
+at = "07:32"
 kind = "power_cut"
-duration_min = 2
+duration_min = 1
 """
 
 
@@ -94,7 +97,7 @@ def test_a_daemon_that_dies_mid_day_fails_the_run(tmp_path: Path) -> None:
                "--broker", f"127.0.0.1:{broker.port}", "--log-level", "warning"]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            sock = state / "control.sock"
+            sock = state_dir_socket(state)
             deadline = 60.0
             start = time.monotonic()
             while not sock.exists():

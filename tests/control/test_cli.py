@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from edge_agent.cli import cli
 from edge_agent.cli.technician import parse_duration, sensors_list, sensors_read, sensors_watch
+from edge_agent.control.protocol import state_dir_socket
 from tests.conftest import EXAMPLE_FLOOR
 from tests.control.conftest import FakeTarget, ServedTarget
 
@@ -260,9 +261,9 @@ def test_without_daemon_list_shows_config_and_read_tries_the_bus(site_config: Pa
 
 
 def test_socket_found_in_state_dir_of_config(site_config: Path, target: FakeTarget) -> None:
-    path = site_config.parent / "state" / "control.sock"
-    if len(str(path)) > 100:
-        pytest.fail(f"tmp path too long for a unix socket: {path}")
+    # Where a daemon with that state dir serves: <state>/control.sock, or its short stand-in when the
+    # temporary directory is too deep for a unix socket path.
+    path = state_dir_socket(site_config.parent / "state")
     with ServedTarget(path, target):
         out = CliRunner().invoke(cli, ["status", "--config", str(site_config)])
     assert out.exit_code == 0, out.output
