@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.contract.schemas import check_message
+from tests.control.simfloor import SCENARIO as LIVE_SCENARIO
+from tests.control.simfloor import CliResult as CliRun
 from tests.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,24 +41,7 @@ SITE, GATEWAY = "central-library", "gw-floor-3"
 TOPIC_ROOT = f"library/v1/{SITE}/{GATEWAY}"
 T = TypeVar("T")
 
-SCENARIO = """\
-[scenario]
-name = "contract"
-floor = "{floor}"
-date = 2025-03-11
-weather = "overcast"
-seed = 7
-start = "07:30"
-end = "21:00"
-
-[sim]
-amg8833_poll_s = 30
-bh1750_poll_s = 10
-sht31_poll_s = 30
-sht4x_poll_s = 30
-scd41_poll_s = 10
-dwm1001_poll_s = 60
-{events}"""
+SCENARIO = LIVE_SCENARIO.replace("[sim]", "{events}\n[sim]")  # the CLI tests' floor, plus events
 
 CONFIG_TAIL = """
 [mqtt]
@@ -157,23 +142,11 @@ def event_of(kind: str, **data: Any) -> Callable[[Message], bool]:
     return match
 
 
-@dataclass
-class CliRun:
-    args: tuple[str, ...]
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        assert self.code == 0, f"edge-agent {' '.join(self.args)} exited {self.code}: {self.stderr.strip()}"
-        return json.loads(self.stdout)
-
-    def error_line(self) -> str:
-        """A refusal as docs/technician.md promises: non-zero, one line on stderr starting with ``Error:``."""
-        assert self.code != 0, f"expected a refusal, got exit 0: {self.stdout}"
-        lines = self.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: "), self.stderr
-        return lines[0]
+def serving(tmp_path_factory: Any, name: str, events: str = "") -> Iterator[OutsideDaemon]:
+    """A module's daemon (``yield from`` it in a module-scoped fixture); ends by checking its session."""
+    with OutsideDaemon(tmp_path_factory.mktemp(name), events=events) as daemon:
+        yield daemon
+        daemon.assert_healthy_session()
 
 
 class OutsideDaemon:

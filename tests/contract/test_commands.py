@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.outside import ROOT, TOPIC_ROOT, OutsideDaemon, event_of, topic_is
+from tests.contract.outside import ROOT, TOPIC_ROOT, OutsideDaemon, event_of, serving, topic_is
 from tests.contract.schemas import check_request
 
 pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
@@ -23,9 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutsideDaemon]:
-    with OutsideDaemon(tmp_path_factory.mktemp("contract-commands")) as daemon:
-        yield daemon
-        daemon.assert_healthy_session()
+    yield from serving(tmp_path_factory, "contract-commands")
 
 
 def send(gw: OutsideDaemon, name: str, args: dict[str, object], **kw: object) -> dict[str, object]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.outside import OutsideDaemon, event_of, topic_is
+from tests.contract.outside import OutsideDaemon, event_of, serving, topic_is
 
 pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
 
@@ -28,9 +28,7 @@ duration_min = 1.5
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutsideDaemon]:
-    with OutsideDaemon(tmp_path_factory.mktemp("contract-events"), events=FAULT) as daemon:
-        yield daemon
-        daemon.assert_healthy_session()
+    yield from serving(tmp_path_factory, "contract-events", events=FAULT)
 
 
 def test_a_sensor_fails_and_recovers(gw: OutsideDaemon) -> None:

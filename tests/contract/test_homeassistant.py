@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.outside import TOPIC_ROOT, OutsideDaemon
+from tests.contract.outside import TOPIC_ROOT, OutsideDaemon, serving
 from tests.contract.schemas import ha_validator, problems
 
 pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
@@ -23,9 +23,7 @@ ZONES = ["z1-quiet", "z2-group", "z3-silent", "z4-open", "z5-quiet", "z6-lounge"
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutsideDaemon]:
-    with OutsideDaemon(tmp_path_factory.mktemp("contract-ha")) as daemon:
-        yield daemon
-        daemon.assert_healthy_session()
+    yield from serving(tmp_path_factory, "contract-ha")
 
 
 def configs(gw: OutsideDaemon, after: int = 0) -> dict[str, dict[str, object]]:

@@ -16,16 +16,14 @@ from pathlib import Path
 import pytest
 
 from edge_agent.control.protocol import state_dir_socket
-from tests.contract.outside import OutsideDaemon
+from tests.contract.outside import OutsideDaemon, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutsideDaemon]:
-    with OutsideDaemon(tmp_path_factory.mktemp("contract-cli")) as daemon:
-        yield daemon
-        daemon.assert_healthy_session()
+    yield from serving(tmp_path_factory, "contract-cli")
 
 
 def test_status_table_as_documented(gw: OutsideDaemon) -> None:

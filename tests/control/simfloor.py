@@ -100,6 +100,14 @@ class CliResult:
         assert self.code == 0, f"edge-agent {' '.join(self.args)} exited {self.code}: {self.stderr.strip()}"
         return json.loads(self.stdout)
 
+    def error_line(self) -> str:
+        """A refusal as docs/technician.md promises: non-zero, nothing on stdout, one line on stderr
+        starting with ``Error:``."""
+        assert self.code != 0, f"expected a refusal, got exit 0: {self.stdout}"
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), self.stderr
+        return lines[0]
+
 
 class LiveFloor:
     """A running simulation (see module docstring); use as a context manager."""

@@ -25,7 +25,7 @@ import pytest
 
 from drivers.errors import EdgeError
 from edge_agent.control.client import ControlClient
-from tests.control.simfloor import CliResult, LiveFloor
+from tests.control.simfloor import LiveFloor
 
 pytestmark = pytest.mark.slow
 
@@ -66,15 +66,6 @@ def _in_view(live: LiveFloor, sensor: str) -> int:
 
 def _os_user() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
-
-
-def _one_error_line(result: CliResult) -> str:
-    """A refusal: non-zero exit, nothing on stdout, exactly one line on stderr starting with 'Error:'."""
-    assert result.code != 0, f"expected a refusal, got exit 0: {result.stdout}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
-    assert lines[0].startswith("Error: "), lines[0]
-    return lines[0]
 
 
 def _read(live: LiveFloor, sensor: str) -> dict[str, Any]:
@@ -126,7 +117,7 @@ def test_status_sensors_and_actuators_describe_the_live_floor(floor: LiveFloor) 
     assert lights and all(a["healthy"] for a in lights)
 
     typo = floor.cli("sensors", "read", "lux-z1-quite")
-    line = _one_error_line(typo)
+    line = typo.error_line()
     assert "unknown sensor 'lux-z1-quite'" in line
     closest = line.split("closest:", 1)[1].split(", ")
     assert closest[0].strip() == "lux-z1-quiet"
@@ -218,7 +209,7 @@ def test_thermal_background_is_refused_with_a_person_and_matches_the_empty_frame
     assert _people(floor, sensor) == 1
 
     refused = floor.cli("calibrate", "thermal", sensor, "--empty")
-    assert "person" in _one_error_line(refused)
+    assert "person" in refused.error_line()
 
     floor.on_loop(part.set_frame, empty)
     # Gone means what the capture checks: no person, and no warm spot that might still become one
@@ -290,11 +281,11 @@ def test_anchor_survey_applies_at_once_and_undo_puts_it_back(floor: LiveFloor) -
 
 def test_failures_exit_non_zero_with_one_clear_line(floor: LiveFloor) -> None:
     out_of_range = floor.cli("calibrate", "temperature", "rh-z3-silent", "--reference", "85")
-    assert "outside the plausible temperature range" in _one_error_line(out_of_range)
+    assert "outside the plausible temperature range" in out_of_range.error_line()
     frc_range = floor.cli("calibrate", "co2", "co2-z3-silent", "--reference", "3000")
-    assert "400..2000 ppm" in _one_error_line(frc_range)
+    assert "400..2000 ppm" in frc_range.error_line()
     bad_gain = floor.cli("calibrate", "light", "lux-z3-silent", "--reference", "90000")  # the daemon refuses
-    assert "outside 0.2..5" in _one_error_line(bad_gain)
+    assert "outside 0.2..5" in bad_gain.error_line()
 
     # A part that stops answering: an SCD41, which must also be restarted properly once it answers again.
     sensor = "co2-z4-open"
@@ -306,7 +297,7 @@ def test_failures_exit_non_zero_with_one_clear_line(floor: LiveFloor) -> None:
         row = {s["id"]: s for s in floor.cli("sensors", "list").json()}[sensor]
         assert row["healthy"] is False and "Nack" in row["reason"]
         refused = floor.cli("calibrate", "co2", sensor, "--reference", "420")
-        line = _one_error_line(refused)
+        line = refused.error_line()
         assert f"{sensor} is unhealthy" in line and "Nack" in line
         # The daemon checks it too, for clients that skip the CLI's own check.
         with ControlClient(floor.socket) as client, pytest.raises(EdgeError, match="unhealthy"):
@@ -358,7 +349,7 @@ def test_co2_forced_recalibration_needs_three_minutes_then_matches_the_reference
 
     # The FRC restarted periodic measurement: another one now is refused, by the CLI and by the daemon.
     again = floor.cli("calibrate", "co2", sensor, "--reference", f"{true_ppm:g}")
-    assert "must measure periodically for 180 s" in _one_error_line(again)
+    assert "must measure periodically for 180 s" in again.error_line()
     with ControlClient(floor.socket) as client, pytest.raises(EdgeError, match="180 s"):
         client.request("calibrate", sensor=sensor, quantity="co2", reference=true_ppm)
 
@@ -371,6 +362,6 @@ def test_co2_forced_recalibration_needs_three_minutes_then_matches_the_reference
     assert shown["calibrated"]["co2"] == shown["raw"]["co2"]  # the correction lives in the part
 
     undo = floor.cli("calibrate", "co2", sensor, "--undo")
-    assert "held by the device" in _one_error_line(undo)
+    assert "held by the device" in undo.error_line()
     history = floor.cli("calibrate", "history", sensor).json()
     assert [(e["action"], e["user"]) for e in history] == [("frc", _os_user())]
