@@ -45,6 +45,9 @@ class Clock:
     def time(self) -> float:
         return time.time()
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
 
 def config(port: int, state: Path, replay: float = 1e9) -> SiteConfig:
     square = [[0, 0], [10, 0], [10, 10]]

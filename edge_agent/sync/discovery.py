@@ -1,4 +1,4 @@
-"""Home Assistant MQTT discovery for a floor's zones (off by default).
+"""Home Assistant on the uplink: discovery for a floor's zones and its light commands (off by default).
 
 With ``[mqtt] homeassistant_discovery = true`` the uplink publishes, retained, one discovery config
 per zone sensor (people, free seats, lux, CO2, temperature) and one JSON-schema light per zone that
@@ -6,8 +6,8 @@ has luminaires, under ``homeassistant/<component>/<node>/<object>/config`` as HA
 sensors read the zone summary topic with a value template, so nothing extra is published for them;
 availability follows the gateway's retained ``status`` (online / offline via the last will).
 
-HA republishes ``online`` on ``homeassistant/status`` when it restarts; the uplink answers by
-publishing the configs again.
+HA republishes ``online`` on ``homeassistant/status`` when it restarts; the adapter answers by
+publishing the configs again. A light command is held as a zone override until cleared.
 
 The configs follow HA's documented discovery schema as it stands: ``default_entity_id`` (the
 successor of the deprecated ``object_id``), and for the light ``supported_color_modes:
@@ -17,12 +17,21 @@ null renders ``None``, which HA shows as unknown.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
+import aiomqtt
+
+from drivers.errors import EdgeError
 from edge_agent.config import SiteConfig
+from edge_agent.sync.commands import SetOverride
 from edge_agent.sync.messages import Topics
+
+log = logging.getLogger(__name__)
 
 HA_PREFIX = "homeassistant"
 HA_STATUS = f"{HA_PREFIX}/status"
@@ -128,3 +137,58 @@ def light_level(payload: bytes) -> float | None:
     if not isinstance(brightness, int | float) or isinstance(brightness, bool):
         return None
     return max(0.0, min(1.0, float(brightness) / 255.0))
+
+
+class LightTarget(Protocol):
+    """Where a light command goes (the daemon's operations: a zone override until cleared)."""
+
+    async def set_override(self, args: SetOverride) -> dict[str, Any]: ...
+
+
+class HomeAssistantAdapter:
+    """Home Assistant on the uplink's session: configs after each connect and on HA's ``online``,
+    light commands to the daemon. Off unless ``[mqtt] homeassistant_discovery = true``."""
+
+    def __init__(self, cfg: SiteConfig, topics: Topics, version: str, target: LightTarget, *,
+                 timeout_s: float = 15.0) -> None:
+        self.cfg = cfg
+        self.topics = topics
+        self.version = version
+        self.target = target
+        self.timeout_s = timeout_s
+        self.enabled = cfg.mqtt.homeassistant_discovery
+        self._light_prefix = f"{topics.root}/ha/zone/"
+
+    def subscriptions(self) -> list[str]:
+        return [HA_STATUS, f"{self._light_prefix}+/light/set"] if self.enabled else []
+
+    async def publish_configs(self, client: aiomqtt.Client) -> None:
+        if self.enabled:
+            msgs = discovery_messages(self.cfg, self.topics, self.version)
+            await asyncio.gather(*(client.publish(t, p, 1, True, timeout=self.timeout_s) for t, p in msgs))
+
+    async def handle(self, client: aiomqtt.Client, topic: str, raw: bytes) -> bool:
+        """Act on a message if it is Home Assistant's; False when it is not."""
+        if not self.enabled:
+            return False
+        if topic == HA_STATUS:
+            if raw.strip() == b"online":  # HA restarted: it forgot the configs
+                await self.publish_configs(client)
+            return True
+        if topic.startswith(self._light_prefix) and topic.endswith("/light/set"):
+            await self.light(topic.removeprefix(self._light_prefix).split("/")[0], raw)
+            return True
+        return False
+
+    async def light(self, zone: str, raw: bytes) -> None:
+        """A JSON-schema light command: held as a zone override until cleared; garbage is logged."""
+        level = light_level(raw)
+        if level is None:
+            log.warning("ignored an unreadable Home Assistant light command for zone %s: %r", zone, raw[:100])
+            return
+        try:
+            await self.target.set_override(SetOverride(target_kind="zone", target=zone, level=level, duration_s=None))
+        except (EdgeError, ValueError) as exc:  # ValueError: an id that is not a valid zone id
+            log.warning("Home Assistant light command for zone %s refused: %s", zone, exc)
+        except Exception:  # a bug must not end the session
+            log.exception("Home Assistant light command for zone %s failed", zone)

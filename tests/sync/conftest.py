@@ -52,6 +52,9 @@ class WallClock:
     def time(self) -> float:
         return time.time()
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
 
 @dataclass
 class RecordingTarget:

@@ -10,7 +10,7 @@ import pytest
 from drivers.errors import SyncError
 from edge_agent.sync import schemas
 from edge_agent.sync.messages import UPSTREAM_MODELS, Event, PrivacyError, Topics, assert_minimum_necessary
-from edge_agent.sync.uplink import mark_backfill
+from edge_agent.sync.stream import mark_backfill
 
 
 @pytest.mark.parametrize(
