@@ -4,8 +4,9 @@ This is the one place where the layers meet: the backend's buses and outputs, th
 pipeline, the rules and arbiter, the MQTT uplink and the control socket. Each piece is a
 :class:`edge_agent.daemon.Component` with a start and a stop, so a config reload rebuilds
 exactly what the configuration describes. The live objects are kept on a :class:`Gateway`
-(``daemon.extras["gateway"]``) for the control socket, the MQTT commands and the simulator's
-probe.
+(``daemon.gateway``) for the control socket, the MQTT commands and the simulator's probe. The
+parts get what they publish through as constructor arguments, in build order: the outbox and
+the uplink first, then the arbiter and the pollers that report through it.
 """
 
 from __future__ import annotations
@@ -22,21 +23,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from drivers.ports import Clock
-from edge_agent.actuation.arbiter import Arbiter, ArbiterEvent
+from edge_agent.actuation.arbiter import Arbiter
 from edge_agent.actuation.overrides import OverrideBook
 from edge_agent.actuation.preferences import PreferenceRegistry
 from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
 from edge_agent.backend import Backend
 from edge_agent.calibration import CalibrationStore
 from edge_agent.config import Sensor, SiteConfig, rules_file
-from edge_agent.controller import FloorController, Upstream
+from edge_agent.controller import FloorController
 from edge_agent.daemon import Component
 from edge_agent.hardware import Hardware
 from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
-from edge_agent.services import forecast_loop, health_loop, start_control, start_uplink
-from edge_agent.sync.messages import iso_utc
+from edge_agent.services import MessageLedger, forecast_loop, health_loop, new_outbox, new_uplink, start_control
+from edge_agent.sync.outbox import Outbox
+from edge_agent.sync.uplink import Uplink
+from edge_agent.upstream import FloorReports
+from models.inference import ModelSlot
 from rules import RuleSet, load_rules
 from rules.state import FloorState
 
@@ -44,11 +48,6 @@ if TYPE_CHECKING:
     from edge_agent.daemon import Daemon
 
 log = logging.getLogger("edge_agent.assembly")
-
-#: How bad each of the arbiter's events is (docs/mqtt.md, ``event/{kind}``).
-EVENT_SEVERITY = {"deadline_missed": "warning", "output_failed": "error", "output_recovered": "info",
-                  "override_expired": "info"}
-
 
 @dataclass
 class Tuning:
@@ -69,7 +68,7 @@ class Tuning:
 
 @dataclass
 class Gateway:
-    """The live objects of a running daemon."""
+    """The live objects of a running daemon, as the daemon assembled them (one per configuration)."""
 
     cfg: SiteConfig
     clock: Clock
@@ -81,9 +80,13 @@ class Gateway:
     preferences: PreferenceRegistry
     rules: RuleSet
     preference_cache: PreferenceCache
-    upstream: Upstream | None = None
-    last_actuation: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    calibration: CalibrationStore
+    reports: FloorReports
+    model: ModelSlot
+    model_serving: str | None = None  # what the model slot serves, once the forecast loop has loaded it
+    uplink: Uplink | None = None  # None when the tuning runs without MQTT
+    outbox: Outbox | None = None
+    ledger: MessageLedger | None = None
 
     def probe(self) -> dict[str, Any]:
         """What the simulator compares with its truth: seat statuses and zone people counts."""
@@ -122,65 +125,34 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
     floor = FloorModel(cfg)
     rules = load_rules(rules_file(cfg, daemon.options.config_path))
     preferences = PreferenceRegistry(state_dir / "preferences.json")
-    gateway_box: list[Gateway] = []
-
-    def on_arbiter_event(event: ArbiterEvent) -> None:
-        if not gateway_box:
-            return
-        gw = gateway_box[0]
-        doc = event.as_dict()
-        if event.kind == "actuation":
-            gw.last_actuation = {**doc, "wall": clock.time()}
-        if gw.upstream is None:
-            return
-        if event.kind == "actuation":
-            publish = getattr(gw.upstream, "publish_actuation", None)
-            if callable(publish):
-                publish({
-                    "actuator": event.actuator, "kind": event.intent_kind.value, "old": event.old, "new": event.new,
-                    "rule_id": event.rule_id, "priority": doc["priority"] or "automation",
-                    "latency_ms": None if event.latency_s is None else round(event.latency_s * 1000.0, 1),
-                    "reason": event.detail,
-                })
-        else:
-            gw.upstream.publish_event(event.kind, {k: v for k, v in doc.items() if k != "t"},
-                                      severity=EVENT_SEVERITY.get(event.kind, "info"))
-
-    def on_sensor_health(sensor_id: str, healthy: bool, reason: str) -> None:
-        slot = hardware.sensors.get(sensor_id)
-        data: dict[str, Any] = {"sensor": sensor_id, "since": iso_utc(clock.time())}
-        if slot is not None:
-            data.update(kind=slot.sensor.kind, zone=slot.sensor.zone)
-        if healthy:
-            daemon.publish_event("sensor_recovered", data)
-        else:
-            daemon.publish_event("sensor_fault", {**data, "reason": reason}, severity="warning")
-
     stack = contextlib.AsyncExitStack()
     calibration = CalibrationStore(state_dir / "calibration.json", cast(Any, clock))
 
     async def start_hardware() -> None:
         await hardware.open()
-        topology = floor.topology
+        ops = GatewayOperations(daemon, calibration)
+        outbox = await stack.enter_async_context(new_outbox(daemon)) if tuning.uplink else None
+        uplink = None if outbox is None else new_uplink(daemon, outbox, ops, timeout_s=tuning.mqtt_timeout_s)
+        reports = FloorReports(cfg, uplink, clock)
         arbiter = Arbiter(hardware.outputs, clock, limits=limits_from_config(cfg),
-                          channel_limits=channel_limits_from_config(cfg),
-                          on_event=on_arbiter_event, overrides=OverrideBook(actuator_groups(topology)))
+                          channel_limits=channel_limits_from_config(cfg), on_event=reports.arbiter_event,
+                          overrides=OverrideBook(actuator_groups(floor.topology)))
         prefs_cache = PreferenceCache(preferences, floor)
         controller = FloorController(
-            cfg, floor, rules, arbiter, clock, preferences=prefs_cache,
+            cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=prefs_cache,
             day_type=tuning.day_type, interval_s=tuning.decide_interval_s,
             on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
         )
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
-                                corrections=calibration, on_health=on_sensor_health)
-        gw = Gateway(cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache)
-        gateway_box.append(gw)
-        daemon.extras["gateway"] = gw
-        ops = GatewayOperations(daemon, calibration)
-        if tuning.uplink:
-            uplink = await start_uplink(stack, daemon, gw, ops, timeout_s=tuning.mqtt_timeout_s)
+                                corrections=calibration, on_health=reports.sensor_health)
+        gw = daemon.gateway = Gateway(
+            cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache, calibration,
+            reports, ModelSlot(state_dir / "model.onnx"), uplink=uplink, outbox=outbox,
+            ledger=None if outbox is None else MessageLedger(outbox))
+        if uplink is not None:
+            await stack.enter_async_context(uplink)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
@@ -196,14 +168,13 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
     async def stop_hardware() -> None:
         for name in ("decide", "arbiter", "forecast", "health", *hardware.jobs()):
             await daemon.supervisor.stop_task(name)
-        gw = daemon.extras.get("gateway")
-        if isinstance(gw, Gateway):
-            await gw.pollers.stop()
+        if daemon.gateway is not None:
+            await daemon.gateway.pollers.stop()
         await stack.aclose()
         await hardware.close()
         await asyncio.to_thread(preferences.close)
         await asyncio.to_thread(calibration.close)
-        daemon.extras.pop("gateway", None)
+        daemon.gateway = None
 
     return [Component("floor", start_hardware, stop_hardware)]
 

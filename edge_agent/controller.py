@@ -21,27 +21,18 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, time
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import Arbiter
 from edge_agent.config import SiteConfig
 from edge_agent.sensing.floor import FloorModel
+from edge_agent.upstream import Upstream
 from rules import RuleMemory, RuleSet, evaluate
-from rules.state import FloorState, IntentKind, Preference, SeatView, ZoneView
+from rules.state import FloorState, IntentKind, Preference
 
 log = logging.getLogger("edge_agent.controller")
-
-
-class Upstream(Protocol):
-    """What the controller publishes (edge_agent.sync's Uplink implements it)."""
-
-    def publish_seat_state(self, seat: SeatView) -> Any: ...
-
-    def publish_zone_summary(self, zone: ZoneView, *, force: bool = False) -> Any: ...
-
-    def publish_event(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> Any: ...
 
 
 class FloorController:

@@ -24,7 +24,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import ConfigError, EdgeError, RulesError
 from drivers.ports import Clock
@@ -33,6 +33,9 @@ from edge_agent.control.protocol import SOCKET_PATH_MAX, socket_path_bytes, stat
 from edge_agent.notify import SystemdNotifier, watchdog_interval, watchdog_loop
 from edge_agent.supervisor import Supervisor
 from rules import load_rules
+
+if TYPE_CHECKING:
+    from edge_agent.assembly import Gateway
 
 log = logging.getLogger("edge_agent.daemon")
 
@@ -87,13 +90,13 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.state = DaemonState()
         self.config_hash = config_hash(options.config_path)
-        self.supervisor = Supervisor(on_fault=self._on_task_fault)
+        self.supervisor = Supervisor(on_fault=self._on_task_fault, clock=clock)
         self._build = build
         self._components: list[Component] = []
         self._stop_event = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self.extras: dict[str, Any] = {}  # components register themselves here for status/control
+        self.gateway: Gateway | None = None  # the live objects while the components run (edge_agent.assembly)
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -192,8 +195,8 @@ class Daemon:
     async def _reload_soon(self, settle_s: float = 0.5, within_s: float = 10.0) -> None:
         await self.clock.sleep(settle_s)  # the result is cached and enqueued right after the command returns
         deadline = self.clock.monotonic() + within_s
-        drained = self.extras.get("outbox_drained")
-        while callable(drained) and not drained() and self.clock.monotonic() < deadline:
+        while (gw := self.gateway) is not None and gw.outbox is not None and not gw.outbox.drained() \
+                and self.clock.monotonic() < deadline:
             await self.clock.sleep(0.1)
         await self.reload()
 
@@ -221,12 +224,11 @@ class Daemon:
 
     def publish_event(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> None:
         """An upstream event through the running uplink (dropped, with a log line, while there is none)."""
-        gw = self.extras.get("gateway")
-        upstream = getattr(gw, "upstream", None)
-        if upstream is None:
+        uplink = self.gateway.uplink if self.gateway is not None else None
+        if uplink is None:
             log.info("event %s not published (no uplink): %s", kind, data)
             return
-        upstream.publish_event(kind, data, severity=severity)
+        uplink.publish_event(kind, data, severity=severity)
 
     def _on_task_fault(self, name: str, exc: BaseException, count: int) -> None:
         text = f"task {name} crashing in a loop: {type(exc).__name__}: {exc}"

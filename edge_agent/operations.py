@@ -61,15 +61,13 @@ class GatewayOperations(NodeOperations):
     # -- plumbing ------------------------------------------------------------------------------
     @property
     def gw(self) -> Gateway:
-        gw = self.daemon.extras.get("gateway")
+        gw = self.daemon.gateway
         if gw is None:
             raise ControlRefused("the daemon is starting; try again in a few seconds")
-        return cast("Gateway", gw)
+        return gw
 
     def _event(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> None:
-        up = self.gw.upstream
-        if up is not None:
-            up.publish_event(kind, data, severity=severity)
+        self.daemon.publish_event(kind, data, severity=severity)
 
     def _sensor(self, sensor_id: str) -> Any:
         slot = self.gw.hardware.sensors.get(sensor_id)
@@ -80,15 +78,16 @@ class GatewayOperations(NodeOperations):
     def _uplink_state(self) -> tuple[p.BrokerState, p.OutboxState]:
         cfg = self.daemon.cfg
         host, port = self.daemon.options.broker or (cfg.broker.host, cfg.broker.port)
-        up = self.daemon.extras.get("uplink")
-        connected = bool(up is not None and up.connected.is_set())
-        since = up.connected_since if up is not None and connected else None
-        broker: p.BrokerState = {"host": host, "port": port, "connected": connected, "since": since,
-                                 "last_error": (getattr(up, "last_error", None) or "") if up is not None else ""}
-        stats = self.daemon.extras.get("outbox_describe")
-        desc = stats() if callable(stats) else {}
-        outbox: p.OutboxState = {"depth": int(desc.get("depth", 0)), "bytes": int(desc.get("bytes", 0)),
-                                 "oldest_age_s": desc.get("oldest_age_s")}
+        gw = self.daemon.gateway
+        up = gw.uplink if gw is not None else None
+        connected = up is not None and up.connected.is_set()
+        broker: p.BrokerState = {"host": host, "port": port, "connected": connected,
+                                 "since": up.connected_since if up is not None and connected else None,
+                                 "last_error": (up.last_error or "") if up is not None else ""}
+        outbox: p.OutboxState = {"depth": 0, "bytes": 0, "oldest_age_s": None}
+        if gw is not None and gw.outbox is not None:
+            now = gw.outbox.stats()
+            outbox = {"depth": now.depth, "bytes": now.bytes, "oldest_age_s": now.oldest_age_s}
         return broker, outbox
 
     # -- ControlTarget -------------------------------------------------------------------------
@@ -96,7 +95,7 @@ class GatewayOperations(NodeOperations):
         gw = self.gw
         broker, outbox = self._uplink_state()
         unhealthy = [sid for sid in gw.hardware.sensors if not gw.pollers.healthy(sid)]
-        last = gw.last_actuation
+        last = gw.reports.last_actuation
         actuation: p.Actuation | None = None
         if last:
             actuation = {"actuator": str(last.get("actuator")), "value": float(last.get("new") or 0.0),
@@ -369,10 +368,7 @@ class GatewayOperations(NodeOperations):
         return {"config_hash": new_hash, "previous_hash": self.daemon.config_hash, "applying": True}
 
     async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]:
-        slot = self.daemon.extras.get("model_slot")
-        if slot is None:
-            raise EdgeError("no forecast model slot on this gateway")
-        result = await asyncio.to_thread(slot.try_swap, data, sha256)
+        result = await asyncio.to_thread(self.gw.model.try_swap, data, sha256)
         self._event("model_updated", {"ok": result.ok, "reason": result.reason, "serving": result.serving},
                     severity="info" if result.ok else "warning")
         if not result.ok:

@@ -1,8 +1,9 @@
 """The daemon's upstream services: MQTT uplink with its outbox, health, forecasts, control socket.
 
-Each ``start_*`` function opens one long-lived thing inside an :class:`contextlib.AsyncExitStack`
+The outbox, the uplink and the control socket are entered in an :class:`contextlib.AsyncExitStack`
 owned by the daemon's components, so stopping (or reloading) closes them in the right order:
-control socket, forecast loop, uplink, then the outbox, which flushes last.
+control socket, uplink, then the outbox, which flushes last. Loops keep time with the daemon's
+clock (virtual in the simulator).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from edge_agent.assembly import Gateway
     from edge_agent.daemon import Daemon
     from edge_agent.operations import GatewayOperations
+    from edge_agent.upstream import Upstream
 
 log = logging.getLogger("edge_agent.services")
 
@@ -47,59 +49,57 @@ def with_broker(cfg: SiteConfig, broker: tuple[str, int] | None) -> SiteConfig:
     return cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"host": broker[0], "port": broker[1]})})
 
 
-async def start_uplink(stack: contextlib.AsyncExitStack, daemon: Daemon, gw: Gateway,
-                       ops: GatewayOperations, *, timeout_s: float = 15.0) -> Uplink:
-    """Outbox + uplink; publishes through ``gw.upstream`` from now on."""
+def new_outbox(daemon: Daemon) -> Outbox:
+    """The outbox in the state directory, bounded as configured (enter it in the daemon's stack)."""
+    cfg = daemon.cfg
+    return Outbox(open_path(daemon.state_dir), max_bytes=cfg.storage.outbox_max_bytes,
+                  max_age_s=cfg.storage.outbox_max_age_h * 3600.0, clock=daemon.clock)
+
+
+def new_uplink(daemon: Daemon, outbox: Outbox, ops: GatewayOperations, *, timeout_s: float = 15.0) -> Uplink:
+    """The uplink for this configuration (``--broker`` applied); entering it starts the connection."""
     cfg = with_broker(daemon.cfg, daemon.options.broker)
-    outbox = await stack.enter_async_context(Outbox(
-        open_path(daemon.state_dir), max_bytes=cfg.storage.outbox_max_bytes,
-        max_age_s=cfg.storage.outbox_max_age_h * 3600.0,
-    ))
     clock: Any = daemon.clock  # SystemClock and VirtualClock both carry `synced`
-    uplink = await stack.enter_async_context(Uplink(cfg, outbox, clock, ops, version=software_version(),
-                                                    config_hash=daemon.config_hash, timeout_s=timeout_s))
-    gw.upstream = uplink
-    gw.controller.upstream = uplink
-    start = outbox.stats()
-
-    def counts() -> dict[str, int]:
-        """Outbox messages of this daemon's life: produced, delivered (PUBACKed), dropped by the bounds.
-
-        Retained state (status, seat states) is last-value: a superseded value is not a message.
-        """
-        now = outbox.stats()
-        if outbox.cut_seq is not None:
-            return {"produced": outbox.rows_put_by_cut, "delivered": outbox.rows_acked_by_cut,
-                    "dropped": max(0, outbox.dropped_by_cut - start.dropped)}
-        return {"produced": outbox.rows_put, "delivered": outbox.rows_acked,
-                "dropped": max(0, now.dropped - start.dropped)}
-
-    daemon.extras["uplink"] = uplink
-    daemon.extras["outbox_stats"] = counts
-    daemon.extras["outbox_cut"] = outbox.cut
-
-    def describe_now() -> dict[str, Any]:
-        now = outbox.stats()
-        return {"depth": now.depth, "bytes": now.bytes, "oldest_age_s": now.oldest_age_s}
-
-    daemon.extras["outbox_describe"] = describe_now
-    daemon.extras["outbox_drained"] = outbox.drained
-    daemon.extras["uplink_connected"] = uplink.connected.is_set
-    return uplink
+    return Uplink(cfg, outbox, clock, ops, version=software_version(), config_hash=daemon.config_hash,
+                  timeout_s=timeout_s)
 
 
-async def health_loop(daemon: Daemon, gw: Gateway, uplink: Uplink) -> None:
-    """Periodic health upstream: sensor health, CPU share and RSS of this process."""
+class MessageLedger:
+    """Outbox messages of one daemon life: produced, delivered (PUBACKed), dropped by the bounds.
+
+    Retained state (status, seat states) is last-value: a superseded value is not a message. After
+    :meth:`Outbox.cut` only what was produced by the cut counts (the simulator's end of day).
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._dropped_at_start = outbox.stats().dropped
+
+    def counts(self) -> dict[str, int]:
+        ob = self.outbox
+        if ob.cut_seq is not None:
+            return {"produced": ob.rows_put_by_cut, "delivered": ob.rows_acked_by_cut,
+                    "dropped": max(0, ob.dropped_by_cut - self._dropped_at_start)}
+        return {"produced": ob.rows_put, "delivered": ob.rows_acked,
+                "dropped": max(0, ob.stats().dropped - self._dropped_at_start)}
+
+
+async def health_loop(daemon: Daemon, gw: Gateway, upstream: Upstream) -> None:
+    """Periodic health upstream: sensor health, CPU share and RSS of this process.
+
+    The period is the daemon's clock; the CPU share is measured against real time, as it is the
+    process's own cost (in a simulation too).
+    """
     last_cpu, last_wall = time.process_time(), time.monotonic()
     while True:
-        await asyncio.sleep(daemon.cfg.mqtt.health_interval_s)
+        await daemon.clock.sleep(daemon.cfg.mqtt.health_interval_s)
         cpu, wall = time.process_time(), time.monotonic()
         cpu_percent = 100.0 * (cpu - last_cpu) / max(1e-6, wall - last_wall)
         last_cpu, last_wall = cpu, wall
         healthy = sum(1 for sid in gw.hardware.sensors if gw.pollers.healthy(sid))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        uplink.publish_health(sensors_healthy=healthy, sensors_unhealthy=len(gw.hardware.sensors) - healthy,
-                              cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
+        upstream.publish_health(sensors_healthy=healthy, sensors_unhealthy=len(gw.hardware.sensors) - healthy,
+                                cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
 
 
 async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0,
@@ -110,14 +110,11 @@ async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s
     a simulated moment that depends on wall-clock luck, and the simulated day would not repeat.
     """
     from models.history import ZoneHistory
-    from models.inference import ModelSlot
 
-    slot = daemon.extras.get("model_slot")
-    if slot is None:
-        slot = ModelSlot(daemon.state_dir / "model.onnx")
-        serving = slot.load() if inline else await asyncio.to_thread(slot.load)
-        log.info("forecast model: %s", serving)
-        daemon.extras["model_slot"] = slot
+    slot = gw.model
+    if gw.model_serving is None:
+        gw.model_serving = slot.load() if inline else await asyncio.to_thread(slot.load)
+        log.info("forecast model: %s", gw.model_serving)
     capacity = {z.id: float(len(daemon.cfg.seats_in(z.id))) or None for z in daemon.cfg.zones}
     histories = {zid: ZoneHistory(capacity=cap) for zid, cap in capacity.items()}
     next_forecast = 0.0
@@ -137,11 +134,9 @@ async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s
                     forecast = await slot.forecast(histories, wall)
                 for zid, horizons in forecast.items():
                     gw.floor.set_forecast(zid, {h: q[1] for h, q in horizons.items()})
-                    if gw.upstream is not None:
-                        publish = getattr(gw.upstream, "publish_forecast", None)
-                        if callable(publish):
-                            publish(zid, {h: (q[1], q[0], q[2]) for h, q in horizons.items()})
-        await asyncio.sleep(sample_s)
+                    if gw.uplink is not None:
+                        gw.uplink.publish_forecast(zid, {h: (q[1], q[0], q[2]) for h, q in horizons.items()})
+        await daemon.clock.sleep(sample_s)
 
 
 def private_dir(path: Path) -> None:
@@ -165,6 +160,5 @@ async def start_control(stack: contextlib.AsyncExitStack, daemon: Daemon, ops: G
     with contextlib.suppress(KeyError):
         group = grp.getgrgid(os.getegid()).gr_name if os.geteuid() != 0 else grp.getgrnam("edge-agent").gr_name
     await stack.enter_async_context(ControlServer(path, ops, group=group))
-    daemon.extras["control_socket"] = path
     return path
 

@@ -202,11 +202,8 @@ class Simulation:
     _interrupted = False
 
     def _probe(self) -> dict[str, Any]:
-        gw = self.daemon.extras.get("gateway") if self.daemon is not None else None
-        if gw is None:
-            return {"seats": {}, "zones": {}}
-        probe: dict[str, Any] = gw.probe()
-        return probe
+        gw = self.daemon.gateway if self.daemon is not None else None
+        return gw.probe() if gw is not None else {"seats": {}, "zones": {}}
 
     async def _daemon_lifecycle(self, clock: VirtualClock, hw: SimHardware, line: SimLine, tuning: Tuning,
                                 state_dir: Path, network: NetworkPath) -> None:
@@ -249,41 +246,36 @@ class Simulation:
         """A power cut: the uplink and outbox stop where they stand (nothing more is committed or
         sent, no MQTT disconnect, so the broker fires the last will); the rest is shut down."""
         self._collect_messages(daemon)
-        uplink = daemon.extras.get("uplink")
-        if uplink is not None:
-            uplink.abandon()
-        gw = daemon.extras.get("gateway")
-        building = getattr(getattr(gw, "hardware", None), "building", None)
-        if building is not None:
-            building.abandon()  # a dead gateway relinquishes nothing: the BMS keeps its last request
+        gw = daemon.gateway
+        if gw is not None and gw.uplink is not None:
+            gw.uplink.abandon()
+        if gw is not None and gw.hardware.building is not None:
+            gw.hardware.building.abandon()  # a dead gateway relinquishes nothing: the BMS keeps its last request
         await daemon.stop()
         self.daemon = None
 
     def _collect_messages(self, daemon: Daemon) -> None:
         """Add up the outbox counts of every life of the daemon (a power cut starts a new one)."""
         life = self._lives.setdefault(self.incarnations, {})
-        stats = daemon.extras.get("outbox_stats")
-        if callable(stats):
-            life.update({k: int(v) for k, v in stats().items()})
-        gw = daemon.extras.get("gateway")
+        gw = daemon.gateway
         if gw is not None:
+            if gw.ledger is not None:
+                life.update(gw.ledger.counts())
             life["decide_passes"] = gw.controller.evaluations  # rule evaluations of this life
         for key in self.messages:
             self.messages[key] = sum(life.get(key, 0) for life in self._lives.values())
 
     async def _drain(self) -> None:
         """Give the outbox a little wall time to deliver what the last minutes produced."""
-        if self.daemon is None:
+        gw = self.daemon.gateway if self.daemon is not None else None
+        if self.daemon is None or gw is None or gw.outbox is None or gw.uplink is None:
             return
-        cut, connected = self.daemon.extras.get("outbox_cut"), self.daemon.extras.get("uplink_connected")
-        if callable(cut):
-            cut()  # the figures are the day's: what the daemon produces while draining is not counted
-        drained = self.daemon.extras.get("outbox_drained")
-        if not (callable(connected) and connected()):
-            drained = None  # no broker to drain to: waiting would only let simulated time run on
-        deadline = time.monotonic() + self.options.drain_s
-        while callable(drained) and not drained() and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(1.0)  # polls real-time progress of a real broker
+        gw.outbox.cut()  # the figures are the day's: what the daemon produces while draining is not counted
+        # With no broker to drain to, waiting would only let simulated time run on.
+        if gw.uplink.connected.is_set():
+            deadline = time.monotonic() + self.options.drain_s
+            while not gw.outbox.drained() and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(1.0)  # polls real-time progress of a real broker
         self._collect_messages(self.daemon)
 
     # -- scenario events the runtime plays ----------------------------------------------------

@@ -5,7 +5,8 @@ long-lived coroutine runs under a :class:`Supervisor`, which restarts it after a
 exponential backoff (1 s, 2 s, 4 s ... capped) and, when a task crashes ``crash_loop_count``
 times within ``crash_loop_window_s``, reports it as a fault (``on_fault``) so it reaches the
 technician and upstream instead of spinning silently. A task that returns normally is done and
-is not restarted. Cancellation (shutdown) is never treated as a crash.
+is not restarted. Cancellation (shutdown) is never treated as a crash. Backoff and crash windows
+keep the daemon's clock (virtual in the simulator).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from drivers.ports import Clock
+from edge_agent.clock import SystemClock
 
 log = logging.getLogger("edge_agent.supervisor")
 
@@ -44,12 +48,14 @@ class Supervisor:
         crash_loop_count: int = 5,
         crash_loop_window_s: float = 300.0,
         on_fault: FaultCallback | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self.crash_loop_count = crash_loop_count
         self.crash_loop_window_s = crash_loop_window_s
         self.on_fault = on_fault
+        self.clock: Clock = clock or SystemClock()
         self.records: dict[str, TaskRecord] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -61,17 +67,16 @@ class Supervisor:
         self._tasks[name] = asyncio.create_task(self._guard(record, factory), name=name)
 
     async def _guard(self, record: TaskRecord, factory: TaskFactory) -> None:
-        loop = asyncio.get_running_loop()
         backoff = self.initial_backoff_s
         while True:
-            started = loop.time()
+            started = self.clock.monotonic()
             try:
                 await factory()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a crash of any kind is contained here, by design
-                now = loop.time()
+                now = self.clock.monotonic()
                 record.restarts += 1
                 record.last_error = f"{type(exc).__name__}: {exc}"
                 record.crashes.append(now)
@@ -86,7 +91,7 @@ class Supervisor:
                         self.on_fault(record.name, exc, len(recent))
                 if now - started > 2 * self.max_backoff_s:
                     backoff = self.initial_backoff_s  # it ran well for a while: start gently again
-                await asyncio.sleep(backoff)
+                await self.clock.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     def running(self) -> list[str]:

@@ -16,6 +16,8 @@ Why it looks like this:
   so a number is reused after a crash only if its row never committed (and so was never sent).
 * **Off the loop.** One dedicated thread owns the connection; the event loop only appends to
   lists, and awaits batched calls.
+* **One clock.** Commit timers and row ages keep the daemon's clock (virtual in the simulator), so
+  a simulated day batches its commits as a gateway's day does.
 
 Retained topics (seat states) live in a separate ``retained`` table holding only the latest payload
 per topic: they are current state, republished after every reconnect, never replayed as history.
@@ -27,7 +29,6 @@ import asyncio
 import logging
 import secrets
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.errors import SyncError
+from drivers.ports import Clock
+from edge_agent.clock import SystemClock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,14 +56,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
-
-
-def _loop_time() -> float:
-    """The event loop's clock, which the commit timers wait on (simulated time in the simulator)."""
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
 
 
 class MessageClass(IntEnum):
@@ -100,8 +95,10 @@ class Outbox:
         flush_max: int = 500,
         urgent_delay_s: float = 0.05,
         ack_flush_interval_s: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         self.path = path
+        self.clock: Clock = clock or SystemClock()
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.flush_interval_s = flush_interval_s
@@ -261,7 +258,7 @@ class Outbox:
     ) -> None:
         """Queue a message for the next commit; never blocks."""
         self.rows_put += 1
-        self._pending.append((seq, topic, payload, int(klass), time.time(), correlation))
+        self._pending.append((seq, topic, payload, int(klass), self.clock.time(), correlation))
         self._urgent = self._urgent or urgent
         self._poke()
 
@@ -273,7 +270,7 @@ class Outbox:
     def ack(self, seq: int) -> None:
         """The broker acknowledged ``seq``: its row is deleted with a later commit."""
         if not self._acked:
-            self._first_ack_at = _loop_time()
+            self._first_ack_at = self.clock.monotonic()
         if seq not in self._acked:
             self.rows_acked += 1
             if self.cut_seq is None or seq <= self.cut_seq:
@@ -288,7 +285,7 @@ class Outbox:
 
     def _poke(self) -> None:
         if self._first_pending_at is None:
-            self._first_pending_at = _loop_time()
+            self._first_pending_at = self.clock.monotonic()
         if self._wake is not None:
             self._wake.set()
 
@@ -341,7 +338,9 @@ class Outbox:
     def stats(self) -> OutboxStats:
         # Acknowledged rows wait for the next commit to be deleted; they are no longer waiting.
         depth = max(0, self._depth - len(self._acked))
-        oldest = None if self._oldest_created is None or not depth else max(0.0, time.time() - self._oldest_created)
+        oldest = None
+        if self._oldest_created is not None and depth:
+            oldest = max(0.0, self.clock.time() - self._oldest_created)
         return OutboxStats(depth, self._bytes if depth else 0, oldest, self._dropped)
 
     def drained(self) -> bool:
@@ -352,7 +351,7 @@ class Outbox:
 
     def _due(self) -> float | None:
         """Monotonic time the next commit is due, or None when there is nothing to write."""
-        now = _loop_time()
+        now = self.clock.monotonic()
         if self._pending or self._pending_retained:
             if len(self._pending) >= self.flush_max:
                 return now
@@ -371,9 +370,9 @@ class Outbox:
             await self._wake.wait()
             self._wake.clear()
             due = self._due()
-            while due is not None and due > _loop_time():
-                try:
-                    await asyncio.wait_for(self._wake.wait(), due - _loop_time())
+            while due is not None and due > self.clock.monotonic():
+                try:  # wait for the commit's time on the clock, or for news (an urgent row, a full batch)
+                    await asyncio.wait_for(self._wake.wait(), due - self.clock.monotonic())
                     self._wake.clear()
                 except TimeoutError:
                     break
@@ -384,7 +383,7 @@ class Outbox:
                 await self._commit()
             except SyncError as exc:
                 log.error("outbox commit failed, retrying in 1 s: %s", exc)
-                await asyncio.sleep(1.0)
+                await self.clock.sleep(1.0)
                 self._wake.set()
 
     async def _commit(self) -> None:
@@ -465,7 +464,7 @@ class Outbox:
     def _enforce_bounds(self, db: sqlite3.Connection) -> int:
         dropped = 0
         # Age: rows are created in seq order, so the oldest are at the front.
-        now = time.time()
+        now = self.clock.time()
         if now - self._last_age_check > 60.0 or self._bytes > self.max_bytes:
             self._last_age_check = now
             cutoff = now - self.max_age_s

@@ -123,7 +123,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedFloor]:
                 with LiveFloor(state_dir, speed=20.0, broker=("127.0.0.1", broker.port)) as floor:
                     observer.wait_for("the birth message", lambda m: m.topic == f"{TOPIC_ROOT}/status", timeout=30)
                     yield FuzzedFloor(floor, observer, broker)
-                    uplink = floor.sim.daemon.extras["uplink"] if floor.sim.daemon else None
+                    uplink = floor.gateway.uplink
                     assert uplink is not None and uplink.sessions == 1, "the MQTT session was never torn down"
             finally:
                 observer.stop()
@@ -141,7 +141,8 @@ def _envelope() -> dict[str, Any]:
 @given(name=names, raw=requests)
 def test_the_command_processor_answers_everything_once_and_failures_change_nothing(
         fuzzed: FuzzedFloor, name: str, raw: bytes) -> None:
-    uplink = fuzzed.daemon.extras["uplink"]
+    uplink = fuzzed.floor.gateway.uplink
+    assert uplink is not None
     before = fuzzed.snapshot()
     outcome = fuzzed.run(uplink.commands.handle(name, raw))
     fields = outcome.to_fields()

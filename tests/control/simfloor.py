@@ -179,8 +179,7 @@ class LiveFloor:
     # -- reaching into the simulated floor -------------------------------------------------------
     def _gateway(self) -> Gateway | None:
         daemon = self.sim.daemon
-        gw = daemon.extras.get("gateway") if daemon is not None else None
-        return gw if isinstance(gw, Gateway) else None
+        return daemon.gateway if daemon is not None else None
 
     @property
     def gateway(self) -> Gateway:

@@ -94,7 +94,9 @@ def test_status_sensors_and_actuators_describe_the_live_floor(floor: LiveFloor) 
         row = by_id[sensor.id]
         assert (row["kind"], row["zone"], row["bus"], row["address"]) == (
             sensor.kind, sensor.zone, sensor.bus, sensor.address)  # fmt: skip
-    assert sum(1 for s in infos if s["healthy"]) == status["sensors_healthy"]
+    # Tags come and go with the patrons who carry them, also between these two calls; the rest agrees.
+    tags = {s.id for s in cfg.sensors if s.kind == "dwm1001"}
+    assert {s["id"] for s in infos if not s["healthy"]} - tags == set(status["sensors_unhealthy"]) - tags
     lux_row = by_id["lux-z2-group"]
     assert set(lux_row["last_values"]) == {"lux"} and lux_row["last_good_age_s"] is not None
 
