@@ -58,7 +58,8 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         await asyncio.sleep(70.0)  # one status poll of the line (60 s)
         seen["target_after_poll"] = gear.fade_to
         assert sim.daemon is not None
-        gw = sim.daemon.extras["gateway"]
+        gw = sim.daemon.gateway
+        assert gw is not None
         seen["commanded"] = gw.hardware.building.lights["light-z1-quiet-1"].sent_arc
         seen["health"] = await _health(gw)
         seen["samples"] = {sid: gw.pollers.last.get(sid) for sid in ("bms-temp-z1-quiet", "ahu1-supply-air",
