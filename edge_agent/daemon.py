@@ -36,6 +36,7 @@ from rules import load_rules
 
 if TYPE_CHECKING:
     from edge_agent.assembly import Gateway
+    from edge_agent.node_operations import NodeUpdate
 
 log = logging.getLogger("edge_agent.daemon")
 
@@ -97,6 +98,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self.gateway: Gateway | None = None  # the live objects while the components run (edge_agent.assembly)
+        self.node_updates: dict[int, NodeUpdate] = {}  # bridge nodes' firmware updates of this daemon's life
 
     # -- paths -------------------------------------------------------------------------------
     @property

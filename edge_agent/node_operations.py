@@ -64,12 +64,11 @@ class NodeOperations:
 
     @property
     def _node_updates(self) -> dict[int, NodeUpdate]:
-        updates: dict[int, NodeUpdate] = self.daemon.extras.setdefault("node_updates", {})
-        return updates
+        return self.daemon.node_updates  # the daemon's life, not one configuration's: kept across reloads
 
     def _bridge(self) -> BridgeLink:
-        gw = self.daemon.extras.get("gateway")
-        link = getattr(getattr(gw, "hardware", None), "link", None)
+        gw = self.daemon.gateway
+        link = gw.hardware.link if gw is not None else None
         if gw is None:
             raise ControlRefused("the daemon is starting; try again in a few seconds")
         if not isinstance(link, BridgeLink):
