@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.calibration import (
@@ -80,6 +80,7 @@ def test_offset_keeps_gain(store: CalibrationStore) -> None:
                                           "humidity": Correction(1.0, 4.0)}  # fmt: skip
 
 
+@settings(deadline=None)  # each example writes a calibration file: its time is the machine's, not the test's
 @given(raw=st.floats(2, 50_000), gain=st.floats(0.3, 4.9))
 def test_gain_reproduces_reference(tmp_path_factory: pytest.TempPathFactory, raw: float, gain: float) -> None:
     reference = raw * gain
