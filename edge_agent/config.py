@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from drivers.errors import ConfigError
+from drivers.kinds import WIRING_KEYS, PartKind, part_kinds
 from edge_agent.building.config import (
     BacnetConf,
     BacnetOutput,
@@ -129,14 +130,28 @@ class Mount(Strict):
     fov_deg: float = Field(default=60.0, gt=10, lt=170)
 
 
-SensorKind = Literal["amg8833", "pir", "bh1750", "sht31", "sht4x", "scd41", "dwm1001", "bacnet"]
+#: How a missing wiring key is asked for in an error message.
+WIRING_HELP = {
+    "bus": 'bus (e.g. bus = "i2c1")', "address": "address (e.g. address = 0x44)", "pin": "pin (BCM number)",
+    "node": "node (bridge address)", "ble_address": "ble_address", "serial_port": "serial_port",
+    "mount": "a mount table (x, y, height_m) to map pixels to seats",
+    "bacnet": 'bacnet = { device = "192.168.10.40", object = "analog-input,1" }', "quantity": "quantity",
+}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 class Sensor(Strict):
-    """A sensor, where it is wired, and what it covers."""
+    """A sensor, where it is wired, and what it covers.
+
+    ``kind`` is a part kind declared by a driver (:mod:`drivers.kinds`); the kind says which
+    wiring keys it needs, its own extra keys (kept in ``settings``) and its poll default.
+    """
 
     id: Id
-    kind: SensorKind
+    kind: str
     bus: Id | None = None
     address: int | None = None
     pin: int | None = Field(default=None, ge=0, le=53)
@@ -149,6 +164,32 @@ class Sensor(Strict):
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     bacnet: BacnetPoint | None = None  # kind "bacnet": a BMS value (edge_agent.building.config)
     quantity: str | None = None  # kind "bacnet": what the value is
+    settings: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_keys(cls, data: Any) -> Any:
+        """Move the kind's own keys into ``settings`` and take the kind's poll default."""
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return data
+        kind = part_kinds().get(data["kind"])
+        if kind is None:
+            return data
+        data = dict(data)
+        settings = dict(data.pop("settings", None) or {})
+        for setting in kind.settings:
+            if setting.name in data:
+                settings[setting.name] = data.pop(setting.name)
+        data["settings"] = settings
+        data.setdefault("poll_interval_s", kind.poll_interval_s)
+        return data
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in part_kinds():
+            raise ValueError(f"unknown sensor kind {v!r}; one of: {', '.join(part_kinds())}")
+        return v
 
     @field_validator("address", mode="before")
     @classmethod
@@ -162,19 +203,38 @@ class Sensor(Strict):
             raise ValueError(f"{v!r} is not a BLE address; write it like 'E4:5F:01:2A:3B:4C'")
         return v
 
+    @property
+    def part(self) -> PartKind:
+        """The declared kind of this sensor (drivers.kinds)."""
+        return part_kinds()[self.kind]
+
     @model_validator(mode="after")
     def _wiring(self) -> Sensor:
-        i2c = {"amg8833", "bh1750", "sht31", "sht4x", "scd41"}
-        if self.kind in i2c and (self.bus is None or self.address is None):
-            raise ValueError(f"an {self.kind} sensor needs bus and address (e.g. bus = \"i2c1\")")
-        if self.kind == "pir" and self.pin is None and self.node is None:
-            raise ValueError("a pir sensor needs pin (BCM number) or node (bridge address)")
-        if self.kind == "dwm1001" and self.ble_address is None and self.serial_port is None:
-            raise ValueError("a dwm1001 needs ble_address or serial_port")
-        if self.kind == "amg8833" and self.mount is None:
-            raise ValueError("an amg8833 needs a mount table (x, y, height_m) to map pixels to seats")
         check_bacnet_sensor(self.kind, self.bacnet, self.quantity)
+        kind = self.part
+        if not any(all(getattr(self, key) is not None for key in keys) for keys in kind.wiring):
+            if len(kind.wiring) == 1:
+                needs = " and ".join(WIRING_HELP[k] for k in kind.wiring[0] if getattr(self, k) is None)
+            else:
+                needs = " or ".join(" and ".join(WIRING_HELP[k] for k in keys) for keys in kind.wiring)
+            raise ValueError(f"{_article(kind.name)} {kind.name} needs {needs}")
+        checked: dict[str, Any] = {}
+        for setting in kind.settings:
+            if setting.name in self.settings:
+                checked[setting.name] = setting.check(self.settings[setting.name])
+            elif setting.default is None:
+                raise ValueError(f"{_article(kind.name)} {kind.name} needs {setting.name} ({setting.help})")
+            else:
+                checked[setting.name] = setting.default
+        unknown = sorted(set(self.settings) - set(checked))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a setting of {kind.name}; it takes "
+                             f"{', '.join(s.name for s in kind.settings) or 'no settings of its own'}")
+        object.__setattr__(self, "settings", checked)
         return self
+
+
+assert set(WIRING_KEYS) <= set(Sensor.model_fields), "every wiring key a kind may need is a Sensor field"
 
 
 class Anchor(Strict):

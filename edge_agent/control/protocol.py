@@ -42,7 +42,8 @@ DEFAULT_SOCKET = "/run/edge-agent/control.sock"
 #: Environment variable that overrides the socket path for the CLI.
 SOCKET_ENV = "EDGE_AGENT_SOCKET"
 
-Quantity = Literal["lux", "temperature", "humidity", "co2"]
+#: A calibratable quantity: which ones a sensor has is its kind's (drivers.kinds), checked by the daemon.
+Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 SensorId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -95,7 +96,7 @@ class CalibrateArgs(_Request):
 
 class UndoArgs(_Request):
     sensor: SensorId
-    quantity: Literal["lux", "temperature", "humidity", "co2", "thermal", "position"]
+    quantity: Quantity  # also "thermal" (background) and "position" (anchors)
 
 
 class AnchorArgs(_Request):
