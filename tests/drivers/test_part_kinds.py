@@ -224,3 +224,17 @@ def test_sensors_read_without_daemon_reports_a_silent_part_as_a_failed_read(tmp_
     assert result.exit_code == 1
     assert "direct read of sht31-1 on /dev/i2c-1 failed" in result.stderr
     assert "cannot be opened" not in result.stderr
+
+
+def test_sensors_kinds_lists_the_table() -> None:
+    from edge_agent.cli.sensors_cmd import sensors
+
+    result = CliRunner().invoke(sensors, ["kinds", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["kind"]: row for row in json.loads(result.output)}
+    assert set(rows) == set(part_kinds())
+    for name, kind in part_kinds().items():
+        assert rows[name]["quantities"] == {q.name: q.unit for q in kind.quantities}
+        assert rows[name]["wiring"] == [list(alt) for alt in kind.wiring]
+    text = CliRunner().invoke(sensors, ["kinds"]).output
+    assert all(f"{name} " in text for name in part_kinds())
