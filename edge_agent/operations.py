@@ -124,10 +124,9 @@ class GatewayOperations(NodeOperations):
 
     async def read_sensor(self, sensor: str) -> p.SensorReading:
         slot = self._sensor(sensor)
-        driver, kind = slot.driver, slot.sensor.kind
+        driver, kind = slot.driver, slot.sensor.part
         if driver is None:
             raise ControlRefused(f"{sensor}: not available ({slot.error})")
-        kind = slot.sensor.part
         raw: dict[str, float] = {}
         result: p.SensorReading = {"id": sensor, "kind": kind.name, "raw": raw, "calibrated": {}, "units": {}}
         part = self.gw.pollers.exclusive(sensor)  # a fresh read must not interleave with a poll
