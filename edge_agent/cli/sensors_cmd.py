@@ -22,6 +22,9 @@ from drivers.scan import scan_bus, scan_mux
 from edge_agent.config import SiteConfig, load_config
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/gateway.toml")
+#: Simulated parts power up when ``scan --simulate`` builds them; the slowest, the SCD41, answers
+#: its address 1 s later (a gateway's parts have long been powered when a technician scans).
+SIMULATED_POWER_UP_S = 1.0
 
 
 @click.group()
@@ -102,6 +105,7 @@ def scan(config_file: Path, simulate: bool, as_json: bool) -> None:
         from simulator.hw.floor import build_simulated_hardware
 
         hw = build_simulated_hardware(cfg, time.monotonic)
+        time.sleep(SIMULATED_POWER_UP_S)
 
         def open_bus(bus_id: str) -> Any:
             return hw.sim_buses[bus_id]
