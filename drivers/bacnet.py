@@ -291,8 +291,9 @@ def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> BacnetPoint:
 
 
 async def _readings(point: BacnetPoint) -> list[Reading]:
-    t = point.clock.monotonic()
-    return [Reading(point.name, q, v, unit, t) for q, (v, unit) in (await point.read_values()).items()]
+    values = await point.read_values()
+    t = point.clock.monotonic()  # when the answer came
+    return [Reading(point.name, q, v, unit, t) for q, (v, unit) in values.items()]
 
 
 PARTS = (
