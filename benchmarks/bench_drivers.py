@@ -1,4 +1,4 @@
-"""CPU cost of a decoded reading per driver, on the simulated bus (no thread hops: inline_io).
+"""CPU cost of a decoded reading per driver, on the simulated bus (its transfers run on the loop).
 
 Each figure is process CPU time per reading, so it includes the simulated part's own work; the
 ``decode`` rows isolate the pure conversion, and the ratios say how much the full driver path

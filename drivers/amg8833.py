@@ -6,8 +6,8 @@ Datasheet facts this driver relies on (HARDWARE.md section 1):
 - pixels are 12-bit two's complement at 0.25 C/LSB, LSB at 0x80+2i, MSB at 0x81+2i; the
   thermistor (0x0E/0x0F) is 12-bit *sign-magnitude* at 0.0625 C/LSB -- different encodings, a
   classic source of sign bugs;
-- the register pointer auto-increments, so the 128 pixel bytes are read as four 32-byte SMBus
-  block reads (the SMBus block limit) instead of 64 transactions;
+- the register pointer auto-increments and keeps its place between transactions, so the 128
+  pixel bytes are one pointer write and one 128-byte read instead of 64 register reads;
 - waking from sleep: PCTL=0, wait 50 ms, RST=0x3F (initial reset), wait 2 ms, RST=0x30;
   registers are undefined after sleep, so the frame rate and interrupt registers are rewritten.
 """
@@ -21,8 +21,9 @@ import numpy.typing as npt
 
 from drivers.errors import SensorImplausibleError
 from drivers.health import DeviceHealth, StuckDetector, check_range, guarded
-from drivers.i2c import I2CDevice, is_async_bus
-from drivers.ports import AsyncI2CBus, Clock, I2CBus, Reading
+from drivers.i2c import I2CDevice
+from drivers.kinds import PartKind, PartPorts, PartSpec, Quantity
+from drivers.ports import AsyncI2CBus, Clock, Reading
 
 PCTL, RST, FPSC, INTC = 0x00, 0x01, 0x02, 0x03
 TTHL = 0x0E
@@ -66,7 +67,7 @@ class Amg8833:
 
     def __init__(
         self,
-        bus: I2CBus | AsyncI2CBus,
+        bus: AsyncI2CBus,
         clock: Clock,
         *,
         address: int = 0x69,
@@ -106,12 +107,9 @@ class Amg8833:
         self._stuck.reset()
 
     async def _read_raw(self) -> tuple[bytes, int]:
-        if is_async_bus(self.device.bus):
-            # A node's controller runs the whole burst as one I2C transaction: one round trip on
-            # the RS-485 line instead of four (the 32-byte limit is SMBus's, not the part's).
-            pixels = await self.device.write_read(bytes([PIXEL_BASE]), 128)
-        else:
-            pixels = b"".join([await self.device.read_register_block(PIXEL_BASE + 32 * k, 32) for k in range(4)])
+        # The register pointer auto-increments: set it to the first pixel, then read all 128 bytes
+        # in one read (no 32-byte SMBus limit through i2c_rdwr; one transfer on a node's bus).
+        pixels = await self.device.write_read(bytes([PIXEL_BASE]), 128)
         if self._therm_word is None or self._frames % self.thermistor_every == 0:
             therm = await self.device.read_register_block(TTHL, 2)
             self._therm_word = therm[0] | (therm[1] << 8)
@@ -146,6 +144,22 @@ class Amg8833:
         """The scalar side of a frame (thermistor and hottest pixel) for the generic pipeline."""
         frame = await self.read_frame()
         return [
-            Reading(self.name, "temperature", frame.thermistor_c, "C", frame.t),
-            Reading(self.name, "max_pixel_temperature", float(frame.pixels.max()), "C", frame.t),
+            Reading(self.name, "max_pixel", float(frame.pixels.max()), "C", frame.t),
+            Reading(self.name, "thermistor", frame.thermistor_c, "C", frame.t),
         ]
+
+
+def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Amg8833:
+    # On a node's bus every register read is an RS-485 round trip: the slowly moving thermistor
+    # is read every tenth frame there.
+    return Amg8833(ports.i2c(), clock, address=spec.address or 0x69, name=spec.name,
+                   fps=1 if spec.poll_interval_s >= 1 else 10, thermistor_every=10 if spec.remote else 1)
+
+
+PARTS = (
+    PartKind(name="amg8833", summary="Panasonic AMG8833 Grid-EYE 8x8 thermopile array over desks (I2C, 0x68 or 0x69)",
+             build=_build, start=Amg8833.start, readings=Amg8833.readings, feed="frames",
+             quantities=(Quantity("max_pixel", "C"), Quantity("thermistor", "C")),
+             wiring=(("bus", "address", "mount"),),
+             example={"bus": "i2c1", "address": 0x69, "mount": {"x": 2.0, "y": 2.0}}),
+)

@@ -34,7 +34,8 @@ from typing import Any
 
 from drivers.errors import BusError, BusTimeoutError, DriverError
 from drivers.health import DeviceHealth
-from drivers.ports import Clock
+from drivers.kinds import PartKind, PartPorts, PartSpec, Quantity
+from drivers.ports import Clock, Reading
 
 
 class BacnetRefused(DriverError):
@@ -282,3 +283,26 @@ class BacnetPoint:
             raise err from exc
         self.health.record_good(self.clock.monotonic())
         return {self.quantity: (value, self.unit)}
+
+
+def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> BacnetPoint:
+    point: BacnetPoint = ports.bms_point()
+    return point
+
+
+async def _readings(point: BacnetPoint) -> list[Reading]:
+    values = await point.read_values()
+    t = point.clock.monotonic()  # when the answer came
+    return [Reading(point.name, q, v, unit, t) for q, (v, unit) in values.items()]
+
+
+PARTS = (
+    PartKind(name="bacnet", summary="a value of the building's BMS (BACnet/IP), read as a sensor", build=_build,
+             readings=_readings, wiring=(("bacnet", "quantity"),),
+             # What a BMS point may be; never mixed into the zone's own environment (rank None).
+             quantities=(Quantity("temperature", "C", None), Quantity("supply_air_temperature", "C", None),
+                         Quantity("damper_position", "%", None), Quantity("humidity", "%", None),
+                         Quantity("co2", "ppm", None), Quantity("airflow", "m3/h", None)),
+             example={"bacnet": {"device": "192.168.10.40", "object": "analog-input,1"}, "quantity": "temperature"},
+             example_tables={"bacnet": {"interface": "192.168.10.5/24"}}),
+)

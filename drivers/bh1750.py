@@ -23,7 +23,8 @@ from enum import IntEnum
 from drivers.errors import SensorImplausibleError
 from drivers.health import DeviceHealth, StuckDetector, guarded
 from drivers.i2c import I2CDevice
-from drivers.ports import AsyncI2CBus, Clock, I2CBus, Reading
+from drivers.kinds import Calibration, PartKind, PartPorts, PartSpec, Quantity
+from drivers.ports import AsyncI2CBus, Clock, Reading
 
 POWER_ON = 0x01
 MAX_CONVERSION_S = {0x10: 0.180, 0x11: 0.180, 0x13: 0.024}
@@ -60,7 +61,7 @@ class Bh1750:
 
     def __init__(
         self,
-        bus: I2CBus | AsyncI2CBus,
+        bus: AsyncI2CBus,
         clock: Clock,
         *,
         address: int = 0x23,
@@ -125,3 +126,15 @@ class Bh1750:
     async def readings(self) -> list[Reading]:
         lux = await self.read_lux()
         return [Reading(self.name, "lux", lux, "lx", self.clock.monotonic())]
+
+
+def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Bh1750:
+    return Bh1750(ports.i2c(), clock, address=spec.address or 0x23, name=spec.name)
+
+
+PARTS = (
+    PartKind(name="bh1750", summary="ROHM BH1750 ambient light sensor (I2C, 0x23 or 0x5C)", build=_build,
+             start=Bh1750.start, readings=Bh1750.readings, quantities=(Quantity("lux", "lx"),),
+             wiring=(("bus", "address"),), example={"bus": "i2c1", "address": 0x23},
+             calibrations=(Calibration("lux", "gain", "lx", (0.0, 100_000.0)),)),
+)

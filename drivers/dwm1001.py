@@ -25,7 +25,8 @@ from typing import Any
 
 from drivers.errors import BleError, BusTimeoutError, DriverError
 from drivers.health import DeviceHealth
-from drivers.ports import Clock
+from drivers.kinds import PartKind, PartPorts, PartSpec, Quantity
+from drivers.ports import Clock, Reading
 
 SERVICE_UUID = "680c21d9-c946-4c1f-9c11-baa1c21329e7"
 LOCATION_DATA_UUID = "003bbdf2-c634-4b3d-ab56-7ec889b89a37"
@@ -155,6 +156,12 @@ class Dwm1001Uart:
         self.health.record_good(self.clock.monotonic())
         return location
 
+    async def start(self) -> None:
+        await self.stream.open()
+
+    async def readings(self) -> list[Reading]:
+        return location_readings(self.name, await self.loc_get())
+
 
 class Dwm1001Ble:
     """A tag reached over BLE: connects, subscribes, reconnects with backoff, queues locations.
@@ -204,6 +211,12 @@ class Dwm1001Ble:
         except TimeoutError:
             raise BusTimeoutError(f"{self.name}: no location within {timeout_s} s", bus="ble") from None
 
+    async def readings(self) -> list[Reading]:
+        """Connect, take the next location the tag notifies (within 15 s), disconnect."""
+        async with self:
+            location = await self.next_location(timeout_s=15.0)
+        return location_readings(self.name, location)
+
     def _on_notify(self, _char: Any, data: bytearray) -> None:
         try:
             location = parse_ble_location(bytes(data), self.clock.monotonic())
@@ -248,3 +261,40 @@ def _setter(event: asyncio.Event) -> Any:
         event.set()
 
     return callback
+
+
+def location_readings(name: str, location: UwbLocation) -> list[Reading]:
+    """A location as scalar readings: position (when the tag computed one) and anchors in range."""
+    out = [Reading(name, "anchors", float(len(location.distances)), "", location.t)]
+    if location.position is not None:
+        p = location.position
+        out += [Reading(name, "x", p.x_m, "m", location.t), Reading(name, "y", p.y_m, "m", location.t),
+                Reading(name, "position_quality", float(p.quality), "%", location.t)]
+    return out
+
+
+Dwm1001 = Dwm1001Uart | Dwm1001Ble
+
+
+def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Dwm1001:
+    if spec.ble_address is not None:
+        return Dwm1001Ble(spec.ble_address, clock, backend=ports.ble_backend(), name=spec.name)
+    return Dwm1001Uart(ports.serial_stream(), clock, name=spec.name)
+
+
+async def _start(tag: Dwm1001) -> None:
+    if isinstance(tag, Dwm1001Uart):
+        await tag.start()  # a BLE tag connects when its notifications are awaited
+
+
+async def _readings(tag: Dwm1001) -> list[Reading]:
+    return await tag.readings()
+
+
+PARTS = (
+    PartKind(name="dwm1001", summary="Qorvo DWM1001 UWB tag over BLE (ble_address) or its UART TLV API (serial_port)",
+             build=_build, start=_start, readings=_readings, feed="locations",
+             quantities=(Quantity("anchors", ""), Quantity("x", "m"), Quantity("y", "m"),
+                         Quantity("position_quality", "%")),
+             wiring=(("ble_address",), ("serial_port",)), example={"serial_port": "/dev/ttyACM0"}),
+)

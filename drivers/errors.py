@@ -52,6 +52,10 @@ class BusError(EdgeError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class PortUnavailableError(BusError):
+    """The port itself cannot be opened (no such device, no permission, no GPIO library)."""
+
+
 class NackError(BusError):
     """The addressed device did not acknowledge: Linux reports EREMOTEIO (121) or EIO (5)."""
 

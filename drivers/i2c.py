@@ -1,41 +1,40 @@
 """One I2C device on a bus port, reached the same way whatever the port is.
 
-:class:`I2CDevice` is the only thing drivers use to talk to an I2C part. It accepts either kind
-of port from :mod:`drivers.ports`:
+Every I2C port a driver sees is an :class:`~drivers.ports.AsyncI2CBus`: one awaited
+``transfer`` (write, repeated start, read). What stands behind it is the port's business, never
+the driver's:
 
-- a synchronous :class:`~drivers.ports.I2CBus` (a real ``smbus2.SMBus``, a mux channel on it, the
-  simulator's ``SimI2CBus``). Its calls block in the kernel, so they run in a worker thread via
-  ``asyncio.to_thread`` -- *unless* the bus has a truthy ``inline_io`` attribute. The simulator
-  sets it: its calls are cheap, and on virtual time work done in a thread is invisible, so they
-  must stay on the event loop;
-- an :class:`~drivers.ports.AsyncI2CBus` (a node's bus over the firmware bridge), whose
-  ``transfer`` is awaited.
+- :class:`SmbusPort`, the gateway's own bus: a blocking ``smbus2.SMBus`` whose ``i2c_rdwr`` and
+  ``write_quick`` calls run in a worker thread, because they block in the kernel;
+- a TCA9548A channel (:mod:`drivers.mux`), a node's bus tunnelled over the firmware bridge, or the
+  simulator's bus, which implement ``transfer`` themselves.
 
-Raw writes and reads use ``i2c_rdwr`` rather than SMBus calls because Sensirion parts and the
-BH1750 have no registers: an SMBus "read block" would send a register byte they take as a command.
-Kernel errors are translated at this boundary (``raise ... from``), so drivers only ever see
-:mod:`drivers.errors`.
+So a driver runs the same code on a gateway, on a node and in the simulator: no driver asks which
+kind of bus it has. Raw writes and reads are used rather than SMBus register calls because
+Sensirion parts and the BH1750 have no registers: an SMBus "read block" would send a register byte
+they take as a command. Kernel errors are translated at this boundary (``raise ... from``), so
+drivers only ever see :mod:`drivers.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Protocol
 
 from smbus2 import i2c_msg
 
 from drivers.errors import BusError, translate_oserror
-from drivers.ports import AsyncI2CBus, Clock, I2CBus
-
-T = TypeVar("T")
-
-SMBUS_BLOCK_MAX = 32
+from drivers.ports import AsyncI2CBus, Clock
 
 
-def is_async_bus(bus: object) -> bool:
-    """An AsyncI2CBus has ``transfer``; everything else is treated as a blocking SMBus-like port."""
-    return callable(getattr(bus, "transfer", None))
+class BlockingI2C(Protocol):
+    """What :class:`SmbusPort` needs of a blocking bus: ``smbus2.SMBus`` has all of it."""
+
+    def i2c_rdwr(self, *i2c_msgs: i2c_msg) -> None: ...
+
+    def write_quick(self, i2c_addr: int, force: bool | None = None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def bus_label(bus: object) -> str:
@@ -44,63 +43,69 @@ def bus_label(bus: object) -> str:
     return name if isinstance(name, str) and name else type(bus).__name__
 
 
-async def run_bus(bus: object, call: Callable[..., T], *args: Any, address: int | None = None) -> T:
-    """Run one blocking bus call, off the loop unless the port says its calls are inline.
+class SmbusPort:
+    """A blocking Linux I2C adapter (``smbus2.SMBus`` on ``/dev/i2c-N``) as an async port.
 
-    OSError from the kernel (or from a simulated bus imitating it) becomes a
-    :class:`~drivers.errors.BusError` subclass; errors already translated pass through.
+    Each transfer is one ``i2c_rdwr`` (combined transaction, repeated start, no 32-byte SMBus
+    limit) run in a worker thread; an address-only transfer is SMBus quick write, the probe
+    ``i2cdetect`` uses.
     """
-    try:
-        if getattr(bus, "inline_io", False):
-            return call(*args)
-        return await asyncio.to_thread(call, *args)
-    except BusError:
-        raise
-    except OSError as exc:
-        raise translate_oserror(exc, bus=bus_label(bus), address=address) from exc
+
+    def __init__(self, bus: BlockingI2C, name: str = "") -> None:
+        self.bus = bus
+        self.name = name or bus_label(bus)
+
+    def _run(self, address: int, write: bytes, read_len: int) -> bytes:
+        if not write and not read_len:
+            self.bus.write_quick(address)
+            return b""
+        msgs = []
+        if write:
+            msgs.append(i2c_msg.write(address, write))
+        reader = i2c_msg.read(address, read_len) if read_len else None
+        if reader is not None:
+            msgs.append(reader)
+        self.bus.i2c_rdwr(*msgs)
+        return bytes(reader) if reader is not None else b""
+
+    async def transfer(self, address: int, write: bytes, read_len: int) -> bytes:
+        return await asyncio.to_thread(self._run, address, bytes(write), read_len)
+
+    def close(self) -> None:
+        self.bus.close()
 
 
 class I2CDevice:
-    """A device at ``address`` on ``bus``: raw write/read, Sensirion write-wait-read, register blocks."""
+    """A device at ``address`` on ``bus``: raw write/read, Sensirion write-wait-read, registers."""
 
-    def __init__(self, bus: I2CBus | AsyncI2CBus, address: int, *, name: str = "") -> None:
+    def __init__(self, bus: AsyncI2CBus, address: int, *, name: str = "") -> None:
         if not 0x03 <= address <= 0x77:
             raise ValueError(f"0x{address:02x} is not a 7-bit I2C address (0x03-0x77)")
         self.bus = bus
         self.address = address
         self.name = name or f"{bus_label(bus)}@0x{address:02x}"
-        self._async = is_async_bus(bus)
-        # Exactly one of these is used; the casts record which protocol the bus was found to speak.
-        self._sync = cast(I2CBus, bus)
-        self._abus = cast(AsyncI2CBus, bus)
 
-    async def _transfer(self, write: bytes, read_len: int) -> bytes:
-        """The one async primitive both port kinds are reduced to."""
-        bus = self._abus
+    async def transfer(self, write: bytes, read_len: int) -> bytes:
+        """The one primitive: write (may be empty), repeated start, read ``read_len`` bytes."""
         try:
-            data = await bus.transfer(self.address, write, read_len)
+            data = await self.bus.transfer(self.address, bytes(write), read_len)
         except BusError:
             raise
         except OSError as exc:
-            raise translate_oserror(exc, bus=bus_label(bus), address=self.address) from exc
+            raise translate_oserror(exc, bus=bus_label(self.bus), address=self.address) from exc
         return bytes(data)
+
+    async def probe(self) -> None:
+        """Address-only write (START, address+W, STOP): raises NackError when nothing answers."""
+        await self.transfer(b"", 0)
 
     async def write(self, data: bytes) -> None:
         """One raw write transaction (START, address+W, data, STOP)."""
-        if self._async:
-            await self._transfer(bytes(data), 0)
-            return
-        sync = self._sync
-        await run_bus(sync, sync.i2c_rdwr, i2c_msg.write(self.address, bytes(data)), address=self.address)
+        await self.transfer(bytes(data), 0)
 
     async def read(self, n: int) -> bytes:
         """One raw read transaction of ``n`` bytes (no register byte is sent)."""
-        if self._async:
-            return await self._transfer(b"", n)
-        sync = self._sync
-        msg = i2c_msg.read(self.address, n)
-        await run_bus(sync, sync.i2c_rdwr, msg, address=self.address)
-        return bytes(msg)
+        return await self.transfer(b"", n)
 
     async def write_read(self, data: bytes, n: int, delay_s: float = 0.0, clock: Clock | None = None) -> bytes:
         """Sensirion style: write a command, wait its execution time, then read ``n`` bytes.
@@ -117,23 +122,14 @@ class I2CDevice:
         return await self.read(n)
 
     async def read_register_block(self, reg: int, n: int) -> bytes:
-        """SMBus I2C-block read of ``n`` (<= 32) bytes starting at register ``reg``."""
-        if not 0 < n <= SMBUS_BLOCK_MAX:
-            raise ValueError(f"{self.name}: an SMBus block read is 1..32 bytes, not {n}")
-        if self._async:
-            return await self._transfer(bytes([reg]), n)
-        sync = self._sync
-        values = await run_bus(sync, sync.read_i2c_block_data, self.address, reg, n, address=self.address)
-        return bytes(values)
+        """Register pointer ``reg``, repeated start, ``n`` bytes (parts that auto-increment)."""
+        if n < 1:
+            raise ValueError(f"{self.name}: a register read is at least 1 byte, not {n}")
+        return await self.transfer(bytes([reg]), n)
 
     async def write_register(self, reg: int, value: int) -> None:
-        """SMBus write-byte-data: one register, one value."""
-        if self._async:
-            await self._transfer(bytes([reg, value]), 0)
-            return
-        sync = self._sync
-        await run_bus(sync, sync.write_byte_data, self.address, reg, value, address=self.address)
+        """One register, one value."""
+        await self.transfer(bytes([reg, value & 0xFF]), 0)
 
     async def read_register(self, reg: int) -> int:
-        """SMBus read-byte-data."""
         return (await self.read_register_block(reg, 1))[0]

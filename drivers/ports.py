@@ -1,19 +1,16 @@
 """Bus ports: the small interfaces every driver is written against.
 
 A driver never opens ``/dev`` itself. It is handed a port, and the port may be the gateway's own
-bus (smbus2), a channel of a TCA9548A multiplexer, a node's bus tunnelled over the RS-485
-firmware bridge, or the simulator. Keeping the ports small keeps all of these honest.
+bus (:class:`drivers.i2c.SmbusPort` over smbus2), a channel of a TCA9548A multiplexer, a node's
+bus tunnelled over the RS-485 firmware bridge, or the simulator. Every I2C port has one shape,
+:class:`AsyncI2CBus`, so a driver cannot tell (and never asks) which one it has. Implementations
+must:
 
-``I2CBus`` is the subset of ``smbus2.SMBus`` the drivers use, so a real ``smbus2.SMBus``
-satisfies it as it is. Implementations must:
-
-- raise ``OSError`` with errno 121 (EREMOTEIO) or 5 (EIO) when the device does not acknowledge;
-- refuse SMBus block transfers longer than 32 bytes with ``ValueError`` (smbus2 does);
-- execute ``i2c_rdwr`` messages as one combined transaction (repeated start), filling the
-  buffers of read messages in place.
-
-They may block: drivers call them through ``asyncio.to_thread`` or, for in-process ports whose
-calls are cheap (the simulator), directly; see ``drivers.i2c.run_bus``.
+- raise ``OSError`` with errno 121 (EREMOTEIO) or 5 (EIO), or :class:`drivers.errors.NackError`,
+  when the device does not acknowledge;
+- run the write and the read of one ``transfer`` as one combined transaction (repeated start);
+- treat a transfer with nothing to write and nothing to read as an address-only write (the probe
+  ``i2cdetect`` uses).
 
 ``Clock`` is how drivers wait for conversion times: the daemon passes the real clock, the
 simulator a virtual one, so a library day can run in seconds.
@@ -21,49 +18,8 @@ simulator a virtual one, so a library day can run in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:  # drivers build smbus2 messages; only the type is needed here
-    from smbus2 import i2c_msg
-
-
-@runtime_checkable
-class I2CMessage(Protocol):
-    """One segment of a combined I2C transaction (smbus2's ``i2c_msg``)."""
-
-    addr: int
-    flags: int
-    len: int
-
-    def __iter__(self) -> Iterable[int]: ...
-    def __bytes__(self) -> bytes: ...
-
-
-@runtime_checkable
-class I2CBus(Protocol):
-    """The SMBus subset that drivers may use. ``smbus2.SMBus`` is one implementation."""
-
-    def read_byte_data(self, i2c_addr: int, register: int, force: bool | None = None) -> int: ...
-
-    def write_byte_data(
-        self, i2c_addr: int, register: int, value: int, force: bool | None = None
-    ) -> None: ...
-
-    def read_i2c_block_data(
-        self, i2c_addr: int, register: int, length: int, force: bool | None = None
-    ) -> list[int]: ...
-
-    def write_i2c_block_data(
-        self, i2c_addr: int, register: int, data: Sequence[int], force: bool | None = None
-    ) -> None: ...
-
-    def write_byte(self, i2c_addr: int, value: int, force: bool | None = None) -> None: ...
-
-    def read_byte(self, i2c_addr: int, force: bool | None = None) -> int: ...
-
-    def i2c_rdwr(self, *i2c_msgs: i2c_msg) -> None: ...
+from typing import Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -79,12 +35,8 @@ class Clock(Protocol):
 
 @runtime_checkable
 class AsyncI2CBus(Protocol):
-    """An I2C bus reached asynchronously: a node's bus tunnelled over the firmware bridge.
-
-    One method: write ``write`` (may be empty), then, after a repeated start, read ``read_len``
-    bytes (may be 0). Raise :class:`drivers.errors.NackError` when the device does not
-    acknowledge. Drivers reach both kinds of bus through :class:`drivers.i2c.I2CDevice`, so a
-    driver runs unchanged on a local bus, a mux channel, a bridge node or the simulator.
+    """An I2C bus port: write ``write`` (may be empty), then, after a repeated start, read
+    ``read_len`` bytes (may be 0). Drivers reach it through :class:`drivers.i2c.I2CDevice`.
     """
 
     async def transfer(self, address: int, write: bytes, read_len: int) -> bytes: ...

@@ -11,22 +11,29 @@ SCD4x DS v1.3 (HARDWARE.md section 4) forces several things on a driver:
   is stopped, and answers 0xFFFF on failure, otherwise ``correction + 0x8000``. The driver
   tracks how long the last periodic run lasted and refuses FRC itself when it was too short,
   so the CLI can tell the technician how many seconds are still missing;
-- the temperature offset (default 4 C) is written in ticks: ``offset_c * 65535 / 175``.
+- the temperature offset (default 4 C) is written in ticks: ``offset_c * 65535 / 175``;
+- single shot (idle only): 5 s for CO2, T and RH (0x219D), 50 ms for T and RH alone (0x2196,
+  CO2 reads 0); the result is then read as in periodic mode;
+- power_down (0x36E0) leaves the part deaf until wake_up (0x36F6), which the part does not
+  acknowledge, then 20 ms before it listens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.errors import DataNotReadyError, DriverError, SensorImplausibleError
+from drivers.errors import DataNotReadyError, DriverError, NackError, SensorImplausibleError
 from drivers.health import DeviceHealth, StuckDetector, check_range, guarded
 from drivers.i2c import I2CDevice
-from drivers.ports import AsyncI2CBus, Clock, I2CBus, Reading
+from drivers.kinds import Calibration, PartKind, PartPorts, PartSpec, Quantity
+from drivers.ports import AsyncI2CBus, Clock, Reading
 from drivers.sensirion import command, ticks_to_celsius, ticks_to_rh, unpack_words
 
 START_PERIODIC, STOP_PERIODIC, READ_MEASUREMENT, DATA_READY = 0x21B1, 0x3F86, 0xEC05, 0xE4B8
 FORCED_RECALIBRATION, SET_ASC, GET_ASC = 0x362F, 0x2416, 0x2313
 SET_T_OFFSET, GET_T_OFFSET = 0x241D, 0x2318
+SINGLE_SHOT, SINGLE_SHOT_RHT = 0x219D, 0x2196
+POWER_DOWN, WAKE_UP = 0x36E0, 0x36F6
 FRC_MIN_PERIODIC_S = 180.0
 CO2_RANGE_PPM = (0.0, 40000.0)
 
@@ -64,7 +71,7 @@ class Scd41:
     """One SCD41 at 0x62."""
 
     def __init__(
-        self, bus: I2CBus | AsyncI2CBus, clock: Clock, *, address: int = 0x62, name: str = "", stuck_after: int = 20
+        self, bus: AsyncI2CBus, clock: Clock, *, address: int = 0x62, name: str = "", stuck_after: int = 20
     ) -> None:
         self.device = I2CDevice(bus, address, name=name or f"scd41@0x{address:02x}")
         self.name = self.device.name
@@ -130,12 +137,38 @@ class Scd41:
 
         return await guarded(self.health, attempt, self.clock)
 
+    async def measure_single_shot(self, *, rht_only: bool = False) -> Co2Measurement:
+        """One on-demand measurement from idle (5 s; 50 ms without CO2, whose value is then 0)."""
+        self._require_idle("a single-shot measurement")
+
+        async def attempt() -> Co2Measurement:
+            await self._send(SINGLE_SHOT_RHT if rht_only else SINGLE_SHOT, wait_s=0.05 if rht_only else 5.0)
+            if not await self.data_ready():
+                raise DataNotReadyError(f"{self.name}: no single-shot result after its duration", device=self.name)
+            raw = await self.device.write_read(command(READ_MEASUREMENT), 9, 0.001, self.clock)
+            return decode_measurement(raw, self.clock.monotonic(), device=self.name)
+
+        return await guarded(self.health, attempt, self.clock)
+
+    async def power_down(self) -> None:
+        """Sleep (idle only); nothing is heard until :meth:`wake_up`."""
+        self._require_idle("powering down")
+        await self._send(POWER_DOWN)
+
+    async def wake_up(self) -> None:
+        """Wake from power_down: the part does not acknowledge this command, so a NACK is expected."""
+        try:
+            await self.device.write(command(WAKE_UP))
+        except NackError:
+            pass
+        await self.clock.sleep(0.02)
+
     async def readings(self) -> list[Reading]:
         m = await self.read_measurement()
         return [
             Reading(self.name, "co2", m.co2_ppm, "ppm", m.t),
             Reading(self.name, "temperature", m.temperature_c, "C", m.t),
-            Reading(self.name, "humidity", m.humidity_pct, "%RH", m.t),
+            Reading(self.name, "humidity", m.humidity_pct, "%", m.t),
         ]
 
     # -- calibration and settings (idle only) ------------------------------------------------
@@ -183,3 +216,29 @@ class Scd41:
         self._require_idle("reading the temperature offset")
         (word,) = await self._query(GET_T_OFFSET, 1)
         return word * 175.0 / 65535.0
+
+
+def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Scd41:
+    return Scd41(ports.i2c(), clock, address=spec.address or 0x62, name=spec.name)
+
+
+async def _start(driver: Scd41) -> None:
+    """The part may still be measuring (after a failed poll, or from before a daemon restart),
+    and it refuses start_periodic then: stop it first."""
+    await driver.stop_periodic()
+    await driver.start_periodic()
+
+
+PARTS = (
+    PartKind(
+        name="scd41", summary="Sensirion SCD41 photoacoustic CO2 sensor, with temperature and humidity (I2C, 0x62)",
+        build=_build, start=_start, readings=Scd41.readings, wiring=(("bus", "address"),),
+        # The part warms itself: its temperature and humidity count only where no SHT is present.
+        quantities=(Quantity("co2", "ppm"), Quantity("temperature", "C", rank=2), Quantity("humidity", "%", rank=2)),
+        fresh_read=False,  # a new result only every 5 s: a read on demand shows the latest poll
+        calibrations=(Calibration("co2", "frc", "ppm", (400.0, 5000.0)),
+                      Calibration("temperature", "offset", "°C", (-20.0, 60.0)),
+                      Calibration("humidity", "offset", "%RH", (0.0, 100.0))),
+        example={"bus": "i2c1", "address": 0x62},
+    ),
+)

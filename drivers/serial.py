@@ -13,7 +13,7 @@ import os
 from types import TracebackType
 from typing import Any
 
-from drivers.errors import BusError, BusTimeoutError
+from drivers.errors import BusError, BusTimeoutError, PortUnavailableError
 
 
 class SerialStream:
@@ -35,7 +35,7 @@ class SerialStream:
         try:
             self._serial = serial.Serial(self.path, self.baudrate, timeout=0, write_timeout=0)
         except (serial.SerialException, OSError) as exc:
-            raise BusError(
+            raise PortUnavailableError(
                 f"{self.path}: cannot open ({exc}); check the path and that the user is in group dialout", bus=self.path
             ) from exc
         self._fd = self._serial.fileno()

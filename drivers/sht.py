@@ -5,7 +5,9 @@ Both are command-driven with CRC-protected words (:mod:`drivers.sensirion`):
 - SHT3x: 16-bit commands. We use single shot *without* clock stretching (0x2400 / 0x240B /
   0x2416), because clock stretching through a mux or a bridged node bus is asking for trouble;
   so the driver waits the worst-case measurement time (15.5 / 6.5 / 4.5 ms, Adafruit's figures,
-  which cover the datasheet maxima) and then reads 6 bytes. Periodic mode with *fetch* (0xE000)
+  which cover the datasheet maxima) and then reads 6 bytes. ``stretch=True`` uses 0x2C06 /
+  0x2C0D / 0x2C10 instead and reads at once: the part holds SCL low until the result is ready,
+  which only an adapter that tolerates long clock stretching survives. Periodic mode with *fetch* (0xE000)
   is available; a fetch with no new data is NACKed by the part, which we report as
   DataNotReadyError. Soft reset is ignored in periodic mode, so :meth:`Sht31.soft_reset`
   sends Break first.
@@ -19,15 +21,19 @@ classic signature of a bus returning all ones or zeros; it is reported as implau
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.errors import DataNotReadyError, NackError, SensorImplausibleError
 from drivers.health import DeviceHealth, StuckDetector, check_range, guarded
 from drivers.i2c import I2CDevice
-from drivers.ports import AsyncI2CBus, Clock, I2CBus, Reading
+from drivers.kinds import Build, Calibration, PartKind, PartPorts, PartSpec, Quantity
+from drivers.ports import AsyncI2CBus, Clock, Reading
 from drivers.sensirion import command, ticks_to_celsius, ticks_to_rh, unpack_words
 
 SHT3X_SINGLE = {"high": (0x2400, 0.0155), "medium": (0x240B, 0.0065), "low": (0x2416, 0.0045)}
+SHT3X_STRETCHED = {"high": 0x2C06, "medium": 0x2C0D, "low": 0x2C10}
 SHT3X_PERIODIC = {  # (mps, repeatability) -> command
     (0.5, "high"): 0x2032, (0.5, "medium"): 0x2024, (0.5, "low"): 0x202F,
     (1.0, "high"): 0x2130, (1.0, "medium"): 0x2126, (1.0, "low"): 0x212D,
@@ -58,7 +64,7 @@ class _ShtBase:
 
     def __init__(
         self,
-        bus: I2CBus | AsyncI2CBus,
+        bus: AsyncI2CBus,
         clock: Clock,
         *,
         address: int = 0x44,
@@ -105,7 +111,7 @@ class _ShtBase:
         m = await self.read()
         return [
             Reading(self.name, "temperature", m.temperature_c, "C", m.t),
-            Reading(self.name, "humidity", m.humidity_pct, "%RH", m.t),
+            Reading(self.name, "humidity", m.humidity_pct, "%", m.t),
         ]
 
 
@@ -114,10 +120,13 @@ class Sht31(_ShtBase):
 
     kind = "sht31"
     periodic = False  # set while the part runs in periodic mode (start_periodic / stop_periodic)
+    stretch = False  # single shot with clock stretching: read at once, the part holds SCL
 
     async def _measure_raw(self) -> bytes:
         if self.periodic:
             return await self._fetch()
+        if self.stretch:
+            return await self.device.write_read(command(SHT3X_STRETCHED[self.precision]), 6)
         code, wait_s = SHT3X_SINGLE[self.precision]
         return await self.device.write_read(command(code), 6, wait_s, self.clock)
 
@@ -169,3 +178,29 @@ class Sht4x(_ShtBase):
     async def soft_reset(self) -> None:
         await self.device.write(bytes([0x94]))
         await self.clock.sleep(0.001)
+
+
+def _build_sht31(ports: PartPorts, clock: Clock, spec: PartSpec) -> Sht31:
+    return Sht31(ports.i2c(), clock, address=spec.address or 0x44, name=spec.name)
+
+
+def _build_sht4x(ports: PartPorts, clock: Clock, spec: PartSpec) -> Sht4x:
+    return Sht4x(ports.i2c(), clock, address=spec.address or 0x44, name=spec.name)
+
+
+def _sht_kind(name: str, summary: str, build: Build, readings: Callable[[Any], Awaitable[list[Reading]]]) -> PartKind:
+    """SHT3x and SHT4x measure, calibrate and wire alike."""
+    return PartKind(
+        name=name, summary=summary, build=build, readings=readings,
+        quantities=(Quantity("temperature", "C"), Quantity("humidity", "%")),
+        wiring=(("bus", "address"),), example={"bus": "i2c1", "address": 0x44},
+        calibrations=(Calibration("temperature", "offset", "°C", (-20.0, 60.0)),
+                      Calibration("humidity", "offset", "%RH", (0.0, 100.0))),
+    )  # fmt: skip
+
+
+PARTS = (
+    _sht_kind("sht31", "Sensirion SHT3x temperature and humidity sensor (I2C, 0x44 or 0x45)", _build_sht31,
+              Sht31.readings),
+    _sht_kind("sht4x", "Sensirion SHT4x temperature and humidity sensor (I2C, 0x44)", _build_sht4x, Sht4x.readings),
+)

@@ -18,7 +18,9 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from drivers.errors import BridgeError, BusError
+from drivers.errors import BridgeError, BusError, PortUnavailableError
+from drivers.i2c import SmbusPort
+from drivers.ports import AsyncI2CBus
 from edge_agent.config import Bridge, Bus, Sensor
 from firmware_bridge.transport import SerialTransport, Transport
 
@@ -30,8 +32,8 @@ class Backend(Protocol):
 
     name: str
 
-    def i2c_bus(self, bus: Bus) -> Any:
-        """The root bus for a config bus of kind ``linux`` (an smbus2.SMBus-compatible object)."""
+    def i2c_bus(self, bus: Bus) -> AsyncI2CBus:
+        """The root bus port for a config bus of kind ``linux``."""
         ...
 
     def pin_factory(self) -> Any:
@@ -59,11 +61,11 @@ class HardwareBackend:
     name = "hardware"
 
     def __init__(self) -> None:
-        self._buses: dict[str, Any] = {}
+        self._buses: dict[str, SmbusPort] = {}
         self._factory: Any = None
         self._failed: dict[str, BusError] = {}  # opened once, reported once; a reload tries again
 
-    def i2c_bus(self, bus: Bus) -> Any:
+    def i2c_bus(self, bus: Bus) -> AsyncI2CBus:
         if bus.id in self._buses:
             return self._buses[bus.id]
         if bus.id in self._failed:
@@ -76,20 +78,24 @@ class HardwareBackend:
         self._buses[bus.id] = handle
         return handle
 
-    def _open_i2c(self, bus: Bus) -> Any:
+    def _open_i2c(self, bus: Bus) -> SmbusPort:
+        """``/dev/i2c-N`` through smbus2, as the drivers' port; every failure is one clear BusError."""
         from smbus2 import SMBus
 
         device = bus.device or ""
         try:
             handle = SMBus(device)
         except FileNotFoundError:
-            raise BusError(f"{device}: no such I2C bus; enable I2C (raspi-config nonint do_i2c 0) and reboot",
-                           bus=bus.id) from None
+            raise PortUnavailableError(
+                f"{device}: no such I2C bus; enable I2C (raspi-config nonint do_i2c 0) and reboot", bus=bus.id
+            ) from None
         except PermissionError:
-            raise BusError(f"{device}: permission denied; add the service user to group i2c", bus=bus.id) from None
+            raise PortUnavailableError(
+                f"{device}: permission denied; add the service user to group i2c", bus=bus.id
+            ) from None
         except OSError as exc:
-            raise BusError(f"{device}: cannot open ({exc.strerror})", bus=bus.id) from exc
-        return handle
+            raise PortUnavailableError(f"{device}: cannot open ({exc.strerror})", bus=bus.id) from exc
+        return SmbusPort(handle, name=device)
 
     def pin_factory(self) -> Any:
         if self._factory is not None:
@@ -106,7 +112,7 @@ class HardwareBackend:
                 warnings.simplefilter("ignore", PinFactoryFallback)  # we say it once, in our own words
                 self._factory = Device.pin_factory or Device._default_pin_factory()
         except BadPinFactory as exc:
-            self._failed["gpio"] = BusError(
+            self._failed["gpio"] = PortUnavailableError(
                 "no GPIO library works here (install the 'pi' extra: lgpio on a Pi 5, RPi.GPIO or lgpio on a Pi 4)",
                 bus="gpio",
             )
@@ -193,7 +199,7 @@ class SimulatedBackend:
 
     name = "simulated"
 
-    def __init__(self, *, i2c_buses: dict[str, Any], pin_factory: Any, ble_backend: Any,
+    def __init__(self, *, i2c_buses: dict[str, AsyncI2CBus], pin_factory: Any, ble_backend: Any,
                  transport: Transport | None, serial_streams: dict[str, Any], building_parts: Any = None) -> None:
         self.building_parts = building_parts  # simulator.building.SimBuilding: DALI lines, BMS devices
         self._i2c = i2c_buses
@@ -202,7 +208,7 @@ class SimulatedBackend:
         self._transport = transport
         self._serial = serial_streams
 
-    def i2c_bus(self, bus: Bus) -> Any:
+    def i2c_bus(self, bus: Bus) -> AsyncI2CBus:
         try:
             return self._i2c[bus.id]
         except KeyError:

@@ -4,14 +4,17 @@ A reading leaves its driver *raw*; the daemon passes it through :meth:`Calibrati
 (``corrected = gain * raw + offset``) before fusion. Technicians change coefficients through the
 control socket; the daemon applies them live and publishes each change as an event.
 
-Kinds of calibration, by quantity:
+Kinds of calibration, by method (each part kind declares which quantity takes which, and the
+plausible reference range: :class:`drivers.kinds.Calibration`):
 
 - ``lux`` (BH1750): *gain* from one reference lux-meter reading; a second point taken at a
   clearly different light level within :data:`TWO_POINT_WINDOW_S` makes it *two-point*
   (gain and offset through both points);
 - ``temperature`` / ``humidity`` (SHT3x / SHT4x): *offset* (their gain is factory-trimmed);
 - ``co2`` (SCD41): the correction lives in the sensor (forced recalibration, FRC); the store
-  only records it, after :func:`check_frc` has passed.
+  only records it, after :func:`check_frc` has passed;
+- *tare-scale* (load cells): a reference of 0 on the empty platform is an *offset* (tare); a known
+  mass sets the *scale* and keeps the tared zero (:meth:`CalibrationStore.calibrate_scale`).
 
 Every change keeps a history entry: wall time and whether the clock was synchronised, the OS
 user, old and new coefficients, the reference, and the raw value at the time. ``undo`` restores
@@ -31,14 +34,13 @@ from typing import Any, Protocol
 from tinydb import Query, TinyDB
 
 from drivers.errors import EdgeError
+from drivers.kinds import part_kinds
 from edge_agent.storage import AtomicJSONStorage
 
-#: Plausible reference values (what a technician's instrument can honestly show indoors).
+#: Plausible reference values (what a technician's instrument can honestly show indoors), as each
+#: part kind declares them for the quantities it lets a technician calibrate (drivers.kinds).
 REFERENCE_RANGES: dict[str, tuple[float, float, str]] = {
-    "lux": (0.0, 100_000.0, "lx"),
-    "temperature": (-20.0, 60.0, "°C"),
-    "humidity": (0.0, 100.0, "%RH"),
-    "co2": (400.0, 5000.0, "ppm"),
+    c.quantity: (c.reference[0], c.reference[1], c.unit) for k in part_kinds().values() for c in k.calibrations
 }
 #: SCD41 forced recalibration: reference range the procedure is meant for (SCD4x DS v1.3 §3.8.1).
 FRC_RANGE = (400.0, 2000.0)
@@ -199,6 +201,26 @@ class CalibrationStore:
                 "source, in a draught, or faulty: check it before calibrating"
             )
         return self._change(sensor_id, quantity, Correction(old.gain, offset), "offset", user, reference, raw)
+
+    def calibrate_scale(
+        self, sensor_id: str, quantity: str, reference: float, raw: float, user: str
+    ) -> dict[str, Any]:
+        """Scale (gain) from a known reference, keeping the zero found by the last tare (a load cell's span).
+
+        The tare left ``offset = -zero * gain``: the raw value that reads 0 is ``zero``. The new gain
+        makes ``raw`` read ``reference`` and keeps that raw zero.
+        """
+        check_reference(quantity, reference)
+        old = self.coefficients(sensor_id).get(quantity, IDENTITY)
+        zero = -old.offset / old.gain
+        span = raw - zero
+        if not math.isfinite(span) or abs(span) < 1e-9 or reference / span <= 0:
+            raise CalibrationError(
+                f"{sensor_id}: the reading ({raw:g}) is not above the tared zero ({zero:g}); put the known "
+                "mass on the platform, or tare it empty first (reference 0)"
+            )
+        gain = reference / span
+        return self._change(sensor_id, quantity, Correction(gain, -zero * gain), "scale", user, reference, raw)
 
     def record(
         self,

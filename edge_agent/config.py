@@ -10,55 +10,30 @@ silently ignored on a device that runs for months unattended.
 from __future__ import annotations
 
 import hashlib
-import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from drivers.errors import ConfigError
 from edge_agent.building.config import (
     BacnetConf,
     BacnetOutput,
-    BacnetPoint,
     DaliMaster,
     DaliTarget,
     building_references,
-    check_bacnet_sensor,
     check_building_actuator,
 )
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Point = tuple[float, float]
-HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-
-
-class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _i2c_address(value: Any) -> int:
-    """Accept 0x69, 105 or "0x69"; refuse what is not a 7-bit I2C address."""
-    if isinstance(value, str):
-        try:
-            value = int(value, 0)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number; write it like 0x69") from None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("write the address as a number like 0x69")
-    if not 0x03 <= value <= 0x77:
-        raise ValueError(f"0x{value:02x} is not a 7-bit I2C address (0x03-0x77)")
-    return value
+# The schema's building blocks and the sensor table live in config_base; this module is their home.
+from edge_agent.config_base import HHMM as HHMM
+from edge_agent.config_base import Id as Id
+from edge_agent.config_base import Mount as Mount
+from edge_agent.config_base import Point as Point
+from edge_agent.config_base import Sensor as Sensor
+from edge_agent.config_base import Strict as Strict
+from edge_agent.config_base import i2c_address
 
 
 class Site(Strict):
@@ -86,7 +61,7 @@ class Bus(Strict):
     @field_validator("address", mode="before")
     @classmethod
     def _addr(cls, v: Any) -> int | None:
-        return None if v is None else _i2c_address(v)
+        return None if v is None else i2c_address(v)
 
     @model_validator(mode="after")
     def _shape(self) -> Bus:
@@ -117,65 +92,6 @@ class Seat(Strict):
     y: float
     desk: Id | None = None
     window: bool = False
-
-
-class Mount(Strict):
-    """Where a ceiling sensor hangs: centre of its view, height above the desk plane, rotation."""
-
-    x: float
-    y: float
-    height_m: float = Field(default=2.6, gt=0.3, le=10)
-    rotation_deg: float = 0.0
-    fov_deg: float = Field(default=60.0, gt=10, lt=170)
-
-
-SensorKind = Literal["amg8833", "pir", "bh1750", "sht31", "sht4x", "scd41", "dwm1001", "bacnet"]
-
-
-class Sensor(Strict):
-    """A sensor, where it is wired, and what it covers."""
-
-    id: Id
-    kind: SensorKind
-    bus: Id | None = None
-    address: int | None = None
-    pin: int | None = Field(default=None, ge=0, le=53)
-    node: int | None = Field(default=None, ge=1, le=247)
-    ble_address: str | None = None
-    serial_port: str | None = None
-    zone: Id | None = None
-    seats: list[Id] = []
-    mount: Mount | None = None
-    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    bacnet: BacnetPoint | None = None  # kind "bacnet": a BMS value (edge_agent.building.config)
-    quantity: str | None = None  # kind "bacnet": what the value is
-
-    @field_validator("address", mode="before")
-    @classmethod
-    def _addr(cls, v: Any) -> int | None:
-        return None if v is None else _i2c_address(v)
-
-    @field_validator("ble_address")
-    @classmethod
-    def _mac(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", v):
-            raise ValueError(f"{v!r} is not a BLE address; write it like 'E4:5F:01:2A:3B:4C'")
-        return v
-
-    @model_validator(mode="after")
-    def _wiring(self) -> Sensor:
-        i2c = {"amg8833", "bh1750", "sht31", "sht4x", "scd41"}
-        if self.kind in i2c and (self.bus is None or self.address is None):
-            raise ValueError(f"an {self.kind} sensor needs bus and address (e.g. bus = \"i2c1\")")
-        if self.kind == "pir" and self.pin is None and self.node is None:
-            raise ValueError("a pir sensor needs pin (BCM number) or node (bridge address)")
-        if self.kind == "dwm1001" and self.ble_address is None and self.serial_port is None:
-            raise ValueError("a dwm1001 needs ble_address or serial_port")
-        if self.kind == "amg8833" and self.mount is None:
-            raise ValueError("an amg8833 needs a mount table (x, y, height_m) to map pixels to seats")
-        check_bacnet_sensor(self.kind, self.bacnet, self.quantity)
-        return self
-
 
 class Anchor(Strict):
     """A UWB anchor at a surveyed position (metres)."""

@@ -5,6 +5,10 @@ channels, node buses tunnelled over the firmware bridge), creates one driver per
 :class:`drivers.ports.Output` per actuator function. A device that cannot even be created (no
 GPIO library, a missing tty) is kept as a :class:`DeviceSlot` with the reason, so it shows up as
 unhealthy with something a technician can act on, while the rest of the floor runs.
+
+Drivers are built from the part-kind table (:mod:`drivers.kinds`): each sensor's kind builds its
+driver from :class:`SensorPorts` (the ports its config entry names, opened on first use), the
+clock and a :class:`~drivers.kinds.PartSpec`. Nothing here names a sensor kind.
 """
 
 from __future__ import annotations
@@ -14,14 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.amg8833 import Amg8833
-from drivers.bh1750 import Bh1750
 from drivers.errors import BusError, EdgeError
+from drivers.kinds import PartSpec
 from drivers.mux import Tca9548a
 from drivers.outputs import HvacAnalogOutput, HvacRelay, PwmLight
-from drivers.ports import AsyncI2CBus, Clock, I2CBus, Output
-from drivers.scd41 import Scd41
-from drivers.sht import Sht4x, Sht31
+from drivers.ports import AsyncI2CBus, Clock, Output, Reading
 from edge_agent.backend import Backend
 from edge_agent.config import Actuator, Sensor, SiteConfig
 from firmware_bridge.devices import BridgeI2CBus, DeskHeight, DeskLamp, DimmerChannel, SeatIndicator
@@ -32,6 +33,10 @@ from rules.state import IntentKind
 log = logging.getLogger("edge_agent.hardware")
 
 OutputKey = tuple[str, IntentKind]
+
+
+class DaemonOnlyError(BusError):
+    """A part reached only through a link the daemon alone drives (the RS-485 line, the BACnet link)."""
 
 
 @dataclass
@@ -123,10 +128,10 @@ class Hardware:
         nodes |= {a.node for a in self.cfg.actuators if a.node is not None}
         return nodes
 
-    def port(self, bus_id: str) -> I2CBus | AsyncI2CBus:
+    def port(self, bus_id: str) -> AsyncI2CBus:
         """The bus port for a config bus id (cached, one mux object per physical chip)."""
         if bus_id in self._ports:
-            port: I2CBus | AsyncI2CBus = self._ports[bus_id]
+            port: AsyncI2CBus = self._ports[bus_id]
             return port
         bus = next(b for b in self.cfg.buses if b.id == bus_id)
         if bus.kind == "linux":
@@ -146,38 +151,37 @@ class Hardware:
 
     # -- sensors -----------------------------------------------------------------------------
     def _make_sensor(self, s: Sensor) -> Any:
-        if s.kind in ("amg8833", "bh1750", "sht31", "sht4x", "scd41"):
-            assert s.bus is not None and s.address is not None
-            bus = self.port(s.bus)
-            if s.kind == "amg8833":
-                on_node = self.cfg.buses and any(b.id == s.bus and b.kind == "node" for b in self.cfg.buses)
-                return Amg8833(bus, self.clock, address=s.address, name=s.id, fps=1 if s.poll_interval_s >= 1 else 10,
-                               thermistor_every=10 if on_node else 1)
-            if s.kind == "bh1750":
-                return Bh1750(bus, self.clock, address=s.address, name=s.id)
-            if s.kind == "sht31":
-                return Sht31(bus, self.clock, address=s.address, name=s.id)
-            if s.kind == "sht4x":
-                return Sht4x(bus, self.clock, address=s.address, name=s.id)
-            return Scd41(bus, self.clock, address=s.address, name=s.id)
-        if s.kind == "pir":
-            if s.pin is None:
-                return None  # node PIRs report through bridge events
-            from drivers.pir import PirSensor
+        return s.part.build(SensorPorts(self, s), self.clock, self.spec(s))
 
-            return PirSensor(s.pin, self.backend.pin_factory(), self.clock, name=s.id,
-                             smoothing=self.backend.name == "hardware")
-        if s.kind == "bacnet":
-            return self.building.sensor(s)
-        if s.kind == "dwm1001":
-            if s.ble_address is not None:
-                from drivers.dwm1001 import Dwm1001Ble
+    def spec(self, s: Sensor) -> PartSpec:
+        """What the sensor's driver is told about it (its wiring and settings, no config file)."""
+        remote = any(b.id == s.bus and b.kind == "node" for b in self.cfg.buses)
+        return PartSpec(name=s.id, address=s.address, pin=s.pin, node=s.node, ble_address=s.ble_address,
+                        serial_port=s.serial_port, poll_interval_s=s.poll_interval_s, remote=remote,
+                        settings=dict(s.settings))
 
-                return Dwm1001Ble(s.ble_address, self.clock, backend=self.backend.ble_backend(), name=s.id)
-            from drivers.dwm1001 import Dwm1001Uart
+    async def read_once(self, sensor: Sensor) -> list[Reading]:
+        """Build one sensor's driver as :meth:`open` does, start it, read it once, and close.
 
-            return Dwm1001Uart(self.backend.serial_stream(s), self.clock, name=s.id)
-        raise ValueError(f"sensor kind {s.kind!r} has no driver")
+        The technician's direct read (no daemon running) goes through here, so it runs the code
+        the daemon runs. A part reached only through the RS-485 line is refused: the bridge is the
+        daemon's to drive.
+        """
+        if sensor.bus is not None and any(b.id == sensor.bus and b.kind == "node" for b in self.cfg.buses):
+            raise DaemonOnlyError(f"{sensor.id} is on {sensor.bus}, a node's bus behind the RS-485 line",
+                                  bus=sensor.bus)
+        driver = self._make_sensor(sensor)
+        if driver is None:
+            raise DaemonOnlyError(f"{sensor.id} is reported by node {sensor.node} over the RS-485 line",
+                                  bus="bridge")
+        try:
+            await sensor.part.start(driver)
+            return await sensor.part.readings(driver)
+        finally:
+            closer = getattr(driver, "close", None)
+            if callable(closer):
+                closer()
+            await self.backend.aclose()
 
     # -- actuators ---------------------------------------------------------------------------
     def _make_outputs(self, a: Actuator) -> None:
@@ -210,3 +214,31 @@ class Hardware:
                 assert a.pin is not None
                 self.outputs[a.id, IntentKind.VENTILATION] = HvacAnalogOutput(
                     a.pin, self.backend.pin_factory(), self.clock, name=a.id)
+
+
+@dataclass
+class SensorPorts:
+    """The ports of one configured sensor (drivers.kinds.PartPorts), resolved when asked for."""
+
+    hardware: Hardware
+    sensor: Sensor
+
+    def i2c(self) -> AsyncI2CBus:
+        if self.sensor.bus is None:
+            raise BusError(f"{self.sensor.id}: no bus configured", bus="")
+        return self.hardware.port(self.sensor.bus)
+
+    def pin_factory(self) -> Any:
+        return self.hardware.backend.pin_factory()
+
+    def ble_backend(self) -> Any:
+        return self.hardware.backend.ble_backend()
+
+    def serial_stream(self) -> Any:
+        return self.hardware.backend.serial_stream(self.sensor)
+
+    def bms_point(self) -> Any:
+        if self.hardware.building is None:
+            raise DaemonOnlyError(f"{self.sensor.id} is a BMS point, read over the BACnet link of the floor's "
+                                  "[bacnet] table", bus="bacnet")
+        return self.hardware.building.sensor(self.sensor)

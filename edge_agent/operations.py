@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edge_agent.operations")
 
-UNITS = {"lux": "lx", "temperature": "C", "humidity": "%", "co2": "ppm", "motion": "", "max_pixel": "C",
-         "thermistor": "C"}
 ACTUATOR_KIND = {"light": IntentKind.LIGHT_LEVEL, "hvac": IntentKind.VENTILATION, "desk": IntentKind.DESK_LAMP}
 
 
@@ -129,27 +127,14 @@ class GatewayOperations(NodeOperations):
 
     async def read_sensor(self, sensor: str) -> p.SensorReading:
         slot = self._sensor(sensor)
-        driver, kind = slot.driver, slot.sensor.kind
+        driver, kind = slot.driver, slot.sensor.part
         if driver is None:
             raise ControlRefused(f"{sensor}: not available ({slot.error})")
         raw: dict[str, float] = {}
-        result: p.SensorReading = {"id": sensor, "kind": kind, "raw": raw, "calibrated": {}, "units": {}}
+        result: p.SensorReading = {"id": sensor, "kind": kind.name, "raw": raw, "calibrated": {}, "units": {}}
         part = self.gw.pollers.exclusive(sensor)  # a fresh read must not interleave with a poll
         try:
-            if kind == "bh1750":
-                async with part:
-                    raw["lux"] = await driver.read_lux()
-            elif kind in ("sht31", "sht4x"):
-                async with part:
-                    m = await driver.read()
-                raw.update(temperature=m.temperature_c, humidity=m.humidity_pct)
-            elif kind == "scd41":
-                last = self.gw.pollers.last.get(sensor)
-                if last is None or not last.raw:
-                    raise ControlRefused(f"{sensor}: no measurement yet; the SCD41 measures every 5 s, try again")
-                raw.update(last.raw)
-                result["measuring_for_s"] = float(driver.seconds_in_periodic() or 0.0)
-            elif kind == "amg8833":
+            if kind.feed == "frames":
                 async with part:
                     frame = await driver.read_frame()
                 status = self.gw.floor.thermal_status(sensor)
@@ -157,15 +142,24 @@ class GatewayOperations(NodeOperations):
                 raw.update(max_pixel=float(px.max()), thermistor=frame.thermistor_c)
                 result["thermal"] = {"max_c": float(px.max()), "min_c": float(px.min()), "mean_c": float(px.mean()),
                                      "people": int(status.people)}
-            else:
+            elif kind.feed == "readings" and kind.fresh_read:
+                async with part:
+                    raw.update({r.quantity: r.value for r in await kind.readings(driver)})
+            else:  # pushed by the part, or slower than a request should wait: the latest poll
                 last = self.gw.pollers.last.get(sensor)
-                raw.update(last.values if last else {})
+                if kind.feed == "readings" and (last is None or not last.raw):
+                    raise ControlRefused(f"{sensor}: no measurement yet; the {kind.name} has a new one every "
+                                         f"{slot.sensor.poll_interval_s:g} s or so, try again")
+                raw.update((last.raw or last.values) if last else {})
+                seconds = getattr(driver, "seconds_in_periodic", None)
+                if callable(seconds):
+                    result["measuring_for_s"] = float(seconds() or 0.0)
         except (EdgeError, OSError) as exc:
             if isinstance(exc, ControlRefused):
                 raise
             raise ControlRefused(f"{sensor}: read failed: {exc}") from exc
         result["calibrated"] = {q: self.calibration.apply(sensor, q, v) for q, v in raw.items()}
-        result["units"] = {q: UNITS.get(q, "") for q in raw}
+        result["units"] = {q: kind.unit(q) for q in raw}
         return result
 
     async def calibrate(self, sensor: str, quantity: p.Quantity, reference: float, user: str, *,
@@ -177,7 +171,11 @@ class GatewayOperations(NodeOperations):
         if quantity not in reading["raw"]:
             raise ControlRefused(f"{sensor} ({slot.sensor.kind}) does not measure {quantity}")
         raw = reading["raw"][quantity]
-        if quantity == "co2":
+        how = slot.sensor.part.calibration(quantity)
+        if how is None:
+            raise ControlRefused(f"{sensor} ({slot.sensor.kind}) has no {quantity} calibration; it calibrates "
+                                 f"{', '.join(c.quantity for c in slot.sensor.part.calibrations) or 'nothing'}")
+        if how.method == "frc":
             check_frc(reference, reading.get("measuring_for_s"))
             driver = slot.driver
             async with self.gw.pollers.exclusive(sensor):  # the poller's reads would restart periodic mode
@@ -186,13 +184,15 @@ class GatewayOperations(NodeOperations):
                     correction = await driver.forced_recalibration(round(reference))
                 finally:
                     await driver.start_periodic()
-            entry = await asyncio.to_thread(self.calibration.record, sensor, "co2", "frc", user,
+            entry = await asyncio.to_thread(self.calibration.record, sensor, quantity, "frc", user,
                                             old={"raw": raw}, new={"correction_ppm": correction},
                                             reference=reference, raw=raw)
         else:
             check_reference(quantity, reference)
-            if quantity == "lux":
+            if how.method == "gain":
                 method = self.calibration.calibrate_gain if fresh else self.calibration.add_point
+            elif how.method == "tare-scale":
+                method = self.calibration.calibrate_offset if reference == 0 else self.calibration.calibrate_scale
             else:
                 method = self.calibration.calibrate_offset
             entry = await asyncio.to_thread(method, sensor, quantity, reference, raw, user)

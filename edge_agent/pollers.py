@@ -6,6 +6,11 @@ records it, the floor model hears that the sensor is unhealthy (its seats become
 its zone values lose quality), and the next poll tries again, re-initialising the part, so a
 sensor that comes back is trusted again by itself.
 
+How a sensor is run follows its kind's declared feed (:mod:`drivers.kinds`), one handler per
+feed: ``readings`` polls ``readings()`` (the generic path every new kind takes), ``frames`` feeds
+thermal frames to seat detection, ``events`` waits for motion edges, ``locations`` feeds UWB tags.
+No sensor kind is named here.
+
 Polls are staggered (each sensor starts at a different offset in its interval) so the thermal
 frames of thirty nodes do not all queue on the RS-485 line at once.
 
@@ -27,7 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from drivers.dwm1001 import Dwm1001Ble
 from drivers.errors import EdgeError
+from drivers.kinds import Feed
 from drivers.ports import Clock, Reading
 from edge_agent.config import Sensor, anchor_uwb_ids
 from edge_agent.hardware import DeviceSlot, Hardware
@@ -140,13 +147,14 @@ class SensorPollers:
     async def _run(self, slot: DeviceSlot) -> None:
         sensor = slot.sensor
         if slot.driver is None:
-            if sensor.kind == "pir" and sensor.node is not None:
-                return  # reported through the bridge's node events
+            if not slot.error:
+                return  # not read by the gateway itself: its node reports it over the bridge
             self._report(sensor.id, False)
             return  # cannot be created: stays unhealthy with its reason until a reload
-        if sensor.kind == "pir":
-            await self._run_pir(slot)
-        elif sensor.kind == "dwm1001" and sensor.ble_address is not None:
+        feed: Feed = sensor.part.feed
+        if feed == "events":
+            await self._run_events(slot)
+        elif feed == "locations" and isinstance(slot.driver, Dwm1001Ble):
             await self._run_ble_tag(slot)
         else:
             await self._run_polled(slot)
@@ -182,49 +190,30 @@ class SensorPollers:
         return bool(health.healthy) if health is not None else True
 
     async def _sample(self, sensor: Sensor, driver: Any) -> None:
-        sid = sensor.id
-        if sid not in self._started and sensor.kind != "dwm1001":
-            if sensor.kind == "scd41":
-                # The part may still be measuring (after a failed poll, or from before a daemon
-                # restart), and it refuses start_periodic then: stop it first.
-                await driver.stop_periodic()
-                await driver.start_periodic()
-            elif hasattr(driver, "start"):
-                await driver.start()
+        sid, kind = sensor.id, sensor.part
+        if sid not in self._started:
+            await kind.start(driver)  # (re-)initialise the part: after a start and after a failed poll
             self._started.add(sid)
-        if sensor.kind == "amg8833":
+        if kind.feed == "frames":
             frame = await driver.read_frame()
             self.floor.on_thermal(sid, frame.pixels, frame.t)
             if self.floor.take_seat_news():
                 self._news(sid, frame.t)
             self.last[sid] = LastSample(frame.t, {"max_pixel": float(frame.pixels.max()),
                                                   "thermistor": frame.thermistor_c})
-        elif sensor.kind == "bh1750":
-            lux = await driver.read_lux()
-            self._feed(sid, self.clock.monotonic(), {"lux": (lux, "lx")})
-        elif sensor.kind in ("sht31", "sht4x"):
-            m = await driver.read()
-            self._feed(sid, m.t, {"temperature": (m.temperature_c, "C"), "humidity": (m.humidity_pct, "%")})
-        elif sensor.kind == "scd41":
-            m = await driver.read_measurement()
-            self._feed(sid, m.t, {"co2": (m.co2_ppm, "ppm"), "temperature": (m.temperature_c, "C"),
-                                  "humidity": (m.humidity_pct, "%")})
-        elif hasattr(driver, "read_values"):  # a point of another system (a BMS value over BACnet)
-            self._feed(sid, self.clock.monotonic(), await driver.read_values())
-        elif sensor.kind == "dwm1001":
-            if sid not in self._started:
-                await driver.stream.open()
-                self._started.add(sid)
-            location = await driver.loc_get()
-            self._feed_location(sid, location)
+        elif kind.feed == "locations":
+            self._feed_location(sid, await driver.loc_get())
+        else:
+            self._feed(sid, await kind.readings(driver))
 
-    def _feed(self, sid: str, t: float, values: dict[str, tuple[float, str]]) -> None:
+    def _feed(self, sid: str, readings: list[Reading]) -> None:
         corrected: dict[str, float] = {}
-        for quantity, (raw, unit) in values.items():
-            value = self._correct(sid, quantity, raw)
-            corrected[quantity] = value
-            self.floor.on_reading(Reading(sid, quantity, value, unit, t))
-        self.last[sid] = LastSample(t, corrected, {q: v for q, (v, _) in values.items()})
+        t = readings[0].t if readings else self.clock.monotonic()
+        for r in readings:
+            value = self._correct(sid, r.quantity, r.value)
+            corrected[r.quantity] = value
+            self.floor.on_reading(Reading(sid, r.quantity, value, r.unit, r.t))
+        self.last[sid] = LastSample(t, corrected, {r.quantity: r.value for r in readings})
 
     def _feed_location(self, sid: str, location: Any, tag_id: str | None = None) -> None:
         tag = pseudonymise(tag_id or sid, self.tag_salt)
@@ -238,9 +227,9 @@ class SensorPollers:
             p = location.position
             self.floor.on_tag_position(tag, p.x_m, p.y_m, t)
 
-    async def _run_pir(self, slot: DeviceSlot) -> None:
+    async def _run_events(self, slot: DeviceSlot) -> None:
         sensor, pir = slot.sensor, slot.driver
-        await pir.settle()
+        await sensor.part.start(pir)
         self._report(sensor.id, True)
         while True:
             event = await pir.next_event()

@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from drivers.kinds import part_kinds
+
 #: Object types a gateway may command (present-value through the priority array).
 COMMANDABLE_TYPES = ("analog-output", "analog-value", "binary-output", "binary-value")
 #: Object types a gateway may read as a sensor.
@@ -51,8 +53,7 @@ FORBIDDEN_PRIORITIES = {
     6: "priority 6 is minimum on/off, reserved for the object's own minimum on/off timer",
 }
 #: What a BMS sensor may report; the unit goes with the quantity.
-BACNET_QUANTITIES = {"temperature": "C", "supply_air_temperature": "C", "damper_position": "%",
-                     "humidity": "%", "co2": "ppm", "airflow": "m3/h"}
+BACNET_QUANTITIES = {q.name: q.unit for q in part_kinds()["bacnet"].quantities}  # drivers/bacnet.py declares them
 
 
 class _Table(BaseModel):

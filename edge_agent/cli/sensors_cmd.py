@@ -1,8 +1,9 @@
 """``edge-agent sensors``: look at the floor's sensors from the gateway's shell.
 
-Only ``scan`` lives here so far: it lists what answers on each I2C bus and multiplexer channel
-named in the config (like ``i2cdetect``), and compares it with the sensors the config expects
-there. On a gateway each ``linux`` bus is opened with smbus2; with ``--simulate`` the simulated
+``scan`` lists what answers on each I2C bus and multiplexer channel named in the config (like
+``i2cdetect``), and compares it with the sensors the config expects there. ``kinds`` prints the
+part-kind table (:mod:`drivers.kinds`): what each kind needs in a config file and what it
+measures. On a gateway each ``linux`` bus is opened with smbus2; with ``--simulate`` the simulated
 buses of the same config are scanned. Node buses are behind the firmware bridge and are not
 scanned here.
 """
@@ -21,6 +22,9 @@ from drivers.scan import scan_bus, scan_mux
 from edge_agent.config import SiteConfig, load_config
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/gateway.toml")
+#: Simulated parts power up when ``scan --simulate`` builds them; the slowest, the SCD41, answers
+#: its address 1 s later (a gateway's parts have long been powered when a technician scans).
+SIMULATED_POWER_UP_S = 1.0
 
 
 @click.group()
@@ -101,6 +105,7 @@ def scan(config_file: Path, simulate: bool, as_json: bool) -> None:
         from simulator.hw.floor import build_simulated_hardware
 
         hw = build_simulated_hardware(cfg, time.monotonic)
+        time.sleep(SIMULATED_POWER_UP_S)
 
         def open_bus(bus_id: str) -> Any:
             return hw.sim_buses[bus_id]
@@ -127,6 +132,42 @@ def scan(config_file: Path, simulate: bool, as_json: bool) -> None:
         click.echo(f"{row['bus']:<14} {row['where']:<28} {found}")
         for address, sid in row["missing"].items():
             click.echo(f"{'':<14} {'':<28} missing {address} ({sid})")
+
+
+def kind_rows() -> list[dict[str, Any]]:
+    """The part-kind table as plain data (for ``--json`` and the table)."""
+    from drivers.kinds import part_kinds
+
+    return [
+        {"kind": k.name, "summary": k.summary, "wiring": [list(alt) for alt in k.wiring],
+         "settings": [{"name": st.name, "type": st.type.__name__, "default": st.default, "low": st.low,
+                       "high": st.high, "choices": list(st.choices), "help": st.help} for st in k.settings],
+         "poll_interval_s": k.poll_interval_s, "feed": k.feed,
+         "quantities": {q.name: q.unit for q in k.quantities},
+         "calibrations": {c.quantity: c.method for c in k.calibrations}}
+        for k in part_kinds().values()
+    ]  # fmt: skip
+
+
+@sensors.command("kinds")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def kinds(as_json: bool) -> None:
+    """Every sensor kind a config may name: wiring, its own keys, poll default, what it measures."""
+    rows = kind_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        wiring = " or ".join(" + ".join(alt) for alt in row["wiring"])
+        click.echo(f"{row['kind']:<10} {row['summary']}")
+        click.echo(f"{'':<10} wiring: {wiring}; poll every {row['poll_interval_s']:g} s")
+        for st in row["settings"]:
+            default = "required" if st["default"] is None else f"default {st['default']}"
+            click.echo(f"{'':<10} {st['name']} ({st['type']}, {default}): {st['help']}")
+        measures = ", ".join(f"{q} [{u}]" if u else q for q, u in row["quantities"].items())
+        click.echo(f"{'':<10} measures: {measures}")
+        if row["calibrations"]:
+            click.echo(f"{'':<10} calibrates: " + ", ".join(f"{q} ({m})" for q, m in row["calibrations"].items()))
 
 
 def _attach_live_commands() -> None:

@@ -2,7 +2,9 @@
 
 Everything goes through the daemon's control socket: the daemon owns the buses, so a second
 process poking /dev/i2c-1 would race it. The one exception: with no daemon running, ``sensors
-list`` and ``sensors read`` may read sensors on the gateway's own I2C bus directly, and say so.
+list`` shows the configuration and ``sensors read`` reads the sensor directly, through the same
+backend and driver code the daemon uses (:meth:`edge_agent.hardware.Hardware.read_once`), and
+says so.
 
 Output is a readable table by default and JSON with ``--json`` (for scripts). Every failure ends
 with one line on stderr and a non-zero exit.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 import click
 
-from drivers.errors import EdgeError
+from drivers.errors import EdgeError, PortUnavailableError
 from edge_agent.control.client import (
     START_HINT,
     ControlClient,
@@ -313,18 +314,13 @@ def _configured_sensors(config_path: str | None, why: DaemonNotRunning) -> list[
     ]  # fmt: skip
 
 
-# Direct reads without a daemon: config kind -> (module, class) of the driver in drivers/.
-DIRECT_DRIVERS: dict[str, tuple[str, str]] = {
-    "bh1750": ("drivers.bh1750", "BH1750"),
-    "sht31": ("drivers.sht3x", "SHT3x"),
-    "sht4x": ("drivers.sht4x", "SHT4x"),
-    "scd41": ("drivers.scd4x", "SCD4x"),
-    "amg8833": ("drivers.amg8833", "AMG8833"),
-}
-
-
 def _read_directly(config_path: str | None, sensor_id: str, why: DaemonNotRunning) -> dict[str, Any]:
-    """No daemon: read a sensor on the gateway's own bus (or a mux channel on it) ourselves."""
+    """No daemon: build the sensor's driver as the daemon does, on the gateway's own ports, and read it.
+
+    The bus is opened by the same backend code the daemon uses (``/dev/i2c-N`` through smbus2,
+    gpiozero's pin factory, the tag's tty or BLE), so only a port that really cannot be opened
+    ends in "cannot be opened"; a part that does not answer is reported as a failed read.
+    """
     site = load_site(config_path)
     if site is None:
         raise click.ClickException(str(why))
@@ -332,46 +328,40 @@ def _read_directly(config_path: str | None, sensor_id: str, why: DaemonNotRunnin
     if sensor_id not in sensors:
         raise click.ClickException(unknown_id_message("sensor", sensor_id, sensors))
     sensor = sensors[sensor_id]
+    from edge_agent.backend import HardwareBackend
+    from edge_agent.clock import SystemClock
+    from edge_agent.hardware import DaemonOnlyError, Hardware
+
+    hardware = Hardware(site, HardwareBackend(), SystemClock(), site.storage.state_dir)
+    where = _port_name(site, sensor)
+    try:
+        readings = asyncio.run(hardware.read_once(sensor))
+    except DaemonOnlyError as exc:
+        raise click.ClickException(f"daemon not running, and {exc}: it is not on the gateway's own ports, "
+                                   f"only the daemon reads it; {START_HINT}") from None
+    except PortUnavailableError as exc:
+        raise click.ClickException(f"daemon not running, and {where} cannot be opened directly ({exc}); "
+                                   f"{START_HINT}") from None
+    except EdgeError as exc:
+        raise click.ClickException(f"direct read of {sensor_id} on {where} failed: {exc}") from None
+    values = {r.quantity: r.value for r in readings}
+    click.echo(f"daemon not running; read directly from {where} (no calibration applied)", err=True)
+    return {"id": sensor_id, "kind": sensor.kind, "raw": values, "calibrated": values,
+            "units": {r.quantity: sensor.part.unit(r.quantity) for r in readings},
+            "note": f"direct from {where}, pid {os.getpid()}"}  # fmt: skip
+
+
+def _port_name(site: Any, sensor: Any) -> str:
+    """Where a direct read went: the root I2C device, the GPIO pin, the tag's tty or BLE address."""
     buses = {b.id: b for b in site.buses}
     bus = buses.get(sensor.bus or "")
-    root = buses.get(bus.parent or "") if bus is not None and bus.kind == "mux" else bus
-    if bus is None or root is None or root.kind != "linux" or sensor.kind not in DIRECT_DRIVERS:
-        raise click.ClickException(f"{why} ({sensor_id} is not on the gateway's own I2C bus, so it cannot be read "
-                                   "without the daemon)")  # fmt: skip
-    device = root.device or ""
-    try:
-        from smbus2 import SMBus
-
-        smbus = SMBus(int(device.rsplit("-", 1)[-1]))
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(
-            f"daemon not running, and {device} cannot be opened directly ({getattr(exc, 'strerror', None) or exc}); "
-            f"{START_HINT}"
-        ) from None
-    try:
-        port: Any = smbus
-        if bus.kind == "mux":
-            from drivers.mux import Tca9548a
-
-            port = Tca9548a(smbus, bus.address or 0x70).sync_channel(bus.channel or 0)
-        module_name, class_name = DIRECT_DRIVERS[sensor.kind]
-        try:
-            driver_class = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            raise click.ClickException(f"{why} (no direct driver for {sensor.kind} in this build)") from None
-        from drivers.i2c import I2CDevice
-
-        driver = driver_class(I2CDevice(port, sensor.address or 0, name=sensor_id))
-        readings = asyncio.run(driver.read())
-    except EdgeError as exc:
-        raise click.ClickException(f"direct read of {sensor_id} on {device} failed: {exc}") from None
-    finally:
-        smbus.close()
-    values = {r.quantity: r.value for r in (readings if isinstance(readings, list | tuple) else [readings])}
-    units = {r.quantity: r.unit for r in (readings if isinstance(readings, list | tuple) else [readings])}
-    click.echo(f"daemon not running; read directly from {device} (no calibration applied)", err=True)
-    return {"id": sensor_id, "kind": sensor.kind, "raw": values, "calibrated": values, "units": units,
-            "note": f"direct from {device}, pid {os.getpid()}"}  # fmt: skip
+    while bus is not None and bus.kind == "mux":
+        bus = buses.get(bus.parent or "")
+    if bus is not None:
+        return str(bus.device or bus.id)
+    if sensor.pin is not None:
+        return f"GPIO{sensor.pin}"
+    return str(sensor.serial_port or sensor.ble_address or sensor.id)
 
 
 # ---- actuators --------------------------------------------------------------------------------

@@ -71,7 +71,9 @@ def state_dir_socket(state_dir: str | os.PathLike[str]) -> Path:
     digest = hashlib.sha256(os.fsencode(state)).hexdigest()[:16]
     return SHORT_RUNTIME_ROOT / f"edge-agent-{os.getuid()}" / f"{digest}.sock"
 
-Quantity = Literal["lux", "temperature", "humidity", "co2"]
+
+#: A calibratable quantity: which ones a sensor has is its kind's (drivers.kinds), checked by the daemon.
+Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 SensorId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -124,7 +126,7 @@ class CalibrateArgs(_Request):
 
 class UndoArgs(_Request):
     sensor: SensorId
-    quantity: Literal["lux", "temperature", "humidity", "co2", "thermal", "position"]
+    quantity: Quantity  # also "thermal" (background) and "position" (anchors)
 
 
 class AnchorArgs(_Request):

@@ -9,28 +9,23 @@ measure it. Quality, in the order checked:
   before the first reading);
 - UNHEALTHY: every sensor behind the value is marked unhealthy (value None: no confident guess).
 
-Temperature and humidity come from the SHT3x/SHT4x where a zone has one: the SCD41 warms itself and
-reads high, so its temperature and humidity are used only where no SHT is present.
+Which kinds measure a quantity, and which are preferred, is what each kind declares
+(:mod:`drivers.kinds`, ``Quantity.rank``): temperature and humidity come from the SHT3x/SHT4x where
+a zone has one, because the SCD41 warms itself and reads high (it ranks them 2), so its
+temperature and humidity are used only where no SHT is present.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
+from drivers.kinds import part_kinds
 from edge_agent.config import Sensor
 from rules.state import Measure, Quality
 
 ENVIRONMENT = ("lux", "temperature", "humidity", "co2")
-
-# quantity -> sensor kinds that measure it, best first (a later group is used only if no earlier one exists)
-SOURCES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "lux": (("bh1750",),),
-    "temperature": (("sht31", "sht4x"), ("scd41",)),
-    "humidity": (("sht31", "sht4x"), ("scd41",)),
-    "co2": (("scd41",),),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class LastValue:
@@ -38,13 +33,21 @@ class LastValue:
     t: float
 
 
+@cache
+def source_ranks(quantity: str) -> Mapping[str, int]:
+    """Kind name -> its rank for ``quantity``, for every kind that measures it."""
+    return {k.name: q.rank for k in part_kinds().values() for q in k.quantities
+            if q.name == quantity and q.rank is not None}
+
+
 def sources_for(quantity: str, sensors: Sequence[Sensor]) -> list[str]:
-    """Ids of the sensors whose readings make up this quantity in a zone."""
-    for kinds in SOURCES.get(quantity, ()):
-        chosen = [s.id for s in sensors if s.kind in kinds]
-        if chosen:
-            return chosen
-    return []
+    """Ids of the sensors whose readings make up this quantity in a zone: those of the best rank."""
+    ranks = source_ranks(quantity)
+    measuring = [(ranks[s.kind], s.id) for s in sensors if s.kind in ranks]
+    if not measuring:
+        return []
+    best = min(rank for rank, _ in measuring)
+    return [sid for rank, sid in measuring if rank == best]
 
 
 def zone_measure(

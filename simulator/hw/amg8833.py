@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from simulator.hw.bus import SimI2CDevice
+from simulator.hw.parts import SimPart, on_its_bus, part_seed
+
+if TYPE_CHECKING:
+    from edge_agent.config import Sensor
+    from simulator.hw.floor import SimHardware
 
 PCTL, RST, FPSC, INTC, STAT, SCLR, AVE = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07
 TTHL = 0x0E
@@ -137,3 +143,16 @@ class SimAMG8833(SimI2CDevice):
         if start + n <= len(self.regs):
             return bytes(self.regs[start : start + n])
         return bytes(self.regs[(start + i) & 0xFF] for i in range(n))  # the pointer wraps at 0xFF
+
+
+BACKGROUND_C = 21.5  # an empty library room
+
+
+def _make(hw: SimHardware, sensor: Sensor) -> SimAMG8833:
+    amg = SimAMG8833(hw.monotonic, noise=0.15, seed=part_seed(sensor.id))
+    amg.set_frame([[BACKGROUND_C] * 8] * 8)
+    on_its_bus(hw, sensor, amg)
+    return amg
+
+
+SIM_PARTS = (SimPart("amg8833", _make),)

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from simulator.hw.bus import SimI2CDevice, SimNack
+from simulator.hw.parts import SimPart, on_its_bus, part_seed
+
+if TYPE_CHECKING:
+    from edge_agent.config import Sensor
+    from simulator.hw.floor import SimHardware
 
 POWER_DOWN, POWER_ON, RESET = 0x00, 0x01, 0x07
 H_RES, H_RES2, L_RES = 0x10, 0x11, 0x13
@@ -91,3 +97,16 @@ class SimBH1750(SimI2CDevice):
     def on_read(self, n: int) -> bytes:
         self._advance()
         return bytes((self.counts >> 8, self.counts & 0xFF))
+
+
+DEFAULT_LUX = 300.0  # a library room in the morning
+
+
+def _make(hw: SimHardware, sensor: Sensor) -> SimBH1750:
+    bh = SimBH1750(hw.monotonic, noise=1.0, seed=part_seed(sensor.id))
+    bh.set_lux(DEFAULT_LUX)
+    on_its_bus(hw, sensor, bh)
+    return bh
+
+
+SIM_PARTS = (SimPart("bh1750", _make),)

@@ -1,15 +1,20 @@
-"""A simulated I2C bus that is a drop-in for ``smbus2.SMBus``, and the base of simulated parts.
+"""A simulated I2C bus: the drivers' port, a drop-in for ``smbus2.SMBus``, and the base of parts.
 
-:class:`SimI2CBus` offers the SMBus methods the drivers use, plus ``i2c_rdwr`` with real
-``smbus2.i2c_msg`` objects filled in place, ``write_quick`` for scanning, and the two failure
-modes a Linux adapter shows: ``OSError(EREMOTEIO)`` for a NACK and ``ValueError`` for an SMBus
-block longer than 32 bytes. ``inline_io = True`` tells :func:`drivers.i2c.run_bus` to call it
-on the event loop (on virtual time, work done in a thread would take no time at all).
+:class:`SimI2CBus` implements :class:`drivers.ports.AsyncI2CBus` (``transfer``), the one port
+shape every driver uses, so the drivers run on it exactly the code they run on a gateway. It
+also offers the SMBus surface (with ``i2c_rdwr`` filling real ``smbus2.i2c_msg`` objects in
+place, and ``write_quick`` for scanning), so tools written against smbus2 (``sensors scan``,
+:class:`drivers.i2c.SmbusPort`, a node's firmware) run on it too, with the two failure modes a
+Linux adapter shows: ``OSError(EREMOTEIO)`` for a NACK and ``ValueError`` for an SMBus block
+longer than 32 bytes.
 
 A transaction is reduced to the two things a part can see: a write segment (bytes after the
 address) and a read segment (bytes clocked out). Each :class:`SimI2CDevice` implements
 ``on_write`` / ``on_read`` with the part's own state machine and raises :class:`SimNack` where
-the real part would not acknowledge. Every transaction is recorded (bounded) for tests.
+the real part would not acknowledge. An address-only write (no data bytes: the probe
+``i2cdetect`` and most driver libraries use) is acknowledged by every part that is awake, without
+reaching ``on_write``: a part sees no command in it. Every transaction is recorded (bounded) for
+tests.
 """
 
 from __future__ import annotations
@@ -110,6 +115,7 @@ class SimI2CDevice:
         self.faults = FaultSet()
         self.errors: dict[str, MeasurementError] = {}
         self._frozen: dict[str, object] = {}
+        self.stretch_s = 0.0  # how long the part held SCL low in its last read (clock stretching)
 
     # -- test controls -----------------------------------------------------------------------
     def inject(self, fault: Fault | str, count: int | None = None) -> None:
@@ -152,16 +158,21 @@ class SimI2CDevice:
         return data[:-1] + bytes([data[-1] ^ 0x01])
 
     # -- called by the bus ---------------------------------------------------------------------
+    def awake(self) -> bool:
+        """False while the part ignores its address (booting, powered down); parts override."""
+        return True
+
     def acknowledges(self) -> bool:
         """Address phase: does the part ACK its address right now?"""
-        if Fault.ABSENT in self.faults:
+        if Fault.ABSENT in self.faults or not self.awake():
             return False
         return not self.faults.consume(Fault.NACK)
 
     def handle_write(self, data: bytes) -> None:
         if not self.acknowledges():
             raise SimNack
-        self.on_write(data)
+        if data:  # address-only: acknowledged, no command reaches the part
+            self.on_write(data)
 
     def handle_read(self, n: int) -> bytes:
         if not self.acknowledges():
@@ -188,12 +199,13 @@ class Downstream(Protocol):
 
 
 class SimI2CBus:
-    """An in-process I2C bus with the ``smbus2.SMBus`` surface (see module docstring)."""
+    """An in-process I2C bus: the drivers' async port and the ``smbus2.SMBus`` surface."""
 
-    inline_io = True
-
-    def __init__(self, name: str = "sim-i2c", *, record: int = 4096) -> None:
+    def __init__(self, name: str = "sim-i2c", *, record: int = 4096, stretch_timeout_s: float | None = None) -> None:
         self.name = name
+        # An adapter gives up on a part that holds SCL low longer than this (None: waits as long
+        # as it takes); the transfer then fails with ETIMEDOUT, as the kernel reports it.
+        self.stretch_timeout_s = stretch_timeout_s
         self.devices: dict[int, SimI2CDevice] = {}
         self.transactions: deque[Transaction] = deque(maxlen=record)
         self.faults = FaultSet()
@@ -246,9 +258,12 @@ class SimI2CBus:
             if write is not None:
                 device.handle_write(write)
                 return b""
+            device.stretch_s = 0.0
             data = device.handle_read(read_len or 0)
         except SimNack:
             raise self._nack() from None
+        if self.stretch_timeout_s is not None and device.stretch_s > self.stretch_timeout_s:
+            raise OSError(errno.ETIMEDOUT, "Connection timed out")
         if self.faults.consume(Fault.CORRUPT_CRC) and data:
             data = bytes([data[0] ^ 0x80]) + data[1:]
         return data
@@ -265,6 +280,14 @@ class SimI2CBus:
             raise
         self.transactions.append(Transaction(op, address, write or b"", data, True))
         return data
+
+    # -- the drivers' port (drivers.ports.AsyncI2CBus) ----------------------------------------
+    async def transfer(self, address: int, write: bytes, read_len: int) -> bytes:
+        """Write, repeated start, read: one combined transaction; address-only when both are empty."""
+        if not write and not read_len:
+            self.write_quick(address)
+            return b""
+        return self._run("transfer", address, bytes(write) if write else None, read_len or None)
 
     # -- smbus2.SMBus surface ------------------------------------------------------------------
     def write_quick(self, i2c_addr: int, force: bool | None = None) -> None:

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from simulator.hw.parts import SimPart
+
+if TYPE_CHECKING:
+    from edge_agent.config import Sensor
+    from simulator.hw.floor import SimHardware
 
 
 class SimDwm1001Tag:
@@ -50,3 +57,15 @@ class SimDwm1001Tag:
         for anchor, metres, quality in anchors:
             body += struct.pack("<HIB", anchor & 0xFFFF, max(0, round(metres * 1000)), quality) + bytes(13)
         return b"\x40\x01\x00" + b"\x41\x0d" + self._pos() + bytes([0x49, len(body)]) + body
+
+
+def _make(hw: SimHardware, sensor: Sensor) -> SimDwm1001Tag:
+    """A BLE tag joins the simulated air; a UART tag is served on a pty when first opened."""
+    if sensor.ble_address is not None:
+        return hw.ble_air.add(SimDwm1001Tag(sensor.ble_address, period_s=max(0.1, sensor.poll_interval_s)))
+    tag = SimDwm1001Tag(f"uart:{sensor.id}")
+    hw.uart_tags[sensor.id] = tag
+    return tag
+
+
+SIM_PARTS = (SimPart("dwm1001", _make),)

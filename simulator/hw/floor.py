@@ -5,7 +5,8 @@ ports, a pin factory and a bleak backend from :class:`SimHardware` instead of op
 and runs its real drivers on them. The floor world (people, daylight, HVAC) drives the physics
 through the devices' test controls (``set_frame``, ``set_lux``, ``set_environment`` ...).
 
-Bus ports per config bus kind:
+Each sensor's simulated part is built by the factory its kind registers (:mod:`simulator.hw.parts`),
+so this module names no part kind. Bus ports per config bus kind:
 
 - ``linux``: a :class:`SimI2CBus` (drop-in for ``smbus2.SMBus``);
 - ``mux``: a real :class:`drivers.mux.MuxChannel` on the parent port, with a
@@ -16,41 +17,36 @@ Bus ports per config bus kind:
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from drivers.mux import Tca9548a
-from drivers.ports import I2CBus
-from simulator.hw.amg8833 import SimAMG8833
-from simulator.hw.bh1750 import SimBH1750
+from drivers.ports import AsyncI2CBus
 from simulator.hw.ble import SimBleAir
-from simulator.hw.bus import SimI2CBus, SimI2CDevice
+from simulator.hw.bus import SimI2CBus
 from simulator.hw.dwm1001 import SimDwm1001Tag
 from simulator.hw.gpio import make_pin_factory
 from simulator.hw.mux import SimTCA9548A
-from simulator.hw.scd41 import SimSCD41
-from simulator.hw.sht import SimSHT4x, SimSHT31
+from simulator.hw.parts import sim_parts
 from simulator.hw.uart import SimDwm1001Uart
 
 if TYPE_CHECKING:  # the config schema is the contract; nothing of the daemon is imported
     from edge_agent.config import SiteConfig
 
-# Plausible defaults: a quiet library room in the morning.
-BACKGROUND_C = 21.5
-DEFAULT_LUX = 300.0
-DEFAULT_T_C, DEFAULT_RH = 22.0, 40.0
-DEFAULT_CO2 = 450.0
+
+def _no_time() -> float:
+    return 0.0
 
 
 @dataclass
 class SimHardware:
     """Everything simulated on one floor; ``close()`` releases the ptys."""
 
-    buses: dict[str, object] = field(default_factory=dict)
+    monotonic: Callable[[], float] = _no_time
+    buses: dict[str, AsyncI2CBus] = field(default_factory=dict)  # the drivers' port per config bus
     node_buses: dict[int, SimI2CBus] = field(default_factory=dict)
-    devices: dict[str, object] = field(default_factory=dict)
+    devices: dict[str, object] = field(default_factory=dict)  # the simulated part of each sensor, by id
     sim_buses: dict[str, SimI2CBus] = field(default_factory=dict)  # where each config bus's parts hang
     muxes: dict[str, SimTCA9548A] = field(default_factory=dict)  # "parent@0x70" -> simulated chip
     pin_factory: Any = None
@@ -58,7 +54,6 @@ class SimHardware:
     uart_tags: dict[str, SimDwm1001Tag] = field(default_factory=dict)
     building: Any = None  # simulator.building.SimBuilding: DALI lines and BMS devices, when configured
     _uarts: dict[str, SimDwm1001Uart] = field(default_factory=dict)
-
     @property
     def ble_backend(self) -> type[Any]:
         """The bleak client backend class to pass as ``BleakClient(..., backend=...)``."""
@@ -84,33 +79,9 @@ class SimHardware:
         self._uarts.clear()
 
 
-def _seed(ident: str) -> int:
-    return zlib.crc32(ident.encode())
-
-
-def _make_device(kind: str, monotonic: Callable[[], float], seed: int) -> SimI2CDevice:
-    if kind == "amg8833":
-        amg = SimAMG8833(monotonic, noise=0.15, seed=seed)
-        amg.set_frame([[BACKGROUND_C] * 8] * 8)
-        return amg
-    if kind == "bh1750":
-        bh = SimBH1750(monotonic, noise=1.0, seed=seed)
-        bh.set_lux(DEFAULT_LUX)
-        return bh
-    if kind in ("sht31", "sht4x"):
-        sht = (SimSHT31 if kind == "sht31" else SimSHT4x)(monotonic, noise=0.02, seed=seed)
-        sht.set_environment(DEFAULT_T_C, DEFAULT_RH)
-        return sht
-    if kind == "scd41":
-        scd = SimSCD41(monotonic, noise=5.0, seed=seed)
-        scd.set_environment(DEFAULT_CO2, DEFAULT_T_C, DEFAULT_RH)
-        return scd
-    raise ValueError(f"no simulated I2C part for kind {kind!r}")
-
-
 def build_simulated_hardware(cfg: SiteConfig, monotonic: Callable[[], float]) -> SimHardware:
     """Simulated buses, parts at their configured addresses, pins and radios for ``cfg``."""
-    hw = SimHardware(pin_factory=make_pin_factory())
+    hw = SimHardware(monotonic=monotonic, pin_factory=make_pin_factory())
     by_id = {b.id: b for b in cfg.buses}
     drivers_mux: dict[str, Tca9548a] = {}
 
@@ -135,29 +106,20 @@ def build_simulated_hardware(cfg: SiteConfig, monotonic: Callable[[], float]) ->
                 chip = SimTCA9548A(monotonic, name=key)
                 hw.sim_buses[bus.parent].attach(bus.address, chip)
                 hw.muxes[key] = chip
-                drivers_mux[key] = Tca9548a(cast(I2CBus, hw.buses[bus.parent]), bus.address, name=key)
+                drivers_mux[key] = Tca9548a(hw.buses[bus.parent], bus.address, name=key)
             hw.sim_buses[bus.id] = hw.muxes[key].channel_bus(bus.channel)
             hw.buses[bus.id] = drivers_mux[key].channel(bus.channel)
 
     for bus in cfg.buses:
         resolve(bus.id)
 
+    parts = sim_parts()
     for sensor in cfg.sensors:
-        if sensor.kind in ("amg8833", "bh1750", "sht31", "sht4x", "scd41"):
-            assert sensor.bus is not None and sensor.address is not None
-            device = _make_device(sensor.kind, monotonic, _seed(sensor.id))
-            hw.sim_buses[sensor.bus].attach(sensor.address, device)
+        if sensor.kind not in parts:
+            raise ValueError(f"sensors: no simulated part for kind {sensor.kind!r}; add one in simulator/hw/")
+        device = parts[sensor.kind].make(hw, sensor)
+        if device is not None:
             hw.devices[sensor.id] = device
-        elif sensor.kind == "pir" and sensor.pin is not None:
-            hw.devices[sensor.id] = hw.pin_factory.pin(sensor.pin)
-        elif sensor.kind == "dwm1001":
-            if sensor.ble_address is not None:
-                tag = SimDwm1001Tag(sensor.ble_address, period_s=max(0.1, sensor.poll_interval_s))
-                hw.devices[sensor.id] = hw.ble_air.add(tag)
-            else:
-                tag = SimDwm1001Tag(f"uart:{sensor.id}")
-                hw.uart_tags[sensor.id] = tag
-                hw.devices[sensor.id] = tag
     if cfg.dali or cfg.bacnet is not None:
         from simulator.building import SimBuilding  # python-dali and bacpypes3: only for floors that have them
 

@@ -6,15 +6,27 @@ at the address. Data goes out as words with CRC-8 (:mod:`drivers.sensirion`, the
 codec the real parts use, tested separately on datasheet vectors). SHT3x periodic mode keeps
 the latest result for *fetch* (0xE000); a fetch with no new data is NACKed and a fetch clears it
 (SHT3x DS v5 section 4.6).
+
+SHT3x single shot *with* clock stretching (0x2C06 / 0x2C0D / 0x2C10): the part acknowledges a
+read header sent before the result is ready and holds SCL low until it is (``stretch_s`` says how
+long; an adapter with a clock-stretch timeout gives up, see :class:`SimI2CBus`). Break (0x3093)
+is accepted in either mode: in single-shot mode it changes nothing, so a reset sequence of Break
+then soft reset (what ``Sht31.soft_reset`` sends) works whatever the mode.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from drivers.sensirion import celsius_to_ticks, crc8, pack_words
 from simulator.hw.bus import SimI2CDevice, SimNack
+from simulator.hw.parts import SimPart, on_its_bus, part_seed
+
+if TYPE_CHECKING:
+    from edge_agent.config import Sensor
+    from simulator.hw.floor import SimHardware
 
 
 class SensirionPart(SimI2CDevice):
@@ -24,10 +36,12 @@ class SensirionPart(SimI2CDevice):
         super().__init__(monotonic, noise=noise, seed=seed)
         self._pending: bytes | None = None
         self._ready_at = 0.0
+        self._stretching = False  # the pending command holds SCL instead of NACKing an early read
 
-    def respond(self, data: bytes, after_s: float = 0.0) -> None:
+    def respond(self, data: bytes, after_s: float = 0.0, *, stretch: bool = False) -> None:
         self._pending = data
         self._ready_at = self.monotonic() + after_s
+        self._stretching = stretch
 
     def corrupt(self, data: bytes) -> bytes:
         """Flip a bit of the first CRC byte, as line noise on that byte would."""
@@ -36,7 +50,11 @@ class SensirionPart(SimI2CDevice):
         return data[:2] + bytes([data[2] ^ 0x10]) + data[3:]
 
     def on_read(self, n: int) -> bytes:
-        if self._pending is None or self.slow or self.monotonic() < self._ready_at:
+        early = self._ready_at - self.monotonic()
+        if self._pending is not None and self._stretching and not self.slow and early > 0:
+            self.stretch_s = early  # acknowledged; SCL held low until the result is ready
+            early = 0.0
+        if self._pending is None or self.slow or early > 0:
             raise SimNack  # busy or nothing to send: the read header is not acknowledged
         data, self._pending = self._pending, None
         return data
@@ -49,6 +67,7 @@ class SimSHT31(SensirionPart):
     # Measurement duration (s) by repeatability: SHT3x DS v5 Table 4 maximum values.
     DURATION = {"high": 0.0155, "medium": 0.0065, "low": 0.0045}
     SINGLE = {0x2C06: "high", 0x2C0D: "medium", 0x2C10: "low", 0x2400: "high", 0x240B: "medium", 0x2416: "low"}
+    STRETCHING = frozenset({0x2C06, 0x2C0D, 0x2C10})
     PERIODIC_MPS = {0x20: 0.5, 0x21: 1.0, 0x22: 2.0, 0x23: 4.0, 0x27: 10.0}
 
     def __init__(self, monotonic: Callable[[], float], *, noise: float = 0.0, seed: int = 0) -> None:
@@ -98,7 +117,9 @@ class SimSHT31(SensirionPart):
                 return
             return  # other commands (soft reset among them) are ignored in periodic mode
         if code in self.SINGLE:
-            self.respond(self.measurement(), self.DURATION[self.SINGLE[code]])
+            self.respond(self.measurement(), self.DURATION[self.SINGLE[code]], stretch=code in self.STRETCHING)
+        elif code == 0x3093:
+            pass  # break: nothing to stop in single-shot mode, yet acknowledged
         elif data[0] in self.PERIODIC_MPS or code == 0x2B32:
             self.periodic_interval = 0.25 if code == 0x2B32 else 1.0 / self.PERIODIC_MPS[data[0]]
             self._periodic_start = self.monotonic()
@@ -161,3 +182,23 @@ class SimSHT4x(SensirionPart):
             self._pending = None
         else:
             raise SimNack
+
+
+DEFAULT_T_C, DEFAULT_RH = 22.0, 40.0
+
+
+def _make_sht31(hw: SimHardware, sensor: Sensor) -> SimSHT31:
+    sht = SimSHT31(hw.monotonic, noise=0.02, seed=part_seed(sensor.id))
+    sht.set_environment(DEFAULT_T_C, DEFAULT_RH)
+    on_its_bus(hw, sensor, sht)
+    return sht
+
+
+def _make_sht4x(hw: SimHardware, sensor: Sensor) -> SimSHT4x:
+    sht = SimSHT4x(hw.monotonic, noise=0.02, seed=part_seed(sensor.id))
+    sht.set_environment(DEFAULT_T_C, DEFAULT_RH)
+    on_its_bus(hw, sensor, sht)
+    return sht
+
+
+SIM_PARTS = (SimPart("sht31", _make_sht31), SimPart("sht4x", _make_sht4x))

@@ -7,8 +7,9 @@ actuators. :class:`WorldBinding` is that seam, so the world can be tested on its
 
 :class:`HardwareBinding` sits on the simulated hardware built for the daemon: the I2C devices
 (``SimAMG8833.set_frame``, ``SimBH1750.set_lux``, ``SimSHT31/SimSHT4x.set_environment``,
-``SimSCD41.set_environment``, ``inject``/``clear_faults``), gpiozero's mock pins (PIRs driven
-high/low, PWM pins whose ``state`` is the HVAC duty) and the RS-485 nodes (dimmer levels and desk
+``SimSCD41.set_environment``, ``inject``/``clear_faults``), the PIR modules (``sense``: the module
+holds and blocks its output as the board does), gpiozero's mock pins (PWM pins whose ``state`` is
+the HVAC duty) and the RS-485 nodes (dimmer levels and desk
 lamps per channel). It is duck-typed on those parts so it does not import them.
 """
 
@@ -40,7 +41,7 @@ class WorldBinding(Protocol):
         """Set what an SHT31/SHT4x (co2 ignored) or SCD41 measures."""
 
     def set_motion(self, sensor_id: str, moving: bool) -> None:
-        """Drive a PIR's output high (motion) or low."""
+        """Something warm starts (True) or stops (False) moving in a PIR's view."""
 
     def set_tag(self, tag_id: str, x: float, y: float, z: float, quality: int,
                 distances: Mapping[str, float]) -> None:
@@ -94,6 +95,7 @@ class HardwareBinding:
         self._uwb_ids = {anchor: short for short, anchor in anchor_uwb_ids(cfg).items()}
         self._tag_slot: dict[str, str] = {}
         self._warned: set[str] = set()
+        self._wired: set[str] = set()  # node PIR modules wired to their node
 
     def _device(self, sensor_id: str) -> Any:
         return self._hw.devices.get(sensor_id)
@@ -125,18 +127,16 @@ class HardwareBinding:
 
     def set_motion(self, sensor_id: str, moving: bool) -> None:
         sensor = self._sensors[sensor_id]
-        if sensor.pin is None:
+        module = self._hw.devices.get(sensor_id)
+        if sensor.pin is None and sensor_id not in self._wired:
             node = self._nodes.get(sensor.node) if sensor.node is not None else None
-            if node is not None and callable(getattr(node, "motion", None)):
-                node.motion(0, moving)  # a node's PIR input: it queues a motion event for the daemon
-            else:
+            if node is None or not callable(getattr(node, "motion", None)) or module is None:
                 self._warn_once(sensor_id, f"PIR {sensor_id}: no simulated node {sensor.node} to drive")
-            return
-        pin = self._hw.pin_factory.pin(sensor.pin)
-        if moving:
-            pin.drive_high()
-        else:
-            pin.drive_low()
+                return
+            module.output = lambda level, node=node: node.motion(0, level)  # the node's PIR input
+            self._wired.add(sensor_id)
+        if module is not None:
+            module.sense(moving)
 
     def _tag_device(self, tag_id: str) -> Any:
         per_tag = getattr(self._hw, "tag", None)

@@ -2,7 +2,8 @@
 
 Functions of the :class:`~simulator.world.world.World` (``w``) and the event time ``t``, scheduled
 on the world's event heap. A walk is a straight line at the scenario's walking speed; every zone
-it crosses sees its PIR go high for the crossing plus the PIR's hold time. Each event first checks
+it crosses sees motion in its PIR's view for the crossing (the simulated PIR module adds its hold
+and blocking times, :mod:`simulator.hw.pir`). Each event first checks
 that the patron is still on the floor (closing time may have ended their day).
 """
 
@@ -22,7 +23,6 @@ from simulator.world.uwb import measure, nlos_links
 if TYPE_CHECKING:
     from simulator.world.world import World
 
-PIR_HOLD_S = 3.0  # a PIR module holds its output a few seconds after the last motion
 CLOSING_SPREAD_S = 900.0  # people pack up over the last quarter hour
 
 
@@ -163,8 +163,8 @@ def closing(w: World, t: float, _: Any = None) -> None:
 
 
 def motion(w: World, pir: str, start: float, end: float) -> None:
-    """Something moves in the PIR's view from ``start`` to ``end``."""
-    w.schedule(start, partial(pir_on, w), (pir, end + PIR_HOLD_S))
+    """Something moves in the PIR's view from ``start`` to ``end`` (the module adds its hold time)."""
+    w.schedule(start, partial(pir_on, w), (pir, end))
 
 
 def pir_on(w: World, t: float, arg: tuple[str, float]) -> None:

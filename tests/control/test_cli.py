@@ -255,7 +255,7 @@ def test_without_daemon_list_shows_config_and_read_tries_the_bus(site_config: Pa
         pytest.fail("this test assumes a machine without /dev/i2c-1")
     assert "daemon not running, and /dev/i2c-1 cannot be opened directly" in line
     remote = CliRunner(env=env).invoke(sensors_read, ["thermal-z1-quiet-1", "--config", str(site_config)])
-    assert remote.exit_code == 1 and "not on the gateway's own I2C bus" in error_line(remote)
+    assert remote.exit_code == 1 and "not on the gateway's own ports" in error_line(remote)
     typo = CliRunner(env=env).invoke(sensors_read, ["lux-z1-quite", "--config", str(site_config)])
     assert typo.exit_code == 1 and "closest: lux-z1-quiet" in error_line(typo)
 

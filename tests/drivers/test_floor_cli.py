@@ -11,9 +11,8 @@ from smbus2 import SMBus
 
 from drivers.amg8833 import Amg8833
 from drivers.bh1750 import Bh1750
-from drivers.i2c import I2CDevice
+from drivers.i2c import I2CDevice, SmbusPort
 from drivers.mux import Tca9548a
-from drivers.ports import I2CBus
 from drivers.scd41 import Scd41
 from drivers.sht import Sht4x, Sht31
 from edge_agent.cli.sensors_cmd import sensors
@@ -76,7 +75,7 @@ def test_sensors_scan_without_device_gives_one_clear_line(tmp_path: Path) -> Non
 
 
 def test_drivers_accept_a_real_smbus_object() -> None:
-    bus: I2CBus = SMBus()  # no bus number: opens nothing
+    bus = SmbusPort(SMBus())  # no bus number: opens nothing
     clock = SystemClock()
     built = [
         Amg8833(bus, clock),
@@ -84,6 +83,6 @@ def test_drivers_accept_a_real_smbus_object() -> None:
         Sht31(bus, clock),
         Sht4x(bus, clock),
         Scd41(bus, clock),
-        I2CDevice(Tca9548a(bus, 0x70).sync_channel(2), 0x44),
+        I2CDevice(Tca9548a(bus, 0x70).channel(2), 0x44),
     ]
     assert [type(d).__name__ for d in built] == ["Amg8833", "Bh1750", "Sht31", "Sht4x", "Scd41", "I2CDevice"]

@@ -1,4 +1,4 @@
-"""TCA9548A channel ports (sync and async parents) and SCD41 calibration rules."""
+"""TCA9548A channel ports (on a local and on a bridged parent) and SCD41 calibration rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from drivers.errors import NackError
 from drivers.i2c import I2CDevice
-from drivers.mux import AsyncMuxChannel, MuxChannel, Tca9548a
+from drivers.mux import MuxChannel, Tca9548a
 from drivers.scd41 import CalibrationRefusedError, Scd41
 from drivers.sht import Sht31
 from simulator.clock import VirtualClock
@@ -48,8 +48,8 @@ def test_same_address_on_two_channels_and_selection_is_cached() -> None:
     async def body(clock: VirtualClock) -> None:
         bus, chip, _, _ = _two_rooms(clock)
         mux = Tca9548a(bus, 0x70)
-        ch0, ch3 = mux.sync_channel(0), mux.sync_channel(3)
-        assert isinstance(ch0, MuxChannel) and ch0.inline_io
+        ch0, ch3 = mux.channel(0), mux.channel(3)
+        assert isinstance(ch0, MuxChannel)
         first, second = Sht31(ch0, clock), Sht31(ch3, clock)
         assert (await first.read()).temperature_c == pytest.approx(20.0, abs=0.01)
         assert (await first.read()).temperature_c == pytest.approx(20.0, abs=0.01)
@@ -62,14 +62,11 @@ def test_same_address_on_two_channels_and_selection_is_cached() -> None:
     on_virtual_time(body)
 
 
-def test_async_parent_gives_async_channels_that_never_interleave() -> None:
+def test_bridged_parent_channels_never_interleave() -> None:
     async def body(clock: VirtualClock) -> None:
         bus, chip, _, _ = _two_rooms(clock)
         mux = Tca9548a(BridgedBus(bus), 0x70)
         ch0, ch3 = mux.channel(0), mux.channel(3)
-        assert isinstance(ch0, AsyncMuxChannel)
-        with pytest.raises(TypeError):
-            mux.sync_channel(0)
         first, second = Sht31(ch0, clock), Sht31(ch3, clock)  # one driver per physical part
         for _ in range(3):
             results = await asyncio.gather(first.read(), second.read())
