@@ -100,8 +100,15 @@ async def test_sigkill_under_load_loses_nothing_committed(broker: Mosquitto, loa
     rng = random.Random(20240611)
     async with Subscriber(broker.port, [f"{ROOT}/zone/#", f"{ROOT}/event/#"]) as sub:
         for _ in range(4):
+            before = len(loadgen.committed())
             proc = loadgen.start("--rate", "400")
-            await asyncio.sleep(rng.uniform(1.2, 2.5))
+            # Kill once each life has committed a real load, at a random moment after that: how long
+            # it takes depends on the machine, what is checked does not.
+            for _ in range(1200):
+                if len(loadgen.committed()) >= before + 50 or proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0.0, 1.0))
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             os.kill(proc.pid, signal.SIGKILL)
             await wait_exit(proc, 5)
