@@ -10,6 +10,8 @@ pin rather than remembered, so the arbiter's confirmation step sees a stuck or r
 - :class:`HvacAnalogOutput`: a 0-10 V request made from PWM through an RC low-pass and a x3.03
   amplifier (3.3 V full scale -> 10 V); ``value`` 0..1 is the duty, scaled by
   ``full_scale_duty`` when the amplifier saturates before 100 %.
+- :class:`HvacSetpointOutput`: the same circuit carrying a temperature setpoint to a BMS input that
+  reads 0-10 V as ``low_c``-``high_c`` (0-40 C by default); ``value`` is in degrees C.
 """
 
 from __future__ import annotations
@@ -125,3 +127,27 @@ class HvacAnalogOutput:
 
     def close(self) -> None:
         self._pwm.close()
+
+
+class HvacSetpointOutput:
+    """A heating or cooling setpoint, degrees C, on a BMS's 0-10 V input (0 V = ``low_c``, 10 V = ``high_c``)."""
+
+    def __init__(self, pin: int, pin_factory: Any, clock: Clock, *, name: str = "", low_c: float = 0.0,
+                 high_c: float = 40.0, full_scale_duty: float = 1.0) -> None:
+        if not high_c > low_c:
+            raise ValueError(f"setpoint scale {low_c}..{high_c} C: high_c must exceed low_c")
+        self.name = name or f"hvac-setpoint@gpio{pin}"
+        self.low_c, self.high_c = low_c, high_c
+        self._volts = HvacAnalogOutput(pin, pin_factory, clock, name=self.name, full_scale_duty=full_scale_duty)
+
+    async def set(self, value: float, ramp_s: float = 0.0) -> None:
+        if not self.low_c <= value <= self.high_c or math.isnan(value):
+            raise ValueError(f"{self.name}: setpoint {value} C outside the input's {self.low_c:g}..{self.high_c:g} C")
+        await self._volts.set((value - self.low_c) / (self.high_c - self.low_c), ramp_s)
+
+    async def read_back(self) -> float | None:
+        level = await self._volts.read_back()
+        return None if level is None else self.low_c + level * (self.high_c - self.low_c)
+
+    def close(self) -> None:
+        self._volts.close()

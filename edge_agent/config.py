@@ -124,6 +124,9 @@ class Actuator(Strict):
     watts: float = Field(default=36.0, ge=0, le=2000)
     lux_at_full: float = Field(default=450.0, ge=0, le=5000)
     ramp_s: float = Field(default=1.0, ge=0, le=60)
+    # hvac only: the BMS's 0-10 V heating and cooling setpoint inputs (0-10 V = 0-40 C), optional
+    heating_setpoint_pin: int | None = Field(default=None, ge=0, le=53)
+    cooling_setpoint_pin: int | None = Field(default=None, ge=0, le=53)
 
     @model_validator(mode="after")
     def _wiring(self) -> Actuator:
@@ -134,6 +137,8 @@ class Actuator(Strict):
             raise ValueError(f"a {self.kind} actuator needs pin (BCM number) or node (bridge address)")
         if self.kind == "desk" and self.node is None:
             raise ValueError("a desk is reached through its node: set node = <bridge address>")
+        if self.kind != "hvac" and (self.heating_setpoint_pin is not None or self.cooling_setpoint_pin is not None):
+            raise ValueError("heating_setpoint_pin and cooling_setpoint_pin belong to an hvac actuator; remove them")
         return self
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from drivers.errors import BusError, EdgeError
 from drivers.kinds import PartSpec
 from drivers.mux import Tca9548a
-from drivers.outputs import HvacAnalogOutput, HvacRelay, PwmLight
+from drivers.outputs import HvacAnalogOutput, HvacRelay, HvacSetpointOutput, PwmLight
 from drivers.ports import AsyncI2CBus, Clock, Output, Reading
 from edge_agent.backend import Backend
 from edge_agent.config import Actuator, Sensor, SiteConfig
@@ -214,6 +214,11 @@ class Hardware:
                 assert a.pin is not None
                 self.outputs[a.id, IntentKind.VENTILATION] = HvacAnalogOutput(
                     a.pin, self.backend.pin_factory(), self.clock, name=a.id)
+            for kind, pin in ((IntentKind.SETPOINT, a.heating_setpoint_pin),
+                              (IntentKind.COOLING_SETPOINT, a.cooling_setpoint_pin)):
+                if pin is not None:
+                    self.outputs[a.id, kind] = HvacSetpointOutput(pin, self.backend.pin_factory(), self.clock,
+                                                                  name=f"{a.id}-{kind.value}")
 
 
 @dataclass

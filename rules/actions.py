@@ -106,13 +106,53 @@ class IndicatorAction(Action):
 
 
 class VentilationAction(Action):
+    """A ventilation level (0..1 of the AHU's range); with ``co2_ppm = [low, high]``, demand control.
+
+    Demand control raises the level with the zone's CO2: 0 at ``low``, 1 at ``high``, never below
+    ``level``. While CO2 is unknown (its sensing failed) the level is at least ``unknown_level``.
+    """
+
     do: Literal["ventilation"]
     level: Level
+    co2_ppm: tuple[float, float] | None = None
+    unknown_level: Level = 0.3
+
+    @model_validator(mode="after")
+    def _band(self) -> VentilationAction:
+        if self.co2_ppm is not None:
+            low, high = self.co2_ppm
+            if not 400.0 <= low < high <= 5000.0:
+                raise ValueError("co2_ppm must be [low, high] with 400 <= low < high <= 5000, e.g. [800, 1000]")
+        return self
+
+    def level_for(self, co2_ppm: float | None) -> float:
+        """The level to ask for at this CO2 reading (None: unknown), rounded to 0.01."""
+        if self.co2_ppm is None:
+            return self.level
+        if co2_ppm is None:
+            return max(self.level, self.unknown_level)
+        low, high = self.co2_ppm
+        return round(max(self.level, min(1.0, max(0.0, (co2_ppm - low) / (high - low)))), 2)
 
 
 class SetpointAction(Action):
+    """Temperature setpoints for the zone's HVAC: ``heating_c`` (heated below it) and ``cooling_c``
+    (cooled above it), or ``celsius`` alone for a BMS with a single setpoint input."""
+
     do: Literal["setpoint"]
-    celsius: float = Field(ge=12.0, le=30.0)
+    celsius: float | None = Field(default=None, ge=12.0, le=30.0)
+    heating_c: float | None = Field(default=None, ge=12.0, le=30.0)
+    cooling_c: float | None = Field(default=None, ge=12.0, le=32.0)
+
+    @model_validator(mode="after")
+    def _which(self) -> SetpointAction:
+        pair = self.heating_c is not None or self.cooling_c is not None
+        if (self.celsius is None) == (not pair):
+            raise ValueError("give celsius = 21.5, or heating_c = 21 and/or cooling_c = 24 (not both forms)")
+        if self.heating_c is not None and self.cooling_c is not None and self.cooling_c < self.heating_c + 1.0:
+            raise ValueError(f"cooling_c must be at least 1 K above heating_c ({self.heating_c:g}), e.g. "
+                             f"{self.heating_c + 3.0:g}: heating and cooling would fight")
+        return self
 
 
 class ReleaseSeatAction(Action):
@@ -132,7 +172,8 @@ ACTIONS: dict[str, type[Action]] = {
     "setpoint": SetpointAction, "release_seat": ReleaseSeatAction, "alert": AlertAction,
 }
 SEAT_ACTIONS = (DeskLampAction, DeskHeightAction, IndicatorAction, ReleaseSeatAction)
-ACTION_EXAMPLES = {"level": "0.8", "celsius": "21.5", "mm": "720", "preset": "1", "message": '"CO2 high in {zone}"'}
+ACTION_EXAMPLES = {"level": "0.8", "celsius": "21.5", "heating_c": "21", "cooling_c": "24", "mm": "720", "preset": "1",
+                   "message": '"CO2 high in {zone}"', "co2_ppm": "[800, 1000]", "unknown_level": "0.3"}
 
 
 def parse_action(raw: Any, path: str, problems: Problems) -> Action | None:

@@ -14,6 +14,9 @@ Two safety nets sit outside the rule file and cannot be edited away:
 
 Conflicts (two intents for one actuator and kind) are resolved here, by priority, then rule order,
 then the higher value (more light, more air), so the arbiter sees at most one per actuator+kind.
+An HVAC output serves several zones: each zone's rules are resolved that way for the zone, then
+the zones' choices are combined, at the highest priority among them, by what the most demanding
+zone needs (the most air, the highest heating and the lowest cooling setpoint).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from rules.conditions import (
     measure_value,
     metric_value,
 )
-from rules.daylight import harvest_level
+from rules.daylight import daylight_plan
 from rules.model import Rule, RuleSet, Settings
 from rules.state import FloorState, Intent, IntentKind, Priority, Quality, SeatStatus
 
@@ -95,7 +98,7 @@ def evaluate(rule_set: RuleSet, state: FloorState, memory: RuleMemory | None = N
     memory = memory or RuleMemory()
     since: dict[str, float] = {}
     latched: set[str] = set()
-    candidates: list[tuple[tuple[int, int, float], Intent]] = []
+    candidates: list[tuple[tuple[int, int, float], str, Intent]] = []
     fired: list[str] = []
     subjects = _Subjects(state)
     for rule in (failsafe_rule(rule_set.settings.safe_level), *rule_set.rules):
@@ -114,7 +117,7 @@ def evaluate(rule_set: RuleSet, state: FloorState, memory: RuleMemory | None = N
             rule_fired = True
             for action in rule.then:
                 for intent in _intents(action, rule, subject, rule_set):
-                    candidates.append(((-int(intent.priority), rule.order, -(intent.value or 0.0)), intent))
+                    candidates.append(((-int(intent.priority), rule.order, -(intent.value or 0.0)), subject_id, intent))
         if rule_fired:
             fired.append(rule.id)
     intents = _never_dark(_resolve(candidates), state, rule_set.settings)
@@ -242,14 +245,18 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
         return [make(lum, IntentKind.LIGHT_LEVEL, level) for lum in _luminaires(action, s)]
     if isinstance(action, DaylightAction):
         return [make(lum, IntentKind.LIGHT_LEVEL, value, reason=why)
-                for lum, (value, why) in _daylight_plan(action, s).items()]
+                for lum, (value, why) in daylight_plan(action, s).items()]
     if isinstance(action, VentilationAction | SetpointAction):
         hvac = topo.zone_hvac.get(s.zone.id)
         if hvac is None:
             return []
         if isinstance(action, VentilationAction):
-            return [make(hvac, IntentKind.VENTILATION, action.level)]
-        return [make(hvac, IntentKind.SETPOINT, action.celsius)]
+            co2 = measure_value(s.zone.co2)
+            why = f"{rule.id} on {where}" + (f": CO2 {co2:.0f} ppm" if co2 is not None and action.co2_ppm else "")
+            return [make(hvac, IntentKind.VENTILATION, action.level_for(co2), reason=why)]
+        heating = action.celsius if action.celsius is not None else action.heating_c
+        wanted = [(IntentKind.SETPOINT, heating), (IntentKind.COOLING_SETPOINT, action.cooling_c)]
+        return [make(hvac, kind, value) for kind, value in wanted if value is not None]
     if isinstance(action, AlertAction):
         text = action.message.format_map({"zone": s.zone.id, "seat": s.seat.id if s.seat else "", "rule": rule.id})
         return [make(s.zone.id, IntentKind.ALERT, text=text)]
@@ -287,78 +294,24 @@ def _luminaires(action: LightAction, s: Subject) -> tuple[str, ...]:
     return tuple(topo.zone_lights.get(s.zone.id, ()))
 
 
-# Seats someone may walk to (or back to) next: held at the ready level by ``ready_fraction``.
-READY_STATUSES = (SeatStatus.FREE, SeatStatus.AWAY, SeatStatus.GHOST)
+# Kinds whose output serves several zones (an AHU), and which way is "more demanding": +1 the
+# higher value (more air, warmer heating setpoint), -1 the lower (cooler cooling setpoint).
+SHARED_KINDS = {IntentKind.VENTILATION: 1.0, IntentKind.SETPOINT: 1.0, IntentKind.COOLING_SETPOINT: -1.0}
 
 
-def _daylight_plan(action: DaylightAction, s: Subject) -> dict[str, tuple[float, str]]:
-    """The zone's luminaires one after the other, each seeing the steps planned before it.
-
-    Footprints overlap: a desk gets about half its electric light from its own luminaire and the
-    rest from the neighbours. Were every luminaire to correct its own desks' error alone, a
-    change of daylight (which every desk feels at once) would be corrected several times over and
-    the levels would ring from one evaluation to the next. Planned in turn, with the light model's
-    gains (``Topology.light_gain``), a luminaire only makes up what the steps before it did not;
-    and its step is sized by its own gain at the desk, so a newcomer's desk lands in one step.
-    """
-    moved: dict[str, float] = {}
-    plan: dict[str, tuple[float, str]] = {}
-    for lum in s.state.topology.zone_lights.get(s.zone.id, ()):
-        plan[lum] = _daylight(action, lum, s, moved)
-        moved[lum] = plan[lum][0] - s.state.levels.get(lum, 0.0)
-    return plan
-
-
-def _daylight(action: DaylightAction, lum: str, s: Subject, moved: Mapping[str, float]) -> tuple[float, str]:
-    """One luminaire's harvesting step, for the seat it lights that is furthest below its goal.
-
-    An occupied seat's goal is the zone's target plus ``margin_lux``; with ``ready_fraction`` a
-    seat nobody sits at has ``ready_fraction`` of the target (plus the margin) as its goal. The
-    luminaire moves by the largest shortfall (or, when every seat has light to spare, by the
-    smallest surplus), so no seat it lights ends up below its goal.
-    """
-    state, zone = s.state, s.zone
-    target = zone.target_lux
-    goal = target + action.margin_lux
-    ready = action.ready_fraction * target + action.margin_lux
-    gains = state.topology.light_gain
-    shortfall: list[tuple[float, str]] = []
-    for sid in state.topology.light_seats.get(lum, ()):
-        st = state.seats.get(sid)
-        if st is None or st.lux is None:
-            continue
-        here = gains.get(sid, {})
-        lux = st.lux + sum(here.get(other, 0.0) * step for other, step in moved.items())
-        if st.status == SeatStatus.OCCUPIED:
-            shortfall.append((goal - lux, sid))
-        elif action.ready_fraction > 0.0 and st.status in READY_STATUSES:
-            shortfall.append((ready - lux, sid))
-    level = state.levels.get(lum, 0.0)
-    lux_at_full = action.lux_at_full
-    if shortfall:
-        worst, seat = max(shortfall, key=lambda x: x[0])
-        measured: float | None = goal - worst
-        where = "seats"
-        own = gains.get(seat, {}).get(lum, 0.0)
-        if own >= 0.2 * action.lux_at_full:  # the light model knows this desk: size the step by it
-            lux_at_full = own
-    else:
-        measured = measure_value(zone.lux)
-        where = "sensor"
-    if measured is None:
-        return action.max_level, f"lux unknown in {zone.id}: {action.max_level:g}"
-    new = harvest_level(level, measured, goal, lux_at_full=lux_at_full,
-                        deadband_lux=action.deadband_lux, min_level=action.min_level, max_level=action.max_level,
-                        max_step_down=action.max_step_down)
-    return new, f"daylight {zone.id} ({where}): {measured:.0f}/{goal:.0f} lux, {level:g} -> {new:g}"
-
-
-def _resolve(candidates: list[tuple[tuple[int, int, float], Intent]]) -> list[Intent]:
-    best: dict[tuple[str, IntentKind], tuple[tuple[int, int, float], Intent]] = {}
-    for rank, intent in candidates:
-        k = (intent.target, intent.kind)
-        if k not in best or rank < best[k][0]:
-            best[k] = (rank, intent)
+def _resolve(candidates: list[tuple[tuple[int, int, float], str, Intent]]) -> list[Intent]:
+    """One intent per (target, kind): by priority, rule order, value; shared outputs by zone first."""
+    per_subject: dict[tuple[str, IntentKind, str], tuple[tuple[int, int, float], Intent]] = {}
+    for rank, subject, intent in candidates:
+        k = (intent.target, intent.kind, subject if intent.kind in SHARED_KINDS else "")
+        if k not in per_subject or rank < per_subject[k][0]:
+            per_subject[k] = (rank, intent)
+    best: dict[tuple[str, IntentKind], tuple[tuple[float, float, float], Intent]] = {}
+    for (target, kind, _), (rank, intent) in per_subject.items():  # one per (target, kind) unless shared
+        sign = SHARED_KINDS.get(kind)
+        combined = rank if sign is None else (rank[0], -sign * (intent.value or 0.0), rank[1])
+        if (target, kind) not in best or combined < best[target, kind][0]:
+            best[target, kind] = (combined, intent)
     return [best[k][1] for k in sorted(best)]
 
 

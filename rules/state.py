@@ -48,7 +48,8 @@ class IntentKind(StrEnum):
     DESK_LAMP = "desk_lamp"  # value: 0..1
     INDICATOR = "indicator"  # text: "free" | "occupied" | "ghost" | "off"
     VENTILATION = "ventilation"  # value: 0..1 of the HVAC zone's maximum
-    SETPOINT = "setpoint"  # value: degrees C
+    SETPOINT = "setpoint"  # value: degrees C, the heating setpoint (the zone is heated below it)
+    COOLING_SETPOINT = "cooling_setpoint"  # value: degrees C (the zone is cooled above it)
     RELEASE_SEAT = "release_seat"  # target: seat id; the floor state marks it free
     ALERT = "alert"  # text: message
 

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.bms import BmsPoint, SimBms, free_udp_port
 from simulator.dali_line import SimDaliDriver, SimDaliLine
+from simulator.world.hvac import SUPPLY_C
 
 if TYPE_CHECKING:
     from edge_agent.config import Actuator, SiteConfig
-
-SUPPLY_AIR_BELOW_SETPOINT_C = 4.0
 
 
 def _oid(text: str) -> str:
@@ -121,7 +120,7 @@ class SimBuilding:
             if quantity == "co2":
                 return float(world.air.co2[z])
             if quantity == "supply_air_temperature":
-                return float(world.scenario.scenario.setpoint_c) - SUPPLY_AIR_BELOW_SETPOINT_C
+                return SUPPLY_C  # what the world's AHUs deliver
             if quantity == "damper_position":
                 vent = vent_of_group.get(self.cfg.zone(point.zone).hvac)
                 return 100.0 * self.ventilation(vent) if vent is not None else None

@@ -138,7 +138,9 @@ def floor_toml(zones: int = 6, seats: int = 120, site: str = "central-library", 
     for h in range(hvacs):
         zs = [b.split('"')[1] for b in zone_blocks[2 * h : 2 * h + 2]]
         wiring = (f'output = "bacnet"\nbacnet = {{ device = "192.168.10.40", object = "analog-value,{101 + h}", '
-                  'priority = 12 }\n' if building else f'pin = {[12, 13, 18, 19][h % 4]}\noutput = "0-10V"\n')
+                  'priority = 12 }\n' if building else
+                  f'pin = {[12, 13, 18, 19][h % 4]}\noutput = "0-10V"\n'
+                  f"heating_setpoint_pin = {[20, 4, 8, 10][h % 4]}\ncooling_setpoint_pin = {[21, 7, 9, 11][h % 4]}\n")
         act_blocks.append(
             f'[[actuators]]\nid = "ahu{h + 1}-vent"\nkind = "hvac"\nzone = "{zs[0]}"\n{wiring}'
             'watts = 1500\nlux_at_full = 0\n'

@@ -26,6 +26,7 @@ RANGES: dict[IntentKind, tuple[float, float, str]] = {
     IntentKind.DESK_LAMP: (0.0, 1.0, "0.8"),
     IntentKind.VENTILATION: (0.0, 1.0, "0.8"),
     IntentKind.SETPOINT: (12.0, 30.0, "21.5"),
+    IntentKind.COOLING_SETPOINT: (12.0, 32.0, "24"),
     IntentKind.DESK_HEIGHT: (1.0, 1350.0, "740 (mm) or 1 (preset)"),
     IntentKind.INDICATOR: (0.0, 4.0, "1 (free)"),
 }

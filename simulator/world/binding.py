@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.config import SiteConfig, anchor_uwb_ids
+from simulator.world.hvac import SETPOINT_VOLTS_FULL_SCALE_C
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class WorldBinding(Protocol):
 
     def ventilation(self, actuator_id: str) -> float:
         """An HVAC request output's level, 0..1."""
+
+    def setpoints(self, actuator_id: str) -> tuple[float | None, float | None]:
+        """What an HVAC actuator's heating and cooling setpoint inputs read, deg C (None: not wired).
+
+        A reading under 5 C is 0 V, "no request": the BMS keeps its own schedule then.
+        """
 
     def seat_indicator(self, actuator_id: str) -> int:
         """A desk's seat indicator as a ``drivers.ports.IndicatorColour`` code (0 off)."""
@@ -209,6 +216,15 @@ class HardwareBinding:
         if act.pin is None:
             return 0.0
         return float(self._hw.pin_factory.pin(act.pin).state)
+
+    def setpoints(self, actuator_id: str) -> tuple[float | None, float | None]:
+        act = self._actuators[actuator_id]
+        scale = SETPOINT_VOLTS_FULL_SCALE_C  # the BMS reads its 0-10 V inputs as 0-40 C
+
+        def read(pin: int | None) -> float | None:
+            return None if pin is None else float(self._hw.pin_factory.pin(pin).state) * scale
+
+        return read(act.heating_setpoint_pin), read(act.cooling_setpoint_pin)
 
     def inject_fault(self, sensor_id: str, fault: str) -> None:
         dev = self._device(sensor_id)

@@ -26,6 +26,8 @@ class MemoryBinding:
         self.lights: dict[str, float] = {}
         self.lamps: dict[str, float] = {}
         self.vents: dict[str, float] = {}
+        self.heating: dict[str, float] = {}  # setpoints, deg C; absent: no request (the BMS's schedule)
+        self.cooling: dict[str, float] = {}
         self.indicators: dict[str, int] = {}
         self.pushes = 0
 
@@ -64,6 +66,9 @@ class MemoryBinding:
 
     def ventilation(self, actuator_id: str) -> float:
         return self.vents.get(actuator_id, 0.0)
+
+    def setpoints(self, actuator_id: str) -> tuple[float | None, float | None]:
+        return self.heating.get(actuator_id), self.cooling.get(actuator_id)
 
     def seat_indicator(self, actuator_id: str) -> int:
         return self.indicators.get(actuator_id, 0)

@@ -9,9 +9,11 @@ need is open.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 LATENCY_BAR_S = 120.0
 
@@ -34,8 +36,6 @@ class Scorecard:
     lighting_j: float = 0.0
     luminaire_j: float = 0.0
     desk_lamp_j: float = 0.0
-    fan_j: float = 0.0
-    baseline_fan_j: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"light": [], "air": []})
     cancelled_needs: int = 0
     occupied_seat_minutes: int = 0
@@ -44,8 +44,11 @@ class Scorecard:
     ghost_seat_minutes: int = 0
     away_seat_minutes: int = 0
     lights_off_occupied_minutes: int = 0
+    baseline_underlit_seat_minutes: int = 0
     co2_over_minutes: int = 0
     baseline_co2_over_minutes: int = 0
+    comfort_out_minutes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    baseline_comfort_out_minutes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     seat_checks: int = 0
     seat_correct: int = 0
     unknown_seat_minutes: int = 0
@@ -61,10 +64,10 @@ class Scorecard:
     def close_need(self, need: Need, now: float) -> None:
         self.latencies[need.kind].append(max(0.0, now - need.opened))
 
-    def as_report(self, baseline_lighting_j: float) -> dict[str, object]:
+    def as_report(self, energy: EnergyBook) -> dict[str, object]:
         every = [x for xs in self.latencies.values() for x in xs]
         kwh = self.lighting_j / 3.6e6
-        base_kwh = baseline_lighting_j / 3.6e6
+        base_kwh = energy.baseline_j["luminaires"] / 3.6e6
 
         def percentiles(xs: list[float]) -> dict[str, float | int | None]:
             if not xs:
@@ -81,12 +84,12 @@ class Scorecard:
             "desk_lamp_kwh": round(self.desk_lamp_j / 3.6e6, 4),
             "baseline_lighting_kwh": round(base_kwh, 4),
             "lighting_saving": round(1.0 - kwh / base_kwh, 4) if base_kwh > 0 else None,
-            "ventilation_kwh": round(self.fan_j / 3.6e6, 4),
-            "baseline_ventilation_kwh": round(self.baseline_fan_j / 3.6e6, 4),
-            "underlit_occupied_seat_minutes_fraction": (
-                round(self.underlit_seat_minutes / self.occupied_seat_minutes, 4)
-                if self.occupied_seat_minutes else 0.0
-            ),
+            "ventilation_kwh": round(energy.gateway_j["fans"] / 3.6e6, 4),
+            "baseline_ventilation_kwh": round(energy.baseline_j["fans"] / 3.6e6, 4),
+            **energy.as_report(),
+            "underlit_occupied_seat_minutes_fraction": self._fraction(self.underlit_seat_minutes),
+            "baseline_underlit_occupied_seat_minutes_fraction": self._fraction(self.baseline_underlit_seat_minutes),
+            **self._comfort(energy.zone_ids),
             "actuation_latency_s": percentiles(every),
             "light_latency_s": percentiles(self.latencies["light"]),
             "air_latency_s": percentiles(self.latencies["air"]),
@@ -115,4 +118,51 @@ class Scorecard:
             "abandoned_belongings": self.abandoned,
             "cleared_belongings": self.cleared_belongings,
             "probe_failures": self.probe_failures,
+        }
+
+    def _fraction(self, seat_minutes: int) -> float:
+        return round(seat_minutes / self.occupied_seat_minutes, 4) if self.occupied_seat_minutes else 0.0
+
+    def _comfort(self, zone_ids: list[str]) -> dict[str, object]:
+        def by_zone(minutes: npt.NDArray[np.int64]) -> dict[str, int]:
+            return {z: int(m) for z, m in zip(zone_ids, minutes, strict=False)}
+
+        return {
+            "occupied_minutes_outside_comfort": int(self.comfort_out_minutes.sum()),
+            "baseline_occupied_minutes_outside_comfort": int(self.baseline_comfort_out_minutes.sum()),
+            "occupied_minutes_outside_comfort_by_zone": by_zone(self.comfort_out_minutes),
+            "baseline_occupied_minutes_outside_comfort_by_zone": by_zone(self.baseline_comfort_out_minutes),
+        }
+
+
+#: The report's loads, in the order of the breakdown.
+LOADS = ("luminaires", "desk_lamps", "fans", "ventilation_air", "zone_conditioning")
+
+
+@dataclass(frozen=True)
+class EnergyBook:
+    """Joules by load of the gateway's floor and of the conventional one, and their thermal detail."""
+
+    gateway_j: Mapping[str, float]
+    baseline_j: Mapping[str, float]
+    gateway_thermal_j: Mapping[str, float]
+    baseline_thermal_j: Mapping[str, float]
+    comfort_band_c: tuple[float, float]
+    zone_ids: list[str]
+
+    def as_report(self) -> dict[str, object]:
+        def kwh(joules: Mapping[str, float], keys: tuple[str, ...] | None = None) -> dict[str, float]:
+            return {k: round(joules[k] / 3.6e6, 4) for k in (keys or tuple(joules))}
+
+        total = sum(self.gateway_j[k] for k in LOADS) / 3.6e6
+        base = sum(self.baseline_j[k] for k in LOADS) / 3.6e6
+        return {
+            "total_energy_kwh": round(total, 3),
+            "baseline_total_energy_kwh": round(base, 3),
+            "total_saving": round(1.0 - total / base, 4) if base > 0 else None,
+            "energy_by_load_kwh": kwh(self.gateway_j, LOADS),
+            "baseline_energy_by_load_kwh": kwh(self.baseline_j, LOADS),
+            "thermal_kwh": kwh(self.gateway_thermal_j),
+            "baseline_thermal_kwh": kwh(self.baseline_thermal_j),
+            "comfort_band_c": list(self.comfort_band_c),
         }

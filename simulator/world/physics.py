@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simulator.world import flow
-from simulator.world.air import fan_watts, outdoor_temperature
 from simulator.world.daylight import sun_position
-from simulator.world.metrics import LATENCY_BAR_S, Need
+from simulator.world.metrics import LATENCY_BAR_S
 from simulator.world.thermal import TEMPORAL_SIGMA_C, chair_warmth, laptop_warmth
 
 if TYPE_CHECKING:
@@ -110,40 +109,6 @@ def daylight_step(w: World, t: float) -> None:
     for k in w.sunny_scenes:
         w.scenes[k].set_sun(direct[k * 64:(k + 1) * 64].reshape(8, 8), float(np.radians(az)) * 4.0)
     push_lux(w)
-
-
-def air_step(w: World, t: float) -> None:
-    """Step CO2, temperature and humidity; fans' energy; CO2 needs; fidgeting for the PIRs."""
-    head = w.scenario.scenario
-    dt = t - w.last["physics"]
-    w.last["physics"] = t
-    levels = np.array([w.binding.ventilation(g.actuator) if g.actuator else 0.0 for g in w.air.groups])
-    w.vent_level = levels
-    hour = w.wall(t).hour + w.wall(t).minute / 60.0
-    outdoor = outdoor_temperature(head.outdoor_temp_c, hour)
-    if dt > 0:
-        mine = w.lum_zone >= 0
-        lamp_heat = np.bincount(w.lum_zone[mine], weights=(w.lum_watts * w.lum_level)[mine],
-                                minlength=len(w.zone_people)).astype(float)
-        w.air.step(dt, w.zone_people, levels, lamp_heat, outdoor, head.outdoor_rh_pct, head.setpoint_c)
-        w.shadow.step(dt, w.zone_people)
-        for g, group in enumerate(w.air.groups):
-            ach = group.min_ach + float(np.clip(levels[g], 0, 1)) * (group.max_ach - group.min_ach)
-            w.score.fan_j += fan_watts(group.fan_watts, ach, group.max_ach) * dt
-            w.score.baseline_fan_j += fan_watts(group.fan_watts, group.min_ach, group.max_ach) * dt
-    rh = w.air.rh
-    for sensor, zone, kind in w.env_sensors:
-        co2 = float(w.air.co2[zone]) if kind == "scd41" else None
-        w.binding.set_environment(sensor, float(w.air.temp[zone]), float(rh[zone]), co2)
-    for g, group in enumerate(w.air.groups):
-        peak = float(w.air.co2[group.zones].max())
-        before = float(w.co2_prev_max[g])
-        if before < CO2_LIMIT_PPM <= peak and ("air", g) not in w.needs and levels[g] <= VENT_ABOVE_MIN:
-            crossed = t - dt * (peak - CO2_LIMIT_PPM) / max(peak - before, 1e-9) if dt > 0 else t
-            w.needs["air", g] = Need("air", g, crossed)
-            start_polling(w, t)
-        w.co2_prev_max[g] = peak
-    flow.fidget(w, t, 30.0, FIDGET_INTERVAL_S)
 
 
 def seat_status(w: World, seat: int, t: float) -> str:
@@ -280,8 +245,6 @@ def sample(w: World, t: float) -> None:
     """Once per simulated minute: truth vs the daemon, light at occupied seats, air, energy."""
     s = w.score
     read_lights(w, t)  # judge the minute on the levels as they are now, not as of the last poll
-    s.co2_over_minutes += int((w.air.co2 > CO2_LIMIT_PPM).sum())
-    s.baseline_co2_over_minutes += int((w.shadow.co2 > CO2_LIMIT_PPM).sum())
     truth = [seat_status(w, i, t) for i in range(len(w.plan.seat_ids))]
     occupied = np.array([st == "occupied" for st in truth])
     if w.is_open(t):
@@ -290,6 +253,8 @@ def sample(w: World, t: float) -> None:
         s.available_seat_minutes += len(truth)
         target = w.zone_target[w.plan.seat_zone]
         s.underlit_seat_minutes += int((occupied & (w.point_lux[: len(truth)] < target)).sum())
+        conventional = w.day_lux[: len(truth)] + w.lum_matrix[: len(truth)].sum(axis=1)  # every luminaire full
+        s.baseline_underlit_seat_minutes += int((occupied & (conventional < target)).sum())
         s.ghost_seat_minutes += truth.count("ghost")
         s.away_seat_minutes += truth.count("away")
         for zone, n in enumerate(w.zone_people):

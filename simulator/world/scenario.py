@@ -56,9 +56,15 @@ class ScenarioHeader(_Strict):
     seed: int = 1
     start: HHMM = "07:30"
     end: HHMM = "22:30"
+    # The weather besides the sky: the day's mean outdoor temperature, half its daily range (warmest
+    # at 15:00) and the relative humidity at the mean temperature (the dew point holds all day).
     outdoor_temp_c: float = Field(default=9.0, ge=-30.0, le=45.0)
+    outdoor_swing_c: float = Field(default=4.0, ge=0.0, le=15.0)
     outdoor_rh_pct: float = Field(default=70.0, ge=5.0, le=100.0)
-    setpoint_c: float = Field(default=21.5, ge=15.0, le=28.0)
+    # The building's own (BMS) setpoints during opening hours: the conventional floor the report
+    # compares against, and what the BMS holds while the gateway sends no setpoint.
+    heating_setpoint_c: float = Field(default=21.0, ge=15.0, le=26.0)
+    cooling_setpoint_c: float = Field(default=24.0, ge=18.0, le=30.0)
 
     @field_validator("date", mode="before")
     @classmethod
@@ -69,6 +75,9 @@ class ScenarioHeader(_Strict):
     def _order(self) -> ScenarioHeader:
         if hhmm_seconds(self.end) <= hhmm_seconds(self.start):
             raise ValueError(f"end {self.end} must be after start {self.start} (one day, no midnight wrap)")
+        if self.cooling_setpoint_c < self.heating_setpoint_c + 1.0:
+            raise ValueError(f"cooling_setpoint_c {self.cooling_setpoint_c:g} must be at least 1 K above "
+                             f"heating_setpoint_c {self.heating_setpoint_c:g}, e.g. 21 and 24")
         return self
 
     @property

@@ -24,12 +24,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_agent.config import SiteConfig
-from simulator.world import flow, physics
-from simulator.world.air import ShadowCo2, ZoneAir
+from simulator.world import climate, flow, physics
+from simulator.world.air import ZoneClimate, outdoor_humidity, zone_volumes
+from simulator.world.baseline import ConventionalFloor
 from simulator.world.binding import WorldBinding
 from simulator.world.daylight import DaylightField, Weather
+from simulator.world.envelope import Envelope
 from simulator.world.geometry import FloorPlan, ThermopileView, luminaire_matrix
-from simulator.world.metrics import Need, Scorecard
+from simulator.world.metrics import EnergyBook, Need, Scorecard
 from simulator.world.patrons import Patron, draw_arrivals
 from simulator.world.scenario import RUNTIME_EVENTS, Scenario, hhmm_seconds
 from simulator.world.thermal import ThermopileScene
@@ -129,9 +131,12 @@ class World:
                             if s.kind in ("sht31", "sht4x", "scd41") and s.zone]
         self.anchors = np.array([[a.x, a.y, a.z] for a in cfg.anchors]).reshape(-1, 3)
         self.anchor_ids = [a.id for a in cfg.anchors]
-        # Air.
-        self.air = ZoneAir(cfg, plan.zone_area_m2, head.outdoor_rh_pct, head.setpoint_c)
-        self.shadow = ShadowCo2(self.air.volume, self.air.min_ach)
+        # Air, heat and the plant: the gateway's floor, and the conventional one beside it.
+        vapour = outdoor_humidity(head.outdoor_temp_c, head.outdoor_rh_pct)
+        self.envelope = Envelope.from_plan(plan, cfg.windows, zone_volumes(cfg, plan.zone_area_m2))
+        self.air = ZoneClimate(cfg, plan.zone_area_m2, self.envelope, head.heating_setpoint_c, vapour)
+        self.conventional = ConventionalFloor(cfg, plan.zone_area_m2, self.envelope, self.lum_zone, self.lum_watts,
+                                              physics.STANDBY_FRACTION, head.heating_setpoint_c, vapour)
         self.vent_level = np.zeros(len(self.air.groups))
         # Patrons.
         self.patrons: list[Patron] = draw_arrivals(
@@ -144,6 +149,8 @@ class World:
         self.pending_break: dict[int, Any] = {}
         # Bookkeeping.
         self.score = Scorecard()
+        self.score.comfort_out_minutes = np.zeros(n_zones, dtype=np.int64)
+        self.score.baseline_comfort_out_minutes = np.zeros(n_zones, dtype=np.int64)
         self.needs: dict[tuple[str, int], Need] = {}
         self.pir_high: dict[str, bool] = {}
         self.pir_until: dict[str, float] = {}
@@ -246,7 +253,7 @@ class World:
 
     def report(self, extra: Mapping[str, object] | None = None) -> dict[str, object]:
         """The report's metrics (see docs/simulator.md); ``extra`` (runtime figures) is merged last."""
-        out = self.score.as_report(self._baseline_lighting_j())
+        out = self.score.as_report(self._energy())
         out.setdefault("wall_seconds", None)
         for key in ("messages_produced", "messages_delivered", "messages_dropped"):
             out.setdefault(key, None)
@@ -274,9 +281,10 @@ class World:
         self._every(2.0, partial(physics.read_lights, self))
         self._every(30.0, partial(physics.read_lamps, self))
         self._every(60.0, partial(physics.daylight_step, self), self.t0 + 60.0)
-        self._every(30.0, partial(physics.air_step, self))
+        self._every(30.0, partial(climate.air_step, self))
         self._every(60.0, partial(physics.refresh_thermal, self))
         self._every(60.0, partial(physics.sample, self), self.t0 + 60.0)
+        self._every(60.0, partial(climate.sample_comfort, self), self.t0 + 60.0)
         self._every(900.0, partial(physics.snapshot, self))
         self._every(self.scenario.sim.tag_interval_s, partial(flow.report_tags, self))
         self.schedule(self.t_close, partial(flow.closing, self))
@@ -284,12 +292,15 @@ class World:
             if ev.kind not in RUNTIME_EVENTS:
                 self.schedule(self._at(hhmm_seconds(ev.at)), partial(flow.scenario_event, self), ev)
 
-    def _baseline_lighting_j(self) -> float:
-        """All luminaires at full through opening hours, standby otherwise, no desk lamps."""
+    def _energy(self) -> EnergyBook:
+        """Both floors' energy by load: lighting metered here, air and heat by their climates."""
         span_end = self.t0 + self.score.sim_seconds
         lit = max(0.0, min(span_end, self.t_close) - max(self.t0, self.t_open))
-        total = float(self.lum_watts.sum())
-        return total * lit + total * physics.STANDBY_FRACTION * (self.score.sim_seconds - lit)
+        gateway = {"luminaires": self.score.luminaire_j, "desk_lamps": self.score.desk_lamp_j, **self.air.joules}
+        baseline = {"luminaires": self.conventional.lighting_j(lit, self.score.sim_seconds - lit), "desk_lamps": 0.0,
+                    **self.conventional.climate.joules}
+        return EnergyBook(gateway, baseline, dict(self.air.thermal_j), dict(self.conventional.climate.thermal_j),
+                          climate.COMFORT_BAND_C, list(self.plan.zone_ids))
 
 
 def utc(world: World, t: float) -> datetime:

@@ -41,7 +41,8 @@ def test_co2_hysteresis_on_above_1000_off_below_800() -> None:
     levels = [600, 900, 1001, 950, 850, 801, 799, 900, 1100]
     seq = [state(float(i), zones={"z1": occupied_zone(co2=Measure(float(c)))}) for i, c in enumerate(levels)]
     vent = [step[("ahu1", IntentKind.VENTILATION)].value for step in run(DEFAULTS, seq)]
-    assert vent == [0.6, 0.6, 1.0, 1.0, 1.0, 1.0, 0.6, 0.6, 1.0]  # busy zone: base 0.6
+    # Demand control below the latch: 0 at 800 ppm, 0.5 at 900; full from above 1000 until under 800.
+    assert vent == [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 0.0, 0.5, 1.0]
 
 
 def test_hysteresis_latch_holds_through_unknown_co2() -> None:
@@ -96,12 +97,12 @@ def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:
     assert got[("L2", IntentKind.LIGHT_LEVEL)].value == 0.1  # its free seat has 700 lux, above ready: dim 0.1
 
 
-def test_lights_off_after_ten_empty_minutes_and_motion_relights_at_once() -> None:
+def test_lights_off_after_five_empty_minutes_and_motion_relights_at_once() -> None:
     empty_long = zone("z1", empty_since=0.0, lux=Measure(50.0))
-    out = by_key(evaluate(DEFAULTS, state(601.0, levels={"L1": 0.7})).intents)
+    out = by_key(evaluate(DEFAULTS, state(301.0, levels={"L1": 0.7})).intents)
     assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
     grace = {"z1": zone("z1", empty_since=0.0, lux=Measure(510.0)), "z2": zone("z2")}
-    out = by_key(evaluate(DEFAULTS, state(500.0, zones=grace, levels={"L1": 0.7, "L2": 0.7})).intents)
+    out = by_key(evaluate(DEFAULTS, state(250.0, zones=grace, levels={"L1": 0.7, "L2": 0.7})).intents)
     assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.7  # within the grace period: still harvesting
     moving = replace(empty_long, last_motion=1200.0)
     out = by_key(evaluate(DEFAULTS, state(1200.5, zones={"z1": moving, "z2": zone("z2")})).intents)
@@ -114,7 +115,8 @@ def test_closed_hours_lights_off_except_safety_minimum_where_motion_seen() -> No
     out = by_key(evaluate(DEFAULTS, state(1000.0, open_now=False, zones={"z1": zone(), "z2": z2_motion})).intents)
     assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
     assert out[("L3", IntentKind.LIGHT_LEVEL)].value == 0.2
-    assert out[("ahu1", IntentKind.VENTILATION)].value == 0.1
+    assert out[("ahu1", IntentKind.VENTILATION)].value == 0.0  # the AHU's minimum airflow
+    assert (out[("ahu1", IntentKind.SETPOINT)].value, out[("ahu1", IntentKind.COOLING_SETPOINT)].value) == (16.0, 28.0)
 
 
 def test_failsafe_unhealthy_sensing_during_opening_hours_forces_full_light() -> None:
@@ -173,15 +175,15 @@ def test_indicators_follow_seat_status_and_ghosts_are_released() -> None:
     assert ("S2", IntentKind.RELEASE_SEAT) in second
 
 
-def test_forecast_prelights_and_preventilates_an_empty_zone() -> None:
-    busy_soon = zone("z2", forecast={15: 1.0, 30: 6.0, 60: 9.0}, lux=Measure(100.0))
+def test_forecast_flushes_an_empty_zone_before_it_fills_but_does_not_light_it() -> None:
+    busy_soon = zone("z2", forecast={15: 1.0, 30: 12.0, 60: 15.0}, lux=Measure(100.0))
     out = by_key(evaluate(DEFAULTS, state(5000.0, zones={"z1": zone(), "z2": busy_soon})).intents)
-    assert out[("L3", IntentKind.LIGHT_LEVEL)].rule_id == "lights-prelight-forecast"
-    assert (out[("L3", IntentKind.LIGHT_LEVEL)].value or 0) > 0.5
-    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.0
-    later_only = zone("z2", forecast={60: 9.0})
+    assert out[("ahu1", IntentKind.VENTILATION)].rule_id == "vent-prefill-forecast"
+    assert out[("ahu1", IntentKind.VENTILATION)].value == 0.2
+    assert out[("L3", IntentKind.LIGHT_LEVEL)].value == 0.0  # PIR motion lights it in well under a second
+    later_only = zone("z2", forecast={60: 15.0})
     out = by_key(evaluate(DEFAULTS, state(5000.0, zones={"z1": zone(), "z2": later_only})).intents)
-    assert out[("L3", IntentKind.LIGHT_LEVEL)].value == 0.0
+    assert out[("ahu1", IntentKind.VENTILATION)].value == 0.0
 
 
 def test_schedule_tests_time_window_weekdays_day_type() -> None:

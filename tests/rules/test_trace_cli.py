@@ -59,7 +59,7 @@ def test_rules_check_cli_ok_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli, ["rules", "check", str(DEFAULT_RULES), "--config", str(ROOT / "examples/floor-3.toml")])
     assert ok.exit_code == 0, ok.output
-    assert ok.output.count("\n") == 1 and "valid: 18 rules" in ok.output
+    assert ok.output.count("\n") == 1 and "valid: 20 rules" in ok.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rules]]\nid = "vent-co2-high"\nwhen = { metric = "co2", above = "x" }\n'
                    'then = [{ do = "ventilation", level = 1 }]\n')
@@ -82,7 +82,8 @@ def test_rules_replay_cli_prints_changes_and_summary(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["rules", "replay", str(DEFAULT_RULES), "--trace", str(trace)])
     assert res.exit_code == 0, res.output
     vent_lines = [line for line in res.output.splitlines() if "ahu1" in line and "ventilation" in line]
-    assert [line.split()[2] for line in vent_lines] == ["0.6", "1", "0.6"]  # on above 1000, off below 800
+    # Demand control: minimum airflow at 600 ppm; full above 1000 and held to 800; back to minimum at 700.
+    assert [line.split()[2] for line in vent_lines] == ["0", "1", "0"]
     summary = runner.invoke(cli, ["rules", "replay", str(DEFAULT_RULES), "--trace", str(trace), "--summary"])
     assert summary.exit_code == 0
     row = next(line for line in summary.output.splitlines() if line.startswith("vent-co2-high"))
