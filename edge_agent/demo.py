@@ -39,17 +39,44 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return str(value)
 
 
+#: The loads of the report's breakdown, as the headline names them.
+LOADS = {"luminaires": "luminaires", "desk_lamps": "desk lamps", "fans": "fans",
+         "ventilation_air": "ventilation air", "zone_conditioning": "zone heating/cooling"}
+
+
+def _percent(value: Any, spec: str = ".1f") -> str:
+    return _fmt(value * 100 if isinstance(value, float | int) else None, spec)
+
+
+def energy_lines(report: dict[str, Any]) -> list[str]:
+    """The whole floor against a conventional one, every load named, and comfort on both floors."""
+    mine = report.get("energy_by_load_kwh") or {}
+    base = report.get("baseline_energy_by_load_kwh") or {}
+    band = report.get("comfort_band_c") or [None, None]
+    underlit = _percent(report.get("underlit_occupied_seat_minutes_fraction") or 0, ".2f")
+    underlit_base = _percent(report.get("baseline_underlit_occupied_seat_minutes_fraction") or 0, ".2f")
+    by_load = "; ".join(f"{name} {_fmt(mine.get(key))} vs {_fmt(base.get(key))}" for key, name in LOADS.items())
+    return [
+        f"whole floor: {_fmt(report.get('total_energy_kwh'))} kWh vs {_fmt(report.get('baseline_total_energy_kwh'))} "
+        f"kWh on a conventional floor (saving {_percent(report.get('total_saving'))}%)",
+        f"  by load, kWh (gateway vs conventional): {by_load}",
+        f"lighting: {_fmt(report.get('lighting_kwh'))} kWh vs {_fmt(report.get('baseline_lighting_kwh'))} kWh "
+        f"all-on schedule (saving {_percent(report.get('lighting_saving'))}%)",
+        f"comfort (conventional floor in brackets): occupied zone-minutes outside {_fmt(band[0], 'g')}-"
+        f"{_fmt(band[1], 'g')} C {report.get('occupied_minutes_outside_comfort')} "
+        f"({report.get('baseline_occupied_minutes_outside_comfort')}); CO2 over 1000 ppm "
+        f"{report.get('co2_over_1000ppm_minutes')} zone-minutes ({report.get('baseline_co2_over_1000ppm_minutes')}); "
+        f"under-lit occupied seat-minutes {underlit}% ({underlit_base}%)",
+    ]
+
+
 def headline(report: dict[str, Any]) -> list[str]:
     """The demo's summary lines, in the order a library manager reads them."""
     lat = report.get("actuation_latency_s") or {}
-    saving = report.get("lighting_saving")
     return [
         f"simulated {_fmt(report.get('sim_hours'), '.1f')} h of the library day "
         f"in {_fmt(report.get('wall_seconds'), '.1f')} s wall",
-        f"lighting: {_fmt(report.get('lighting_kwh'))} kWh vs {_fmt(report.get('baseline_lighting_kwh'))} kWh "
-        f"all-on schedule (saving {_fmt(saving * 100 if isinstance(saving, float | int) else None, '.1f')}%)",
-        f"under-lit occupied seat-minutes: "
-        f"{_fmt((report.get('underlit_occupied_seat_minutes_fraction') or 0) * 100, '.2f')}%",
+        *energy_lines(report),
         f"actuation latency: p50 {_fmt(lat.get('p50'))} s, p99 {_fmt(lat.get('p99'))} s, max {_fmt(lat.get('max'))} s; "
         f"over 120 s: {report.get('actuations_over_120s')}",
         f"seat-state accuracy vs truth: {_fmt(report.get('seat_state_accuracy'), '.3f')} "
@@ -57,8 +84,6 @@ def headline(report: dict[str, Any]) -> list[str]:
         f"zone count MAE: {_fmt(report.get('zone_count_mae'), '.2f')}",
         f"seat utilisation: {_fmt((report.get('seat_utilisation') or 0) * 100, '.1f')}%; "
         f"ghost seat-minutes: {report.get('ghost_seat_minutes')}",
-        f"CO2 over 1000 ppm: {report.get('co2_over_1000ppm_minutes')} zone-minutes "
-        f"(no ventilation control: {report.get('baseline_co2_over_1000ppm_minutes')})",
         f"MQTT: {report.get('messages_produced')} produced, {report.get('messages_delivered')} delivered, "
         f"{report.get('messages_dropped')} dropped",
     ]

@@ -121,9 +121,12 @@ class SimBuilding:
                 return float(world.air.co2[z])
             if quantity == "supply_air_temperature":
                 return SUPPLY_C  # what the world's AHUs deliver
-            if quantity == "damper_position":
+            if quantity == "damper_position":  # outdoor air as a share of the AHU's full flow: open at minimum too
                 vent = vent_of_group.get(self.cfg.zone(point.zone).hvac)
-                return 100.0 * self.ventilation(vent) if vent is not None else None
+                if vent is None:
+                    return None
+                low, high = float(world.air.min_ach[z]), float(world.air.max_ach[z])
+                return 100.0 * (low + self.ventilation(vent) * (high - low)) / high if high > 0 else None
             return None
 
         await asyncio.gather(*(bms.follow(read, period_s) for bms in self.bms.values()))

@@ -127,4 +127,43 @@ REPORT_KEYS = {
     "zone_count_mae", "co2_over_1000ppm_minutes", "baseline_co2_over_1000ppm_minutes", "seat_utilisation",
     "ghost_seat_minutes", "messages_produced", "messages_delivered", "messages_dropped",
     "seat_state_accuracy_ceiling", "cold_belongings_seat_minutes",
+    "total_energy_kwh", "baseline_total_energy_kwh", "total_saving", "energy_by_load_kwh",
+    "baseline_energy_by_load_kwh", "occupied_minutes_outside_comfort", "baseline_occupied_minutes_outside_comfort",
+    "occupied_minutes_outside_comfort_by_zone", "baseline_occupied_minutes_outside_comfort_by_zone",
+    "baseline_underlit_occupied_seat_minutes_fraction", "comfort_band_c",
 }
+LOADS = {"luminaires", "desk_lamps", "fans", "ventilation_air", "zone_conditioning"}
+
+
+def energy_problems(report: dict[str, Any], *, saving: float, lighting: float) -> list[str]:
+    """What keeps a day from the floor's energy targets at equal comfort (empty when it meets them).
+
+    The targets: the whole floor uses ``saving`` less than the conventional floor and its lighting
+    ``lighting`` less; CO2 over 1000 ppm and occupied minutes outside the comfort band no worse than
+    the conventional floor's (in every zone); under 1 % of occupied seat-minutes under-lit.
+    """
+    out = []
+    mine, base = report["energy_by_load_kwh"], report["baseline_energy_by_load_kwh"]
+    if set(mine) != LOADS or set(base) != LOADS:
+        out.append(f"the breakdown must name every load: {sorted(mine)} / {sorted(base)}")
+    if abs(sum(mine.values()) - report["total_energy_kwh"]) > 0.01:
+        out.append(f"the loads {mine} do not add up to total_energy_kwh {report['total_energy_kwh']}")
+    if abs(sum(base.values()) - report["baseline_total_energy_kwh"]) > 0.01:
+        out.append(f"the loads {base} do not add up to baseline_total_energy_kwh {report['baseline_total_energy_kwh']}")
+    if not all(base[k] > 0 for k in ("luminaires", "fans", "zone_conditioning")):
+        out.append(f"the conventional floor must light, ventilate and condition: {base}")
+    if report["total_saving"] < saving:
+        out.append(f"total_saving {report['total_saving']} < {saving}")
+    if report["lighting_saving"] < lighting:
+        out.append(f"lighting_saving {report['lighting_saving']} < {lighting}")
+    if report["co2_over_1000ppm_minutes"] > report["baseline_co2_over_1000ppm_minutes"]:
+        out.append(f"CO2 over 1000 ppm {report['co2_over_1000ppm_minutes']} zone-minutes, "
+                   f"conventional {report['baseline_co2_over_1000ppm_minutes']}")
+    outside, base_outside = (report["occupied_minutes_outside_comfort_by_zone"],
+                             report["baseline_occupied_minutes_outside_comfort_by_zone"])
+    worse = {z: (n, base_outside[z]) for z, n in outside.items() if n > base_outside[z]}
+    if worse:
+        out.append(f"occupied minutes outside the comfort band worse than conventional (zone: mine, theirs): {worse}")
+    if report["underlit_occupied_seat_minutes_fraction"] > 0.01:
+        out.append(f"under-lit occupied seat-minutes {report['underlit_occupied_seat_minutes_fraction']} > 0.01")
+    return out

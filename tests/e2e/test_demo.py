@@ -21,8 +21,13 @@ def test_demo_with_embedded_broker_reports(tmp_path: Path) -> None:
                            "--report", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "embedded MQTT broker (amqtt)" in proc.stdout
-    for phrase in ("lighting:", "actuation latency:", "seat-state accuracy", "sensor's ceiling", "MQTT:"):
+    for phrase in ("whole floor:", "on a conventional floor", "lighting:", "actuation latency:", "seat-state accuracy",
+                   "sensor's ceiling", "MQTT:"):
         assert phrase in proc.stdout
+    # Every load and both floors' comfort stand beside the lighting saving: nothing is left out of the headline.
+    for load in ("luminaires", "desk lamps", "fans", "ventilation air", "zone heating/cooling"):
+        assert f"{load} " in proc.stdout
+    assert "outside 20-26 C" in proc.stdout and "CO2 over 1000 ppm" in proc.stdout and "under-lit" in proc.stdout
     doc = json.loads(report.read_text())
     assert doc["messages_produced"] > 0
     # The embedded broker takes every message but those produced while the daemon stops.
