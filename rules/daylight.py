@@ -15,6 +15,10 @@ overlap, so one dimming for its own seats takes light from seats its neighbours 
 they can only make up for it at the next evaluation. Small steps down keep that dip within the
 margin above the goal; steps up stay whole, because a dark desk should not wait (fast up, slow
 down, as in lighting-control practice).
+
+:func:`daylight_plan` applies the step to a zone's luminaires one after the other, each seeing
+what the steps before it add at its seats (the light model's gains), so overlapping footprints do
+not make up the same shortfall twice.
 """
 
 from __future__ import annotations
