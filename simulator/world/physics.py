@@ -1,4 +1,6 @@
-"""Periodic physics and measurement of the world: light, air, thermopile frames, metric sampling.
+"""Periodic physics and measurement of the world: light, thermopile frames, needs, metric sampling.
+
+Air, heat and energy are :mod:`simulator.world.climate`'s.
 
 Functions of the :class:`~simulator.world.world.World` (``w``) and the event time ``t``. Each
 pushes into simulated sensors only what changed: lux when a luminaire or lamp level changed or
@@ -242,7 +244,7 @@ def close_open_needs(w: World, t: float) -> None:
 
 
 def sample(w: World, t: float) -> None:
-    """Once per simulated minute: truth vs the daemon, light at occupied seats, air, energy."""
+    """Once per simulated minute: truth vs the daemon, light at occupied seats (on both floors)."""
     s = w.score
     read_lights(w, t)  # judge the minute on the levels as they are now, not as of the last poll
     truth = [seat_status(w, i, t) for i in range(len(w.plan.seat_ids))]

@@ -148,9 +148,8 @@ class World:
         self.tags_shown: set[int] = set()
         self.pending_break: dict[int, Any] = {}
         # Bookkeeping.
-        self.score = Scorecard()
-        self.score.comfort_out_minutes = np.zeros(n_zones, dtype=np.int64)
-        self.score.baseline_comfort_out_minutes = np.zeros(n_zones, dtype=np.int64)
+        self.score = Scorecard(comfort_out_minutes=np.zeros(n_zones, dtype=np.int64),
+                               baseline_comfort_out_minutes=np.zeros(n_zones, dtype=np.int64))
         self.needs: dict[tuple[str, int], Need] = {}
         self.pir_high: dict[str, bool] = {}
         self.pir_until: dict[str, float] = {}

@@ -84,7 +84,7 @@ def test_daylight_dims_off_where_daylight_suffices() -> None:
         levels.append(level)
     assert levels == [0.4, 0.3, 0.2, NEVER_OFF_LEVEL, NEVER_OFF_LEVEL, NEVER_OFF_LEVEL]  # 0.1 would be under it
     dark = state(0, zones={"z1": occupied_zone(lux=100.0)}, levels={"L1": 0.1, "L2": 0.1})
-    assert by_key(evaluate(DEFAULTS, dark).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == 0.93  # 0.1 + 415/500
+    assert by_key(evaluate(DEFAULTS, dark).intents)[("L1", IntentKind.LIGHT_LEVEL)].value == 0.9  # 0.1 + 400/500
 
 
 def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:
@@ -93,7 +93,7 @@ def test_daylight_holds_darkest_occupied_seat_under_each_luminaire() -> None:
     st = state(0, zones={"z1": occupied_zone(lux=600.0), "z2": zone("z2")}, seats=seats,
                levels={"L1": 0.2, "L2": 0.2})
     got = by_key(evaluate(DEFAULTS, st).intents)
-    assert got[("L1", IntentKind.LIGHT_LEVEL)].value == 0.63  # 0.2 + (500 + 15 margin - 300)/500
+    assert got[("L1", IntentKind.LIGHT_LEVEL)].value == 0.6  # 0.2 + (500 - 300)/500: the seat lux is a lower bound
     assert got[("L2", IntentKind.LIGHT_LEVEL)].value == 0.1  # its free seat has 700 lux, above ready: dim 0.1
 
 
@@ -211,13 +211,13 @@ def test_overlapping_luminaires_plan_in_turn_instead_of_each_making_up_the_whole
     sees what L1's step gives its desk and only makes up the rest.
     """
     topo = replace(TOPOLOGY, light_gain={"S1": {"L1": 400.0, "L2": 300.0}, "S2": {"L1": 300.0, "L2": 400.0}})
-    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=415.0),
-             "S2": seat("S2", "z1", SeatStatus.OCCUPIED, lux=420.0), "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=400.0),
+             "S2": seat("S2", "z1", SeatStatus.OCCUPIED, lux=405.0), "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
     zones = {"z1": occupied_zone(lux=450.0), "z2": zone("z2")}
     out = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, topology=topo,
                                           levels={"L1": 0.5, "L2": 0.5})).intents)
-    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.75  # (515 - 415) / 400, its own gain at S1
-    assert out[("L2", IntentKind.LIGHT_LEVEL)].value == 0.55  # (515 - 420 - 0.25 * 300) / 400
+    assert out[("L1", IntentKind.LIGHT_LEVEL)].value == 0.75  # (500 - 400) / 400, its own gain at S1
+    assert out[("L2", IntentKind.LIGHT_LEVEL)].value == 0.55  # (500 - 405 - 0.25 * 300) / 400
     alone = by_key(evaluate(DEFAULTS, state(0, zones=zones, seats=seats, levels={"L1": 0.5, "L2": 0.5})).intents)
     assert alone[("L2", IntentKind.LIGHT_LEVEL)].value == 0.69  # without the light model: 0.5 + 95 / 500
 
@@ -241,21 +241,21 @@ def test_a_seat_with_failed_sensing_keeps_its_light_on_in_an_empty_looking_zone(
 
 def test_free_seats_of_an_occupied_zone_are_held_ready_but_not_once_it_is_empty() -> None:
     # S1 is taken and lit; S2 is free and dim (300 lux). A newcomer walking to S2 must find it lit
-    # at once, so while anyone is in the zone L2 holds S2 at 85 % of the target (+ 15 lux margin).
-    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=530.0), "S2": seat("S2", "z1", lux=300.0),
+    # at once, so while anyone is in the zone L2 holds S2 at 85 % of the target.
+    seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED, lux=510.0), "S2": seat("S2", "z1", lux=300.0),
              "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
     busy = by_key(evaluate(DEFAULTS, state(0, zones={"z1": occupied_zone(lux=500.0), "z2": zone("z2")}, seats=seats,
                                            levels={"L1": 0.5, "L2": 0.2})).intents)
-    assert busy[("L2", IntentKind.LIGHT_LEVEL)].value == 0.48  # 0.2 + (0.85*500 + 15 - 300)/500
+    assert busy[("L2", IntentKind.LIGHT_LEVEL)].value == 0.45  # 0.2 + (0.85*500 - 300)/500
     assert busy[("L2", IntentKind.LIGHT_LEVEL)].rule_id == "lights-daylight-occupied"
-    assert busy[("L1", IntentKind.LIGHT_LEVEL)].value == 0.5  # 530 is inside 515 +- 15: held
+    assert busy[("L1", IntentKind.LIGHT_LEVEL)].value == 0.5  # 510 is inside 500 +- 15: held
     # Everyone left a minute ago and nothing moves: the free seat is no longer held ready.
-    left = zone("z1", empty_since=0.0, lux=Measure(520.0))
+    left = zone("z1", empty_since=0.0, lux=Measure(510.0))
     free = {**seats, "S1": seat("S1", "z1", lux=530.0)}
     empty = by_key(evaluate(DEFAULTS, state(60.0, zones={"z1": left, "z2": zone("z2")}, seats=free,
                                             levels={"L1": 0.5, "L2": 0.2})).intents)
     assert empty[("L2", IntentKind.LIGHT_LEVEL)].rule_id == "lights-daylight"
-    assert empty[("L2", IntentKind.LIGHT_LEVEL)].value == 0.2  # the sensor's 520 is inside 515 +- 15
+    assert empty[("L2", IntentKind.LIGHT_LEVEL)].value == 0.2  # the sensor's 510 is inside 500 +- 15
 
 
 def test_daylight_aims_above_the_target_so_the_held_band_never_dips_under_it() -> None:
@@ -272,12 +272,12 @@ def test_daylight_aims_above_the_target_so_the_held_band_never_dips_under_it() -
 def test_a_desk_its_luminaires_cannot_light_enough_gets_its_lamp_after_a_minute_and_loses_it_when_freed() -> None:
     dim = seat("S1", "z1", SeatStatus.OCCUPIED, lux=450.0)
     seats = {"S1": dim, "S2": seat("S2", "z1", lux=600.0), "S3": seat("S3", "z2"), "S4": seat("S4", "z2")}
-    lit = {**seats, "S1": replace(dim, lux=495.0)}
+    lit = {**seats, "S1": replace(dim, lux=480.0)}
     freed = {**seats, "S1": seat("S1", "z1", lux=450.0)}
     zones = {"z1": occupied_zone(), "z2": zone("z2")}
     steps = run(DEFAULTS, [state(t, zones=zones, seats=s, levels={"L1": 1.0})
                            for t, s in ((0.0, seats), (59.0, seats), (60.0, seats), (70.0, lit), (80.0, freed))])
     lamp = [step[("D1", IntentKind.DESK_LAMP)] for step in steps]
-    assert [i.value for i in lamp] == [0.0, 0.0, 0.5, 0.5, 0.0]  # 495 lux: inside the release band, still on
+    assert [i.value for i in lamp] == [0.0, 0.0, 0.5, 0.5, 0.0]  # 480 lux: under 97 % of the target, still on
     assert lamp[2].rule_id == "lamp-top-up" and lamp[4].rule_id == "lamp-off"
     assert all(step[("D2", IntentKind.DESK_LAMP)].value == 0.0 for step in steps)  # a free desk's lamp stays off
