@@ -110,12 +110,15 @@ class VentilationAction(Action):
 
     Demand control raises the level with the zone's CO2: 0 at ``low``, 1 at ``high``, never below
     ``level``. While CO2 is unknown (its sensing failed) the level is at least ``unknown_level``.
+    Above ``level``, a demand within ``deadband`` of what the AHU holds leaves it there: the CO2
+    sensors' noise does not move the fans every minute.
     """
 
     do: Literal["ventilation"]
     level: Level
     co2_ppm: tuple[float, float] | None = None
     unknown_level: Level = 0.3
+    deadband: float = Field(default=0.1, ge=0.0, le=0.5)
 
     @model_validator(mode="after")
     def _band(self) -> VentilationAction:
@@ -125,14 +128,19 @@ class VentilationAction(Action):
                 raise ValueError("co2_ppm must be [low, high] with 400 <= low < high <= 5000, e.g. [800, 1000]")
         return self
 
-    def level_for(self, co2_ppm: float | None) -> float:
-        """The level to ask for at this CO2 reading (None: unknown), rounded to 0.01."""
+    def level_for(self, co2_ppm: float | None, holding: float | None = None) -> float:
+        """The level to ask for at this CO2 reading (None: unknown), rounded to 0.01; ``holding`` is
+        what the AHU holds now (None: not known)."""
         if self.co2_ppm is None:
             return self.level
         if co2_ppm is None:
             return max(self.level, self.unknown_level)
         low, high = self.co2_ppm
-        return round(max(self.level, min(1.0, max(0.0, (co2_ppm - low) / (high - low)))), 2)
+        wanted = round(max(self.level, min(1.0, max(0.0, (co2_ppm - low) / (high - low)))), 2)
+        steady = holding is not None and wanted > self.level and holding >= self.level
+        if steady and holding is not None and abs(wanted - holding) < self.deadband:
+            return holding
+        return wanted
 
 
 class SetpointAction(Action):
@@ -173,7 +181,8 @@ ACTIONS: dict[str, type[Action]] = {
 }
 SEAT_ACTIONS = (DeskLampAction, DeskHeightAction, IndicatorAction, ReleaseSeatAction)
 ACTION_EXAMPLES = {"level": "0.8", "celsius": "21.5", "heating_c": "21", "cooling_c": "24", "mm": "720", "preset": "1",
-                   "message": '"CO2 high in {zone}"', "co2_ppm": "[800, 1000]", "unknown_level": "0.3"}
+                   "message": '"CO2 high in {zone}"', "co2_ppm": "[800, 1000]", "unknown_level": "0.3",
+                   "deadband": "0.1"}
 
 
 def parse_action(raw: Any, path: str, problems: Problems) -> Action | None:

@@ -253,7 +253,7 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
         if isinstance(action, VentilationAction):
             co2 = measure_value(s.zone.co2)
             why = f"{rule.id} on {where}" + (f": CO2 {co2:.0f} ppm" if co2 is not None and action.co2_ppm else "")
-            return [make(hvac, IntentKind.VENTILATION, action.level_for(co2), reason=why)]
+            return [make(hvac, IntentKind.VENTILATION, action.level_for(co2, state.levels.get(hvac)), reason=why)]
         heating = action.celsius if action.celsius is not None else action.heating_c
         wanted = [(IntentKind.SETPOINT, heating), (IntentKind.COOLING_SETPOINT, action.cooling_c)]
         return [make(hvac, kind, value) for kind, value in wanted if value is not None]

@@ -36,15 +36,19 @@ def actuator_groups(topology: Topology) -> dict[str, tuple[str, ...]]:
 def limits_from_config(cfg: SiteConfig) -> dict[str, Limits]:
     """Per-actuator arbiter limits: dimmer ramps from the config, gentler pacing for desks and HVAC.
 
-    HVAC requests are paced to one a minute with 2-minute minimum on/off (fans and dampers do not
-    like short cycles); desks get one command per 2 s so a motor is never asked to reverse mid-move.
-    A desk's height (mm) and indicator (a colour code) match within 0.5; its lamp has channel
-    limits of its own (:func:`channel_limits_from_config`).
+    HVAC requests are paced to one a minute; an on/off request (a relay, a binary BMS object) also
+    has 2-minute minimum on and off times (fans and dampers do not like short cycles). An analog
+    request (0-10 V, an analog BMS value) at 0 is the AHU's minimum airflow, not a stop, so demand
+    control may go down to it and back without waiting. Desks get one command per 2 s so a motor is
+    never asked to reverse mid-move. A desk's height (mm) and indicator (a colour code) match within
+    0.5; its lamp has channel limits of its own (:func:`channel_limits_from_config`).
     """
     out: dict[str, Limits] = {}
     for a in cfg.actuators:
         if a.kind == "hvac":
-            out[a.id] = Limits(min_interval_s=60.0, min_on_s=120.0, min_off_s=120.0, ramp_s=0.0, tolerance=0.02)
+            switched = a.output == "relay" or (a.bacnet is not None and a.bacnet.object.startswith("binary-"))
+            hold = 120.0 if switched else 0.0
+            out[a.id] = Limits(min_interval_s=60.0, min_on_s=hold, min_off_s=hold, ramp_s=0.0, tolerance=0.02)
         elif a.kind == "desk":
             out[a.id] = Limits(min_interval_s=2.0, ramp_s=0.0, tolerance=0.5)
         else:

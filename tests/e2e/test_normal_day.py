@@ -84,5 +84,7 @@ def test_ventilation_and_setpoints_go_through_the_arbiter(day: dict[str, Any]) -
         assert kinds >= {"ventilation", "setpoint", "cooling_setpoint"}, (ahu, kinds)
     setbacks = [doc for doc in applied if doc["kind"] == "setpoint" and doc["new"] < 21.0]
     assert setbacks and all(doc["rule_id"] in ("temp-standby", "temp-night") for doc in setbacks)
+    late = [doc for topic, doc in day["messages"] if isinstance(doc, dict) and doc.get("kind") == "deadline_missed"]
+    assert late == []  # every request confirmed (read back) within the 2-minute deadline, paced one a minute
 
 

@@ -36,6 +36,19 @@ def test_demand_control_rises_with_co2_across_its_band_and_never_below_its_level
     assert VentilationAction(do="ventilation", level=0.4).level_for(2000.0) == 0.4  # no band: a fixed level
 
 
+def test_sensor_noise_does_not_move_the_ahu_but_a_real_change_does() -> None:
+    dcv = VentilationAction(do="ventilation", level=0.0, co2_ppm=(800.0, 1000.0))
+    assert dcv.level_for(905.0, holding=0.5) == 0.5  # asks 0.53: within the 0.1 deadband of what it holds
+    assert dcv.level_for(895.0, holding=0.5) == 0.5
+    assert dcv.level_for(930.0, holding=0.5) == 0.65  # 0.15 more: move
+    assert dcv.level_for(790.0, holding=0.05) == 0.0  # under the band: straight back to the minimum
+    purge = VentilationAction(do="ventilation", level=0.3, co2_ppm=(800.0, 1000.0))
+    assert purge.level_for(820.0, holding=0.05) == 0.3  # a higher floor applies at once
+    seq = [state(T, zones={"z1": occupied_zone(co2=Measure(c)), "z2": zone("z2", co2=Measure(450.0))},
+                 levels={"ahu1": held}) for c, held in ((900.0, 0.45), (908.0, 0.45), (960.0, 0.45))]
+    assert [hvac(st)[IntentKind.VENTILATION].value for st in seq] == [0.45, 0.45, 0.8]
+
+
 def test_default_ventilation_follows_co2_in_an_occupied_zone() -> None:
     quiet = zone("z2", co2=Measure(450.0))
     for co2, level in ((650.0, 0.0), (850.0, 0.25), (940.0, 0.7)):

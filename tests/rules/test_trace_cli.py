@@ -99,7 +99,11 @@ def test_limits_from_config_carry_ramps_and_pace_hvac(floor_config: SiteConfig) 
 
     limits = limits_from_config(floor_config)
     assert limits["light-z1-quiet-1"].ramp_s == 1.0
-    assert limits["ahu1-vent"].min_interval_s == 60.0 and limits["ahu1-vent"].min_on_s == 120.0
+    # A 0-10 V request at 0 is the AHU's minimum airflow, not a stop: no minimum on/off; a relay has them.
+    assert limits["ahu1-vent"].min_interval_s == 60.0 and limits["ahu1-vent"].min_on_s == 0.0
+    relay = floor_config.model_copy(update={"actuators": [
+        a.model_copy(update={"output": "relay"}) if a.id == "ahu1-vent" else a for a in floor_config.actuators]})
+    assert limits_from_config(relay)["ahu1-vent"].min_on_s == 120.0
     assert limits["desk-S001"].tolerance == 0.5  # heights in mm, indicator codes
     from edge_agent.actuation.topology import channel_limits_from_config
     from rules.state import IntentKind
