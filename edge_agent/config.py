@@ -25,6 +25,7 @@ from edge_agent.building.config import (
     building_references,
     check_building_actuator,
 )
+from edge_agent.forecast_config import ForecastSections
 
 # The schema's building blocks and the sensor table live in config_base; this module is their home.
 from edge_agent.config_base import HHMM as HHMM
@@ -223,7 +224,7 @@ class ModelConf(Strict):
     interval_s: float = Field(default=300.0, ge=10)
 
 
-class SiteConfig(Strict):
+class SiteConfig(ForecastSections, Strict):
     """The whole validated configuration."""
 
     site: Site
