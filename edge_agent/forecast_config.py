@@ -31,7 +31,7 @@ class _Section(BaseModel):
 class HistoryConf(_Section):
     """The durable zone history in the state directory (``history.sqlite``)."""
 
-    retention_days: int = Field(default=400, ge=30, le=3650, description="Days of counts kept; older ones are pruned.")
+    retention_days: int = Field(default=400, ge=30, le=3650, description="Days of counts kept, then pruned.")
 
 
 class FederationTLS(_Section):
@@ -43,7 +43,7 @@ class FederationTLS(_Section):
 class FederationPrivacy(_Section):
     """Differential privacy of what the gateway sends (docs/model.md: the unit is one zone-day)."""
 
-    epsilon_total: float = Field(default=3.0, gt=0, le=100, description="Budget over the gateway's life; refuse beyond.")
+    epsilon_total: float = Field(default=3.0, gt=0, le=100, description="Lifetime budget; refuse beyond.")
     delta: float = Field(default=1e-5, gt=0, le=1e-3)
     noise_multiplier: float = Field(default=1.0, ge=0.3, le=20, description="Noise std / clip per step.")
     clip: float = Field(default=1.0, gt=0, le=100, description="L2 bound of one zone-day's gradient.")

@@ -144,7 +144,8 @@ class HistoryStore:
         return cur.rowcount
 
     # -- reading -----------------------------------------------------------------------------
-    def rows(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[tuple[datetime, str, float]]:
+    def rows(self, since: datetime | None = None,
+             until: datetime | None = None) -> Iterator[tuple[datetime, str, float]]:
         """(grid time, zone, people) in time order, committed rows only, ``since <= t < until``."""
         lo = slot_of(since) if since is not None else -(2**62)
         hi = slot_of(until) if until is not None else 2**62

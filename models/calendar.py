@@ -86,10 +86,10 @@ class _Span(_Doc):
             raise ValueError(f"end {self.end} is before start {self.start}; swap them")
         return self
 
-    def first(self) -> date:
+    def first(self) -> Day:
         return self.date or self.start or date.min
 
-    def last(self) -> date:
+    def last(self) -> Day:
         return self.date or self.end or date.max
 
 
@@ -164,7 +164,7 @@ class LibraryCalendar:
     periods: tuple[tuple[date, date, DayType], ...] = ()
     holidays: frozenset[date] = frozenset()
     default: DayType = "term"
-    weekday_hours: tuple[Hours | None | Literal["default"], ...] = ("default",) * 7
+    weekday_hours: tuple[Hours | Literal["default"] | None, ...] = ("default",) * 7
     period_hours: tuple[tuple[date, date, Hours], ...] = ()
     closures: tuple[tuple[date, date], ...] = ()
     special_hours: tuple[tuple[date, date, Hours], ...] = ()
@@ -225,7 +225,7 @@ class LibraryCalendar:
     # -- reading -----------------------------------------------------------------------------
     @classmethod
     def from_doc(cls, doc: CalendarDoc, default_hours: Hours = DEFAULT_HOURS) -> LibraryCalendar:
-        weekly: list[Hours | None | Literal["default"]] = []
+        weekly: list[Hours | Literal["default"] | None] = []
         for name in WEEKDAYS:
             value = doc.hours.get(name)  # type: ignore[call-overload]
             weekly.append("default" if value is None else None if value == "closed" else _hours(value))

@@ -184,10 +184,12 @@ def _open_at(hours: npt.NDArray[np.int64], day: npt.NDArray[np.int64], minute: n
     :meth:`LibraryCalendar.is_open` decides."""
     opens, closes = hours[day, 0], hours[day, 1]
     known = opens >= 0
-    today = known & (((opens < closes) & (opens <= minute) & (minute < closes)) | ((opens >= closes) & (minute >= opens)))
+    same_day = (opens < closes) & (opens <= minute) & (minute < closes)
+    today = known & (same_day | ((opens >= closes) & (minute >= opens)))
     prev_open, prev_close = hours[np.maximum(day - 1, 0), 0], hours[np.maximum(day - 1, 0), 1]
     spill = (day > 0) & (prev_open >= 0) & (prev_open >= prev_close) & (minute < prev_close)
-    return (today | spill).astype(np.float64)
+    out: npt.NDArray[np.float64] = (today | spill).astype(np.float64)
+    return out
 
 
 def _calendar_columns(

@@ -38,7 +38,7 @@ def flower_client(trainer: GatewayTrainer) -> Any:
     flower()
     from flwr.client import NumPyClient
 
-    class ForecastClient(NumPyClient):  # type: ignore[misc]
+    class ForecastClient(NumPyClient):
         def get_parameters(self, config: dict[str, Any]) -> list[np.ndarray[Any, Any]]:
             raise FederationError("the server holds the model; a gateway never initialises it")
 

@@ -114,7 +114,7 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
 
     delivery = plan.rounds + 1
 
-    class ForecastStrategy(FedAvg):  # type: ignore[misc]
+    class ForecastStrategy(FedAvg):
         def __init__(self) -> None:
             super().__init__(
                 min_fit_clients=plan.min_gateways, min_evaluate_clients=plan.min_gateways,
@@ -135,7 +135,8 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
             clients = client_manager.sample(num_clients=plan.min_gateways, min_num_clients=plan.min_gateways)
             return [(c, FitIns(parameters, self._config(server_round))) for c in clients]
 
-        def aggregate_fit(self, server_round: int, results: list[Any], failures: list[Any]) -> tuple[Any, dict[str, Any]]:
+        def aggregate_fit(self, server_round: int, results: list[Any],
+                          failures: list[Any]) -> tuple[Any, dict[str, Any]]:
             used = [(c, r) for c, r in results if r.num_examples > 0]
             spent = [float(r.metrics.get("epsilon_total", 0.0)) for _, r in results]
             row: dict[str, Any] = {"round": server_round, "gateways": len(used), "refused": len(results) - len(used),
@@ -162,7 +163,8 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
             clients = client_manager.sample(num_clients=plan.min_gateways, min_num_clients=plan.min_gateways)
             return [(c, EvaluateIns(parameters, config)) for c in clients]
 
-        def aggregate_evaluate(self, server_round: int, results: list[Any], failures: list[Any]) -> tuple[Any, dict[str, Any]]:
+        def aggregate_evaluate(self, server_round: int, results: list[Any],
+                               failures: list[Any]) -> tuple[Any, dict[str, Any]]:
             rows = sum(int(r.metrics.get("rows", 0)) for _, r in results)
             if rows == 0 or server_round >= delivery:
                 return None, {}
@@ -174,7 +176,8 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
 
             new, base, cur = mean("mae_new"), mean("mae_baseline"), mean("mae_current")
             bar = cur if cur is not None else base
-            entry = next((r for r in report.rounds if r["round"] == server_round), {"round": server_round})
+            entry: dict[str, Any] = next((r for r in report.rounds if r["round"] == server_round),
+                                         {"round": server_round})
             entry.update(mae_new=new, mae_baseline=base, mae_current=cur, rows=rows)
             if new is not None and bar is not None and new < bar and self.latest is not None:
                 data = export_onnx(self.latest, plan.horizons, {

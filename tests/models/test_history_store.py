@@ -49,7 +49,7 @@ def test_retention_prunes_old_rows(tmp_path: Path) -> None:
         store.record(T0 + timedelta(days=day), {"z": (float(day), None)})
     store.flush()
     store.prune(T0 + timedelta(days=59))
-    first, last, rows = store.span() or (T0, T0, 0)
+    first, _, rows = store.span() or (T0, T0, 0)
     assert first >= T0 + timedelta(days=29) and rows <= 31
     store.close()
 
