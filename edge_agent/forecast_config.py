@@ -46,7 +46,7 @@ class FederationPrivacy(_Section):
     epsilon_total: float = Field(default=3.0, gt=0, le=100, description="Lifetime budget; refuse beyond.")
     delta: float = Field(default=1e-5, gt=0, le=1e-3)
     noise_multiplier: float = Field(default=1.0, ge=0.3, le=20, description="Noise std / clip per step.")
-    clip: float = Field(default=1.0, gt=0, le=100, description="L2 bound of one zone-day's gradient.")
+    clip: float = Field(default=0.05, gt=0, le=100, description="L2 bound of one zone-day's gradient.")
 
 
 class FederationConf(_Section):

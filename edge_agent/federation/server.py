@@ -36,9 +36,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_agent.federation import flower
-from models.quantile_mlp import Params, export_onnx, init_params
+from models import DEFAULT_MODEL_PATH
+from models.quantile_mlp import SCOPES, Params, export_onnx, init_params, params_from_onnx
 
 log = logging.getLogger("edge_agent.federation")
+START_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("federation_start.onnx")
 
 
 class Publisher(Protocol):
@@ -89,12 +91,40 @@ class SessionPlan:
     rounds: int = 5
     min_gateways: int = 2
     horizons: tuple[int, ...] = (15, 30, 60)
-    steps: int = 30
+    steps: int = 100
     batch_groups: int = 32
     learning_rate: float = 0.003
     prox_mu: float = 0.0
+    scope: str = "head"  # which parameters gateways train (models.quantile_mlp.trainable)
     round_timeout_s: float | None = 600.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
+
+
+def starting_point(publisher: Publisher, horizons: tuple[int, ...], seed: int = 0) -> tuple[Params, str]:
+    """Where a session starts: the published model, else the shipped start (``models/federation_start.onnx``,
+    trained on the public demand model), else :func:`init_params`; the first with the plan's horizons."""
+    candidates: list[tuple[str, bytes]] = []
+    current = publisher.current()
+    if current is not None:
+        candidates.append(("the published model", current[0]))
+    try:
+        candidates.append((START_MODEL_PATH.name, START_MODEL_PATH.read_bytes()))
+    except OSError:
+        pass
+    for name, data in candidates:
+        try:
+            params, have = params_from_onnx(data)
+        except ValueError as exc:
+            log.info("not starting from %s: %s", name, exc)
+            continue
+        if have == tuple(horizons):
+            return params, name
+        log.info("not starting from %s: its horizons %s are not the plan's %s", name, have, horizons)
+    return init_params(horizons, seed=seed), "a random start"
 
 
 @dataclass
@@ -103,6 +133,7 @@ class SessionReport:
 
     rounds: list[dict[str, Any]] = field(default_factory=list)
     published: dict[str, Any] | None = None
+    start: str = ""
     final_params: Params | None = None
 
 
@@ -113,13 +144,16 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
     from flwr.server.strategy import FedAvg
 
     delivery = plan.rounds + 1
+    start, origin = starting_point(publisher, plan.horizons, plan.seed)
+    report.start = origin
+    log.info("federation session starts from %s", origin)
 
     class ForecastStrategy(FedAvg):
         def __init__(self) -> None:
             super().__init__(
                 min_fit_clients=plan.min_gateways, min_evaluate_clients=plan.min_gateways,
                 min_available_clients=plan.min_gateways, accept_failures=True,
-                initial_parameters=ndarrays_to_parameters(init_params(len(plan.horizons), seed=plan.seed)),
+                initial_parameters=ndarrays_to_parameters(start),
             )
             self.latest: Params | None = None
             self.deliver: tuple[bytes, dict[str, Any]] | None = None
@@ -127,7 +161,7 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
         def _config(self, rnd: int) -> dict[str, Any]:
             return {"round": rnd, "horizons": ",".join(str(h) for h in plan.horizons), "steps": plan.steps,
                     "batch_groups": plan.batch_groups, "learning_rate": plan.learning_rate,
-                    "prox_mu": plan.prox_mu}
+                    "prox_mu": plan.prox_mu, "scope": plan.scope}
 
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> list[Any]:
             if server_round >= delivery:

@@ -37,7 +37,17 @@ from models.evaluation import evaluate as score
 from models.history import Observation
 from models.inference import Forecaster
 from models.privacy import PrivacyLedger
-from models.quantile_mlp import LocalTraining, Params, ZoneDays, bytes_per_group, export_onnx, train_round, zone_days
+from models.quantile_mlp import (
+    SCOPES,
+    LocalTraining,
+    Params,
+    ZoneDays,
+    bytes_per_group,
+    export_onnx,
+    train_round,
+    trainable,
+    zone_days,
+)
 
 log = logging.getLogger("edge_agent.federation")
 LEDGER_FILE = "federation-privacy.json"
@@ -128,7 +138,7 @@ class GatewayTrainer:
             steps=int(config.get("steps", 30)), batch_groups=int(config.get("batch_groups", 32)),
             learning_rate=float(config.get("learning_rate", 0.003)), prox_mu=float(config.get("prox_mu", 0.0)),
             clip=self.conf.privacy.clip, noise_multiplier=self.noise_multiplier,
-            cpu_seconds=self.conf.cpu_seconds_per_round, seed=int(config.get("round", 0)) * 7919 + os.getpid(),
+            cpu_seconds=self.conf.cpu_seconds_per_round,
         )
         q = min(1.0, how.batch_groups / max(data.train.groups, 1))
         private = self.noise_multiplier > 0
@@ -139,7 +149,13 @@ class GatewayTrainer:
             return params, 0, {"refused": 1, "epsilon_total": spent, "epsilon_round": 0.0, "steps": 0}
         if data.train.groups < 4:
             return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
-        new, report = train_round(params, data.train, how, np.random.default_rng(how.seed))
+        scope = str(config.get("scope", "head"))
+        if scope not in SCOPES:
+            log.warning("federated round refused: the server asks to train %r, not one of %s", scope, SCOPES)
+            return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
+        new, report = train_round(params, data.train, how, np.random.default_rng(),
+                                  trainable(horizons, params[0].shape[1], scope))
         metrics: Scalars = {"refused": 0, "steps": report.steps, "budget_stop": int(report.stopped_by_budget)}
         if private:
             metrics["epsilon_round"] = self.ledger.round_epsilon(q, how.noise_multiplier, report.steps)

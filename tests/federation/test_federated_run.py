@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 SHAPES = [("a", ["quiet", "silent"]), ("b", ["group", "lounge"]), ("c", ["open", "quiet"])]
 ALLOWED_FIT = {"refused", "steps", "budget_stop", "epsilon_round", "epsilon_total"}
 ALLOWED_EVAL = {"mae_new", "mae_baseline", "mae_current", "rows", "installed"}
+ENVELOPE = {"code", "message", "num_examples", "loss"}  # Flower's status, weight and loss of every reply
 
 
 def _recorder(sent: list[Any]) -> Any:
@@ -55,15 +56,13 @@ def _arrays_and_scalars(message: Any) -> tuple[list[np.ndarray[Any, Any]], dict[
     return arrays, scalars
 
 
-@pytest.mark.xfail(strict=True, reason="three DP rounds do not yet beat the weekday-slot baseline on held-out days "
-                   "(held-out MAE 0.99 vs 0.72): the MLP needs tuning before a model is published")
 def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     port = free_port()
     conf = FederationConf.model_validate({
         "enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7, "cpu_seconds_per_round": 60,
-        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0, "clip": 1.0},
+        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
     })
-    plan = SessionPlan(rounds=3, min_gateways=3, horizons=(15, 60), steps=150, batch_groups=16, learning_rate=0.005)
+    plan = SessionPlan(rounds=3, min_gateways=3, steps=100, batch_groups=16)
     publisher = DirectoryPublisher(tmp_path / "published")
     server = FederationServer(f"127.0.0.1:{port}", plan, publisher).start()
     gateways: list[tuple[GatewayTrainer, ModelSlot, list[Any], list[tuple[Any, float]]]] = []
@@ -94,6 +93,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     report = server.wait(timeout_s=120)
+    assert report.start == "federation_start.onnx"
     for t in threads:
         t.join(30)
         assert not t.is_alive()
@@ -115,13 +115,14 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     assert all(r["refused"] == 0 and r["gateways"] == 3 for r in report.rounds if "gateways" in r)
 
     # What each gateway sent: parameters shaped like the model, and a few named scalars; no counts.
-    shapes = [p.shape for p in init_params(len(plan.horizons))]
+    shapes = [p.shape for p in init_params(plan.horizons)]
     for _, _, sent, counts in gateways:
         assert len(sent) >= 7  # 3 fits, 4 evaluations
         values = {round(v, 6) for _, v in counts}
         for message in sent:
             arrays, scalars = _arrays_and_scalars(message)
-            assert set(scalars) <= ALLOWED_FIT | ALLOWED_EVAL, set(scalars)
+            assert set(scalars) <= ALLOWED_FIT | ALLOWED_EVAL | ENVELOPE, set(scalars)
+            assert scalars.pop("message", "Success") == "Success" and scalars.pop("code", 0) == 0
             if arrays:
                 assert [a.shape for a in arrays] == shapes
             for a in arrays:
