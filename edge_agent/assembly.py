@@ -37,7 +37,15 @@ from edge_agent.history import ZoneRecorder
 from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
-from edge_agent.services import MessageLedger, forecast_loop, health_loop, new_outbox, new_uplink, start_control
+from edge_agent.services import (
+    MessageLedger,
+    calendar_loop,
+    forecast_loop,
+    health_loop,
+    new_outbox,
+    new_uplink,
+    start_control,
+)
 from edge_agent.site_calendar import CalendarBook
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.uplink import Uplink
@@ -162,6 +170,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         if uplink is not None:
             await stack.enter_async_context(uplink)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
+            daemon.supervisor.start("calendar", lambda: calendar_loop(daemon, gw))
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
         pollers.start()
@@ -172,9 +181,13 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         interval = tuning.forecast_interval_s or cfg.model.interval_s
         daemon.supervisor.start("forecast", lambda: forecast_loop(daemon, gw, interval, tuning.history_sample_s,
                                                                   inline=tuning.inline_inference))
+        if cfg.federation.enabled:
+            from edge_agent.federation.client import federation_loop
+
+            daemon.supervisor.start("federation", lambda: federation_loop(daemon, gw))
 
     async def stop_hardware() -> None:
-        for name in ("decide", "arbiter", "forecast", "health", *hardware.jobs()):
+        for name in ("decide", "arbiter", "forecast", "health", "calendar", "federation", *hardware.jobs()):
             await daemon.supervisor.stop_task(name)
         if daemon.gateway is not None:
             await daemon.gateway.pollers.stop()

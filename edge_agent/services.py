@@ -16,6 +16,7 @@ import os
 import resource
 import stat
 import time
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,25 @@ async def health_loop(daemon: Daemon, gw: Gateway, upstream: Upstream) -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         upstream.publish_health(sensors_healthy=healthy, sensors_unhealthy=len(gw.hardware.sensors) - healthy,
                                 cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
+
+
+def publish_calendar(gw: Gateway) -> dict[str, Any]:
+    """Publish the site calendar in force (retained ``calendar``); returns what was published."""
+    if gw.calendar is None:
+        return {}
+    state = gw.calendar.describe(gw.controller.wall().date())
+    if gw.uplink is not None:
+        gw.uplink.publish_calendar(state)
+    return state
+
+
+async def calendar_loop(daemon: Daemon, gw: Gateway) -> None:
+    """The retained ``calendar`` at start and just after every local midnight (its ``today`` moves on)."""
+    while True:
+        publish_calendar(gw)
+        now = gw.controller.wall()
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+        await daemon.clock.sleep((midnight - now).total_seconds() + 1.0)
 
 
 async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0,

@@ -91,8 +91,17 @@ def next_window(now: datetime, window: tuple[str, str]) -> datetime:
 
 
 async def federation_loop(daemon: Daemon, gw: Gateway) -> None:
-    """Once a day in the training window, join the federation with this gateway's history."""
+    """Once a day in the training window, join the federation with this gateway's history.
+
+    Without the ``federation`` extra it logs why once and ends (the rest of the gateway runs on).
+    """
     from edge_agent.history import FILE_NAME, HistoryStore
+
+    try:
+        flower()
+    except FederationError as exc:
+        log.error("[federation] enabled = true, but %s", exc)
+        return
 
     conf = daemon.cfg.federation
     capacities = {z.id: float(len(daemon.cfg.seats_in(z.id))) for z in daemon.cfg.zones if daemon.cfg.seats_in(z.id)}
@@ -105,15 +114,11 @@ async def federation_loop(daemon: Daemon, gw: Gateway) -> None:
             store.close()
 
     def install(data: bytes, sha256: str) -> tuple[bool, str]:
-        slot = daemon.extras.get("model_slot")
-        if slot is None:
-            return False, "no model slot"
-        result = slot.try_swap(data, sha256)
+        result = gw.model.try_swap(data, sha256)
         return bool(result.ok), str(result.reason)
 
     def calendar() -> Any:
-        book = daemon.extras.get("calendar")
-        return book.calendar if book is not None else None
+        return gw.calendar.calendar if gw.calendar is not None else None
 
     trainer = GatewayTrainer(conf, load_history, calendar, Path(daemon.state_dir), capacities=capacities,
                              install=install)
