@@ -61,6 +61,8 @@ class FederationConf(_Section):
     memory_mb: int = Field(default=200, ge=32, le=4096, description="Bound of the training data in memory.")
     nice: int = Field(default=19, ge=0, le=19, description="Niceness of the training thread.")
     holdout_days: int = Field(default=14, ge=7, le=56, description="Newest days kept out of training, for scoring.")
+    adapt_steps: int = Field(default=0, ge=0, le=5000,
+                             description="Local steps fitting a delivered model to this floor (0: serve it as is).")
     privacy: FederationPrivacy = FederationPrivacy()
 
     @model_validator(mode="after")

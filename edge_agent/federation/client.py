@@ -130,6 +130,9 @@ async def federation_loop(daemon: Daemon, gw: Gateway) -> None:
         try:
             await asyncio.to_thread(run_client, trainer, conf, max_wait_s=600.0)
             log.info("federation session over; installed: %s", trainer.installed[-1:] or "nothing")
+            if conf.adapt_steps > 0 and trainer.delivered is not None:
+                served, why = await asyncio.to_thread(trainer.adapt, conf.adapt_steps)
+                log.info("local adaptation of the federated model: %s (%s)", "served" if served else "not served", why)
         except FederationError as exc:
             log.warning("%s", exc)
         await asyncio.sleep(6 * 3600.0)  # at most one session per window

@@ -44,6 +44,7 @@ from models.quantile_mlp import (
     ZoneDays,
     bytes_per_group,
     export_onnx,
+    params_from_onnx,
     train_round,
     trainable,
     zone_days,
@@ -88,6 +89,7 @@ class GatewayTrainer:
         self.ledger_path = state_dir / LEDGER_FILE
         self.ledger = self._read_ledger()
         self.installed: list[str] = []
+        self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
         self._cache: tuple[tuple[Any, ...], GatewayData] | None = None
 
     def _read_ledger(self) -> PrivacyLedger:
@@ -183,9 +185,49 @@ class GatewayTrainer:
             metrics["installed"] = int(ok)
             if ok:
                 self.installed.append(hashlib.sha256(install).hexdigest())
+                self.delivered = install
             else:
                 log.warning("federated model not installed: %s", why)
         return mae_new, new.rows, metrics
+
+
+    def adapt(self, steps: int) -> tuple[bool, str]:
+        """Fine-tune the delivered model on this gateway's own zone-days and serve the result if it
+        beats the delivered model on the held-out days.
+
+        Nothing of it leaves the gateway, so it needs no noise and spends no privacy budget: the
+        federation gives every floor a common start, the floor's own history then fits it to its
+        demand (FedAvg with local adaptation). Returns whether the adapted model is now served, and why.
+        """
+        if self.delivered is None or self.install is None:
+            return False, "no federated model delivered"
+        _lower_priority(self.conf.nice)
+        try:
+            params, have = params_from_onnx(self.delivered)
+        except ValueError as exc:
+            return False, f"the delivered model cannot be adapted: {exc}"
+        data = self.data(have)
+        if data.train.groups < 4:
+            return False, "too little history to adapt on"
+        how = adaptation(steps, self.conf.cpu_seconds_per_round)
+        # Seeded: the randomness of a model that never leaves the gateway protects nothing.
+        adapted, _ = train_round(params, data.train, how, np.random.default_rng(0),
+                                 trainable(have, params[0].shape[1], "all"))
+        candidate = export_onnx(adapted, have, {"training": "federated, then adapted on this gateway",
+                                                "adapted_from": hashlib.sha256(self.delivered).hexdigest()})
+        calendar = self.calendar()
+        before = score(Forecaster.from_bytes(self.delivered), data.history, data.holdout_from, calendar)
+        after = score(Forecaster.from_bytes(candidate), data.history, data.holdout_from, calendar)
+        mae_before, mae_after = (float(np.mean(list(r.model_mae.values()))) for r in (before, after))
+        if not mae_after < mae_before:
+            return False, f"adapted held-out MAE {mae_after:.3f} does not beat {mae_before:.3f}"
+        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest())
+        return ok, (f"adapted held-out MAE {mae_after:.3f} < {mae_before:.3f}" if ok else why)
+
+
+def adaptation(steps: int, cpu_seconds: float | None = None) -> LocalTraining:
+    """How a gateway fits a delivered model to its floor (every parameter, a small step, no noise)."""
+    return LocalTraining(steps=steps, batch_groups=32, learning_rate=0.001, clip=float("inf"), cpu_seconds=cpu_seconds)
 
 
 def _lower_priority(nice: int) -> None:
