@@ -95,12 +95,12 @@ def gateways(data_dir: Path) -> list[Gateway]:
     calendar = LibraryCalendar.from_toml(calendar_toml(SIM_START, SIM_DAYS))
     for name, (kinds, seats, seed) in FLOORS.items():
         cfg = _floor(name, kinds, seats)
-        history: dict[str, list[Observation]] = {}
+        simulated: dict[str, list[Observation]] = {}
         for t, zone, count in generate_history(cfg, SIM_START, SIM_DAYS, seed):
-            history.setdefault(zone, []).append((t, float(count)))
+            simulated.setdefault(zone, []).append((t, float(count)))
         capacities = {z.id: float(seats) for z in cfg.zones}
-        cut = {z: [o for o in obs if o[0] < SIM_SPLIT] for z, obs in history.items()}
-        out.append(Gateway(name, history, calendar, SIM_SPLIT,
+        cut = {z: [o for o in obs if o[0] < SIM_SPLIT] for z, obs in simulated.items()}
+        out.append(Gateway(name, simulated, calendar, SIM_SPLIT,
                            zone_days(cut, HORIZONS, calendar, capacities=capacities)))
     return out
 
