@@ -125,14 +125,21 @@ async def federation_loop(daemon: Daemon, gw: Gateway) -> None:
     while True:
         now = gw.controller.wall().replace(tzinfo=None)
         wait = (next_window(now, conf.window) - now).total_seconds()
-        await asyncio.sleep(max(0.0, wait))
+        await daemon.clock.sleep(max(0.0, wait))
         log.info("joining the federation at %s", conf.server)
+        installed = len(trainer.installed)
         try:
             await asyncio.to_thread(run_client, trainer, conf, max_wait_s=600.0)
             log.info("federation session over; installed: %s", trainer.installed[-1:] or "nothing")
+            if len(trainer.installed) > installed:
+                daemon.publish_event("model_updated", {"ok": True, "serving": gw.model.serving,
+                                                       "source": "federation"})
             if conf.adapt_steps > 0 and trainer.delivered is not None:
                 served, why = await asyncio.to_thread(trainer.adapt, conf.adapt_steps)
                 log.info("local adaptation of the federated model: %s (%s)", "served" if served else "not served", why)
+                if served:
+                    daemon.publish_event("model_updated", {"ok": True, "serving": gw.model.serving,
+                                                           "source": "federation, adapted on this gateway"})
         except FederationError as exc:
             log.warning("%s", exc)
-        await asyncio.sleep(6 * 3600.0)  # at most one session per window
+        await daemon.clock.sleep(6 * 3600.0)  # at most one session per window
