@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from edge_agent.cli import cli
 from edge_agent.history import HistoryStore, ZoneRecorder
 from models.history import read_history_csv, resample
+from tests.clirunner import CliRunner
 
 T0 = datetime(2024, 10, 7, 8, 0)
 
