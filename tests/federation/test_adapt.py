@@ -31,14 +31,14 @@ def _gateway(tmp_path: Path) -> tuple[GatewayTrainer, ModelSlot]:
         result = slot.try_swap(data, sha)
         return result.ok, result.reason
 
-    conf = FederationConf.model_validate({"holdout_days": 7, "adapt_steps": 150})
+    conf = FederationConf.model_validate({"holdout_days": 7, "adapt_steps": 80})
     return GatewayTrainer(conf, load, lambda: None, state, capacities={z.id: 12.0 for z in cfg.zones},
                           install=install), slot
 
 
 def test_the_delivered_model_is_adapted_on_the_floor_and_served_when_better(tmp_path: Path) -> None:
     trainer, slot = _gateway(tmp_path)
-    assert trainer.adapt(150) == (False, "no federated model delivered")
+    assert trainer.adapt(80) == (False, "no federated model delivered")
     # A federation's first model, before any floor trained it: the weekday profile and an idle hidden layer.
     delivered = export_onnx(init_params((15, 30, 60)), (15, 30, 60), {"training": "federated"})
     sha = hashlib.sha256(delivered).hexdigest()
@@ -46,7 +46,7 @@ def test_the_delivered_model_is_adapted_on_the_floor_and_served_when_better(tmp_
     _, _, metrics = trainer.evaluate(params, {"horizons": "15,30,60", "install_model": delivered,
                                               "install_sha256": sha})  # the delivery round
     assert metrics["installed"] == 1 and slot.serving == f"model {sha[:12]}"
-    served, why = trainer.adapt(150)
+    served, why = trainer.adapt(80)
     assert served, why
     assert slot.forecaster is not None and slot.forecaster.info.metadata["adapted_from"] == sha
     assert slot.serving != f"model {sha[:12]}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from edge_agent.cli import main
 from edge_agent.federation.client import run_client
 from edge_agent.federation.trainer import GatewayTrainer
 from edge_agent.forecast_config import FederationConf
@@ -105,8 +106,10 @@ def test_serve_runs_a_session_and_publishes(tmp_path: Path) -> None:
     (["--horizons", "15,20"], "horizons must be positive multiples of 15 minutes"),
     (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], "--tls-ca is needed"),
 ])
-def test_serve_refuses_bad_options_in_one_line(tmp_path: Path, args: list[str], says: str) -> None:
-    proc = _serve("--out", str(tmp_path / "out"), *args)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and says in stderr, stderr
+def test_serve_refuses_bad_options_in_one_line(tmp_path: Path, args: list[str], says: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["federation", "serve", "--out", str(tmp_path / "out"), *args])
+    stderr = capsys.readouterr().err
+    assert stopped.value.code == 2 and says in stderr, stderr
     assert not (tmp_path / "out").exists()
