@@ -25,7 +25,6 @@ from edge_agent.building.config import (
     building_references,
     check_building_actuator,
 )
-from edge_agent.forecast_config import ForecastSections
 
 # The schema's building blocks and the sensor table live in config_base; this module is their home.
 from edge_agent.config_base import HHMM as HHMM
@@ -35,6 +34,7 @@ from edge_agent.config_base import Point as Point
 from edge_agent.config_base import Sensor as Sensor
 from edge_agent.config_base import Strict as Strict
 from edge_agent.config_base import i2c_address
+from edge_agent.forecast_config import ForecastSections
 
 
 class Site(Strict):
