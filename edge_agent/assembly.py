@@ -33,10 +33,20 @@ from edge_agent.config import Sensor, SiteConfig, rules_file
 from edge_agent.controller import FloorController
 from edge_agent.daemon import Component
 from edge_agent.hardware import Hardware
+from edge_agent.history import ZoneRecorder
 from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
-from edge_agent.services import MessageLedger, forecast_loop, health_loop, new_outbox, new_uplink, start_control
+from edge_agent.services import (
+    MessageLedger,
+    calendar_loop,
+    forecast_loop,
+    health_loop,
+    new_outbox,
+    new_uplink,
+    start_control,
+)
+from edge_agent.site_calendar import CalendarBook
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.uplink import Uplink
 from edge_agent.upstream import FloorReports
@@ -87,6 +97,8 @@ class Gateway:
     uplink: Uplink | None = None  # None when the tuning runs without MQTT
     outbox: Outbox | None = None
     ledger: MessageLedger | None = None
+    calendar: CalendarBook | None = None  # the site calendar in force (config, or the last set_calendar)
+    zone_history: ZoneRecorder | None = None  # the durable history, once the forecast loop has opened it
 
     def probe(self) -> dict[str, Any]:
         """What the simulator compares with its truth: seat statuses and zone people counts."""
@@ -125,6 +137,9 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
     floor = FloorModel(cfg)
     rules = load_rules(rules_file(cfg, daemon.options.config_path))
     preferences = PreferenceRegistry(state_dir / "preferences.json")
+    calendar = CalendarBook(cfg, state_dir)
+    if calendar.problem:
+        log.warning("site calendar: %s", calendar.problem)
     stack = contextlib.AsyncExitStack()
     calibration = CalibrationStore(state_dir / "calibration.json", cast(Any, clock))
 
@@ -140,7 +155,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         prefs_cache = PreferenceCache(preferences, floor)
         controller = FloorController(
             cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=prefs_cache,
-            day_type=tuning.day_type, interval_s=tuning.decide_interval_s,
+            day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
+            interval_s=tuning.decide_interval_s,
             on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
         )
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
@@ -150,10 +166,11 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache, calibration,
             reports, ModelSlot(state_dir / "model.onnx"), uplink=uplink, outbox=outbox,
-            ledger=None if outbox is None else MessageLedger(outbox))
+            ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar)
         if uplink is not None:
             await stack.enter_async_context(uplink)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
+            daemon.supervisor.start("calendar", lambda: calendar_loop(daemon, gw))
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
         pollers.start()
@@ -164,9 +181,13 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         interval = tuning.forecast_interval_s or cfg.model.interval_s
         daemon.supervisor.start("forecast", lambda: forecast_loop(daemon, gw, interval, tuning.history_sample_s,
                                                                   inline=tuning.inline_inference))
+        if cfg.federation.enabled:
+            from edge_agent.federation.client import federation_loop
+
+            daemon.supervisor.start("federation", lambda: federation_loop(daemon, gw))
 
     async def stop_hardware() -> None:
-        for name in ("decide", "arbiter", "forecast", "health", *hardware.jobs()):
+        for name in ("decide", "arbiter", "forecast", "health", "calendar", "federation", *hardware.jobs()):
             await daemon.supervisor.stop_task(name)
         if daemon.gateway is not None:
             await daemon.gateway.pollers.stop()

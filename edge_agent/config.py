@@ -34,6 +34,7 @@ from edge_agent.config_base import Point as Point
 from edge_agent.config_base import Sensor as Sensor
 from edge_agent.config_base import Strict as Strict
 from edge_agent.config_base import i2c_address
+from edge_agent.forecast_config import ForecastSections
 
 
 class Site(Strict):
@@ -228,7 +229,7 @@ class ModelConf(Strict):
     interval_s: float = Field(default=300.0, ge=10)
 
 
-class SiteConfig(Strict):
+class SiteConfig(ForecastSections, Strict):
     """The whole validated configuration."""
 
     site: Site

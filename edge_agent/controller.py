@@ -49,6 +49,7 @@ class FloorController:
         upstream: Upstream | None = None,
         preferences: Callable[[], dict[str, Preference]] | None = None,
         day_type: Callable[[datetime], str] | None = None,
+        opening: Callable[[datetime], bool] | None = None,
         interval_s: float = 2.0,
         on_state: Callable[[FloorState], None] | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class FloorController:
         self.upstream = upstream
         self.preferences = preferences or (lambda: {})
         self.day_type = day_type or (lambda _wall: "term")
+        self.opening = opening  # the site calendar's opening hours; None: [site] opening_hours every day
         self.interval_s = interval_s
         self.on_state = on_state
         self.memory = RuleMemory()
@@ -86,6 +88,8 @@ class FloorController:
         return datetime.fromtimestamp(self.clock.time(), tz=self._tz)
 
     def is_open(self, wall: datetime) -> bool:
+        if self.opening is not None:
+            return self.opening(wall)
         now = wall.time()
         if self._open <= self._close:
             return self._open <= now < self._close

@@ -22,7 +22,14 @@ from edge_agent.control import protocol as p
 from edge_agent.control.protocol import ControlRefused, UnknownIdError
 from edge_agent.node_operations import NodeOperations
 from edge_agent.sensing.tags import pseudonymise
-from edge_agent.sync.commands import ClearOverride, ConsentSet, ConsentWithdraw, PreferencesSet, SetOverride
+from edge_agent.sync.commands import (
+    ClearOverride,
+    ConsentSet,
+    ConsentWithdraw,
+    PreferencesSet,
+    SetCalendar,
+    SetOverride,
+)
 from edge_agent.sync.messages import iso_utc
 from rules import load_rules
 from rules.state import IntentKind
@@ -376,8 +383,24 @@ class GatewayOperations(NodeOperations):
         return {"serving": result.serving}
 
     async def republish_state(self) -> dict[str, Any]:
+        from edge_agent.services import publish_calendar
+
         self.gw.controller.republish()
+        publish_calendar(self.gw)
         return {"republished": True}
+
+    async def set_calendar(self, args: SetCalendar) -> dict[str, Any]:
+        """Use the calendar (or, for null, the config's again) for rules, opening hours and the forecast."""
+        from edge_agent.services import publish_calendar
+
+        book = self.gw.calendar
+        if book is None:
+            raise EdgeError("the site calendar is not loaded yet; try again in a few seconds")
+        await asyncio.to_thread(book.set, args.calendar)
+        self.gw.controller.wake()
+        state = publish_calendar(self.gw)
+        self._event("calendar_set", {"source": state["source"], "digest": state["digest"]})
+        return {k: state[k] for k in ("source", "digest", "today", "day_type", "hours")}
 
     def _tag(self, subject: str) -> str:
         from edge_agent.assembly import tag_salt

@@ -16,6 +16,7 @@ import os
 import resource
 import stat
 import time
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,41 +103,75 @@ async def health_loop(daemon: Daemon, gw: Gateway, upstream: Upstream) -> None:
                                 cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
 
 
+def publish_calendar(gw: Gateway) -> dict[str, Any]:
+    """Publish the site calendar in force (retained ``calendar``); returns what was published."""
+    if gw.calendar is None:
+        return {}
+    state = gw.calendar.describe(gw.controller.wall().date())
+    if gw.uplink is not None:
+        gw.uplink.publish_calendar(state)
+    return state
+
+
+async def calendar_loop(daemon: Daemon, gw: Gateway) -> None:
+    """The retained ``calendar`` at start and just after every local midnight (its ``today`` moves on)."""
+    while True:
+        publish_calendar(gw)
+        now = gw.controller.wall()
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+        await daemon.clock.sleep((midnight - now).total_seconds() + 1.0)
+
+
 async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0,
                         *, inline: bool = False) -> None:
-    """Feed zone counts into the edge history and forecast every ``interval_s`` (in a worker thread).
+    """Feed zone counts into the edge history (and its durable store) and forecast every ``interval_s``
+    (in a worker thread), with the site calendar in force.
 
     ``inline`` runs inference on the loop instead: on virtual time a thread's result would land at
     a simulated moment that depends on wall-clock luck, and the simulated day would not repeat.
     """
-    from models.history import ZoneHistory
+    from edge_agent.history import ZoneRecorder
 
     slot = gw.model
     if gw.model_serving is None:
         gw.model_serving = slot.load() if inline else await asyncio.to_thread(slot.load)
         log.info("forecast model: %s", gw.model_serving)
     capacity = {z.id: float(len(daemon.cfg.seats_in(z.id))) or None for z in daemon.cfg.zones}
-    histories = {zid: ZoneHistory(capacity=cap) for zid, cap in capacity.items()}
+    opened = (capacity, daemon.state_dir, daemon.cfg.history.retention_days, gw.controller.wall().replace(tzinfo=None))
+    recorder = ZoneRecorder.open(*opened) if inline else await asyncio.to_thread(ZoneRecorder.open, *opened)
+    log.info("zone history: %s", recorder.problem or f"{recorder.warmed} slots loaded from the store")
+    gw.zone_history = recorder
+    histories, book = recorder.histories, gw.calendar
     next_forecast = 0.0
-    while True:
-        state = gw.controller.state
-        now_mono = daemon.clock.monotonic()
-        if state is not None:
+    try:
+        while True:
+            state = gw.controller.state
+            now_mono = daemon.clock.monotonic()
+            if state is None:
+                await daemon.clock.sleep(sample_s)
+                continue
             wall = gw.controller.wall().replace(tzinfo=None)
-            for zid, zone in state.zones.items():
-                if zone.people.value is not None:
-                    histories[zid].add(wall, zone.people.value)
+            counts = {zid: (float(z.people.value), float(z.free)) for zid, z in state.zones.items()
+                      if z.people.value is not None}
+            recorder.note(wall, counts)
+            if inline:
+                recorder.commit(wall, counts)
+            else:
+                await asyncio.to_thread(recorder.commit, wall, counts)
+            calendar = book.calendar if book is not None else None
             if now_mono >= next_forecast:
                 next_forecast = now_mono + interval_s
                 if inline:
-                    forecast = slot.predict({z: h.snapshot() for z, h in histories.items()}, wall, None)
+                    forecast = slot.predict({z: h.snapshot() for z, h in histories.items()}, wall, calendar)
                 else:
-                    forecast = await slot.forecast(histories, wall)
+                    forecast = await slot.forecast(histories, wall, calendar)
                 for zid, horizons in forecast.items():
                     gw.floor.set_forecast(zid, {h: q[1] for h, q in horizons.items()})
                     if gw.uplink is not None:
                         gw.uplink.publish_forecast(zid, {h: (q[1], q[0], q[2]) for h, q in horizons.items()})
-        await daemon.clock.sleep(sample_s)
+            await daemon.clock.sleep(sample_s)
+    finally:
+        recorder.close()
 
 
 def private_dir(path: Path) -> None:

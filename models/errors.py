@@ -4,7 +4,9 @@
 
     ModelError                      a model that cannot be loaded, checked or run
     ├── HistoryError(ValueError)    an occupancy history CSV that cannot be read (file:line: why)
-    └── CalendarError(ValueError)   a calendar TOML that cannot be read
+    ├── CalendarError(ValueError)   a calendar TOML that cannot be read
+    ├── HistoryStoreError(OSError)  the gateway's durable zone history cannot be opened, read or written
+    └── FederationError             federated training refused or failed (budget, privacy, server)
 """
 
 from __future__ import annotations
@@ -24,4 +26,12 @@ class CalendarError(ModelError, ValueError):
     """A calendar file is malformed; the message names the key and what to write instead."""
 
 
-__all__ = ["CalendarError", "HistoryError", "ModelError"]
+class HistoryStoreError(ModelError, OSError):
+    """The durable zone history (``history.sqlite``) cannot be used; the message names the file."""
+
+
+class FederationError(ModelError):
+    """A federated round cannot run: the privacy budget is spent, the extra is missing, the server refused."""
+
+
+__all__ = ["CalendarError", "FederationError", "HistoryError", "HistoryStoreError", "ModelError"]

@@ -15,7 +15,9 @@ Columns, in order (see :data:`FEATURE_NAMES`):
 
 - ``tod_sin``, ``tod_cos``: time of day on the unit circle (23:45 is next to 00:00);
 - ``dow_0`` .. ``dow_6``: weekday one-hot, Monday first;
-- ``day_term``, ``day_exam``, ``day_holiday``: the calendar's day type one-hot;
+- ``day_exam``, ``day_holiday``: the calendar's day type (term is both 0). Nested on purpose: a
+  model that never saw an exam day treats one as term (the teaching year goes on), where a
+  one-hot ``day_term = 0`` would send it down the holiday branch;
 - ``now`` and the trends ``trend_15``, ``trend_60`` (change over 15 and 60 minutes), each with ``*_missing``;
 - for each lead ``L`` in :data:`LAG_LEADS_MIN`, at the time ``t + L`` one day and one week earlier
   (``day_L``, ``week_L``), the mean over the last seven days at that time (``days7_L``) and the mean
@@ -23,7 +25,15 @@ Columns, in order (see :data:`FEATURE_NAMES`):
   ``*_missing``;
 - ``now_vs_days7``, ``now_vs_weeks4``: the current count minus those profiles at ``t`` (a busy day
   stays busy), each with ``*_missing``. The leads cover the usual horizons, so "same time yesterday" of the target
-  time is a column for every horizon up to four hours.
+  time is a column for every horizon up to four hours;
+- the calendar's view of each lead's target time ``t + L``: ``open_L`` (the library is open then,
+  from the calendar's opening hours), ``sametype_day_L`` and ``sametype_week_L`` (the day one day
+  and one week earlier was of the same kind, holiday or teaching year: is that lag a fair guide?),
+  and ``typed_L``, the mean over the last five days *of the same kind and weekday class* (Monday-Friday,
+  Saturday, Sunday) within four weeks, with ``*_missing``; ``now_vs_typed`` the current count
+  minus that profile at ``t``. Without a calendar every day is term and open all day, and
+  ``calendar_missing`` is 1. After a holiday week, "last week" is a holiday while the typed
+  profile is last term week: the calendar tells the model which of its lags to believe.
 """
 
 from __future__ import annotations
@@ -38,15 +48,17 @@ import numpy.typing as npt
 from models.calendar import DAY_TYPES, LibraryCalendar
 from models.history import STEP_MIN, Grid
 
-FEATURE_VERSION = "demand-v2"
+FEATURE_VERSION = "demand-v3"
 LAG_LEADS_MIN: tuple[int, ...] = (0, 15, 30, 60, 120, 240)
 DAY_STEPS = 1440 // STEP_MIN
 WEEK_STEPS = 7 * DAY_STEPS
 HISTORY_WEEKS = 4  # the weekday profile looks back four weeks: the edge keeps 29 days per zone
+TYPED_DAYS = 5  # the typed profile averages the last five days of the same kind ...
+TYPED_WINDOW_DAYS = 28  # ... found within four weeks
 
 
 def _names() -> tuple[str, ...]:
-    names = ["tod_sin", "tod_cos", *(f"dow_{d}" for d in range(7)), *(f"day_{k}" for k in DAY_TYPES)]
+    names = ["tod_sin", "tod_cos", *(f"dow_{d}" for d in range(7)), *(f"day_{k}" for k in DAY_TYPES[1:])]
     for base in ("now", "trend_15", "trend_60"):
         names += [base, f"{base}_missing"]
     for lead in LAG_LEADS_MIN:
@@ -54,6 +66,10 @@ def _names() -> tuple[str, ...]:
             names += [f"{base}_{lead}", f"{base}_{lead}_missing"]
     for base in ("now_vs_days7", "now_vs_weeks4"):
         names += [base, f"{base}_missing"]
+    for lead in LAG_LEADS_MIN:
+        names += [f"open_{lead}", f"sametype_day_{lead}", f"sametype_week_{lead}", f"typed_{lead}",
+                  f"typed_{lead}_missing"]
+    names += ["now_vs_typed", "now_vs_typed_missing", "calendar_missing"]
     return tuple(names)
 
 
@@ -116,7 +132,7 @@ def feature_rows(
     weekday = np.array([by_day[int(d)][0] for d in day_offset], dtype=np.int64)
     kind = [by_day[int(d)][1] for d in day_offset]
     cols += [(weekday == w).astype(np.float64) for w in range(7)]
-    cols += [np.array([x == t for x in kind], dtype=np.float64) for t in DAY_TYPES]
+    cols += [np.array([x == t for x in kind], dtype=np.float64) for t in DAY_TYPES[1:]]
 
     now = _take(y, k)
     for series in (now, now - _take(y, k - 1), now - _take(y, k - 60 // STEP_MIN)):
@@ -134,4 +150,83 @@ def feature_rows(
     # How far today runs above or below the usual level right now: busy days stay busy.
     for profile in profiles:
         cols += list(_with_flag(now - profile))
+    cols += _calendar_columns(grid, k, y, now, calendar)
     return np.stack(cols, axis=1).astype(np.float32) if k.size else np.zeros((0, N_FEATURES), np.float32)
+
+
+def _day_kinds(first_day: date, lo: int, hi: int, calendar: LibraryCalendar | None) -> npt.NDArray[np.int64]:
+    """For day offsets ``lo..hi`` from ``first_day``: holiday (0/1) * 3 + weekday class (0 weekday, 1 Sat, 2 Sun).
+
+    Term and exam days are one kind here: both are the teaching year, and a profile of exam days
+    alone would be empty for the first exam week a gateway ever sees.
+    """
+    out = np.zeros(hi - lo + 1, dtype=np.int64)
+    for i in range(hi - lo + 1):
+        day = first_day + timedelta(days=lo + i)
+        holiday = calendar is not None and calendar.day_type(day) == "holiday"
+        out[i] = int(holiday) * 3 + max(0, day.weekday() - 4)
+    return out
+
+
+def _day_hours(first_day: date, lo: int, hi: int, calendar: LibraryCalendar) -> npt.NDArray[np.int64]:
+    """Opening and closing minute of each day offset ``lo..hi`` (-1, -1 when closed all day)."""
+    out = np.full((hi - lo + 1, 2), -1, dtype=np.int64)
+    for i in range(hi - lo + 1):
+        hours = calendar.hours(first_day + timedelta(days=lo + i))
+        if hours is not None:
+            out[i] = (hours[0].hour * 60 + hours[0].minute, hours[1].hour * 60 + hours[1].minute)
+    return out
+
+
+def _open_at(hours: npt.NDArray[np.int64], day: npt.NDArray[np.int64], minute: npt.NDArray[np.int64]) -> npt.NDArray[
+        np.float64]:
+    """1 where the library is open at ``minute`` of day index ``day`` (hours may cross midnight), as
+    :meth:`LibraryCalendar.is_open` decides."""
+    opens, closes = hours[day, 0], hours[day, 1]
+    known = opens >= 0
+    same_day = (opens < closes) & (opens <= minute) & (minute < closes)
+    today = known & (same_day | ((opens >= closes) & (minute >= opens)))
+    prev_open, prev_close = hours[np.maximum(day - 1, 0), 0], hours[np.maximum(day - 1, 0), 1]
+    spill = (day > 0) & (prev_open >= 0) & (prev_open >= prev_close) & (minute < prev_close)
+    out: npt.NDArray[np.float64] = (today | spill).astype(np.float64)
+    return out
+
+
+def _calendar_columns(
+    grid: Grid, k: npt.NDArray[np.int64], y: npt.NDArray[np.float64], now: npt.NDArray[np.float64],
+    calendar: LibraryCalendar | None,
+) -> list[npt.NDArray[np.float64]]:
+    """The calendar-aware columns (see the module docstring), for anchors ``k``."""
+    start_min = grid.start.hour * 60 + grid.start.minute
+    first_day = grid.start.date()
+    leads = np.array(LAG_LEADS_MIN, dtype=np.int64) // STEP_MIN
+    if k.size == 0:
+        return [np.zeros(0)] * (5 * len(LAG_LEADS_MIN) + 3)
+    day_lo = int((start_min + (k.min()) * STEP_MIN) // 1440) - TYPED_WINDOW_DAYS
+    day_hi = int((start_min + (k.max() + leads.max()) * STEP_MIN) // 1440)
+    kinds = _day_kinds(first_day, day_lo, day_hi, calendar)
+    hours = None if calendar is None else _day_hours(first_day, day_lo, day_hi, calendar)
+    cols: list[npt.NDArray[np.float64]] = []
+    typed_now = np.full(k.shape, np.nan)
+    for lead, steps in zip(LAG_LEADS_MIN, leads.tolist(), strict=True):
+        target = k + steps
+        minute = start_min + target * STEP_MIN
+        day = minute // 1440
+        kind = kinds[day - day_lo]
+        cols.append(np.ones(k.shape) if hours is None else _open_at(hours, day - day_lo, minute % 1440))
+        cols.append((kinds[day - 1 - day_lo] // 3 == kind // 3).astype(np.float64))
+        cols.append((kinds[day - 7 - day_lo] // 3 == kind // 3).astype(np.float64))
+        total, count = np.zeros(k.shape), np.zeros(k.shape)
+        for back in range(1, TYPED_WINDOW_DAYS + 1):
+            same = (kinds[day - back - day_lo] == kind) & (count < TYPED_DAYS)
+            past = _take(y, target - back * DAY_STEPS)
+            use = same & ~np.isnan(past)
+            total += np.where(use, past, 0.0)
+            count += use
+        typed = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        cols += list(_with_flag(typed))
+        if lead == 0:
+            typed_now = typed
+    cols += list(_with_flag(now - typed_now))
+    cols.append(np.full(k.shape, 1.0 if calendar is None else 0.0))
+    return cols

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "model": "edge_agent.cli.model_cmd:model",
     "dali": "edge_agent.cli.dali_cmd:dali",
     "bacnet": "edge_agent.cli.bacnet_cmd:bacnet",
+    "federation": "edge_agent.cli.federation_cmd:federation",
 }
 
 
@@ -51,6 +52,7 @@ SUMMARIES: dict[str, str] = {
     "model": "Train, evaluate and inspect the seat-demand model.",
     "dali": "Commission a DALI line: scan, assign short addresses, groups.",
     "bacnet": "Find BMS devices (Who-Is) and read their objects.",
+    "federation": "Serve federated training of the forecast (Flower).",
 }
 
 

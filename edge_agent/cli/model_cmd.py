@@ -161,3 +161,39 @@ def simulate(config_path: Path, start: str, days: int, seed: int, out_path: Path
     if calendar_out is not None:
         calendar_out.write_text(calendar_toml(first, days), encoding="utf-8")
     click.echo(f"wrote {len(rows)} rows to {out_path}")
+
+
+@model.group()
+def history() -> None:
+    """The gateway's durable zone history (``<state_dir>/history.sqlite``)."""
+
+
+@history.command("export")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="The daemon's state directory (default: [storage] state_dir of --config, else /var/lib/edge-agent).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="Site TOML.")
+@click.option("--since", default=None, help="First date/time to export (default: everything kept).")
+@click.option("--until", default=None, help="Export rows before this date/time.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="HISTORY.csv to write.")
+def history_export(state_dir: Path | None, config_path: Path | None, since: str | None, until: str | None,
+                   out_path: Path) -> None:
+    """Write the zone history as timestamp,zone,occupied (aggregates only), the format `model train` reads."""
+    from edge_agent.history import FILE_NAME, HistoryStore
+    from models.errors import HistoryStoreError
+
+    if state_dir is None:
+        from edge_agent.config import load_config
+
+        state_dir = load_config(config_path).storage.state_dir if config_path else Path("/var/lib/edge-agent")
+    path = state_dir / FILE_NAME
+    if not path.exists():
+        raise HistoryStoreError(f"{path}: no zone history here; give the daemon's --state-dir (or --config)")
+    store = HistoryStore(path, readonly=True)
+    try:
+        tmp = out_path.with_name(f".{out_path.name}.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            rows = store.export_csv(handle, _parse_when(since, "--since"), _parse_when(until, "--until"))
+        tmp.replace(out_path)
+    finally:
+        store.close()
+    click.echo(f"wrote {rows} rows to {out_path}")

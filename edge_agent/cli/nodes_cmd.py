@@ -80,9 +80,14 @@ def list_nodes(state_dir: Path, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def progress_bar(length: int, label: str) -> Any:
+    """click's progress bar over ``length`` bytes (typed Any: click's stubs differ between 8.1 and 8.2)."""
+    return click.progressbar(length=length, label=label, show_percent=True, show_pos=True)
+
+
 async def _ota(port: str, baud: int, state_dir: Path, node: int, image: bytes, label: str) -> OtaReport:
     async with BridgeLink(SerialTransport(port, baud), baud=baud, registry=NodeRegistry(state_dir)) as link:
-        with click.progressbar(length=len(image), label=label, show_percent=True, show_pos=True) as bar:
+        with progress_bar(len(image), label) as bar:
             sent = 0
 
             def progress(done: int, total: int) -> None:
@@ -112,7 +117,7 @@ def _through_daemon(client: ControlClient, node: int, image: bytes, label: str, 
         piece = base64.b64encode(image[offset : offset + UPLOAD_PIECE]).decode()
         client.request("node_ota_upload", node=node, size=len(image), sha256=sha, offset=offset, data=piece)
     state: dict[str, Any] = client.request("node_ota_start", node=node, sha256=sha, port=port)
-    with click.progressbar(length=len(image), label=label, show_percent=True, show_pos=True) as bar:
+    with progress_bar(len(image), label) as bar:
         shown = 0
         while state["state"] == "running":
             time.sleep(0.25)

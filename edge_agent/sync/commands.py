@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.errors import EdgeError, SyncError
 from edge_agent.sync.messages import PrivacyError, assert_minimum_necessary
+from models.calendar import CalendarDoc
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,12 @@ class PreferencesSet(Args):
     lamp_level: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class SetCalendar(Args):
+    """The site calendar from a central system (kept across restarts); null hands back to the config's."""
+
+    calendar: CalendarDoc | None = Field(description="The calendar document, as [calendar] in the site config.")
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,6 +120,7 @@ class CommandTarget(Protocol):
     async def consent_set(self, args: ConsentSet) -> dict[str, Any]: ...
     async def consent_withdraw(self, args: ConsentWithdraw) -> dict[str, Any]: ...
     async def preferences_set(self, args: PreferencesSet) -> dict[str, Any]: ...
+    async def set_calendar(self, args: SetCalendar) -> dict[str, Any]: ...
 
 
 # name -> argument model; the dispatch below maps each to its CommandTarget method.
@@ -126,6 +134,7 @@ COMMANDS: dict[str, type[Args]] = {
     "consent_set": ConsentSet,
     "consent_withdraw": ConsentWithdraw,
     "preferences_set": PreferencesSet,
+    "set_calendar": SetCalendar,
 }
 
 
@@ -344,6 +353,8 @@ class CommandProcessor:
             return await t.consent_withdraw(args)
         if isinstance(args, PreferencesSet):
             return await t.preferences_set(args)
+        if isinstance(args, SetCalendar):
+            return await t.set_calendar(args)
         simple: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
             "reload_rules": t.reload_rules,
             "reload_config": t.reload_config,

@@ -116,6 +116,10 @@ class Topics:
     def seat_state(self, seat: str) -> str:
         return f"{self.root}/seat/{check_segment(seat, 'seat id')}/state"
 
+    @property
+    def calendar(self) -> str:
+        return f"{self.root}/calendar"
+
     def event(self, kind: str) -> str:
         return f"{self.root}/event/{check_segment(kind, 'event kind')}"
 
@@ -224,6 +228,19 @@ class SeatState(Envelope):
     since: str
 
 
+class CalendarState(Envelope):
+    """Retained on ``calendar``: the site calendar in force, where it came from, and today under it."""
+
+    source: Literal["config", "command"] = Field(
+        description="config: the site config's [calendar]; command: the last set_calendar (kept across restarts)."
+    )
+    digest: str = Field(description="SHA-256 (first 12 hex) of the calendar document: compare to see a change.")
+    today: str = Field(description="The gateway's local date when this was published (republished after midnight).")
+    day_type: Literal["term", "exam", "holiday"] = Field(description="Today's day type under this calendar.")
+    hours: list[str] | None = Field(description='Today\'s opening hours ["HH:MM", "HH:MM"]; null when closed.')
+    calendar: dict[str, Any] = Field(description="The calendar document (cmd_set_calendar.json's calendar).")
+
+
 class Event(Envelope):
     """On ``event/{kind}``: faults, calibration, overrides, missed deadlines..."""
 
@@ -268,6 +285,7 @@ UPSTREAM_MODELS: dict[str, type[Model]] = {
     "zone_summary": ZoneSummary,
     "zone_forecast": ZoneForecast,
     "seat_state": SeatState,
+    "calendar": CalendarState,
     "event": Event,
     "actuation": Actuation,
     "command_result": CommandResult,

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from edge_agent.config import SiteConfig
 from edge_agent.sync.messages import (
     Actuation,
+    CalendarState,
     CommandResult,
     Event,
     ForecastPoint,
@@ -116,6 +117,12 @@ class Publisher:
         )
         assert_minimum_necessary(msg.model_dump())
         self.outbox.put_retained(self.topics.seat_state(seat.id), msg.model_dump_json().encode())
+        return msg.seq
+
+    def publish_calendar(self, state: Mapping[str, Any]) -> int:
+        """Retained site calendar (:meth:`edge_agent.site_calendar.CalendarBook.describe`)."""
+        msg = CalendarState(**self._envelope(), **state)
+        self.outbox.put_retained(self.topics.calendar, msg.model_dump_json().encode())
         return msg.seq
 
     def publish_event(self, kind: str, data: Mapping[str, Any], *, severity: str = "info") -> int:

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from edge_agent.cli import main
 from edge_agent.cli.nodes_cmd import nodes
 from firmware_bridge import NodeRegistry, SerialTransport, build_image
 from firmware_bridge.messages import HardwareKind
 from simulator.nodes import HANG_MARKER
+from tests.clirunner import CliRunner
 
 from .harness import NodeProcess
 

@@ -147,6 +147,25 @@ def test_republish_state_sends_status_seat_states_and_every_zone(gw: OutsideDaem
     assert retained
 
 
+def test_set_calendar_is_retained_and_null_hands_back_to_the_config(gw: OutsideDaemon) -> None:
+    first = json.loads(gw.retained(f"{TOPIC_ROOT}/calendar")[f"{TOPIC_ROOT}/calendar"])
+    assert first["source"] == "config"
+    calendar = {"hours": {"sun": "closed"}, "closures": [{"date": "2025-04-18", "name": "Good Friday"}],
+                "periods": [{"start": "2025-03-10", "end": "2025-03-21", "type": "exam", "name": "midterms"}]}
+    mark = gw.observer.mark()
+    done = send(gw, "set_calendar", {"calendar": calendar})
+    assert done["ok"] is True and done["result"]["source"] == "command", done  # type: ignore[index]
+    event = gw.observer.wait_for("calendar_set", event_of("calendar_set", source="command"), after=mark).json()
+    assert event["data"]["digest"] == done["result"]["digest"]  # type: ignore[index]
+    now = json.loads(gw.retained(f"{TOPIC_ROOT}/calendar")[f"{TOPIC_ROOT}/calendar"])
+    assert now["source"] == "command" and now["calendar"]["closures"][0]["name"] == "Good Friday"
+    bad = send(gw, "set_calendar", {"calendar": {"hours": {"someday": "closed"}}})
+    assert bad["ok"] is False and bad["error"]["code"] == "bad_request", bad  # type: ignore[index]
+    assert "args.calendar.hours" in bad["error"]["message"]  # type: ignore[index]
+    back = send(gw, "set_calendar", {"calendar": None})
+    assert back["ok"] is True and back["result"]["digest"] == first["digest"]  # type: ignore[index]
+
+
 def test_consent_preferences_and_withdrawal(gw: OutsideDaemon) -> None:
     assert send(gw, "consent_set", {"subject": "p-5c1e", "scopes": ["desk_preferences", "lamp_preferences"]})["ok"]
     pref = send(gw, "preferences_set", {"subject": "p-5c1e", "desk_height_mm": 740, "lamp_level": 0.4})

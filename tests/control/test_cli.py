@@ -13,11 +13,12 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from edge_agent.cli import cli
 from edge_agent.cli.technician import parse_duration, sensors_list, sensors_read, sensors_watch
 from edge_agent.control.protocol import state_dir_socket
+from tests.clirunner import CliRunner
 from tests.conftest import EXAMPLE_FLOOR
 from tests.control.conftest import FakeTarget, ServedTarget
 

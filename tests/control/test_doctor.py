@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from edge_agent.cli.doctor_cmd import certificate_expiry, certificate_finding, check_unit, doctor
+from tests.clirunner import CliRunner
 from tests.conftest import EXAMPLE_FLOOR
 from tests.control.conftest import FakeTarget, ServedTarget
 from tests.mosquitto import Mosquitto

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from smbus2 import SMBus
 
 from drivers.amg8833 import Amg8833
@@ -21,6 +20,7 @@ from edge_agent.config import SiteConfig
 from simulator.clock import VirtualClock
 from simulator.hw.floor import build_simulated_hardware
 from simulator.hw.scd41 import SimSCD41
+from tests.clirunner import CliRunner
 from tests.conftest import EXAMPLE_FLOOR
 from tests.drivers.conftest import on_virtual_time
 

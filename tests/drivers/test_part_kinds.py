@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from drivers.kinds import FEEDS, PartKind, part_kinds
 from edge_agent.backend import SimulatedBackend
@@ -32,6 +31,7 @@ from simulator.clock import VirtualClock
 from simulator.hw.floor import SimHardware, build_simulated_hardware
 from simulator.hw.parts import sim_parts
 from simulator.hw.uart import LoopbackSerial
+from tests.clirunner import CliRunner
 from tests.drivers.conftest import on_virtual_time
 
 KINDS = sorted(part_kinds())

@@ -86,7 +86,7 @@ def test_missing_lags_are_zero_with_indicator() -> None:
     assert row["now"] == pytest.approx(0.5) and row["now_missing"] == 0.0
     assert row["week_0"] == 0.0 and row["week_0_missing"] == 1.0
     assert row["day_60"] == 0.0 and row["day_60_missing"] == 1.0
-    assert row["dow_0"] == 1.0 and row["day_term"] == 1.0
+    assert row["dow_0"] == 1.0 and row["day_exam"] == 0.0 and row["day_holiday"] == 0.0
 
 
 def test_calendar_drives_the_day_type_columns() -> None:

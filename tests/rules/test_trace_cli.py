@@ -6,8 +6,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from edge_agent.actuation.recorder import TraceRecorder, read_trace
 from edge_agent.actuation.topology import actuator_groups, topology_from_config
 from edge_agent.cli import cli
@@ -15,6 +13,7 @@ from edge_agent.config import SiteConfig
 from rules import DEFAULT_RULES
 from rules.state import Measure, Preference, SeatStatus
 from rules.trace import dump_state, load_state
+from tests.clirunner import CliRunner
 from tests.rules.floors import occupied_zone, seat, state, zone
 
 ROOT = Path(__file__).resolve().parents[2]

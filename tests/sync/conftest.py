@@ -18,7 +18,14 @@ from paho.mqtt.properties import Properties
 
 from drivers.errors import RulesError
 from edge_agent.config import SiteConfig, parse_config
-from edge_agent.sync.commands import ClearOverride, ConsentSet, ConsentWithdraw, PreferencesSet, SetOverride
+from edge_agent.sync.commands import (
+    ClearOverride,
+    ConsentSet,
+    ConsentWithdraw,
+    PreferencesSet,
+    SetCalendar,
+    SetOverride,
+)
 from rules.state import Measure, Quality, ZoneView
 
 SITE, GATEWAY = "test-site", "gw-1"
@@ -97,6 +104,9 @@ class RecordingTarget:
 
     async def preferences_set(self, args: PreferencesSet) -> dict[str, Any]:
         return self._record("preferences_set", args)
+
+    async def set_calendar(self, args: SetCalendar) -> dict[str, Any]:
+        return self._record("set_calendar", args)
 
 
 @dataclass

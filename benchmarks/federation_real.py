@@ -1,0 +1,183 @@
+"""Federated training on real and simulated floors: +60 min skill of each way to train, per gateway.
+
+    .venv/bin/python -m benchmarks.federation_real /work/shared/data [--rounds 100] [--steps 10]
+
+Gateways: the two public data sets (:mod:`models.public_data`: the Berkeley gym and DTU Library,
+each one zone with its own calendar) and three simulated floors whose zones have different demand
+shapes (quiet and silent rooms, group rooms and a lounge, an open area: :mod:`simulator.demand`,
+20 weeks of an academic year from November with its calendar, the last three held out). Each gateway trains
+before its split and is scored after it (:func:`models.evaluation.evaluate`: skill against the best
+of last value, same time yesterday, same time last week and the weekday-time mean, at +60 min).
+
+Every method starts from the shipped public start (``models/federation_start.onnx``) and makes
+the same number of local steps (``rounds * steps``) per gateway:
+
+- ``start``: the public start, not trained on any gateway;
+- ``alone``: each gateway trains on its own zone-days only (no privacy needed: nothing leaves);
+- ``federated``: FedAvg over the gateways, ``rounds`` rounds of ``steps`` local steps, no DP;
+- ``federated eps=E``: DP-SGD per gateway (the head, clip 0.05, noise calibrated per gateway so
+  that all its rounds spend epsilon E at delta 1e-5 with the RDP accountant of :mod:`models.privacy`);
+- ``pooled``: one model trained centrally on every gateway's zone-days together (the same steps,
+  the batches of all gateways at once);
+- ``+ adapted``: the federated model, then fitted on each gateway to its own zone-days the way a
+  gateway with ``[federation] adapt_steps`` does it (:func:`edge_agent.federation.trainer.adaptation`;
+  local, so without noise), scored on that gateway.
+
+The federation runs in-process (the same parameter averaging as the Flower server's strategy):
+this measures what the model gains and what privacy costs, not the transport. Prints one table;
+the figures go in docs/model.md. Takes several minutes of CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.config import SiteConfig, parse_config
+from edge_agent.federation.server import START_MODEL_PATH
+from edge_agent.federation.trainer import adaptation
+from models.calendar import LibraryCalendar
+from models.evaluation import evaluate
+from models.history import Observation
+from models.inference import Forecaster
+from models.privacy import epsilon, noise_for
+from models.public_data import SPLITS, load
+from models.quantile_mlp import (
+    LocalTraining,
+    Params,
+    ZoneDays,
+    export_onnx,
+    params_from_onnx,
+    train_round,
+    trainable,
+    zone_days,
+)
+from simulator.demand import calendar_toml, generate_history
+
+HORIZONS = (15, 30, 60)
+DELTA = 1e-5
+SIM_START = date(2024, 11, 4)
+SIM_DAYS = 140  # 20 weeks: term, December exams, the Christmas vacation, January exams, term
+SIM_SPLIT = datetime(2025, 3, 3)  # the last three weeks (term) held out
+FLOORS = {"sim-quiet": (["quiet", "silent", "quiet"], 30, 5), "sim-group": (["group", "lounge"], 24, 6),
+          "sim-open": (["open", "open", "silent"], 40, 7)}
+
+
+@dataclass
+class Gateway:
+    name: str
+    history: dict[str, list[Observation]]
+    calendar: LibraryCalendar
+    split: datetime
+    train: ZoneDays
+
+
+def _floor(name: str, kinds: list[str], seats: int) -> SiteConfig:
+    square = [[0, 0], [10, 0], [10, 4], [0, 4]]
+    zones = [{"id": f"{name}-{i}-{k}", "kind": k, "polygon": square} for i, k in enumerate(kinds)]
+    rows = [{"id": f"{name}-s{z}-{i}", "zone": zones[z]["id"], "x": i % 10, "y": z} for z in range(len(kinds))
+            for i in range(seats)]
+    return parse_config({"site": {"id": "bench", "floor": name, "gateway": name}, "zones": zones, "seats": rows})
+
+
+def gateways(data_dir: Path) -> list[Gateway]:
+    out: list[Gateway] = []
+    for name in ("gym", "dtu"):
+        history, calendar = load(data_dir, name)
+        cut = {z: [o for o in obs if o[0] < SPLITS[name]] for z, obs in history.items()}
+        out.append(Gateway(name, history, calendar, SPLITS[name], zone_days(cut, HORIZONS, calendar)))
+    calendar = LibraryCalendar.from_toml(calendar_toml(SIM_START, SIM_DAYS))
+    for name, (kinds, seats, seed) in FLOORS.items():
+        cfg = _floor(name, kinds, seats)
+        simulated: dict[str, list[Observation]] = {}
+        for t, zone, count in generate_history(cfg, SIM_START, SIM_DAYS, seed):
+            simulated.setdefault(zone, []).append((t, float(count)))
+        capacities = {z.id: float(seats) for z in cfg.zones}
+        cut = {z: [o for o in obs if o[0] < SIM_SPLIT] for z, obs in simulated.items()}
+        out.append(Gateway(name, simulated, calendar, SIM_SPLIT,
+                           zone_days(cut, HORIZONS, calendar, capacities=capacities)))
+    return out
+
+
+def skill_60(params: Params, gw: Gateway) -> float:
+    report = evaluate(Forecaster.from_bytes(export_onnx(params, HORIZONS, {})), gw.history, gw.split, gw.calendar)
+    value = report.skill["60"]
+    return float("nan") if value is None else value
+
+
+def _mean(parts: list[Params]) -> Params:
+    return [np.mean([p[i] for p in parts], axis=0).astype(np.float32) for i in range(len(parts[0]))]
+
+
+def federate(start: Params, gws: list[Gateway], rounds: int, how: LocalTraining, scope: str,
+             noise: list[float] | None = None, seed: int = 0) -> Params:
+    rng = np.random.default_rng(seed)
+    mask = trainable(HORIZONS, start[0].shape[1], scope)
+    params = start
+    for _ in range(rounds):
+        outs = []
+        for i, gw in enumerate(gws):
+            local = how if noise is None else LocalTraining(**{**how.__dict__, "noise_multiplier": noise[i]})
+            outs.append(train_round(params, gw.train, local, rng, mask)[0])
+        params = _mean(outs)
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.federation_real")
+    parser.add_argument("data_dir", type=Path, help="the directory holding gym_crowdedness/ and dtu_library/")
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--adapt-steps", type=int, default=200)
+    parser.add_argument("--epsilons", default="1,3,10")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    t0 = time.process_time()
+    gws = gateways(args.data_dir)
+    start, have = params_from_onnx(START_MODEL_PATH.read_bytes())
+    assert have == HORIZONS, have
+    plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
+    private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
+    total = args.rounds * args.steps
+    rows: list[tuple[str, list[float]]] = [("start (public, untrained)", [skill_60(start, g) for g in gws])]
+    rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
+                           for g in gws]))
+    fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
+    rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
+
+    def adapted(params: Params, gw: Gateway) -> float:
+        return skill_60(federate(params, [gw], 1, adaptation(args.adapt_steps), "all", seed=args.seed), gw)
+
+    adapted_rows = [("federated, no DP + adapted", [adapted(fed, g) for g in gws])]
+    for eps in (float(e) for e in args.epsilons.split(",")):
+        qs = [min(1.0, private.batch_groups / g.train.groups) for g in gws]
+        noise = [noise_for(eps, q, total, DELTA) for q in qs]
+        spent = max(epsilon([(q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
+        dp = federate(start, gws, args.rounds, private, "head", noise, seed=args.seed)
+        rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
+        adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
+    pooled_data = ZoneDays.join([g.train for g in gws])
+    pooled_how = LocalTraining(**{**plain.__dict__, "batch_groups": plain.batch_groups * len(gws)})
+    pooled = federate(start, [Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data)], args.rounds,
+                      pooled_how, "all", seed=args.seed)
+    rows.append(("pooled (central)", [skill_60(pooled, g) for g in gws]))
+    rows += adapted_rows
+
+    names = [g.name for g in gws]
+    print(f"+60 min skill on held-out weeks; {args.rounds} rounds x {args.steps} local steps; zone-days: "
+          + ", ".join(f"{g.name} {g.train.groups}" for g in gws))
+    print(f"{'method':<34}" + "".join(f"{n:>11}" for n in names) + f"{'mean':>9}")
+    for label, skills in rows:
+        print(f"{label:<34}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
+    print(f"({time.process_time() - t0:.0f} s CPU)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

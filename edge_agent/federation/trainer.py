@@ -1,0 +1,249 @@
+"""A gateway's share of federated training, without Flower: data, budget, privacy ledger, scoring.
+
+:class:`GatewayTrainer` answers the server's two questions, ``fit`` and ``evaluate``, with numpy
+arrays and scalars only. What it returns is all that leaves the gateway:
+
+- ``fit``: the model parameters after local DP-SGD (never a gradient of one zone-day, never a
+  count), and the scalars ``epsilon_round``, ``epsilon_total``, ``steps``, ``refused``. The
+  weight FedAvg uses is 1 per gateway, not its number of zone-days (which would itself be a
+  count of the gateway's data outside the DP guarantee).
+- ``evaluate``: on the newest ``holdout_days`` (never trained on) the mean absolute error in people
+  of the round's model, of the model in use (sent by the server), and of the best naive baseline,
+  and the number of rows scored.
+
+The ledger (``<state_dir>/federation-privacy.json``) keeps the gateway's privacy spending across
+restarts; a round that would take it over ``[federation.privacy] epsilon_total`` is refused and
+the gateway sends back the parameters it received, unchanged, with weight 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.forecast_config import FederationConf
+from models.calendar import LibraryCalendar
+from models.errors import HistoryError, ModelError
+from models.evaluation import evaluate as score
+from models.history import Observation
+from models.inference import Forecaster
+from models.privacy import PrivacyLedger
+from models.quantile_mlp import (
+    SCOPES,
+    LocalTraining,
+    Params,
+    ZoneDays,
+    bytes_per_group,
+    export_onnx,
+    params_from_onnx,
+    train_round,
+    trainable,
+    zone_days,
+)
+
+log = logging.getLogger("edge_agent.federation")
+LEDGER_FILE = "federation-privacy.json"
+Install = Callable[[bytes, str], tuple[bool, str]]
+Scalars = dict[str, bool | bytes | float | int | str]
+
+
+def horizons_of(config: Mapping[str, Any]) -> tuple[int, ...]:
+    return tuple(int(h) for h in str(config.get("horizons", "15,30,60")).split(","))
+
+
+def cut_history(history: Mapping[str, list[Observation]], before: datetime) -> dict[str, list[Observation]]:
+    return {z: [o for o in obs if o[0] < before] for z, obs in history.items()}
+
+
+@dataclass
+class GatewayData:
+    """The gateway's training zone-days (before the held-out days) and its full history for scoring."""
+
+    train: ZoneDays
+    history: dict[str, list[Observation]]
+    holdout_from: datetime
+
+
+class GatewayTrainer:
+    """See the module docstring. ``load_history`` is called in the worker thread at each round."""
+
+    def __init__(self, conf: FederationConf, load_history: Callable[[], dict[str, list[Observation]]],
+                 calendar: Callable[[], LibraryCalendar | None], state_dir: Path, *,
+                 capacities: Mapping[str, float] | None = None, install: Install | None = None,
+                 noise_multiplier: float | None = None) -> None:
+        self.conf = conf
+        self.load_history = load_history
+        self.calendar = calendar
+        self.capacities = dict(capacities or {})
+        self.install = install
+        self.noise_multiplier = conf.privacy.noise_multiplier if noise_multiplier is None else noise_multiplier
+        self.ledger_path = state_dir / LEDGER_FILE
+        self.ledger = self._read_ledger()
+        self.installed: list[str] = []
+        self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
+        self._cache: tuple[tuple[Any, ...], GatewayData] | None = None
+
+    def _read_ledger(self) -> PrivacyLedger:
+        p = self.conf.privacy
+        try:
+            return PrivacyLedger.from_json(self.ledger_path.read_text(encoding="utf-8"), p.epsilon_total, p.delta)
+        except FileNotFoundError:
+            return PrivacyLedger(p.epsilon_total, p.delta)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # An unreadable ledger must not reset the budget: refuse every round until someone looks.
+            log.error("%s unreadable (%s): federated rounds refused", self.ledger_path, exc)
+            return PrivacyLedger(0.0, p.delta, [(1.0, 1.0, 1)])
+
+    def _save_ledger(self) -> None:
+        tmp = self.ledger_path.with_name(f".{self.ledger_path.name}.{os.getpid()}.tmp")
+        self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(self.ledger.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.ledger_path)
+
+    def data(self, horizons: tuple[int, ...]) -> GatewayData:
+        """The zone-days to train on (cached while the history and horizons stay the same)."""
+        history = self.load_history()
+        times = [t for obs in history.values() for t, _ in obs]
+        if not times:
+            raise HistoryError("no zone history on this gateway yet")
+        last = max(times)
+        key = (horizons, len(times), last)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        holdout_from = datetime.combine((last - timedelta(days=self.conf.holdout_days)).date(), datetime.min.time())
+        max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons)))
+        train = zone_days(cut_history(history, holdout_from), horizons, self.calendar(), capacities=self.capacities,
+                          max_groups=max_groups)
+        data = GatewayData(train, history, holdout_from)
+        self._cache = (key, data)
+        return data
+
+    # -- the two questions -------------------------------------------------------------------
+    def fit(self, params: Params, config: Mapping[str, Any]) -> tuple[Params, int, Scalars]:
+        """Local DP-SGD from ``params``; refuses (unchanged params, weight 0) beyond the budget."""
+        _lower_priority(self.conf.nice)
+        horizons = horizons_of(config)
+        data = self.data(horizons)
+        how = LocalTraining(
+            steps=int(config.get("steps", 30)), batch_groups=int(config.get("batch_groups", 32)),
+            learning_rate=float(config.get("learning_rate", 0.003)), prox_mu=float(config.get("prox_mu", 0.0)),
+            clip=self.conf.privacy.clip, noise_multiplier=self.noise_multiplier,
+            cpu_seconds=self.conf.cpu_seconds_per_round,
+        )
+        q = min(1.0, how.batch_groups / max(data.train.groups, 1))
+        private = self.noise_multiplier > 0
+        if private and self.ledger.after(q, how.noise_multiplier, how.steps) > self.ledger.budget:
+            spent = self.ledger.total()
+            log.warning("federated round refused: it would take epsilon from %.3f over the budget %.3f",
+                        spent, self.ledger.budget)
+            return params, 0, {"refused": 1, "epsilon_total": spent, "epsilon_round": 0.0, "steps": 0}
+        if data.train.groups < 4:
+            return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        scope = str(config.get("scope", "head"))
+        if scope not in SCOPES:
+            log.warning("federated round refused: the server asks to train %r, not one of %s", scope, SCOPES)
+            return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
+        new, report = train_round(params, data.train, how, np.random.default_rng(),
+                                  trainable(horizons, params[0].shape[1], scope))
+        metrics: Scalars = {"refused": 0, "steps": report.steps, "budget_stop": int(report.stopped_by_budget)}
+        if private:
+            metrics["epsilon_round"] = self.ledger.round_epsilon(q, how.noise_multiplier, report.steps)
+            self.ledger.record(q, how.noise_multiplier, report.steps)
+            self._save_ledger()
+            metrics["epsilon_total"] = self.ledger.total()
+        return new, 1, metrics
+
+    def evaluate(self, params: Params, config: Mapping[str, Any]) -> tuple[float, int, Scalars]:
+        """MAE (people) of the round's model, the model in use and the best baseline on the held-out days."""
+        horizons = horizons_of(config)
+        data = self.data(horizons)
+        calendar = self.calendar()
+        new = score(Forecaster.from_bytes(export_onnx(params, horizons, {})), data.history, data.holdout_from, calendar)
+        mae_new = float(np.mean(list(new.model_mae.values())))
+        baseline = float(np.mean([min(b[str(h)] for b in new.baseline_mae.values()) for h in horizons]))
+        metrics: Scalars = {"mae_new": mae_new, "mae_baseline": baseline, "rows": new.rows}
+        current = config.get("current_model")
+        if isinstance(current, bytes) and current:
+            report = score(Forecaster.from_bytes(current), data.history, data.holdout_from, calendar)
+            metrics["mae_current"] = float(np.mean(list(report.model_mae.values())))
+        install = config.get("install_model")
+        if isinstance(install, bytes) and install and self.install is not None:
+            ok, why = self.install(install, str(config.get("install_sha256", "")))
+            metrics["installed"] = int(ok)
+            if ok:
+                self.installed.append(hashlib.sha256(install).hexdigest())
+                self.delivered = install
+            else:
+                log.warning("federated model not installed: %s", why)
+        return mae_new, new.rows, metrics
+
+
+    def adapt(self, steps: int) -> tuple[bool, str]:
+        """Fine-tune the delivered model on this gateway's own zone-days and serve the result if it
+        beats the delivered model on the held-out days.
+
+        Nothing of it leaves the gateway, so it needs no noise and spends no privacy budget: the
+        federation gives every floor a common start, the floor's own history then fits it to its
+        demand (FedAvg with local adaptation). Returns whether the adapted model is now served, and why.
+        """
+        if self.delivered is None or self.install is None:
+            return False, "no federated model delivered"
+        _lower_priority(self.conf.nice)
+        try:
+            params, have = params_from_onnx(self.delivered)
+        except ValueError as exc:
+            return False, f"the delivered model cannot be adapted: {exc}"
+        data = self.data(have)
+        if data.train.groups < 4:
+            return False, "too little history to adapt on"
+        how = adaptation(steps, self.conf.cpu_seconds_per_round)
+        # Seeded: the randomness of a model that never leaves the gateway protects nothing.
+        adapted, _ = train_round(params, data.train, how, np.random.default_rng(0),
+                                 trainable(have, params[0].shape[1], "all"))
+        candidate = export_onnx(adapted, have, {"training": "federated, then adapted on this gateway",
+                                                "adapted_from": hashlib.sha256(self.delivered).hexdigest()})
+        calendar = self.calendar()
+        before = score(Forecaster.from_bytes(self.delivered), data.history, data.holdout_from, calendar)
+        after = score(Forecaster.from_bytes(candidate), data.history, data.holdout_from, calendar)
+        mae_before, mae_after = (float(np.mean(list(r.model_mae.values()))) for r in (before, after))
+        if not mae_after < mae_before:
+            return False, f"adapted held-out MAE {mae_after:.3f} does not beat {mae_before:.3f}"
+        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest())
+        return ok, (f"adapted held-out MAE {mae_after:.3f} < {mae_before:.3f}" if ok else why)
+
+
+def adaptation(steps: int, cpu_seconds: float | None = None) -> LocalTraining:
+    """How a gateway fits a delivered model to its floor (every parameter, a small step, no noise)."""
+    return LocalTraining(steps=steps, batch_groups=32, learning_rate=0.001, clip=float("inf"), cpu_seconds=cpu_seconds)
+
+
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread (Linux: per-thread niceness) yield to the daemon's own work."""
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except (OSError, AttributeError):
+        pass
+
+
+def check_model_bytes(data: bytes) -> None:
+    """Raise ModelError if ``data`` is not a forecast model this gateway can run (used before publishing)."""
+    Forecaster.from_bytes(data, "<federated model>")
+
+
+__all__ = ["GatewayTrainer", "ModelError", "check_model_bytes"]

@@ -1,0 +1,69 @@
+"""The real daemon with ``[federation] enabled`` joins a Flower server in its window and serves the result.
+
+The simulated floor's state directory starts with five weeks of durable history (as a gateway that
+has been running would have); the daemon's federation task joins the server at once (the window
+covers the scenario's morning), trains on that history in its worker thread, and installs the
+model the server publishes into the slot its forecasts come from.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config
+from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
+from edge_agent.history import HistoryStore
+from simulator.demand import generate_history
+from tests.control.simfloor import LiveFloor
+from tests.mosquitto import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="ea-fed-", dir="/tmp"))  # short: unix socket paths <= 107 bytes
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_daemon_federates_in_its_window_and_serves_the_published_model(state_dir: Path) -> None:
+    port = free_port()
+    floor = state_dir / "floor.toml"
+    floor.write_text((ROOT / "examples" / "floor-3.toml").read_text() + f"""
+[federation]
+enabled = true
+server = "127.0.0.1:{port}"
+window = ["07:00", "09:00"]
+holdout_days = 7
+
+[federation.privacy]
+epsilon_total = 50.0
+""")
+    cfg = load_config(floor)
+    store = HistoryStore.in_state_dir(state_dir)
+    for t, zone, count in generate_history(cfg, date(2025, 2, 4), 35, seed=3):  # up to the scenario's 11 March
+        store.record(t, {zone: (float(count), None)})
+    store.close()
+
+    plan = SessionPlan(rounds=1, min_gateways=1, steps=40, round_timeout_s=120.0)
+    server = FederationServer(f"127.0.0.1:{port}", plan, DirectoryPublisher(state_dir / "published")).start()
+    with LiveFloor(state_dir, speed=10.0, floor=floor) as live:
+        report = server.wait(timeout_s=150)
+        assert report.rounds[0]["gateways"] == 1 and report.rounds[0]["refused"] == 0, report.rounds
+        assert report.published is not None, report.rounds
+        sha = report.published["sha256"]
+        slot = live.gateway.model
+        live.wait_for("the published model in the daemon's slot",
+                      lambda: live.on_loop(lambda: slot.serving == f"model {sha[:12]}") or None, wall_s=30.0)
+    ledger = (state_dir / "federation-privacy.json").read_text()
+    assert '"rounds": 1' in ledger

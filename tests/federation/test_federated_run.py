@@ -1,0 +1,131 @@
+"""A Flower server and three gateway clients on loopback: rounds, DP, a published and installed model.
+
+Each gateway is the real client code a daemon runs (:class:`GatewayTrainer` on its own
+``history.sqlite``, installing into its own :class:`ModelSlot`); a Flower client mod records every
+message each gateway sends, so the test can show that only model parameters and a few scalars
+leave it, never a count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_agent.federation.client import run_client
+from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
+from edge_agent.federation.trainer import GatewayTrainer
+from edge_agent.forecast_config import FederationConf
+from edge_agent.history import FILE_NAME, HistoryStore
+from models.inference import ModelSlot
+from models.quantile_mlp import init_params
+from tests.federation.conftest import floor, gateway_state
+from tests.mosquitto import free_port
+
+pytestmark = pytest.mark.slow
+
+SHAPES = [("a", ["quiet", "silent"]), ("b", ["group", "lounge"]), ("c", ["open", "quiet"])]
+ALLOWED_FIT = {"refused", "steps", "budget_stop", "epsilon_round", "epsilon_total"}
+ALLOWED_EVAL = {"mae_new", "mae_baseline", "mae_current", "rows", "installed"}
+ENVELOPE = {"code", "message", "num_examples", "loss"}  # Flower's status, weight and loss of every reply
+
+
+def _recorder(sent: list[Any]) -> Any:
+    def mod(msg: Any, ctx: Any, call_next: Any) -> Any:
+        reply = call_next(msg, ctx)
+        sent.append(reply)
+        return reply
+
+    return mod
+
+
+def _arrays_and_scalars(message: Any) -> tuple[list[np.ndarray[Any, Any]], dict[str, Any]]:
+    arrays: list[np.ndarray[Any, Any]] = []
+    scalars: dict[str, Any] = {}
+    content = message.content
+    for record in content.array_records.values():
+        arrays += [a.numpy() for a in record.values()]
+    for name, record in list(content.metric_records.items()) + list(content.config_records.items()):
+        for key, value in record.items():
+            scalars[key] = value
+            assert not isinstance(value, list | bytes), f"{name}.{key} carries a sequence"
+    return arrays, scalars
+
+
+def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
+    port = free_port()
+    conf = FederationConf.model_validate({
+        "enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7, "cpu_seconds_per_round": 60,
+        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
+    })
+    plan = SessionPlan(rounds=3, min_gateways=3, steps=100, batch_groups=16)
+    publisher = DirectoryPublisher(tmp_path / "published")
+    server = FederationServer(f"127.0.0.1:{port}", plan, publisher).start()
+    gateways: list[tuple[GatewayTrainer, ModelSlot, list[Any], list[tuple[Any, float]]]] = []
+    for seed, (name, kinds) in enumerate(SHAPES):
+        cfg = floor(name, kinds, 12)
+        state = gateway_state(tmp_path, cfg, seed)
+        slot = ModelSlot(state / "model.onnx")
+        slot.load()
+        store_path = state / FILE_NAME
+
+        def load(path: Path = store_path) -> dict[str, list[Any]]:
+            store = HistoryStore(path, readonly=True)
+            try:
+                return store.observations()
+            finally:
+                store.close()
+
+        def install(data: bytes, sha: str, slot: ModelSlot = slot) -> tuple[bool, str]:
+            result = slot.try_swap(data, sha)
+            return result.ok, result.reason
+
+        trainer = GatewayTrainer(conf, load, lambda: None, state, capacities={z.id: 12.0 for z in cfg.zones},
+                                 install=install)
+        counts = [(t, v) for obs in load().values() for t, v in obs]
+        gateways.append((trainer, slot, [], counts))
+    threads = [threading.Thread(target=run_client, args=(g[0], conf), kwargs={"mods": [_recorder(g[2])]})
+               for g in gateways]
+    for t in threads:
+        t.start()
+    report = server.wait(timeout_s=120)
+    assert report.start == "federation_start.onnx"
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+
+    # A model was published, and every gateway now serves exactly it.
+    assert report.published is not None, [{k: v for k, v in r.items()} for r in report.rounds]
+    published = (tmp_path / "published" / "model.onnx").read_bytes()
+    assert hashlib.sha256(published).hexdigest() == report.published["sha256"]
+    assert report.published["signature"] is None and report.published["heldout_mae"] < report.published[
+        "heldout_baseline_mae"]
+    for trainer, slot, _, _ in gateways:
+        assert slot.serving == f"model {report.published['sha256'][:12]}"
+        assert slot.forecaster is not None and slot.forecaster.info.metadata["model_family"] == "quantile-mlp"
+        assert trainer.installed == [report.published["sha256"]]
+
+    # Privacy was spent and accounted per round and in total, within the budget.
+    for trainer, _, _, _ in gateways:
+        assert trainer.ledger.rounds == 3 and 0 < trainer.ledger.total() <= 100.0
+    assert all(r["refused"] == 0 and r["gateways"] == 3 for r in report.rounds if "gateways" in r)
+
+    # What each gateway sent: parameters shaped like the model, and a few named scalars; no counts.
+    shapes = [p.shape for p in init_params(plan.horizons)]
+    for _, _, sent, counts in gateways:
+        assert len(sent) >= 7  # 3 fits, 4 evaluations
+        values = {round(v, 6) for _, v in counts}
+        for message in sent:
+            arrays, scalars = _arrays_and_scalars(message)
+            assert set(scalars) <= ALLOWED_FIT | ALLOWED_EVAL | ENVELOPE, set(scalars)
+            assert scalars.pop("message", "Success") == "Success" and scalars.pop("code", 0) == 0
+            if arrays:
+                assert [a.shape for a in arrays] == shapes
+            for a in arrays:
+                assert a.dtype == np.float32
+            assert not any(isinstance(v, str) for v in scalars.values())
+        assert len(values) > 3  # the gateway had a real history to protect
