@@ -10,6 +10,12 @@ Wire formats (HARDWARE.md section 6), all little-endian:
   13-byte position, then ``49 len cnt`` + cnt x 20 B (u16 addr, u32 mm, u8 q, 13 B anchor
   position) on a tag, or ``48 len cnt`` + cnt x 13 B (u64 addr, u32 mm, u8 q) on an anchor.
 
+- UART shell of a **listener** (PANS firmware; docs/hardware.md "DWM1001 listener" gives the
+  source of each fact and what is not verified): ``\r\r`` opens the shell (prompt ``dwm>``),
+  ``lec`` toggles a CSV stream with one line per tag position report heard on the network:
+  ``POS,<index>,<tag id>,<x>,<y>,<z>,<quality>,x<hex>`` (metres, quality %). The listener hears
+  positions the tags computed themselves, never ranges.
+
 Parsing is pure and separate from I/O so it is tested against the captured vectors. BLE access
 goes through bleak's public ``BleakClient`` with ``backend=`` passed through, so the simulator's
 backend (``simulator.hw.ble``) exercises this very code.
@@ -19,13 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import BleError, BusTimeoutError, DriverError
 from drivers.health import DeviceHealth
-from drivers.kinds import PartKind, PartPorts, PartSpec, Quantity
+from drivers.kinds import PartKind, PartPorts, PartSpec, Quantity, Setting
 from drivers.ports import Clock, Reading
 
 SERVICE_UUID = "680c21d9-c946-4c1f-9c11-baa1c21329e7"
@@ -263,6 +271,148 @@ def _setter(event: asyncio.Event) -> Any:
     return callback
 
 
+# -- the listener (PANS UART shell) ---------------------------------------------------------------
+SHELL_ENTER = b"\r\r"  # two Enters open the UART shell
+SHELL_PROMPT = b"dwm>"
+SHELL_RESET = b"reset\r"  # reboot: back to the TLV API, the CSV stream off
+SHELL_STREAM = b"lec\r"  # toggles the CSV stream (so the driver resets first: the state is then known)
+RESET_S = 2.0  # what public clients wait after reset before talking to the shell (docs/hardware.md)
+_TAG_ID = re.compile(r"^[0-9A-Za-z]{1,16}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerReport:
+    """One tag's position as a listener heard it; ``position`` None when the tag had no fix."""
+
+    tag_id: str  # as the listener prints it, upper-cased
+    position: UwbPosition | None
+    t: float = 0.0
+
+
+def parse_listener_line(line: bytes | str, t: float = 0.0) -> ListenerReport | None:
+    """One line of a listener's ``lec`` stream; None for any line that is not a POS report.
+
+    Prompts, the echo of a command and the shell's banner are not reports. A POS line that does
+    not parse raises DriverError naming the field, so the caller can count it and read on.
+    """
+    text = line.decode("ascii", errors="replace") if isinstance(line, bytes) else line
+    fields = [f.strip() for f in text.strip().split(",")]
+    if not fields or fields[0] != "POS":
+        return None
+    if len(fields) not in (7, 8):
+        raise DriverError(f"listener POS line has {len(fields)} fields, expected 8: {text.strip()[:80]!r}")
+    try:
+        int(fields[1])
+    except ValueError:
+        raise DriverError(f"listener POS line: index {fields[1]!r} is not a number") from None
+    tag = fields[2]
+    if not _TAG_ID.match(tag):
+        raise DriverError(f"listener POS line: tag id {tag!r} is not 1-16 letters or digits")
+    try:
+        x, y, z = (float(v) for v in fields[3:6])
+        quality = int(fields[6])
+    except ValueError:
+        raise DriverError(f"listener POS line: coordinates or quality not numbers: {text.strip()[:80]!r}") from None
+    if not 0 <= quality <= 100:
+        raise DriverError(f"listener POS line: quality {quality} is outside 0..100")
+    if not all(math.isfinite(v) for v in (x, y, z)) or quality == 0:
+        return ListenerReport(tag.upper(), None, t)  # the tag reported, but had no position
+    return ListenerReport(tag.upper(), UwbPosition(x, y, z, quality), t)
+
+
+class Dwm1001Listener:
+    """A DWM1001 in listener mode on a UART: the position of every tag on the network, as a stream.
+
+    ``stream`` is a :class:`drivers.serial.SerialStream` (or the simulator's in-process twin).
+    :meth:`start` resets the node, opens the shell, waits for its prompt and turns the CSV
+    stream on; :meth:`next_report` returns the next position report, skipping other lines and
+    counting malformed ones (``rejected``). A listener with no tag in range is silent, which is
+    no fault: health follows the UART (the prompt answered, lines parse), not the tags.
+    """
+
+    def __init__(self, stream: Any, clock: Clock, *, name: str = "dwm1001-listener",
+                 timeout_s: float = 3.0, reset_wait_s: float = RESET_S) -> None:
+        self.stream = stream
+        self.clock = clock
+        self.name = name
+        self.timeout_s = timeout_s
+        self.reset_wait_s = reset_wait_s
+        self._opened = False
+        self.health = DeviceHealth(name)
+        self.reports = 0
+        self.rejected = 0
+        self.started = False
+
+    async def start(self) -> None:
+        """Reset, open the shell, check the prompt, start the stream; BusError when the node does not answer."""
+        self.started = False
+        try:
+            if not self._opened:
+                await self.stream.open()
+                self._opened = True
+            await self.stream.write(SHELL_ENTER)  # into the shell, whatever mode the node was in ...
+            await self.clock.sleep(min(0.5, self.reset_wait_s))
+            await self.stream.write(SHELL_RESET)  # ... then a reset: the CSV stream is off after it
+            await self.clock.sleep(self.reset_wait_s)
+            await self.stream.reset_input()
+            await self.stream.write(SHELL_ENTER)
+            await self._expect(SHELL_PROMPT)
+            await self.stream.write(SHELL_STREAM)
+        except (DriverError, BusTimeoutError, OSError) as exc:
+            self.health.record_failure(exc)
+            raise
+        self.started = True
+        self.health.record_good(self.clock.monotonic())
+
+    async def _expect(self, token: bytes) -> None:
+        deadline = self.clock.monotonic() + self.timeout_s
+        while True:
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                raise BusTimeoutError(f"{self.name}: no {token.decode()} prompt within {self.timeout_s:g} s; "
+                                      "is the node a DWM1001 with PANS firmware, at 115200 baud?", bus="serial")
+            try:
+                line = await self.stream.read_until(b">", left)
+            except BusTimeoutError:
+                continue
+            if line.rstrip().endswith(token):
+                return
+
+    async def next_report(self, timeout_s: float | None = None) -> ListenerReport:
+        """The next POS report (BusTimeoutError after ``timeout_s`` without one)."""
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        deadline = self.clock.monotonic() + wait
+        while True:
+            left = max(0.0, deadline - self.clock.monotonic())
+            line = await self.stream.read_until(b"\n", left)
+            try:
+                report = parse_listener_line(line, self.clock.monotonic())
+            except DriverError as exc:
+                self.rejected += 1
+                self.health.record_failure(exc)
+                continue
+            if report is not None:
+                self.reports += 1
+                self.health.record_good(report.t)
+                return report
+
+    async def readings(self, listen_s: float = 5.0) -> list[Reading]:
+        """A technician's direct read: how many tags the listener hears within ``listen_s`` (a count, no id)."""
+        heard: set[str] = set()
+        deadline = self.clock.monotonic() + listen_s
+        while (left := deadline - self.clock.monotonic()) > 0:
+            try:
+                heard.add((await self.next_report(timeout_s=left)).tag_id)
+            except BusTimeoutError:
+                break
+        return [Reading(self.name, "tags_heard", float(len(heard)), "", self.clock.monotonic())]
+
+    def close(self) -> None:
+        closer = getattr(self.stream, "close", None)
+        if callable(closer):
+            closer()
+
+
 def location_readings(name: str, location: UwbLocation) -> list[Reading]:
     """A location as scalar readings: position (when the tag computed one) and anchors in range."""
     out = [Reading(name, "anchors", float(len(location.distances)), "", location.t)]
@@ -273,28 +423,36 @@ def location_readings(name: str, location: UwbLocation) -> list[Reading]:
     return out
 
 
-Dwm1001 = Dwm1001Uart | Dwm1001Ble
+Dwm1001 = Dwm1001Uart | Dwm1001Ble | Dwm1001Listener
 
 
 def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Dwm1001:
+    if spec.settings.get("role", "tag") == "listener":
+        if spec.serial_port is None or spec.ble_address is not None:
+            raise ValueError('role = "listener" is a DWM1001 on a UART: set serial_port (e.g. "/dev/ttyACM0"), '
+                             "no ble_address")
+        return Dwm1001Listener(ports.serial_stream(), clock, name=spec.name)
     if spec.ble_address is not None:
         return Dwm1001Ble(spec.ble_address, clock, backend=ports.ble_backend(), name=spec.name)
     return Dwm1001Uart(ports.serial_stream(), clock, name=spec.name)
 
 
-async def _start(tag: Dwm1001) -> None:
-    if isinstance(tag, Dwm1001Uart):
-        await tag.start()  # a BLE tag connects when its notifications are awaited
+async def _start(part: Dwm1001) -> None:
+    if isinstance(part, Dwm1001Uart | Dwm1001Listener):
+        await part.start()  # a BLE tag connects when its notifications are awaited
 
 
-async def _readings(tag: Dwm1001) -> list[Reading]:
-    return await tag.readings()
+async def _readings(part: Dwm1001) -> list[Reading]:
+    return await part.readings()
 
 
 PARTS = (
-    PartKind(name="dwm1001", summary="Qorvo DWM1001 UWB tag over BLE (ble_address) or its UART TLV API (serial_port)",
+    PartKind(name="dwm1001", summary="Qorvo DWM1001 UWB tag over BLE (ble_address) or its UART TLV API "
+             "(serial_port); role = \"listener\": every tag of the network, heard on a listener's UART",
              build=_build, start=_start, readings=_readings, feed="locations",
              quantities=(Quantity("anchors", ""), Quantity("x", "m"), Quantity("y", "m"),
-                         Quantity("position_quality", "%")),
+                         Quantity("position_quality", "%"), Quantity("tags_heard", "", rank=None)),
+             settings=(Setting("role", str, default="tag", choices=("tag", "listener"),
+                               help='"tag" (one tag) or "listener" (every tag the network hears, on a UART)'),),
              wiring=(("ble_address",), ("serial_port",)), example={"serial_port": "/dev/ttyACM0"}),
 )

@@ -21,6 +21,7 @@ library still catch the right thing (``except OSError`` catches a bus NACK).
     ├── RulesError(ValueError)             rules: rule-file validation
     ├── ModelError                         models: a model that cannot be loaded or run
     ├── SyncError                          edge_agent.sync: MQTT and the outbox
+    ├── TrustError                         edge_agent.trust: a signature, key or audit record refused
     ├── SensingError                       edge_agent.sensing: a refused sensing command
     │   └── LogFormatError(ValueError)     a recorded log (CSV) that cannot be read
     └── BridgeError                        firmware_bridge: framing, CRC, node timeouts
@@ -114,6 +115,18 @@ class ModelError(EdgeError):
 
 class SyncError(EdgeError):
     """MQTT connection or outbox failure."""
+
+
+class TrustError(EdgeError):
+    """A signed request or artefact refused, or an audit log that does not verify.
+
+    ``reason`` is the refusal code a sender sees (``unsigned``, ``unknown_key``, ``bad_signature``,
+    ``expired``, ``replayed``, ``forbidden``).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class SensingError(EdgeError):

@@ -90,6 +90,27 @@ class SerialStream:
         del self._buffer[:n]
         return out
 
+    async def read_until(self, separator: bytes, timeout_s: float, *, max_bytes: int = 4096) -> bytes:
+        """Bytes up to and including ``separator`` (a text protocol's line), or BusTimeoutError.
+
+        A run of ``max_bytes`` without the separator is handed over as it is (a line too long to
+        be one the part sends), so a stream of garbage cannot grow the buffer without bound.
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                while (end := self._buffer.find(separator)) < 0 and len(self._buffer) < max_bytes:
+                    self._data.clear()
+                    await self._data.wait()
+        except TimeoutError:
+            raise BusTimeoutError(
+                f"{self.path}: no {separator!r} within {timeout_s} s ({len(self._buffer)} bytes waiting)",
+                bus=self.path,
+            ) from None
+        cut = end + len(separator) if end >= 0 else max_bytes
+        out = bytes(self._buffer[:cut])
+        del self._buffer[:cut]
+        return out
+
     async def reset_input(self) -> None:
         """Drop stale bytes (a late answer to a previous, timed-out request)."""
         self._buffer.clear()

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.actuation.consent import ConsentStore, drop_legacy_registry
 from edge_agent.actuation.overrides import OverrideBook
-from edge_agent.actuation.preferences import PreferenceRegistry
+from edge_agent.actuation.preferences import PatronPreferences
 from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
 from edge_agent.backend import Backend
 from edge_agent.calibration import CalibrationStore
@@ -37,6 +38,7 @@ from edge_agent.history import ZoneRecorder
 from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
+from edge_agent.sensing.tags import TagDirectory
 from edge_agent.services import (
     MessageLedger,
     calendar_loop,
@@ -87,9 +89,9 @@ class Gateway:
     arbiter: Arbiter
     pollers: SensorPollers
     controller: FloorController
-    preferences: PreferenceRegistry
+    consents: ConsentStore
     rules: RuleSet
-    preference_cache: PreferenceCache
+    patrons: PatronPreferences
     calibration: CalibrationStore
     reports: FloorReports
     model: ModelSlot
@@ -108,6 +110,7 @@ class Gateway:
         return {
             "seats": {sid: seat.status.value for sid, seat in state.seats.items()},
             "zones": {zid: zone.people.value for zid, zone in state.zones.items()},
+            "tag_positions": self.floor.tag_positions(self.clock.monotonic()),  # in process only, by pseudonym
         }
 
 
@@ -136,10 +139,11 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
     hardware = Hardware(cfg, backend, clock, state_dir, node_poll_interval_s=tuning.node_poll_interval_s)
     floor = FloorModel(cfg)
     rules = load_rules(rules_file(cfg, daemon.options.config_path))
-    preferences = PreferenceRegistry(state_dir / "preferences.json")
     calendar = CalendarBook(cfg, state_dir)
     if calendar.problem:
         log.warning("site calendar: %s", calendar.problem)
+    drop_legacy_registry(state_dir)
+    consents = ConsentStore(state_dir / "consent.json", wall=clock.time)
     stack = contextlib.AsyncExitStack()
     calibration = CalibrationStore(state_dir / "calibration.json", cast(Any, clock))
 
@@ -152,9 +156,10 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         arbiter = Arbiter(hardware.outputs, clock, limits=limits_from_config(cfg),
                           channel_limits=channel_limits_from_config(cfg), on_event=reports.arbiter_event,
                           overrides=OverrideBook(actuator_groups(floor.topology)))
-        prefs_cache = PreferenceCache(preferences, floor)
+        tags = TagDirectory(tag_salt(state_dir, cfg.privacy.tag_salt_file), cfg.privacy.tag_retention_s)
+        patrons = PatronPreferences(consents, tags, floor, clock.time)
         controller = FloorController(
-            cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=prefs_cache,
+            cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=patrons,
             day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
             interval_s=tuning.decide_interval_s,
             on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
@@ -162,15 +167,18 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
-                                corrections=calibration, on_health=reports.sensor_health)
+                                corrections=calibration, on_health=reports.sensor_health, tags=tags)
         gw = daemon.gateway = Gateway(
-            cfg, clock, hardware, floor, arbiter, pollers, controller, preferences, rules, prefs_cache, calibration,
+            cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
             reports, ModelSlot(state_dir / "model.onnx"), uplink=uplink, outbox=outbox,
             ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar)
         if uplink is not None:
             await stack.enter_async_context(uplink)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
             daemon.supervisor.start("calendar", lambda: calendar_loop(daemon, gw))
+            if daemon.trust is not None:  # the signed audit head, retained upstream
+                daemon.trust.on_head = uplink.publish_audit_head
+                daemon.supervisor.start("audit", daemon.trust.maintain)
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
         pollers.start()
@@ -187,13 +195,15 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
             daemon.supervisor.start("federation", lambda: federation_loop(daemon, gw))
 
     async def stop_hardware() -> None:
-        for name in ("decide", "arbiter", "forecast", "health", "calendar", "federation", *hardware.jobs()):
+        for name in ("decide", "arbiter", "forecast", "health", "calendar", "federation", "audit", *hardware.jobs()):
             await daemon.supervisor.stop_task(name)
+        if daemon.trust is not None:
+            daemon.trust.on_head = None
         if daemon.gateway is not None:
             await daemon.gateway.pollers.stop()
         await stack.aclose()
         await hardware.close()
-        await asyncio.to_thread(preferences.close)
+        await asyncio.to_thread(consents.close)
         await asyncio.to_thread(calibration.close)
         daemon.gateway = None
 
@@ -217,22 +227,3 @@ def trace_writer(cfg: SiteConfig, state_dir: Path) -> Callable[[FloorState], Non
             writer.submit(recorder.record, state)
 
     return record
-
-
-class PreferenceCache:
-    """Preferences for the rules and consenting tags for the floor model, read from disk only after
-    a change (consent and preference commands call :meth:`invalidate`)."""
-
-    def __init__(self, registry: PreferenceRegistry, floor: FloorModel) -> None:
-        self.registry = registry
-        self.floor = floor
-        self._prefs: dict[str, Any] | None = None
-
-    def invalidate(self) -> None:
-        self._prefs = None
-
-    def __call__(self) -> dict[str, Any]:
-        if self._prefs is None:
-            self._prefs = dict(self.registry.preferences())
-            self.floor.set_consented_tags(self.registry.consented_tags())
-        return self._prefs

@@ -35,6 +35,7 @@ from edge_agent.config_base import Sensor as Sensor
 from edge_agent.config_base import Strict as Strict
 from edge_agent.config_base import i2c_address
 from edge_agent.forecast_config import ForecastSections
+from edge_agent.trust.policy import AuditConf, SecurityConf
 
 
 class Site(Strict):
@@ -200,6 +201,7 @@ class Privacy(Strict):
     publish_seat_states: bool = True
     trace_retention_h: float = Field(default=24.0, ge=0, le=24 * 31)
     tag_salt_file: Path | None = None
+    tag_retention_s: float = Field(default=300.0, ge=10, le=24 * 3600)  # a tag unseen this long is forgotten
 
 
 class Sensing(Strict):
@@ -251,6 +253,8 @@ class SiteConfig(ForecastSections, Strict):
     hvac: list[Hvac] = []
     dali: list[DaliMaster] = []  # DALI masters (edge_agent.building)
     bacnet: BacnetConf | None = None  # the gateway on the BMS network (edge_agent.building)
+    security: SecurityConf = SecurityConf()  # trusted keys, roles, signature policy (edge_agent.trust)
+    audit: AuditConf = AuditConf()
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:

@@ -11,6 +11,9 @@ tasks. Its life:
    every error and the old one keeps running.
 3. ``stop()`` (SIGTERM/SIGINT): stop tasks, flush the outbox, close buses, within 5 s.
 
+The daemon's trust (keys, nonces, the audit log: :mod:`edge_agent.trust`) lives as long as the
+daemon; a reload only gives it the new keys. Parts record what they change with :meth:`Daemon.audit`.
+
 Nothing here talks to hardware directly; see :mod:`edge_agent.hardware` and
 :mod:`edge_agent.backend`.
 """
@@ -32,6 +35,8 @@ from edge_agent.config import SiteConfig, config_hash, load_config, rules_file
 from edge_agent.control.protocol import SOCKET_PATH_MAX, socket_path_bytes, state_dir_socket
 from edge_agent.notify import SystemdNotifier, watchdog_interval, watchdog_loop
 from edge_agent.supervisor import Supervisor
+from edge_agent.trust.artefacts import Kind
+from edge_agent.trust.gateway import GatewayTrust
 from rules import load_rules
 
 if TYPE_CHECKING:
@@ -99,6 +104,7 @@ class Daemon:
         self._background: set[asyncio.Task[None]] = set()
         self.gateway: Gateway | None = None  # the live objects while the components run (edge_agent.assembly)
         self.node_updates: dict[int, NodeUpdate] = {}  # bridge nodes' firmware updates of this daemon's life
+        self.trust: GatewayTrust | None = None  # keys, nonces and the audit log, open while the daemon runs
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -113,6 +119,10 @@ class Daemon:
     async def start(self) -> None:
         self.state.started_clock = self.clock.monotonic()
         check_daemon_paths(self.state_dir, self.options)
+        cfg = self.cfg
+        self.trust = await GatewayTrust(self.state_dir, cfg.site.id, cfg.site.gateway, cfg.security, cfg.audit,
+                                        self.clock).open()
+        self.audit("start", {"config_hash": self.config_hash, **self.trust.ring.summary()})
         try:
             await self._start_components()
         except BaseException:
@@ -137,6 +147,9 @@ class Daemon:
         for task in list(self._background):
             task.cancel()
         await self.supervisor.stop(grace_s=1.0)
+        if self.trust is not None:
+            self.audit("stop", {"config_hash": self.config_hash})
+            await self.trust.close()
         self.notifier.close()
 
     def request_stop(self) -> None:
@@ -180,6 +193,10 @@ class Daemon:
                 return False
             self.state.reloads += 1
             self.state.last_reload_error = ""
+            if self.trust is not None:
+                self.trust.use(new.site.id, new.site.gateway, new.security, new.audit)
+                self.audit("config", {"ok": True, "config_hash": self.config_hash, "previous_hash": old_hash,
+                                      **self.trust.ring.summary()})
             log.info("configuration reloaded (%s)", self.config_hash)
             self.publish_event("config_reloaded", {"ok": True, "config_hash": self.config_hash,
                                                    "previous_hash": old_hash})
@@ -204,6 +221,7 @@ class Daemon:
 
     def refuse_reload(self, reason: str, problems: list[str]) -> None:
         self.state.last_reload_error = reason
+        self.audit("config", {"ok": False, "config_hash": self.config_hash, "error": reason.splitlines()[0][:300]})
         log.error("config reload refused, the running configuration stays: %s", reason)
         for line in problems:
             log.error("  %s", line)
@@ -231,6 +249,16 @@ class Daemon:
             log.info("event %s not published (no uplink): %s", kind, data)
             return
         uplink.publish_event(kind, data, severity=severity)
+
+    def audit(self, kind: str, data: dict[str, Any], *, actor: str = "gateway") -> None:
+        """One record in the audit log (queued; never blocks, never raises)."""
+        if self.trust is not None:
+            self.trust.record(kind, actor, data)
+
+    def check_artefact(self, kind: Kind, sha256: str, size: int, signature: dict[str, Any] | None, *,
+                       actor: str) -> str | None:
+        """The model-publisher key that signed a model or firmware image (TrustError when refused)."""
+        return None if self.trust is None else self.trust.check_artefact(kind, sha256, size, signature, actor=actor)
 
     def _on_task_fault(self, name: str, exc: BaseException, count: int) -> None:
         text = f"task {name} crashing in a loop: {type(exc).__name__}: {exc}"

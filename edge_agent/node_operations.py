@@ -18,9 +18,9 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from drivers.errors import BridgeError
+from drivers.errors import BridgeError, TrustError
 from edge_agent.control.nodes import NodeOtaState
 from edge_agent.control.protocol import ControlRefused
 from firmware_bridge import BridgeLink, OtaError, update_firmware
@@ -48,6 +48,7 @@ class NodeUpdate:
     firmware_after: str = ""
     slot: str = ""
     resumed_from: int = 0
+    signed_by: str = ""  # the model-publisher key that signed the image ("" while signatures are off)
     task: asyncio.Task[None] | None = None
 
     def view(self) -> NodeOtaState:
@@ -102,7 +103,8 @@ class NodeOperations:
         up.message = f"{len(up.image)} of {size} bytes uploaded"
         return up.view()
 
-    async def node_ota_start(self, node: int, sha256: str, user: str, port: str | None = None) -> NodeOtaState:
+    async def node_ota_start(self, node: int, sha256: str, user: str, port: str | None = None, *,
+                             signature: dict[str, Any] | None = None) -> NodeOtaState:
         link = self._bridge()
         bridge = self.daemon.cfg.bridge
         if port is not None and bridge is not None and not await asyncio.to_thread(_same_device, port, bridge.port):
@@ -118,6 +120,11 @@ class NodeOperations:
         if hashlib.sha256(up.image).hexdigest() != sha256:
             del self._node_updates[node]
             raise ControlRefused(f"node {node}: the uploaded image does not match its SHA-256; upload it again")
+        try:  # before a byte goes to the node: a model-publisher's signature over this image
+            signer = self.daemon.check_artefact("firmware", sha256, up.size, signature, actor=user)
+        except TrustError as exc:
+            raise ControlRefused(f"node {node}: firmware refused ({exc.reason}): {exc}") from exc
+        up.signed_by = signer or ""
         try:
             parse_image_header(bytes(up.image))
         except BridgeError as exc:
@@ -146,6 +153,8 @@ class NodeOperations:
         except (OtaError, BridgeError) as exc:
             up.state, up.message = "failed", str(exc)
             log.warning("node %d: firmware update failed: %s", up.node, exc)
+            self.daemon.audit("firmware", {"node": up.node, "sha256": up.sha256, "outcome": "failed",
+                                           "message": str(exc)[:300], "signed_by": up.signed_by}, actor=up.user)
             return
         up.state, up.resumed_from = report.outcome, report.resumed_from
         up.firmware_before, up.firmware_after = report.firmware_before, report.firmware_after
@@ -156,6 +165,8 @@ class NodeOperations:
                           report.outcome, report.outcome)  # fmt: skip
         log.info("node %d: firmware update %s: %s -> %s", up.node, report.outcome, report.firmware_before,
                  report.firmware_after)  # fmt: skip
+        self.daemon.audit("firmware", {"node": up.node, "sha256": up.sha256, "outcome": report.outcome,
+                                       "firmware": up.firmware_after, "signed_by": up.signed_by}, actor=up.user)
 
 
 def _same_device(a: str, b: str) -> bool:

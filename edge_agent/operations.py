@@ -21,7 +21,6 @@ from edge_agent.config import config_hash, rules_file
 from edge_agent.control import protocol as p
 from edge_agent.control.protocol import ControlRefused, UnknownIdError
 from edge_agent.node_operations import NodeOperations
-from edge_agent.sensing.tags import pseudonymise
 from edge_agent.sync.commands import (
     ClearOverride,
     ConsentSet,
@@ -335,6 +334,8 @@ class GatewayOperations(NodeOperations):
         until = None if duration_s is None else iso_utc(self.daemon.clock.time() + duration_s)
         self._event("override_set", {"target_kind": target_kind, "target": target, "level": level,
                                      "duration_s": duration_s, "until": until, "source": source})
+        self.daemon.audit("override", {"target_kind": target_kind, "target": target, "level": level,
+                                       "duration_s": duration_s, "source": source})
         return {"override": f"{target_kind}:{target}", "target": target, "level": level, "duration_s": duration_s,
                 "until": until}
 
@@ -344,6 +345,8 @@ class GatewayOperations(NodeOperations):
         self.gw.controller.wake()
         self._event("override_cleared", {"target_kind": args.target_kind, "target": args.target, "cleared": cleared,
                                          "source": "mqtt"})
+        self.daemon.audit("override", {"target_kind": args.target_kind, "target": args.target, "cleared": cleared,
+                                       "source": "mqtt"})
         return {"target": args.target, "cleared": cleared}
 
     async def reload_rules(self) -> dict[str, Any]:
@@ -358,6 +361,7 @@ class GatewayOperations(NodeOperations):
                              exc.problems) from exc
         self.gw.controller.use_rules(rules)
         self.gw.rules = rules
+        self.daemon.audit("rules", {"file": str(path or "(shipped default)"), "rules": len(rules.rules)})
         self._event("rules_reloaded", {"ok": True, "file": str(path or "(shipped default)"), "rules": len(rules.rules)})
         return {"rules": len(rules.rules)}
 
@@ -378,6 +382,8 @@ class GatewayOperations(NodeOperations):
         result = await asyncio.to_thread(self.gw.model.try_swap, data, sha256)
         self._event("model_updated", {"ok": result.ok, "reason": result.reason, "serving": result.serving},
                     severity="info" if result.ok else "warning")
+        self.daemon.audit("model", {"sha256": sha256, "ok": result.ok, "reason": result.reason,
+                                    "serving": result.serving})
         if not result.ok:
             raise EdgeError(f"model refused ({result.reason}); still serving {result.serving}")
         return {"serving": result.serving}
@@ -402,25 +408,19 @@ class GatewayOperations(NodeOperations):
         self._event("calendar_set", {"source": state["source"], "digest": state["digest"]})
         return {k: state[k] for k in ("source", "digest", "today", "day_type", "hours")}
 
-    def _tag(self, subject: str) -> str:
-        from edge_agent.assembly import tag_salt
-
-        salt = tag_salt(self.daemon.state_dir, self.daemon.cfg.privacy.tag_salt_file)
-        return pseudonymise(subject, salt)
-
     async def consent_set(self, args: ConsentSet) -> dict[str, Any]:
-        await asyncio.to_thread(self.gw.preferences.set_consent, self._tag(args.subject), True)
-        self.gw.preference_cache.invalidate()
-        return {"consented": True, "scopes": list(args.scopes)}
+        result = await self.gw.patrons.grant(args.subject, list(args.scopes), args.valid_months)
+        self.daemon.audit("consent", {"consented": True, "scopes": result.get("scopes"),
+                                      "receipt": result.get("receipt"), "expires_at": result.get("expires_at")})
+        return result
 
     async def consent_withdraw(self, args: ConsentWithdraw) -> dict[str, Any]:
-        await asyncio.to_thread(self.gw.preferences.set_consent, self._tag(args.subject), False)
-        self.gw.preference_cache.invalidate()
-        return {"consented": False, "preferences_deleted": True}
+        result = await self.gw.patrons.withdraw(args.subject)
+        self.daemon.audit("consent", {"consented": False, "receipt": result.get("receipt")})
+        return result
 
     async def preferences_set(self, args: PreferencesSet) -> dict[str, Any]:
-        await asyncio.to_thread(self.gw.preferences.set_preferences, self._tag(args.subject),
-                                args.desk_height_mm, args.lamp_level)
-        self.gw.preference_cache.invalidate()
-        return {"desk_height_mm": args.desk_height_mm, "lamp_level": args.lamp_level}
+        result = await self.gw.patrons.set_preferences(args.subject, args.desk_height_mm, args.lamp_level)
+        self.daemon.audit("preferences", {"stored": result.get("stored"), "receipt": result.get("receipt")})
+        return result
 

@@ -32,14 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from drivers.dwm1001 import Dwm1001Ble
+from drivers.dwm1001 import Dwm1001Ble, Dwm1001Listener
 from drivers.errors import EdgeError
 from drivers.kinds import Feed
 from drivers.ports import Clock, Reading
 from edge_agent.config import Sensor, anchor_uwb_ids
 from edge_agent.hardware import DeviceSlot, Hardware
 from edge_agent.sensing.floor import FloorModel
-from edge_agent.sensing.tags import pseudonymise
+from edge_agent.sensing.tags import TagDirectory
 from edge_agent.supervisor import Supervisor
 
 log = logging.getLogger("edge_agent.pollers")
@@ -79,12 +79,14 @@ class SensorPollers:
         corrections: Corrections | None = None,
         interval_scale: Callable[[Sensor], float] | None = None,
         on_health: HealthCallback | None = None,
+        tags: TagDirectory | None = None,
     ) -> None:
         self.hw = hardware
         self.floor = floor
         self.clock = clock
         self.supervisor = supervisor
         self.tag_salt = tag_salt
+        self.tags = tags or TagDirectory(tag_salt, hardware.cfg.privacy.tag_retention_s)
         self.on_news = on_news
         self.on_health = on_health
         self.corrections = corrections
@@ -154,6 +156,8 @@ class SensorPollers:
         feed: Feed = sensor.part.feed
         if feed == "events":
             await self._run_events(slot)
+        elif feed == "locations" and isinstance(slot.driver, Dwm1001Listener):
+            await self._run_listener(slot)
         elif feed == "locations" and isinstance(slot.driver, Dwm1001Ble):
             await self._run_ble_tag(slot)
         else:
@@ -216,16 +220,56 @@ class SensorPollers:
         self.last[sid] = LastSample(t, corrected, {r.quantity: r.value for r in readings})
 
     def _feed_location(self, sid: str, location: Any, tag_id: str | None = None) -> None:
-        tag = pseudonymise(tag_id or sid, self.tag_salt)
         t = self.clock.monotonic()
+        tag = self.tags.pseudonym(tag_id or sid, t)
         if location.distances:
             ranges = [(self.anchors[d.anchor_id], d.distance_m, float(d.quality))
                       for d in location.distances if d.anchor_id in self.anchors]
             if self.floor.on_tag_ranges(tag, ranges, t) is not None:
                 return
-        if location.position is not None:
+        if location.position is not None and location.position.quality > 0:  # quality 0: the tag has no fix
             p = location.position
             self.floor.on_tag_position(tag, p.x_m, p.y_m, t)
+
+    async def _run_listener(self, slot: DeviceSlot) -> None:
+        """Every tag the listener hears: discovered, pseudonymised at once, tracked; no per-tag config.
+
+        Tags report up to 10 times a second; the floor needs far less, so each tag's position is
+        fed at most once per ``poll_interval_s`` (the newest report wins the next slot). A quiet
+        listener is healthy: an empty floor is silent. One that stops answering is reset.
+        """
+        sensor, listener = slot.sensor, slot.driver
+        interval = self.interval_of(sensor)
+        fed_at: dict[str, float] = {}
+        backoff = 1.0
+        while not listener.started:
+            try:
+                await listener.start()
+            except (EdgeError, OSError) as exc:
+                self._report(sensor.id, False, f"listener does not answer: {exc}")
+                await self.clock.sleep(backoff)
+                backoff = min(60.0, backoff * 2)
+        self._report(sensor.id, True)
+        while True:
+            try:
+                report = await listener.next_report(timeout_s=60.0)
+            except TimeoutError:
+                report = None
+            now = self.clock.monotonic()
+            for name in self.tags.expire(now):
+                fed_at.pop(name, None)
+            self._report(sensor.id, self._driver_healthy(listener))
+            if report is not None and report.position is not None:
+                tag = self.tags.pseudonym(report.tag_id, now)
+                if now - fed_at.get(tag, -1e18) >= interval:
+                    fed_at[tag] = now
+                    p = report.position
+                    self.floor.on_tag_position(tag, p.x_m, p.y_m, now, sigma_m=0.1 if p.quality >= 50 else 0.3)
+            counts = self.floor.tag_counts(now)
+            self.last[sensor.id] = LastSample(now, {
+                "tags_tracked": float(counts["tracked"]), "tags_at_seats": float(counts["at_seats"]),
+                "tags_discovered": float(self.tags.discovered), "reports": float(listener.reports),
+                "rejected_lines": float(listener.rejected)})
 
     async def _run_events(self, slot: DeviceSlot) -> None:
         sensor, pir = slot.sensor, slot.driver

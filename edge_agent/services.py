@@ -61,8 +61,11 @@ def new_uplink(daemon: Daemon, outbox: Outbox, ops: GatewayOperations, *, timeou
     """The uplink for this configuration (``--broker`` applied); entering it starts the connection."""
     cfg = with_broker(daemon.cfg, daemon.options.broker)
     clock: Any = daemon.clock  # SystemClock and VirtualClock both carry `synced`
-    return Uplink(cfg, outbox, clock, ops, version=software_version(), config_hash=daemon.config_hash,
-                  timeout_s=timeout_s)
+    uplink = Uplink(cfg, outbox, clock, ops, version=software_version(), config_hash=daemon.config_hash,
+                    timeout_s=timeout_s, guard=daemon.trust)
+    if daemon.trust is not None:
+        uplink.signer = daemon.trust.sign_document
+    return uplink
 
 
 class MessageLedger:
@@ -194,6 +197,6 @@ async def start_control(stack: contextlib.AsyncExitStack, daemon: Daemon, ops: G
     group: str | None = None
     with contextlib.suppress(KeyError):
         group = grp.getgrgid(os.getegid()).gr_name if os.geteuid() != 0 else grp.getgrnam("edge-agent").gr_name
-    await stack.enter_async_context(ControlServer(path, ops, group=group))
+    await stack.enter_async_context(ControlServer(path, ops, group=group, guard=daemon.trust))
     return path
 

@@ -28,13 +28,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.errors import ConfigError, EdgeError
-from edge_agent.assembly import Tuning, build_components
+from edge_agent.assembly import Gateway, Tuning, build_components
 from edge_agent.backend import SimulatedBackend
 from edge_agent.config import Sensor, SiteConfig, load_config
 from edge_agent.daemon import Daemon, DaemonOptions, check_daemon_paths
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import SimHardware, build_simulated_hardware
-from simulator.hw.uart import LoopbackSerial
 from simulator.network import NetworkPath
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
@@ -111,6 +110,7 @@ class Simulation:
         self.nodes: dict[int, SimNode] = {}
         self.world: World | None = None
         self.incarnations = 0
+        self._tag_names: dict[str, str] = {}  # gateway pseudonym -> world tag id (the probe's translation)
         self.messages = {"produced": 0, "delivered": 0, "dropped": 0}
         self._lives: dict[int, dict[str, int]] = {}
 
@@ -203,7 +203,27 @@ class Simulation:
 
     def _probe(self) -> dict[str, Any]:
         gw = self.daemon.gateway if self.daemon is not None else None
-        return gw.probe() if gw is not None else {"seats": {}, "zones": {}}
+        if gw is None:
+            return {"seats": {}, "zones": {}}
+        probe: dict[str, Any] = gw.probe()
+        positions = probe.pop("tag_positions", {})
+        if positions and self.world is not None:  # the world knows its tags by id, the gateway by pseudonym
+            if not self._tag_names:
+                self._tag_names = {gw.pollers.tags.name_of(p.tag): p.tag for p in self.world.patrons if p.tag}
+            probe["tags"] = {self._tag_names[n]: xy for n, xy in positions.items() if n in self._tag_names}
+        return probe
+
+    async def _patron_system(self, gw: Gateway) -> None:
+        """The library's patron system: the consent (and preferences) of today's consenting patrons.
+
+        They consented before the day, so it is on record when the gateway starts, through the same
+        code the ``consent_set`` and ``preferences_set`` commands run; it is kept across restarts.
+        """
+        assert self.world is not None
+        for p in self.world.patrons:
+            if p.consents and p.tag is not None:
+                await gw.patrons.grant(p.tag, ["desk_preferences", "lamp_preferences"])
+                await gw.patrons.set_preferences(p.tag, p.desk_height_mm, p.lamp_level)
 
     async def _daemon_lifecycle(self, clock: VirtualClock, hw: SimHardware, line: SimLine, tuning: Tuning,
                                 state_dir: Path, network: NetworkPath) -> None:
@@ -213,7 +233,7 @@ class Simulation:
                 backend = SimulatedBackend(
                     i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
                     transport=mline.master,
-                    serial_streams={s: LoopbackSerial(hw.uart_tags[s]) for s in self._uart_sensors()},
+                    serial_streams={s: hw.loopback_uart(s) for s in self._uart_sensors()},
                     building_parts=hw.building,
                 )
                 options = DaemonOptions(config_path=self.config_path, state_dir=state_dir, broker=network.address,
@@ -226,6 +246,8 @@ class Simulation:
                 self.daemon = daemon
                 self.incarnations += 1
                 await daemon.start()
+                if self.incarnations == 1 and daemon.gateway is not None:
+                    await self._patron_system(daemon.gateway)
                 stop = asyncio.create_task(self._stop_event.wait())
                 cut = asyncio.create_task(self._restart_event.wait())
                 await asyncio.wait({stop, cut}, return_when=asyncio.FIRST_COMPLETED)

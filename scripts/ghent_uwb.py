@@ -26,7 +26,8 @@ def _metres(row: dict[str, str], kx: str, ky: str, kz: str) -> tuple[float, floa
     return float(row[kx]) / 1000, float(row[ky]) / 1000, float(row[kz]) / 1000
 
 
-def convert(source: Path, out_dir: Path) -> tuple[int, int, int]:
+def convert(source: Path, out_dir: Path, *, los_only: bool = False) -> tuple[int, int, int]:
+    """Write the CSVs; ``los_only`` keeps only the ranges the dataset labels line-of-sight."""
     anchors: dict[str, tuple[float, float, float]] = {}
     tags: dict[str, tuple[float, float, float]] = {}
     samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -36,6 +37,8 @@ def convert(source: Path, out_dir: Path) -> tuple[int, int, int]:
             loc = f"loc{int(row['location_ID'])}"
             anchors[anchor] = _metres(row, "x_anchor", "y_anchor", "z_anchor")
             tags[loc] = _metres(row, "x_tag", "y_tag", "z_tag")
+            if los_only and row["NLOS"] != "LOS":
+                continue
             samples[loc][anchor].append(float(row["estimated_range"]) / 1000)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "anchors.csv").open("w", newline="") as fh:

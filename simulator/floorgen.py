@@ -164,7 +164,7 @@ def floor_toml(zones: int = 6, seats: int = 120, site: str = "central-library", 
           "fan_watts_at_full = 1800\n")
     w("\n".join(seat_blocks))
     w("\n".join(sensor_blocks))
-    w('[[sensors]]\nid = "uwb-listener"\nkind = "dwm1001"\nserial_port = "/dev/ttyACM0"\n'
+    w('[[sensors]]\nid = "uwb-listener"\nkind = "dwm1001"\nrole = "listener"\nserial_port = "/dev/ttyACM0"\n'
       'poll_interval_s = 0.5\n')
     w('[[sensors]]\nid = "uwb-ble"\nkind = "dwm1001"\nble_address = "E4:5F:01:2A:3B:4C"\npoll_interval_s = 1\n')
     w("\n".join(act_blocks))

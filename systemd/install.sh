@@ -45,6 +45,12 @@ if [ ! -e /etc/edge-agent/gateway.toml ]; then
   echo "installed a starting config at /etc/edge-agent/gateway.toml: edit it for this floor"
 fi
 "$PREFIX/venv/bin/edge-agent" config check /etc/edge-agent/gateway.toml
+
+# 4. The gateway's own key pair (signs its audit heads and, on request, command results), made once
+#    by the service user in its state directory: the private half readable by that user only.
+install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" /var/lib/edge-agent
+runuser -u "$USER_NAME" -- sh -c "umask 077; '$PREFIX/venv/bin/edge-agent' keys generate --gateway \
+  --config /etc/edge-agent/gateway.toml --state-dir /var/lib/edge-agent"
 install -m 0644 "$PREFIX/src/systemd/edge-agent.service" "$UNIT"
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload

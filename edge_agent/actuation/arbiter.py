@@ -298,7 +298,7 @@ class Arbiter:
         ch.failures += 1
         ch.sent = None
         ch.last_error = why
-        delay = min(ch.limits.retry_base_s * 2 ** (ch.failures - 1), ch.limits.retry_max_s)
+        delay = min(ch.limits.retry_base_s * 2 ** min(ch.failures - 1, 30), ch.limits.retry_max_s)  # no overflow
         ch.next_try_t = now + delay
         self._emit(ArbiterEvent("output_failed", ch.key[0], ch.key[1], now, new=ch.target.value if ch.target else None,
                                 detail=f"attempt {ch.failures}: {why}; retry in {delay:g} s"))

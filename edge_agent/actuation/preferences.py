@@ -1,113 +1,81 @@
-"""Consent and personal desk preferences, kept in a small TinyDB file on the gateway.
+"""Preferences that follow a patron: consent commands applied on this gateway, preferences to the rules.
 
-Privacy by default: a patron's preferred desk height and lamp level exist only while their tag
-pseudonym has consent on record. Withdrawing consent deletes the whole record at once, not just
-a flag. Preferences never leave the gateway (no MQTT field carries them).
+The library's patron system names a patron by the id of their tag (``subject``; docs/mqtt.md):
+the gateway turns it into its own pseudonym at once (:class:`edge_agent.sensing.tags.TagDirectory`,
+keyed with this gateway's salt), so the same command sent to every floor's gateway yields a
+different, unlinkable pseudonym on each. What is stored lives in the consent store
+(:mod:`edge_agent.actuation.consent`); withdrawal deletes the record, the tag's pseudonym
+mapping and its track on the floor at once. Results carry receipts and field names, never the
+values of preferences nor the pseudonym: they travel upstream.
 
-The file is written through :class:`AtomicJSONStorage` (write a temporary file, fsync, rename,
-fsync the directory), so a power cut mid-write leaves either the old or the new document, never
-a truncated one: an SD card on a Pi loses power more often than a server does.
-
-The methods do blocking file I/O; from the event loop call them with ``asyncio.to_thread``.
+:meth:`PatronPreferences.__call__` is what the controller asks before every decision: the
+consenting tags' preferences, scope by scope, read from disk only after a change and again
+when the earliest consent lapses.
 """
 
 from __future__ import annotations
 
-import re
-import time
+import asyncio
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from tinydb import Query, TinyDB
-
-from drivers.errors import EdgeError
-from edge_agent.storage import AtomicJSONStorage
+from edge_agent.actuation.consent import DEFAULT_VALID_MONTHS, ConsentStore
+from edge_agent.sensing.floor import FloorModel
+from edge_agent.sensing.tags import TagDirectory
 from rules.state import Preference
 
-TAG = re.compile(r"^[A-Za-z0-9_.:-]{4,64}$")
-HEIGHT_MM = (550, 1350)
 
+class PatronPreferences:
+    """Consent and preferences by tag id, on this gateway; the rules' view of them."""
 
-class ConsentRequiredError(EdgeError, PermissionError):
-    """Preferences were offered for a tag whose holder has not consented."""
+    def __init__(self, store: ConsentStore, tags: TagDirectory, floor: FloorModel,
+                 wall: Callable[[], float]) -> None:
+        self.store = store
+        self.tags = tags
+        self.floor = floor
+        self.wall = wall
+        self._prefs: dict[str, Preference] | None = None
+        self._valid_until = float("inf")
+        self._writing = asyncio.Lock()  # one command at a time; the store is not safe across threads
 
+    def invalidate(self) -> None:
+        self._prefs = None
 
-@dataclass(frozen=True, slots=True)
-class PreferenceRecord:
-    tag: str
-    consented: bool
-    desk_height_mm: int | None
-    lamp_level: float | None
-    updated_at: float  # wall seconds
+    def __call__(self) -> dict[str, Preference]:
+        if self._writing.locked():
+            return self._prefs or {}  # a command is writing in a worker thread: read after it, not during
+        if self._prefs is None or self.wall() >= self._valid_until:
+            self._prefs = self.store.preferences()
+            self.floor.set_consented_tags(self.store.consented())
+            nxt = self.store.next_expiry()
+            self._valid_until = nxt if nxt is not None else float("inf")
+        return self._prefs
 
+    async def grant(self, subject: str, scopes: list[str], valid_months: int = DEFAULT_VALID_MONTHS) -> dict[str, Any]:
+        """consent_set: record or renew; the result is the receipt."""
+        async with self._writing:
+            record = await asyncio.to_thread(self.store.grant, self.tags.name_of(subject), scopes, valid_months)
+        self.invalidate()
+        return {"consented": True, **record.receipt_doc()}
 
-class PreferenceRegistry:
-    """Consent flags and preferences by tag pseudonym, on disk."""
+    async def withdraw(self, subject: str) -> dict[str, Any]:
+        """consent_withdraw: the record, the pseudonym mapping and the tag's track, all at once."""
+        pseudonym = self.tags.forget(subject)
+        self.floor.forget_tag(pseudonym)
+        async with self._writing:
+            had = await asyncio.to_thread(self.store.withdraw, pseudonym)
+        self.invalidate()
+        return {"consented": False, "had_consent": had, "preferences_deleted": True, "tag_forgotten": True,
+                "receipt": f"w-{secrets.token_hex(8)}"}
 
-    def __init__(self, path: str | Path, *, wall: Callable[[], float] = time.time) -> None:
-        self._db = TinyDB(Path(path), storage=AtomicJSONStorage)
-        self._table = self._db.table("preferences")
-        self._wall = wall
-
-    def close(self) -> None:
-        self._db.close()
-
-    def set_consent(self, tag: str, consented: bool) -> None:
-        """Record consent; withdrawing it deletes everything stored for the tag."""
-        _check_tag(tag)
-        q = Query()
-        if not consented:
-            self._table.remove(q.tag == tag)
-            return
-        if self._table.get(q.tag == tag) is None:
-            self._table.insert({"tag": tag, "consented": True, "desk_height_mm": None, "lamp_level": None,
-                                "updated_at": self._wall()})
-        else:
-            self._table.update({"consented": True, "updated_at": self._wall()}, q.tag == tag)
-
-    def set_preferences(self, tag: str, height_mm: int | None = None, lamp: float | None = None) -> None:
-        """Store a consenting tag's preferences (None leaves a value as it is)."""
-        _check_tag(tag)
-        if height_mm is not None and not HEIGHT_MM[0] <= height_mm <= HEIGHT_MM[1]:
-            raise ValueError(f"desk height {height_mm} mm is outside {HEIGHT_MM[0]}..{HEIGHT_MM[1]}; e.g. 740")
-        if lamp is not None and not 0.0 <= lamp <= 1.0:
-            raise ValueError(f"lamp level {lamp} is outside 0..1; e.g. 0.6")
-        record = self.get(tag)
-        if record is None or not record.consented:
-            raise ConsentRequiredError(f"tag {tag!r} has no consent on record; preferences are not stored")
-        changes: dict[str, Any] = {"updated_at": self._wall()}
-        if height_mm is not None:
-            changes["desk_height_mm"] = int(height_mm)
-        if lamp is not None:
-            changes["lamp_level"] = float(lamp)
-        self._table.update(changes, Query().tag == tag)
-
-    def get(self, tag: str) -> PreferenceRecord | None:
-        doc = self._table.get(Query().tag == tag)
-        return None if doc is None else _record(doc)
-
-    def consented_tags(self) -> set[str]:
-        return {str(d["tag"]) for d in self._table.all() if d.get("consented")}
-
-    def preferences(self) -> dict[str, Preference]:
-        """Consenting tags with at least one preference: what goes into ``FloorState.preferences``."""
-        out: dict[str, Preference] = {}
-        for doc in self._table.all():
-            r = _record(doc)
-            if r.consented and (r.desk_height_mm is not None or r.lamp_level is not None):
-                out[r.tag] = Preference(r.desk_height_mm, r.lamp_level)
-        return out
-
-
-def _check_tag(tag: str) -> None:
-    if not TAG.match(tag):
-        raise ValueError(f"tag pseudonym {tag!r} is not valid; use 4-64 letters, digits, '_', '.', ':' or '-'")
-
-
-def _record(doc: Any) -> PreferenceRecord:
-    return PreferenceRecord(
-        tag=str(doc["tag"]), consented=bool(doc.get("consented")), desk_height_mm=doc.get("desk_height_mm"),
-        lamp_level=doc.get("lamp_level"), updated_at=float(doc.get("updated_at", 0.0)),
-    )
+    async def set_preferences(self, subject: str, desk_height_mm: int | None,
+                              lamp_level: float | None) -> dict[str, Any]:
+        """preferences_set: stored under their scopes (refused for a scope without consent)."""
+        async with self._writing:
+            record = await asyncio.to_thread(self.store.set_preferences, self.tags.name_of(subject),
+                                             desk_height_mm, lamp_level)
+        self.invalidate()
+        stored = [name for name, value in (("desk_height_mm", desk_height_mm), ("lamp_level", lamp_level))
+                  if value is not None]
+        return {"stored": stored, "receipt": record.receipt}

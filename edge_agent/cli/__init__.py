@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "dali": "edge_agent.cli.dali_cmd:dali",
     "bacnet": "edge_agent.cli.bacnet_cmd:bacnet",
     "federation": "edge_agent.cli.federation_cmd:federation",
+    "keys": "edge_agent.cli.keys_cmd:keys",
+    "audit": "edge_agent.cli.audit_cmd:audit",
 }
 
 
@@ -40,7 +42,7 @@ SUMMARIES: dict[str, str] = {
     "run": "Run the daemon (real hardware, or --simulate SCENARIO).",
     "demo": "One simulated library day with an embedded broker, then a report.",
     "install-service": "Install the systemd unit, service user and venv (root).",
-    "config": "Check a site configuration file.",
+    "config": "Check a site configuration file; have the daemon reload it.",
     "status": "Gateway, broker, outbox, clock and sensor health at a glance.",
     "sensors": "List, read, watch and scan sensors.",
     "calibrate": "Calibrate a sensor against a reference, undo, history.",
@@ -53,6 +55,8 @@ SUMMARIES: dict[str, str] = {
     "dali": "Commission a DALI line: scan, assign short addresses, groups.",
     "bacnet": "Find BMS devices (Who-Is) and read their objects.",
     "federation": "Serve federated training of the forecast (Flower).",
+    "keys": "Signing keys: generate, show, trust, revoke, sign an artefact.",
+    "audit": "Verify and read the tamper-evident audit log.",
 }
 
 

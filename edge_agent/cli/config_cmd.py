@@ -1,4 +1,5 @@
-"""``edge-agent config check FILE``: validate a site configuration without starting anything."""
+"""``edge-agent config check FILE``: validate a site configuration without starting anything; ``config reload``:
+ask the running daemon to apply it (the local way to rotate or revoke keys)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from drivers.errors import ConfigError
+from drivers.errors import ConfigError, EdgeError
 from edge_agent.config import load_config
 
 
@@ -31,3 +32,19 @@ def check(file: Path) -> None:
         f"{file}: valid: site {cfg.site.id}, gateway {cfg.site.gateway}, {len(cfg.zones)} zones, "
         f"{len(cfg.seats)} seats, {len(cfg.sensors)} sensors, {len(cfg.actuators)} actuators"
     )
+
+
+@config.command("reload")
+@click.option("--config", "config_path", envvar="EDGE_AGENT_CONFIG", default="/etc/edge-agent/gateway.toml",
+              show_default=True, type=click.Path(dir_okay=False), help="Site configuration (finds the socket).")
+@click.option("--socket", "socket_path", default=None, help="Control socket of the running daemon.")
+def reload(config_path: str, socket_path: str | None) -> None:
+    """Ask the running daemon to re-read its config (keys rotated or revoked take effect); audited with your account."""
+    from edge_agent.cli.technician import daemon
+
+    with daemon(socket_path, config_path) as client:
+        try:
+            result = client.request("reload_config")
+        except EdgeError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"reloading: config {result['config_hash']} replaces {result['previous_hash']}")

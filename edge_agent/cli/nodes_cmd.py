@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from drivers.errors import BridgeError, EdgeError
+from drivers.errors import BridgeError, EdgeError, TrustError
 from edge_agent.control.client import ControlClient, DaemonNotRunning, resolve_socket
 from edge_agent.control.nodes import UPLOAD_PIECE
 from firmware_bridge import BridgeLink, NodeRegistry, OtaReport, SerialTransport, load_registry, update_firmware
@@ -110,13 +110,14 @@ def _daemon(socket_path: str | None, state_dir: Path) -> ControlClient | None:
     return client
 
 
-def _through_daemon(client: ControlClient, node: int, image: bytes, label: str, port: str | None) -> dict[str, Any]:
+def _through_daemon(client: ControlClient, node: int, image: bytes, label: str, port: str | None,
+                    signature: dict[str, Any] | None = None) -> dict[str, Any]:
     """Upload, start, and follow the daemon's update of ``node``; returns its final state."""
     sha = hashlib.sha256(image).hexdigest()
     for offset in range(0, len(image), UPLOAD_PIECE):
         piece = base64.b64encode(image[offset : offset + UPLOAD_PIECE]).decode()
         client.request("node_ota_upload", node=node, size=len(image), sha256=sha, offset=offset, data=piece)
-    state: dict[str, Any] = client.request("node_ota_start", node=node, sha256=sha, port=port)
+    state: dict[str, Any] = client.request("node_ota_start", node=node, sha256=sha, port=port, signature=signature)
     with progress_bar(len(image), label) as bar:
         shown = 0
         while state["state"] == "running":
@@ -138,9 +139,13 @@ def _through_daemon(client: ControlClient, node: int, image: bytes, label: str, 
 @click.option("--socket", "socket_path", default=None,
               help="Control socket [default: $EDGE_AGENT_SOCKET, /run/edge-agent/control.sock, "
                    "<state_dir>/control.sock].")  # fmt: skip
+@click.option("--signature", "signature_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The image's signature document (keys sign) [default: IMAGE.sig when it exists].")
+@click.option("--config", "config_path", envvar="EDGE_AGENT_CONFIG", default="/etc/edge-agent/gateway.toml",
+              show_default=True, help="Site config whose keys check the signature when no daemon runs.")
 @click.pass_context
 def ota(ctx: click.Context, node: int, image: Path, port: str, baud: str, state_dir: Path,
-        socket_path: str | None) -> None:  # fmt: skip
+        socket_path: str | None, signature_path: Path | None, config_path: str) -> None:  # fmt: skip
     """Update NODE with firmware IMAGE (resumable; verified by SHA-256; reports a rollback).
 
     Goes through the running daemon, which owns the line; opens PORT itself only when no daemon
@@ -156,13 +161,14 @@ def ota(ctx: click.Context, node: int, image: Path, port: str, baud: str, state_
         raise click.ClickException(f"--state-dir {state_dir} does not exist; give the daemon's state directory "
                                    "([storage] state_dir)")  # fmt: skip
     label = f"node {node} <- {image.name} {header.firmware}"
+    signature = _signature(signature_path or image.with_name(image.name + ".sig"), signature_path is not None)
     client = _daemon(socket_path, state_dir)
     if client is not None:
         click.echo(f"node {node}: updating through the running daemon, which owns the line ({client.path})")
         try:
             with client:
                 named = port if ctx.get_parameter_source("port") is not click.core.ParameterSource.DEFAULT else None
-                state = _through_daemon(client, node, data, label, named)
+                state = _through_daemon(client, node, data, label, named, signature)
         except EdgeError as exc:
             raise click.ClickException(f"node {node}: {exc}") from None
         except KeyboardInterrupt:
@@ -177,12 +183,43 @@ def ota(ctx: click.Context, node: int, image: Path, port: str, baud: str, state_
     if not state_dir.is_dir():
         raise click.ClickException(f"{state_dir} does not exist: no daemon state directory to keep the node registry "
                                    "in; pass --state-dir")  # fmt: skip
+    _check_signature(config_path, data, signature)
     try:
         report = asyncio.run(_ota(port, int(baud), state_dir, node, data, label))
     except BridgeError as exc:
         raise click.ClickException(f"node {node}: update failed: {exc}") from exc
     _report(node, header, report.outcome, report.firmware_before, report.firmware_after, "AB"[report.slot],
             report.resumed_from, report.size)  # fmt: skip
+
+
+def _signature(path: Path, named: bool) -> dict[str, Any] | None:
+    """The signature document beside the image (None when there is none and none was named)."""
+    if not path.exists() and not named:
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"--signature {path}: cannot read a signature document there ({exc})") from None
+    if not isinstance(doc, dict):
+        raise click.ClickException(f"--signature {path}: not a signature document (edge-agent keys sign writes one)")
+    return doc
+
+
+def _check_signature(config_path: str, image: bytes, signature: dict[str, Any] | None) -> None:
+    """With no daemon: the site config's keys check the image before the line is opened."""
+    from edge_agent.cli.technician import load_site
+    from edge_agent.trust.artefacts import check_artefact
+    from edge_agent.trust.policy import Keyring
+
+    cfg = load_site(config_path)
+    if cfg is None or cfg.security.policy == "off":
+        return
+    try:
+        check_artefact(Keyring(cfg.security), "firmware", hashlib.sha256(image).hexdigest(), len(image), signature)
+    except TrustError as exc:
+        if cfg.security.policy == "required":
+            raise click.ClickException(f"firmware refused ({exc.reason}): {exc}") from None
+        click.echo(f"warning: {exc} (accepted: signatures = log-only)", err=True)
 
 
 def _report(node: int, header: ImageHeader, outcome: str, before: str, after: str, slot: str, resumed_from: int,

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import numpy as np
 
 from drivers.errors import LogFormatError
+from edge_agent.sensing.uwb import Fix, SolverParams
 from edge_agent.sensing.uwb_logs import (
     AnchorRow,
     BiasRow,
     LogRead,
     LogRow,
     RangeRow,
+    RangeWindow,
     TruthRow,
     anchor_table,
     calibrate_bias,
@@ -31,6 +34,7 @@ from edge_agent.sensing.uwb_logs import (
 )
 
 MAX_PROBLEM_LINES = 20
+POSITIONS_HEADER = ["t", "tag_id", "x", "y", "z", "residual_m", "anchors_used", "hdop", "vdop", "offset_m", "dims"]
 Row = TypeVar("Row", bound=LogRow)
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
@@ -62,6 +66,21 @@ def _tag_z(tag_height: float, three_d: bool) -> float | None:
     return None if three_d else tag_height
 
 
+def _warn_flat(fixes: list[tuple[RangeWindow, Fix | None]], three_d: bool, tag_height: float) -> None:
+    """With --3d, say how many fixes could not solve height (the anchors' geometry) and were made 2D."""
+    if not three_d:
+        return
+    flat = sum(1 for _, fix in fixes if fix is not None and fix.dims == 2)
+    if flat:
+        solved = sum(1 for _, fix in fixes if fix is not None)
+        click.echo(
+            f"warning: --3d: the anchors cannot observe height for {flat} of {solved} fixes (vertical dilution "
+            f"of precision above {SolverParams().max_vdop:g}: anchors at one height, or a common range offset "
+            f"not yet known); those are 2D fixes at --tag-height {tag_height:g} m (dims = 2)",
+            err=True,
+        )
+
+
 @click.group()
 def uwb() -> None:
     """Solve UWB positions and range biases from recorded logs."""
@@ -79,7 +98,8 @@ solve_options = [
         help="seconds of one tag's ranges that make one fix",
     ),
     click.option("--tag-height", type=float, default=1.0, show_default=True, help="known tag height (m) for 2D fixes"),
-    click.option("--3d", "three_d", is_flag=True, help="solve height too (needs 4 anchors at varied heights)"),
+    click.option("--3d", "three_d", is_flag=True,
+                 help="solve height too (needs 4 anchors at varied heights; else 2D at --tag-height, with a warning)"),
 ]
 
 
@@ -109,12 +129,14 @@ def solve_cmd(
     ranges = _load(ranges_path, RangeRow, "ranges")
     bias = {r.anchor_id: r.bias_m for r in _load(bias_path, BiasRow, "bias").rows} if bias_path else None
     windows = group_windows(ranges.rows, window_s)
-    fixes = solve_windows(windows, anchors, _tag_z(tag_height, three_d), robust=not plain, bias_m=bias)
+    fixes = solve_windows(windows, anchors, _tag_z(tag_height, three_d), robust=not plain, bias_m=bias,
+                          fallback_z=tag_height)
+    _warn_flat(fixes, three_d, tag_height)
     written = 0
     try:
         with out_path.open("w", newline="", encoding="utf-8") as fh:
             out = csv.writer(fh)
-            out.writerow(["t", "tag_id", "x", "y", "z", "residual_m", "anchors_used"])
+            out.writerow(POSITIONS_HEADER)
             for w, fix in fixes:
                 if fix is None:
                     continue
@@ -127,6 +149,10 @@ def solve_cmd(
                         f"{fix.z:.3f}",
                         f"{fix.residual_m:.3f}",
                         len(fix.anchors_used),
+                        f"{fix.hdop:.2f}",
+                        "" if fix.vdop is None else f"{fix.vdop:.2f}",
+                        f"{fix.offset_m:.3f}",
+                        fix.dims,
                     ]
                 )
                 written += 1
@@ -135,7 +161,7 @@ def solve_cmd(
         sys.exit(2)
     click.echo(
         f"{written} fixes from {len(windows)} windows written to {out_path} "
-        f"({len(windows) - written} windows had fewer than the minimum usable anchors)"
+        f"({len(windows) - written} windows gave no fix: too few usable anchors, or a geometry that says nothing)"
     )
 
 
@@ -194,11 +220,15 @@ def score_cmd(
     bias = {r.anchor_id: r.bias_m for r in _load(bias_path, BiasRow, "bias").rows} if bias_path else None
     pairs = truth_for(group_windows(ranges.rows, window_s), truth.rows, window_s)
     tag_z = _tag_z(tag_height, three_d)
-    robust = solve_windows([w for w, _ in pairs], anchors, tag_z, robust=True, bias_m=bias)
-    plain = solve_windows([w for w, _ in pairs], anchors, tag_z, robust=False, bias_m=bias)
+    robust = solve_windows([w for w, _ in pairs], anchors, tag_z, robust=True, bias_m=bias, fallback_z=tag_height)
+    plain = solve_windows([w for w, _ in pairs], anchors, tag_z, robust=False, bias_m=bias, fallback_z=tag_height)
+    _warn_flat(robust, three_d, tag_height)
     both = [(r, p, t) for (_, r), (_, p), (_, t) in zip(robust, plain, pairs, strict=True) if r and p]
     r_rmse, n = rmse_2d((r, t) for r, _, t in both)
     p_rmse, _ = rmse_2d((p, t) for _, p, t in both)
     click.echo(f"fixes scored: {n} of {len(pairs)} windows with truth")
     click.echo(f"robust 2D RMSE: {r_rmse:.3f} m")
     click.echo(f"plain least-squares 2D RMSE: {p_rmse:.3f} m")
+    offsets = [r.offset_m for r, _, _ in both if r.offset_m]
+    if offsets:
+        click.echo(f"common range offset taken out: median {float(np.median(offsets)):+.3f} m")

@@ -6,9 +6,10 @@ asks the daemon to do the update instead of opening the port itself. A request l
 
 1. ``node_ota_upload`` ``{node, size, sha256, offset, data}``, once per piece, in order; the
    daemon keeps the pieces for that node and answers how many bytes it holds;
-2. ``node_ota_start`` ``{node, sha256[, port]}``: the daemon checks the whole image (hash,
-   header, the node's HELLO) and starts the update in the background; with ``port``, it first
-   refuses if that is not the line it drives (a node address is only unique on its own line);
+2. ``node_ota_start`` ``{node, sha256[, port][, signature]}``: the daemon checks the whole image
+   (hash, the model-publisher's ``signature`` when the site has keys, header, the node's HELLO)
+   and starts the update in the background; with ``port``, it first refuses if that is not the
+   line it drives (a node address is only unique on its own line);
 3. ``node_ota_status`` ``{node}``, as often as the CLI likes: state, bytes sent, and at the end
    the outcome (:class:`NodeOtaState`). The update goes on if the CLI goes away.
 
@@ -17,7 +18,7 @@ A daemon that has no bridge line refuses these with one line saying so.
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol, TypedDict, runtime_checkable
+from typing import Annotated, Any, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +49,7 @@ class NodeOtaStartArgs(_Args):
     node: NodeAddress
     sha256: Sha256
     port: str | None = Field(default=None, max_length=256)  # the line the technician meant, if named
+    signature: dict[str, Any] | None = None  # the image's signature document (edge_agent.trust.artefacts)
 
 
 class NodeOtaState(TypedDict):
@@ -71,6 +73,7 @@ class NodeTarget(Protocol):
         self, node: int, size: int, sha256: str, offset: int, data: str, user: str
     ) -> NodeOtaState: ...
 
-    async def node_ota_start(self, node: int, sha256: str, user: str, port: str | None = None) -> NodeOtaState: ...
+    async def node_ota_start(self, node: int, sha256: str, user: str, port: str | None = None, *,
+                             signature: dict[str, Any] | None = None) -> NodeOtaState: ...
 
     async def node_ota_status(self, node: int) -> NodeOtaState: ...

@@ -17,6 +17,10 @@ and a slow terminal can never back the daemon up.
 Who did something is never taken from the request: the server fills ``user`` in from the peer's
 kernel credentials (SO_PEERCRED), so calibration history names the real OS account.
 
+A remote operator tool signs its requests like an MQTT command (an ``auth`` object covering the
+whole request, edge_agent.trust.envelope); a refused one is answered
+``{"id": 7, "ok": false, "error": "...", "code": "forbidden"}`` with the refusal reason.
+
 The daemon implements :class:`ControlTarget`; :class:`~edge_agent.control.server.ControlServer`
 turns requests into calls on it.
 """
@@ -145,6 +149,7 @@ class ActuatorTestArgs(_Request):
 class _Envelope(_Request):
     id: int | str | None = None
     on_behalf_of: str | None = Field(default=None, max_length=64)  # SUDO_USER; honoured for root peers only
+    auth: dict[str, Any] | None = None  # a remote operator tool's signature (edge_agent.trust.envelope)
 
 
 class PingRequest(_Envelope):
@@ -229,6 +234,13 @@ class NodeOtaStatusRequest(_Envelope):
     args: NodeArgs
 
 
+class ReloadConfigRequest(_Envelope):
+    """The local way to reload the site config (keys rotated or revoked take effect with it)."""
+
+    op: Literal["reload_config"]
+    args: NoArgs = NoArgs()
+
+
 Request = Annotated[
     PingRequest
     | StatusRequest
@@ -245,7 +257,8 @@ Request = Annotated[
     | BuildingRequest
     | NodeOtaUploadRequest
     | NodeOtaStartRequest
-    | NodeOtaStatusRequest,
+    | NodeOtaStatusRequest
+    | ReloadConfigRequest,
     Field(discriminator="op"),
 ]
 
@@ -254,8 +267,12 @@ REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 OPS: tuple[str, ...] = (
     "ping", "status", "sensors", "read_sensor", "calibrate", "calibrate_undo", "calibration_history",
     "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics", "building",
-    "node_ota_upload", "node_ota_start", "node_ota_status",
+    "node_ota_upload", "node_ota_start", "node_ota_status", "reload_config",
 )  # fmt: skip
+
+#: Operations that only read: everything else changes the floor and goes into the audit log.
+READ_OPS = frozenset({"ping", "status", "sensors", "read_sensor", "calibration_history", "actuators", "diagnostics",
+                      "node_ota_status"})
 
 
 # ---- results: what the daemon returns (JSON-ready; extra keys are allowed and shown by --json) ----

@@ -9,6 +9,11 @@ modes alone: root, the daemon's own uid, and members of the socket's group (prim
 supplementary, read from ``/proc/<pid>/status``). Everyone else gets one error line and is
 disconnected. A request that is not valid JSON, is too long, names an unknown op or has wrong
 argument types gets an error line; the connection and the server carry on.
+
+A remote operator tool's request (one carrying ``auth``, or from an account listed in
+``[security] signed_socket_users``) must be signed like an MQTT command; a refusal line then
+carries the reason as ``code``. Every operation that changes something is written to the audit
+log with the peer's OS account (and the key, when signed), done or refused.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from drivers.errors import EdgeError
 from edge_agent.control import protocol as p
 from edge_agent.control.nodes import NodeTarget
+from edge_agent.trust.envelope import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,20 @@ def refusal(cred: PeerCred, *, daemon_uid: int, socket_gid: int | None, groups: 
     )
 
 
+class SocketGuard(Protocol):
+    """The gateway's trust as the socket uses it (edge_agent.trust.gateway.GatewayTrust)."""
+
+    async def authorise_socket(self, op: str, request: dict[str, Any], peer: str) -> Verdict | None: ...
+    def record(self, kind: str, actor: str, data: dict[str, Any]) -> None: ...
+
+
+#: The audit record kind of each operation that changes something (others: "technician").
+AUDIT_KIND = {"calibrate": "calibration", "calibrate_undo": "calibration", "thermal_capture_background": "calibration",
+              "set_anchor": "calibration", "actuator_test": "override", "node_ota_start": "firmware",
+              "reload_config": "config"}
+UNAUDITED_OPS = p.READ_OPS | {"node_ota_upload"}  # pieces of an image: its start is recorded
+
+
 def user_label(cred: PeerCred, on_behalf_of: str | None) -> str:
     """The OS account for history entries; a root peer may name the sudo user behind it."""
     name = _user_name(cred.uid)
@@ -115,10 +135,12 @@ def _group_name(gid: int) -> str:
 class ControlServer:
     """Serves one :class:`ControlTarget` on a unix socket for as long as the context is open."""
 
-    def __init__(self, path: str | os.PathLike[str], target: p.ControlTarget, *, group: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], target: p.ControlTarget, *, group: str | None = None,
+                 guard: SocketGuard | None = None) -> None:
         self.path = Path(path)
         self.target = target
         self.group = group
+        self.guard = guard
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._socket_gid: int | None = None
@@ -199,16 +221,37 @@ class ControlServer:
         except ValidationError as exc:
             return _error(rid, _validation_line(doc, exc))
         user = user_label(cred, req.on_behalf_of)
+        verdict = None if self.guard is None else await self.guard.authorise_socket(req.op, doc, _user_name(cred.uid))
+        if verdict is not None and verdict.key_id:
+            user = f"{verdict.key_id} via {user}"
+        if verdict is not None and not verdict.accepted:
+            self._audit(req, user, False, f"{verdict.reason}: {verdict.message}", always=True)
+            return {"id": rid, "ok": False, "error": verdict.message, "code": verdict.reason}
         try:
             result = await asyncio.wait_for(self._dispatch(req, user), REQUEST_TIMEOUT_S)
         except TimeoutError:
-            return _error(rid, f"{req.op}: no answer from the daemon within {REQUEST_TIMEOUT_S:.0f} s")
+            return self._refused(req, user, rid, f"{req.op}: no answer from the daemon within "
+                                                 f"{REQUEST_TIMEOUT_S:.0f} s")
         except (EdgeError, ValueError, LookupError, PermissionError) as exc:
-            return _error(rid, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return self._refused(req, user, rid, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except Exception as exc:
             log.exception("control request %s failed", req.op)
-            return _error(rid, f"internal error in {req.op}: {type(exc).__name__}: {exc}; see the daemon's journal")
+            return self._refused(req, user, rid, f"internal error in {req.op}: {type(exc).__name__}: {exc}; see the "
+                                                 "daemon's journal")
+        self._audit(req, user, True, "")
         return {"id": rid, "ok": True, "result": result}
+
+    def _refused(self, req: p.Request, user: str, rid: int | str | None, message: str) -> dict[str, Any]:
+        self._audit(req, user, False, message)
+        return _error(rid, message)
+
+    def _audit(self, req: p.Request, user: str, ok: bool, error: str, *, always: bool = False) -> None:
+        """A technician's (or remote tool's) action in the audit log; reads are not recorded unless refused."""
+        if self.guard is None or (req.op in UNAUDITED_OPS and not always):
+            return
+        args = req.args.model_dump(mode="json", exclude={"data", "signature"})
+        self.guard.record(AUDIT_KIND.get(req.op, "technician"), user,
+                          {"op": req.op, "args": args, "ok": ok, **({"error": error[:300]} if error else {})})
 
     async def _dispatch(self, req: p.Request, user: str) -> Any:
         t = self.target
@@ -241,6 +284,11 @@ class ControlServer:
                 return await t.building(a)
             case p.NodeOtaUploadRequest() | p.NodeOtaStartRequest() | p.NodeOtaStatusRequest():
                 return await _node_op(t, req, user)
+            case p.ReloadConfigRequest():
+                reload = getattr(t, "reload_config", None)
+                if reload is None:
+                    raise p.ControlRefused("reload_config: this daemon cannot reload its configuration")
+                return await reload()
         raise AssertionError(f"unhandled op {req.op}")  # pragma: no cover - the union is exhaustive
 
 
@@ -254,7 +302,7 @@ async def _node_op(
         case p.NodeOtaUploadRequest(args=a):
             return await t.node_ota_upload(a.node, a.size, a.sha256, a.offset, a.data, user)
         case p.NodeOtaStartRequest(args=a):
-            return await t.node_ota_start(a.node, a.sha256, user, a.port)
+            return await t.node_ota_start(a.node, a.sha256, user, a.port, signature=a.signature)
         case p.NodeOtaStatusRequest(args=a):
             return await t.node_ota_status(a.node)
 

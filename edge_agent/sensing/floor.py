@@ -29,13 +29,13 @@ import numpy.typing as npt
 from drivers.errors import SensingError, SensorImplausibleError
 from drivers.ports import Reading
 from edge_agent.config import Sensor, SiteConfig
-from edge_agent.sensing.geometry import GRID, SeatPoint, floor_to_pixel, nearest_seat, point_in_polygon
+from edge_agent.sensing.geometry import GRID, SeatPoint, floor_to_pixel, point_in_polygon
 from edge_agent.sensing.light import SeatLightModel
 from edge_agent.sensing.seats import SeatStateMachine, SeatTiming
-from edge_agent.sensing.tags import TagTrack
+from edge_agent.sensing.tags import FloorTag, TagTrack
 from edge_agent.sensing.thermal import Blob, ThermalEvidence, ThermalParams, ThermalSeatDetector
 from edge_agent.sensing.topology import build_topology
-from edge_agent.sensing.uwb import Fix, solve
+from edge_agent.sensing.uwb import Fix, OffsetLearner, solve
 from edge_agent.sensing.zones import ENVIRONMENT, LastValue, zone_measure
 from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, SeatView, ZoneView
 
@@ -54,14 +54,6 @@ class ThermalStatus:
     usable: bool
 
 
-@dataclass(slots=True)
-class _Tag:
-    track: TagTrack
-    last_t: float
-    seat: str | None = None
-    seat_since: float | None = None
-
-
 class FloorModel:
     """Seat states, zone counts, tag positions and environment for one floor."""
 
@@ -73,8 +65,9 @@ class FloorModel:
         thermal: ThermalParams | None = None,
         tag_height_m: float = 1.0,
         seat_radius_m: float = 0.6,
-        tag_fresh_s: float = 10.0,
-        tag_forget_s: float = 300.0,
+        seat_leave_radius_m: float = 1.2,
+        tag_fresh_s: float = 30.0,
+        tag_forget_s: float | None = None,
         min_range_quality: float = 50.0,
         anchor_bias_m: Mapping[str, float] | None = None,
     ) -> None:
@@ -83,7 +76,9 @@ class FloorModel:
         self.timing = timing or SeatTiming(s.occupied_after_s, s.away_after_s, s.ghost_after_s)
         self.stale_after_s = s.stale_after_s
         self.tag_height_m, self.seat_radius_m = tag_height_m, seat_radius_m
-        self.tag_fresh_s, self.tag_forget_s = tag_fresh_s, tag_forget_s
+        self.seat_leave_radius_m = max(seat_leave_radius_m, seat_radius_m)
+        self.tag_fresh_s = tag_fresh_s
+        self.tag_forget_s = tag_forget_s if tag_forget_s is not None else cfg.privacy.tag_retention_s
         self.min_range_quality = min_range_quality
         self.anchor_bias_m = dict(anchor_bias_m or {})
         self.topology = build_topology(cfg)
@@ -99,6 +94,7 @@ class FloorModel:
         self._seat_points = [SeatPoint(x.id, x.x, x.y) for x in cfg.seats]
         self._machines = {x.id: SeatStateMachine(self.timing) for x in cfg.seats}
         self._anchors = {a.id: (a.x, a.y, a.z) for a in cfg.anchors}
+        self.offset = OffsetLearner()  # the UWB system's common range offset, learned from the fixes
         self._evidence: dict[str, ThermalEvidence] = {}
         self._seat_news = False
         self._unhealthy: set[str] = set()
@@ -106,7 +102,7 @@ class FloorModel:
         self._motion: dict[str, float] = {}
         self._last_people: dict[str, float] = {}
         self._zone_busy: dict[str, bool] = {}  # people seen in the zone at the last snapshot
-        self._tags: dict[str, _Tag] = {}
+        self._tags: dict[str, FloorTag] = {}
         self._consented: frozenset[str] = frozenset()
         self._forecast: dict[str, dict[int, float]] = {}
         self._first_t: float | None = None
@@ -200,28 +196,41 @@ class FloorModel:
         self._evidence.pop(sensor_id, None)
 
     def on_tag_position(self, tag_pseudonym: str, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
-        """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out."""
+        """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out.
+
+        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (0.6 m, or 1.2 m from an
+        occupied seat; kept within 1.2 m).
+        """
         self._seen(t)
         tag = self._tags.get(tag_pseudonym)
         if tag is None:
-            tag = self._tags[tag_pseudonym] = _Tag(TagTrack(), t)
+            tag = self._tags[tag_pseudonym] = FloorTag(TagTrack(), t)
         accepted = tag.track.update(x, y, t, sigma_m)
         if accepted:
             tag.last_t = t
-            pos = tag.track.position
-            hit = nearest_seat(pos[0], pos[1], self._seat_points, self.seat_radius_m) if pos else None
-            seat = hit[0] if hit else None
-            if seat != tag.seat:
-                tag.seat, tag.seat_since = seat, (t if seat else None)
+            tag.settle(t, self._seat_points, self.seat_radius_m, self.seat_leave_radius_m,
+                       lambda seat: self._machines[seat].status is SeatStatus.OCCUPIED)
         return accepted
 
     def on_tag_ranges(self, tag_pseudonym: str, ranges: Sequence[tuple[str, float, float]], t: float) -> Fix | None:
-        """Ranges (anchor id, metres, quality 0-100) of one tag: robust fix, then tracking."""
+        """Ranges (anchor id, metres, quality 0-100) of one tag: robust fix (with the learned offset), tracking."""
         usable = {a: r for a, r, q in ranges if q >= self.min_range_quality}
-        fix = solve(usable, self._anchors, self.tag_height_m, bias_m=self.anchor_bias_m)
+        fix = solve(usable, self._anchors, self.tag_height_m, bias_m=self.anchor_bias_m, offset=self.offset.prior())
+        self.offset.observe(fix)
         if fix is not None:
             self.on_tag_position(tag_pseudonym, fix.x, fix.y, t, sigma_m=max(fix.residual_m, 0.05))
         return fix
+
+    def forget_tag(self, tag_pseudonym: str) -> bool:
+        """Drop a tag's track and seat at once (its holder withdrew consent); True if it was tracked."""
+        return self._tags.pop(tag_pseudonym, None) is not None
+
+    def tag_counts(self, t: float) -> dict[str, int]:
+        """What a technician may see of the tags: counts only, never an id or a position."""
+        fresh = self._fresh_tags(t)
+        seated = [n for n, g in fresh.items() if g.seat is not None]
+        return {"tracked": len(fresh), "known": len(self._tags), "at_seats": len(seated),
+                "consenting_at_seats": sum(1 for n in seated if n in self._consented)}
 
     def release_seat(self, seat_id: str, t: float) -> None:
         """Mark a seat free (rule intent or staff command)."""
@@ -257,7 +266,7 @@ class FloorModel:
         ev = self._evidence.get(sensor_id)
         return sensor_id not in self._unhealthy and ev is not None and t - ev.t <= self.stale_after_s
 
-    def _fresh_tags(self, t: float) -> dict[str, _Tag]:
+    def _fresh_tags(self, t: float) -> dict[str, FloorTag]:
         for name in [n for n, g in self._tags.items() if t - g.last_t > self.tag_forget_s]:
             del self._tags[name]  # retention: a tag out of sight is forgotten
         return {n: g for n, g in self._tags.items() if t - g.last_t <= self.tag_fresh_s}
@@ -270,7 +279,7 @@ class FloorModel:
         return -0.5 <= row <= GRID - 0.5 and -0.5 <= col <= GRID - 0.5
 
     def _seat_views(
-        self, t: float, tags: Mapping[str, _Tag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float]
+        self, t: float, tags: Mapping[str, FloorTag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float]
     ) -> dict[str, SeatView]:
         seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels)
         tag_seat = {g.seat: (n, g) for n, g in tags.items() if g.seat is not None}
@@ -298,7 +307,7 @@ class FloorModel:
             )
         return views
 
-    def _people(self, zone_id: str, t: float, tags: Mapping[str, _Tag]) -> tuple[Measure, bool]:
+    def _people(self, zone_id: str, t: float, tags: Mapping[str, FloorTag]) -> tuple[Measure, bool]:
         thermal = [s for s, d in self._detectors.items() if self._sensors[s].zone == zone_id]
         usable = [s for s in thermal if self._thermal_usable(s, t)]
         polygon = self.cfg.zone(zone_id).polygon

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.errors import LogFormatError
-from edge_agent.sensing.uwb import Fix, SolverParams, solve
+from edge_agent.sensing.uwb import Fix, OffsetLearner, OffsetPrior, SolverParams, solve
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -176,9 +176,32 @@ def solve_windows(
     robust: bool = True,
     bias_m: Mapping[str, float] | None = None,
     params: SolverParams | None = None,
+    fallback_z: float | None = None,
+    learn_offset: bool = True,
 ) -> list[tuple[RangeWindow, Fix | None]]:
-    """One fix per window; None where fewer than the minimum anchors are usable."""
-    return [(w, solve(w.ranges, anchors, tag_z, robust=robust, bias_m=bias_m, params=params)) for w in windows]
+    """One fix per window; None where too few anchors are usable or the geometry gives nothing.
+
+    The robust solver runs twice over a log: the first pass learns the system's common range
+    offset from the windows that can tell it (:class:`OffsetLearner`), the second solves every
+    window with it, so the first windows of a log are as good as the last.
+    """
+    def run(offset: OffsetPrior | None, learner: OffsetLearner | None) -> list[tuple[RangeWindow, Fix | None]]:
+        out = []
+        for w in windows:
+            fix = solve(w.ranges, anchors, tag_z, robust=robust, bias_m=bias_m, params=params,
+                        fallback_z=fallback_z, offset=offset)
+            if learner is not None:
+                learner.observe(fix)
+            out.append((w, fix))
+        return out
+
+    if not robust or not learn_offset:
+        return run(None, None)
+    learner = OffsetLearner(params, window=max(200, len(windows)))
+    first = run(None, learner)
+    if learner.samples < learner.min_samples:
+        return first
+    return run(learner.prior(), None)
 
 
 def truth_for(

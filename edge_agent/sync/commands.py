@@ -5,11 +5,15 @@ and the first failure becomes an error result that changes nothing:
 
 1. size (``max_request_bytes``) -> ``too_large``;
 2. JSON object with a string ``id`` -> ``bad_json`` / ``bad_request``;
-3. a known ``name`` -> ``unknown_command``;
-4. ``args`` against the command's pydantic model -> ``bad_request`` (with the key path).
+3. the signed envelope, when the site has keys (:class:`CommandGuard`, edge_agent.trust) ->
+   ``unsigned``, ``unknown_key``, ``bad_signature``, ``expired``, ``replayed``, ``forbidden``;
+4. a known ``name`` -> ``unknown_command``;
+5. ``args`` against the command's pydantic model -> ``bad_request`` (with the key path).
 
 An ``id`` seen before is answered from the persisted cache (``replayed: true``) and never executed
 twice: MQTT delivers at least once, so a redelivered ``set_override`` must not extend an override.
+A refused signature is never cached (an unsigned request cannot take a signed one's id), and
+every request, run or refused, is written to the audit log with its key and outcome.
 The daemon performs the actions by implementing :class:`CommandTarget`; a project error raised
 there becomes a ``failed`` result carrying its message.
 
@@ -28,13 +32,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from drivers.errors import EdgeError, SyncError
+from drivers.errors import EdgeError, SyncError, TrustError
 from edge_agent.sync.messages import PrivacyError, assert_minimum_necessary
+from edge_agent.trust.envelope import Verdict
 from models.calendar import CalendarDoc
 
 log = logging.getLogger(__name__)
@@ -76,13 +81,16 @@ class UpdateModelChunk(Args):
     total_size: int = Field(ge=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     data: str = Field(description="Base64 of this chunk's bytes.")
+    signature: dict[str, Any] | None = Field(default=None, description="The model-publisher's signature document "
+                                             "(docs/security.md), the same in every chunk.")
 
 
 class ConsentSet(Args):
-    """A patron (by the library's opaque subject reference) consents to personal preferences."""
+    """A patron, named by the id of their tag, consents to personal preferences (or renews consent)."""
 
     subject: Id
     scopes: list[Literal["desk_preferences", "lamp_preferences"]] = Field(min_length=1)
+    valid_months: int = Field(default=12, ge=1, le=36, description="Consent lapses after this; send again to renew.")
 
 
 class ConsentWithdraw(Args):
@@ -106,6 +114,18 @@ class Request(BaseModel):
 
     id: Id
     args: dict[str, Any] = Field(default_factory=dict)
+    auth: dict[str, Any] | None = Field(default=None, description="The signed envelope (docs/mqtt.md, Signed "
+                                        "commands): key_id, command, gateway, nonce, issued_at, expires_at, "
+                                        "sign_result, signature.")
+
+
+class CommandGuard(Protocol):
+    """The gateway's trust (edge_agent.trust.gateway.GatewayTrust), as the command intake uses it."""
+
+    async def authorise(self, command: str, request: dict[str, Any], request_id: str) -> Verdict: ...
+    def check_artefact(self, kind: Literal["model"], sha256: str, size: int, signature: dict[str, Any] | None,
+                       *, actor: str) -> str | None: ...
+    def record(self, kind: str, actor: str, data: dict[str, Any]) -> None: ...
 
 
 class CommandTarget(Protocol):
@@ -149,6 +169,8 @@ class Outcome:
     error_code: str | None = None
     error: str | None = None
     replayed: bool = False
+    auth: dict[str, Any] | None = None  # who signed and what was checked (Verdict.note)
+    sign: bool = False  # the request asked for a signed result
 
     def to_fields(self) -> dict[str, Any]:
         err = None if self.ok else {"code": self.error_code or "failed", "message": self.error or ""}
@@ -159,6 +181,7 @@ class Outcome:
             "result": self.result,
             "error": err,
             "replayed": self.replayed,
+            "auth": self.auth,
         }
 
 
@@ -281,34 +304,54 @@ class CommandProcessor:
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         transfer: ModelTransfer | None = None,
+        guard: CommandGuard | None = None,
     ) -> None:
         self.target = target
         self.cache = cache
         self.max_request_bytes = max_request_bytes
         self.transfer = transfer or ModelTransfer()
+        self.guard = guard
 
     async def handle(self, name: str, raw: bytes) -> Outcome:
-        """Validate, dedupe, execute; never raises for bad input."""
+        """Validate, check the signature, dedupe, execute; never raises for bad input. Audited."""
+        args: dict[str, Any] = {}
+        outcome, verdict = await self._handle(name, raw, args)
+        if self.guard is not None:
+            actor = (verdict.key_id if verdict else None) or "unsigned"
+            self.guard.record("command", actor, audit_entry(outcome, args))
+        return outcome
+
+    async def _handle(self, name: str, raw: bytes, args: dict[str, Any]) -> tuple[Outcome, Verdict | None]:
         if len(raw) > self.max_request_bytes:
-            return _fail(name, None, "too_large", f"request is {len(raw)} bytes; the limit is {self.max_request_bytes}")
+            return _fail(name, None, "too_large", f"request is {len(raw)} bytes; the limit is "
+                                                  f"{self.max_request_bytes}"), None
         try:
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _fail(name, None, "bad_json", f"request is not valid JSON: {exc}")
+            return _fail(name, None, "bad_json", f"request is not valid JSON: {exc}"), None
         rid = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
         try:
             request = Request.model_validate(doc)
         except ValidationError as exc:
-            return _fail(name, rid, "bad_request", _pydantic_problem(exc, ""))
+            return _fail(name, rid, "bad_request", _pydantic_problem(exc, "")), None
         rid = request.id
+        args.update(request.args)
+        verdict = None if self.guard is None else await self.guard.authorise(name, doc, rid)
+        note = None if verdict is None else verdict.note()
+        if verdict is not None and not verdict.accepted:
+            return replace(_fail(name, rid, verdict.reason or "forbidden", verdict.message), auth=note), verdict
+        signed = verdict is not None and verdict.sign_result
         cached = await self.cache.get(rid)
         if cached is not None:
-            return _replay(cached)
-        outcome = await self._execute(name, rid, request.args)
+            return replace(_replay(cached), auth=note, sign=signed), verdict
+        if verdict is not None and verdict.duplicate:  # received before, its result no longer cached
+            return replace(_fail(name, rid, "replayed", "this signed request was received before; it is not run "
+                                 "again"), auth=note, sign=signed), verdict
+        outcome = replace(await self._execute(name, rid, request.args, verdict), auth=note, sign=signed)
         await self.cache.put(outcome)
-        return outcome
+        return outcome, verdict
 
-    async def _execute(self, name: str, rid: str, raw_args: dict[str, Any]) -> Outcome:
+    async def _execute(self, name: str, rid: str, raw_args: dict[str, Any], verdict: Verdict | None) -> Outcome:
         model = COMMANDS.get(name)
         if model is None:
             known = ", ".join(sorted(COMMANDS))
@@ -318,7 +361,9 @@ class CommandProcessor:
         except ValidationError as exc:
             return _fail(name, rid, "bad_request", _pydantic_problem(exc, "args."))
         try:
-            result = await self._dispatch(name, args)
+            result = await self._dispatch(name, args, (verdict.key_id if verdict else None) or "unsigned")
+        except TrustError as exc:
+            return _fail(name, rid, exc.reason, str(exc))
         except PrivacyError as exc:
             return _fail(name, rid, "privacy", str(exc))
         except EdgeError as exc:
@@ -336,13 +381,15 @@ class CommandProcessor:
             return _fail(name, rid, "privacy", "result withheld: it contained data that never leaves the gateway")
         return Outcome(name, rid, True, result=result)
 
-    async def _dispatch(self, name: str, args: Args) -> dict[str, Any]:
+    async def _dispatch(self, name: str, args: Args, actor: str) -> dict[str, Any]:
         t = self.target
         if isinstance(args, SetOverride):
             return await t.set_override(args)
         if isinstance(args, ClearOverride):
             return await t.clear_override(args)
         if isinstance(args, UpdateModelChunk):
+            if self.guard is not None:  # checked on every chunk, so a bad signature stops the transfer at once
+                self.guard.check_artefact("model", args.sha256, args.total_size, args.signature, actor=actor)
             whole = self.transfer.add(args)
             if whole is None:
                 return {"transfer_id": args.transfer_id, "received": self.transfer.received(), "of": args.count}
@@ -361,6 +408,24 @@ class CommandProcessor:
             "republish_state": t.republish_state,
         }
         return await simple[name]()
+
+
+#: Arguments the audit log does not copy: a model chunk's bytes, a signature document, a patron's reference.
+UNAUDITED_ARGS = frozenset({"data", "signature", "subject"})
+
+
+def audit_entry(outcome: Outcome, args: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of one request: the command, its id and arguments, the outcome, the checks."""
+    shown: dict[str, Any] = {k: ("(withheld)" if k in UNAUDITED_ARGS else v) for k, v in args.items()}
+    if len(json.dumps(shown, default=str)) > 2000:
+        shown = {"(withheld)": f"{len(shown)} arguments, too long to keep"}
+    entry: dict[str, Any] = {"command": outcome.command, "request_id": outcome.request_id, "args": shown,
+                             "ok": outcome.ok, "replayed": outcome.replayed}
+    if not outcome.ok:
+        entry.update(code=outcome.error_code, message=(outcome.error or "")[:300])
+    if outcome.auth is not None:
+        entry["auth"] = outcome.auth
+    return entry
 
 
 def _replay(cached: Outcome) -> Outcome:

@@ -28,7 +28,7 @@ import aiomqtt
 
 from drivers.errors import EdgeError
 from edge_agent.config import SiteConfig
-from edge_agent.sync.commands import SetOverride
+from edge_agent.sync.commands import CommandGuard, SetOverride
 from edge_agent.sync.messages import Topics
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,9 @@ class HomeAssistantAdapter:
     light commands to the daemon. Off unless ``[mqtt] homeassistant_discovery = true``."""
 
     def __init__(self, cfg: SiteConfig, topics: Topics, version: str, target: LightTarget, *,
-                 timeout_s: float = 15.0) -> None:
+                 timeout_s: float = 15.0, guard: CommandGuard | None = None) -> None:
         self.cfg = cfg
+        self.guard = guard  # Home Assistant cannot sign: its light commands obey the signature policy as unsigned
         self.topics = topics
         self.version = version
         self.target = target
@@ -186,6 +187,15 @@ class HomeAssistantAdapter:
         if level is None:
             log.warning("ignored an unreadable Home Assistant light command for zone %s: %r", zone, raw[:100])
             return
+        if self.guard is not None:
+            args = {"target_kind": "zone", "target": zone, "level": level, "duration_s": None}
+            verdict = await self.guard.authorise("set_override", {"id": "homeassistant", "args": args}, "homeassistant")
+            self.guard.record("command", "homeassistant", {"command": "set_override", "args": args,
+                                                           "ok": verdict.accepted, "code": verdict.reason,
+                                                           "auth": verdict.note()})
+            if not verdict.accepted:
+                log.warning("Home Assistant light command for zone %s refused: %s", zone, verdict.message)
+                return
         try:
             await self.target.set_override(SetOverride(target_kind="zone", target=zone, level=level, duration_s=None))
         except (EdgeError, ValueError) as exc:  # ValueError: an id that is not a valid zone id

@@ -11,16 +11,19 @@ result and the session carries on. A response topic that cannot be published to 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from edge_agent.sync.commands import CommandProcessor
 from edge_agent.sync.messages import Topics
 
 log = logging.getLogger(__name__)
 
-#: ``(topic, result fields, correlation data)`` -> the result's sequence number (Publisher.publish_result).
-ResultSink = Callable[[str, Mapping[str, Any], "bytes | None"], int]
+class ResultSink(Protocol):
+    """``(topic, fields, correlation data, sign=...)`` -> the result's sequence number (Publisher.publish_result)."""
+
+    def __call__(self, topic: str, fields: Mapping[str, Any], correlation: bytes | None, *,
+                 sign: bool = False) -> int: ...
 
 
 def usable_response_topic(topic: object) -> bool:
@@ -47,8 +50,10 @@ class CommandIntake:
 
     async def handle(self, name: str, raw: bytes, props: Any = None) -> int:
         """Process one request; returns the sequence number of its result."""
+        sign = False
         try:
-            fields = (await self.processor.handle(name, raw)).to_fields()
+            outcome = await self.processor.handle(name, raw)
+            fields, sign = outcome.to_fields(), outcome.sign
         except Exception as exc:  # the result cache failed, or a bug: answer, say so, keep the session
             log.exception("command %s could not be processed", name)
             fields = {"command": name, "request_id": None, "ok": False, "result": None,
@@ -60,4 +65,4 @@ class CommandIntake:
         if not isinstance(correlation, bytes) or len(correlation) > 65535:
             correlation = None
         self.answered += 1
-        return self.results(topic, fields, correlation)
+        return self.results(topic, fields, correlation, sign=sign)

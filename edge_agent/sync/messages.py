@@ -135,6 +135,10 @@ class Topics:
     def command_result(self, name: str) -> str:
         return f"{self.root}/cmd/{name}/result"
 
+    @property
+    def audit_head(self) -> str:
+        return f"{self.root}/audit/head"
+
     def ha_light_set(self, zone: str) -> str:
         return f"{self.root}/ha/zone/{check_segment(zone, 'zone id')}/light/set"
 
@@ -263,8 +267,27 @@ class Actuation(Envelope):
 
 
 class CommandError(Model):
-    code: Literal["bad_json", "bad_request", "unknown_command", "too_large", "failed", "privacy"]
+    code: Literal["bad_json", "bad_request", "unknown_command", "too_large", "failed", "privacy", "unsigned",
+                  "unknown_key", "bad_signature", "expired", "replayed", "forbidden"]
     message: str
+
+
+class AuthNote(Model):
+    """What the gateway checked of a request's signature (absent while signatures are off)."""
+
+    policy: Literal["required", "log-only"]
+    key_id: str | None = Field(description="The key that signed the request; null when unsigned.")
+    role: str | None = None
+    expiry_checked: bool = Field(description="False while the gateway's clock is not synchronised: then only the "
+                                 "signature, the key's role and the nonce were checked, not the expiry.")
+    would_refuse: str | None = Field(default=None, description="Under log-only: the refusal this request would get.")
+
+
+class GatewaySignature(Model):
+    """The gateway key's Ed25519 signature over the canonical payload without ``signature`` and ``backfill``."""
+
+    key_id: str
+    value: str = Field(description="Base64, 64 bytes.")
 
 
 class CommandResult(Envelope):
@@ -276,6 +299,19 @@ class CommandResult(Envelope):
     result: dict[str, Any] | None = None
     error: CommandError | None = None
     replayed: bool = Field(default=False, description="True when answered from the result cache (not executed again).")
+    auth: AuthNote | None = None
+    signature: GatewaySignature | None = Field(default=None, description="When the request asked (auth.sign_result).")
+
+
+class AuditHead(Envelope):
+    """Retained on ``audit/head``: the audit log's latest record, signed with the gateway key."""
+
+    gateway: str = Field(description="'{site}/{gateway}'.")
+    audit_seq: int = Field(ge=0, description="Sequence number of the latest audit record (0: none yet).")
+    hash: str = Field(description="That record's SHA-256, hex.")
+    key_id: str = Field(description="The gateway key's id.")
+    public_key: str = Field(description="The gateway's Ed25519 public key, base64 (pin it once, out of band).")
+    signature: str = Field(description="Base64 Ed25519 over the canonical {audit_seq, gateway, hash}.")
 
 
 # Models that go into docs/schemas/, by schema file stem.
@@ -289,4 +325,5 @@ UPSTREAM_MODELS: dict[str, type[Model]] = {
     "event": Event,
     "actuation": Actuation,
     "command_result": CommandResult,
+    "audit_head": AuditHead,
 }

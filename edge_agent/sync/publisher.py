@@ -9,7 +9,7 @@ throttled here: one per ``[mqtt] summary_interval_s``, or sooner on a significan
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -17,10 +17,12 @@ from pydantic import BaseModel
 from edge_agent.config import SiteConfig
 from edge_agent.sync.messages import (
     Actuation,
+    AuditHead,
     CalendarState,
     CommandResult,
     Event,
     ForecastPoint,
+    GatewaySignature,
     Health,
     Measure,
     SeatState,
@@ -65,6 +67,8 @@ class Publisher:
         self._started_wall = clock.time()
         self._started_mono = clock.monotonic()
         self._last_summary: dict[str, tuple[float, ZoneView]] = {}
+        #: Signs a result when its request asks (the gateway key: edge_agent.trust.gateway.GatewayTrust.sign_document).
+        self.signer: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
 
     def _envelope(self, seq: int | None = None) -> dict[str, Any]:
         seq = self.outbox.next_seq() if seq is None else seq
@@ -149,14 +153,26 @@ class Publisher:
         )
         return self._enqueue(self.topics.health, msg, MessageClass.PERIODIC)
 
-    def publish_result(self, topic: str, fields: Mapping[str, Any], correlation: bytes | None) -> int:
-        """A command's result (committed within 50 ms); one that does not fit its schema becomes a failure."""
+    def publish_result(self, topic: str, fields: Mapping[str, Any], correlation: bytes | None, *,
+                       sign: bool = False) -> int:
+        """A command's result (committed within 50 ms); one that does not fit its schema becomes a failure.
+
+        ``sign``: the gateway key signs the payload (without ``signature`` and ``backfill``).
+        """
         try:
             msg = CommandResult.model_validate({**self._envelope(), **fields})
         except ValueError as exc:
             msg = CommandResult.model_validate({**self._envelope(), **fields, "ok": False, "result": None, "error": {
                 "code": "failed", "message": f"gateway error: the result could not be encoded ({type(exc).__name__})"}})
+        if sign and self.signer is not None:
+            signed = msg.model_dump(mode="json", exclude={"signature", "backfill"})
+            msg = msg.model_copy(update={"signature": GatewaySignature.model_validate(dict(self.signer(signed)))})
         return self._enqueue(topic, msg, MessageClass.RECORD, urgent=True, correlation=correlation)
+
+    def publish_audit_head(self, head: Mapping[str, Any]) -> None:
+        """The retained ``audit/head`` (edge_agent.trust.gateway.GatewayTrust.head_document)."""
+        msg = AuditHead.model_validate({**self._envelope(), **head})
+        self.outbox.put_retained(self.topics.audit_head, msg.model_dump_json().encode())
 
     async def status(self, state: str) -> bytes:
         """The retained ``status`` payload (birth, last will, clean shutdown), numbered without an outbox row."""

@@ -25,7 +25,7 @@ import logging
 import aiomqtt
 
 from edge_agent.config import SiteConfig
-from edge_agent.sync.commands import CommandProcessor, CommandTarget, ResultCache
+from edge_agent.sync.commands import CommandGuard, CommandProcessor, CommandTarget, ResultCache
 from edge_agent.sync.connection import Backoff
 from edge_agent.sync.discovery import HomeAssistantAdapter
 from edge_agent.sync.intake import CommandIntake
@@ -55,13 +55,16 @@ class Uplink(Publisher):
         window: int = 100,
         inflight: int = 20,
         timeout_s: float = 15.0,
+        guard: CommandGuard | None = None,
     ) -> None:
         super().__init__(cfg, outbox, clock, version=version, config_hash=config_hash)
-        self.commands = CommandProcessor(command_target, ResultCache(outbox.call), max_request_bytes=max_request_bytes)
+        self.commands = CommandProcessor(command_target, ResultCache(outbox.call), max_request_bytes=max_request_bytes,
+                                         guard=guard)
         self.intake = CommandIntake(self.commands, self.topics, self.publish_result)
         self.stream = OutboxStream(outbox, clock, replay_rate_per_s=cfg.mqtt.replay_rate_per_s, window=window,
                                    timeout_s=timeout_s)
-        self.homeassistant = HomeAssistantAdapter(cfg, self.topics, version, command_target, timeout_s=timeout_s)
+        self.homeassistant = HomeAssistantAdapter(cfg, self.topics, version, command_target, timeout_s=timeout_s,
+                                                  guard=guard)
         self.session = BrokerSession(cfg, clock, status=self.status, serve=self._serve, backoff=backoff,
                                      auth_backoff_s=auth_backoff_s, inflight=inflight, pending_calls=4 * window,
                                      timeout_s=timeout_s)

@@ -25,11 +25,11 @@ from drivers.mux import Tca9548a
 from drivers.ports import AsyncI2CBus
 from simulator.hw.ble import SimBleAir
 from simulator.hw.bus import SimI2CBus
-from simulator.hw.dwm1001 import SimDwm1001Tag
+from simulator.hw.dwm1001 import SimDwm1001Listener, SimDwm1001Tag
 from simulator.hw.gpio import make_pin_factory
 from simulator.hw.mux import SimTCA9548A
 from simulator.hw.parts import sim_parts
-from simulator.hw.uart import SimDwm1001Uart
+from simulator.hw.uart import LoopbackListener, LoopbackSerial, SimDwm1001Uart, SimListenerUart
 
 if TYPE_CHECKING:  # the config schema is the contract; nothing of the daemon is imported
     from edge_agent.config import SiteConfig
@@ -52,8 +52,10 @@ class SimHardware:
     pin_factory: Any = None
     ble_air: SimBleAir = field(default_factory=SimBleAir)
     uart_tags: dict[str, SimDwm1001Tag] = field(default_factory=dict)
+    uart_listeners: dict[str, SimDwm1001Listener] = field(default_factory=dict)
     building: Any = None  # simulator.building.SimBuilding: DALI lines and BMS devices, when configured
-    _uarts: dict[str, SimDwm1001Uart] = field(default_factory=dict)
+    _uarts: dict[str, SimDwm1001Uart | SimListenerUart] = field(default_factory=dict)
+
     @property
     def ble_backend(self) -> type[Any]:
         """The bleak client backend class to pass as ``BleakClient(..., backend=...)``."""
@@ -63,13 +65,22 @@ class SimHardware:
     def ble_scanner_backend(self) -> type[Any]:
         return self.ble_air.scanner_backend
 
-    def uwb_uart(self, sensor_id: str) -> SimDwm1001Uart:
-        """The pty-served UART tag for a serial DWM1001 sensor (opened on first use)."""
-        if sensor_id not in self.uart_tags:
-            raise KeyError(f"{sensor_id!r} is not a serial DWM1001 in this config")
+    def uwb_uart(self, sensor_id: str) -> SimDwm1001Uart | SimListenerUart:
+        """The pty-served UART of a serial DWM1001 sensor, tag or listener (opened on first use)."""
         if sensor_id not in self._uarts:
-            self._uarts[sensor_id] = SimDwm1001Uart(self.uart_tags[sensor_id])
+            if sensor_id in self.uart_listeners:
+                self._uarts[sensor_id] = SimListenerUart(self.uart_listeners[sensor_id])
+            elif sensor_id in self.uart_tags:
+                self._uarts[sensor_id] = SimDwm1001Uart(self.uart_tags[sensor_id])
+            else:
+                raise KeyError(f"{sensor_id!r} is not a serial DWM1001 in this config")
         return self._uarts[sensor_id]
+
+    def loopback_uart(self, sensor_id: str) -> LoopbackSerial | LoopbackListener:
+        """The in-process twin of :meth:`uwb_uart`, for the virtual clock."""
+        if sensor_id in self.uart_listeners:
+            return LoopbackListener(self.uart_listeners[sensor_id])
+        return LoopbackSerial(self.uart_tags[sensor_id])
 
     def close(self) -> None:
         if self.building is not None:

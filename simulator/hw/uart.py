@@ -1,4 +1,7 @@
-"""A DWM1001 tag on a UART, served on a pty: the driver opens ``port`` like /dev/ttyACM0.
+"""DWM1001 nodes on a UART, served on a pty: the driver opens ``port`` like /dev/ttyACM0.
+
+A tag answers the TLV API (below); a listener runs its shell (:class:`SimListenerUart`). For the
+virtual clock both have an in-process twin (:class:`LoopbackSerial`, :class:`LoopbackListener`).
 
 The simulator keeps the pty master (and holds the slave open too, so the master never sees a
 hang-up between driver sessions) and answers the TLV API requests it understands: ``0C 00``
@@ -12,23 +15,55 @@ import asyncio
 import os
 import tty
 
+from drivers.serial import SerialStream
 from simulator.hw.bus import Fault, FaultSet
-from simulator.hw.dwm1001 import SimDwm1001Tag
+from simulator.hw.dwm1001 import SimDwm1001Listener, SimDwm1001Tag
 
 
-class SimDwm1001Uart:
-    """Serve ``tag`` on a fresh pty; call ``start()`` inside the loop and ``close()`` after."""
+class _Pty:
+    """A fresh pty whose slave side (``port``) a driver opens; the part reads the master side."""
 
-    def __init__(self, tag: SimDwm1001Tag) -> None:
-        self.tag = tag
-        self.faults = FaultSet()
-        self.requests = 0
+    def __init__(self) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
         os.set_blocking(self._master, False)
-        self._inbox = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._master, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._master, 1024)
+        except (BlockingIOError, OSError):
+            return
+        self._on_bytes(data)
+
+    def _on_bytes(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._master)
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._master = self._slave = -1
+
+
+class SimDwm1001Uart(_Pty):
+    """Serve ``tag`` on a fresh pty; call ``start()`` inside the loop and ``close()`` after."""
+
+    def __init__(self, tag: SimDwm1001Tag) -> None:
+        super().__init__()
+        self.tag = tag
+        self.faults = FaultSet()
+        self.requests = 0
+        self._inbox = bytearray()
 
     def inject(self, fault: Fault | str, count: int | None = None) -> None:
         self.faults.inject(fault, count)
@@ -36,15 +71,8 @@ class SimDwm1001Uart:
     def clear_faults(self) -> None:
         self.faults.clear()
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._master, self._on_request)
-
-    def _on_request(self) -> None:
-        try:
-            self._inbox += os.read(self._master, 1024)
-        except (BlockingIOError, OSError):
-            return
+    def _on_bytes(self, data: bytes) -> None:
+        self._inbox += data
         while len(self._inbox) >= 2:
             kind, length = self._inbox[0], self._inbox[1]
             if len(self._inbox) < 2 + length:
@@ -57,16 +85,6 @@ class SimDwm1001Uart:
         reply = answer(self.tag, self.faults, kind)
         if reply:
             os.write(self._master, reply)
-
-    def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._master)
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._master = self._slave = -1
 
 
 def answer(tag: SimDwm1001Tag, faults: FaultSet, kind: int) -> bytes:
@@ -128,3 +146,47 @@ class LoopbackSerial:
 
     def close(self) -> None:
         self._outbox.clear()
+
+
+class SimListenerUart(_Pty):
+    """Serve a :class:`SimDwm1001Listener` on a fresh pty (``port``), like a DWM1001-DEV on USB."""
+
+    def __init__(self, listener: SimDwm1001Listener) -> None:
+        super().__init__()
+        self.listener = listener
+        listener.emit = self._write
+
+    def _write(self, data: bytes) -> None:
+        if self._master >= 0:
+            os.write(self._master, data)
+
+    def _on_bytes(self, data: bytes) -> None:
+        self.listener.receive(data)
+
+
+class LoopbackListener(SerialStream):
+    """A listener's UART in process: :class:`drivers.serial.SerialStream` with the node for a tty.
+
+    For the simulated floor's virtual clock, like :class:`LoopbackSerial`: what the node writes
+    is in the stream's buffer at once, and a read that waits for a line waits in simulated time.
+    """
+
+    def __init__(self, listener: SimDwm1001Listener) -> None:
+        super().__init__(f"sim-uart:{listener.name}")
+        self.listener = listener
+        listener.emit = self._on_output
+
+    def _on_output(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > self.max_buffer:  # nobody reads: keep the newest, as the tty's buffer does
+            del self._buffer[: len(self._buffer) - self.max_buffer]
+        self._data.set()
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, data: bytes) -> None:
+        self.listener.receive(data)
+
+    def close(self) -> None:
+        self._buffer.clear()

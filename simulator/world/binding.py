@@ -57,6 +57,9 @@ class WorldBinding(Protocol):
     def desk_lamp(self, actuator_id: str) -> float:
         """A desk's lamp level, 0..1."""
 
+    def desk_height(self, actuator_id: str) -> float:
+        """A desk's height now (mm)."""
+
     def ventilation(self, actuator_id: str) -> float:
         """An HVAC request output's level, 0..1."""
 
@@ -89,8 +92,9 @@ class HardwareBinding:
 
     ``hardware`` needs ``.devices`` (sensor id -> simulated device) and ``.pin_factory`` (a
     gpiozero ``MockFactory``); ``nodes`` maps node addresses to simulated nodes. UWB tags are
-    given to the config's ``dwm1001`` devices in turn (one device reports one tag), unless the
-    hardware offers ``tag(tag_id)`` returning a device per tag.
+    heard by the config's ``dwm1001`` listeners, every one of them; without a listener they are
+    given to the ``dwm1001`` tag devices in turn (one device reports one tag), unless the hardware
+    offers ``tag(tag_id)`` returning a device per tag.
     """
 
     def __init__(self, cfg: SiteConfig, hardware: Any, nodes: Mapping[int, Any] | None = None) -> None:
@@ -98,7 +102,8 @@ class HardwareBinding:
         self._nodes = dict(nodes or {})
         self._sensors = {s.id: s for s in cfg.sensors}
         self._actuators = {a.id: a for a in cfg.actuators}
-        self._uwb = [s.id for s in cfg.sensors if s.kind == "dwm1001"]
+        self._uwb = [s.id for s in cfg.sensors if s.kind == "dwm1001" and s.settings.get("role", "tag") == "tag"]
+        self._listeners = [s.id for s in cfg.sensors if s.kind == "dwm1001" and s.settings.get("role") == "listener"]
         self._uwb_ids = {anchor: short for short, anchor in anchor_uwb_ids(cfg).items()}
         self._tag_slot: dict[str, str] = {}
         self._warned: set[str] = set()
@@ -159,6 +164,10 @@ class HardwareBinding:
 
     def set_tag(self, tag_id: str, x: float, y: float, z: float, quality: int,
                 distances: Mapping[str, float]) -> None:
+        if self._listeners:
+            for listener in self._listeners:
+                self._device(listener).hear(tag_id, x, y, z, quality)
+            return
         dev = self._tag_device(tag_id)
         if dev is None:
             return
@@ -189,25 +198,25 @@ class HardwareBinding:
         node, channel = found
         return float(_call_first(node, ("dimmer_level", "level", "light_level"), channel))
 
-    def desk_lamp(self, actuator_id: str) -> float:
+    def _desk_value(self, actuator_id: str, field: str, methods: tuple[str, ...]) -> float:
+        """One field of a desk's state on its node (``SimNode.desk(channel)``), or the node's own getter."""
         found = self._node_channel(actuator_id)
         if found is None:
             return 0.0
         node, channel = found
         desk = getattr(node, "desk", None)
-        if callable(desk):  # simulator.nodes.SimNode: desk(channel) -> DeskState with .lamp 0..1
-            return float(desk(channel).lamp)
-        return float(_call_first(node, ("lamp_level", "desk_lamp"), channel))
+        if callable(desk):  # simulator.nodes.SimNode: desk(channel) -> DeskState
+            return float(getattr(desk(channel), field))
+        return float(_call_first(node, methods, channel))
+
+    def desk_lamp(self, actuator_id: str) -> float:
+        return self._desk_value(actuator_id, "lamp", ("lamp_level", "desk_lamp"))  # 0..1
+
+    def desk_height(self, actuator_id: str) -> float:
+        return self._desk_value(actuator_id, "height_mm", ("desk_height", "height_mm"))
 
     def seat_indicator(self, actuator_id: str) -> int:
-        found = self._node_channel(actuator_id)
-        if found is None:
-            return 0
-        node, channel = found
-        desk = getattr(node, "desk", None)
-        if callable(desk):
-            return int(desk(channel).indicator)
-        return int(_call_first(node, ("indicator",), channel))
+        return int(self._desk_value(actuator_id, "indicator", ("indicator",)))
 
     def ventilation(self, actuator_id: str) -> float:
         act = self._actuators[actuator_id]

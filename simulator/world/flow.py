@@ -72,7 +72,8 @@ def sit(w: World, t: float, pid: int) -> None:
     w.zone_people[w.plan.seat_zone[p.seat]] += 1
     physics.push_frames(w, w.seat_scenes[p.seat], t)
     if p.tag is not None:
-        w.tag_bias[pid] = nlos_links(len(w.anchor_ids), w.rng_tag)
+        w.tag_bias[pid] = nlos_links(len(w.anchor_ids), w.rng_tag, _seated_near(w, p.seat))
+    w.adaptive.sit(t, pid)
     while p.breaks:
         b = p.breaks.pop(0)
         tb = t + b.after_s
@@ -87,8 +88,15 @@ def sit(w: World, t: float, pid: int) -> None:
     w.schedule(p.leave_by, partial(depart, w), pid)
 
 
+def _seated_near(w: World, seat: int) -> int:
+    """People seated within 2.5 m of the seat (their bodies block UWB links too)."""
+    seated = np.array([h >= 0 and w.patrons[int(h)].seated for h in w.holder], dtype=float)
+    return int(w.neighbours[seat] @ seated)
+
+
 def _stand_up(w: World, t: float, pid: int) -> None:
     p = w.patrons[pid]
+    w.adaptive.stand(t, pid)
     p.set_seated(False, t)
     w.stood_at[p.seat] = t
     w.zone_people[w.plan.seat_zone[p.seat]] -= 1
@@ -147,6 +155,7 @@ def depart(w: World, t: float, pid: int) -> None:
     walk(w, t, pid, inbound=False)
     w.holder[p.seat] = -1
     p.gone = True
+    w.adaptive.leave(t, pid)
 
 
 def closing(w: World, t: float, _: Any = None) -> None:
@@ -209,7 +218,8 @@ def light_check(w: World, t: float, pid: int) -> None:
 
 
 def report_tags(w: World, t: float) -> None:
-    """Every tag on the floor reports a position and anchor ranges (noise in simulator.world.uwb)."""
+    """Every tag on the floor reports its own position and ranges (simulator.world.uwb); a seated
+    tag's links carry its seat's furniture as well as the people around it."""
     present: list[tuple[int, float, float]] = []
     for pid, (t0, dur, a, b) in list(w.walking.items()):
         if t > t0 + dur:
@@ -231,8 +241,10 @@ def report_tags(w: World, t: float) -> None:
     if not present or len(w.anchor_ids) < 3:
         return
     xy = np.array([[x, y] for _, x, y in present])
-    bias = np.vstack([w.tag_bias.setdefault(pid, np.zeros(len(w.anchor_ids))) for pid, _, _ in present])
+    bias = np.vstack([w.tag_bias.setdefault(pid, np.zeros(len(w.anchor_ids)))
+                      + (w.furniture[w.patrons[pid].seat] if pid not in walking else 0.0) for pid, _, _ in present])
     ranges, est, quality = measure(xy, bias, w.anchors, w.rng_tag)
+    w.adaptive.tags_truth(t, {w.patrons[pid].tag: (x, y) for pid, x, y in present})
     for k, (pid, _, _) in enumerate(present):
         tag = w.patrons[pid].tag
         if tag is not None:

@@ -25,6 +25,7 @@ class MemoryBinding:
         self.faults: dict[str, list[str]] = {}
         self.lights: dict[str, float] = {}
         self.lamps: dict[str, float] = {}
+        self.heights: dict[str, float] = {}
         self.vents: dict[str, float] = {}
         self.heating: dict[str, float] = {}  # setpoints, deg C; absent: no request (the BMS's schedule)
         self.cooling: dict[str, float] = {}
@@ -63,6 +64,9 @@ class MemoryBinding:
 
     def desk_lamp(self, actuator_id: str) -> float:
         return self.lamps.get(actuator_id, 0.0)
+
+    def desk_height(self, actuator_id: str) -> float:
+        return self.heights.get(actuator_id, 720.0)
 
     def ventilation(self, actuator_id: str) -> float:
         return self.vents.get(actuator_id, 0.0)

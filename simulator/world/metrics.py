@@ -18,6 +18,15 @@ import numpy.typing as npt
 LATENCY_BAR_S = 120.0
 
 
+def percentiles(xs: list[float]) -> dict[str, float | int | None]:
+    """p50, p99 and max of latencies (seconds, 2 decimals) and how many there were."""
+    if not xs:
+        return {"p50": None, "p99": None, "max": None, "count": 0}
+    arr = np.asarray(xs)
+    return {"p50": round(float(np.percentile(arr, 50)), 2), "p99": round(float(np.percentile(arr, 99)), 2),
+            "max": round(float(arr.max()), 2), "count": len(xs)}
+
+
 @dataclass
 class Need:
     """A condition that calls for an actuator change, open until the actuator responds."""
@@ -68,13 +77,6 @@ class Scorecard:
         every = [x for xs in self.latencies.values() for x in xs]
         kwh = self.lighting_j / 3.6e6
         base_kwh = energy.baseline_j["luminaires"] / 3.6e6
-
-        def percentiles(xs: list[float]) -> dict[str, float | int | None]:
-            if not xs:
-                return {"p50": None, "p99": None, "max": None, "count": 0}
-            arr = np.asarray(xs)
-            return {"p50": round(float(np.percentile(arr, 50)), 2), "p99": round(float(np.percentile(arr, 99)), 2),
-                    "max": round(float(arr.max()), 2), "count": len(xs)}
 
         checked = self.seat_checks
         return {

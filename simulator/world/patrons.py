@@ -6,8 +6,10 @@ simulated minute. Everything a patron will do is drawn once, on arrival, from th
 of the seeded generator, so the same seed gives the same people whatever the daemon does. The
 world turns the plan into timed events (sit, break, return, depart); nobody is ticked.
 
-Who hangs a coat on the chair back (``coat_share``) is drawn last, after every other plan, so the
-share changes nothing else about the day's people.
+Who hangs a coat on the chair back (``coat_share``) is drawn after every other plan, so the share
+changes nothing else about the day's people; who carries a tag when the scenario asks for an
+exact number (``tags``), who of them consented to personal preferences and what those are, are
+drawn after that, and only when asked for: the other scenarios' days stay as they were.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from simulator.world.scenario import Patrons as PatronSettings
 from simulator.world.thermal import coat_warmth
 
 SHORT_BREAK_MEDIAN_S = 7 * 60.0
+TAG_ADDRESS_BASE = 0x2000  # the library's cards: tag addresses from here on
 MIN_STAY_S = 30 * 60.0
 MAX_STAY_S = 4 * 3600.0
 
@@ -62,6 +65,9 @@ class Patron:
     coat: bool = False  # hangs a coat on the chair back (left there on breaks, taken at departure)
     coat_w: float = 0.0  # the coat's warmth (0..1) at coat_t; room temperature on arrival
     coat_t: float = 0.0
+    consents: bool = False  # consented (in the patron system) to personal desk and lamp preferences
+    desk_height_mm: int | None = None  # their preferences, when they consented
+    lamp_level: float | None = None
 
     def coat_warmth(self, t: float) -> float:
         """Warmth of the coat on the chair at ``t`` (warming while seated, cooling while away)."""
@@ -92,12 +98,36 @@ def draw_arrivals(cfg: SiteConfig, settings: PatronSettings, day_type: str, wall
                 patrons.append(_draw_plan(len(patrons), t, zi, zone.kind, day_type, settings, rng))
     for p in patrons:  # after every other draw, so the coat share leaves the rest of the day as it was
         p.coat = bool(rng.random() < settings.coat_share)
+    _draw_tags_and_consent(patrons, settings, rng)
     patrons.sort(key=lambda p: p.arrival)
     for i, p in enumerate(patrons):
         p.id = i
         if p.tag is not None:
-            p.tag = f"tag-{i:04d}"
+            p.tag = f"{TAG_ADDRESS_BASE + i:04X}"  # a DWM1001's 16-bit UWB address, as a listener prints it
     return patrons
+
+
+def _draw_tags_and_consent(patrons: list[Patron], s: PatronSettings, rng: np.random.Generator) -> None:
+    """Exactly ``s.tags`` tag carriers (when set), then the consenting ones and their preferences."""
+    if s.tags is not None:
+        chosen = set(rng.choice(len(patrons), size=min(s.tags, len(patrons)), replace=False).tolist())
+        for i, p in enumerate(patrons):
+            p.tag = "tag" if i in chosen else None
+    carriers = [p for p in patrons if p.tag is not None]
+    if s.consenting is not None:
+        picked = rng.choice(len(carriers), size=min(s.consenting, len(carriers)), replace=False).tolist()
+    elif s.consent_share > 0.0:
+        picked = [i for i in range(len(carriers)) if rng.random() < s.consent_share]
+    else:
+        return
+    for i in picked:
+        p = carriers[i]
+        p.consents = True
+        # Sitting desks are set 650-760 mm, standing ones 1000-1200 (a quarter of patrons stand).
+        standing = rng.random() < 0.25
+        height = rng.normal(1100.0, 60.0) if standing else rng.normal(700.0, 30.0)
+        p.desk_height_mm = int(np.clip(round(height / 5.0) * 5, 620, 1250))
+        p.lamp_level = round(float(rng.uniform(0.2, 0.9)) * 20) / 20
 
 
 def _draw_plan(ident: int, t: float, zone: int, kind: str, day_type: str, s: PatronSettings,

@@ -103,6 +103,12 @@ class Patrons(_Strict):
     coat_share: float = Field(default=0.5, ge=0.0, le=1.0)
     walk_speed_m_s: float = Field(default=1.2, gt=0.2, le=3.0)
     entrance: tuple[float, float] | None = None
+    # The adaptive learning space: exactly ``tags`` of the day's patrons carry a UWB tag (instead of
+    # ``tag_share``), and of the tag carriers ``consenting`` (or the share ``consent_share``) have
+    # consented to personal desk and lamp preferences in the library's patron system.
+    tags: int | None = Field(default=None, ge=0, le=10000)
+    consenting: int | None = Field(default=None, ge=0, le=10000)
+    consent_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class SimPolls(_Strict):

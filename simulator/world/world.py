@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_agent.config import SiteConfig
 from simulator.world import climate, flow, physics
+from simulator.world.adaptive import LAMP_S, AdaptiveSpace
 from simulator.world.air import ZoneClimate, outdoor_humidity, zone_volumes
 from simulator.world.baseline import ConventionalFloor
 from simulator.world.binding import WorldBinding
@@ -35,6 +36,7 @@ from simulator.world.metrics import EnergyBook, Need, Scorecard
 from simulator.world.patrons import Patron, draw_arrivals
 from simulator.world.scenario import RUNTIME_EVENTS, Scenario, hhmm_seconds
 from simulator.world.thermal import ThermopileScene
+from simulator.world.uwb import furniture_links
 
 DaemonProbe = Callable[[], Mapping[str, Mapping[str, Any]]]
 Action = Callable[[float, Any], None]
@@ -131,6 +133,8 @@ class World:
                             if s.kind in ("sht31", "sht4x", "scd41") and s.zone]
         self.anchors = np.array([[a.x, a.y, a.z] for a in cfg.anchors]).reshape(-1, 3)
         self.anchor_ids = [a.id for a in cfg.anchors]
+        rng_furniture = np.random.default_rng(np.random.SeedSequence(head.seed).spawn(7)[6])  # its own stream
+        self.furniture = furniture_links(n_seats, len(self.anchor_ids), rng_furniture)
         # Air, heat and the plant: the gateway's floor, and the conventional one beside it.
         vapour = outdoor_humidity(head.outdoor_temp_c, head.outdoor_rh_pct)
         self.envelope = Envelope.from_plan(plan, cfg.windows, zone_volumes(cfg, plan.zone_area_m2))
@@ -150,6 +154,7 @@ class World:
         # Bookkeeping.
         self.score = Scorecard(comfort_out_minutes=np.zeros(n_zones, dtype=np.int64),
                                baseline_comfort_out_minutes=np.zeros(n_zones, dtype=np.int64))
+        self.adaptive = AdaptiveSpace(self)
         self.needs: dict[tuple[str, int], Need] = {}
         self.pir_high: dict[str, bool] = {}
         self.pir_until: dict[str, float] = {}
@@ -211,14 +216,15 @@ class World:
         """Seated people in the zone right now (truth)."""
         return int(self.zone_people[self.plan.zone_ids.index(zone_id)])
 
-    def place_patron(self, seat_id: str, t: float | None = None, *, laptop: bool = False, coat: bool = False) -> int:
+    def place_patron(self, seat_id: str, t: float | None = None, *, laptop: bool = False, coat: bool = False,
+                     tag: str | None = None) -> int:
         """Seat a patron at ``seat_id`` now, staying until closing (tests and demos); returns their id."""
         now = self.clock.monotonic() if t is None else t
         seat = self.plan.seat_ids.index(seat_id)
         if self.holder[seat] >= 0:
             raise ValueError(f"seat {seat_id} is already taken")
         p = Patron(id=len(self.patrons), arrival=now, zone=int(self.plan.seat_zone[seat]), likes_window=False,
-                   loner=False, laptop=laptop, tag=None, skin_c=30.0, stay_s=self.t_close - now,
+                   loner=False, laptop=laptop, tag=tag, skin_c=30.0, stay_s=self.t_close - now,
                    seat=seat, leave_by=max(now + 60.0, self.t_close), coat=coat)
         self.patrons.append(p)
         self.holder[seat] = p.id
@@ -253,6 +259,7 @@ class World:
     def report(self, extra: Mapping[str, object] | None = None) -> dict[str, object]:
         """The report's metrics (see docs/simulator.md); ``extra`` (runtime figures) is merged last."""
         out = self.score.as_report(self._energy())
+        out.update(self.adaptive.report(float(out["lighting_kwh"])))  # type: ignore[arg-type]
         out.setdefault("wall_seconds", None)
         for key in ("messages_produced", "messages_delivered", "messages_dropped"):
             out.setdefault(key, None)
@@ -286,6 +293,8 @@ class World:
         self._every(60.0, partial(climate.sample_comfort, self), self.t0 + 60.0)
         self._every(900.0, partial(physics.snapshot, self))
         self._every(self.scenario.sim.tag_interval_s, partial(flow.report_tags, self))
+        self._every(60.0, self.adaptive.sample_tags, self.t0 + 60.0)
+        self._every(LAMP_S, self.adaptive.lamps)
         self.schedule(self.t_close, partial(flow.closing, self))
         for ev in self.scenario.events:
             if ev.kind not in RUNTIME_EVENTS:

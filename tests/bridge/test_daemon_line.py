@@ -18,6 +18,8 @@ import pytest
 
 from drivers.errors import BridgeError
 from edge_agent.control.client import ControlClient, ControlRequestError
+from edge_agent.trust.artefacts import sign_artefact
+from edge_agent.trust.keys import new_key
 from firmware_bridge import SerialTransport, build_image
 from firmware_bridge.messages import HardwareKind
 
@@ -50,7 +52,13 @@ zone = "z1"
 node = 101
 channel = 3
 output = "dimmer"
+
+[[security.keys]]
+id = "publisher-1"
+role = "model-publisher"
+public_key = "{publisher}"
 """
+PUBLISHER = new_key("publisher-1")
 
 
 def closed_port() -> int:
@@ -82,7 +90,7 @@ def test_the_daemon_owns_the_line_restores_outputs_and_updates_firmware(tmp_path
     sock = state / "control.sock"
     with NodeProcess("5:desk-cluster:trial=5", "101:dimmer") as nodes:
         config = tmp_path / "gateway.toml"
-        config.write_text(CONFIG.format(port=nodes.path))
+        config.write_text(CONFIG.format(port=nodes.path, publisher=PUBLISHER.public))
         env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "NOTIFY_SOCKET")}
         daemon = subprocess.Popen(
             [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config), "--state-dir", str(state),
@@ -118,10 +126,16 @@ def test_the_daemon_owns_the_line_restores_outputs_and_updates_firmware(tmp_path
             desk = next(a for a in json.loads(listed.stdout) if a["id"] == "desk-1")
             assert (desk["value"], desk["read_back"]) == (0.45, 0.3)
 
-            # nodes ota goes through the daemon, with progress, and reports the outcome.
+            # nodes ota goes through the daemon, with progress, and reports the outcome; the site has a
+            # model-publisher key, so an image goes to the node only with its signature.
             image = tmp_path / "desk-1.2.0.bin"
             image.write_bytes(build_image(HardwareKind.DESK_CLUSTER, (1, 2, 0), random.Random(2).randbytes(12_000)))
-            done = cli("nodes", "ota", "5", str(image), "--socket", str(sock), "--state-dir", str(state))
+            unsigned = cli("nodes", "ota", "5", str(image), "--socket", str(sock), "--state-dir", str(state))
+            assert unsigned.returncode == 1 and "firmware refused (unsigned)" in unsigned.stderr, unsigned.stderr
+            assert nodes.state(5)["firmware"] == "1.0.0"
+            (tmp_path / "desk.sig").write_text(json.dumps(sign_artefact(PUBLISHER, "firmware", image.read_bytes())))
+            done = cli("nodes", "ota", "5", str(image), "--socket", str(sock), "--state-dir", str(state),
+                       "--signature", str(tmp_path / "desk.sig"))
             assert done.returncode == 0, done.stdout + done.stderr
             assert "through the running daemon" in done.stdout
             assert "node 5: updated 1.0.0 -> 1.2.0 (slot B)" in done.stdout
@@ -131,6 +145,8 @@ def test_the_daemon_owns_the_line_restores_outputs_and_updates_firmware(tmp_path
             # A wrong image is refused by the daemon, before anything is sent, and the CLI says so.
             wrong = tmp_path / "dimmer.bin"
             wrong.write_bytes(build_image(HardwareKind.DIMMER, (3, 0, 0), bytes(3000)))
+            signature = sign_artefact(PUBLISHER, "firmware", wrong.read_bytes())  # found beside the image
+            (tmp_path / "dimmer.bin.sig").write_text(json.dumps(signature))
             refused = cli("nodes", "ota", "5", str(wrong), "--socket", str(sock), "--state-dir", str(state))
             assert refused.returncode == 1 and "built for a dimmer" in refused.stderr
             with ControlClient(sock) as client:

@@ -142,9 +142,10 @@ def event_of(kind: str, **data: Any) -> Callable[[Message], bool]:
     return match
 
 
-def serving(tmp_path_factory: Any, name: str, events: str = "") -> Iterator[OutsideDaemon]:
-    """A module's daemon (``yield from`` it in a module-scoped fixture); ends by checking its session."""
-    with OutsideDaemon(tmp_path_factory.mktemp(name), events=events) as daemon:
+def serving(tmp_path_factory: Any, name: str, events: str = "", tail: str = "") -> Iterator[OutsideDaemon]:
+    """A module's daemon (``yield from`` it in a module-scoped fixture); ends by checking its session.
+    ``tail``: more config (tables appended to the floor's file)."""
+    with OutsideDaemon(tmp_path_factory.mktemp(name), events=events, tail=tail) as daemon:
         yield daemon
         daemon.assert_healthy_session()
 
@@ -152,7 +153,7 @@ def serving(tmp_path_factory: Any, name: str, events: str = "") -> Iterator[Outs
 class OutsideDaemon:
     """One simulated floor served by the real daemon process (see module docstring)."""
 
-    def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "") -> None:
+    def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "", tail: str = "") -> None:
         self.workdir = workdir
         self.speed = speed
         self.state_dir = workdir / "state"
@@ -165,6 +166,7 @@ class OutsideDaemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.good_config = ""
         self._events = events
+        self._tail = tail
         self._ids = itertools.count(1)
 
     # -- life ----------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ class OutsideDaemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         floor = (ROOT / "examples" / "floor-3.toml").read_text()
         floor = re.sub(r'(?m)^state_dir = ".*"$', f'state_dir = "{self.state_dir.as_posix()}"', floor)
-        self.good_config = floor + CONFIG_TAIL
+        self.good_config = floor + CONFIG_TAIL + self._tail
         self.config.write_text(self.good_config)
         shutil.copy(ROOT / "rules" / "default.toml", self.rules)
         self.scenario.write_text(SCENARIO.format(floor=self.config.as_posix(), events=self._events))

@@ -92,6 +92,7 @@ GATEWAY_TOPICS: list[tuple[str, str]] = [
     (r"status", "status"), (r"health", "health"), (r"zone/[^/]+/summary", "zone_summary"),
     (r"zone/[^/]+/forecast", "zone_forecast"), (r"seat/[^/]+/state", "seat_state"), (r"event/[^/]+", "event"),
     (r"actuation", "actuation"), (r"cmd/[^/]+/result", "command_result"), (r"calendar", "calendar"),
+    (r"audit/head", "audit_head"),
 ]
 
 

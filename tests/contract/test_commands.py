@@ -167,15 +167,20 @@ def test_set_calendar_is_retained_and_null_hands_back_to_the_config(gw: OutsideD
 
 
 def test_consent_preferences_and_withdrawal(gw: OutsideDaemon) -> None:
-    assert send(gw, "consent_set", {"subject": "p-5c1e", "scopes": ["desk_preferences", "lamp_preferences"]})["ok"]
+    consent = send(gw, "consent_set", {"subject": "p-5c1e", "scopes": ["desk_preferences", "lamp_preferences"]})
+    assert consent["ok"] and consent["result"]["receipt"].startswith("c-")
+    assert consent["result"]["scopes"] == ["desk_preferences", "lamp_preferences"]
     pref = send(gw, "preferences_set", {"subject": "p-5c1e", "desk_height_mm": 740, "lamp_level": 0.4})
-    assert pref["ok"] is True and pref["result"] == {"desk_height_mm": 740, "lamp_level": 0.4}
+    assert pref["ok"] is True and pref["result"] == {"stored": ["desk_height_mm", "lamp_level"],
+                                                     "receipt": consent["result"]["receipt"]}  # no value echoed
     low = send(gw, "preferences_set", {"subject": "p-5c1e", "desk_height_mm": 500})
     assert low["error"]["code"] == "bad_request" and "args.desk_height_mm" in low["error"]["message"]
     scope = send(gw, "consent_set", {"subject": "p-5c1e", "scopes": ["location"]})
     assert scope["error"]["code"] == "bad_request"
     gone = send(gw, "consent_withdraw", {"subject": "p-5c1e"})
-    assert gone["ok"] is True and gone["result"]["preferences_deleted"] is True
+    assert gone["ok"] is True and gone["result"]["preferences_deleted"] is True and gone["result"]["tag_forgotten"]
+    after = send(gw, "preferences_set", {"subject": "p-5c1e", "lamp_level": 0.5})
+    assert after["ok"] is False  # no consent on record any more: nothing stored
 
 
 def _chunks(data: bytes, size: int) -> list[bytes]:

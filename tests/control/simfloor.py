@@ -113,11 +113,14 @@ class LiveFloor:
     """A running simulation (see module docstring); use as a context manager."""
 
     def __init__(self, state_dir: Path, *, speed: float, floor: Path = ROOT / "examples" / "floor-3.toml",
-                 broker: tuple[str, int] | None = None) -> None:
+                 broker: tuple[str, int] | None = None, tag_interval_s: float = 30.0) -> None:
         self.state_dir = state_dir
         self.speed = speed
         scenario = state_dir / "scenario.toml"
-        scenario.write_text(SCENARIO.format(floor=floor))
+        text = SCENARIO.format(floor=floor)
+        if tag_interval_s != 30.0:  # tags report more often: the listener uses each tag every 5 s
+            text = text.replace("dwm1001_poll_s = 60", f"dwm1001_poll_s = 5\ntag_interval_s = {tag_interval_s:g}")
+        scenario.write_text(text)
         self.bindings: list[HeldBinding] = []
         # Without a broker the uplink keeps retrying and the outbox fills, which the CLI tests do not look
         # at; pointing it at a closed port keeps whatever listens on the config's 1883 out of it.

@@ -45,7 +45,11 @@ def floor() -> Iterator[LiveFloor]:
 
 
 def _settled(live: LiveFloor) -> bool:
-    polled = [s.id for s in live.sim.cfg.sensors if s.kind != "dwm1001"]
+    # Every sensor settles: a BLE tag once its first notification is in, a listener once it answers
+    # (tags or none); only a tag on its own UART may stay silent without a tag to report.
+    uart_tags = {s.id for s in live.sim.cfg.sensors
+                 if s.kind == "dwm1001" and s.settings.get("role", "tag") == "tag" and s.serial_port}
+    polled = [s.id for s in live.sim.cfg.sensors if s.id not in uart_tags]
     return all(live.on_loop(lambda: [live.gateway.pollers.healthy(sid) for sid in polled]))
 
 

@@ -49,7 +49,7 @@ def test_every_configured_i2c_sensor_answers_through_its_port(floor_config: Site
             assert hw.node_buses[1] is hw.buses["node1"]
             assert isinstance(hw.devices["co2-z1-quiet"], SimSCD41)
             assert any(k.kind == "dwm1001" and k.ble_address for k in floor_config.sensors)
-            uart_ids = list(hw.uart_tags)
+            uart_ids = [*hw.uart_tags, *hw.uart_listeners]
             assert uart_ids and hw.uwb_uart(uart_ids[0]).port.startswith("/dev/")
         finally:
             hw.close()

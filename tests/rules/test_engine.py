@@ -149,15 +149,15 @@ def test_preferences_apply_only_with_consent_and_after_sitting_time() -> None:
     prefs = {"tag-a": Preference(desk_height_mm=740, lamp_level=0.4)}
     sitting = seat("S1", "z1", SeatStatus.OCCUPIED, consented_tag="tag-a", tag_since=100.0)
     seats = {"S1": sitting, "S2": seat("S2", "z1")}
-    early = by_key(evaluate(DEFAULTS, state(130.0, seats=seats, preferences=prefs)).intents)
-    assert ("D1", IntentKind.DESK_HEIGHT) not in early
+    early = by_key(evaluate(DEFAULTS, state(125.0, seats=seats, preferences=prefs)).intents)
+    assert ("D1", IntentKind.DESK_HEIGHT) not in early  # 25 s at the seat: not yet (30 s)
     later = by_key(evaluate(DEFAULTS, state(150.0, seats=seats, preferences=prefs)).intents)
     assert later[("D1", IntentKind.DESK_HEIGHT)].value == 740
     assert later[("D1", IntentKind.DESK_LAMP)].value == 0.4
     assert later[("D1", IntentKind.DESK_LAMP)].priority == Priority.PREFERENCE
     # Consent withdrawn: the registry no longer lists the tag's preferences, nothing personal happens.
     withdrawn = by_key(evaluate(DEFAULTS, state(150.0, seats=seats, preferences={})).intents)
-    assert ("D1", IntentKind.DESK_HEIGHT) not in withdrawn
+    assert ("D1", IntentKind.DESK_HEIGHT) not in withdrawn  # occupied: no neutral either, the desk stays
     assert withdrawn[("D1", IntentKind.DESK_LAMP)].value == 0.0  # only the impersonal default: lamp off
     assert withdrawn[("D1", IntentKind.DESK_LAMP)].rule_id == "lamp-off"
 

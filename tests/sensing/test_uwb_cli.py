@@ -61,9 +61,46 @@ def test_solve_writes_one_fix_per_tag_window(logs: dict[str, Path], tmp_path: Pa
     code = run(["uwb", "solve", "--anchors", str(logs["anchors"]), "--ranges", str(logs["ranges"]), "--out", str(out)])
     assert code == 0
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["t", "tag_id", "x", "y", "z", "residual_m", "anchors_used"]
+    assert list(rows[0]) == ["t", "tag_id", "x", "y", "z", "residual_m", "anchors_used", "hdop", "vdop",
+                             "offset_m", "dims"]
     assert len(rows) == 80 and {r["tag_id"] for r in rows} == {"tagA", "tagB"}
     assert all(int(r["anchors_used"]) >= 3 for r in rows)
+    assert all(0.5 < float(r["hdop"]) < 20 and r["vdop"] == "" and r["dims"] == "2" for r in rows)
+
+
+def test_3d_on_anchors_at_one_height_gives_2d_fixes_and_a_warning(
+    logs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every anchor at 2.8 m: height is not observable. No divergent fix, each 2D at --tag-height, one warning."""
+    out = tmp_path / "pos.csv"
+    code = run(["uwb", "solve", "--anchors", str(logs["anchors"]), "--ranges", str(logs["ranges"]), "--out", str(out),
+                "--3d", "--tag-height", "1.0"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "warning: --3d: the anchors cannot observe height for 80 of 80 fixes" in err
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 80
+    assert all(r["dims"] == "2" and float(r["z"]) == 1.0 for r in rows)
+    assert all(-1 < float(r["x"]) < 40 and -1 < float(r["y"]) < 25 for r in rows)
+
+
+def test_3d_with_anchors_at_varied_heights_solves_height(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    anchors = {"a": (0.0, 0.0, 0.5), "b": (10.0, 0.0, 3.0), "c": (10.0, 10.0, 0.5), "d": (0.0, 10.0, 3.0),
+               "e": (5.0, 5.0, 3.5)}
+    rng = np.random.default_rng(32)
+    rows = []
+    for k in range(20):
+        p = np.array([rng.uniform(2, 8), rng.uniform(2, 8), 1.4])
+        rows += [[k, "t", a, round(float(np.linalg.norm(p - np.array(xyz)) + rng.normal(0, 0.01)), 4)]
+                 for a, xyz in anchors.items()]
+    a_path = write(tmp_path / "a.csv", "anchor_id,x,y,z", [[a, *xyz] for a, xyz in anchors.items()])
+    r_path = write(tmp_path / "r.csv", "t,tag_id,anchor_id,range_m", rows)
+    out = tmp_path / "pos.csv"
+    assert run(["uwb", "solve", "--anchors", str(a_path), "--ranges", str(r_path), "--out", str(out), "--3d"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    fixes = list(csv.DictReader(out.open()))
+    assert len(fixes) == 20 and all(r["dims"] == "3" and abs(float(r["z"]) - 1.4) < 0.15 for r in fixes)
+    assert all(float(r["vdop"]) < 5 for r in fixes)
 
 
 def test_calibrate_bias_recovers_biases_and_improves_fixes(

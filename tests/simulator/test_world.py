@@ -14,7 +14,7 @@ import pytest
 from edge_agent.config import SiteConfig, load_config
 from simulator.world import MemoryBinding, World
 from simulator.world.scenario import Scenario, parse_scenario
-from simulator.world.uwb import measure
+from simulator.world.uwb import OFFSET_M, TAG_HEIGHT_M, furniture_links, measure, nlos_links
 from tests.simulator.worlds import FLOOR, in_world
 
 
@@ -111,18 +111,36 @@ def test_same_seed_same_truth(cfg: SiteConfig, tmp_path: Path) -> None:
     assert max(first[0]) > 10  # people did come
 
 
-def test_uwb_noise_los_and_nlos() -> None:
+def test_uwb_noise_los_offset_and_nlos() -> None:
     rng = np.random.default_rng(1)
-    anchors = np.array([[0.0, 0.0, 2.8], [20.0, 0.0, 2.8], [20.0, 20.0, 2.8], [0.0, 20.0, 2.8]])
+    anchors = np.array([[0.0, 0.0, 2.8], [20.0, 0.0, 2.8], [20.0, 20.0, 2.8], [0.0, 20.0, 2.8], [10.0, 30.0, 2.8]])
     true = np.array([[5.0, 7.0], [12.0, 3.0]])
-    ranges, est, quality = measure(true, np.zeros((2, 4)), anchors, rng)
+    ranges, est, quality = measure(true, np.zeros((2, 5)), anchors, rng, offset_m=0.0)
     assert np.all(np.hypot(*(est - true).T) < 0.1)
     assert np.all(quality == 100)
-    bias = np.array([[0.6, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    biased, est2, q2 = measure(true, bias, anchors, rng)
+    geometric = np.hypot(np.hypot(anchors[None, :, 0] - true[:, 0:1], anchors[None, :, 1] - true[:, 1:2]),
+                         anchors[None, :, 2] - TAG_HEIGHT_M)
+    offset, _, _ = measure(true, np.zeros((2, 5)), anchors, rng)
+    assert abs(float(np.mean(offset - geometric)) - OFFSET_M) < 0.02  # every range reads long alike
+    bias = np.array([[0.6, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    biased, est2, q2 = measure(true, bias, anchors, rng, offset_m=0.0)
     assert biased[0, 0] - ranges[0, 0] > 0.4  # NLOS reads long
     assert q2[0] < q2[1]
     assert float(np.hypot(*(est2[0] - true[0]))) > 0.05  # and pulls the solved position
+
+
+def test_a_tag_engine_uses_its_four_nearest_anchors() -> None:
+    """The far anchor's range (NLOS or not) never enters the position: a PANS tag ranges with four."""
+    rng = np.random.default_rng(2)
+    anchors = np.array([[0.0, 0.0, 2.8], [20.0, 0.0, 2.8], [20.0, 20.0, 2.8], [0.0, 20.0, 2.8], [10.0, 80.0, 2.8]])
+    true = np.array([[8.0, 9.0]])
+    _, clean, _ = measure(true, np.zeros((1, 5)), anchors, np.random.default_rng(3), offset_m=0.0)
+    _, far_nlos, q = measure(true, np.array([[0.0, 0.0, 0.0, 0.0, 1.5]]), anchors, np.random.default_rng(3),
+                             offset_m=0.0)
+    assert np.allclose(clean, far_nlos) and q[0] == 100
+    seated = furniture_links(200, 5, rng)
+    assert 0.05 < float((seated > 0).mean()) < 0.2 and float(seated[seated > 0].min()) >= 0.2
+    assert 0.05 < float(np.mean([(nlos_links(5, rng) > 0).mean() for _ in range(400)])) < 0.2
 
 
 class StubController:

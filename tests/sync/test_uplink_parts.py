@@ -51,7 +51,7 @@ class BrokenCache(ResultCache):
 async def test_intake_answers_every_request_once_where_it_may(tmp_path: Path, target: RecordingTarget) -> None:
     sent: list[tuple[str, dict[str, Any], bytes | None]] = []
 
-    def sink(topic: str, fields: Any, correlation: bytes | None) -> int:
+    def sink(topic: str, fields: Any, correlation: bytes | None, *, sign: bool = False) -> int:
         sent.append((topic, dict(fields), correlation))
         return len(sent)
 
