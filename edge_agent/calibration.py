@@ -220,6 +220,14 @@ class CalibrationStore:
                 "mass on the platform, or tare it empty first (reference 0)"
             )
         gain = reference / span
+        if not GAIN_LIMITS[0] <= gain <= GAIN_LIMITS[1]:
+            # A mass not on the platform (or not alone on it) reads a few grams of noise: without this
+            # bound that noise became the scale, and every later reading was hundreds of times too big.
+            raise CalibrationError(
+                f"{sensor_id}: {reference:g} g reads {span:g} g above the tared zero, a scale of {gain:.3g} "
+                f"(outside {GAIN_LIMITS[0]:g}..{GAIN_LIMITS[1]:g}); put the known mass alone on the cleared "
+                "platform and retry"
+            )
         return self._change(sensor_id, quantity, Correction(gain, -zero * gain), "scale", user, reference, raw)
 
     def record(
@@ -255,7 +263,7 @@ class CalibrationStore:
                 break
         else:
             raise CalibrationError(f"{sensor_id}: no {quantity} calibration to undo")
-        coefficient_change = entry["action"] in ("gain", "two-point", "offset")
+        coefficient_change = entry["action"] in ("gain", "two-point", "offset", "scale")
         if entry["action"] == "frc" or not (coefficient_change or entry["old"]):
             raise CalibrationError(
                 f"{sensor_id}: the last {quantity} change ({entry['action']}) is held by the device with no earlier "

@@ -53,7 +53,7 @@ class SimulationOptions:
     scenario: Path
     state_dir: Path | None = None
     broker: tuple[str, int] | None = None
-    speed: float | None = None  # None: as fast as possible
+    speed: float | None = None  # None: as fast as possible; else at most this many simulated seconds a wall second
     report: Path | None = None
     render: Path | None = None
     seed: int | None = None
@@ -375,7 +375,10 @@ def run_simulation(options: SimulationOptions) -> int:
         for line in getattr(exc, "problems", []) or []:
             print(f"  {line}", file=sys.stderr)
         return 2
-    loop = VirtualTimeLoop(speed=options.speed)
+    # --speed paces the floor (time moves only while the loop is idle) rather than tying it to the wall
+    # clock: on a busy machine a floor tied to the wall clock outruns its own daemon, the RS-485 link's
+    # deadlines (1 s, a tenth of a wall second at --speed 10) lapse and healthy nodes read as failed.
+    loop = VirtualTimeLoop(pace=options.speed)
     try:
         asyncio.set_event_loop(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):

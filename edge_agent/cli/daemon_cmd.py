@@ -40,7 +40,8 @@ def parse_broker(value: str | None) -> tuple[str, int] | None:
 @click.option("--simulate", "scenario", type=click.Path(path_type=Path),
               help="Run on the simulated floor described by SCENARIO (a TOML file in simulator/scenarios/).")
 @click.option("--as-fast-as-possible", "fast", is_flag=True, help="With --simulate: no waiting between events.")
-@click.option("--speed", type=click.FloatRange(min=0.001), help="With --simulate: simulated seconds per wall second.")
+@click.option("--speed", type=click.FloatRange(min=0.001),
+              help="With --simulate: at most this many simulated seconds per wall second (fewer on a busy machine).")
 @click.option("--report", type=click.Path(path_type=Path), help="With --simulate: write the JSON report here.")
 @click.option("--render", type=click.Path(path_type=Path), help="With --simulate: write SVG floor maps here.")
 @click.option("--seed", type=int, help="With --simulate: override the scenario's seed.")

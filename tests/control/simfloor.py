@@ -67,7 +67,11 @@ def _closed_port() -> int:
 
 
 class HeldBinding(HardwareBinding):
-    """The world's binding, except for held sensors: their truth is the test's to set."""
+    """The world's binding, except for held sensors and desks: their truth is the test's to set.
+
+    A held desk (its actuator id) keeps what the test put on its load cell and hears only the
+    test's presses of its button, whatever the world's patrons do there.
+    """
 
     def __init__(self, cfg: SiteConfig, hardware: Any, nodes: Mapping[int, Any] | None = None) -> None:
         super().__init__(cfg, hardware, nodes)
@@ -85,6 +89,22 @@ class HeldBinding(HardwareBinding):
     def set_thermal_frame(self, sensor_id: str, frame: npt.NDArray[np.float64]) -> None:
         if sensor_id not in self.held:
             super().set_thermal_frame(sensor_id, frame)
+
+    # The world puts belongings on desks and presses their buttons through these (when its binding
+    # has them): a held desk ignores it.
+    def set_desk_load(self, actuator_id: str, grams: float) -> None:
+        self._desk_unless_held("set_desk_load", actuator_id, grams)
+
+    def press_button(self, actuator_id: str) -> None:
+        self._desk_unless_held("press_button", actuator_id)
+
+    def hold_button(self, actuator_id: str, seconds: float) -> None:
+        self._desk_unless_held("hold_button", actuator_id, seconds)
+
+    def _desk_unless_held(self, method: str, actuator_id: str, *args: float) -> None:
+        world_side = getattr(super(), method, None)
+        if actuator_id not in self.held and world_side is not None:
+            world_side(actuator_id, *args)
 
 
 @dataclass
@@ -211,6 +231,15 @@ class LiveFloor:
         """Take ``sensor_id``'s truth away from the world; returns its simulated part."""
         self.on_loop(self.binding.held.add, sensor_id)
         return self.device(sensor_id)
+
+    def hold_desk(self, seat_id: str) -> tuple[Any, int]:
+        """Take the desk of ``seat_id`` away from the world (its load cell and its button); returns its
+        simulated node and channel, whose ``set_desk_load``, ``press_button`` and ``hold_button`` are the
+        test's to use."""
+        desk = next(a for a in self.sim.cfg.actuators if a.kind == "desk" and seat_id in a.seats)
+        assert desk.node is not None, f"{desk.id} is not on a node"
+        self.on_loop(self.binding.held.add, desk.id)
+        return self.sim.nodes[desk.node], desk.channel
 
     def sim_time(self) -> float:
         """Simulated monotonic seconds (the daemon's clock)."""

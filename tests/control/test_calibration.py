@@ -106,6 +106,26 @@ def test_undo_walks_back_and_is_recorded(store: CalibrationStore, clock: FixedCl
     assert actions == [("offset", True), ("offset", True), ("undo", False), ("undo", False)]
 
 
+def test_load_cell_tare_scale_and_undo_of_each(store: CalibrationStore) -> None:
+    store.calibrate_offset("w-1", "mass", 0.0, 20_000.0, "tech")  # tare: the desktop's dead load reads 0
+    store.calibrate_scale("w-1", "mass", 2000.0, 22_070.0, "tech")  # the cells read 3.5 % high
+    assert store.apply("w-1", "mass", 21_035.0) == pytest.approx(1000.0)
+    store.undo("w-1", "mass", "tech")  # the scale goes, the tare stays
+    assert store.apply("w-1", "mass", 21_035.0) == pytest.approx(1035.0)
+    store.undo("w-1", "mass", "tech")
+    assert store.apply("w-1", "mass", 21_035.0) == 21_035.0
+    assert [e["action"] for e in store.history("w-1")] == ["offset", "scale", "undo", "undo"]
+
+
+def test_a_scale_from_a_mass_that_is_not_on_the_platform_is_refused(store: CalibrationStore) -> None:
+    store.calibrate_offset("w-1", "mass", 0.0, 20_000.0, "tech")
+    with pytest.raises(CalibrationError, match="put the known mass alone on the cleared platform"):
+        store.calibrate_scale("w-1", "mass", 500.0, 20_001.0, "tech")  # a gram of noise is no 500 g
+    with pytest.raises(CalibrationError, match="not above the tared zero"):
+        store.calibrate_scale("w-1", "mass", 500.0, 19_990.0, "tech")
+    assert [e["action"] for e in store.history("w-1")] == ["offset"]
+
+
 def test_undo_of_device_held_change_is_refused(store: CalibrationStore) -> None:
     store.record("co2-1", "co2", "frc", "a", old={}, new={"frc_correction_ppm": -35}, reference=420.0, raw=455.0)
     with pytest.raises(CalibrationError, match="held by the device"):

@@ -25,6 +25,7 @@ import pytest
 
 from drivers.errors import EdgeError
 from edge_agent.control.client import ControlClient
+from simulator.nodes_loadcell import AVERAGED, NOMINAL_COUNTS_PER_GRAM
 from tests.control.simfloor import LiveFloor
 
 pytestmark = pytest.mark.slow
@@ -280,6 +281,83 @@ def test_anchor_survey_applies_at_once_and_undo_puts_it_back(floor: LiveFloor) -
     undo = floor.cli("calibrate", "uwb-anchor", anchor.id, "--undo").json()
     assert undo["new"] == {"x": anchor.x, "y": anchor.y, "z": anchor.z}
     assert position() == (anchor.x, anchor.y, anchor.z)
+
+
+# -- 8. desk load cells -------------------------------------------------------------------------------
+
+WEIGHT_SEAT = "S110"  # z6-lounge: no other test here uses that zone's parts
+
+
+def _grams(live: LiveFloor, sensor: str) -> tuple[float, float]:
+    """A fresh read of a load cell: (raw grams at the board's nominal scale, calibrated grams)."""
+    reading = _read(live, sensor)
+    assert reading["kind"] == "hx711" and reading["units"] == {"mass": "g"}, reading
+    return float(reading["raw"]["mass"]), float(reading["calibrated"]["mass"])
+
+
+def _put_on_desk(live: LiveFloor, node: Any, channel: int, grams: float) -> None:
+    live.on_loop(node.set_desk_load, channel, grams)
+    live.wait_sim(1.5)  # past the node block's 1 s cache, so the next read converts the new load
+
+
+def test_weight_calibration_tare_and_known_mass_then_undo(floor: LiveFloor) -> None:
+    """docs/technician.md's round trip on a desk of the simulated floor: tare with the desk cleared, a known
+    mass sets the scale, the next reading of another mass is right, the history names both, undo puts the
+    tared-only scale back."""
+    sensor = f"weight-{WEIGHT_SEAT}"
+    node, channel = floor.hold_desk(WEIGHT_SEAT)
+    platform = node.platforms[channel]
+    scale_error = 1.035  # this desk's cells give 3.5 % more counts per gram than the board assumes
+    floor.on_loop(setattr, platform, "counts_per_gram", NOMINAL_COUNTS_PER_GRAM * scale_error)
+    _put_on_desk(floor, node, channel, 0.0)
+    # One report's noise in grams (the mean of the firmware's conversions) plus its rounding to 1 g;
+    # drift and creep add about a gram over the few simulated minutes of the test.
+    sigma_g = platform.noise_counts / math.sqrt(AVERAGED) / NOMINAL_COUNTS_PER_GRAM
+    tol = 4 * math.sqrt(2) * sigma_g + 1.0 + 3.0
+
+    empty_raw, empty_before = _grams(floor, sensor)
+    assert empty_before == empty_raw and empty_raw > 10_000  # uncalibrated: the desktop's own dead load
+    tare = floor.cli("calibrate", "weight", WEIGHT_SEAT, "--tare").json()
+    assert (tare["sensor"], tare["quantity"], tare["action"], tare["reference"]) == (sensor, "mass", "offset", 0.0)
+    assert tare["new"]["gain"] == 1.0 and tare["new"]["offset"] == pytest.approx(-empty_raw, abs=tol)
+    assert _grams(floor, sensor)[1] == pytest.approx(0.0, abs=tol)
+
+    known_g = 2000.0  # a calibration weight alone on the cleared desk
+    _put_on_desk(floor, node, channel, known_g)
+    raw, tared = _grams(floor, sensor)
+    assert tared == pytest.approx(known_g * scale_error, abs=tol)  # the cells' scale error, still there
+    scale = floor.cli("calibrate", "weight", f"desk-{WEIGHT_SEAT}", "--known-mass", f"{known_g:g}").json()
+    assert (scale["action"], scale["reference"]) == ("scale", known_g)
+    assert scale["new"]["gain"] == pytest.approx(1 / scale_error, rel=0.002)
+
+    laptop_g = 1350.0
+    _put_on_desk(floor, node, channel, laptop_g)
+    raw, calibrated = _grams(floor, sensor)
+    assert calibrated == pytest.approx(laptop_g, abs=tol)
+    assert raw - empty_raw == pytest.approx(laptop_g * scale_error, abs=tol)  # the part is unchanged
+    floor.wait_for("the daemon's own next reading of the laptop", lambda: abs(
+        (floor.on_loop(floor.gateway.floor.desk_load, WEIGHT_SEAT) or 0.0) - laptop_g) <= tol)
+
+    history = floor.cli("calibrate", "history", sensor).json()
+    assert [(e["quantity"], e["action"], e["reference"], e["user"]) for e in history] == [
+        ("mass", "offset", 0.0, _os_user()), ("mass", "scale", known_g, _os_user())]
+    assert history[1]["old"] == tare["new"] and history[1]["new"] == scale["new"]
+
+    undo = floor.cli("calibrate", "weight", sensor, "--undo").json()
+    assert undo["action"] == "undo" and undo["new"] == tare["new"]
+    assert _grams(floor, sensor)[1] == pytest.approx(laptop_g * scale_error, abs=tol)  # tared, not scaled
+    after = floor.cli("calibrate", "history", sensor).json()
+    assert [e["action"] for e in after] == ["offset", "scale", "undo"] and after[1]["undone"] is True
+
+    # Refusals a technician meets: a known mass with nothing on the desk, an unknown desk, a bad mass.
+    _put_on_desk(floor, node, channel, 0.0)
+    empty = floor.cli("calibrate", "weight", WEIGHT_SEAT, "--known-mass", "500")
+    assert "put the known mass" in empty.error_line()  # noise either side of the zero: either refusal
+    typo = floor.cli("calibrate", "weight", "desk-S1100", "--tare")
+    assert "unknown desk with a load cell 'desk-S1100'" in typo.error_line()
+    negative = floor.cli("calibrate", "weight", WEIGHT_SEAT, "--known-mass", "-5")
+    assert negative.code == 2 and "above 0 g" in negative.stderr
+    assert len(floor.cli("calibrate", "history", sensor).json()) == 3  # nothing refused was recorded
 
 
 # -- 7. failures -------------------------------------------------------------------------------------
