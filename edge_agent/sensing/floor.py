@@ -81,7 +81,7 @@ class FloorModel:
         s = cfg.sensing
         self.cfg = cfg
         self.timing = timing or SeatTiming(s.occupied_after_s, s.away_after_s, s.ghost_after_s,
-                                           claim_after_s=s.away_after_s, break_limit_s=s.break_limit_s)
+                                           claim_after_s=s.claim_after_s, break_limit_s=s.break_limit_s)
         self.stale_after_s = s.stale_after_s
         self.tag_height_m, self.seat_radius_m = tag_height_m, seat_radius_m
         self.seat_leave_radius_m = max(seat_leave_radius_m, seat_radius_m)

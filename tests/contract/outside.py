@@ -142,10 +142,12 @@ def event_of(kind: str, **data: Any) -> Callable[[Message], bool]:
     return match
 
 
-def serving(tmp_path_factory: Any, name: str, events: str = "", tail: str = "") -> Iterator[OutsideDaemon]:
+def serving(tmp_path_factory: Any, name: str, events: str = "", tail: str = "",
+            sensing: dict[str, float] | None = None) -> Iterator[OutsideDaemon]:
     """A module's daemon (``yield from`` it in a module-scoped fixture); ends by checking its session.
-    ``tail``: more config (tables appended to the floor's file)."""
-    with OutsideDaemon(tmp_path_factory.mktemp(name), events=events, tail=tail) as daemon:
+    ``tail``: more config (tables appended to the floor's file); ``sensing``: keys of the floor's
+    ``[sensing]`` table to set."""
+    with OutsideDaemon(tmp_path_factory.mktemp(name), events=events, tail=tail, sensing=sensing) as daemon:
         yield daemon
         daemon.assert_healthy_session()
 
@@ -153,7 +155,8 @@ def serving(tmp_path_factory: Any, name: str, events: str = "", tail: str = "") 
 class OutsideDaemon:
     """One simulated floor served by the real daemon process (see module docstring)."""
 
-    def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "", tail: str = "") -> None:
+    def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "", tail: str = "",
+                 sensing: dict[str, float] | None = None) -> None:
         self.workdir = workdir
         self.speed = speed
         self.state_dir = workdir / "state"
@@ -167,6 +170,7 @@ class OutsideDaemon:
         self.good_config = ""
         self._events = events
         self._tail = tail
+        self._sensing = dict(sensing or {})
         self._ids = itertools.count(1)
 
     # -- life ----------------------------------------------------------------------------------
@@ -174,6 +178,9 @@ class OutsideDaemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         floor = (ROOT / "examples" / "floor-3.toml").read_text()
         floor = re.sub(r'(?m)^state_dir = ".*"$', f'state_dir = "{self.state_dir.as_posix()}"', floor)
+        for key, value in self._sensing.items():  # the floor's own [sensing] table: keys appear once
+            floor = re.sub(rf"(?m)^{key} = .*\n", "", floor)
+            floor = floor.replace("\n[sensing]\n", f"\n[sensing]\n{key} = {value!r}\n", 1)
         self.good_config = floor + CONFIG_TAIL + self._tail
         self.config.write_text(self.good_config)
         shutil.copy(ROOT / "rules" / "default.toml", self.rules)

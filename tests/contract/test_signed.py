@@ -136,6 +136,26 @@ def test_a_signed_command_delivered_twice_runs_once(gw: OutsideDaemon) -> None:
     assert send(gw, "clear_override", rid, raw)["ok"] is True
 
 
+def test_staff_release_a_seat_with_a_signed_release_seat(gw: OutsideDaemon) -> None:
+    """An operator's signed ``release_seat`` frees the seat and the audit log names the key; a key whose role
+    may not release seats changes nothing."""
+    seat = "S042"
+    mark = gw.observer.mark()
+    rid, raw = signed(gw, KEYS["publisher-1"], "release_seat", {"seat": seat})
+    refused = send(gw, "release_seat", rid, raw)
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden", refused
+    rid, raw = signed(gw, KEYS["operator-1"], "release_seat", {"seat": seat})
+    done = send(gw, "release_seat", rid, raw)
+    assert done["ok"] is True and done["auth"]["key_id"] == "operator-1", done
+    assert (done["result"]["seat"], done["result"]["source"]) == (seat, "mqtt")
+    event = gw.observer.wait_for("seat_released", event_of("seat_released", seat=seat), after=mark).json()
+    assert event["data"] == done["result"]
+    assert len(gw.observer.seen(event_of("seat_released", seat=seat), after=mark)) == 1  # the refused one: none
+    rows = [json.loads(line) for line in gw.cli("audit", "show", "--kind", "command", "--json").stdout.splitlines()]
+    mine = [(r["actor"], r["data"]["ok"]) for r in rows if r["data"].get("command") == "release_seat"]
+    assert mine == [("publisher-1", False), ("operator-1", True)], mine
+
+
 def test_signed_results_and_audit_heads_verify_with_the_gateway_key(gw: OutsideDaemon) -> None:
     first = head(gw)
     public = VerifyKey(base64.b64decode(first["public_key"]))
