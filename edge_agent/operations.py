@@ -212,9 +212,18 @@ class GatewayOperations(NodeOperations):
             else:
                 method = self.calibration.calibrate_offset
             entry = await asyncio.to_thread(method, sensor, quantity, reference, raw, user)
+        self._carry_desk_load(sensor, entry)
         self._event("calibration", {"sensor": sensor, "quantity": quantity, "action": entry["action"],
                                     "reference": reference})
         return self._result(sensor, entry)
+
+    def _carry_desk_load(self, sensor: str, entry: dict[str, Any]) -> None:
+        """A load cell's coefficients changed: the floor's desk carries its empty level into the new grams."""
+        if entry["quantity"] != "mass" or not {"gain", "offset"} <= set(entry["old"]) & set(entry["new"]):
+            return
+        old_gain, old_offset = float(entry["old"]["gain"]), float(entry["old"]["offset"])
+        new_gain, new_offset = float(entry["new"]["gain"]), float(entry["new"]["offset"])
+        self.gw.floor.on_load_calibration(sensor, lambda g: new_gain * (g - old_offset) / old_gain + new_offset)
 
     @staticmethod
     def _result(sensor: str, entry: dict[str, Any], note: str = "") -> p.CalibrationResult:
@@ -228,6 +237,7 @@ class GatewayOperations(NodeOperations):
         if quantity == "position":  # the store only keeps the record; the floor model holds the position
             restored = entry["new"]
             self.gw.floor.set_anchor(sensor, float(restored["x"]), float(restored["y"]), float(restored["z"]))
+        self._carry_desk_load(sensor, entry)
         self._event("calibration", {"sensor": sensor, "quantity": quantity, "action": "undo"})
         return self._result(sensor, entry, "restored the earlier calibration")
 

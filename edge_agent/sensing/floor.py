@@ -24,7 +24,7 @@ tags in the zone that stand outside every usable thermopile's view (no double co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -231,6 +231,14 @@ class FloorModel:
             elif desk.on:
                 witnessed = machine.step_witnessed
             machine.observe_weight(desk.on, t, since=desk.on_since, witnessed=witnessed)
+
+    def on_load_calibration(self, sensor_id: str, convert: Callable[[float], float]) -> None:
+        """A load cell's tare or scale changed (``edge-agent calibrate weight``): ``convert`` takes grams
+        under the old coefficients to grams under the new. What the desk learnt (its empty level, its
+        latest reading) is carried over, so a tare does not read as 20 kg taken off the desk, nor a
+        new scale as belongings put down or taken away, whenever the next poll comes."""
+        for seat_id in self._weight_seats.get(sensor_id, ()):
+            self._weights[seat_id].convert(convert)
 
     def desk_load(self, seat_id: str) -> float | None:
         """Grams above the empty desk at its latest reading (None: no load cell, or no reading yet)."""

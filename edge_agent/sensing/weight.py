@@ -24,6 +24,7 @@ desks clear, or tare them).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: Smallest load that counts as belongings (a cup of coffee is 250 g and more).
@@ -66,6 +67,13 @@ class DeskWeight:
         if self.grams is None or self.baseline is None:
             return None
         return self.grams - self.baseline
+
+    def convert(self, convert: Callable[[float], float]) -> None:
+        """The cell's calibration changed: the empty level and the latest reading in the new grams."""
+        if self.baseline is not None:
+            self.baseline = convert(self.baseline)
+        if self.grams is not None:
+            self.grams = convert(self.grams)
 
     def rezero(self) -> None:
         """What stands on the desk now is the empty level (a release by staff)."""

@@ -117,3 +117,15 @@ def test_a_release_rezeroes_the_desk_so_what_is_left_is_no_claim() -> None:
     assert desk.run(5, False, 2000.0) is FREE
     assert desk.run(3, False, 0.0) is FREE  # staff took the bag after releasing: the empty level drops to it
     assert desk.run(3, False, 2000.0) is AWAY  # a new bag is a new claim
+
+
+def test_a_tare_carries_the_empty_level_so_a_mass_put_down_before_the_next_reading_is_seen() -> None:
+    scale = DeskWeight()
+    scale.observe(18_000.0, 0.0, empty_expected=True)  # uncalibrated: the desktop's dead load
+    scale.convert(lambda g: g - 18_000.0)  # edge-agent calibrate weight --tare
+    scale.observe(2070.0, 60.0, empty_expected=True)  # the calibration mass, already on at the next reading
+    assert scale.on and scale.load_g == 2070.0  # not taken for a lighter empty desk
+    scale.convert(lambda g: g * 2000.0 / 2070.0)  # --known-mass 2000
+    assert scale.load_g == 2000.0
+    scale.observe(0.0, 120.0, empty_expected=True)
+    assert not scale.on and scale.baseline == 0.0
