@@ -46,8 +46,10 @@ def list_(socket_path: str | None, config_path: str | None, as_json: bool) -> No
         return
     ghosts = result["ghosts"]
     times = ghosts.get("ghost_to_release_s", {})
+    took = ("none cleared yet" if times.get("p50") is None
+            else f"ghost to cleared: p50 {times['p50']:g} s, p90 {times['p90']:g} s")
     click.echo(f"ghost seats waiting: {', '.join(result['ghost_seats']) or 'none'}; cleared {ghosts.get('cleared', 0)}"
-               f" (ghost to cleared: p50 {times.get('p50')} s, p90 {times.get('p90')} s)")
+               f" ({took})")
     rows = [(z, a["free"], a["ready_soon"], a["occupied"], a["away"], a["ghost"], a["unknown"], a["seats_total"])
             for z, a in sorted(result["availability"].items())]
     click.echo(table(["zone", "free", "ready soon", "occupied", "away", "ghost", "unknown", "seats"], rows))

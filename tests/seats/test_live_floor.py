@@ -154,6 +154,10 @@ def test_staff_hold_the_desk_button_3_s_to_release_a_ghost_seat(floor: SeatFloor
     assert ghost["severity"] == "warning" and ghost["data"]["zone"] == zone
     listed = live.cli("seats", "list").json()
     assert seat in listed["ghost_seats"] and listed["ghosts"]["open"] >= 1
+    table = live.cli("seats", "list", json_output=False)
+    assert table.code == 0 and f"ghost seats waiting: {', '.join(listed['ghost_seats'])}; cleared 0" in table.stdout
+    row = next(line.split() for line in table.stdout.splitlines() if line.startswith(zone))
+    assert row[1] == str(listed["availability"][zone]["free"]) and int(row[5]) >= 1  # FREE, GHOST columns
     live.wait_for("the indicator blinking", lambda: _indicator(live, seat) == IndicatorColour.GHOST)
 
     # Staff take the bag to lost property and hold the desk's button for 3 s.
@@ -170,6 +174,12 @@ def test_staff_hold_the_desk_button_3_s_to_release_a_ghost_seat(floor: SeatFloor
     assert seat not in listed["ghost_seats"] and listed["ghosts"]["cleared_by"].get("desk_button") == 1
     assert listed["ghosts"]["ghost_to_release_s"]["last"] == released["ghost_to_release_s"]
     assert seat in listed["availability"][zone]["free_seat_ids"]
+    health = wire.wait_for("a health message with the time from ghost to cleared", lambda m: m.topic == f"{TOPIC_ROOT}"
+                           "/health" and m.json().get("ghost_to_release_s_p50") is not None, after=mark,
+                           timeout=20.0 + 2.0 * live.sim.cfg.mqtt.health_interval_s / live.speed).json()
+    times = listed["ghosts"]["ghost_to_release_s"]
+    assert (health["ghost_to_release_s_p50"], health["ghost_to_release_s_p90"]) == (times["p50"], times["p90"])
+    assert health["ghost_seats"] == listed["ghosts"]["open"]
     wire.wait_for(f"{zone}'s availability with {seat} free", shows_free(zone, seat), after=mark)
     live.wait_for("the indicator free", lambda: _indicator(live, seat) == IndicatorColour.FREE)
 
@@ -179,7 +189,9 @@ def test_staff_hold_the_desk_button_3_s_to_release_a_ghost_seat(floor: SeatFloor
     assert live.cli("seats", "list").json()["ghosts"]["cleared_by"] == {"desk_button": 1}
     # Staff may release an away seat too (the patron told the desk they had gone): free at once.
     mark = wire.mark()
-    assert live.cli("seats", "release", seat).json()["was"] == "away"
+    said = live.cli("seats", "release", seat, json_output=False)
+    assert said.code == 0 and said.stdout.strip() == f"{seat} ({zone}) released: was away", said.stdout
+    assert "unknown seat 'S0058'; closest: S058" in live.cli("seats", "release", "S0058").error_line()
     wire.wait_for(f"{zone}'s availability with {seat} free again", shows_free(zone, seat), after=mark)
     assert _status(live, seat) == "free"
 
