@@ -266,7 +266,8 @@ def test_availability_is_retained_per_zone_and_follows_a_release(gw: OutsideDaem
     assert taken in again["free_seat_ids"]
     assert gw.cli("seats", "list", json_output=True).json()["seats"][taken] == "free"  # and it stays free
     refused = send(gw, "release_seat", {"seat": "S9999"})
-    assert refused["ok"] is False and "unknown seat" in refused["error"]["message"]
+    assert refused["ok"] is False and refused["error"]["code"] == "failed", refused
+    assert refused["error"]["message"].startswith("unknown seat 'S9999'; closest: ")
 
 
 def _ts(doc: dict[str, object]) -> float:
