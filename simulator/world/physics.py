@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simulator.world import flow
+from simulator.world.belongings import unseen
 from simulator.world.daylight import sun_position
 from simulator.world.metrics import LATENCY_BAR_S
 from simulator.world.thermal import TEMPORAL_SIGMA_C, chair_warmth, laptop_warmth
@@ -85,8 +85,9 @@ def read_indicators(w: World, t: float) -> None:
         before = w.indicator[seat]
         w.indicator[seat] = code
         pid = int(w.holder[seat])
-        if before == INDICATOR_GHOST and code == INDICATOR_FREE and pid >= 0 and not w.patrons[pid].seated:
-            flow.clear_belongings(w, t, seat)
+        if before == INDICATOR_GHOST and code == INDICATOR_FREE and pid >= 0 and not w.patrons[pid].seated \
+                and w.patrons[pid].away_since is not None:
+            w.staff.release_seen(t, seat)
 
 
 def push_lux(w: World) -> None:
@@ -114,15 +115,25 @@ def daylight_step(w: World, t: float) -> None:
 
 
 def seat_status(w: World, seat: int, t: float) -> str:
+    """The gateway floor's truth: free | occupied | away | ghost (:meth:`SeatFloor.status`)."""
+    return w.seats.status(seat, t)
+
+
+def desk_grams(w: World, seat: int) -> float:
+    """What lies on the seat's desk now (the load cell's truth, grams).
+
+    The holder's things while they sit or are away (a break, abandoned things, a claim's bag);
+    nothing while they walk in to a seat they just chose or once they have gone with their things.
+    """
     pid = int(w.holder[seat])
     if pid < 0:
-        return "free"
+        return 0.0
     p = w.patrons[pid]
     if p.seated:
-        return "occupied"
-    if p.away_since is None:  # walking in to a seat they just chose: the seat is not taken yet
-        return "free"
-    return "away" if t - p.away_since <= w.cfg.sensing.ghost_after_s else "ghost"
+        return p.things.on_desk("seated")
+    if p.away_since is None:
+        return 0.0
+    return p.things.on_desk("claimed" if p.claiming else "away")
 
 
 def cold_belongings(w: World, seat: int) -> bool:
@@ -139,7 +150,21 @@ def cold_belongings(w: World, seat: int) -> bool:
     p = w.patrons[pid]
     if p.seated or p.away_since is None or p.laptop:
         return False
-    return not p.coat or p.coat_w < COLD_COAT_WARMTH  # coat_w: its warmth when its owner stood up
+    return not p.coat or p.claiming or p.coat_w < COLD_COAT_WARMTH  # coat_w: its warmth when its owner stood up
+
+
+def unseen_belongings(w: World, seat: int) -> bool:
+    """The seat's holder is away and no sensor of the gateway can tell: nothing warm
+    (:func:`cold_belongings`), less than ``DESK_EVIDENCE_G`` on the desk, and no "back soon" press.
+
+    What is left holds the seat from the chair (a bag, a coat nobody warmed) or from nowhere; the
+    minutes it does bound the seat-state accuracy of the gateway with every sensor it has (the
+    report's ``seat_state_accuracy_ceiling``).
+    """
+    if not cold_belongings(w, seat):
+        return False
+    p = w.patrons[int(w.holder[seat])]
+    return unseen(p.things, "claimed" if p.claiming else "away", warm=False, back_soon=p.pressed)
 
 
 def graded_status(w: World, seat: int, t: float) -> str:
@@ -247,21 +272,25 @@ def sample(w: World, t: float) -> None:
     """Once per simulated minute: truth vs the daemon, light at occupied seats (on both floors)."""
     s = w.score
     read_lights(w, t)  # judge the minute on the levels as they are now, not as of the last poll
-    truth = [seat_status(w, i, t) for i in range(len(w.plan.seat_ids))]
+    n = len(w.plan.seat_ids)
+    if w.is_open(t):
+        truth = w.seats.sample(t)
+        w.conventional.seats.sample(t)
+    else:
+        truth = [seat_status(w, i, t) for i in range(n)]
     occupied = np.array([st == "occupied" for st in truth])
     if w.is_open(t):
         graded = [graded_status(w, i, t) for i in range(len(truth))]
-        s.occupied_seat_minutes += int(occupied.sum())
-        s.available_seat_minutes += len(truth)
         target = w.zone_target[w.plan.seat_zone]
         s.underlit_seat_minutes += int((occupied & (w.point_lux[: len(truth)] < target)).sum())
+        s.occupied_seat_minutes += int(occupied.sum())
+        base = np.array([w.conventional.seats.status(i, t) == "occupied" for i in range(n)])
         conventional = w.day_lux[: len(truth)] + w.lum_matrix[: len(truth)].sum(axis=1)  # every luminaire full
-        s.baseline_underlit_seat_minutes += int((occupied & (conventional < target)).sum())
-        s.ghost_seat_minutes += truth.count("ghost")
-        s.away_seat_minutes += truth.count("away")
-        for zone, n in enumerate(w.zone_people):
+        s.baseline_underlit_seat_minutes += int((base & (conventional < target)).sum())
+        s.baseline_occupied_seat_minutes += int(base.sum())
+        for zone, people in enumerate(w.zone_people):
             levels = [w.lum_level_list[i] for i in w.zone_lums[zone]]
-            if n > 0 and levels and max(levels) <= 1e-3:
+            if people > 0 and levels and max(levels) <= 1e-3:
                 s.lights_off_occupied_minutes += 1
         _compare_with_daemon(w, graded)
     w.timeline.append({
@@ -289,8 +318,9 @@ def _compare_with_daemon(w: World, truth: list[str]) -> None:
             s.unknown_seat_minutes += 1
             continue
         s.seat_checks += 1
-        if true_status in ("away", "ghost") and cold_belongings(w, seat):
-            s.cold_belongings_checks += 1
+        if true_status in ("away", "ghost"):
+            s.cold_belongings_checks += cold_belongings(w, seat)
+            s.unseen_belongings_checks += unseen_belongings(w, seat)
         s.seat_correct += int(status == true_status)
         s.confusion[true_status, status] += 1
     zones = seen.get("zones", {})
