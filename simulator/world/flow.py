@@ -95,6 +95,10 @@ def take_break(w: World, t: float, pid: int) -> None:
     w.seats.take_break(t, pid)
 
 
+def depart(w: World, t: float, pid: int) -> None:
+    w.seats.depart(t, pid)
+
+
 def clear_belongings(w: World, t: float, seat: int) -> None:
     """Staff clear a released ghost seat: the belongings go to lost-and-found, the seat is free."""
     w.seats.clear(t, seat, "staff")
