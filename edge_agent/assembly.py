@@ -28,6 +28,7 @@ from edge_agent.actuation.consent import ConsentStore, drop_legacy_registry
 from edge_agent.actuation.overrides import OverrideBook
 from edge_agent.actuation.preferences import PatronPreferences
 from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
+from edge_agent.availability import FloorAvailability
 from edge_agent.backend import Backend
 from edge_agent.calibration import CalibrationStore
 from edge_agent.config import Sensor, SiteConfig, rules_file
@@ -80,7 +81,12 @@ class Tuning:
 
 @dataclass
 class Gateway:
-    """The live objects of a running daemon, as the daemon assembled them (one per configuration)."""
+    """The live objects of a running daemon, as the daemon assembled them (one per configuration).
+
+    ``availability.snapshot()`` is what the gateway shows arriving patrons, per zone
+    (:class:`edge_agent.availability.ZoneAvailability`: free and ready-soon counts and seat ids),
+    the same content as the retained ``zone/{zone}/availability`` messages and the floor page.
+    """
 
     cfg: SiteConfig
     clock: Clock
@@ -95,6 +101,7 @@ class Gateway:
     calibration: CalibrationStore
     reports: FloorReports
     model: ModelSlot
+    availability: FloorAvailability = field(default_factory=FloorAvailability)
     model_serving: str | None = None  # what the model slot serves, once the forecast loop has loaded it
     uplink: Uplink | None = None  # None when the tuning runs without MQTT
     outbox: Outbox | None = None
@@ -158,11 +165,13 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                           overrides=OverrideBook(actuator_groups(floor.topology)))
         tags = TagDirectory(tag_salt(state_dir, cfg.privacy.tag_salt_file), cfg.privacy.tag_retention_s)
         patrons = PatronPreferences(consents, tags, floor, clock.time)
+        availability = FloorAvailability({z.id: z.name for z in cfg.zones}, ready_soon_s=cfg.sensing.ready_soon_s)
         controller = FloorController(
             cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=patrons,
             day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
             interval_s=tuning.decide_interval_s,
             on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
+            availability=availability,
         )
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
@@ -170,7 +179,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                                 corrections=calibration, on_health=reports.sensor_health, tags=tags)
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
-            reports, ModelSlot(state_dir / "model.onnx"), uplink=uplink, outbox=outbox,
+            reports, ModelSlot(state_dir / "model.onnx"), availability=availability, uplink=uplink, outbox=outbox,
             ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar)
         if uplink is not None:
             await stack.enter_async_context(uplink)

@@ -211,6 +211,9 @@ class Sensing(Strict):
     away_after_s: float = Field(default=120.0, ge=0)
     ghost_after_s: float = Field(default=20 * 60.0, ge=60)
     stale_after_s: float = Field(default=60.0, gt=0)
+    break_limit_s: float = Field(default=30 * 60.0, ge=60)  # a "back soon" hold (the desk's button)
+    belongings_min_g: float = Field(default=150.0, gt=0, le=5000)  # on a desk's load cell: belongings
+    ready_soon_s: float = Field(default=600.0, ge=0)  # availability: away seats turning ghost this soon
 
 
 class Mqtt(Strict):

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.availability import FloorAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.upstream import Upstream
@@ -52,6 +53,7 @@ class FloorController:
         opening: Callable[[datetime], bool] | None = None,
         interval_s: float = 2.0,
         on_state: Callable[[FloorState], None] | None = None,
+        availability: FloorAvailability | None = None,
     ) -> None:
         self.cfg = cfg
         self.floor = floor
@@ -64,6 +66,8 @@ class FloorController:
         self.opening = opening  # the site calendar's opening hours; None: [site] opening_hours every day
         self.interval_s = interval_s
         self.on_state = on_state
+        self.availability = availability or FloorAvailability({z.id: z.name for z in cfg.zones},
+                                                              ready_soon_s=cfg.sensing.ready_soon_s)
         self.memory = RuleMemory()
         self.state: FloorState | None = None
         self.evaluations = 0
@@ -72,6 +76,7 @@ class FloorController:
         self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
         self._seat_published: dict[str, tuple[str, str | None]] = {}
         self._force_summaries = False
+        self._force_availability = False
 
     # -- inputs --------------------------------------------------------------------------------
     def wake(self, *_: object) -> None:
@@ -121,7 +126,12 @@ class FloorController:
             elif intent.kind == IntentKind.ALERT:
                 self._emit("alert", {"zone": intent.target, "rule": intent.rule_id, "text": intent.text or ""})
         self.state = state
+        changed = self.availability.update(state, self.floor.hold_ends(), self.clock.time())
         self._publish(state, t)
+        if self.upstream is not None:
+            for zone in changed if not self._force_availability else self.availability.snapshot().values():
+                self.upstream.publish_availability(zone)
+            self._force_availability = False
         if self.on_state is not None:
             self.on_state(state)
         return state
@@ -161,5 +171,5 @@ class FloorController:
     def republish(self) -> None:
         """Forget what was sent, so the next pass publishes the full state (after a reconnect)."""
         self._seat_published.clear()
-        self._force_summaries = True
+        self._force_summaries = self._force_availability = True
         self._wake.set()

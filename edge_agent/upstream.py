@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import ArbiterEvent
+from edge_agent.availability import ZoneAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.sync.messages import iso_utc
 from rules.state import SeatView, ZoneView
@@ -31,6 +32,8 @@ class Upstream(Protocol):
     def publish_seat_state(self, seat: SeatView) -> int | None: ...
 
     def publish_zone_summary(self, zone: ZoneView, *, force: bool = False) -> int | None: ...
+
+    def publish_availability(self, zone: ZoneAvailability) -> int: ...
 
     def publish_event(self, kind: str, data: Mapping[str, Any], *, severity: str = "info") -> int: ...
 

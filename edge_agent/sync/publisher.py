@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from edge_agent.availability import ZoneAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.sync.messages import (
     Actuation,
@@ -28,6 +29,7 @@ from edge_agent.sync.messages import (
     SeatState,
     Status,
     Topics,
+    ZoneAvailabilityMessage,
     ZoneForecast,
     ZoneSummary,
     assert_minimum_necessary,
@@ -102,6 +104,14 @@ class Publisher:
             co2=_measure(zone.co2), occupancy_healthy=zone.occupancy_healthy,
         )
         return self._enqueue(self.topics.zone_summary(zone.id), msg, MessageClass.PERIODIC)
+
+    def publish_availability(self, zone: ZoneAvailability) -> int:
+        """Retained ``zone/{zone}/availability`` (sent as soon as it changes: the decide loop calls this
+        only for zones whose availability changed)."""
+        msg = ZoneAvailabilityMessage(**self._envelope(), **zone.as_message())
+        assert_minimum_necessary(msg.model_dump())
+        self.outbox.put_retained(self.topics.zone_availability(zone.zone), msg.model_dump_json().encode())
+        return msg.seq
 
     def publish_forecast(self, zone_id: str, forecast: Mapping[int, tuple[float, float, float]]) -> int:
         """``forecast``: horizon minutes -> (expected, p10, p90) people."""
