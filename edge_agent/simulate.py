@@ -32,6 +32,7 @@ from edge_agent.assembly import Gateway, Tuning, build_components
 from edge_agent.backend import SimulatedBackend
 from edge_agent.config import Sensor, SiteConfig, load_config
 from edge_agent.daemon import Daemon, DaemonOptions, check_daemon_paths
+from edge_agent.sim_library import GatewayDisplay, StaffPager
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import SimHardware, build_simulated_hardware
 from simulator.network import NetworkPath
@@ -147,8 +148,10 @@ class Simulation:
         self._restart_event = asyncio.Event()
         daemon_task = asyncio.create_task(self._daemon_lifecycle(clock, hw, line, tuning, state_dir, network))
         world.set_daemon_probe(self._probe)
+        world.set_availability(GatewayDisplay(self._gateway))
         helpers = [asyncio.create_task(self._play_events(world, network, clock)),
-                   asyncio.create_task(self._progress(clock, world, end))]
+                   asyncio.create_task(self._progress(clock, world, end)),
+                   asyncio.create_task(StaffPager(self._gateway, world).run())]
         if hw.building is not None:
             helpers.append(asyncio.create_task(hw.building.follow(world)))
         day = self._day = asyncio.create_task(self._run_day(world, end))
@@ -204,6 +207,10 @@ class Simulation:
     _restart_event: asyncio.Event
     _day: asyncio.Task[None] | None = None
     _interrupted = False
+
+    def _gateway(self) -> Gateway | None:
+        """The running daemon's gateway (None while it is down or restarting)."""
+        return self.daemon.gateway if self.daemon is not None else None
 
     def _probe(self) -> dict[str, Any]:
         gw = self.daemon.gateway if self.daemon is not None else None

@@ -173,11 +173,17 @@ def graded_status(w: World, seat: int, t: float) -> str:
 
     That is the product's definition (docs/sensing.md: absences shorter than ``away_after_s`` are
     ignored, a patron fetching a book keeps the seat); no sensor can tell a two-minute errand from
-    the start of a break or a departure before then.
+    the start of a break or a departure before then. Likewise a bag dropped on a free seat claims
+    it only once it has lain there ``away_after_s`` with nobody at the seat: until then the seat
+    counts as free.
     """
     status = seat_status(w, seat, t)
     if status in ("free", "away") and t - w.stood_at[seat] < w.cfg.sensing.away_after_s:
         return "occupied"
+    if status == "away":
+        p = w.patrons[int(w.holder[seat])]
+        if p.claiming and p.away_since is not None and t - p.away_since < w.cfg.sensing.away_after_s:
+            return "free"  # a bag put down a moment ago is no claim yet (docs/sensing.md)
     return status
 
 

@@ -86,9 +86,10 @@ class Unobserved:
 
 
 class AvailabilitySource(Protocol):
-    """What the gateway shows patrons (the availability message, the floor page): seats free now."""
+    """What the gateway shows patrons (the availability message, the floor page)."""
 
-    def free_seat_ids(self) -> Collection[str]: ...
+    def free_seat_ids(self) -> Collection[str] | None:
+        """Seats shown free now; None while nothing is shown (no gateway running: the display is dark)."""
 
 
 @dataclass
@@ -162,7 +163,11 @@ class SeatFloor:
         return float(self.w.plan.seat_xy[seat, 0]), float(self.w.plan.seat_xy[seat, 1])
 
     def status(self, seat: int, t: float) -> str:
-        """free | occupied | away | ghost (a seat chosen by someone still walking to it is free)."""
+        """free | occupied | away | ghost (a seat chosen by someone still walking to it is free).
+
+        Away turns ghost ``sensing.ghost_after_s`` after the holder left (or dropped a bag to claim
+        it), or ``sensing.break_limit_s`` after they left with a "back soon" press.
+        """
         pid = int(self.holder[seat])
         if pid < 0:
             return "free"
@@ -171,7 +176,12 @@ class SeatFloor:
             return "occupied"
         if p.away_since is None:
             return "free"
-        return "away" if t - p.away_since <= self.w.cfg.sensing.ghost_after_s else "ghost"
+        return "away" if t - p.away_since <= self.limit(p) else "ghost"
+
+    def limit(self, p: Patron) -> float:
+        """How long things may hold the seat before it is ghost: the break limit after a "back soon" press."""
+        sensing = self.w.cfg.sensing
+        return sensing.break_limit_s if p.pressed else sensing.ghost_after_s
 
     def _walk(self, t: float, pid: int, start: tuple[float, float], end: tuple[float, float], *,
               to_seat: bool) -> float:
@@ -200,7 +210,8 @@ class SeatFloor:
     def _find(self, t: float, pid: int, where: tuple[float, float], *, first_zone: int, counted: bool) -> None:
         """Go to a seat the gateway shows free, or start looking round the floor."""
         p = self.patrons[pid]
-        if self.gateway and self.availability is not None and p.sees_availability:
+        if self.gateway and self.availability is not None and p.sees_availability \
+                and self.availability.free_seat_ids() is not None:
             started = p.arrived_at if counted and p.arrived_at is not None else t
             self.searches[pid] = Search(started, [first_zone], counted=counted, watching=True)
             self._watch(t, pid)
@@ -212,7 +223,7 @@ class SeatFloor:
         p, search = self.patrons[pid], self.searches.get(pid)
         if p.gone or search is None or self.availability is None:
             return
-        shown = set(self.availability.free_seat_ids())
+        shown = set(self.availability.free_seat_ids() or ())
         seat = -1
         if shown:
             seat = self._choose(p, np.array([sid in shown for sid in self.w.plan.seat_ids], dtype=bool))
@@ -406,7 +417,7 @@ class SeatFloor:
         p = self.patrons[pid]
         if p.away_since is None:
             return
-        onset = p.away_since + self.w.cfg.sensing.ghost_after_s
+        onset = p.away_since + self.limit(p)
         if t > onset:
             self.book.ghost_ends.append((t - onset, how))
 

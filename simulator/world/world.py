@@ -229,16 +229,19 @@ class World:
         return int(self.zone_people[self.plan.zone_ids.index(zone_id)])
 
     def place_patron(self, seat_id: str, t: float | None = None, *, laptop: bool = False, coat: bool = False,
-                     tag: str | None = None) -> int:
-        """Seat a patron at ``seat_id`` now, staying until closing (tests and demos); returns their id."""
+                     tag: str | None = None, things: Belongings | None = None, back_soon: bool = False) -> int:
+        """Seat a patron at ``seat_id`` now, staying until closing (tests and demos); returns their id.
+
+        ``things``: what they carry (default: a 1.8 kg laptop if ``laptop``, else nothing).
+        """
         now = self.clock.monotonic() if t is None else t
         seat = self.plan.seat_ids.index(seat_id)
         if self.holder[seat] >= 0:
             raise ValueError(f"seat {seat_id} is already taken")
         p = Patron(id=len(self.patrons), arrival=now, zone=int(self.plan.seat_zone[seat]), likes_window=False,
                    loner=False, laptop=laptop, tag=tag, skin_c=30.0, stay_s=self.t_close - now,
-                   seat=seat, leave_by=max(now + 60.0, self.t_close), coat=coat,
-                   things=Belongings(laptop_g=1800.0 if laptop else 0.0))
+                   seat=seat, leave_by=max(now + 60.0, self.t_close), coat=coat, back_soon=back_soon,
+                   things=things if things is not None else Belongings(laptop_g=1800.0 if laptop else 0.0))
         self.patrons.append(p)
         self.conventional.seats.patrons.append(copy.deepcopy(p))  # ids stay aligned; they never arrive there
         self.holder[seat] = p.id
