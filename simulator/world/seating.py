@@ -155,6 +155,9 @@ class SeatFloor:
         self.book = SeatBook()
         s = w.scenario.patrons
         self.speed, self.look_s, self.spot = s.walk_speed_m_s, s.look_s, s.spot_share
+        self.unobserved = isinstance(senses, Unobserved)
+        self._walks: dict[tuple[tuple[float, float], tuple[float, float]],
+                          tuple[float, list[tuple[int, float, float]]]] = {}
         self.centroid = [(float(np.mean([x for x, _ in poly])), float(np.mean([y for _, y in poly])))
                          for poly in w.plan.zone_polygons]
 
@@ -185,10 +188,13 @@ class SeatFloor:
 
     def _walk(self, t: float, pid: int, start: tuple[float, float], end: tuple[float, float], *,
               to_seat: bool) -> float:
-        if to_seat and start == self.w.plan.entrance:
-            duration, spans = self.w.plan.seat_walk(self.patrons[pid].seat, self.speed)
-        else:
-            duration, spans = self.w.plan.zone_crossings(start, end, self.speed)
+        if self.unobserved:  # nobody watches the walk: only its length matters
+            return float(np.hypot(end[0] - start[0], end[1] - start[1])) / self.speed
+        key = (start, end)
+        found = self._walks.get(key)
+        if found is None:  # walks join a few hundred points (entrance, zone centres, seats): cache them
+            found = self._walks[key] = self.w.plan.zone_crossings(start, end, self.speed)
+        duration, spans = found
         self.senses.walked(t, pid, start, end, duration, spans, to_seat)
         return duration
 
