@@ -47,7 +47,7 @@ log = logging.getLogger("edge_agent.simulate")
 
 ProgressCallback = Callable[[str, float], None]
 #: Besides the ``baseline_`` keys, what a ``--baseline`` report carries: the day's, not the gateway's.
-CONVENTIONAL_KEYS = ("sim_hours", "arrivals", "events", "comfort_band_c")
+CONVENTIONAL_KEYS = ("sim_hours", "arrivals", "seats_wanted", "events", "comfort_band_c")
 #: Builds the world's hold on the simulated parts; tests pass one that lets them own some sensors' truth.
 BindingFactory = Callable[[SiteConfig, SimHardware, Mapping[int, SimNode]], WorldBinding]
 

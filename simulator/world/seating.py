@@ -139,6 +139,28 @@ class Search:
     watching: bool = False  # at the entrance, watching the availability display
 
 
+def seats_wanted(w: World, patrons: list[Patron]) -> dict[str, object]:
+    """How many seats the day's arrivals want at once, had everyone got one: the crunch, measured.
+
+    Every visit counts from arrival to planned departure (a claim's lecture included: its bag holds
+    the seat), capped at closing; visits under ``MIN_VISIT_S`` (too late in the day) do not.
+    Returns the peak, the open minutes it passes the floor's seats, and the first and last of them.
+    """
+    minutes = np.zeros(max(1, int((w.t_close - w.t0) // 60)), dtype=np.int64)
+    for p in patrons:
+        end = min(p.arrival + (p.claim_s or 0.0) + p.stay_s, w.t_close)
+        if end - p.arrival >= MIN_VISIT_S:
+            minutes[int((p.arrival - w.t0) // 60):int((end - w.t0) // 60)] += 1
+    over = np.flatnonzero(minutes > len(w.plan.seat_ids))
+
+    def hhmm(i: int) -> str:
+        return w.wall(w.t0 + 60.0 * i).strftime("%H:%M")
+
+    return {"peak": int(minutes.max()), "seats": len(w.plan.seat_ids), "over_capacity_minutes": len(over),
+            "over_capacity_from": hhmm(int(over[0])) if len(over) else None,
+            "over_capacity_to": hhmm(int(over[-1])) if len(over) else None}
+
+
 class SeatFloor:
     """The seats of one floor and the patrons holding them; see the module docstring."""
 

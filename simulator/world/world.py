@@ -38,7 +38,7 @@ from simulator.world.geometry import FloorPlan, ThermopileView, luminaire_matrix
 from simulator.world.metrics import EnergyBook, Need, Scorecard
 from simulator.world.patrons import Patron, draw_arrivals
 from simulator.world.scenario import RUNTIME_EVENTS, Scenario, hhmm_seconds
-from simulator.world.seating import AvailabilitySource, SeatFloor, Unobserved
+from simulator.world.seating import AvailabilitySource, SeatFloor, Unobserved, seats_wanted
 from simulator.world.staff import Staff
 from simulator.world.thermal import ThermopileScene
 from simulator.world.uwb import furniture_links
@@ -152,6 +152,7 @@ class World:
         patrons = draw_arrivals(cfg, scenario.patrons, head.demand_day_type, self.wall0, self.t0, self.end_time,
                                 rng_plan)
         conventional_patrons = copy.deepcopy(patrons)
+        self._planned = copy.deepcopy(patrons)  # the plans as drawn, for seats_wanted
         self.seats = SeatFloor(self, patrons, self.rng_choice, GatewaySenses(self), gateway=True)
         self.conventional.seats = SeatFloor(self, conventional_patrons, np.random.default_rng(streams[1]),
                                             Unobserved(), gateway=False)
@@ -285,6 +286,7 @@ class World:
         """The report's metrics (see docs/simulator.md); ``extra`` (runtime figures) is merged last."""
         out = self.score.as_report(self._energy())
         out["arrivals"] = self.seats.book.arrivals
+        out["seats_wanted"] = seats_wanted(self, self._planned)
         out.update(self.seats.book.as_report())
         out.update(self.conventional.seats.book.as_report("baseline_"))
         out["abandoned_belongings"] = self.seats.book.abandoned

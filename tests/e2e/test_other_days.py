@@ -23,6 +23,9 @@ def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
         assert energy_problems(report, saving=0.35, lighting=0.40) == []
         # The crunch: more people want a seat than the floor has, and the gateway's floor seats
         # them against the conventional floor on the same demand (docs/simulator.md, "Exam week").
+        wanted = report["seats_wanted"]
+        assert wanted["peak"] > wanted["seats"] and wanted["over_capacity_from"] <= "11:00"
+        assert wanted["over_capacity_to"] >= "16:30"
         assert report["baseline_turned_away"] > 0.05 * report["arrivals"]
         assert seat_problems(report) == []
         assert report["seat_state_accuracy"] >= 0.97
