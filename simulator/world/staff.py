@@ -10,6 +10,10 @@ library case reports 27 s from dispatch to response) and acts on what they find:
   stops showing a ghost;
 - someone sitting there: nothing to do (the gateway sees them and corrects itself).
 
+A seat cleared while its truth was still away (the gateway's ghost came before the limit, by
+up to a frame when it saw the patron leave a little early, or by more when it was wrong) counts in
+``staff_cleared_before_ghost``: its holder may come back to find it gone.
+
 A seat the gateway released on its own (its indicator went from ghost to free) with belongings
 still on it is cleared by the staff who see the indicator (:meth:`release_seen`). The
 conventional floor has no dispatch: nobody clears a seat before closing.
@@ -40,6 +44,7 @@ class Staff:
     cleared: int = 0
     nothing_there: int = 0
     someone_there: int = 0
+    early: list[float] = field(default_factory=list)  # seconds before its limit a cleared seat would have been ghost
 
     def dispatch(self, seat_id: str, t: float | None = None) -> None:
         """The gateway reports ``seat_id`` ghost: someone goes (a second report on the way is one trip)."""
@@ -59,6 +64,8 @@ class Staff:
             self.someone_there += 1
             return
         if p is not None and p.away_since is not None:
+            if self.seats.status(seat, t) == "away":  # the gateway's ghost came before the truth's
+                self.early.append(p.away_since + self.seats.limit(p) - t)
             self.seats.clear(t, seat, "staff")
             self.cleared += 1
         else:
@@ -73,5 +80,9 @@ class Staff:
         self.cleared += 1
 
     def report(self) -> dict[str, object]:
+        early = sorted(self.early)
         return {"staff_dispatches": self.dispatches, "staff_cleared": self.cleared,
-                "staff_found_nothing": self.nothing_there, "staff_found_someone": self.someone_there}
+                "staff_found_nothing": self.nothing_there, "staff_found_someone": self.someone_there,
+                "staff_cleared_before_ghost": len(early),
+                "staff_cleared_before_ghost_s": {"p50": round(early[len(early) // 2], 1) if early else None,
+                                                 "max": round(early[-1], 1) if early else None}}

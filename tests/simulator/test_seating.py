@@ -142,7 +142,8 @@ def test_staff_answer_a_dispatch_and_release_the_seat(cfg: SiteConfig, tmp_path:
     assert out["holds"] == [("desk-S003", 3.0)]
     assert out["loads"] == 0.0  # the books went to lost-and-found
     assert out["staff"] == {"staff_dispatches": 3, "staff_cleared": 1, "staff_found_nothing": 0,
-                            "staff_found_someone": 1}
+                            "staff_found_someone": 1, "staff_cleared_before_ghost": 0,
+                            "staff_cleared_before_ghost_s": {"p50": None, "max": None}}
     release = out["book"]["ghost_to_release_s"]
     assert release["count"] == 1 and release["p50"] == pytest.approx(90.0 + response, abs=0.5)
     assert release["ended_by"] == {"staff": 1, "holder": 0, "closing": 0}
