@@ -173,6 +173,10 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
             on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
             availability=availability,
         )
+        if hardware.link is not None:  # the desks' buttons and the nodes' PIR inputs
+            from edge_agent.desks import DeskInputs
+
+            hardware.link.add_listener(DeskInputs(cfg, floor, controller).on_node_event)
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
