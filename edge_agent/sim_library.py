@@ -8,10 +8,10 @@ is running (a power cut starts a new one):
   ``Gateway.availability.snapshot()``, the content of the retained ``zone/{zone}/availability``
   messages and the floor page. While no daemon runs the display is dark (``None``): patrons look
   for a seat themselves.
-- :class:`StaffPager` hands every seat the gateway turns ghost to the world's staff
-  (``World.dispatch_ghost``), once per ghost, from the decide loop's floor states: the gateway's
-  ``ghost_seat`` dispatch as the staff's phones receive it, with no broker in between (a scenario
-  without a broker still has staff).
+- :class:`StaffPager` hands every seat the gateway dispatches to the world's staff
+  (``World.dispatch_ghost``), once per ghost: the gateway's open ghosts
+  (``Gateway.controller.ghosts``, whose new entries are its ``ghost_seat`` events) as the staff's
+  phones receive them, with no broker in between (a scenario without a broker still has staff).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import asyncio
 from collections.abc import Callable, Collection
 
 from edge_agent.assembly import Gateway
-from rules.state import SeatStatus
 from simulator.world.world import World
 
 PAGER_POLL_S = 5.0  # how often the pager looks at the newest floor state (simulated seconds)
@@ -49,10 +48,9 @@ class StaffPager:
 
     def check(self) -> None:
         gw = self._gateway()
-        state = gw.controller.state if gw is not None else None
-        if state is None:
+        if gw is None:
             return
-        ghost = {sid for sid, seat in state.seats.items() if seat.status is SeatStatus.GHOST}
+        ghost = set(gw.controller.ghosts.open)
         for sid in sorted(ghost - self._ghost):
             self.pages += 1
             self._world.dispatch_ghost(sid)
