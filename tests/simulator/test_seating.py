@@ -7,7 +7,6 @@ conventional one) must be the same floor, seat for seat.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Collection
 from pathlib import Path
@@ -189,41 +188,25 @@ def test_with_nothing_shown_free_a_patron_watches_the_display_then_leaves(cfg: S
     assert out["book"]["turned_away"] == 1 and out["book"]["seat_demand_met"] == 0.5
 
 
-@pytest.mark.parametrize("gateway", [False, True])
-def test_without_a_gateway_both_floors_are_one_floor(cfg: SiteConfig, tmp_path: Path, gateway: bool) -> None:
-    """The conventional floor is the gateway's floor without what the gateway does, to the last seat-minute."""
+def test_without_a_gateway_both_floors_are_one_floor(cfg: SiteConfig, tmp_path: Path) -> None:
+    """The conventional floor is the gateway's floor without what the gateway does, to the last seat-minute.
+
+    (With a gateway they differ: tests/e2e/test_other_days.py, exam week.)
+    """
     doc = {"scenario": {"name": "t", "floor": str(FLOOR), "start": "08:30", "end": "11:00", "day_type": "exam",
                         "seed": 5}, "patrons": {"demand_scale": 1.25, "claim_share": 0.1}}
     sc = parse_scenario(doc, tmp_path / "t.toml")
 
     async def body(w: World, b: MemoryBinding) -> dict[str, object]:
-        if gateway:  # a gateway that sees the truth: shows free seats, dispatches ghosts
-            w.set_availability(Display([s for s in w.plan.seat_ids if w.truth_seat(s) == "free"]))
-
-            async def pager() -> None:
-                while True:
-                    await asyncio.sleep(60.0)
-                    w.set_availability(Display([s for s in w.plan.seat_ids if w.truth_seat(s) == "free"]))
-                    for s in w.plan.seat_ids:
-                        if w.truth_seat(s) == "ghost":
-                            w.dispatch_ghost(s)
-
-            task = asyncio.create_task(pager())
         await w.run(w.end_time)
-        if gateway:
-            task.cancel()
         return w.report()
 
     report = in_world(cfg, sc, body)
     keys = ("seat_utilisation", "seat_demand_met", "turned_away", "seat_search_s", "ghost_seat_minutes",
-            "ghost_to_release_s")
-    mine, theirs = {k: report[k] for k in keys}, {k: report[f"baseline_{k}"] for k in keys}
+            "ghost_to_release_s", "seat_claims", "away_seat_minutes")
     assert report["arrivals"] > 100 and report["seat_claims"] > 0  # type: ignore[operator]
-    if gateway:
-        assert mine != theirs
-        assert report["ghost_seat_minutes"] < report["baseline_ghost_seat_minutes"]  # type: ignore[operator]
-    else:
-        assert mine == theirs
+    assert report["turned_away"] > 0  # type: ignore[operator]  # a busy morning
+    assert {k: report[k] for k in keys} == {k: report[f"baseline_{k}"] for k in keys}
 
 
 def test_claim_range_is_checked(tmp_path: Path) -> None:
