@@ -138,19 +138,24 @@ def desk_grams(w: World, seat: int) -> float:
 
 def cold_belongings(w: World, seat: int) -> bool:
     """The seat's holder is away and left nothing warm on it: no laptop, and no coat on the chair
-    back or one its owner had not warmed (``COLD_COAT_WARMTH``: sat against it under 3.5 minutes).
+    back or one its owner had not warmed (``COLD_COAT_WARMTH``: sat against it under 3.5 minutes);
+    a bag dropped to claim the seat is all a claim leaves.
 
     Such belongings (a bag, books, a cold coat) are at room temperature, invisible to any
     thermopile; the minutes they hold a seat bound the seat-state accuracy of a gateway that sees
-    people and warmth, however well (the report's ``seat_state_accuracy_ceiling``).
+    people and warmth, however well (the report's ``seat_state_accuracy_thermal_ceiling``).
     """
     pid = int(w.holder[seat])
     if pid < 0:
         return False
     p = w.patrons[pid]
-    if p.seated or p.away_since is None or p.laptop:
+    if p.seated or p.away_since is None:
         return False
-    return not p.coat or p.claiming or p.coat_w < COLD_COAT_WARMTH  # coat_w: its warmth when its owner stood up
+    if p.claiming:
+        return True  # a claim is a bag alone
+    if p.laptop:
+        return False
+    return not p.coat or p.coat_w < COLD_COAT_WARMTH  # coat_w: its warmth when its owner stood up
 
 
 def unseen_belongings(w: World, seat: int) -> bool:
@@ -173,15 +178,17 @@ def graded_status(w: World, seat: int, t: float) -> str:
 
     That is the product's definition (docs/sensing.md: absences shorter than ``away_after_s`` are
     ignored, a patron fetching a book keeps the seat); no sensor can tell a two-minute errand from
-    the start of a break or a departure before then. Likewise a bag dropped on a free seat claims
-    it only once it has lain there ``away_after_s`` with nobody at the seat: until then the seat
-    counts as free.
+    the start of a break or a departure before then, unless the patron said so: a "back soon"
+    press makes the seat away at once. Likewise a bag dropped on a free seat claims it only once
+    it has lain there ``away_after_s`` with nobody at the seat: until then the seat counts as free.
     """
     status = seat_status(w, seat, t)
-    if status in ("free", "away") and t - w.stood_at[seat] < w.cfg.sensing.away_after_s:
+    pid = int(w.holder[seat])
+    pressed = status == "away" and w.patrons[pid].pressed
+    if status in ("free", "away") and t - w.stood_at[seat] < w.cfg.sensing.away_after_s and not pressed:
         return "occupied"
     if status == "away":
-        p = w.patrons[int(w.holder[seat])]
+        p = w.patrons[pid]
         if p.claiming and p.away_since is not None and t - p.away_since < w.cfg.sensing.away_after_s:
             return "free"  # a bag put down a moment ago is no claim yet (docs/sensing.md)
     return status
@@ -211,7 +218,7 @@ def push_frames(w: World, scenes: Iterable[int], t: float) -> None:
                 continue
             if p.seated:
                 people.append((seat, p.skin_c))
-            if p.seated or p.away_since is not None:
+            if p.seated or (p.away_since is not None and not p.claiming):  # a claim leaves only a bag
                 if p.laptop:
                     laptops.append((seat, laptop_warmth(None if p.seated else p.away_since, t)))
                 if p.coat:

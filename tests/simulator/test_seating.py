@@ -88,21 +88,24 @@ def test_back_soon_is_a_button_press_and_holds_the_seat_for_the_break_limit(cfg:
         w.seats.take_break(t, pid)
         seat = w.plan.seat_ids.index("S002")
         # Only a bag on the chair: no sensor sees it, but the press does.
-        return [b.presses, w.seats.status(seat, t + ghost + 60.0), w.seats.status(seat, t + limit + 60.0),
-                physics.unseen_belongings(w, seat)]
+        # Said so: away at once, without the two minutes an unannounced absence is given.
+        return [b.presses, physics.graded_status(w, seat, t + 30.0), w.seats.status(seat, t + ghost + 60.0),
+                w.seats.status(seat, t + limit + 60.0), physics.unseen_belongings(w, seat)]
 
-    assert in_world(cfg, scenario(tmp_path), body) == [["desk-S002"], "away", "ghost", False]
+    assert in_world(cfg, scenario(tmp_path), body) == [["desk-S002"], "away", "away", "ghost", False]
 
 
 def test_a_bag_claims_a_seat_that_turns_ghost_and_its_owner_sits_later(cfg: SiteConfig, tmp_path: Path) -> None:
     async def body(w: World, b: MemoryBinding) -> list[Any]:
         await w.run(w.t0 + 5.0)
         t = w.t0 + 60.0
-        pid = newcomer(w, t, claim_s=1800.0, things=Belongings(bag_g=2500.0, bag_on_desk=True))
+        pid = newcomer(w, t, claim_s=1800.0, laptop=True, things=Belongings(laptop_g=1500.0, bag_g=2500.0,
+                                                                                bag_on_desk=True))
         await w.run(t + 120.0)
         p = w.patrons[pid]
         seat, desk = p.seat, w.lamp_ids[p.seat]
         assert desk is not None
+        assert physics.cold_belongings(w, seat)  # only the bag: the laptop went to the lecture
         seen = [b.desk_loads[desk], physics.graded_status(w, seat, p.away_since + 60.0)]  # type: ignore[operator]
         seen.append(physics.graded_status(w, seat, p.away_since + 180.0))  # type: ignore[operator]
         await w.run(t + 1500.0)
