@@ -39,8 +39,8 @@ def scenario(tmp: Path, **patrons: Any) -> Scenario:
 def newcomer(w: World, t: float, **plan: Any) -> int:
     """A patron arriving at ``t`` on both floors (their own copy on each) of a running world; returns their id."""
     assert w.clock.monotonic() > w.t0, "run the world first: a world starting schedules every patron it has"
-    p = Patron(id=len(w.patrons), arrival=t, zone=0, likes_window=False, loner=False, laptop=False, tag=None,
-               skin_c=30.0, stay_s=3600.0, **plan)
+    p = Patron(**{"id": len(w.patrons), "arrival": t, "zone": 0, "likes_window": False, "loner": False,
+                  "laptop": False, "tag": None, "skin_c": 30.0, "stay_s": 3600.0, **plan})
     w.patrons.append(p)
     w.conventional.seats.patrons.append(copy.deepcopy(p))
     w.schedule(t, lambda t2, pid: w.seats.arrive(t2, pid), p.id)
