@@ -71,6 +71,7 @@ class Scorecard:
     cold_belongings_checks: int = 0  # checked seat-minutes held by cold belongings (truth away/ghost)
     unseen_belongings_checks: int = 0  # ... of which nothing is on the desk and no "back soon" was pressed
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    wrong_by_situation: Counter[tuple[str, str]] = field(default_factory=Counter)  # (truth->daemon, situation)
     zone_errors: list[float] = field(default_factory=list)
     probe_failures: int = 0
 
@@ -114,6 +115,7 @@ class Scorecard:
             "chair_belongings_seat_minutes": self.unseen_belongings_checks,
             "seat_state_accuracy_by_truth": self._by_truth(),
             "seat_state_confusion": {f"{t}->{d}": n for (t, d), n in sorted(self.confusion.items())},
+            "seat_state_errors_by_situation": self._errors_by_situation(),
             "unknown_seat_minutes": self.unknown_seat_minutes,
             "zone_count_mae": round(float(np.mean(self.zone_errors)), 4) if self.zone_errors else None,
             "co2_over_1000ppm_minutes": self.co2_over_minutes,
@@ -125,6 +127,12 @@ class Scorecard:
     def _fraction(self, seat_minutes: int, occupied: int | None = None) -> float:
         occupied = self.occupied_seat_minutes if occupied is None else occupied
         return round(seat_minutes / occupied, 4) if occupied else 0.0
+
+    def _errors_by_situation(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (pair, where), n in sorted(self.wrong_by_situation.items()):
+            out.setdefault(pair, {})[where] = n
+        return out
 
     def _by_truth(self) -> dict[str, float | None]:
         """Accuracy among the checked seat-minutes of each truth state (None: no such minute)."""

@@ -315,10 +315,28 @@ def sample(w: World, t: float) -> None:
     })
 
 
+def situation(w: World, seat: int, t: float) -> str:
+    """What is going on at a seat, for the report's ``seat_state_errors_by_situation``."""
+    pid = int(w.holder[seat])
+    if pid < 0:
+        return "left_lately" if t - w.stood_at[seat] < 600.0 else "empty"
+    p = w.patrons[pid]
+    if p.seated:
+        return "seated"
+    if p.away_since is None:
+        return "walking_in"
+    if p.claiming:
+        return "claim"
+    if not p.returning:
+        return "abandoned"
+    return "break_back_soon" if p.pressed else "break"
+
+
 def _compare_with_daemon(w: World, truth: list[str]) -> None:
     if w.probe is None:
         return
     s = w.score
+    t = w.clock.monotonic()
     try:
         seen = w.probe()
     except Exception:  # the daemon may be restarting (power cut): count it, never stop the world
@@ -336,6 +354,8 @@ def _compare_with_daemon(w: World, truth: list[str]) -> None:
             s.unseen_belongings_checks += unseen_belongings(w, seat)
         s.seat_correct += int(status == true_status)
         s.confusion[true_status, status] += 1
+        if status != true_status:
+            s.wrong_by_situation[f"{true_status}->{status}", situation(w, seat, t)] += 1
     zones = seen.get("zones", {})
     for zone_id, n in zip(w.plan.zone_ids, w.zone_people, strict=True):
         value = zones.get(zone_id)
