@@ -131,12 +131,15 @@ class Hx711:
         word = 0
         longest = 0.0
         for i in range(pulses):
+            # DOUT is valid 0.1 us after the rising edge and holds until the next one (T2), so it is
+            # read after the falling edge: the high phase is two pin writes, well under T3's 50 us
+            # even on a slow or busy machine.
             rose = self.clock.monotonic()
             self._sck.on()
-            if i < 24:
-                word = (word << 1) | int(bool(self._dout.value))
             self._sck.off()
             longest = max(longest, self.clock.monotonic() - rose)
+            if i < 24:
+                word = (word << 1) | int(bool(self._dout.value))
         if longest > HIGH_TIME_MAX_S:
             raise ClockHeldTooLong(f"{self.name}: PD_SCK was high {longest * 1e6:.0f} us (at most 50 us while "
                                    "reading); read again", device=self.name)  # fmt: skip

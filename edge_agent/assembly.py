@@ -194,6 +194,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                 daemon.supervisor.start("audit", daemon.trust.maintain)
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
+        if cfg.display is not None:
+            await start_display(stack, gw)
         pollers.start()
         for name, job in hardware.jobs().items():
             daemon.supervisor.start(name, job)
@@ -221,6 +223,21 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         daemon.gateway = None
 
     return [Component("floor", start_hardware, stop_hardware)]
+
+
+async def start_display(stack: contextlib.AsyncExitStack, gw: Gateway) -> None:
+    """The floor display page ([display]); without the ``http`` extra the floor runs on, and says why not."""
+    try:
+        import aiohttp  # noqa: F401  (the extra's one dependency)
+
+        from edge_agent.display import FloorDisplay
+    except ImportError:
+        log.error("[display] is configured but aiohttp is not installed: pip install 'edge-agent[http]' "
+                  "(the floor runs on without its display page)")
+        return
+    display = FloorDisplay(gw.cfg, lambda: gw.controller.state, gw.availability)
+    await stack.enter_async_context(display)
+    gw.controller.listeners.append(display.notify)
 
 
 def trace_writer(cfg: SiteConfig, state_dir: Path) -> Callable[[FloorState], None]:

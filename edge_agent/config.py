@@ -234,6 +234,18 @@ class ModelConf(Strict):
     interval_s: float = Field(default=300.0, ge=10)
 
 
+class Display(Strict):
+    """The floor display page (edge_agent.display; the ``http`` extra): where it listens.
+
+    Read-only, no personal data; bound to the loopback address unless the library's network
+    should reach it (an entrance screen, a phone on the staff network): then its address.
+    """
+
+    bind: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    title: str = ""  # shown on the page; default: the site's name
+
+
 class SiteConfig(ForecastSections, Strict):
     """The whole validated configuration."""
 
@@ -258,6 +270,7 @@ class SiteConfig(ForecastSections, Strict):
     bacnet: BacnetConf | None = None  # the gateway on the BMS network (edge_agent.building)
     security: SecurityConf = SecurityConf()  # trusted keys, roles, signature policy (edge_agent.trust)
     audit: AuditConf = AuditConf()
+    display: Display | None = None  # the floor display page, served when this table is present
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:

@@ -75,6 +75,7 @@ class FloorController:
                                                               ready_soon_s=cfg.sensing.ready_soon_s)
         self.memory = RuleMemory()
         self.ghosts = GhostDispatch()
+        self.listeners: list[Callable[[FloorState], None]] = []  # told after every pass (the display page)
         self._seat_zone = {seat.id: seat.zone for seat in cfg.seats}
         self.state: FloorState | None = None
         self.evaluations = 0
@@ -141,6 +142,8 @@ class FloorController:
             self._force_availability = False
         if self.on_state is not None:
             self.on_state(state)
+        for listener in self.listeners:
+            listener(state)
         return state
 
     async def run(self) -> None:

@@ -187,6 +187,10 @@ class Health(Envelope):
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     connected_since: str | None = None
+    ghost_seats: int | None = Field(default=None, ge=0, description="Ghost seats waiting for staff now.")
+    ghost_to_release_s_p50: float | None = Field(default=None, ge=0, description="Median time from ghost to "
+                                                 "cleared over the recent ghost seats, seconds.")
+    ghost_to_release_s_p90: float | None = Field(default=None, ge=0)
 
 
 class Measure(Model):

@@ -151,9 +151,13 @@ class Publisher:
         return self._enqueue(self.topics.actuation, msg, MessageClass.RECORD)
 
     def publish_health(self, *, sensors_healthy: int, sensors_unhealthy: int, cpu_percent: float | None = None,
-                       rss_bytes: int | None = None) -> int:
-        """Gateway health; outbox depth, age and drops are filled in here."""
+                       rss_bytes: int | None = None, ghosts: Mapping[str, Any] | None = None) -> int:
+        """Gateway health; outbox depth, age and drops are filled in here. ``ghosts``:
+        :meth:`edge_agent.ghosts.GhostDispatch.stats`."""
+        times = (ghosts or {}).get("ghost_to_release_s") or {}
         msg = Health(
+            ghost_seats=None if ghosts is None else ghosts.get("open"),
+            ghost_to_release_s_p50=times.get("p50"), ghost_to_release_s_p90=times.get("p90"),
             **self._envelope(),
             uptime_s=round(self.clock.monotonic() - self._started_mono, 1),
             sensors_healthy=sensors_healthy, sensors_unhealthy=sensors_unhealthy,
