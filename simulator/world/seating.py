@@ -251,7 +251,12 @@ class SeatFloor:
         p, search = self.patrons[pid], self.searches.get(pid)
         if p.gone or search is None or self.availability is None:
             return
-        shown = set(self.availability.free_seat_ids() or ())
+        ids = self.availability.free_seat_ids()
+        if ids is None:  # the display went dark (the daemon is down): look round instead
+            del self.searches[pid]
+            self._start_search(t, pid, self.w.plan.entrance, search.order[0], search.counted)
+            return
+        shown = set(ids)
         seat = -1
         if shown:
             seat = self._choose(p, np.array([sid in shown for sid in self.w.plan.seat_ids], dtype=bool))
