@@ -78,6 +78,11 @@ def _spread(value: Any) -> str:
 
 def seat_lines(report: dict[str, Any]) -> list[str]:
     """Seat states against the truth, and seats for patrons against the conventional floor (no gateway)."""
+    wanted = report.get("seats_wanted") or {}
+    crunch = ""
+    if wanted.get("over_capacity_minutes"):
+        crunch = (f"; up to {wanted.get('peak')} wanted a seat at once ({wanted.get('seats')} seats), "
+                  f"{wanted.get('over_capacity_from')}-{wanted.get('over_capacity_to')}")
     by_truth = report.get("seat_state_accuracy_by_truth") or {}
     truths = ", ".join(f"{k} {_fmt(by_truth.get(k), '.3f')}" for k in ("free", "occupied", "away", "ghost"))
     return [
@@ -90,7 +95,7 @@ def seat_lines(report: dict[str, Any]) -> list[str]:
         f"{_percent(report.get('seat_demand_met'))}% ({_percent(report.get('baseline_seat_demand_met'))}%) of "
         f"{report.get('arrivals')} arrivals, turned away {report.get('turned_away')} "
         f"({report.get('baseline_turned_away')}); seat search p50/p90 {_spread(report.get('seat_search_s'))} "
-        f"({_spread(report.get('baseline_seat_search_s'))})",
+        f"({_spread(report.get('baseline_seat_search_s'))}){crunch}",
         f"ghost seats: {report.get('ghost_seat_minutes')} seat-minutes ({report.get('baseline_ghost_seat_minutes')}); "
         f"ghost to release p50/p90 {_spread(report.get('ghost_to_release_s'))} "
         f"({_spread(report.get('baseline_ghost_to_release_s'))}); staff cleared {report.get('staff_cleared')} of "
