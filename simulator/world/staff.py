@@ -5,10 +5,12 @@ When the gateway reports a seat ghost (its ``ghost_seat`` event, which the runti
 library case reports 27 s from dispatch to response) and acts on what they find:
 
 - belongings and nobody there: the library's rule applies, the things go to lost-and-found and
-  the seat is free; staff hold the desk's button for 3 s, which releases the seat on the gateway;
-- nothing there (the gateway was wrong): they hold the button all the same, so the gateway
-  stops showing a ghost;
+  the seat is free;
 - someone sitting there: nothing to do (the gateway sees them and corrects itself).
+
+Then, if the desk's indicator still shows ghost, they hold its button for 3 s, which releases the
+seat on the gateway (a seat the gateway no longer shows ghost is left alone: on such a seat a
+hold is a press of "back soon").
 
 A seat cleared while its truth was still away (the gateway's ghost came before the limit, by
 up to a frame when it saw the patron leave a little early, or by more when it was wrong) counts in
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from simulator.world.world import World
 
 RELEASE_HOLD_S = 3.0  # the desk button held this long releases the seat (docs/sensing.md)
+INDICATOR_GHOST = 4  # drivers.ports.IndicatorColour.GHOST: the indicator staff look at
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Staff:
         else:
             self.nothing_there += 1
         desk = self.w.lamp_ids[seat]
-        if desk is not None:
+        if desk is not None and self.w.binding.seat_indicator(desk) == INDICATOR_GHOST:
             self.w.binding.hold_button(desk, RELEASE_HOLD_S)
 
     def release_seen(self, t: float, seat: int) -> None:

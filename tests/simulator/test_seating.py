@@ -128,6 +128,7 @@ def test_staff_answer_a_dispatch_and_release_the_seat(cfg: SiteConfig, tmp_path:
         t = w.t0 + 600.0
         w.seats.take_break(t, away)
         await w.run(t + ghost + 90.0)
+        b.indicators["desk-S003"] = 4  # the gateway shows it ghost (and S004, wrongly, occupied)
         w.dispatch_ghost("S003")  # 90 s into the ghost
         w.dispatch_ghost("S003")  # the same ghost again: one trip
         w.dispatch_ghost("S004")  # a wrong report: someone sits there
@@ -141,7 +142,7 @@ def test_staff_answer_a_dispatch_and_release_the_seat(cfg: SiteConfig, tmp_path:
     out = in_world(cfg, scenario(tmp_path), body)
     response = 27.0
     assert out["freed"] == "free" and out["back"] == "occupied" and out["here"] == "occupied"
-    assert out["holds"] == [("desk-S003", 3.0)]
+    assert out["holds"] == [("desk-S003", 3.0)]  # only where the indicator showed ghost
     assert out["loads"] == 0.0  # the books went to lost-and-found
     assert out["staff"] == {"staff_dispatches": 3, "staff_cleared": 1, "staff_found_nothing": 0,
                             "staff_found_someone": 1, "staff_cleared_before_ghost": 0,
