@@ -70,6 +70,40 @@ def energy_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _spread(value: Any) -> str:
+    """p50/p90 of a ``{p50, p90}`` figure in seconds."""
+    value = value or {}
+    return f"{_fmt(value.get('p50'), '.0f')}/{_fmt(value.get('p90'), '.0f')} s"
+
+
+def seat_lines(report: dict[str, Any]) -> list[str]:
+    """Seat states against the truth, and seats for patrons against the conventional floor (no gateway)."""
+    wanted = report.get("seats_wanted") or {}
+    crunch = ""
+    if wanted.get("over_capacity_minutes"):
+        crunch = (f"; up to {wanted.get('peak')} wanted a seat at once ({wanted.get('seats')} seats), "
+                  f"{wanted.get('over_capacity_from')}-{wanted.get('over_capacity_to')}")
+    by_truth = report.get("seat_state_accuracy_by_truth") or {}
+    truths = ", ".join(f"{k} {_fmt(by_truth.get(k), '.3f')}" for k in ("free", "occupied", "away", "ghost"))
+    return [
+        f"seat-state accuracy vs truth: {_fmt(report.get('seat_state_accuracy'), '.3f')} "
+        f"(the sensors' ceiling: {_fmt(report.get('seat_state_accuracy_ceiling'), '.3f')}; by truth: {truths}); "
+        f"unknown seat-minutes {report.get('unknown_seat_minutes')}; zone count MAE: "
+        f"{_fmt(report.get('zone_count_mae'), '.2f')}",
+        f"seats (conventional floor in brackets): utilisation {_percent(report.get('seat_utilisation'))}% "
+        f"({_percent(report.get('baseline_seat_utilisation'))}%); demand met "
+        f"{_percent(report.get('seat_demand_met'))}% ({_percent(report.get('baseline_seat_demand_met'))}%) of "
+        f"{report.get('arrivals')} arrivals, turned away {report.get('turned_away')} "
+        f"({report.get('baseline_turned_away')}); seat search p50/p90 {_spread(report.get('seat_search_s'))} "
+        f"({_spread(report.get('baseline_seat_search_s'))}){crunch}",
+        f"ghost seats: {report.get('ghost_seat_minutes')} seat-minutes ({report.get('baseline_ghost_seat_minutes')}); "
+        f"ghost to release p50/p90 {_spread(report.get('ghost_to_release_s'))} "
+        f"({_spread(report.get('baseline_ghost_to_release_s'))}); staff cleared {report.get('staff_cleared')} of "
+        f"{report.get('staff_dispatches')} dispatches; patrons back to a cleared seat and none free: "
+        f"{report.get('displaced_patrons')}",
+    ]
+
+
 def headline(report: dict[str, Any]) -> list[str]:
     """The demo's summary lines, in the order a library manager reads them."""
     lat = report.get("actuation_latency_s") or {}
@@ -79,14 +113,22 @@ def headline(report: dict[str, Any]) -> list[str]:
         *energy_lines(report),
         f"actuation latency: p50 {_fmt(lat.get('p50'))} s, p99 {_fmt(lat.get('p99'))} s, max {_fmt(lat.get('max'))} s; "
         f"over 120 s: {report.get('actuations_over_120s')}",
-        f"seat-state accuracy vs truth: {_fmt(report.get('seat_state_accuracy'), '.3f')} "
-        f"(a thermal sensor's ceiling: {_fmt(report.get('seat_state_accuracy_ceiling'), '.3f')}); "
-        f"zone count MAE: {_fmt(report.get('zone_count_mae'), '.2f')}",
-        f"seat utilisation: {_fmt((report.get('seat_utilisation') or 0) * 100, '.1f')}%; "
-        f"ghost seat-minutes: {report.get('ghost_seat_minutes')}",
+        *seat_lines(report),
         f"MQTT: {report.get('messages_produced')} produced, {report.get('messages_delivered')} delivered, "
         f"{report.get('messages_dropped')} dropped",
+        *incident_lines(report),
     ]
+
+
+def incident_lines(report: dict[str, Any]) -> list[str]:
+    """What went wrong on the day, when anything did: the scenario's faults, daemon restarts, lost probes."""
+    events = report.get("events") or []
+    starts = report.get("daemon_starts") or 1
+    lost = report.get("probe_failures") or 0
+    if not events and starts <= 1 and not lost:
+        return []
+    return [f"incidents: {'; '.join(events) or 'no scenario events'}; the daemon started {starts} time(s); "
+            f"{lost} minute(s) it could not be asked for its seat states"]
 
 
 def run_demo(*, broker: tuple[str, int] | None, scenario: Path | None, report: Path | None) -> int:

@@ -32,18 +32,22 @@ from edge_agent.assembly import Gateway, Tuning, build_components
 from edge_agent.backend import SimulatedBackend
 from edge_agent.config import Sensor, SiteConfig, load_config
 from edge_agent.daemon import Daemon, DaemonOptions, check_daemon_paths
+from edge_agent.sim_library import GatewayDisplay, StaffPager
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import SimHardware, build_simulated_hardware
 from simulator.network import NetworkPath
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
 from simulator.world.binding import HardwareBinding, WorldBinding
+from simulator.world.memory import MemoryBinding
 from simulator.world.scenario import Scenario, load_scenario
 from simulator.world.world import World
 
 log = logging.getLogger("edge_agent.simulate")
 
 ProgressCallback = Callable[[str, float], None]
+#: Besides the ``baseline_`` keys, what a ``--baseline`` report carries: the day's, not the gateway's.
+CONVENTIONAL_KEYS = ("sim_hours", "arrivals", "seats_wanted", "events", "comfort_band_c")
 #: Builds the world's hold on the simulated parts; tests pass one that lets them own some sensors' truth.
 BindingFactory = Callable[[SiteConfig, SimHardware, Mapping[int, SimNode]], WorldBinding]
 
@@ -62,6 +66,7 @@ class SimulationOptions:
     mqtt_protocol: str | None = None  # "3.1.1" for the embedded amqtt broker
     tuning: Tuning | None = None  # loop periods; default: the scenario's (tuning_for)
     binding: BindingFactory = HardwareBinding
+    baseline: bool = False  # the conventional floor alone: no daemon, no gateway (its figures only)
 
 
 def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
@@ -152,8 +157,10 @@ class Simulation:
         self._restart_event = asyncio.Event()
         daemon_task = asyncio.create_task(self._daemon_lifecycle(clock, hw, line, tuning, state_dir, network))
         world.set_daemon_probe(self._probe)
+        world.set_availability(GatewayDisplay(self._gateway))
         helpers = [asyncio.create_task(self._play_events(world, network, clock)),
-                   asyncio.create_task(self._progress(clock, world, end))]
+                   asyncio.create_task(self._progress(clock, world, end)),
+                   asyncio.create_task(StaffPager(self._gateway, world).run())]
         if hw.building is not None:
             helpers.append(asyncio.create_task(hw.building.follow(world)))
         day = self._day = asyncio.create_task(self._run_day(world, end))
@@ -190,6 +197,23 @@ class Simulation:
             world.render(self.options.render)
         return report
 
+    async def run_conventional(self) -> dict[str, Any]:
+        """The day on the conventional floor alone (``--baseline``): no daemon, no broker, no hardware.
+
+        The world runs as in :meth:`run` (the same patrons, weather and seed); with nothing behind
+        its gateway floor, only the conventional floor's figures mean anything, and only they are
+        reported, under the names a gateway run gives them (the ``baseline_`` twins).
+        """
+        loop = asyncio.get_running_loop()
+        clock = VirtualClock(loop, self.scenario.wall_start(ZoneInfo(self.cfg.site.timezone)))
+        world = self.world = World(self.cfg, self.scenario, MemoryBinding(), clock)
+        wall0 = time.monotonic()
+        await world.run(world.end_time)
+        report = world.report()
+        out = {k: v for k, v in report.items() if k.startswith("baseline_") or k in CONVENTIONAL_KEYS}
+        out["wall_seconds"] = round(time.monotonic() - wall0, 2)
+        return out
+
     async def _run_day(self, world: World, end: float) -> None:
         await world.run(end)
         await self._drain()
@@ -209,6 +233,10 @@ class Simulation:
     _restart_event: asyncio.Event
     _day: asyncio.Task[None] | None = None
     _interrupted = False
+
+    def _gateway(self) -> Gateway | None:
+        """The running daemon's gateway (None while it is down or restarting)."""
+        return self.daemon.gateway if self.daemon is not None else None
 
     def _probe(self) -> dict[str, Any]:
         gw = self.daemon.gateway if self.daemon is not None else None
@@ -383,7 +411,7 @@ def run_simulation(options: SimulationOptions) -> int:
         asyncio.set_event_loop(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sim.interrupt)
-        report = loop.run_until_complete(sim.run())
+        report = loop.run_until_complete(sim.run_conventional() if options.baseline else sim.run())
     except DaemonDied as exc:
         if exc.cause is not None:
             traceback.print_exception(exc.cause, file=sys.stderr)

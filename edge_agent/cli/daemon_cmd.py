@@ -45,20 +45,26 @@ def parse_broker(value: str | None) -> tuple[str, int] | None:
 @click.option("--report", type=click.Path(path_type=Path), help="With --simulate: write the JSON report here.")
 @click.option("--render", type=click.Path(path_type=Path), help="With --simulate: write SVG floor maps here.")
 @click.option("--seed", type=int, help="With --simulate: override the scenario's seed.")
+@click.option("--baseline", is_flag=True,
+              help="With --simulate: the conventional floor alone (no gateway, no daemon); reports its baseline_ "
+                   "figures, which every gateway run also reports beside its own.")
 def run(config_path: Path, state_dir: Path | None, broker: str | None, log_format: str, log_level: str,
         scenario: Path | None, fast: bool, speed: float | None, report: Path | None, render: Path | None,
-        seed: int | None) -> None:
+        seed: int | None, baseline: bool) -> None:
     """Run the daemon: on real hardware, or with --simulate on the simulated floor."""
     setup_logging(log_format, log_level)
     broker_addr = parse_broker(broker)
     if scenario is None:
-        if fast or speed or report or render or seed is not None:
-            raise click.UsageError("--as-fast-as-possible, --speed, --report, --render and --seed need --simulate")
+        if fast or speed or report or render or seed is not None or baseline:
+            raise click.UsageError("--as-fast-as-possible, --speed, --report, --render, --seed and --baseline need "
+                                   "--simulate")
         from edge_agent.runner import run_gateway
 
         sys.exit(run_gateway(config_path, state_dir=state_dir, broker=broker_addr))
     if fast and speed:
         raise click.UsageError("choose one of --as-fast-as-possible and --speed")
+    if baseline and render:
+        raise click.UsageError("--render draws the gateway's floor; a --baseline run has none: drop one of them")
     if os.environ.get("PYTHONHASHSEED") is None:
         # A seeded day must repeat exactly: set and dict-of-set iteration order depends on string
         # hashing, which Python randomises per process unless told otherwise.
@@ -68,7 +74,7 @@ def run(config_path: Path, state_dir: Path | None, broker: str | None, log_forma
 
     result = run_simulation(SimulationOptions(
         scenario=scenario, state_dir=state_dir, broker=broker_addr, speed=None if fast or speed is None else speed,
-        report=report, render=render, seed=seed,
+        report=report, render=render, seed=seed, baseline=baseline,
     ))
     sys.exit(result)
 

@@ -8,13 +8,20 @@ The report's baseline for every load is this floor, simulated beside the gateway
   minimum outside them; the design airflow is EN 16798-1 category II for every seat taken
   (:func:`simulator.world.hvac.design_air_changes`);
 - the scenario's fixed heating and cooling setpoints through opening hours, night setback outside
-  (:func:`simulator.world.hvac.bms_setpoints`).
+  (:func:`simulator.world.hvac.bms_setpoints`);
+- seats as a floor without the gateway has them (``seats``, a
+  :class:`~simulator.world.seating.SeatFloor` of its own with the same patrons): nobody is shown
+  where a seat is free, so everyone walks the floor looking for one, and nobody is dispatched to a
+  ghost seat, so belongings hold it until their owner is back or the closing sweep.
 
-Its air, heat and plant are a second :class:`~simulator.world.air.ZoneClimate`, so its CO2, its
-temperatures and its comfort come out of the same physics as the gateway's.
+Its air, heat and plant are a second :class:`~simulator.world.air.ZoneClimate` with its own
+seated people, so its CO2, its temperatures and its comfort come out of the same physics as the
+gateway's.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -24,11 +31,16 @@ from simulator.world import hvac
 from simulator.world.air import ZoneClimate
 from simulator.world.envelope import Envelope
 
+if TYPE_CHECKING:
+    from simulator.world.seating import SeatFloor
+
 FloatArray = npt.NDArray[np.float64]
 
 
 class ConventionalFloor:
-    """The baseline's climate and its lighting heat; stepped by the world with the gateway's floor."""
+    """The baseline's climate, its lighting heat and its seats; stepped by the world with the gateway's floor."""
+
+    seats: SeatFloor  # given by the world once the day's patrons are drawn
 
     def __init__(self, cfg: SiteConfig, zone_area: FloatArray, envelope: Envelope, lum_zone: npt.NDArray[np.int64],
                  lum_watts: FloatArray, standby_fraction: float, start_temp_c: float, outdoor_g_m3: float) -> None:

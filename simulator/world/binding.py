@@ -9,8 +9,8 @@ actuators. :class:`WorldBinding` is that seam, so the world can be tested on its
 (``SimAMG8833.set_frame``, ``SimBH1750.set_lux``, ``SimSHT31/SimSHT4x.set_environment``,
 ``SimSCD41.set_environment``, ``inject``/``clear_faults``), the PIR modules (``sense``: the module
 holds and blocks its output as the board does), gpiozero's mock pins (PWM pins whose ``state`` is
-the HVAC duty) and the RS-485 nodes (dimmer levels and desk
-lamps per channel). It is duck-typed on those parts so it does not import them.
+the HVAC duty) and the RS-485 nodes (dimmer levels, desk lamps, load cells and buttons per
+channel). It is duck-typed on those parts so it does not import them.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ class WorldBinding(Protocol):
 
     def seat_indicator(self, actuator_id: str) -> int:
         """A desk's seat indicator as a ``drivers.ports.IndicatorColour`` code (0 off)."""
+
+    def set_desk_load(self, actuator_id: str, grams: float) -> None:
+        """The true mass on a desk's load-cell platform, g (the simulated HX711 adds noise, drift, tare)."""
+
+    def press_button(self, actuator_id: str) -> None:
+        """A press of the desk's button ("back soon")."""
+
+    def hold_button(self, actuator_id: str, seconds: float) -> None:
+        """The desk's button held down for ``seconds`` (3 s releases the seat: staff)."""
 
     def inject_fault(self, sensor_id: str, fault: str) -> None:
         """Make a simulated device fail (``nack``, ``stuck``, ``slow``, ``absent``, ...)."""
@@ -217,6 +226,27 @@ class HardwareBinding:
 
     def seat_indicator(self, actuator_id: str) -> int:
         return int(self._desk_value(actuator_id, "indicator", ("indicator",)))
+
+    def _desk_control(self, actuator_id: str, method: str, *args: float) -> None:
+        """Call ``SimNode.<method>(channel, *args)`` on the desk's node (once warned if it has none)."""
+        found = self._node_channel(actuator_id)
+        if found is None:
+            return
+        node, channel = found
+        fn = getattr(node, method, None)
+        if not callable(fn):
+            self._warn_once(f"{method}:{node!r}", f"desk {actuator_id}: its simulated node has no {method}; skipped")
+            return
+        fn(channel, *args)
+
+    def set_desk_load(self, actuator_id: str, grams: float) -> None:
+        self._desk_control(actuator_id, "set_desk_load", grams)
+
+    def press_button(self, actuator_id: str) -> None:
+        self._desk_control(actuator_id, "press_button")
+
+    def hold_button(self, actuator_id: str, seconds: float) -> None:
+        self._desk_control(actuator_id, "hold_button", seconds)
 
     def ventilation(self, actuator_id: str) -> float:
         act = self._actuators[actuator_id]

@@ -3,8 +3,9 @@
 Functions of the :class:`~simulator.world.world.World` (``w``) and the event time ``t``, like
 :mod:`simulator.world.physics`. The gateway's floor reads what the daemon asked of each AHU (a
 ventilation level and, where wired, a heating and a cooling setpoint); the conventional floor
-follows its fixed schedule (:mod:`simulator.world.baseline`). Both see the same people, weather and
-sun. Zone temperature, humidity and CO2 of the gateway's floor go to the simulated sensors.
+follows its fixed schedule (:mod:`simulator.world.baseline`). Both see the same weather and
+sun; each has its own seated people. Zone temperature, humidity and CO2 of the gateway's floor go
+to the simulated sensors.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def air_step(w: World, t: float) -> None:
         solar = w.envelope.solar_w(*w.sun)
         heating, cooling = setpoints(w, was_open)
         w.air.step(dt, w.zone_people, levels, zone_heat_w(w) + solar, outdoor, vapour, heating, cooling)
-        w.conventional.step(dt, was_open, w.zone_people, solar, outdoor, vapour, head.heating_setpoint_c,
-                            head.cooling_setpoint_c)
+        w.conventional.step(dt, was_open, w.conventional.seats.zone_people, solar, outdoor, vapour,
+                            head.heating_setpoint_c, head.cooling_setpoint_c)
     rh = w.air.rh
     for sensor, zone, kind in w.env_sensors:
         co2 = float(w.air.co2[zone]) if kind == "scd41" else None
@@ -92,9 +93,9 @@ def sample_comfort(w: World, t: float) -> None:
     """Once a minute: occupied zones outside the comfort band, and CO2 over the limit, on both floors."""
     s = w.score
     low, high = COMFORT_BAND_C
-    occupied = w.zone_people > 0
-    for temps, out in ((w.air.temp, s.comfort_out_minutes), (w.conventional.climate.temp,
-                                                                s.baseline_comfort_out_minutes)):
-        out += (occupied & ((temps < low) | (temps > high))).astype(np.int64)
+    for people, temps, out in ((w.zone_people, w.air.temp, s.comfort_out_minutes),
+                               (w.conventional.seats.zone_people, w.conventional.climate.temp,
+                                s.baseline_comfort_out_minutes)):
+        out += ((people > 0) & ((temps < low) | (temps > high))).astype(np.int64)
     s.co2_over_minutes += int((w.air.co2 > CO2_LIMIT_PPM).sum())
     s.baseline_co2_over_minutes += int((w.conventional.climate.co2 > CO2_LIMIT_PPM).sum())

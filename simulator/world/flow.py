@@ -1,10 +1,10 @@
-"""Patron events of the world: arriving, walking, sitting, breaks, leaving, and what sensors notice.
+"""What the gateway floor's sensors notice of its patrons: walks, sitting, belongings, the button.
 
-Functions of the :class:`~simulator.world.world.World` (``w``) and the event time ``t``, scheduled
-on the world's event heap. A walk is a straight line at the scenario's walking speed; every zone
-it crosses sees motion in its PIR's view for the crossing (the simulated PIR module adds its hold
-and blocking times, :mod:`simulator.hw.pir`). Each event first checks
-that the patron is still on the floor (closing time may have ended their day).
+Who holds which seat is :mod:`simulator.world.seating`'s; :class:`GatewaySenses` is its hook on
+the gateway's floor. Functions of the :class:`~simulator.world.world.World` (``w``) and the event
+time ``t``, scheduled on the world's event heap. A walk is a straight line at the scenario's
+walking speed; every zone it crosses sees motion in its PIR's view for the crossing (the simulated
+PIR module adds its hold and blocking times, :mod:`simulator.hw.pir`).
 """
 
 from __future__ import annotations
@@ -16,76 +16,68 @@ import numpy as np
 
 from simulator.world import physics
 from simulator.world.metrics import Need
-from simulator.world.patrons import Break, choose_seat
 from simulator.world.scenario import ScenarioEvent
 from simulator.world.uwb import measure, nlos_links
 
 if TYPE_CHECKING:
     from simulator.world.world import World
 
-CLOSING_SPREAD_S = 900.0  # people pack up over the last quarter hour
+class GatewaySenses:
+    """:class:`~simulator.world.seating.FloorSenses` of the gateway's floor: what its sensors notice.
 
+    A walk moves through the PIRs of the zones it crosses (and a tag along its line); sitting and
+    standing change the thermopile frames above the seat; whatever lies on the desk is pushed to
+    its load cell; "back soon" is a press of the desk's button.
+    """
 
-def arrive(w: World, t: float, pid: int) -> None:
-    p = w.patrons[pid]
-    w.score.arrivals += 1
-    leave_by = min(t + p.stay_s, w.t_close - float(w.rng_choice.uniform(0.0, CLOSING_SPREAD_S)))
-    seat = -1 if leave_by < t + 600.0 else choose_seat(
-        p, w.holder, w.plan.seat_zone, w.seat_window, w.neighbours, w.zone_kind, w.rng_choice)
-    if seat < 0:
-        w.score.turned_away += 1
-        p.gone = True
-        return
-    p.seat, p.leave_by = seat, leave_by
-    w.holder[seat] = pid
-    walk_in(w, t, pid)
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.desk_g: dict[int, float] = {}
 
+    def walked(self, t: float, pid: int, start: tuple[float, float], end: tuple[float, float], duration: float,
+               spans: list[tuple[int, float, float]], to_seat: bool) -> None:
+        w = self.w
+        for zone, a, b in spans:
+            for pir in w.pirs[zone]:
+                motion(w, pir, t + a, t + b)
+        if w.patrons[pid].tag is not None:
+            w.walking[pid] = (t, duration, start, end)
+        if to_seat and spans:
+            w.schedule(t + spans[-1][1], partial(light_check, w), pid)
 
-def walk(w: World, t: float, pid: int, inbound: bool) -> float:
-    """Start a walk between the entrance and the patron's seat; returns its duration."""
-    p = w.patrons[pid]
-    seat_xy = (float(w.plan.seat_xy[p.seat, 0]), float(w.plan.seat_xy[p.seat, 1]))
-    start, end = (w.plan.entrance, seat_xy) if inbound else (seat_xy, w.plan.entrance)
-    duration, spans = w.plan.seat_walk(p.seat, w.scenario.patrons.walk_speed_m_s)
-    if not inbound:  # the same line walked backwards
-        spans = [(zone, duration - b, duration - a) for zone, a, b in reversed(spans)]
-    for zone, a, b in spans:
-        for pir in w.pirs[zone]:
-            motion(w, pir, t + a, t + b)
-    if p.tag is not None:
-        w.walking[pid] = (t, duration, start, end)
-    if inbound and spans:
-        w.schedule(t + spans[-1][1], partial(light_check, w), pid)
-    return duration
+    def sat(self, t: float, pid: int) -> None:
+        w = self.w
+        p = w.patrons[pid]
+        self.things_changed(t, p.seat)
+        if p.tag is not None:
+            w.tag_bias[pid] = nlos_links(len(w.anchor_ids), w.rng_tag, _seated_near(w, p.seat))
+        w.adaptive.sit(t, pid)
 
+    def stood(self, t: float, pid: int) -> None:
+        w = self.w
+        p = w.patrons[pid]
+        w.adaptive.stand(t, pid)
+        w.stood_at[p.seat] = t
+        self.things_changed(t, p.seat)
 
-def walk_in(w: World, t: float, pid: int) -> None:
-    w.schedule(t + walk(w, t, pid, inbound=True), partial(sit, w), pid)
+    def left(self, t: float, pid: int) -> None:
+        self.w.adaptive.leave(t, pid)
 
-
-def sit(w: World, t: float, pid: int) -> None:
-    p = w.patrons[pid]
-    if p.gone:
-        return
-    p.set_seated(True, t)
-    p.away_since = None
-    w.zone_people[w.plan.seat_zone[p.seat]] += 1
-    physics.push_frames(w, w.seat_scenes[p.seat], t)
-    if p.tag is not None:
-        w.tag_bias[pid] = nlos_links(len(w.anchor_ids), w.rng_tag, _seated_near(w, p.seat))
-    w.adaptive.sit(t, pid)
-    while p.breaks:
-        b = p.breaks.pop(0)
-        tb = t + b.after_s
-        if tb >= p.leave_by:
-            break
-        if not b.returns or tb + b.length_s + 60.0 < p.leave_by:
-            w.pending_break[pid] = b
-            w.schedule(tb, partial(take_break, w), pid)
+    def things_changed(self, t: float, seat: int) -> None:
+        w = self.w
+        physics.push_frames(w, w.seat_scenes[seat], t)
+        desk = w.lamp_ids[seat]
+        if desk is None:
             return
-        p.leave_by = tb  # the break would run past their leaving time: they go home instead
-        break
-    w.schedule(p.leave_by, partial(depart, w), pid)
+        grams = physics.desk_grams(w, seat)
+        if self.desk_g.get(seat, 0.0) != grams:
+            self.desk_g[seat] = grams
+            w.binding.set_desk_load(desk, grams)
+
+    def back_soon(self, t: float, seat: int) -> None:
+        desk = self.w.lamp_ids[seat]
+        if desk is not None:
+            self.w.binding.press_button(desk)
 
 
 def _seated_near(w: World, seat: int) -> int:
@@ -94,81 +86,28 @@ def _seated_near(w: World, seat: int) -> int:
     return int(w.neighbours[seat] @ seated)
 
 
-def _stand_up(w: World, t: float, pid: int) -> None:
-    p = w.patrons[pid]
-    w.adaptive.stand(t, pid)
-    p.set_seated(False, t)
-    w.stood_at[p.seat] = t
-    w.zone_people[w.plan.seat_zone[p.seat]] -= 1
-    physics.push_frames(w, w.seat_scenes[p.seat], t)
+# The gateway floor's patron events, by their old names (tests and demos drive them directly).
+def sit(w: World, t: float, pid: int) -> None:
+    w.seats.sit(t, pid)
 
 
 def take_break(w: World, t: float, pid: int) -> None:
-    p = w.patrons[pid]
-    if p.gone or not p.seated:
-        return
-    b: Break = w.pending_break.pop(pid)
-    p.away_since, p.returning = t, b.returns
-    _stand_up(w, t, pid)
-    walk(w, t, pid, inbound=False)
-    if b.returns:
-        w.schedule(t + b.length_s, partial(come_back, w), pid)
-    else:
-        w.score.abandoned += 1  # belongings stay on the seat until closing
+    w.seats.take_break(t, pid)
 
 
-def come_back(w: World, t: float, pid: int) -> None:
-    """Back from a break; if staff cleared the seat meanwhile, take it again if free, else another."""
-    p = w.patrons[pid]
-    if p.gone:
-        return
-    if w.holder[p.seat] != pid:
-        seat = p.seat if w.holder[p.seat] < 0 else choose_seat(
-            p, w.holder, w.plan.seat_zone, w.seat_window, w.neighbours, w.zone_kind, w.rng_choice)
-        if seat < 0:
-            p.gone = True  # the floor is full: they collect their things and go
-            return
-        p.seat = seat
-        w.holder[seat] = pid
-    walk_in(w, t, pid)
+def depart(w: World, t: float, pid: int) -> None:
+    w.seats.depart(t, pid)
 
 
 def clear_belongings(w: World, t: float, seat: int) -> None:
     """Staff clear a released ghost seat: the belongings go to lost-and-found, the seat is free."""
-    pid = int(w.holder[seat])
-    w.holder[seat] = -1
-    w.score.cleared_belongings += 1
-    if not w.patrons[pid].returning:
-        w.patrons[pid].gone = True
-    physics.push_frames(w, w.seat_scenes[seat], t)
-
-
-def depart(w: World, t: float, pid: int) -> None:
-    p = w.patrons[pid]
-    if p.gone or not p.seated:
-        return
-    if p.abandons:  # the belongings stay: the seat looks taken until staff clear it at closing
-        w.pending_break[pid] = Break(after_s=0.0, length_s=0.0, returns=False)
-        take_break(w, t, pid)
-        return
-    _stand_up(w, t, pid)
-    walk(w, t, pid, inbound=False)
-    w.holder[p.seat] = -1
-    p.gone = True
-    w.adaptive.leave(t, pid)
+    w.seats.clear(t, seat, "staff")
 
 
 def closing(w: World, t: float, _: Any = None) -> None:
-    """Closing time: whoever is still seated leaves; staff clear belongings left on seats."""
-    for seat in np.flatnonzero(w.holder >= 0):
-        pid = int(w.holder[seat])
-        p = w.patrons[pid]
-        if p.seated:
-            depart(w, t, pid)
-        else:
-            w.holder[seat] = -1
-            p.gone = True
-            physics.push_frames(w, w.seat_scenes[seat], t)
+    """Closing time on both floors: whoever is still seated leaves; staff sweep what was left."""
+    w.seats.closing(t)
+    w.conventional.seats.closing(t)
 
 
 def motion(w: World, pir: str, start: float, end: float) -> None:

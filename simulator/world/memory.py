@@ -30,6 +30,9 @@ class MemoryBinding:
         self.heating: dict[str, float] = {}  # setpoints, deg C; absent: no request (the BMS's schedule)
         self.cooling: dict[str, float] = {}
         self.indicators: dict[str, int] = {}
+        self.desk_loads: dict[str, float] = {}
+        self.presses: list[str] = []  # desk ids, in order
+        self.holds: list[tuple[str, float]] = []
         self.pushes = 0
 
     def set_thermal_frame(self, sensor_id: str, frame: npt.NDArray[np.float64]) -> None:
@@ -76,6 +79,16 @@ class MemoryBinding:
 
     def seat_indicator(self, actuator_id: str) -> int:
         return self.indicators.get(actuator_id, 0)
+
+    def set_desk_load(self, actuator_id: str, grams: float) -> None:
+        self.desk_loads[actuator_id] = grams
+        self.pushes += 1
+
+    def press_button(self, actuator_id: str) -> None:
+        self.presses.append(actuator_id)
+
+    def hold_button(self, actuator_id: str, seconds: float) -> None:
+        self.holds.append((actuator_id, seconds))
 
     def inject_fault(self, sensor_id: str, fault: str) -> None:
         self.faults.setdefault(sensor_id, []).append(fault)

@@ -27,6 +27,15 @@ def percentiles(xs: list[float]) -> dict[str, float | int | None]:
             "max": round(float(arr.max()), 2), "count": len(xs)}
 
 
+def spread(xs: list[float]) -> dict[str, float | int | None]:
+    """p50 and p90 of durations (seconds, 1 decimal) and how many there were."""
+    if not xs:
+        return {"p50": None, "p90": None, "count": 0}
+    arr = np.asarray(xs)
+    return {"p50": round(float(np.percentile(arr, 50)), 1), "p90": round(float(np.percentile(arr, 90)), 1),
+            "count": len(xs)}
+
+
 @dataclass
 class Need:
     """A condition that calls for an actuator change, open until the actuator responds."""
@@ -47,11 +56,9 @@ class Scorecard:
     desk_lamp_j: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"light": [], "air": []})
     cancelled_needs: int = 0
-    occupied_seat_minutes: int = 0
+    occupied_seat_minutes: int = 0  # the gateway's floor (seat figures: simulator.world.seating.SeatBook)
+    baseline_occupied_seat_minutes: int = 0
     underlit_seat_minutes: int = 0
-    available_seat_minutes: int = 0
-    ghost_seat_minutes: int = 0
-    away_seat_minutes: int = 0
     lights_off_occupied_minutes: int = 0
     baseline_underlit_seat_minutes: int = 0
     co2_over_minutes: int = 0
@@ -62,13 +69,11 @@ class Scorecard:
     seat_correct: int = 0
     unknown_seat_minutes: int = 0
     cold_belongings_checks: int = 0  # checked seat-minutes held by cold belongings (truth away/ghost)
+    unseen_belongings_checks: int = 0  # ... of which nothing is on the desk and no "back soon" was pressed
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    wrong_by_situation: Counter[tuple[str, str]] = field(default_factory=Counter)  # (truth->daemon, situation)
     zone_errors: list[float] = field(default_factory=list)
     probe_failures: int = 0
-    arrivals: int = 0
-    turned_away: int = 0
-    abandoned: int = 0
-    cleared_belongings: int = 0
 
     def close_need(self, need: Need, now: float) -> None:
         self.latencies[need.kind].append(max(0.0, now - need.opened))
@@ -90,7 +95,8 @@ class Scorecard:
             "baseline_ventilation_kwh": round(energy.baseline_j["fans"] / 3.6e6, 4),
             **energy.as_report(),
             "underlit_occupied_seat_minutes_fraction": self._fraction(self.underlit_seat_minutes),
-            "baseline_underlit_occupied_seat_minutes_fraction": self._fraction(self.baseline_underlit_seat_minutes),
+            "baseline_underlit_occupied_seat_minutes_fraction": self._fraction(self.baseline_underlit_seat_minutes,
+                                                                               self.baseline_occupied_seat_minutes),
             **self._comfort(energy.zone_ids),
             "actuation_latency_s": percentiles(every),
             "light_latency_s": percentiles(self.latencies["light"]),
@@ -100,30 +106,41 @@ class Scorecard:
             "seat_state_accuracy": round(self.seat_correct / checked, 4) if checked else None,
             "seat_state_checks": checked,
             "seat_state_accuracy_ceiling": (
+                round(1.0 - self.unseen_belongings_checks / checked, 4) if checked else None
+            ),
+            "seat_state_accuracy_thermal_ceiling": (
                 round(1.0 - self.cold_belongings_checks / checked, 4) if checked else None
             ),
             "cold_belongings_seat_minutes": self.cold_belongings_checks,
+            "chair_belongings_seat_minutes": self.unseen_belongings_checks,
+            "seat_state_accuracy_by_truth": self._by_truth(),
             "seat_state_confusion": {f"{t}->{d}": n for (t, d), n in sorted(self.confusion.items())},
+            "seat_state_errors_by_situation": self._errors_by_situation(),
             "unknown_seat_minutes": self.unknown_seat_minutes,
             "zone_count_mae": round(float(np.mean(self.zone_errors)), 4) if self.zone_errors else None,
             "co2_over_1000ppm_minutes": self.co2_over_minutes,
             "baseline_co2_over_1000ppm_minutes": self.baseline_co2_over_minutes,
-            "seat_utilisation": (
-                round(self.occupied_seat_minutes / self.available_seat_minutes, 4)
-                if self.available_seat_minutes else 0.0
-            ),
-            "ghost_seat_minutes": self.ghost_seat_minutes,
-            "away_seat_minutes": self.away_seat_minutes,
             "lights_off_in_occupied_zone_minutes": self.lights_off_occupied_minutes,
-            "arrivals": self.arrivals,
-            "turned_away": self.turned_away,
-            "abandoned_belongings": self.abandoned,
-            "cleared_belongings": self.cleared_belongings,
             "probe_failures": self.probe_failures,
         }
 
-    def _fraction(self, seat_minutes: int) -> float:
-        return round(seat_minutes / self.occupied_seat_minutes, 4) if self.occupied_seat_minutes else 0.0
+    def _fraction(self, seat_minutes: int, occupied: int | None = None) -> float:
+        occupied = self.occupied_seat_minutes if occupied is None else occupied
+        return round(seat_minutes / occupied, 4) if occupied else 0.0
+
+    def _errors_by_situation(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (pair, where), n in sorted(self.wrong_by_situation.items()):
+            out.setdefault(pair, {})[where] = n
+        return out
+
+    def _by_truth(self) -> dict[str, float | None]:
+        """Accuracy among the checked seat-minutes of each truth state (None: no such minute)."""
+        out: dict[str, float | None] = {}
+        for truth in ("free", "occupied", "away", "ghost"):
+            total = sum(n for (t, _), n in self.confusion.items() if t == truth)
+            out[truth] = round(self.confusion[truth, truth] / total, 4) if total else None
+        return out
 
     def _comfort(self, zone_ids: list[str]) -> dict[str, object]:
         def by_zone(minutes: npt.NDArray[np.int64]) -> dict[str, int]:

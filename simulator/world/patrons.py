@@ -9,7 +9,9 @@ world turns the plan into timed events (sit, break, return, depart); nobody is t
 Who hangs a coat on the chair back (``coat_share``) is drawn after every other plan, so the share
 changes nothing else about the day's people; who carries a tag when the scenario asks for an
 exact number (``tags``), who of them consented to personal preferences and what those are, are
-drawn after that, and only when asked for: the other scenarios' days stay as they were.
+drawn after that, and only when asked for: the other scenarios' days stay as they were. Last come
+what they carry (:mod:`simulator.world.belongings`), whether they press "back soon" on a break,
+claim a seat before sitting, look at what the gateway shows, and how long they search for a seat.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy.typing as npt
 
 from edge_agent.config import SiteConfig
 from simulator import demand
+from simulator.world.belongings import Belongings, draw_belongings
 from simulator.world.scenario import Patrons as PatronSettings
 from simulator.world.thermal import coat_warmth
 
@@ -68,6 +71,17 @@ class Patron:
     consents: bool = False  # consented (in the patron system) to personal desk and lamp preferences
     desk_height_mm: int | None = None  # their preferences, when they consented
     lamp_level: float | None = None
+    things: Belongings = field(default_factory=Belongings)
+    back_soon: bool = False  # presses the desk's "back soon" button when leaving for a break
+    claim_s: float | None = None  # drops a bag on a seat, then away this long before sitting there
+    sees_availability: bool = False  # looks at what the gateway shows before looking for a seat
+    patience_s: float = 360.0  # gives up looking for a seat after this long
+    # State while on the floor (simulator.world.seating), besides seat / seated / away_since / gone.
+    arrived_at: float | None = None  # on the floor to take a seat, since
+    claiming: bool = False  # the seat holds their bag; they have not sat there yet
+    pressed: bool = False  # pressed "back soon" for the break they are on
+    has_held: bool = False  # has held a seat today (sat, or claimed one)
+    has_sat: bool = False  # has sat down today
 
     def coat_warmth(self, t: float) -> float:
         """Warmth of the coat on the chair at ``t`` (warming while seated, cooling while away)."""
@@ -99,6 +113,8 @@ def draw_arrivals(cfg: SiteConfig, settings: PatronSettings, day_type: str, wall
     for p in patrons:  # after every other draw, so the coat share leaves the rest of the day as it was
         p.coat = bool(rng.random() < settings.coat_share)
     _draw_tags_and_consent(patrons, settings, rng)
+    for p in patrons:  # after that again, so these shares leave the day's people as they were
+        _draw_seat_habits(p, settings, rng)
     patrons.sort(key=lambda p: p.arrival)
     for i, p in enumerate(patrons):
         p.id = i
@@ -130,6 +146,20 @@ def _draw_tags_and_consent(patrons: list[Patron], s: PatronSettings, rng: np.ran
         p.lamp_level = round(float(rng.uniform(0.2, 0.9)) * 20) / 20
 
 
+def _draw_seat_habits(p: Patron, s: PatronSettings, rng: np.random.Generator) -> None:
+    """Belongings, back-soon, a claim, the availability display, patience: always the same draws."""
+    u = rng.random(3)
+    claim = rng.uniform(s.claim_min[0], s.claim_min[1]) * 60.0
+    patience = rng.lognormal(math.log(s.search_patience_s), 0.5)
+    p.claim_s = float(claim) if u[0] < s.claim_share else None
+    p.things = draw_belongings(rng, laptop=p.laptop, books_share=s.books_share, cup_share=s.cup_share,
+                               bag_share=s.bag_share, bag_on_desk_share=s.bag_on_desk_share,
+                               needs_bag=p.claim_s is not None)
+    p.back_soon = bool(u[1] < s.back_soon_share)
+    p.sees_availability = bool(u[2] < s.sees_availability_share)
+    p.patience_s = float(patience)
+
+
 def _draw_plan(ident: int, t: float, zone: int, kind: str, day_type: str, s: PatronSettings,
                rng: np.random.Generator) -> Patron:
     mean = demand.mean_stay_min(kind, day_type) * 60.0
@@ -159,23 +189,31 @@ def _draw_plan(ident: int, t: float, zone: int, kind: str, day_type: str, s: Pat
 
 def choose_seat(patron: Patron, holder: npt.NDArray[np.int64], seat_zone: npt.NDArray[np.int64],
                 seat_window: npt.NDArray[np.bool_], neighbours: npt.NDArray[np.float64],
-                zone_kind: list[str], rng: np.random.Generator) -> int:
-    """A free seat for ``patron`` (-1 if the floor is full).
+                zone_kind: list[str], rng: np.random.Generator,
+                allowed: npt.NDArray[np.bool_] | None = None) -> int:
+    """A seat for ``patron`` among ``allowed`` (default: every free one); -1 if there is none.
 
     First the zone that brought them, then zones of the same kind, then anywhere. Within the
     zone: window lovers weigh window seats x4; loners avoid occupied neighbours (weight
     1/(1+2n)), the others like company (1+n), with n the taken seats within 2.5 m.
     """
-    free = holder < 0
+    free = holder < 0 if allowed is None else allowed
     kind = zone_kind[patron.zone]
     same_kind = np.array([zone_kind[z] == kind for z in seat_zone])
     for candidates in (free & (seat_zone == patron.zone), free & same_kind, free):
         idx = np.flatnonzero(candidates)
         if len(idx) == 0:
             continue
-        taken = (holder >= 0).astype(float)
-        n = neighbours[idx] @ taken
-        weight = np.where(seat_window[idx] & patron.likes_window, 4.0, 1.0)
-        weight = weight / (1.0 + 2.0 * n) if patron.loner else weight * (1.0 + n)
-        return int(rng.choice(idx, p=weight / weight.sum()))
+        return pick_seat(patron, idx, holder, seat_window, neighbours, rng)
     return -1
+
+
+def pick_seat(patron: Patron, idx: npt.NDArray[np.intp], holder: npt.NDArray[np.int64],
+              seat_window: npt.NDArray[np.bool_], neighbours: npt.NDArray[np.float64],
+              rng: np.random.Generator) -> int:
+    """One of the seats ``idx`` by the patron's taste (windows, company); see :func:`choose_seat`."""
+    taken = (holder >= 0).astype(float)
+    n = neighbours[idx] @ taken
+    weight = np.where(seat_window[idx] & patron.likes_window, 4.0, 1.0)
+    weight = weight / (1.0 + 2.0 * n) if patron.loner else weight * (1.0 + n)
+    return int(rng.choice(idx, p=weight / weight.sum()))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simulator.world import flow
+from simulator.world.belongings import unseen
 from simulator.world.daylight import sun_position
 from simulator.world.metrics import LATENCY_BAR_S
 from simulator.world.thermal import TEMPORAL_SIGMA_C, chair_warmth, laptop_warmth
@@ -85,8 +85,9 @@ def read_indicators(w: World, t: float) -> None:
         before = w.indicator[seat]
         w.indicator[seat] = code
         pid = int(w.holder[seat])
-        if before == INDICATOR_GHOST and code == INDICATOR_FREE and pid >= 0 and not w.patrons[pid].seated:
-            flow.clear_belongings(w, t, seat)
+        if before == INDICATOR_GHOST and code == INDICATOR_FREE and pid >= 0 and not w.patrons[pid].seated \
+                and w.patrons[pid].away_since is not None:
+            w.staff.release_seen(t, seat)
 
 
 def push_lux(w: World) -> None:
@@ -114,32 +115,61 @@ def daylight_step(w: World, t: float) -> None:
 
 
 def seat_status(w: World, seat: int, t: float) -> str:
+    """The gateway floor's truth: free | occupied | away | ghost (:meth:`SeatFloor.status`)."""
+    return w.seats.status(seat, t)
+
+
+def desk_grams(w: World, seat: int) -> float:
+    """What lies on the seat's desk now (the load cell's truth, grams).
+
+    The holder's things while they sit or are away (a break, abandoned things, a claim's bag);
+    nothing while they walk in to a seat they just chose or once they have gone with their things.
+    """
     pid = int(w.holder[seat])
     if pid < 0:
-        return "free"
+        return 0.0
     p = w.patrons[pid]
     if p.seated:
-        return "occupied"
-    if p.away_since is None:  # walking in to a seat they just chose: the seat is not taken yet
-        return "free"
-    return "away" if t - p.away_since <= w.cfg.sensing.ghost_after_s else "ghost"
+        return p.things.on_desk("seated")
+    if p.away_since is None:
+        return 0.0
+    return p.things.on_desk("claimed" if p.claiming else "away")
 
 
 def cold_belongings(w: World, seat: int) -> bool:
     """The seat's holder is away and left nothing warm on it: no laptop, and no coat on the chair
-    back or one its owner had not warmed (``COLD_COAT_WARMTH``: sat against it under 3.5 minutes).
+    back or one its owner had not warmed (``COLD_COAT_WARMTH``: sat against it under 3.5 minutes);
+    a bag dropped to claim the seat is all a claim leaves.
 
     Such belongings (a bag, books, a cold coat) are at room temperature, invisible to any
     thermopile; the minutes they hold a seat bound the seat-state accuracy of a gateway that sees
-    people and warmth, however well (the report's ``seat_state_accuracy_ceiling``).
+    people and warmth, however well (the report's ``seat_state_accuracy_thermal_ceiling``).
     """
     pid = int(w.holder[seat])
     if pid < 0:
         return False
     p = w.patrons[pid]
-    if p.seated or p.away_since is None or p.laptop:
+    if p.seated or p.away_since is None:
+        return False
+    if p.claiming:
+        return True  # a claim is a bag alone
+    if p.laptop:
         return False
     return not p.coat or p.coat_w < COLD_COAT_WARMTH  # coat_w: its warmth when its owner stood up
+
+
+def unseen_belongings(w: World, seat: int) -> bool:
+    """The seat's holder is away and no sensor of the gateway can tell: nothing warm
+    (:func:`cold_belongings`), less than ``DESK_EVIDENCE_G`` on the desk, and no "back soon" press.
+
+    What is left holds the seat from the chair (a bag, a coat nobody warmed) or from nowhere; the
+    minutes it does bound the seat-state accuracy of the gateway with every sensor it has (the
+    report's ``seat_state_accuracy_ceiling``).
+    """
+    if not cold_belongings(w, seat):
+        return False
+    p = w.patrons[int(w.holder[seat])]
+    return unseen(p.things, "claimed" if p.claiming else "away", warm=False, back_soon=p.pressed)
 
 
 def graded_status(w: World, seat: int, t: float) -> str:
@@ -148,11 +178,19 @@ def graded_status(w: World, seat: int, t: float) -> str:
 
     That is the product's definition (docs/sensing.md: absences shorter than ``away_after_s`` are
     ignored, a patron fetching a book keeps the seat); no sensor can tell a two-minute errand from
-    the start of a break or a departure before then.
+    the start of a break or a departure before then, unless the patron said so: a "back soon"
+    press makes the seat away at once. Likewise a bag dropped on a free seat claims it only once
+    it has lain there ``away_after_s`` with nobody at the seat: until then the seat counts as free.
     """
     status = seat_status(w, seat, t)
-    if status in ("free", "away") and t - w.stood_at[seat] < w.cfg.sensing.away_after_s:
+    pid = int(w.holder[seat])
+    pressed = status == "away" and w.patrons[pid].pressed
+    if status in ("free", "away") and t - w.stood_at[seat] < w.cfg.sensing.away_after_s and not pressed:
         return "occupied"
+    if status == "away":
+        p = w.patrons[pid]
+        if p.claiming and p.away_since is not None and t - p.away_since < w.cfg.sensing.away_after_s:
+            return "free"  # a bag put down a moment ago is no claim yet (docs/sensing.md)
     return status
 
 
@@ -180,7 +218,7 @@ def push_frames(w: World, scenes: Iterable[int], t: float) -> None:
                 continue
             if p.seated:
                 people.append((seat, p.skin_c))
-            if p.seated or p.away_since is not None:
+            if p.seated or (p.away_since is not None and not p.claiming):  # a claim leaves only a bag
                 if p.laptop:
                     laptops.append((seat, laptop_warmth(None if p.seated else p.away_since, t)))
                 if p.coat:
@@ -247,21 +285,25 @@ def sample(w: World, t: float) -> None:
     """Once per simulated minute: truth vs the daemon, light at occupied seats (on both floors)."""
     s = w.score
     read_lights(w, t)  # judge the minute on the levels as they are now, not as of the last poll
-    truth = [seat_status(w, i, t) for i in range(len(w.plan.seat_ids))]
+    n = len(w.plan.seat_ids)
+    if w.is_open(t):
+        truth = w.seats.sample(t)
+        w.conventional.seats.sample(t)
+    else:
+        truth = [seat_status(w, i, t) for i in range(n)]
     occupied = np.array([st == "occupied" for st in truth])
     if w.is_open(t):
         graded = [graded_status(w, i, t) for i in range(len(truth))]
-        s.occupied_seat_minutes += int(occupied.sum())
-        s.available_seat_minutes += len(truth)
         target = w.zone_target[w.plan.seat_zone]
         s.underlit_seat_minutes += int((occupied & (w.point_lux[: len(truth)] < target)).sum())
+        s.occupied_seat_minutes += int(occupied.sum())
+        base = np.array([w.conventional.seats.status(i, t) == "occupied" for i in range(n)])
         conventional = w.day_lux[: len(truth)] + w.lum_matrix[: len(truth)].sum(axis=1)  # every luminaire full
-        s.baseline_underlit_seat_minutes += int((occupied & (conventional < target)).sum())
-        s.ghost_seat_minutes += truth.count("ghost")
-        s.away_seat_minutes += truth.count("away")
-        for zone, n in enumerate(w.zone_people):
+        s.baseline_underlit_seat_minutes += int((base & (conventional < target)).sum())
+        s.baseline_occupied_seat_minutes += int(base.sum())
+        for zone, people in enumerate(w.zone_people):
             levels = [w.lum_level_list[i] for i in w.zone_lums[zone]]
-            if n > 0 and levels and max(levels) <= 1e-3:
+            if people > 0 and levels and max(levels) <= 1e-3:
                 s.lights_off_occupied_minutes += 1
         _compare_with_daemon(w, graded)
     w.timeline.append({
@@ -273,10 +315,28 @@ def sample(w: World, t: float) -> None:
     })
 
 
+def situation(w: World, seat: int, t: float) -> str:
+    """What is going on at a seat, for the report's ``seat_state_errors_by_situation``."""
+    pid = int(w.holder[seat])
+    if pid < 0:
+        return "left_lately" if t - w.stood_at[seat] < 600.0 else "empty"
+    p = w.patrons[pid]
+    if p.seated:
+        return "seated"
+    if p.away_since is None:
+        return "walking_in"
+    if p.claiming:
+        return "claim"
+    if not p.returning:
+        return "abandoned"
+    return "break_back_soon" if p.pressed else "break"
+
+
 def _compare_with_daemon(w: World, truth: list[str]) -> None:
     if w.probe is None:
         return
     s = w.score
+    t = w.clock.monotonic()
     try:
         seen = w.probe()
     except Exception:  # the daemon may be restarting (power cut): count it, never stop the world
@@ -289,10 +349,13 @@ def _compare_with_daemon(w: World, truth: list[str]) -> None:
             s.unknown_seat_minutes += 1
             continue
         s.seat_checks += 1
-        if true_status in ("away", "ghost") and cold_belongings(w, seat):
-            s.cold_belongings_checks += 1
+        if true_status in ("away", "ghost"):
+            s.cold_belongings_checks += cold_belongings(w, seat)
+            s.unseen_belongings_checks += unseen_belongings(w, seat)
         s.seat_correct += int(status == true_status)
         s.confusion[true_status, status] += 1
+        if status != true_status:
+            s.wrong_by_situation[f"{true_status}->{status}", situation(w, seat, t)] += 1
     zones = seen.get("zones", {})
     for zone_id, n in zip(w.plan.zone_ids, w.zone_people, strict=True):
         value = zones.get(zone_id)

@@ -109,6 +109,41 @@ class Patrons(_Strict):
     tags: int | None = Field(default=None, ge=0, le=10000)
     consenting: int | None = Field(default=None, ge=0, le=10000)
     consent_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Belongings (simulator/world/belongings.py): who carries books, a cup, a bag, and where the bag
+    # lies during a break (on the desk, else on the chair).
+    books_share: float = Field(default=0.7, ge=0.0, le=1.0)
+    cup_share: float = Field(default=0.3, ge=0.0, le=1.0)
+    bag_share: float = Field(default=0.85, ge=0.0, le=1.0)
+    bag_on_desk_share: float = Field(default=0.35, ge=0.0, le=1.0)
+    # Patrons who press the desk's "back soon" button when they leave for a break.
+    back_soon_share: float = Field(default=0.25, ge=0.0, le=1.0)
+    # Patrons who drop a bag on a seat to claim it and go (a lecture, lunch) before they sit there,
+    # away claim_min minutes (a range) with nobody at the seat.
+    claim_share: float = Field(default=0.02, ge=0.0, le=1.0)
+    claim_min: tuple[float, float] = (20.0, 90.0)
+    # Finding a seat (simulator/world/seating.py): the share who look at what the gateway shows
+    # (an entrance screen, a phone) and go to a seat shown free; everyone else walks the floor,
+    # zone by zone, looking for a seat that looks free (each free seat noticed with spot_share,
+    # look_s to look round a zone) and gives up after their patience (median, lognormal).
+    sees_availability_share: float = Field(default=0.6, ge=0.0, le=1.0)
+    search_patience_s: float = Field(default=360.0, gt=0.0, le=3600.0)
+    spot_share: float = Field(default=0.75, gt=0.0, le=1.0)
+    look_s: float = Field(default=20.0, ge=0.0, le=600.0)
+
+    @field_validator("claim_min")
+    @classmethod
+    def _claim_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < value[0] <= value[1] <= 600.0:
+            raise ValueError(f"claim_min must be [shortest, longest] minutes, 0 < shortest <= longest <= 600, "
+                             f"e.g. [20, 90]; got {list(value)}")
+        return value
+
+
+class Staff(_Strict):
+    """The ``[staff]`` table: the library's floor staff answering the gateway's ghost-seat dispatches."""
+
+    # From the gateway's ghost_seat event to staff at the seat clearing it (the library case: 27 s).
+    response_s: float = Field(default=27.0, ge=0.0, le=3600.0)
 
 
 class SimPolls(_Strict):
@@ -151,6 +186,7 @@ class Scenario(_Strict):
 
     scenario: ScenarioHeader
     patrons: Patrons = Patrons()
+    staff: Staff = Staff()
     sim: SimPolls = SimPolls()
     events: list[ScenarioEvent] = []
     source: Path = Path("<scenario>")

@@ -11,6 +11,7 @@ the daemon: ``await world.run(world.end_time)``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import heapq
 import math
 import time
@@ -28,13 +29,17 @@ from simulator.world import climate, flow, physics
 from simulator.world.adaptive import LAMP_S, AdaptiveSpace
 from simulator.world.air import ZoneClimate, outdoor_humidity, zone_volumes
 from simulator.world.baseline import ConventionalFloor
+from simulator.world.belongings import Belongings
 from simulator.world.binding import WorldBinding
 from simulator.world.daylight import DaylightField, Weather
 from simulator.world.envelope import Envelope
+from simulator.world.flow import GatewaySenses
 from simulator.world.geometry import FloorPlan, ThermopileView, luminaire_matrix
 from simulator.world.metrics import EnergyBook, Need, Scorecard
 from simulator.world.patrons import Patron, draw_arrivals
 from simulator.world.scenario import RUNTIME_EVENTS, Scenario, hhmm_seconds
+from simulator.world.seating import AvailabilitySource, SeatFloor, Unobserved, seats_wanted
+from simulator.world.staff import Staff
 from simulator.world.thermal import ThermopileScene
 from simulator.world.uwb import furniture_links
 
@@ -142,15 +147,23 @@ class World:
         self.conventional = ConventionalFloor(cfg, plan.zone_area_m2, self.envelope, self.lum_zone, self.lum_watts,
                                               physics.STANDBY_FRACTION, head.heating_setpoint_c, vapour)
         self.vent_level = np.zeros(len(self.air.groups))
-        # Patrons.
-        self.patrons: list[Patron] = draw_arrivals(
-            cfg, scenario.patrons, head.demand_day_type, self.wall0, self.t0, self.end_time, rng_plan)
-        self.holder = np.full(n_seats, -1, dtype=np.int64)
-        self.zone_people = np.zeros(n_zones)
+        # Patrons: the same people on both floors, each floor with its own copy of their plans, and
+        # choice streams from the same seed (they draw alike while the floors agree).
+        patrons = draw_arrivals(cfg, scenario.patrons, head.demand_day_type, self.wall0, self.t0, self.end_time,
+                                rng_plan)
+        conventional_patrons = copy.deepcopy(patrons)
+        self._planned = copy.deepcopy(patrons)  # the plans as drawn, for seats_wanted
+        self.seats = SeatFloor(self, patrons, self.rng_choice, GatewaySenses(self), gateway=True)
+        self.conventional.seats = SeatFloor(self, conventional_patrons, np.random.default_rng(streams[1]),
+                                            Unobserved(), gateway=False)
+        self.patrons: list[Patron] = self.seats.patrons
+        self.holder = self.seats.holder
+        self.zone_people = self.seats.zone_people
+        self.pending_break = self.seats.pending_break
+        self.staff = Staff(self, self.seats, scenario.staff.response_s)
         self.walking: dict[int, tuple[float, float, tuple[float, float], tuple[float, float]]] = {}
         self.tag_bias: dict[int, np.ndarray] = {}
         self.tags_shown: set[int] = set()
-        self.pending_break: dict[int, Any] = {}
         # Bookkeeping.
         self.score = Scorecard(comfort_out_minutes=np.zeros(n_zones, dtype=np.int64),
                                baseline_comfort_out_minutes=np.zeros(n_zones, dtype=np.int64))
@@ -217,19 +230,32 @@ class World:
         return int(self.zone_people[self.plan.zone_ids.index(zone_id)])
 
     def place_patron(self, seat_id: str, t: float | None = None, *, laptop: bool = False, coat: bool = False,
-                     tag: str | None = None) -> int:
-        """Seat a patron at ``seat_id`` now, staying until closing (tests and demos); returns their id."""
+                     tag: str | None = None, things: Belongings | None = None, back_soon: bool = False) -> int:
+        """Seat a patron at ``seat_id`` now, staying until closing (tests and demos); returns their id.
+
+        ``things``: what they carry (default: a 1.8 kg laptop if ``laptop``, else nothing).
+        """
         now = self.clock.monotonic() if t is None else t
         seat = self.plan.seat_ids.index(seat_id)
         if self.holder[seat] >= 0:
             raise ValueError(f"seat {seat_id} is already taken")
         p = Patron(id=len(self.patrons), arrival=now, zone=int(self.plan.seat_zone[seat]), likes_window=False,
                    loner=False, laptop=laptop, tag=tag, skin_c=30.0, stay_s=self.t_close - now,
-                   seat=seat, leave_by=max(now + 60.0, self.t_close), coat=coat)
+                   seat=seat, leave_by=max(now + 60.0, self.t_close), coat=coat, back_soon=back_soon,
+                   things=things if things is not None else Belongings(laptop_g=1800.0 if laptop else 0.0))
         self.patrons.append(p)
+        self.conventional.seats.patrons.append(copy.deepcopy(p))  # ids stay aligned; they never arrive there
         self.holder[seat] = p.id
-        flow.sit(self, now, p.id)
+        self.seats.sit(now, p.id)
         return p.id
+
+    def set_availability(self, source: AvailabilitySource | None) -> None:
+        """What the gateway shows patrons (free seat ids); None: nothing (patrons search the floor)."""
+        self.seats.availability = source
+
+    def dispatch_ghost(self, seat_id: str, t: float | None = None) -> None:
+        """The gateway dispatched staff to a ghost seat (its ``ghost_seat`` event): :mod:`simulator.world.staff`."""
+        self.staff.dispatch(seat_id, t)
 
     @property
     def lights_off_in_occupied_zone_minutes(self) -> int:
@@ -259,6 +285,12 @@ class World:
     def report(self, extra: Mapping[str, object] | None = None) -> dict[str, object]:
         """The report's metrics (see docs/simulator.md); ``extra`` (runtime figures) is merged last."""
         out = self.score.as_report(self._energy())
+        out["arrivals"] = self.seats.book.arrivals
+        out["seats_wanted"] = seats_wanted(self, self._planned)
+        out.update(self.seats.book.as_report())
+        out.update(self.conventional.seats.book.as_report("baseline_"))
+        out["abandoned_belongings"] = self.seats.book.abandoned
+        out.update(self.staff.report())
         out.update(self.adaptive.report(float(out["lighting_kwh"])))  # type: ignore[arg-type]
         out.setdefault("wall_seconds", None)
         for key in ("messages_produced", "messages_delivered", "messages_dropped"):
@@ -276,10 +308,10 @@ class World:
     # ----- start -----
     def _start(self) -> None:
         self._started = True
-        arrive = partial(flow.arrive, self)
-        for p in self.patrons:
-            if p.arrival < self.t_close:
-                self.schedule(p.arrival, arrive, p.id)
+        for floor in (self.seats, self.conventional.seats):
+            for p in floor.patrons:
+                if p.arrival < self.t_close:
+                    self.schedule(p.arrival, partial(floor.arrive), p.id)
         for zone in self.pirs:
             for pir in zone:
                 self.binding.set_motion(pir, False)

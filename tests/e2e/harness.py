@@ -78,10 +78,14 @@ def scenario_copy(tmp: Path, name: str, *, end: str | None = None, seed: int | N
     return path
 
 
-def run_scenario(tmp: Path, scenario: Path, *, broker_port: int | None, timeout_s: float = 400) -> dict[str, Any]:
+def run_scenario(tmp: Path, scenario: Path, *, broker_port: int | None, timeout_s: float = 400,
+                 baseline: bool = False) -> dict[str, Any]:
+    """``edge-agent run --simulate`` (``--baseline``: the conventional floor alone) as a process; its report."""
     report = tmp / f"{scenario.stem}-report.json"
     cmd = [sys.executable, "-m", "edge_agent.cli", "run", "--simulate", str(scenario), "--as-fast-as-possible",
            "--report", str(report), "--state-dir", str(tmp / f"{scenario.stem}-state"), "--log-level", "warning"]
+    if baseline:
+        cmd.append("--baseline")
     if broker_port is not None:
         cmd += ["--broker", f"127.0.0.1:{broker_port}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
@@ -131,8 +135,33 @@ REPORT_KEYS = {
     "baseline_energy_by_load_kwh", "occupied_minutes_outside_comfort", "baseline_occupied_minutes_outside_comfort",
     "occupied_minutes_outside_comfort_by_zone", "baseline_occupied_minutes_outside_comfort_by_zone",
     "baseline_underlit_occupied_seat_minutes_fraction", "comfort_band_c",
+    "seat_state_accuracy_by_truth", "chair_belongings_seat_minutes", "seat_state_accuracy_thermal_ceiling",
+    "arrivals", "seat_claims", "displaced_patrons", "staff_dispatches", "staff_cleared",
 }
+#: The seats-for-patrons keys; each has its baseline_ twin (the conventional floor, docs/simulator.md).
+SEAT_KEYS = ("seat_utilisation", "seat_demand_met", "turned_away", "seat_search_s", "ghost_seat_minutes",
+             "ghost_to_release_s")
+REPORT_KEYS |= set(SEAT_KEYS) | {f"baseline_{k}" for k in SEAT_KEYS}
 LOADS = {"luminaires", "desk_lamps", "fans", "ventilation_air", "zone_conditioning"}
+
+
+def seat_problems(report: dict[str, Any]) -> list[str]:
+    """What keeps a crowded day from the seat targets against its baseline (empty when it meets them).
+
+    On the same demand and seed as the conventional floor: at most half as many turned away, at
+    most a third of the ghost seat-minutes, a higher seat utilisation.
+    """
+    out = []
+    mine, base = report["turned_away"], report["baseline_turned_away"]
+    if base == 0 or mine > 0.5 * base:
+        out.append(f"turned_away {mine}, conventional floor {base}: not at most half")
+    mine, base = report["ghost_seat_minutes"], report["baseline_ghost_seat_minutes"]
+    if base == 0 or mine > base / 3.0:
+        out.append(f"ghost_seat_minutes {mine}, conventional floor {base}: not at most a third")
+    if report["seat_utilisation"] <= report["baseline_seat_utilisation"]:
+        out.append(f"seat_utilisation {report['seat_utilisation']} not above the conventional floor's "
+                   f"{report['baseline_seat_utilisation']}")
+    return out
 
 
 def energy_problems(report: dict[str, Any], *, saving: float, lighting: float) -> list[str]:

@@ -22,7 +22,8 @@ def test_demo_with_embedded_broker_reports(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "embedded MQTT broker (amqtt)" in proc.stdout
     for phrase in ("whole floor:", "on a conventional floor", "lighting:", "actuation latency:", "seat-state accuracy",
-                   "sensor's ceiling", "MQTT:"):
+                   "sensors' ceiling", "seats (conventional floor in brackets)", "turned away", "ghost seats:",
+                   "ghost to release", "MQTT:"):
         assert phrase in proc.stdout
     # Every load and both floors' comfort stand beside the lighting saving: nothing is left out of the headline.
     for load in ("luminaires", "desk lamps", "fans", "ventilation air", "zone heating/cooling"):

@@ -9,6 +9,7 @@ import pytest
 from tests.e2e.harness import REPORT_KEYS, energy_problems, forbidden_fields, run_observed
 
 pytestmark = pytest.mark.slow
+SEAT_STATE_BAR = 0.965  # measured 0.9715 on this day (docs/simulator.md; the goal 0.98), less a margin
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +57,30 @@ def test_every_need_is_met_within_the_two_minute_bar(day: dict[str, Any]) -> Non
 
 def test_seat_states_and_counts_track_the_truth(day: dict[str, Any]) -> None:
     report = day["report"]
-    # Product goal 0.97, not reachable with these sensors: belongings with nothing warm among them
-    # (no laptop, no warm coat on the chair) are invisible to a thermopile (docs/sensing.md), and
-    # the seat-minutes they hold cap the figure of any thermal gateway at the report's ceiling.
-    # One abandoned seat whose cold belongings are never cleared holds it as ghost until closing,
-    # some 600 seat-minutes (0.006): whether it is depends on when its laptop cooled against the
-    # ghost timer, which any change to the day's timing moves (0.940-0.947 seen, ceiling 0.961).
-    assert report["seat_state_accuracy"] >= 0.935
-    assert report["seat_state_accuracy_ceiling"] < 0.97
-    assert report["cold_belongings_seat_minutes"] > 0
+    # Thermopiles, the desks' load cells and the "back soon" button together (docs/sensing.md).
+    assert report["seat_state_accuracy"] >= SEAT_STATE_BAR
+    # What no sensor sees (a bag on the chair, nothing on the desk, no press) is measured, and
+    # it is all that stands between the gateway and a perfect score.
+    assert report["chair_belongings_seat_minutes"] > 0
+    assert report["seat_state_accuracy"] <= report["seat_state_accuracy_ceiling"] < 1.0
+    assert report["seat_state_accuracy_thermal_ceiling"] < report["seat_state_accuracy_ceiling"]
+    by_truth = report["seat_state_accuracy_by_truth"]
+    assert set(by_truth) == {"free", "occupied", "away", "ghost"}
+    assert by_truth["free"] >= 0.97 and by_truth["occupied"] >= 0.97
     assert report["zone_count_mae"] <= 0.5
+
+
+def test_seats_for_patrons_against_the_conventional_floor(day: dict[str, Any]) -> None:
+    """A normal day is no crunch: everyone finds a seat on both floors; ghosts are cleared, searches shorter."""
+    report = day["report"]
+    assert report["arrivals"] > 400
+    assert report["seat_demand_met"] == report["baseline_seat_demand_met"] == 1.0
+    assert report["ghost_seat_minutes"] < report["baseline_ghost_seat_minutes"]
+    assert report["staff_cleared"] > 0 and report["baseline_ghost_to_release_s"]["ended_by"]["staff"] == 0
+    assert report["seat_search_s"]["p50"] < report["baseline_seat_search_s"]["p50"]
+    # The dispatch reached the staff through the gateway's own event, upstream too.
+    ghosts = [doc for topic, doc in day["messages"] if isinstance(doc, dict) and doc.get("kind") == "ghost_seat"]
+    assert ghosts, "no ghost_seat event upstream"
 
 
 def test_lighting_saves_energy_without_leaving_readers_in_the_dark(day: dict[str, Any]) -> None:

@@ -245,7 +245,7 @@ def test_released_ghost_seat_is_cleared_by_staff_and_its_patron_sits_again(cfg: 
         b.indicators["desk-S001"] = 1  # the gateway released the ghost seat
         await w.run(w.t0 + 600 + 1680)
         seen.append(w.truth_seat("S001"))
-        seen.append(str(w.score.cleared_belongings))
+        seen.append(str(w.seats.book.cleared))
         await w.run(w.t0 + 600 + 2400 + 120)
         seen.append(w.truth_seat("S001"))
         return seen
