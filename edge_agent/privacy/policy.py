@@ -191,3 +191,21 @@ class HourlyExport:
             else:
                 out.append(HourRelease(zone, hour, end, round(mean, 2), n, conf.export_counts))
         return out
+
+
+async def export_loop(daemon: Any, gw: Any, sample_s: float = 60.0) -> None:
+    """The hourly export: sample the floor every ``sample_s`` of the daemon's clock while the library is
+    open, publish each hour as it ends (``zone/{zone}/hourly``)."""
+    export = HourlyExport(gw.uplink.policy)
+    while True:
+        state = gw.controller.state
+        local = gw.controller.wall()
+        if state is not None and gw.controller.is_open(local):
+            people = {zid: z.people.value for zid, z in state.zones.items()}
+            for release in export.sample(local, people):
+                gw.uplink.publish_hourly(release)
+        elif export.hour is not None and local.replace(minute=0, second=0, microsecond=0) != export.hour:
+            for release in export.release():  # closing time: the last open hour goes out now
+                gw.uplink.publish_hourly(release)
+            export.hour = None
+        await daemon.clock.sleep(sample_s)

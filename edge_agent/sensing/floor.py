@@ -221,6 +221,10 @@ class FloorModel:
             self.on_tag_position(tag_pseudonym, fix.x, fix.y, t, sigma_m=max(fix.residual_m, 0.05))
         return fix
 
+    def holds_tag(self, tag_pseudonym: str) -> bool:
+        """Whether a track of this tag is held now (a patron's export says so, never where)."""
+        return tag_pseudonym in self._tags
+
     def forget_tag(self, tag_pseudonym: str) -> bool:
         """Drop a tag's track and seat at once (its holder withdrew consent); True if it was tracked."""
         return self._tags.pop(tag_pseudonym, None) is not None

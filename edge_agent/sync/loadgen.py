@@ -33,6 +33,7 @@ class NullTarget:
         return {"accepted": True}
 
     set_override = clear_override = consent_set = consent_withdraw = preferences_set = set_calendar = _ok
+    privacy_export = privacy_erase = _ok
     reload_rules = reload_config = republish_state = _ok
 
     async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class AuditLog:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA secure_delete=ON")  # pruned records name staff: their pages are zeroed
             self.db.executescript(_SCHEMA)
         self._head = self._read_head()
 
@@ -159,6 +160,7 @@ class AuditLog:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # nothing of them stays in the WAL either
         return int(gone)
 
     # -- reading --------------------------------------------------------------------------------
