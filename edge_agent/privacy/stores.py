@@ -88,7 +88,7 @@ def _history_oldest(path: Path) -> float | None:
     from edge_agent.history import time_of
 
     slot = _sql_min("SELECT MIN(slot) FROM counts")(path)
-    return None if slot is None else time_of(int(slot)).replace(tzinfo=UTC).timestamp()
+    return None if slot is None else time_of(int(slot)).timestamp()  # the grid is local wall time
 
 
 def _json_min(extract: Callable[[Any], list[float]]) -> Callable[[Path], float | None]:
@@ -240,6 +240,7 @@ def inspect(store: Store, state_dir: Path, limits: Limits) -> dict[str, Any]:
                 for f in files if f["world_readable"] and store.personal]
     return {
         "store": store.key, "name": store.name, "place": store.place, "purpose": store.purpose,
+        "personal": store.personal,
         "personal_data": store.personal_data, "retention": store.retention(limits), "sweep": store.sweep,
         "leaves_gateway": store.leaves_gateway, "files": files,
         "bytes": sum(f["bytes"] for f in files) if files else None,
