@@ -153,7 +153,8 @@ def serving(tmp_path_factory: Any, name: str, events: str = "", tail: str = "") 
 class OutsideDaemon:
     """One simulated floor served by the real daemon process (see module docstring)."""
 
-    def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "", tail: str = "") -> None:
+    def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "", tail: str = "",
+                 floor_edit: Callable[[str], str] | None = None) -> None:
         self.workdir = workdir
         self.speed = speed
         self.state_dir = workdir / "state"
@@ -167,6 +168,7 @@ class OutsideDaemon:
         self.good_config = ""
         self._events = events
         self._tail = tail
+        self._floor_edit = floor_edit
         self._ids = itertools.count(1)
 
     # -- life ----------------------------------------------------------------------------------
@@ -174,6 +176,8 @@ class OutsideDaemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         floor = (ROOT / "examples" / "floor-3.toml").read_text()
         floor = re.sub(r'(?m)^state_dir = ".*"$', f'state_dir = "{self.state_dir.as_posix()}"', floor)
+        if self._floor_edit is not None:
+            floor = self._floor_edit(floor)
         self.good_config = floor + CONFIG_TAIL + self._tail
         self.config.write_text(self.good_config)
         shutil.copy(ROOT / "rules" / "default.toml", self.rules)
