@@ -204,7 +204,7 @@ async def export_loop(daemon: Any, gw: Any, sample_s: float = 60.0) -> None:
             people = {zid: z.people.value for zid, z in state.zones.items()}
             for release in export.sample(local, people):
                 gw.uplink.publish_hourly(release)
-        elif export.hour is not None and local.replace(minute=0, second=0, microsecond=0) != export.hour:
+        elif export.hour is not None:
             for release in export.release():  # closing time: the last open hour goes out now
                 gw.uplink.publish_hourly(release)
             export.hour = None

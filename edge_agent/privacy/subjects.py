@@ -60,7 +60,6 @@ class SubjectRights:
         trace_lines = await self._on_traces(lambda: traces_holding(self._trace, pseudonym))
         audit = await self._audit_records(hashed)
         doc: dict[str, Any] = {
-            "subject_hash": hashed,
             "gateway": f"{gw.cfg.site.id}/{gw.cfg.site.gateway}",
             "generated_at": _iso(self.daemon.clock.time()),
             "consent": None if record is None else {
@@ -76,8 +75,8 @@ class SubjectRights:
             "audit_records": audit,
             "stores_holding_nothing_about_patrons": list(NOTHING_ABOUT_A_PATRON),
         }
-        if local:
-            doc["pseudonym"] = pseudonym
+        if local:  # the gateway's own keys for the subject: never upstream
+            doc.update(pseudonym=pseudonym, subject_hash=hashed)
         self.daemon.audit("privacy", {"action": "export", "subject": hashed, "via": "socket" if local else "mqtt"},
                           actor=actor)
         return doc
