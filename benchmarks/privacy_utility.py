@@ -106,7 +106,8 @@ def data_sets(data_dir: Path | None) -> list[tuple[str, dict[str, list[Observati
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.privacy_utility")
-    parser.add_argument("data_dir", type=Path, nargs="?", help="the directory holding dtu_library/ and gym_crowdedness/")
+    parser.add_argument("data_dir", type=Path, nargs="?",
+                        help="the directory holding dtu_library/ and gym_crowdedness/")
     parser.add_argument("--epsilons", default="0.5,1,3", help="per-day epsilons to measure")
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the runs' epsilon ledgers go")
     args = parser.parse_args(argv)

@@ -49,6 +49,7 @@ def test_report_shows_size_oldest_and_who_can_read_each_store(tmp_path: Path) ->
     assert consent["files"][0]["mode"] == "0644" and ":" in consent["files"][0]["owner"]
     assert any("consent.json can be read by every local account" in w for w in doc["warnings"])
     assert stores["tags"]["place"] == "memory" and stores["logs"]["place"] == "journal"
-    table = CliRunner().invoke(cli, ["privacy", "report", "--config", str(tmp_path / "none.toml"), "--state-dir", str(state)])
+    table = CliRunner().invoke(cli, ["privacy", "report", "--config", str(tmp_path / "none.toml"),
+                                     "--state-dir", str(state)])
     assert table.exit_code == 0 and "consent" in table.stdout and "0644" in table.stdout
     assert "warning: consent.json" in table.stderr
