@@ -215,10 +215,12 @@ def sensors_read(sensor_id: str, show_position: bool, socket_path: str | None, c
             args: dict[str, Any] = {"show_position": True} if show_position else {}
             reading = client.request("read_sensor", sensor=sensor_id, **args)
     except DaemonNotRunning as exc:
+        if show_position:  # the daemon records who looked in the audit log; a direct read could not
+            raise click.ClickException(f"{exc}; --show-position needs the running daemon, which records the "
+                                       "look in the audit log: start it, or read without --show-position")
         reading = _read_directly(config_path, sensor_id, exc)
-        if not show_position:
-            for key in ("raw", "calibrated", "units"):
-                reading[key] = {q: v for q, v in reading[key].items() if q not in ("x", "y", "z")}
+        for key in ("raw", "calibrated", "units"):
+            reading[key] = {q: v for q, v in reading[key].items() if q not in ("x", "y", "z")}
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -144,10 +144,13 @@ class AuditLog:
         limit = check.broken_at or self._head.seq + 1
         rows = self.db.execute("SELECT seq, hash, at FROM audit WHERE seq < ? ORDER BY seq", (limit,))
         last: tuple[int, str] | None = None
-        for seq, digest, at in rows:
-            if at >= before:
-                break
-            last = (int(seq), str(digest))
+        try:
+            for seq, digest, at in rows:
+                if at >= before:
+                    break
+                last = (int(seq), str(digest))
+        finally:
+            rows.close()  # an unfinished read would keep the WAL checkpoint below from truncating
         if last is None or last[0] >= self._head.seq:  # keep at least the head record
             return 0
         key_id, signature = sign(head_statement(gateway, last[0], last[1]))
