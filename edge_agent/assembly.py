@@ -39,7 +39,7 @@ from edge_agent.history import ZoneRecorder
 from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
 from edge_agent.privacy.budget import EpsilonBudget
-from edge_agent.privacy.policy import export_loop, open_hours_of
+from edge_agent.privacy.policy import export_loop
 from edge_agent.privacy.retention import retention_loop
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.sensing.tags import TagDirectory
@@ -174,7 +174,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         budget = EpsilonBudget.in_state_dir(state_dir, cfg.privacy.daily_epsilon, keep_days=cfg.privacy.budget_days)
         if uplink is not None:  # [privacy] at work on what is published (edge_agent.privacy.policy)
             uplink.policy.budget = budget
-            uplink.policy.open_hours = lambda day: open_hours_of(calendar.describe(day).get("hours"))
+            uplink.policy.hours = lambda day: calendar.calendar.hours(day)  # the calendar in force, pushed or not
             uplink.commands.subject_hash = tags.subject_hash
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),

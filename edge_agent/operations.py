@@ -142,6 +142,16 @@ class GatewayOperations(NodeOperations):
             for values in (reading["raw"], reading["calibrated"], reading["units"]):
                 for quantity in POSITION_QUANTITIES & set(values):
                     del values[quantity]
+            return reading
+        address = self._sensor(sensor).sensor.ble_address
+        if address is not None and self.gw.tags is not None:  # a configured tag: its smoothed track on the floor
+            fix = self.gw.floor.tag_fix(self.gw.tags.name_of(address), self.daemon.clock.monotonic())
+            if fix is None:
+                raise ControlRefused(f"{sensor}: no position held (the tag is not heard, or has no fix); try again")
+            for values in (reading["raw"], reading["calibrated"]):
+                values.update(x=round(fix[0], 3), y=round(fix[1], 3))
+            reading["units"].update(x="m", y="m")
+            reading["position_age_s"] = round(fix[2], 1)
         return reading
 
     async def privacy(self, action: str, subject: str, user: str) -> dict[str, Any]:

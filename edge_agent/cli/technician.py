@@ -217,7 +217,7 @@ def sensors_read(sensor_id: str, show_position: bool, socket_path: str | None, c
     except DaemonNotRunning as exc:
         if show_position:  # the daemon records who looked in the audit log; a direct read could not
             raise click.ClickException(f"{exc}; --show-position needs the running daemon, which records the "
-                                       "look in the audit log: start it, or read without --show-position")
+                                       "look in the audit log: start it, or read without --show-position") from None
         reading = _read_directly(config_path, sensor_id, exc)
         for key in ("raw", "calibrated", "units"):
             reading[key] = {q: v for q, v in reading[key].items() if q not in ("x", "y", "z")}
@@ -288,6 +288,8 @@ def reading_lines(reading: dict[str, Any]) -> list[str]:
         )
     if reading.get("measuring_for_s") is not None:
         lines.append(f"  {'measuring':<12}{duration(reading['measuring_for_s'])} (periodic)")
+    if reading.get("position_age_s") is not None:
+        lines.append(f"  {'fix':<12}{duration(reading['position_age_s'])} old (shown on request; audited)")
     return lines
 
 

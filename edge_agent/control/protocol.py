@@ -359,6 +359,7 @@ class SensorReading(TypedDict):
     units: dict[str, str]
     thermal: NotRequired[ThermalSummary]
     measuring_for_s: NotRequired[float]  # SCD41: time in periodic measurement (FRC precondition)
+    position_age_s: NotRequired[float]  # a configured tag's fix, with --show-position: how old it is
 
 
 class Coefficients(TypedDict):

@@ -17,18 +17,20 @@ The publisher asks this module before a zone's counts or a seat's state go into 
   of samples (L1): one release per hour for all zones together.
 
 Epsilon for a release is the day's budget shared between the noisy publications and spread over
-the day's opening hours (the site calendar), so that a day's releases fit the budget. The
-privacy unit is one person's presence on one local day: whatever they do that day, every noisy
-count published about it together is ``[privacy] daily_epsilon``-differentially private.
+the releases the day's opening will make (the site calendar: clock hours, or noise windows, that
+the opening touches), so that a day's releases fit the budget. The day is the **opening day**:
+hours that run past midnight (``["08:00", "02:00"]``) belong to the day the library opened, so a
+late evening and the small hours after it are one account. The privacy unit is one person's
+presence on one opening day: whatever they do in it, every noisy count published about it
+together is ``[privacy] daily_epsilon``-differentially private.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from edge_agent.privacy.budget import EpsilonBudget, discrete_laplace
@@ -40,12 +42,37 @@ log = logging.getLogger(__name__)
 SUMMARY_SENSITIVITY = 2.0  # people + taken seats, one person, one zone at a time
 
 
-def open_hours_of(hours: tuple[str, str] | list[str] | None) -> float:
-    """Hours between two ``HH:MM`` (0 when closed)."""
+Hours = tuple[time, time]  # opens, closes; closes <= opens: the next morning
+
+
+def parse_hours(hours: tuple[str, str] | list[str] | None) -> Hours | None:
+    """``["HH:MM", "HH:MM"]`` (as the config and the calendar topic write them) as times; None: closed."""
     if not hours:
-        return 0.0
-    (h1, m1), (h2, m2) = (map(int, hours[0].split(":")), map(int, hours[1].split(":")))
-    return max(0.0, ((h2 * 60 + m2) - (h1 * 60 + m1)) / 60.0)
+        return None
+    return time.fromisoformat(hours[0]), time.fromisoformat(hours[1])
+
+
+def releases_in(hours: Hours | None, minutes: int) -> int:
+    """How many clock-aligned windows of ``minutes`` an opening touches (hours may cross midnight).
+
+    ``08:30-23:00`` touches 15 clock hours (08:00 ... 22:00), ``09:30-02:00`` touches 17, and
+    ``04:00-04:00`` (open round the clock) 24: each is one release of the hourly export.
+    """
+    if hours is None:
+        return 0
+    opens, closes = (t.hour * 60 + t.minute for t in hours)
+    if closes <= opens:
+        closes += 24 * 60
+    return -(-closes // minutes) - opens // minutes
+
+
+def opening_day(local: datetime, hours_of: Callable[[date], Hours | None]) -> date:
+    """The day whose opening ``local`` belongs to: yesterday's in the small hours after a late closing."""
+    yesterday = local.date() - timedelta(days=1)
+    before = hours_of(yesterday)
+    if before is not None and before[1] <= before[0] and local.time().replace(tzinfo=None) < before[1]:
+        return yesterday
+    return local.date()
 
 
 @dataclass
@@ -55,8 +82,8 @@ class PublicationPolicy:
     conf: Privacy
     zones: int = 1
     budget: EpsilonBudget | None = None
-    #: Opening hours of a local date (the site calendar); None: the config's ``[site] opening_hours``.
-    open_hours: Callable[[date], float] = field(default=lambda _d: 14.0)
+    #: Opening hours of a local date (the site calendar's; None: closed all day).
+    hours: Callable[[date], Hours | None] = field(default=lambda _d: (time(8, 0), time(22, 0)))
     _windows: dict[str, tuple[tuple[str, int], dict[str, Any]]] = field(default_factory=dict)
 
     # -- seat states -------------------------------------------------------------------------------
@@ -71,14 +98,18 @@ class PublicationPolicy:
         noisy = (self.conf.zone_counts == "noisy") + (self.conf.export_counts == "noisy")
         return 1.0 / max(1, noisy)
 
+    def opening_day(self, local: datetime) -> date:
+        """The opening day (and so the budget's day) of local time ``local``."""
+        return opening_day(local, self.hours)
+
     def window_epsilon(self, day: date) -> float:
-        """Epsilon of one zone's noisy summary window on ``day``."""
-        windows = max(1.0, self.open_hours(day) * 60.0 / self.conf.noise_window_min)
+        """Epsilon of one zone's noisy summary window in the opening of ``day``."""
+        windows = max(1, releases_in(self.hours(day), self.conf.noise_window_min))
         return self._share() * self.conf.daily_epsilon / windows / max(1, self.zones)
 
     def hour_epsilon(self, day: date) -> float:
-        """Epsilon of one hour of the export (all zones together) on ``day``."""
-        return self._share() * self.conf.daily_epsilon / max(1.0, math.ceil(self.open_hours(day)))
+        """Epsilon of one hour of the export (all zones together) in the opening of ``day``."""
+        return self._share() * self.conf.daily_epsilon / max(1, releases_in(self.hours(day), 60))
 
     # -- zone summaries --------------------------------------------------------------------------
     def summary_counts(self, zone: ZoneView, local: datetime) -> dict[str, Any]:
@@ -101,10 +132,12 @@ class PublicationPolicy:
         return out
 
     def _noisy_summary(self, zone: ZoneView, local: datetime, out: dict[str, Any], taken: int) -> dict[str, Any]:
-        window = (local.date().isoformat(), (local.hour * 60 + local.minute) // self.conf.noise_window_min)
+        day = self.opening_day(local)  # windows counted from the opening day's midnight, as releases_in counts
+        minute = int((local.replace(tzinfo=None) - datetime.combine(day, time())).total_seconds() // 60)
+        window = (day.isoformat(), minute // self.conf.noise_window_min)
         cached = self._windows.get(zone.id)
         if cached is None or cached[0] != window:
-            epsilon = self.window_epsilon(local.date())
+            epsilon = self.window_epsilon(day)
             noisy: dict[str, Any] = {"suppressed": True}
             if self.budget is not None and zone.people.value is not None and self.budget.spend(window[0], epsilon):
                 scale = SUMMARY_SENSITIVITY / epsilon
@@ -174,9 +207,10 @@ class HourlyExport:
         end = hour + timedelta(hours=1)
         out: list[HourRelease] = []
         if conf.export_counts == "noisy":
-            epsilon = self.policy.hour_epsilon(hour.date())
+            day = self.policy.opening_day(hour)
+            epsilon = self.policy.hour_epsilon(day)
             budget = self.policy.budget
-            if budget is None or not budget.spend(hour.date().isoformat(), epsilon):
+            if budget is None or not budget.spend(day.isoformat(), epsilon):
                 return [HourRelease(z, hour, end, None, n, "suppressed") for z in sorted(self.sums)]
             scale = n / epsilon  # one person adds at most 1 per sample to one zone's sum
             for zone in sorted(self.sums):

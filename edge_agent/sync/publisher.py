@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from edge_agent.config import SiteConfig
-from edge_agent.privacy.policy import HourRelease, PublicationPolicy, open_hours_of
+from edge_agent.privacy.policy import HourRelease, PublicationPolicy, parse_hours
 from edge_agent.sync.messages import (
     Actuation,
     AuditHead,
@@ -75,7 +75,7 @@ class Publisher:
         self.signer: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
         #: What seat states and counts may say ([privacy]); the daemon gives it the epsilon budget.
         self.policy = PublicationPolicy(cfg.privacy, zones=len(cfg.zones),
-                                        open_hours=lambda _d: open_hours_of(cfg.site.opening_hours))
+                                        hours=lambda _d: parse_hours(cfg.site.opening_hours))
         self.timezone = ZoneInfo(cfg.site.timezone)
 
     def _envelope(self, seq: int | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Privacy through the real daemon and a real broker: a patron's export and erasure (MQTT and CLI), the audit
 log's keyed subject hash, the retention sweep at start, and everything a broker sees on ``#`` with every
-publication on (per-seat states, exact summaries, the noisy hourly export, forecasts, Home Assistant).
+publication on (per-seat states, exact summaries, the noisy hourly export, forecasts, Home Assistant). A tag's
+position shown to a technician is tested on the live floor (tests/control/test_cli_on_simulator.py).
 
 One daemon serves the module at 60 simulated seconds per wall second; the floor opens at 07:00 so the first
 hourly export (07:00-08:00, published at closing time, 07:40) comes ten simulated minutes after the 07:30 start.
@@ -89,6 +90,11 @@ def test_everything_on_the_broker_is_free_of_identifiers_positions_and_trails(gw
     hourly = gw.observer.wait_for("the first hourly export", lambda m: m.topic.endswith("/hourly"), timeout=90)
     gw.observer.wait_for("a health message after it", lambda m: m.topic == f"{TOPIC_ROOT}/health"
                          and (m.json().get("privacy_epsilon_spent") or 0) > 0, timeout=60)
+    mark = gw.observer.mark()  # per_seat everywhere here: a republish sends every seat state again
+    assert gw.command("republish_state", {})["ok"]
+    gw.observer.wait_for("the calendar republished", lambda m: m.topic == f"{TOPIC_ROOT}/calendar", after=mark)
+    seats = {m.topic for m in gw.observer.seen(lambda m: "/seat/" in m.topic, after=mark)}
+    assert len(seats) >= 100, f"{len(seats)} seat states republished"
     requests = re.compile(rf"^{re.escape(TOPIC_ROOT)}/(cmd/[^/]+|ha/.*/set)$")  # what the test itself sent
     messages = gw.observer.seen(lambda m: bool(m.payload) and not requests.match(m.topic))
     salt = (gw.state_dir / "tag-salt").read_bytes().strip()
@@ -120,17 +126,3 @@ def test_everything_on_the_broker_is_free_of_identifiers_positions_and_trails(gw
         truth = sum(v for v in exact if v is not None) / max(1, len(exact))
         bound = error_bound(h["noise_scale"], 1e-6) + 1.5  # noise, plus summaries and samples taken apart
         assert abs(h["people_mean"] - truth) <= bound, (h, truth, bound)
-
-
-def test_a_tags_position_is_shown_only_when_asked_on_the_gateway(gw: OutsideDaemon) -> None:
-    listed = gw.cli("sensors", "list", json_output=True).json()
-    for sensor in listed:
-        assert not {"x", "y"} & set(sensor.get("last_values") or {}), sensor
-    plain = gw.cli("sensors", "read", "uwb-ble", json_output=True)
-    if plain.code == 0:
-        assert not {"x", "y"} & set(plain.json()["raw"])
-    shown = gw.cli("sensors", "read", "uwb-ble", "--show-position", json_output=True)
-    if shown.code == 0:
-        records = gw.cli("audit", "show", "--json").stdout.splitlines()
-        assert any(json.loads(r)["data"].get("op") == "read_sensor" for r in records)
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from edge_agent.config import load_config
 from edge_agent.privacy.budget import EpsilonBudget, discrete_laplace, error_bound
 from edge_agent.privacy.config import Privacy
-from edge_agent.privacy.policy import HourlyExport, PublicationPolicy
+from edge_agent.privacy.policy import HourlyExport, PublicationPolicy, opening_day, releases_in
 from rules.state import Measure, Quality, ZoneView
 from tests.conftest import EXAMPLE_FLOOR
 
@@ -26,8 +26,11 @@ def zone(people: float, occupied: int, seats: int = 20) -> ZoneView:
 
 def test_seat_states_follow_the_zone_policy_and_the_old_key_still_turns_them_off() -> None:
     cfg = load_config(EXAMPLE_FLOOR)
-    assert cfg.privacy.seat_policy("z1-quiet") == "per_seat" and cfg.privacy.seat_policy("z3-silent") == "coarse"
+    assert {cfg.privacy.seat_policy(z.id) for z in cfg.zones} == {"coarse"}  # the example keeps the default
     assert Privacy().seat_policy("anything") == "coarse"
+    per_seat = Privacy(per_seat_zones=["z1"])
+    assert per_seat.seat_policy("z1") == "per_seat" and per_seat.seat_policy("z2") == "coarse"
+    assert PublicationPolicy(per_seat).seat_state("z1") and not PublicationPolicy(per_seat).seat_state("z2")
     assert Privacy(publish_seat_states=False, per_seat_zones=["z1"]).seat_policy("z1") == "off"
     policy = PublicationPolicy(Privacy(seat_states="off"))
     counts = policy.summary_counts(zone(4, 4), T)
@@ -85,7 +88,8 @@ def test_the_budget_is_spent_once_persisted_and_refuses_past_the_day(tmp_path: P
 def test_noisy_summaries_repeat_within_a_window_and_stop_when_the_budget_is_spent(tmp_path: Path) -> None:
     budget = EpsilonBudget(tmp_path / "b.json", 0.2)
     policy = PublicationPolicy(Privacy(zone_counts="noisy", export_counts="off", daily_epsilon=0.2,
-                                       noise_window_min=15), zones=1, budget=budget, open_hours=lambda _d: 0.5)
+                                       noise_window_min=15), zones=1, budget=budget,
+                              hours=lambda _d: (time(10, 0), time(10, 30)))
     first = policy.summary_counts(zone(8, 6), T)
     again = policy.summary_counts(zone(9, 7), T.replace(minute=10))
     assert first["counts_policy"] == "noisy" and first["people"] == again["people"]
@@ -99,7 +103,7 @@ def test_noisy_summaries_repeat_within_a_window_and_stop_when_the_budget_is_spen
 def test_the_hourly_export_releases_each_hour_once_with_its_epsilon(tmp_path: Path) -> None:
     budget = EpsilonBudget(tmp_path / "b.json", 20.0)
     policy = PublicationPolicy(Privacy(export_counts="noisy", daily_epsilon=20.0), zones=2, budget=budget,
-                               open_hours=lambda _d: 2.0)
+                               hours=lambda _d: (time(10, 0), time(12, 0)))
     export = HourlyExport(policy)
     out = []
     for minute in range(0, 121):
@@ -117,3 +121,38 @@ def test_the_hourly_export_releases_each_hour_once_with_its_epsilon(tmp_path: Pa
         exact.sample(T.replace(minute=minute), {"z1": 3.0, "z2": 7.0})
     got = {r.zone: r for r in exact.release()}
     assert got["z1"].people_mean is None and got["z2"].people_mean == 7.0
+
+
+@pytest.mark.parametrize(("opens", "closes", "hours", "quarters"), [
+    ("08:00", "22:00", 14, 56), ("08:30", "23:00", 15, 58), ("09:30", "02:00", 17, 66), ("04:00", "04:00", 24, 96),
+    ("06:15", "02:15", 21, 80)])
+def test_an_opening_counts_the_clock_hours_and_windows_it_touches(opens: str, closes: str, hours: int,
+                                                                  quarters: int) -> None:
+    span = (time.fromisoformat(opens), time.fromisoformat(closes))
+    assert (releases_in(span, 60), releases_in(span, 15)) == (hours, quarters)
+    assert releases_in(None, 60) == 0
+
+
+def test_the_small_hours_after_a_late_closing_belong_to_the_day_that_opened() -> None:
+    late = {date(2025, 3, 11): (time(9, 30), time(2, 0)), date(2025, 3, 12): (time(9, 30), time(22, 0))}
+    hours = late.get
+    assert opening_day(datetime(2025, 3, 12, 1, 30), hours) == date(2025, 3, 11)
+    assert opening_day(datetime(2025, 3, 12, 2, 0), hours) == date(2025, 3, 12)
+    assert opening_day(datetime(2025, 3, 13, 1, 0), hours) == date(2025, 3, 13)  # the 12th closed at 22:00
+
+
+def test_an_opening_past_midnight_is_exported_whole_on_one_days_budget(tmp_path: Path) -> None:
+    """09:30-02:00: seventeen hourly releases, all noisy, spending exactly the opening day's budget."""
+    budget = EpsilonBudget(tmp_path / "b.json", 3.0)
+    policy = PublicationPolicy(Privacy(export_counts="noisy", daily_epsilon=3.0), zones=1, budget=budget,
+                               hours=lambda _d: (time(9, 30), time(2, 0)))
+    export = HourlyExport(policy)
+    out = []
+    t = datetime(2025, 3, 11, 9, 30)
+    while t < datetime(2025, 3, 12, 2, 0):
+        out += export.sample(t, {"z1": 12.0})
+        t += timedelta(minutes=5)
+    out += export.release()
+    assert len(out) == 17 and {r.counts_policy for r in out} == {"noisy"}
+    assert all(r.epsilon == pytest.approx(3.0 / 17, abs=1e-6) for r in out)
+    assert budget.spent("2025-03-11") == pytest.approx(3.0) and budget.spent("2025-03-12") == 0.0
