@@ -4,11 +4,14 @@
 
 For each data set (the simulated example floor, 20 weeks from :func:`simulator.demand.generate_history`;
 with DATA_DIR, e.g. ../shared/data, also the DTU library and the campus gym), the gateway's own export
-code (:class:`edge_agent.privacy.policy.HourlyExport`, OpenDP's discrete Laplace) turns the 15-minute
-counts into hourly means during opening hours, exactly and at each per-day epsilon. Printed:
+code (:class:`edge_agent.privacy.policy.HourlyExport`, OpenDP's discrete Laplace) turns the counts
+into hourly means during opening hours, exactly and at each per-day epsilon, with the gateway's own
+budget arithmetic (the opening day's clock hours, hours past midnight included). Printed:
 
-- the mean absolute error the noise adds to an hourly zone mean (people), and the same relative to
-  the mean count of open hours;
+- the epsilon of one hourly release (the mean over the data's opening days), and how many releases
+  the budget withheld (there should be none: a withheld hour is reported, never counted as 0);
+- the mean absolute error the noise adds to an hourly zone mean (people), over the hours released,
+  and the same relative to the mean count of open hours;
 - the +60 min forecast skill (:func:`models.evaluation.evaluate`, ``1 - MAE / best baseline``) of
   the shipped training path (:func:`models.training.train`) fitted on the exact export and on the
   noisy one before the split, both scored on the exact held-out 15-minute data: what a data platform
@@ -20,7 +23,6 @@ The table in docs/privacy.md comes from this script. A few minutes (one model fi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -29,7 +31,7 @@ from pathlib import Path
 from edge_agent.config import load_config
 from edge_agent.privacy.budget import EpsilonBudget
 from edge_agent.privacy.config import Privacy
-from edge_agent.privacy.policy import HourlyExport, PublicationPolicy
+from edge_agent.privacy.policy import HourlyExport, HourRelease, PublicationPolicy
 from models.calendar import LibraryCalendar
 from models.evaluation import evaluate
 from models.history import Observation
@@ -41,44 +43,38 @@ ROOT = Path(__file__).resolve().parents[1]
 SIM_START, SIM_DAYS, SIM_SPLIT = date(2024, 11, 4), 140, datetime(2025, 3, 3)
 
 
-def _open_hours(calendar: LibraryCalendar, day: date) -> float:
-    hours = calendar.hours(day)
-    if hours is None:
-        return 0.0
-    start, end = hours
-    return max(0.0, (end.hour * 60 + end.minute - start.hour * 60 - start.minute) / 60.0)
-
-
 def hourly(history: Mapping[str, Sequence[Observation]], calendar: LibraryCalendar, policy: str, epsilon: float,
-           tmp: Path) -> dict[tuple[str, datetime], float | None]:
-    """(zone, hour) -> the export's hourly mean under ``policy`` at per-day ``epsilon``."""
+           tmp: Path) -> dict[tuple[str, datetime], HourRelease]:
+    """(zone, hour) -> the export's release of that hour under ``policy`` at per-day ``epsilon``."""
     conf = Privacy(export_counts=policy, daily_epsilon=epsilon)  # type: ignore[arg-type]
     budget = EpsilonBudget(tmp / f"budget-{policy}-{epsilon:g}.json", epsilon)
     budget.path.unlink(missing_ok=True)
-    pol = PublicationPolicy(conf, zones=len(history), budget=budget, open_hours=lambda d: _open_hours(calendar, d))
+    pol = PublicationPolicy(conf, zones=len(history), budget=budget, hours=calendar.hours)
     export = HourlyExport(pol)
     by_time: dict[datetime, dict[str, float | None]] = {}
     for zone, obs in history.items():
         for t, v in obs:
             by_time.setdefault(t, {})[zone] = v
-    out: dict[tuple[str, datetime], float | None] = {}
+    out: dict[tuple[str, datetime], HourRelease] = {}
     for t in sorted(by_time):
         if not calendar.is_open(t):
+            if export.hour is not None:  # closing time: the export sends the last open hour (export_loop)
+                out.update(((r.zone, r.start), r) for r in export.release())
+                export.hour = None
             continue
-        for r in export.sample(t, {z: by_time[t].get(z) for z in history}):
-            out[(r.zone, r.start)] = r.people_mean
-    for r in export.release():
-        out[(r.zone, r.start)] = r.people_mean
+        out.update(((r.zone, r.start), r) for r in export.sample(t, {z: by_time[t].get(z) for z in history}))
+    out.update(((r.zone, r.start), r) for r in export.release())
+    budget.path.unlink(missing_ok=True)
     return out
 
 
-def as_history(export: Mapping[tuple[str, datetime], float | None]) -> dict[str, list[Observation]]:
+def as_history(export: Mapping[tuple[str, datetime], HourRelease]) -> dict[str, list[Observation]]:
     """The export as 15-minute observations (each hour's mean at its four slots), for training."""
     out: dict[str, list[Observation]] = {}
-    for (zone, start), value in sorted(export.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        if value is not None:
+    for (zone, start), release in sorted(export.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        if release.people_mean is not None:
             for q in range(1, 5):
-                out.setdefault(zone, []).append((start + timedelta(minutes=15 * q), float(value)))
+                out.setdefault(zone, []).append((start + timedelta(minutes=15 * q), float(release.people_mean)))
     return out
 
 
@@ -111,23 +107,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilons", default="0.5,1,3", help="per-day epsilons to measure")
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the runs' epsilon ledgers go")
     args = parser.parse_args(argv)
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"{args.data_dir} is not a directory; give the one holding dtu_library/ and gym_crowdedness/")
     epsilons = [float(e) for e in args.epsilons.split(",")]
-    print(f"{'data set':<18} {'epsilon/day':>11} {'eps/hour':>9} {'MAE added':>10} {'relative':>9} "
-          f"{'+60 min skill':>14}")
+    print(f"{'data set':<18} {'epsilon/day':>11} {'eps/hour':>9} {'withheld':>9} {'MAE added':>10} "
+          f"{'relative':>9} {'+60 min skill':>14}")
     for name, history, calendar, split in data_sets(args.data_dir):
         exact = hourly(history, calendar, "exact", 1.0, args.tmp)
-        mean = sum(v for v in exact.values() if v is not None) / max(1, len(exact))
+        truth = {k: r.people_mean for k, r in exact.items() if r.people_mean is not None}
+        mean = sum(truth.values()) / max(1, len(truth))
         base = skill_60(as_history(exact), history, calendar, split)
-        print(f"{name:<18} {'exact':>11} {'-':>9} {0.0:>10.2f} {0.0:>8.1%} {_fmt(base):>14}")
-        days = {start.date() for _, start in exact}
-        hours = sum(math.ceil(_open_hours(calendar, d)) for d in days) / max(1, len(days))
+        print(f"{name:<18} {'exact':>11} {'-':>9} {0:>9} {0.0:>10.2f} {0.0:>8.1%} {_fmt(base):>14}  "
+              f"({len(truth)} zone-hours, mean {mean:.1f} people)")
         for eps in epsilons:
             noisy = hourly(history, calendar, "noisy", eps, args.tmp)
-            errors = [abs((noisy.get(k) or 0.0) - v) for k, v in exact.items() if v is not None]
+            released = {k: r for k, r in noisy.items() if r.people_mean is not None}
+            withheld = sum(1 for k in truth if k not in released)
+            errors = [abs(float(released[k].people_mean or 0.0) - v) for k, v in truth.items() if k in released]
             mae = sum(errors) / max(1, len(errors))
+            per_hour = [r.epsilon for r in released.values() if r.epsilon is not None]
             skill = skill_60(as_history(noisy), history, calendar, split)
-            print(f"{'':<18} {eps:>11g} {eps / max(hours, 1.0):>9.3f} {mae:>10.2f} {mae / max(mean, 1e-9):>8.1%} "
-                  f"{_fmt(skill):>14}")
+            print(f"{'':<18} {eps:>11g} {sum(per_hour) / max(1, len(per_hour)):>9.3f} {withheld:>9} {mae:>10.2f} "
+                  f"{mae / max(mean, 1e-9):>8.1%} {_fmt(skill):>14}")
     return 0
 
 

@@ -289,7 +289,7 @@ def reading_lines(reading: dict[str, Any]) -> list[str]:
     if reading.get("measuring_for_s") is not None:
         lines.append(f"  {'measuring':<12}{duration(reading['measuring_for_s'])} (periodic)")
     if reading.get("position_age_s") is not None:
-        lines.append(f"  {'fix':<12}{duration(reading['position_age_s'])} old (shown on request; audited)")
+        lines.append(f"  {'fix age':<12}{duration(reading['position_age_s']):>10}       (shown on request; audited)")
     return lines
 
 

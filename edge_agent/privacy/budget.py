@@ -1,10 +1,11 @@
 """The per-day epsilon budget, and the noise it pays for (discrete Laplace, sampled by OpenDP).
 
 Every noisy release (a window of noisy zone summaries, an hour of the data-platform export)
-spends epsilon from the local day's budget, ``[privacy] daily_epsilon``. Spending is recorded in
-``<state_dir>/privacy-budget.json`` before the release is published, so a restart cannot reset
-the day's account; once the day's budget is spent, noisy publications are withheld (published
-as ``null`` with ``counts_policy = "suppressed"``) until the next local day.
+spends epsilon from its opening day's budget, ``[privacy] daily_epsilon`` (the day the library
+opened: hours past midnight count to the evening before, edge_agent.privacy.policy). Spending is
+recorded in ``<state_dir>/privacy-budget.json`` before the release is published, so a restart
+cannot reset the day's account; once the day's budget is spent, noisy publications are withheld
+(published as ``null`` with ``counts_policy = "suppressed"``) until the next opening day.
 
 The ledger (written atomically, one small write per release)::
 
@@ -13,7 +14,8 @@ The ledger (written atomically, one small write per release)::
 Noise is never hand-made here: :func:`discrete_laplace` asks OpenDP's ``make_laplace`` over
 integers (the discrete Laplace, or two-sided geometric, mechanism: exact sampling from the
 library's cryptographically seeded source, no floating-point leaks). OpenDP is imported on the
-first noisy release only, so a gateway that publishes nothing noisy never loads it.
+first noisy release only, so a gateway that publishes nothing noisy never loads it (its cost:
+docs/benchmarks.md, "Privacy").
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from drivers.errors import SyncError
 from edge_agent.storage import AtomicJSONStorage
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,15 @@ BUDGET_FILE = "privacy-budget.json"
 
 @lru_cache(maxsize=64)
 def _mechanism(scale: float) -> Callable[[int], int]:
-    from opendp.domains import atom_domain
-    from opendp.measurements import make_laplace
-    from opendp.metrics import absolute_distance
-    from opendp.mod import enable_features
+    # Module by module: opendp.prelude would also load scipy (docs/benchmarks.md, "Privacy").
+    try:
+        from opendp.domains import atom_domain
+        from opendp.measurements import make_laplace
+        from opendp.metrics import absolute_distance
+        from opendp.mod import enable_features
+    except ImportError as exc:
+        raise SyncError(f"noisy counts need OpenDP, which cannot be imported ({exc}); reinstall the gateway's "
+                        "package, or set [privacy] zone_counts and export_counts to exact or thresholded") from exc
 
     enable_features("contrib")  # make_laplace over integers is in OpenDP's contrib set
     measurement = make_laplace(atom_domain(T=int), absolute_distance(T=int), scale=scale)

@@ -160,8 +160,8 @@ class Publisher:
                        rss_bytes: int | None = None) -> int:
         """Gateway health; outbox depth, age and drops, and the day's epsilon account, are filled in here."""
         budget = self.policy.budget
-        spent = None if budget is None else budget.state(
-            datetime.fromtimestamp(self.clock.time(), self.timezone).date().isoformat())
+        spent = None if budget is None else budget.state(  # the opening day's account (hours may cross midnight)
+            self.policy.opening_day(datetime.fromtimestamp(self.clock.time(), self.timezone)).isoformat())
         msg = Health(
             privacy_epsilon_spent=None if spent is None else spent["epsilon_spent"],
             privacy_epsilon_budget=None if spent is None else spent["epsilon_budget"],

@@ -156,3 +156,18 @@ def test_an_opening_past_midnight_is_exported_whole_on_one_days_budget(tmp_path:
     assert len(out) == 17 and {r.counts_policy for r in out} == {"noisy"}
     assert all(r.epsilon == pytest.approx(3.0 / 17, abs=1e-6) for r in out)
     assert budget.spent("2025-03-11") == pytest.approx(3.0) and budget.spent("2025-03-12") == 0.0
+
+
+def test_opendp_is_loaded_only_by_the_first_noisy_count_and_without_scipy() -> None:
+    """The daemon's modules do not import OpenDP; the first noisy count does, module by module (opendp.prelude
+    would also load scipy: about 97 MiB more, docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, edge_agent.assembly, edge_agent.privacy.policy\n"
+             "before = 'opendp' in sys.modules\n"
+             "from edge_agent.privacy.budget import discrete_laplace\n"
+             "discrete_laplace(3, 2.0)\n"
+             "print(before, 'opendp' in sys.modules, 'scipy' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["False", "True", "False"], done.stdout + done.stderr
