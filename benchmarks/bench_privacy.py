@@ -82,6 +82,7 @@ def run() -> list[tuple[str, float, str]]:
         ("rss_added_by_opendp_file", mapped, "MiB"),
         ("opendp_on_disk", _package_bytes() / 2**20, "MiB"),
         ("noisy_count_us", ours, "us"),
+        ("noisy_count_bare_opendp_us", raw, "us"),
         ("noisy_vs_bare", ours / raw if raw > 0 else float("nan"), "x"),
     ]
 

@@ -1,6 +1,6 @@
 """What differential privacy costs the hourly export: error added to hourly zone counts, and forecast skill.
 
-    .venv/bin/python -m benchmarks.privacy_utility [DATA_DIR] [--epsilons 0.5,1,3] [--seed 1]
+    .venv/bin/python -m benchmarks.privacy_utility [DATA_DIR] [--epsilons 0.5,1,3] [--repeats 3]
 
 For each data set (the simulated example floor, 20 weeks from :func:`simulator.demand.generate_history`;
 with DATA_DIR, e.g. ../shared/data, also the DTU library and the campus gym), the gateway's own export
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the directory holding dtu_library/ and gym_crowdedness/")
     parser.add_argument("--epsilons", default="0.5,1,3", help="per-day epsilons to measure")
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the runs' epsilon ledgers go")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="noise draws per epsilon (a model fit each): mean and range of MAE and skill")
     args = parser.parse_args(argv)
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"{args.data_dir} is not a directory; give the one holding dtu_library/ and gym_crowdedness/")
@@ -120,16 +122,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<18} {'exact':>11} {'-':>9} {0:>9} {0.0:>10.2f} {0.0:>8.1%} {_fmt(base):>14}  "
               f"({len(truth)} zone-hours, mean {mean:.1f} people)")
         for eps in epsilons:
-            noisy = hourly(history, calendar, "noisy", eps, args.tmp)
-            released = {k: r for k, r in noisy.items() if r.people_mean is not None}
-            withheld = sum(1 for k in truth if k not in released)
-            errors = [abs(float(released[k].people_mean or 0.0) - v) for k, v in truth.items() if k in released]
-            mae = sum(errors) / max(1, len(errors))
-            per_hour = [r.epsilon for r in released.values() if r.epsilon is not None]
-            skill = skill_60(as_history(noisy), history, calendar, split)
+            maes: list[float] = []
+            skills: list[float] = []
+            for _ in range(max(1, args.repeats)):  # OpenDP draws from its own secure source: no seed
+                noisy = hourly(history, calendar, "noisy", eps, args.tmp)
+                released = {k: r for k, r in noisy.items() if r.people_mean is not None}
+                withheld = sum(1 for k in truth if k not in released)
+                errors = [abs(float(released[k].people_mean or 0.0) - v) for k, v in truth.items() if k in released]
+                maes.append(sum(errors) / max(1, len(errors)))
+                per_hour = [r.epsilon for r in released.values() if r.epsilon is not None]
+                skill = skill_60(as_history(noisy), history, calendar, split)
+                if skill is not None:
+                    skills.append(skill)
+            mae = sum(maes) / len(maes)
             print(f"{'':<18} {eps:>11g} {sum(per_hour) / max(1, len(per_hour)):>9.3f} {withheld:>9} {mae:>10.2f} "
-                  f"{mae / max(mean, 1e-9):>8.1%} {_fmt(skill):>14}")
+                  f"{mae / max(mean, 1e-9):>8.1%} {_spread(skills):>14}")
     return 0
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    mean = sum(values) / len(values)
+    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.2f} ({min(values):.2f}..{max(values):.2f})"
 
 
 def _fmt(v: float | None) -> str:
