@@ -7,7 +7,7 @@ does). Each store is swept by its owner, on the owner's thread, so a sweep never
 ============== =====================================================================================
 outbox         messages past ``[storage] outbox_max_age_h``, command results past
                ``[privacy] command_results_days``; retained seat states of zones no longer published
-               per seat are cleared on the broker too
+               per seat (and availability under seat_states off) are cleared on the broker too
 traces         lines older than ``[privacy] trace_retention_h`` (also when recording is off)
 history        counts older than ``[history] retention_days``
 audit, nonces  records past ``[audit] retention_days`` behind a signed checkpoint; spent nonces
@@ -45,12 +45,15 @@ log = logging.getLogger(__name__)
 
 
 def seat_topic_cleared(gw: Gateway) -> Any:
-    """A retained topic the policy no longer allows: a seat state of a zone not published per seat."""
+    """A retained topic the policy no longer allows: a seat state of a zone not published per seat, or a
+    zone's availability under ``seat_states = "off"``."""
     zone_of = {s.id: s.zone for s in gw.cfg.seats}
     policy = gw.cfg.privacy
 
     def cleared(topic: str) -> bool:
         parts = topic.split("/")
+        if len(parts) >= 3 and parts[-3] == "zone" and parts[-1] == "availability":
+            return policy.seat_policy(parts[-2]) == "off"
         if len(parts) < 3 or parts[-3] != "seat" or parts[-1] != "state":
             return False
         zone = zone_of.get(parts[-2])

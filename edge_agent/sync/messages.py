@@ -117,6 +117,9 @@ class Topics:
     def zone_hourly(self, zone: str) -> str:
         return f"{self.root}/zone/{check_segment(zone, 'zone id')}/hourly"
 
+    def zone_availability(self, zone: str) -> str:
+        return f"{self.root}/zone/{check_segment(zone, 'zone id')}/availability"
+
     def seat_state(self, seat: str) -> str:
         return f"{self.root}/seat/{check_segment(seat, 'seat id')}/state"
 
@@ -191,6 +194,10 @@ class Health(Envelope):
     privacy_epsilon_spent: float | None = Field(default=None, ge=0, description="Epsilon spent today by noisy "
                                                 "publications ([privacy] daily_epsilon; docs/privacy.md).")
     privacy_epsilon_budget: float | None = Field(default=None, gt=0, description="Today's epsilon budget.")
+    ghost_seats: int | None = Field(default=None, ge=0, description="Ghost seats waiting for staff now.")
+    ghost_to_release_s_p50: float | None = Field(default=None, ge=0, description="Median time from ghost to "
+                                                 "cleared over the recent ghost seats, seconds.")
+    ghost_to_release_s_p90: float | None = Field(default=None, ge=0)
 
 
 class Measure(Model):
@@ -232,6 +239,24 @@ class ZoneHourly(Envelope):
     noise_scale: float | None = Field(default=None, gt=0, description="Laplace scale of the noise on people_mean "
                                       "(noisy): |error| <= 1/samples + noise_scale * ln(2/alpha) with "
                                       "probability 1 - alpha.")
+
+
+class ZoneAvailabilityMessage(Envelope):
+    """Retained on ``zone/{zone}/availability``: what an arriving patron may know, nothing about anyone."""
+
+    zone: Segment
+    name: str = Field(description="The zone's name from the site config (its id when it has none).")
+    seats_total: int = Field(ge=0)
+    free: int = Field(ge=0, description="Seats free now.")
+    ready_soon: int = Field(ge=0, description="Ghost seats (staff sent to clear them) and away seats whose hold "
+                            "ends within [sensing] ready_soon_s: likely free within minutes.")
+    occupied: int = Field(ge=0)
+    away: int = Field(ge=0)
+    ghost: int = Field(ge=0)
+    unknown: int = Field(ge=0, description="Seats whose sensors cannot tell now.")
+    free_seat_ids: list[Segment] = Field(description="The free seats, by id (the coarse map: a display "
+                                         "places them on its own floor plan).")
+    ready_soon_ids: list[Segment] = Field(description="The ready-soon seats, by id.")
 
 
 class ForecastPoint(Model):
@@ -346,6 +371,7 @@ UPSTREAM_MODELS: dict[str, type[Model]] = {
     "zone_summary": ZoneSummary,
     "zone_forecast": ZoneForecast,
     "zone_hourly": ZoneHourly,
+    "zone_availability": ZoneAvailabilityMessage,
     "seat_state": SeatState,
     "calendar": CalendarState,
     "event": Event,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from edge_agent.availability import ZoneAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.privacy.policy import HourRelease, PublicationPolicy, parse_hours
 from edge_agent.sync.messages import (
@@ -31,6 +32,7 @@ from edge_agent.sync.messages import (
     SeatState,
     Status,
     Topics,
+    ZoneAvailabilityMessage,
     ZoneForecast,
     ZoneHourly,
     ZoneSummary,
@@ -111,6 +113,16 @@ class Publisher:
         )
         return self._enqueue(self.topics.zone_summary(zone.id), msg, MessageClass.PERIODIC)
 
+    def publish_availability(self, zone: ZoneAvailability) -> int | None:
+        """Retained ``zone/{zone}/availability`` (sent as soon as it changes: the decide loop calls this
+        only for zones whose availability changed); nothing under ``[privacy] seat_states = "off"``."""
+        if not self.policy.seat_counts(zone.zone):
+            return None
+        msg = ZoneAvailabilityMessage(**self._envelope(), **zone.as_message())
+        assert_minimum_necessary(msg.model_dump())
+        self.outbox.put_retained(self.topics.zone_availability(zone.zone), msg.model_dump_json().encode())
+        return msg.seq
+
     def publish_forecast(self, zone_id: str, forecast: Mapping[int, tuple[float, float, float]]) -> int:
         """``forecast``: horizon minutes -> (expected, p10, p90) people."""
         points = [
@@ -157,12 +169,16 @@ class Publisher:
         return self._enqueue(self.topics.actuation, msg, MessageClass.RECORD)
 
     def publish_health(self, *, sensors_healthy: int, sensors_unhealthy: int, cpu_percent: float | None = None,
-                       rss_bytes: int | None = None) -> int:
-        """Gateway health; outbox depth, age and drops, and the day's epsilon account, are filled in here."""
+                       rss_bytes: int | None = None, ghosts: Mapping[str, Any] | None = None) -> int:
+        """Gateway health; outbox depth, age and drops, and the day's epsilon account, are filled in here.
+        ``ghosts``: :meth:`edge_agent.ghosts.GhostDispatch.stats`."""
+        times = (ghosts or {}).get("ghost_to_release_s") or {}
         budget = self.policy.budget
         spent = None if budget is None else budget.state(  # the opening day's account (hours may cross midnight)
             self.policy.opening_day(datetime.fromtimestamp(self.clock.time(), self.timezone)).isoformat())
         msg = Health(
+            ghost_seats=None if ghosts is None else ghosts.get("open"),
+            ghost_to_release_s_p50=times.get("p50"), ghost_to_release_s_p90=times.get("p90"),
             privacy_epsilon_spent=None if spent is None else spent["epsilon_spent"],
             privacy_epsilon_budget=None if spent is None else spent["epsilon_budget"],
             **self._envelope(),

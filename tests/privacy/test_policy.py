@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,3 +172,36 @@ def test_opendp_is_loaded_only_by_the_first_noisy_count_and_without_scipy() -> N
              "print(before, 'opendp' in sys.modules, 'scipy' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == ["False", "True", "False"], done.stdout + done.stderr
+
+
+def test_the_sweep_clears_the_retained_topics_the_policy_no_longer_allows() -> None:
+    from types import SimpleNamespace
+
+    from edge_agent.privacy.retention import seat_topic_cleared
+
+    cfg = load_config(EXAMPLE_FLOOR)
+    seat, root = cfg.seats[0], "library/v1/s/g"
+    state, availability = f"{root}/seat/{seat.id}/state", f"{root}/zone/{seat.zone}/availability"
+
+    def cleared(privacy: Privacy) -> Any:
+        return seat_topic_cleared(SimpleNamespace(cfg=cfg.model_copy(update={"privacy": privacy})))
+
+    coarse = cleared(Privacy())
+    assert coarse(state) and not coarse(availability)
+    assert not cleared(Privacy(per_seat_zones=[seat.zone]))(state)
+    off = cleared(Privacy(seat_states="off"))
+    assert off(state) and off(availability) and not off(f"{root}/calendar")
+
+
+async def test_availability_is_not_published_when_seat_states_are_off(tmp_path: Path) -> None:
+    from edge_agent.availability import ZoneAvailability
+    from edge_agent.sync.outbox import Outbox
+    from edge_agent.sync.publisher import Publisher
+    from tests.sync.conftest import WallClock
+
+    zone = ZoneAvailability("z1-quiet", "Quiet", 2, 1, 0, 1, 0, 0, 0, ("S001",), ())
+    cfg = load_config(EXAMPLE_FLOOR)
+    async with Outbox(tmp_path / "o.sqlite3") as ob:
+        assert Publisher(cfg, ob, WallClock(), version="t", config_hash="h").publish_availability(zone) is not None
+        off = cfg.model_copy(update={"privacy": Privacy(seat_states="off")})
+        assert Publisher(off, ob, WallClock(), version="t", config_hash="h").publish_availability(zone) is None
