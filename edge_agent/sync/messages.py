@@ -191,9 +191,11 @@ class Health(Envelope):
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     connected_since: str | None = None
-    privacy_epsilon_spent: float | None = Field(default=None, ge=0, description="Epsilon spent today by noisy "
-                                                "publications ([privacy] daily_epsilon; docs/privacy.md).")
-    privacy_epsilon_budget: float | None = Field(default=None, gt=0, description="Today's epsilon budget.")
+    privacy_epsilon_spent: float | None = Field(default=None, ge=0, description="Epsilon spent by noisy "
+                                                "publications in the current opening day ([privacy] daily_epsilon; "
+                                                "docs/privacy.md).")
+    privacy_epsilon_budget: float | None = Field(default=None, gt=0, description="The opening day's epsilon "
+                                                 "budget.")
     ghost_seats: int | None = Field(default=None, ge=0, description="Ghost seats waiting for staff now.")
     ghost_to_release_s_p50: float | None = Field(default=None, ge=0, description="Median time from ghost to "
                                                  "cleared over the recent ghost seats, seconds.")
