@@ -27,6 +27,7 @@ from edge_agent.actuation.arbiter import Arbiter
 from edge_agent.actuation.consent import ConsentStore, drop_legacy_registry
 from edge_agent.actuation.overrides import OverrideBook
 from edge_agent.actuation.preferences import PatronPreferences
+from edge_agent.actuation.recorder import TraceWriter
 from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
 from edge_agent.availability import FloorAvailability
 from edge_agent.backend import Backend
@@ -38,6 +39,9 @@ from edge_agent.hardware import Hardware
 from edge_agent.history import ZoneRecorder
 from edge_agent.operations import GatewayOperations
 from edge_agent.pollers import SensorPollers
+from edge_agent.privacy.budget import EpsilonBudget
+from edge_agent.privacy.policy import export_loop
+from edge_agent.privacy.retention import retention_loop
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.sensing.tags import TagDirectory
 from edge_agent.services import (
@@ -55,7 +59,6 @@ from edge_agent.sync.uplink import Uplink
 from edge_agent.upstream import FloorReports
 from models.inference import ModelSlot
 from rules import RuleSet, load_rules
-from rules.state import FloorState
 
 if TYPE_CHECKING:
     from edge_agent.daemon import Daemon
@@ -108,6 +111,10 @@ class Gateway:
     ledger: MessageLedger | None = None
     calendar: CalendarBook | None = None  # the site calendar in force (config, or the last set_calendar)
     zone_history: ZoneRecorder | None = None  # the durable history, once the forecast loop has opened it
+    tags: TagDirectory | None = None  # raw tag id -> pseudonym while heard (edge_agent.sensing.tags)
+    traces: TraceWriter | None = None  # the floor-state recorder, when [rules] record_trace is on
+    budget: EpsilonBudget | None = None  # the per-day epsilon account of noisy publications
+    last_sweep: dict[str, float] = field(default_factory=dict)  # the retention sweep's last pass
 
     def probe(self) -> dict[str, Any]:
         """What the simulator compares with its truth: seat statuses and zone people counts."""
@@ -165,18 +172,22 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                           overrides=OverrideBook(actuator_groups(floor.topology)))
         tags = TagDirectory(tag_salt(state_dir, cfg.privacy.tag_salt_file), cfg.privacy.tag_retention_s)
         patrons = PatronPreferences(consents, tags, floor, clock.time)
+        traces = trace_writer(cfg, state_dir) if cfg.rules.record_trace else None
         availability = FloorAvailability({z.id: z.name for z in cfg.zones}, ready_soon_s=cfg.sensing.ready_soon_s)
         controller = FloorController(
             cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=patrons,
             day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
-            interval_s=tuning.decide_interval_s,
-            on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
-            availability=availability,
+            interval_s=tuning.decide_interval_s, on_state=traces, availability=availability,
         )
         if hardware.link is not None:  # the desks' buttons and the nodes' PIR inputs
             from edge_agent.desks import DeskInputs
 
             hardware.link.add_listener(DeskInputs(cfg, floor, controller).on_node_event)
+        budget = EpsilonBudget.in_state_dir(state_dir, cfg.privacy.daily_epsilon, keep_days=cfg.privacy.budget_days)
+        if uplink is not None:  # [privacy] at work on what is published (edge_agent.privacy.policy)
+            uplink.policy.budget = budget
+            uplink.policy.hours = lambda day: calendar.calendar.hours(day)  # the calendar in force, pushed or not
+            uplink.commands.subject_hash = tags.subject_hash
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
@@ -184,7 +195,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
             reports, ModelSlot(state_dir / "model.onnx"), availability=availability, uplink=uplink, outbox=outbox,
-            ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar)
+            ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar, tags=tags, traces=traces,
+            budget=budget)
         if uplink is not None:
             await stack.enter_async_context(uplink)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))
@@ -204,13 +216,17 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         interval = tuning.forecast_interval_s or cfg.model.interval_s
         daemon.supervisor.start("forecast", lambda: forecast_loop(daemon, gw, interval, tuning.history_sample_s,
                                                                   inline=tuning.inline_inference))
+        daemon.supervisor.start("retention", lambda: retention_loop(daemon, gw))
+        if uplink is not None and cfg.privacy.export_counts != "off":
+            daemon.supervisor.start("export", lambda: export_loop(daemon, gw))
         if cfg.federation.enabled:
             from edge_agent.federation.client import federation_loop
 
             daemon.supervisor.start("federation", lambda: federation_loop(daemon, gw))
 
     async def stop_hardware() -> None:
-        for name in ("decide", "arbiter", "forecast", "health", "calendar", "federation", "audit", *hardware.jobs()):
+        for name in ("decide", "arbiter", "forecast", "health", "calendar", "federation", "audit", "retention",
+                     "export", *hardware.jobs()):
             await daemon.supervisor.stop_task(name)
         if daemon.trust is not None:
             daemon.trust.on_head = None
@@ -240,20 +256,10 @@ async def start_display(stack: contextlib.AsyncExitStack, gw: Gateway) -> None:
     gw.controller.listeners.append(display.notify)
 
 
-def trace_writer(cfg: SiteConfig, state_dir: Path) -> Callable[[FloorState], None]:
+def trace_writer(cfg: SiteConfig, state_dir: Path) -> TraceWriter:
     """Record sampled floor states to ``<state_dir>/trace.jsonl`` off the event loop (one writer thread)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from edge_agent.actuation.recorder import TraceRecorder
 
     recorder = TraceRecorder(state_dir / "trace.jsonl", max_age_s=cfg.privacy.trace_retention_h * 3600.0,
                              min_interval_s=cfg.rules.trace_interval_s)
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace")
-    last = [-1e18]
-
-    def record(state: FloorState) -> None:
-        if state.t - last[0] >= cfg.rules.trace_interval_s:
-            last[0] = state.t
-            writer.submit(recorder.record, state)
-
-    return record
+    return TraceWriter(recorder, cfg.rules.trace_interval_s)

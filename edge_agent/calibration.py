@@ -329,6 +329,25 @@ class CalibrationStore:
             "undone": False,
         }
 
+    def prune_history(self, before: float) -> int:
+        """Delete history entries written before wall time ``before`` (they name technicians); the
+        coefficients stay. Returns how many went."""
+        gone = 0
+        for found in self.db.all():
+            doc = dict(found)
+            history = doc.get("history", [])
+            kept = [e for e in history if float(e.get("at", 0.0)) >= before]
+            if len(kept) != len(history):
+                gone += len(history) - len(kept)
+                doc["history"] = kept
+                self._save(str(doc["sensor"]), doc)
+        return gone
+
+    def oldest_entry(self) -> float | None:
+        """Wall time of the oldest history entry, if any."""
+        times = [float(e.get("at", 0.0)) for d in self.db.all() for e in d.get("history", [])]
+        return min(times, default=None)
+
     def _doc(self, sensor_id: str) -> dict[str, Any]:
         found = self.db.get(Query().sensor == sensor_id)
         return dict(found) if found is not None else {"sensor": sensor_id}

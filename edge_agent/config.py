@@ -35,6 +35,7 @@ from edge_agent.config_base import Sensor as Sensor
 from edge_agent.config_base import Strict as Strict
 from edge_agent.config_base import i2c_address
 from edge_agent.forecast_config import ForecastSections
+from edge_agent.privacy.config import Privacy
 from edge_agent.trust.policy import AuditConf, SecurityConf
 
 
@@ -195,15 +196,6 @@ class Storage(Strict):
     outbox_max_age_h: float = Field(default=168.0, gt=0)
 
 
-class Privacy(Strict):
-    """What may leave the gateway. Raw frames, positions and tag ids never do; these tune the rest."""
-
-    publish_seat_states: bool = True
-    trace_retention_h: float = Field(default=24.0, ge=0, le=24 * 31)
-    tag_salt_file: Path | None = None
-    tag_retention_s: float = Field(default=300.0, ge=10, le=24 * 3600)  # a tag unseen this long is forgotten
-
-
 class Sensing(Strict):
     """Seat-state timing (seconds)."""
 
@@ -350,6 +342,9 @@ def cross_references(doc: dict[str, Any]) -> list[str]:
         refs(f"actuators[{i}].seats", a.get("seats"), seats, "seat")
     for i, h in enumerate(items("hvac")):
         refs(f"hvac[{i}].zones", h.get("zones"), zones, "zone")
+    privacy = doc.get("privacy")
+    if isinstance(privacy, dict):
+        refs("privacy.per_seat_zones", privacy.get("per_seat_zones"), zones, "zone")
     uses_nodes = (
         any(b.get("kind") == "node" for b in items("buses"))
         or any(x.get("node") is not None for x in items("sensors") + items("actuators"))

@@ -198,7 +198,7 @@ class FloorController:
     def _publish(self, state: FloorState, t: float) -> None:
         if self.upstream is None:
             return
-        if self.cfg.privacy.publish_seat_states:
+        if self.cfg.privacy.seat_states != "off":  # the publisher keeps to each zone's policy
             for seat in state.seats.values():
                 key = (seat.status.value, seat.zone)
                 if self._seat_published.get(seat.id) != key:

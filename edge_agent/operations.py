@@ -26,6 +26,7 @@ from edge_agent.sync.commands import (
     ConsentSet,
     ConsentWithdraw,
     PreferencesSet,
+    PrivacySubject,
     ReleaseSeat,
     SetCalendar,
     SetOverride,
@@ -37,6 +38,10 @@ from rules.state import IntentKind
 if TYPE_CHECKING:
     from edge_agent.assembly import Gateway
     from edge_agent.daemon import Daemon
+    from edge_agent.privacy.subjects import SubjectRights
+
+#: A UWB tag's position: never in a listing, in a fresh reading only when a local technician asks.
+POSITION_QUANTITIES = frozenset({"x", "y", "z"})
 
 log = logging.getLogger("edge_agent.operations")
 
@@ -128,7 +133,7 @@ class GatewayOperations(NodeOperations):
                 "id": sid, "kind": slot.sensor.kind, "zone": slot.sensor.zone, "bus": slot.sensor.bus,
                 "address": slot.sensor.address, "healthy": gw.pollers.healthy(sid),
                 "reason": slot.error or (getattr(health, "reason", "") or ""),
-                "last_values": dict(last.values) if last else {},
+                "last_values": {q: v for q, v in last.values.items() if q not in POSITION_QUANTITIES} if last else {},
                 "last_good_age_s": None if last_good is None else round(now - last_good, 1),
                 "seats": list(slot.sensor.seats), "desks": self._desks_of(slot.sensor),
             })
@@ -141,7 +146,34 @@ class GatewayOperations(NodeOperations):
         return [a.id for a in self.daemon.cfg.actuators if a.kind == "desk" and a.node == sensor.node
                 and a.channel == sensor.settings["channel"]]
 
-    async def read_sensor(self, sensor: str) -> p.SensorReading:
+    async def read_sensor(self, sensor: str, *, show_position: bool = False) -> p.SensorReading:
+        reading = await self._read_sensor(sensor)
+        if not show_position:  # a tag is a person's badge: its position only on a technician's explicit ask
+            for values in (reading["raw"], reading["calibrated"], reading["units"]):
+                for quantity in POSITION_QUANTITIES & set(values):
+                    del values[quantity]
+            return reading
+        address = self._sensor(sensor).sensor.ble_address
+        if address is not None and self.gw.tags is not None:  # a configured tag: its smoothed track on the floor
+            fix = self.gw.floor.tag_fix(self.gw.tags.name_of(address), self.daemon.clock.monotonic())
+            if fix is None:
+                raise ControlRefused(f"{sensor}: no position held (the tag is not heard, or has no fix); try again")
+            for values in (reading["raw"], reading["calibrated"]):
+                values.update(x=round(fix[0], 3), y=round(fix[1], 3))
+            reading["units"].update(x="m", y="m")
+            reading["position_age_s"] = round(fix[2], 1)
+        return reading
+
+    async def privacy(self, action: str, subject: str, user: str) -> dict[str, Any]:
+        """A patron's export or erasure asked on the gateway (``edge-agent privacy export|erase``)."""
+        from edge_agent.privacy.subjects import SubjectRights
+
+        rights = SubjectRights(self.daemon, self.gw)
+        if action == "export":
+            return await rights.export(subject, actor=user, local=True)
+        return await rights.erase(subject, actor=user)
+
+    async def _read_sensor(self, sensor: str) -> p.SensorReading:
         slot = self._sensor(sensor)
         driver, kind = slot.driver, slot.sensor.part
         if driver is None:
@@ -446,17 +478,32 @@ class GatewayOperations(NodeOperations):
 
     async def consent_set(self, args: ConsentSet) -> dict[str, Any]:
         result = await self.gw.patrons.grant(args.subject, list(args.scopes), args.valid_months)
-        self.daemon.audit("consent", {"consented": True, "scopes": result.get("scopes"),
-                                      "receipt": result.get("receipt"), "expires_at": result.get("expires_at")})
+        self.daemon.audit("consent", {"consented": True, "action": "grant", "subject": self._rights.subject_hash(
+            args.subject), "scopes": result.get("scopes"), "receipt": result.get("receipt"),
+            "expires_at": result.get("expires_at")})
         return result
 
     async def consent_withdraw(self, args: ConsentWithdraw) -> dict[str, Any]:
-        result = await self.gw.patrons.withdraw(args.subject)
-        self.daemon.audit("consent", {"consented": False, "receipt": result.get("receipt")})
-        return result
+        """Withdrawal erases: preferences, the pseudonym mapping, the track and trace lines (edge_agent.privacy)."""
+        result = await self._rights.erase(args.subject, actor="gateway", action="withdraw")
+        return {"consented": False, **{k: result[k] for k in ("had_consent", "preferences_deleted", "tag_forgotten",
+                                                              "trace_lines_deleted", "receipt")}}
+
+    async def privacy_export(self, args: PrivacySubject) -> dict[str, Any]:
+        return await self._rights.export(args.subject, actor="gateway")
+
+    async def privacy_erase(self, args: PrivacySubject) -> dict[str, Any]:
+        return await self._rights.erase(args.subject, actor="gateway")
+
+    @property
+    def _rights(self) -> SubjectRights:
+        from edge_agent.privacy.subjects import SubjectRights
+
+        return SubjectRights(self.daemon, self.gw)
 
     async def preferences_set(self, args: PreferencesSet) -> dict[str, Any]:
         result = await self.gw.patrons.set_preferences(args.subject, args.desk_height_mm, args.lamp_level)
-        self.daemon.audit("preferences", {"stored": result.get("stored"), "receipt": result.get("receipt")})
+        self.daemon.audit("preferences", {"stored": result.get("stored"), "receipt": result.get("receipt"),
+                                          "subject": self._rights.subject_hash(args.subject)})
         return result
 

@@ -61,13 +61,27 @@ class PatronPreferences:
 
     async def withdraw(self, subject: str) -> dict[str, Any]:
         """consent_withdraw: the record, the pseudonym mapping and the tag's track, all at once."""
+        _, had = await self.erase(subject)
+        return {"consented": False, "had_consent": had, "preferences_deleted": True, "tag_forgotten": True,
+                "receipt": f"w-{secrets.token_hex(8)}"}
+
+    async def erase(self, subject: str) -> tuple[str, bool]:
+        """Everything held about the subject here, at once: the consent record with its preferences, the
+        pseudonym mapping and the tag's track. Returns the pseudonym and whether consent was on record."""
         pseudonym = self.tags.forget(subject)
         self.floor.forget_tag(pseudonym)
         async with self._writing:
             had = await asyncio.to_thread(self.store.withdraw, pseudonym)
         self.invalidate()
-        return {"consented": False, "had_consent": had, "preferences_deleted": True, "tag_forgotten": True,
-                "receipt": f"w-{secrets.token_hex(8)}"}
+        return pseudonym, had
+
+    async def purge_expired(self) -> int:
+        """Lapsed consents and their preferences (the retention sweep); returns how many went."""
+        async with self._writing:
+            gone = await asyncio.to_thread(self.store.purge_expired)
+        if gone:
+            self.invalidate()
+        return gone
 
     async def set_preferences(self, subject: str, desk_height_mm: int | None,
                               lamp_level: float | None) -> dict[str, Any]:

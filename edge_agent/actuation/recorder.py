@@ -9,12 +9,21 @@ under ``2 * max_bytes`` plus one line.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from rules.state import FloorState
 from rules.trace import dump_state, load_state
+
+T = TypeVar("T")
 
 
 class TraceRecorder:
@@ -68,3 +77,84 @@ def read_trace(path: Path) -> Iterator[FloorState]:
                 yield load_state(json.loads(line))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a floor-state line ({type(exc).__name__}: {exc})") from None
+
+
+class TraceWriter:
+    """The daemon's recorder: samples states on the loop, writes them on one thread of its own, and runs
+    the retention sweep and erasures on that same thread (so a rewrite never races an append)."""
+
+    def __init__(self, recorder: TraceRecorder, interval_s: float) -> None:
+        self.recorder = recorder
+        self.interval_s = interval_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace")
+        self._last = -1e18
+
+    def __call__(self, state: FloorState) -> None:
+        if state.t - self._last >= self.interval_s:
+            self._last = state.t
+            self._executor.submit(self.recorder.record, state)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.wrap_future(self._executor.submit(fn))
+
+
+def trace_files(path: Path) -> tuple[Path, Path]:
+    """The trace and its rotated predecessor."""
+    return path, path.with_name(path.name + ".1")
+
+
+def _rewrite(path: Path, keep: Callable[[str], bool]) -> int:
+    """Keep only the lines ``keep`` accepts (written temp-then-rename); returns how many went."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    kept = [line for line in lines if keep(line)]
+    gone = len(lines) - len(kept)
+    if not gone:
+        return 0
+    if not kept:
+        path.unlink(missing_ok=True)
+        return gone
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(kept)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return gone
+
+
+def _line_wall(line: str) -> float | None:
+    try:
+        return datetime.fromisoformat(json.loads(line)["wall"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def prune_traces(path: Path, before: float) -> int:
+    """Drop trace lines sampled before wall time ``before`` (and unreadable ones); returns how many went."""
+    def keep(line: str) -> bool:
+        wall = _line_wall(line)
+        return wall is not None and wall >= before
+
+    return sum(_rewrite(p, keep) for p in trace_files(path))
+
+
+def erase_from_traces(path: Path, pseudonym: str) -> int:
+    """Drop every trace line that holds ``pseudonym``; returns how many went."""
+    return sum(_rewrite(p, lambda line: pseudonym not in line) for p in trace_files(path))
+
+
+def traces_holding(path: Path, pseudonym: str) -> int:
+    """How many trace lines hold ``pseudonym`` (a patron's export)."""
+    count = 0
+    for p in trace_files(path):
+        with contextlib.suppress(FileNotFoundError), p.open(encoding="utf-8") as fh:
+            count += sum(1 for line in fh if pseudonym in line)
+    return count

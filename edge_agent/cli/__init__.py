@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "federation": "edge_agent.cli.federation_cmd:federation",
     "keys": "edge_agent.cli.keys_cmd:keys",
     "audit": "edge_agent.cli.audit_cmd:audit",
+    "privacy": "edge_agent.cli.privacy_cmd:privacy",
 }
 
 
@@ -59,6 +60,7 @@ SUMMARIES: dict[str, str] = {
     "federation": "Serve federated training of the forecast (Flower).",
     "keys": "Signing keys: generate, show, trust, revoke, sign an artefact.",
     "audit": "Verify and read the tamper-evident audit log.",
+    "privacy": "What the gateway keeps and how long; a patron's export and erasure.",
 }
 
 

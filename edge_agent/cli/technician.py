@@ -204,14 +204,23 @@ def sensors_list(socket_path: str | None, config_path: str | None, as_json: bool
 
 @click.command("read")
 @click.argument("sensor_id")
+@click.option("--show-position", is_flag=True,
+              help="Also show a UWB tag's x/y (a person's badge: on the gateway only; recorded in the audit log).")
 @control_options
-def sensors_read(sensor_id: str, socket_path: str | None, config_path: str | None, as_json: bool) -> None:
-    """A fresh reading of one sensor, raw and calibrated."""
+def sensors_read(sensor_id: str, show_position: bool, socket_path: str | None, config_path: str | None,
+                 as_json: bool) -> None:
+    """A fresh reading of one sensor, raw and calibrated (a UWB tag's position only with --show-position)."""
     try:
         with ControlClient(_socket(socket_path, config_path)) as client:
-            reading = client.request("read_sensor", sensor=sensor_id)
+            args: dict[str, Any] = {"show_position": True} if show_position else {}
+            reading = client.request("read_sensor", sensor=sensor_id, **args)
     except DaemonNotRunning as exc:
+        if show_position:  # the daemon records who looked in the audit log; a direct read could not
+            raise click.ClickException(f"{exc}; --show-position needs the running daemon, which records the "
+                                       "look in the audit log: start it, or read without --show-position") from None
         reading = _read_directly(config_path, sensor_id, exc)
+        for key in ("raw", "calibrated", "units"):
+            reading[key] = {q: v for q, v in reading[key].items() if q not in ("x", "y", "z")}
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -279,6 +288,8 @@ def reading_lines(reading: dict[str, Any]) -> list[str]:
         )
     if reading.get("measuring_for_s") is not None:
         lines.append(f"  {'measuring':<12}{duration(reading['measuring_for_s'])} (periodic)")
+    if reading.get("position_age_s") is not None:
+        lines.append(f"  {'fix age':<12}{duration(reading['position_age_s']):>10}       (shown on request; audited)")
     return lines
 
 

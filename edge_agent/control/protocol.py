@@ -121,6 +121,10 @@ class SensorArgs(_Request):
     sensor: SensorId
 
 
+class ReadSensorArgs(SensorArgs):
+    show_position: bool = False  # a UWB tag's x/y: local technicians only, recorded in the audit log
+
+
 class CalibrateArgs(_Request):
     sensor: SensorId
     quantity: Quantity
@@ -169,7 +173,7 @@ class SensorsRequest(_Envelope):
 
 class ReadSensorRequest(_Envelope):
     op: Literal["read_sensor"]
-    args: SensorArgs
+    args: ReadSensorArgs
 
 
 class CalibrateRequest(_Envelope):
@@ -252,6 +256,18 @@ class SeatsRequest(_Envelope):
     args: NoArgs = NoArgs()
 
 
+class PrivacyArgs(_Request):
+    """A patron's rights, asked by a technician on the gateway (edge_agent.privacy.subjects)."""
+
+    action: Literal["export", "erase"]
+    subject: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class PrivacyRequest(_Envelope):
+    op: Literal["privacy"]
+    args: PrivacyArgs
+
+
 class ReloadConfigRequest(_Envelope):
     """The local way to reload the site config (keys rotated or revoked take effect with it)."""
 
@@ -278,7 +294,8 @@ Request = Annotated[
     | NodeOtaStatusRequest
     | ReleaseSeatRequest
     | SeatsRequest
-    | ReloadConfigRequest,
+    | ReloadConfigRequest
+    | PrivacyRequest,
     Field(discriminator="op"),
 ]
 
@@ -287,7 +304,7 @@ REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 OPS: tuple[str, ...] = (
     "ping", "status", "sensors", "read_sensor", "calibrate", "calibrate_undo", "calibration_history",
     "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics", "building",
-    "node_ota_upload", "node_ota_start", "node_ota_status", "reload_config", "release_seat", "seats",
+    "node_ota_upload", "node_ota_start", "node_ota_status", "reload_config", "release_seat", "seats", "privacy",
 )  # fmt: skip
 
 #: Operations that only read: everything else changes the floor and goes into the audit log.
@@ -365,6 +382,7 @@ class SensorReading(TypedDict):
     units: dict[str, str]
     thermal: NotRequired[ThermalSummary]
     measuring_for_s: NotRequired[float]  # SCD41: time in periodic measurement (FRC precondition)
+    position_age_s: NotRequired[float]  # a configured tag's fix, with --show-position: how old it is
 
 
 class Coefficients(TypedDict):
@@ -444,8 +462,8 @@ class ControlTarget(Protocol):
 
     async def sensors(self) -> list[SensorInfo]: ...
 
-    async def read_sensor(self, sensor: str) -> SensorReading:
-        """A fresh reading (not the cached one), raw and calibrated."""
+    async def read_sensor(self, sensor: str, *, show_position: bool = False) -> SensorReading:
+        """A fresh reading (not the cached one), raw and calibrated; a UWB tag's position only when asked."""
         ...
 
     async def calibrate(

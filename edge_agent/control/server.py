@@ -106,7 +106,7 @@ class SocketGuard(Protocol):
 #: The audit record kind of each operation that changes something (others: "technician").
 AUDIT_KIND = {"calibrate": "calibration", "calibrate_undo": "calibration", "thermal_capture_background": "calibration",
               "set_anchor": "calibration", "actuator_test": "override", "node_ota_start": "firmware",
-              "reload_config": "config"}
+              "reload_config": "config", "privacy": "privacy"}
 UNAUDITED_OPS = p.READ_OPS | {"node_ota_upload"}  # pieces of an image: its start is recorded
 
 
@@ -227,6 +227,11 @@ class ControlServer:
         if verdict is not None and not verdict.accepted:
             self._audit(req, user, False, f"{verdict.reason}: {verdict.message}", always=True)
             return {"id": rid, "ok": False, "error": verdict.message, "code": verdict.reason}
+        if isinstance(req, p.ReadSensorRequest) and req.args.show_position and verdict is not None:
+            message = ("read_sensor: a tag's position is shown to a technician on the gateway only, never to a "
+                       "remote tool")
+            self._audit(req, user, False, message, always=True)
+            return _error(rid, message)
         try:
             result = await asyncio.wait_for(self._dispatch(req, user), REQUEST_TIMEOUT_S)
         except TimeoutError:
@@ -238,7 +243,7 @@ class ControlServer:
             log.exception("control request %s failed", req.op)
             return self._refused(req, user, rid, f"internal error in {req.op}: {type(exc).__name__}: {exc}; see the "
                                                  "daemon's journal")
-        self._audit(req, user, True, "")
+        self._audit(req, user, True, "", always=isinstance(req, p.ReadSensorRequest) and req.args.show_position)
         return {"id": rid, "ok": True, "result": result}
 
     def _refused(self, req: p.Request, user: str, rid: int | str | None, message: str) -> dict[str, Any]:
@@ -249,7 +254,7 @@ class ControlServer:
         """A technician's (or remote tool's) action in the audit log; reads are not recorded unless refused."""
         if self.guard is None or (req.op in UNAUDITED_OPS and not always):
             return
-        args = req.args.model_dump(mode="json", exclude={"data", "signature"})
+        args = req.args.model_dump(mode="json", exclude={"data", "signature", "subject"})  # a patron: by hash only
         self.guard.record(AUDIT_KIND.get(req.op, "technician"), user,
                           {"op": req.op, "args": args, "ok": ok, **({"error": error[:300]} if error else {})})
 
@@ -263,7 +268,13 @@ class ControlServer:
             case p.SensorsRequest():
                 return await t.sensors()
             case p.ReadSensorRequest(args=a):
-                return await t.read_sensor(a.sensor)
+                return await (t.read_sensor(a.sensor, show_position=True) if a.show_position
+                              else t.read_sensor(a.sensor))
+            case p.PrivacyRequest(args=a):
+                privacy = getattr(t, "privacy", None)
+                if privacy is None:
+                    raise p.ControlRefused("privacy: this daemon keeps no patron data")
+                return await privacy(a.action, a.subject, user)
             case p.CalibrateRequest(args=a):
                 return await t.calibrate(a.sensor, a.quantity, a.reference, user, fresh=a.fresh)
             case p.CalibrateUndoRequest(args=a):

@@ -302,6 +302,19 @@ class FloorModel:
             self.on_tag_position(tag_pseudonym, fix.x, fix.y, t, sigma_m=max(fix.residual_m, 0.05))
         return fix
 
+    def holds_tag(self, tag_pseudonym: str) -> bool:
+        """Whether a track of this tag is held now (a patron's export says so, never where)."""
+        return tag_pseudonym in self._tags
+
+    def tag_fix(self, tag_pseudonym: str, t: float) -> tuple[float, float, float] | None:
+        """A held tag's smoothed x, y and the fix's age in seconds (a technician's explicit ask only)."""
+        self._fresh_tags(t)  # drops the tags past their retention first
+        tag = self._tags.get(tag_pseudonym)
+        pos = None if tag is None else tag.track.position
+        if tag is None or pos is None:
+            return None
+        return pos[0], pos[1], max(0.0, t - tag.last_t)
+
     def forget_tag(self, tag_pseudonym: str) -> bool:
         """Drop a tag's track and seat at once (its holder withdrew consent); True if it was tracked."""
         return self._tags.pop(tag_pseudonym, None) is not None

@@ -37,6 +37,18 @@ def pseudonymise(tag_id: str, salt: bytes | str, length: int = 16) -> str:
     return hmac.new(key, tag_id.strip().lower().encode(), hashlib.sha256).hexdigest()[:length]
 
 
+#: Domain of the audit's subject hashes: another key than the pseudonyms', so the audit log cannot be
+#: joined with the consent store, and neither names a tag without this gateway's salt.
+SUBJECT_HASH_DOMAIN = b"edge-agent audit subject v1"
+
+
+def subject_hash(tag_id: str, salt: bytes | str) -> str:
+    """The audit log's keyed hash of a patron's subject (their tag id): ``sh-`` and 16 hex digits."""
+    key = salt.encode() if isinstance(salt, str) else salt
+    audit_key = hmac.new(key, SUBJECT_HASH_DOMAIN, hashlib.sha256).digest()
+    return "sh-" + hmac.new(audit_key, tag_id.strip().lower().encode(), hashlib.sha256).hexdigest()[:16]
+
+
 class TagDirectory:
     """Raw tag ids heard on this floor -> their pseudonyms, while the tags are around."""
 
@@ -66,6 +78,15 @@ class TagDirectory:
         """The pseudonym a tag has (or would have) on this gateway, without marking it heard."""
         known = self._known.get(self._key(raw_id))
         return known[0] if known is not None else pseudonymise(self._key(raw_id), self._salt)
+
+    def subject_hash(self, raw_id: str) -> str:
+        """What the audit log keeps of a patron (:func:`subject_hash`), never the id or the pseudonym."""
+        return subject_hash(raw_id, self._salt)
+
+    def knows(self, raw_id: str) -> float | None:
+        """When the tag was last heard (its clock), if its mapping is held now."""
+        known = self._known.get(self._key(raw_id))
+        return None if known is None else known[1]
 
     def forget(self, raw_id: str) -> str:
         """Drop the tag's mapping now (consent withdrawn); returns its pseudonym all the same."""

@@ -109,6 +109,12 @@ class PreferencesSet(Args):
     lamp_level: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class PrivacySubject(Args):
+    """A patron's rights on this gateway (docs/privacy.md): named by their tag id, as in consent_set."""
+
+    subject: Id
+
+
 class SetCalendar(Args):
     """The site calendar from a central system (kept across restarts); null hands back to the config's."""
 
@@ -148,6 +154,8 @@ class CommandTarget(Protocol):
     async def consent_withdraw(self, args: ConsentWithdraw) -> dict[str, Any]: ...
     async def preferences_set(self, args: PreferencesSet) -> dict[str, Any]: ...
     async def set_calendar(self, args: SetCalendar) -> dict[str, Any]: ...
+    async def privacy_export(self, args: PrivacySubject) -> dict[str, Any]: ...
+    async def privacy_erase(self, args: PrivacySubject) -> dict[str, Any]: ...
 
 
 # name -> argument model; the dispatch below maps each to its CommandTarget method.
@@ -163,7 +171,12 @@ COMMANDS: dict[str, type[Args]] = {
     "consent_withdraw": ConsentWithdraw,
     "preferences_set": PreferencesSet,
     "set_calendar": SetCalendar,
+    "privacy_export": PrivacySubject,
+    "privacy_erase": PrivacySubject,
 }
+
+#: Commands whose result is personal data: the result cache keeps only a note that it was sent.
+UNCACHED_RESULTS = frozenset({"privacy_export"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +281,11 @@ class ResultCache:
         "(id TEXT PRIMARY KEY, command TEXT NOT NULL, outcome TEXT NOT NULL, created REAL NOT NULL)"
     )
 
-    def __init__(self, run: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]], keep: int = 2000) -> None:
+    def __init__(self, run: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]], keep: int = 2000,
+                 *, wall: Callable[[], float] = time.time) -> None:
         self._run = run
         self.keep = keep
+        self.wall = wall  # the daemon's clock: the retention sweep ages results on it
 
     async def open(self) -> None:
         await self._run(lambda db: db.execute(self.TABLE))
@@ -284,14 +299,15 @@ class ResultCache:
         return Outcome(**data)
 
     async def put(self, outcome: Outcome) -> None:
-        data = json.dumps(
-            {k: getattr(outcome, k) for k in ("command", "request_id", "ok", "result", "error_code", "error")}
-        )
+        kept = {k: getattr(outcome, k) for k in ("command", "request_id", "ok", "result", "error_code", "error")}
+        if outcome.command in UNCACHED_RESULTS and outcome.ok:
+            kept["result"] = {"withheld": "the export was sent once and is not kept; send a new request (new id)"}
+        data = json.dumps(kept)
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT OR REPLACE INTO command_results VALUES (?, ?, ?, ?)",
-                (outcome.request_id, outcome.command, data, time.time()),
+                (outcome.request_id, outcome.command, data, self.wall()),
             )
             db.execute(
                 "DELETE FROM command_results WHERE id NOT IN "
@@ -319,6 +335,8 @@ class CommandProcessor:
         self.max_request_bytes = max_request_bytes
         self.transfer = transfer or ModelTransfer()
         self.guard = guard
+        #: The audit's keyed hash of a patron's subject (edge_agent.sensing.tags.TagDirectory.subject_hash).
+        self.subject_hash: Callable[[str], str] | None = None
 
     async def handle(self, name: str, raw: bytes) -> Outcome:
         """Validate, check the signature, dedupe, execute; never raises for bad input. Audited."""
@@ -326,7 +344,7 @@ class CommandProcessor:
         outcome, verdict = await self._handle(name, raw, args)
         if self.guard is not None:
             actor = (verdict.key_id if verdict else None) or "unsigned"
-            self.guard.record("command", actor, audit_entry(outcome, args))
+            self.guard.record("command", actor, audit_entry(outcome, args, self.subject_hash))
         return outcome
 
     async def _handle(self, name: str, raw: bytes, args: dict[str, Any]) -> tuple[Outcome, Verdict | None]:
@@ -412,6 +430,8 @@ class CommandProcessor:
             return await t.preferences_set(args)
         if isinstance(args, SetCalendar):
             return await t.set_calendar(args)
+        if isinstance(args, PrivacySubject):
+            return await (t.privacy_export(args) if name == "privacy_export" else t.privacy_erase(args))
         simple: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
             "reload_rules": t.reload_rules,
             "reload_config": t.reload_config,
@@ -420,13 +440,17 @@ class CommandProcessor:
         return await simple[name]()
 
 
-#: Arguments the audit log does not copy: a model chunk's bytes, a signature document, a patron's reference.
+#: Arguments the audit log does not copy: a model chunk's bytes, a signature document, a patron's reference
+#: (kept only as its keyed hash, when the gateway can make one).
 UNAUDITED_ARGS = frozenset({"data", "signature", "subject"})
 
 
-def audit_entry(outcome: Outcome, args: dict[str, Any]) -> dict[str, Any]:
+def audit_entry(outcome: Outcome, args: dict[str, Any],
+                subject_hash: Callable[[str], str] | None = None) -> dict[str, Any]:
     """What the audit log keeps of one request: the command, its id and arguments, the outcome, the checks."""
     shown: dict[str, Any] = {k: ("(withheld)" if k in UNAUDITED_ARGS else v) for k, v in args.items()}
+    if subject_hash is not None and isinstance(args.get("subject"), str):
+        shown["subject"] = subject_hash(args["subject"])
     if len(json.dumps(shown, default=str)) > 2000:
         shown = {"(withheld)": f"{len(shown)} arguments, too long to keep"}
     entry: dict[str, Any] = {"command": outcome.command, "request_id": outcome.request_id, "args": shown,

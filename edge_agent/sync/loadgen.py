@@ -33,7 +33,7 @@ class NullTarget:
         return {"accepted": True}
 
     set_override = clear_override = release_seat_by_command = consent_set = consent_withdraw = _ok
-    preferences_set = set_calendar = _ok
+    preferences_set = set_calendar = privacy_export = privacy_erase = _ok
     reload_rules = reload_config = republish_state = _ok
 
     async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SeatStatusName = Literal["free", "occupied", "away", "ghost", "unknown"]
 QualityName = Literal["good", "stale", "unhealthy", "missing"]
+CountsName = Literal["exact", "thresholded", "noisy", "suppressed"]
 
 
 class PrivacyError(SyncError, ValueError):
@@ -113,6 +114,9 @@ class Topics:
     def zone_forecast(self, zone: str) -> str:
         return f"{self.root}/zone/{check_segment(zone, 'zone id')}/forecast"
 
+    def zone_hourly(self, zone: str) -> str:
+        return f"{self.root}/zone/{check_segment(zone, 'zone id')}/hourly"
+
     def zone_availability(self, zone: str) -> str:
         return f"{self.root}/zone/{check_segment(zone, 'zone id')}/availability"
 
@@ -187,6 +191,11 @@ class Health(Envelope):
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     connected_since: str | None = None
+    privacy_epsilon_spent: float | None = Field(default=None, ge=0, description="Epsilon spent by noisy "
+                                                "publications in the current opening day ([privacy] daily_epsilon; "
+                                                "docs/privacy.md).")
+    privacy_epsilon_budget: float | None = Field(default=None, gt=0, description="The opening day's epsilon "
+                                                 "budget.")
     ghost_seats: int | None = Field(default=None, ge=0, description="Ghost seats waiting for staff now.")
     ghost_to_release_s_p50: float | None = Field(default=None, ge=0, description="Median time from ghost to "
                                                  "cleared over the recent ghost seats, seconds.")
@@ -204,16 +213,34 @@ class ZoneSummary(Envelope):
     zone: Segment
     people: Measure
     seats_total: int = Field(ge=0)
-    free: int = Field(ge=0)
-    occupied: int = Field(ge=0)
-    away: int = Field(ge=0)
-    ghost: int = Field(ge=0)
-    unknown: int = Field(ge=0)
+    free: int | None = Field(ge=0, description="null when [privacy] withholds the zone's seat counts.")
+    occupied: int | None = Field(ge=0)
+    away: int | None = Field(ge=0)
+    ghost: int | None = Field(ge=0)
+    unknown: int | None = Field(ge=0)
     lux: Measure
     temperature: Measure = Field(description="Degrees Celsius.")
     humidity: Measure = Field(description="Relative humidity, percent.")
     co2: Measure = Field(description="CO2, ppm.")
     occupancy_healthy: bool
+    counts_policy: CountsName = Field(default="exact", description="How people and seat counts were treated "
+                                      "([privacy] zone_counts): exact, thresholded, noisy, or suppressed (withheld).")
+
+
+class ZoneHourly(Envelope):
+    """On ``zone/{zone}/hourly``: the zone's mean people count over one local hour (the data-platform export)."""
+
+    zone: Segment
+    start: str = Field(description="Start of the hour, ISO 8601 with the site's UTC offset.")
+    end: str = Field(description="End of the hour (exclusive).")
+    people_mean: float | None = Field(ge=0, description="Mean people over the hour's samples; null when withheld.")
+    samples: int = Field(ge=0, description="How many samples of the floor the mean is over.")
+    counts_policy: CountsName = Field(description="[privacy] export_counts: exact, thresholded, noisy; "
+                                      "suppressed when withheld (a small count, or the day's budget spent).")
+    epsilon: float | None = Field(default=None, gt=0, description="Epsilon this hour's release spent (noisy).")
+    noise_scale: float | None = Field(default=None, gt=0, description="Laplace scale of the noise on people_mean "
+                                      "(noisy): |error| <= 1/samples + noise_scale * ln(2/alpha) with "
+                                      "probability 1 - alpha.")
 
 
 class ZoneAvailabilityMessage(Envelope):
@@ -345,6 +372,7 @@ UPSTREAM_MODELS: dict[str, type[Model]] = {
     "health": Health,
     "zone_summary": ZoneSummary,
     "zone_forecast": ZoneForecast,
+    "zone_hourly": ZoneHourly,
     "zone_availability": ZoneAvailabilityMessage,
     "seat_state": SeatState,
     "calendar": CalendarState,

@@ -205,6 +205,8 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA journal_size_limit=1048576")  # keep the WAL file itself small
+            # A command result may carry a patron's export until acknowledged: freed pages are zeroed.
+            db.execute("PRAGMA secure_delete=ON")
             db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise SyncError(f"cannot open the outbox {self.path}: {exc}; check the state_dir permissions") from exc
@@ -266,6 +268,39 @@ class Outbox:
         """Replace the current retained payload of ``topic`` (committed with the next batch)."""
         self._pending_retained[topic] = payload
         self._poke()
+
+    async def sweep(self, *, results_before: float, clear_retained: Callable[[str], bool]) -> dict[str, int]:
+        """The retention sweep's part (edge_agent.privacy.retention): rows past ``max_age_s`` dropped,
+        command results created before ``results_before`` deleted, the WAL truncated (freed pages are
+        zeroed: secure_delete), and an empty retained payload queued for each topic ``clear_retained``
+        names, so the broker forgets its retained message too."""
+        await self._commit()
+
+        def run(db: sqlite3.Connection) -> tuple[int, int, list[str]]:
+            db.execute("BEGIN")
+            try:
+                self._last_age_check = -float("inf")
+                dropped = self._enforce_bounds(db)
+                if dropped:
+                    self._dropped += dropped
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (self._dropped,))
+                has_results = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'command_results'").fetchone()
+                results = db.execute("DELETE FROM command_results WHERE created < ?",
+                                     (results_before,)).rowcount if has_results else 0
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._refresh_totals(db)
+                raise
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            topics = [str(t) for (t,) in db.execute("SELECT topic FROM retained WHERE length(payload) > 0")]
+            return dropped, int(results), topics
+
+        dropped, results, topics = await self.call(run)
+        cleared = [t for t in topics if clear_retained(t)]
+        for topic in cleared:
+            self.put_retained(topic, b"")
+        return {"messages": dropped, "command_results": results, "retained_cleared": len(cleared)}
 
     def ack(self, seq: int) -> None:
         """The broker acknowledged ``seq``: its row is deleted with a later commit."""

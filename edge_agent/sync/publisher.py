@@ -10,12 +10,15 @@ throttled here: one per ``[mqtt] summary_interval_s``, or sooner on a significan
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from edge_agent.availability import ZoneAvailability
 from edge_agent.config import SiteConfig
+from edge_agent.privacy.policy import HourRelease, PublicationPolicy, parse_hours
 from edge_agent.sync.messages import (
     Actuation,
     AuditHead,
@@ -31,6 +34,7 @@ from edge_agent.sync.messages import (
     Topics,
     ZoneAvailabilityMessage,
     ZoneForecast,
+    ZoneHourly,
     ZoneSummary,
     assert_minimum_necessary,
     check_segment,
@@ -71,6 +75,10 @@ class Publisher:
         self._last_summary: dict[str, tuple[float, ZoneView]] = {}
         #: Signs a result when its request asks (the gateway key: edge_agent.trust.gateway.GatewayTrust.sign_document).
         self.signer: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
+        #: What seat states and counts may say ([privacy]); the daemon gives it the epsilon budget.
+        self.policy = PublicationPolicy(cfg.privacy, zones=len(cfg.zones),
+                                        hours=lambda _d: parse_hours(cfg.site.opening_hours))
+        self.timezone = ZoneInfo(cfg.site.timezone)
 
     def _envelope(self, seq: int | None = None) -> dict[str, Any]:
         seq = self.outbox.next_seq() if seq is None else seq
@@ -97,17 +105,19 @@ class Publisher:
             if not due and not significant_change(last[1], zone):
                 return None
         self._last_summary[zone.id] = (now, zone)
+        counts = self.policy.summary_counts(zone, datetime.fromtimestamp(self.clock.time(), self.timezone))
         msg = ZoneSummary(
-            **self._envelope(), zone=zone.id, people=_measure(zone.people), seats_total=zone.seats_total,
-            free=zone.free, occupied=zone.occupied, away=zone.away, ghost=zone.ghost, unknown=zone.unknown,
+            **self._envelope(), zone=zone.id, seats_total=zone.seats_total, **counts,
             lux=_measure(zone.lux), temperature=_measure(zone.temperature), humidity=_measure(zone.humidity),
             co2=_measure(zone.co2), occupancy_healthy=zone.occupancy_healthy,
         )
         return self._enqueue(self.topics.zone_summary(zone.id), msg, MessageClass.PERIODIC)
 
-    def publish_availability(self, zone: ZoneAvailability) -> int:
+    def publish_availability(self, zone: ZoneAvailability) -> int | None:
         """Retained ``zone/{zone}/availability`` (sent as soon as it changes: the decide loop calls this
-        only for zones whose availability changed)."""
+        only for zones whose availability changed); nothing under ``[privacy] seat_states = "off"``."""
+        if not self.policy.seat_counts(zone.zone):
+            return None
         msg = ZoneAvailabilityMessage(**self._envelope(), **zone.as_message())
         assert_minimum_necessary(msg.model_dump())
         self.outbox.put_retained(self.topics.zone_availability(zone.zone), msg.model_dump_json().encode())
@@ -122,8 +132,8 @@ class Publisher:
         return self._enqueue(self.topics.zone_forecast(zone_id), msg, MessageClass.PERIODIC)
 
     def publish_seat_state(self, seat: SeatView) -> int | None:
-        """Retained seat state (skipped when ``[privacy] publish_seat_states = false``)."""
-        if not self.cfg.privacy.publish_seat_states:
+        """Retained seat state, only for a zone whose ``[privacy]`` seat policy is ``per_seat``."""
+        if not self.policy.seat_state(seat.zone):
             return None
         since_wall = self.clock.time() - max(0.0, self.clock.monotonic() - seat.since)
         msg = SeatState(
@@ -132,6 +142,14 @@ class Publisher:
         assert_minimum_necessary(msg.model_dump())
         self.outbox.put_retained(self.topics.seat_state(seat.id), msg.model_dump_json().encode())
         return msg.seq
+
+    def publish_hourly(self, release: HourRelease) -> int:
+        """One zone's hourly export (edge_agent.privacy.policy.HourlyExport)."""
+        msg = ZoneHourly(**self._envelope(), zone=release.zone, start=release.start.isoformat(),
+                         end=release.end.isoformat(), people_mean=release.people_mean, samples=release.samples,
+                         counts_policy=release.counts_policy, epsilon=release.epsilon,  # type: ignore[arg-type]
+                         noise_scale=release.noise_scale)
+        return self._enqueue(self.topics.zone_hourly(release.zone), msg, MessageClass.RECORD)
 
     def publish_calendar(self, state: Mapping[str, Any]) -> int:
         """Retained site calendar (:meth:`edge_agent.site_calendar.CalendarBook.describe`)."""
@@ -152,12 +170,17 @@ class Publisher:
 
     def publish_health(self, *, sensors_healthy: int, sensors_unhealthy: int, cpu_percent: float | None = None,
                        rss_bytes: int | None = None, ghosts: Mapping[str, Any] | None = None) -> int:
-        """Gateway health; outbox depth, age and drops are filled in here. ``ghosts``:
-        :meth:`edge_agent.ghosts.GhostDispatch.stats`."""
+        """Gateway health; outbox depth, age and drops, and the day's epsilon account, are filled in here.
+        ``ghosts``: :meth:`edge_agent.ghosts.GhostDispatch.stats`."""
         times = (ghosts or {}).get("ghost_to_release_s") or {}
+        budget = self.policy.budget
+        spent = None if budget is None else budget.state(  # the opening day's account (hours may cross midnight)
+            self.policy.opening_day(datetime.fromtimestamp(self.clock.time(), self.timezone)).isoformat())
         msg = Health(
             ghost_seats=None if ghosts is None else ghosts.get("open"),
             ghost_to_release_s_p50=times.get("p50"), ghost_to_release_s_p90=times.get("p90"),
+            privacy_epsilon_spent=None if spent is None else spent["epsilon_spent"],
+            privacy_epsilon_budget=None if spent is None else spent["epsilon_budget"],
             **self._envelope(),
             uptime_s=round(self.clock.monotonic() - self._started_mono, 1),
             sensors_healthy=sensors_healthy, sensors_unhealthy=sensors_unhealthy,

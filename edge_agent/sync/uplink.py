@@ -58,7 +58,8 @@ class Uplink(Publisher):
         guard: CommandGuard | None = None,
     ) -> None:
         super().__init__(cfg, outbox, clock, version=version, config_hash=config_hash)
-        self.commands = CommandProcessor(command_target, ResultCache(outbox.call), max_request_bytes=max_request_bytes,
+        cache = ResultCache(outbox.call, wall=clock.time)
+        self.commands = CommandProcessor(command_target, cache, max_request_bytes=max_request_bytes,
                                          guard=guard)
         self.intake = CommandIntake(self.commands, self.topics, self.publish_result)
         self.stream = OutboxStream(outbox, clock, replay_rate_per_s=cfg.mqtt.replay_rate_per_s, window=window,

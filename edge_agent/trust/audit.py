@@ -99,6 +99,7 @@ class AuditLog:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA secure_delete=ON")  # pruned records name staff: their pages are zeroed
             self.db.executescript(_SCHEMA)
         self._head = self._read_head()
 
@@ -143,10 +144,13 @@ class AuditLog:
         limit = check.broken_at or self._head.seq + 1
         rows = self.db.execute("SELECT seq, hash, at FROM audit WHERE seq < ? ORDER BY seq", (limit,))
         last: tuple[int, str] | None = None
-        for seq, digest, at in rows:
-            if at >= before:
-                break
-            last = (int(seq), str(digest))
+        try:
+            for seq, digest, at in rows:
+                if at >= before:
+                    break
+                last = (int(seq), str(digest))
+        finally:
+            rows.close()  # an unfinished read would keep the WAL checkpoint below from truncating
         if last is None or last[0] >= self._head.seq:  # keep at least the head record
             return 0
         key_id, signature = sign(head_statement(gateway, last[0], last[1]))
@@ -159,6 +163,7 @@ class AuditLog:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # nothing of them stays in the WAL either
         return int(gone)
 
     # -- reading --------------------------------------------------------------------------------

@@ -230,13 +230,22 @@ class GatewayTrust:
         key = self._gateway_key()
         return self._audit().prune(before, self.gateway, lambda statement: (key.key_id, key.sign(statement)))
 
+    async def sweep(self) -> dict[str, int]:
+        """The retention sweep's part (edge_agent.privacy.retention): audit records past ``[audit]
+        retention_days`` behind a signed checkpoint, and nonces behind the time floor; only while the
+        clock is synchronised (a wrong clock must not decide what history is old)."""
+        if not self.synced:
+            return {"audit": 0, "nonces": 0}
+        now = self.clock.time()
+        gone = await self._run(self._prune)
+        nonces = await self._run(lambda: self._store().advance(now))
+        if gone:
+            log.info("audit log: %d records past the retention replaced by a signed checkpoint", gone)
+            self.record("audit", "gateway", {"pruned": gone, "retention_days": self.audit_conf.retention_days})
+        return {"audit": gone, "nonces": nonces}
+
     async def maintain(self) -> None:
-        """Publish the head every ``[audit] head_interval_s``; prune past the retention once the clock is right."""
+        """Publish the head every ``[audit] head_interval_s`` (the retention sweep prunes the log)."""
         while True:
             self.publish_head()
-            if self.synced:
-                gone = await self._run(self._prune)
-                if gone:
-                    log.info("audit log: %d records past the retention replaced by a signed checkpoint", gone)
-                    self.record("audit", "gateway", {"pruned": gone, "retention_days": self.audit_conf.retention_days})
             await self.clock.sleep(self.audit_conf.head_interval_s)

@@ -156,7 +156,8 @@ class OutsideDaemon:
     """One simulated floor served by the real daemon process (see module docstring)."""
 
     def __init__(self, workdir: Path, *, speed: float = 10.0, events: str = "", tail: str = "",
-                 sensing: dict[str, float] | None = None) -> None:
+                 sensing: dict[str, float] | None = None,
+                 floor_edit: Callable[[str], str] | None = None) -> None:
         self.workdir = workdir
         self.speed = speed
         self.state_dir = workdir / "state"
@@ -171,6 +172,7 @@ class OutsideDaemon:
         self._events = events
         self._tail = tail
         self._sensing = dict(sensing or {})
+        self._floor_edit = floor_edit
         self._ids = itertools.count(1)
 
     # -- life ----------------------------------------------------------------------------------
@@ -181,6 +183,8 @@ class OutsideDaemon:
         for key, value in self._sensing.items():  # the floor's own [sensing] table: keys appear once
             floor = re.sub(rf"(?m)^{key} = .*\n", "", floor)
             floor = floor.replace("\n[sensing]\n", f"\n[sensing]\n{key} = {value!r}\n", 1)
+        if self._floor_edit is not None:
+            floor = self._floor_edit(floor)
         self.good_config = floor + CONFIG_TAIL + self._tail
         self.config.write_text(self.good_config)
         shutil.copy(ROOT / "rules" / "default.toml", self.rules)

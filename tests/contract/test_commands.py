@@ -138,16 +138,17 @@ def test_response_topic_and_correlation_data_are_honoured(gw: OutsideDaemon) -> 
                          "result" and m.json()["request_id"] == rid, after=mark)
 
 
-def test_republish_state_sends_status_seat_states_and_every_zone(gw: OutsideDaemon) -> None:
+def test_republish_state_sends_the_calendar_and_every_zone_but_no_seat_under_the_coarse_default(
+        gw: OutsideDaemon) -> None:
     mark = gw.observer.mark()
     assert send(gw, "republish_state", {})["ok"] is True
     zones = ["z1-quiet", "z2-group", "z3-silent", "z4-open", "z5-quiet", "z6-lounge"]
     for zone in zones:
-        gw.observer.wait_for(f"a summary of {zone}", topic_is(f"zone/{zone}/summary"), after=mark)
-    seats = gw.observer.seen(lambda m: m.topic.startswith(f"{TOPIC_ROOT}/seat/"), after=mark)
-    assert len({m.topic for m in seats}) >= 100, "every seat state is published again"
-    retained = gw.observer.seen(lambda m: m.topic.endswith("/state") and "/seat/" in m.topic)
-    assert retained
+        summary = gw.observer.wait_for(f"a summary of {zone}", topic_is(f"zone/{zone}/summary"), after=mark).json()
+        assert summary["free"] is not None and summary["counts_policy"] == "exact"  # seat counts per zone
+    gw.observer.wait_for("the calendar", topic_is("calendar"), after=mark)
+    # per-seat states only where [privacy] per_seat_zones asks (tests/contract/test_privacy.py republishes them)
+    assert not gw.observer.seen(lambda m: m.topic.startswith(f"{TOPIC_ROOT}/seat/"))
 
 
 def test_set_calendar_is_retained_and_null_hands_back_to_the_config(gw: OutsideDaemon) -> None:
@@ -227,7 +228,8 @@ def test_the_payloads_seen_match_the_documented_schemas(gw: OutsideDaemon) -> No
     gw.observer.wait_for("a health message", topic_is("health"), timeout=30)
     seen = {m.topic.removeprefix(f"{TOPIC_ROOT}/").split("/")[0] for m in gw.observer.seen(
         lambda m: m.topic.startswith(TOPIC_ROOT))}
-    assert {"status", "health", "zone", "seat", "event", "actuation", "cmd"} <= seen, seen
+    assert {"status", "health", "zone", "event", "actuation", "cmd"} <= seen, seen
+    assert "seat" not in seen, "no per-seat state under the coarse default (test_privacy.py checks their schema)"
     forecasts = gw.observer.seen(lambda m: m.topic.endswith("/forecast"))
     assert forecasts, "a forecast is published at start"
     assert not gw.observer.problems, "\n".join(gw.observer.problems[:10])

@@ -364,6 +364,34 @@ def test_weight_calibration_tare_and_known_mass_then_undo(floor: LiveFloor) -> N
     assert len(floor.cli("calibrate", "history", sensor).json()) == 3  # nothing refused was recorded
 
 
+def test_a_tags_position_is_shown_only_on_a_technicians_ask_and_the_look_is_audited(floor: LiveFloor) -> None:
+    from edge_agent.trust.audit import AUDIT_DB, AuditLog
+
+    sensor = next(s for s in floor.sim.cfg.sensors if s.id == "uwb-ble")
+    assert sensor.ble_address is not None
+    floor.on_loop(floor.device("uwb-ble").set_position, 12.5, 4.25, 1.2)
+    name = floor.on_loop(floor.gateway.tags.name_of, sensor.ble_address)  # type: ignore[union-attr]
+
+    def tracked() -> tuple[float, float, float] | None:
+        return floor.on_loop(lambda: floor.gateway.floor.tag_fix(name, floor.sim.daemon.clock.monotonic()))
+
+    floor.wait_for("the tag's track on the floor", tracked, wall_s=30.0)  # the simulation's tags report each 60 s
+    plain = _read(floor, "uwb-ble")
+    assert not {"x", "y", "z"} & (set(plain["raw"]) | set(plain["calibrated"]) | set(plain["units"])), plain
+    listed = {s["id"]: s for s in floor.cli("sensors", "list").json()}
+    assert not {"x", "y"} & set(listed["uwb-ble"]["last_values"])
+    shown = floor.cli("sensors", "read", "uwb-ble", "--show-position").json()
+    assert shown["raw"]["x"] == pytest.approx(12.5, abs=0.3) and shown["raw"]["y"] == pytest.approx(4.25, abs=0.3)
+    assert shown["units"]["x"] == "m" and 0.0 <= shown["position_age_s"] <= 300.0
+    log = AuditLog(floor.state_dir / AUDIT_DB, readonly=True)
+    try:
+        looks = [r for r in log.records() if r["data"].get("op") == "read_sensor"]
+    finally:
+        log.close()
+    assert len(looks) == 1, looks  # the plain read is not recorded; the look at a position is
+    assert looks[0]["actor"] == _os_user() and looks[0]["data"]["args"] == {"sensor": "uwb-ble", "show_position": True}
+
+
 # -- 7. failures -------------------------------------------------------------------------------------
 
 

@@ -43,7 +43,7 @@ def test_nothing_upstream_carries_frames_positions_or_tags(day: dict[str, Any]) 
     topics = {topic for topic, _ in day["messages"]}
     assert any(t.endswith("/status") for t in topics)
     assert any("/zone/" in t and t.endswith("/summary") for t in topics)
-    assert any("/seat/" in t for t in topics)
+    assert not any("/seat/" in t for t in topics), "per-seat states went out under the coarse default"
 
 
 def test_every_need_is_met_within_the_two_minute_bar(day: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from edge_agent.sync.commands import (
     ConsentSet,
     ConsentWithdraw,
     PreferencesSet,
+    PrivacySubject,
     SetCalendar,
     SetOverride,
 )
@@ -110,6 +111,12 @@ class RecordingTarget:
 
     async def set_calendar(self, args: SetCalendar) -> dict[str, Any]:
         return self._record("set_calendar", args)
+
+    async def privacy_export(self, args: PrivacySubject) -> dict[str, Any]:
+        return self._record("privacy_export", args)
+
+    async def privacy_erase(self, args: PrivacySubject) -> dict[str, Any]:
+        return self._record("privacy_erase", args)
 
 
 @dataclass

@@ -129,6 +129,7 @@ async def test_birth_and_retained_seat_state_are_republished_after_reconnect(
     broker: Mosquitto, tmp_path: Path, target: RecordingTarget
 ) -> None:
     cfg = site_config(tmp_path, broker.port)
+    cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"seat_states": "per_seat"})})
     async with running(cfg, tmp_path, target) as up:
         await asyncio.wait_for(up.connected.wait(), 10)
         up.publish_seat_state(SeatView("s1", "z1", SeatStatus.OCCUPIED, since=0.0))
