@@ -186,6 +186,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _thread_done(self, _: asyncio.Future[Any]) -> None:
         self.threads_in_flight -= 1
 
+    def follow_wall_clock(self, speed: float = 1.0) -> None:
+        """From now on simulated time runs ``speed`` times the wall clock, from where it stands.
+
+        A run can fast-forward (a morning on the floor before a daemon meets it), then serve
+        processes outside the loop in real time.
+        """
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._virtual = self.time()
+        self._real_origin = time.monotonic()
+        self.speed, self.pace = speed, None
+
     def advance(self, seconds: float) -> None:
         """Move simulated time forward (as-fast-as-possible mode only)."""
         if self.speed is None and seconds > 0:
