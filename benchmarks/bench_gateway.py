@@ -87,6 +87,11 @@ def status_kib(pid: int, key: str) -> float:
     raise KeyError(key)
 
 
+def simulated_cpu(stats: Path) -> float:
+    """CPU seconds the daemon's process spent on the simulated parts and the relay (its stats file)."""
+    return float(json.loads(stats.read_text())["simulated_parts_cpu_s"])
+
+
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -180,14 +185,14 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
         if not ask(floor_proc, "reset")["relay_connected"]:
             raise RuntimeError("the daemon's process never connected to the floor's relay")
         load0 = loadavg()
-        cpu0, sim0, t0 = cpu_seconds(daemon.pid), json.loads(stats.read_text())["simulated_parts_cpu_s"], time.monotonic()
+        cpu0, sim0, t0 = cpu_seconds(daemon.pid), simulated_cpu(stats), time.monotonic()
         rss: list[float] = []
         while time.monotonic() - t0 < WINDOW_S:
             if daemon.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {daemon.returncode}")
             rss.append(status_kib(daemon.pid, "VmRSS") / 1024)
             time.sleep(1.0)
-        cpu1, sim1, t1 = cpu_seconds(daemon.pid), json.loads(stats.read_text())["simulated_parts_cpu_s"], time.monotonic()
+        cpu1, sim1, t1 = cpu_seconds(daemon.pid), simulated_cpu(stats), time.monotonic()
         peak = status_kib(daemon.pid, "VmHWM") / 1024
         latency = ask(floor_proc, "report")
         both = latency["light"]["count"] + latency["air"]["count"]
@@ -198,9 +203,9 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
             "simulated_parts_cpu_pct": 100.0 * (sim1 - sim0) / window,
             "rss_steady_mib": statistics.median(rss),
             "rss_peak_mib": peak,
-            "light_latency_p50_s": latency["light"]["p50"] if latency["light"]["p50"] is not None else float("nan"),
-            "light_latency_p99_s": latency["light"]["p99"] if latency["light"]["p99"] is not None else float("nan"),
-            "air_latency_p99_s": latency["air"]["p99"] if latency["air"]["p99"] is not None else float("nan"),
+            "light_latency_p50_s": _or_nan(latency["light"]["p50"]),
+            "light_latency_p99_s": _or_nan(latency["light"]["p99"]),
+            "air_latency_p99_s": _or_nan(latency["air"]["p99"]),
             "latency_count": float(both),
             "people_on_floor": float(latency["people"]),
             "probe_arrivals": float(latency["probes"]),
@@ -227,11 +232,16 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
                 floor_proc.wait(5)
 
 
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def run() -> list[tuple[str, float, str]]:
     rows: list[tuple[str, float, str]] = []
     units = {"startup_s": "s", "cpu_pct": "% of one core", "simulated_parts_cpu_pct": "% of one core",
              "rss_steady_mib": "MiB", "rss_peak_mib": "MiB", "light_latency_p50_s": "s", "light_latency_p99_s": "s",
-             "air_latency_p99_s": "s", "latency_count": "needs", "people_on_floor": "people", "probe_arrivals": "patrons",
+             "air_latency_p99_s": "s", "latency_count": "needs", "people_on_floor": "people",
+             "probe_arrivals": "patrons",
              "load_average": "load"}
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp, Mosquitto(Path(tmp) / "broker") as broker:
         for seats, zones in FLOORS:

@@ -132,7 +132,8 @@ class Upstream:
             return
         n = 0
         if topic == "v1/gateway/telemetry":  # {"device": [{"ts": .., "values": {..}}, ..], ..}
-            n = sum(len(entries) if isinstance(entries, list) else 1 for entries in json.loads(message.payload).values())
+            packed = json.loads(message.payload).values()
+            n = sum(len(entries) if isinstance(entries, list) else 1 for entries in packed)
         elif topic.startswith("library/") and b'"reading"' in message.payload:
             n = 1
         if n:
@@ -271,27 +272,31 @@ def run() -> list[tuple[str, float, str]]:
         ours = one_side("edge-agent", [sys.executable, "-m", "benchmarks.peer_edge", "--sensors", "{sensors}",
                                        "--upstream", "{upstream}", "--state-dir", "{work}/state"], ours_dir, env)
         tb_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        # The config needs the brokers' ports: one_side formats them into argv, so a tiny launcher
-        # writes ThingsBoard's config first, then execs it.
-        launcher = [sys.executable, "-c",
-                    "import sys, os; sys.path.insert(0, %r); from benchmarks.bench_peers import tb_config; "
-                    "from pathlib import Path; conf = tb_config(Path(%r), Path(sys.argv[3]), int(sys.argv[1]), "
-                    "int(sys.argv[2])); os.environ['TB_GW_CONFIG_DIR'] = str(conf) + '/'; "
-                    "os.execv(%r, [%r])" % (str(ROOT), str(venv), str(venv / "bin" / "thingsboard-gateway"),
-                                             str(venv / "bin" / "thingsboard-gateway")),
+        # Its config needs the brokers' ports, which one_side formats into the command line.
+        launcher = [sys.executable, "-m", "benchmarks.bench_peers", "--launch-thingsboard", str(venv),
                     "{sensors}", "{upstream}", "{work}"]
         theirs = one_side("thingsboard", launcher, tb_dir, tb_env)
         version = tb_version(venv)
     for key, unit in units.items():
         rows.append((f"edge-agent outbox: {key}", round(ours[key], 3), unit))
         rows.append((f"thingsboard-gateway {version} memory storage: {key}", round(theirs[key], 3), unit))
-    rows.append(("throughput ratio edge-agent / thingsboard", round(ours["throughput_msg_s"] / theirs["throughput_msg_s"], 3),
-                 "ratio"))
+    ratio = ours["throughput_msg_s"] / theirs["throughput_msg_s"]
+    rows.append(("throughput ratio edge-agent / thingsboard", round(ratio, 3), "ratio"))
     rows.append(("CPU per message ratio edge-agent / thingsboard",
                  round(ours["cpu_us_per_msg"] / theirs["cpu_us_per_msg"], 3), "ratio"))
     return rows
 
 
+def launch_thingsboard(venv: str, sensors: str, upstream: str, work: str) -> None:
+    """Write ThingsBoard's config for these brokers, then become its gateway (same pid, for /proc)."""
+    conf = tb_config(Path(venv), Path(work), int(sensors), int(upstream))
+    os.environ["TB_GW_CONFIG_DIR"] = f"{conf}/"
+    exe = str(Path(venv) / "bin" / "thingsboard-gateway")
+    os.execv(exe, [exe])
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--launch-thingsboard"]:
+        launch_thingsboard(*sys.argv[2:6])
     for label, value, unit in run():
         print(f"{label:<60} {value:>12.3f} {unit}")

@@ -1,8 +1,8 @@
 """The simulated floor in a process of its own, for the deployed-rate benchmark (bench_gateway.py).
 
-``python -m benchmarks.gateway_floor --scenario S --start 10:30 --relay SOCK`` fast-forwards the
-world (no daemon yet) from the scenario's start to ``--start``, then lets simulated time follow the
-wall clock and serves the floor to a daemon in another process:
+``python -m benchmarks.gateway_floor --scenario S --start 19:00 --relay SOCK`` fast-forwards the
+world (no daemon yet) from the scenario's start to ``--start``, then lets simulated time follow
+the wall clock and serves the floor to a daemon in another process:
 
 - the RS-485 line with every node (desk clusters with their thermopiles, dimmers) on a pty, as
   ``simulator.nodes_process`` does: the daemon opens the slave as its RS-485 adapter;
@@ -15,8 +15,8 @@ wall clock and serves the floor to a daemon in another process:
 
 Commands on stdin, one JSON line out for each: ``reset`` (forget the latencies measured so far:
 start of the measured window; with ``--probe-every-s`` a patron then walks in to a free seat
-darker than its zone needs that often, besides the day's own arrivals), ``report`` (light and air latencies since the reset, real seconds,
-as the world measures them: from the true need to the actuator's response, checked every 0.1 s),
+darker than its zone needs that often, besides the day's own arrivals), ``report`` (light and
+air latencies since the reset, real seconds, as the world measures them: from the true need to the actuator's response, checked every 0.1 s),
 ``quit``. It prints ``{"ready": ...}`` with the pty paths once it serves the floor.
 """
 
@@ -38,9 +38,9 @@ from firmware_bridge.transport import SerialTransport
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import build_simulated_hardware
 from simulator.nodes_line import SimLine
+from simulator.world import flow, physics
 from simulator.world.binding import HardwareBinding
 from simulator.world.hvac import SETPOINT_VOLTS_FULL_SCALE_C
-from simulator.world import flow, physics
 from simulator.world.metrics import percentiles
 from simulator.world.patrons import Patron
 from simulator.world.scenario import load_scenario

@@ -31,7 +31,7 @@ from edge_agent.sync.uplink import Uplink  # noqa: E402
 
 async def main(args: argparse.Namespace) -> None:
     state = Path(args.state_dir)
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (before anything runs)
     cfg = config(args.upstream, state, replay=1e9)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
