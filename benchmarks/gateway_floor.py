@@ -17,7 +17,8 @@ Commands on stdin, one JSON line out for each: ``reset`` (forget the latencies m
 start of the measured window; with ``--probe-every-s`` a patron then walks in to a free seat
 darker than its zone needs that often, besides the day's own arrivals), ``report`` (light and
 air latencies since the reset, real seconds, as the world measures them: from the true need to
-the actuator's response, checked every 0.1 s), ``quit``. It prints ``{"ready": ...}`` with the pty paths once it serves the floor.
+the actuator's response, checked every 0.1 s), ``quit``. It prints ``{"ready": ...}`` with the pty
+paths once it serves the floor.
 """
 
 from __future__ import annotations
