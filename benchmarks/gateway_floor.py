@@ -14,8 +14,8 @@ the wall clock and serves the floor to a daemon in another process:
   HVAC outputs' pin states (``["pins", {pin: state}]``), which the world reads back.
 
 Commands on stdin, one JSON line out for each: ``reset`` (forget the latencies measured so far:
-start of the measured window; with ``--probe-every-s`` a patron then walks in to a free seat
-darker than its zone needs that often, besides the day's own arrivals), ``report`` (light and
+start of the measured window; with ``--probe-every-s`` someone then walks into an empty, dark
+zone that often: :func:`probe_motion`), ``report`` (light and
 air latencies since the reset, real seconds, as the world measures them: from the true need to
 the actuator's response, checked every 0.1 s), ``quit``. It prints ``{"ready": ...}`` with the pty
 paths once it serves the floor.
@@ -39,11 +39,9 @@ from firmware_bridge.transport import SerialTransport
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import build_simulated_hardware
 from simulator.nodes_line import SimLine
-from simulator.world import flow, physics
 from simulator.world.binding import HardwareBinding
 from simulator.world.hvac import SETPOINT_VOLTS_FULL_SCALE_C
 from simulator.world.metrics import percentiles
-from simulator.world.patrons import Patron
 from simulator.world.scenario import load_scenario
 from simulator.world.world import World
 
@@ -122,29 +120,32 @@ class RelayBinding(HardwareBinding):
         return read(act.heating_setpoint_pin), read(act.cooling_setpoint_pin)
 
 
-def walk_in_to_dark_seat(world: World, now: float) -> bool:
-    """A patron walks in to a free seat darker than its zone needs (the world opens a light need
-    when they enter the zone, as for anyone): an event the daemon must answer with light."""
-    physics.read_lights(world, now)
-    zones = world.plan.seat_zone
-    dark = [i for i in range(len(world.holder)) if world.holder[i] < 0
-            and world.point_lux[i] < physics.LIGHT_NEED_FRACTION * world.zone_target[zones[i]]]
-    if not dark:
-        return False
-    seat = dark[len(world.patrons) % len(dark)]
-    p = Patron(id=len(world.patrons), arrival=now, zone=int(zones[seat]), likes_window=False, loner=False,
-               laptop=False, tag=None, skin_c=30.0, stay_s=1800.0, seat=seat, leave_by=now + 1800.0)
-    world.patrons.append(p)
-    world.holder[seat] = p.id
-    world.score.arrivals += 1
-    flow.walk_in(world, now, p.id)
-    return True
-
-
-async def probe_arrivals(world: World, every_s: float, counts: dict[str, int]) -> None:
+async def probe_motion(world: World, binding: RelayBinding, every_s: float, results: dict[str, list[float]]) -> None:
+    """Someone walks into an empty, dark zone: its PIR fires (over the relay, as the world's own walks
+    do) and the time until one of the zone's luminaires is above 0 on its dimmer node is the
+    event-to-actuation latency, in real time (read every 10 ms, gives up after 5 s)."""
+    loop = asyncio.get_running_loop()
+    turn = 0
     while True:
         await asyncio.sleep(every_s)
-        counts["probes" if walk_in_to_dark_seat(world, world.clock.monotonic()) else "no_dark_seat"] += 1
+        dark = [z for z, pirs in enumerate(world.pirs) if pirs and world.zone_people[z] == 0
+                and all(binding.light_level(world.lum_ids[k]) == 0.0 for k in world.zone_lums[z])]
+        if not dark:
+            results["no_dark_zone"].append(1.0)
+            continue
+        zone = dark[turn % len(dark)]
+        turn += 1
+        pir = world.pirs[zone][0]
+        started = loop.time()
+        binding.set_motion(pir, True)
+        lit = False
+        while loop.time() - started < 5.0:
+            await asyncio.sleep(0.01)
+            if any(binding.light_level(world.lum_ids[k]) > 0.0 for k in world.zone_lums[zone]):
+                lit = True
+                break
+        binding.set_motion(pir, False)
+        results["motion_to_light_s" if lit else "no_light_in_5s"].append(loop.time() - started)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -155,9 +156,7 @@ async def serve(args: argparse.Namespace) -> None:
     tz = ZoneInfo(cfg.site.timezone)
     clock = VirtualClock(loop, sc.wall_start(tz))
     hw = build_simulated_hardware(cfg, clock.monotonic)
-    nodes = build_nodes(cfg, hw)
-    for node in nodes.values():
-        node.clock = loop.time
+    nodes = build_nodes(cfg, hw)  # the line's serve() puts them on the loop's clock (a power-on)
     binding = RelayBinding(cfg, hw, nodes)
     world = World(cfg, sc, binding, clock)
     hh, mm = (int(x) for x in args.start.split(":"))
@@ -179,7 +178,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     connected = asyncio.Event()
     probes: asyncio.Task[None] | None = None
-    counts = {"probes": 0, "no_dark_seat": 0}
+    measured: dict[str, list[float]] = {"motion_to_light_s": [], "no_light_in_5s": [], "no_dark_zone": []}
 
     async def daemon_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         binding.writer = writer
@@ -204,14 +203,20 @@ async def serve(args: argparse.Namespace) -> None:
                 world.needs.clear()
                 for xs in world.score.latencies.values():
                     xs.clear()
+                for xs in measured.values():
+                    xs.clear()
                 if probes is None and args.probe_every_s > 0:
-                    probes = loop.create_task(probe_arrivals(world, args.probe_every_s, counts))
+                    probes = loop.create_task(probe_motion(world, binding, args.probe_every_s, measured))
                 answer: dict[str, Any] = {"ok": True, "relay_connected": connected.is_set()}
             elif command == "report":
                 answer = {kind: percentiles(list(xs)) for kind, xs in world.score.latencies.items()}
                 answer["world_cpu_s"] = world.cpu_seconds
                 answer["people"] = sum(world.people_in_zone(z.id) for z in cfg.zones)
-                answer.update(counts)
+                if serving.done():
+                    answer["line_failed"] = repr(serving.exception()) if not serving.cancelled() else "cancelled"
+                answer["motion_to_light_s"] = percentiles(measured["motion_to_light_s"])
+                answer["no_light_in_5s"] = len(measured["no_light_in_5s"])
+                answer["no_dark_zone"] = len(measured["no_dark_zone"])
             else:
                 answer = {"error": f"unknown command {command!r}"}
             print(json.dumps(answer), flush=True)
@@ -231,7 +236,7 @@ def main() -> None:
     ap.add_argument("--start", default="10:30", help="local time at which the daemon meets the floor")
     ap.add_argument("--relay", required=True, help="unix socket path the daemon's process connects to")
     ap.add_argument("--probe-every-s", type=float, default=0.0,
-                    help="after `reset`, a patron walks in to a dark free seat this often (0: never)")
+                    help="after `reset`, motion in an empty dark zone this often (0: never)")
     args = ap.parse_args()
     loop = VirtualTimeLoop()
     try:
