@@ -101,8 +101,10 @@ def record(areas: list[str], repeats: int, run_area: Callable[[str], Rows], mach
         entry: dict[str, object] = {"unit": unit, "values": raw, "loads": [r[2] for r in runs]}
         if kept:
             middle = statistics.median(kept)
-            spread = (max(kept) - min(kept)) / abs(middle) if middle else 0.0
-            entry.update({"comparable_median": middle, "noise": max(MIN_NOISE, spread)})
+            entry["comparable_median"] = middle
+            if len(kept) > 1:  # one run measures no noise: such a figure is recorded, not compared
+                spread = (max(kept) - min(kept)) / abs(middle) if middle else 0.0
+                entry["noise"] = max(MIN_NOISE, spread)
         figures[name] = entry
     document = {"machine": machine, "date": date.today().isoformat(), "repeats": repeats,
                 "calibration_s": [r[1] for r in runs], "figures": dict(sorted(figures.items()))}
@@ -123,8 +125,9 @@ def compare(areas: list[str], run_area: Callable[[str], Rows]) -> int:
     for name, (value, unit) in figures.items():
         old = recorded.get(name)
         form = comparable(value, unit, calibration)
-        if old is None or form is None or "comparable_median" not in old:
-            print(f"{name:<70} {'':>8} {'':>7}  {'new' if old is None else 'not compared'}")
+        if old is None or form is None or "noise" not in old:
+            why = "new" if old is None else "not compared" if form is None else "noise not measured (record twice)"
+            print(f"{name:<70} {'':>8} {'':>7}  {why}")
             continue
         middle, noise = float(old["comparable_median"]), float(old["noise"])
         change = (form - middle) / abs(middle) if middle else (0.0 if form == 0 else math.inf)
