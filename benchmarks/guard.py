@@ -7,15 +7,16 @@ A shared machine's speed changes from hour to hour, so nothing is compared as an
 Every run first times a fixed pure-Python workload (:func:`calibration_s`, a few hundred ms of
 n-body steps) and each figure is compared in the form that cancels the machine's speed:
 
-- ratios and counts (``ratio``, ``intents``, ``needs``, bytes...): as they are;
-- times and CPU shares (``ms``, ``s``, ``% of one core``, ``us CPU/msg``...): divided by the
-  calibration time of the same run;
+- ratios and counts (``ratio``, ``x``, ``intents``, ``needs``, bytes...): as they are;
+- times and CPU shares (``ms``, ``s``, ``us CPU``, ``us/frame``, ``% of one core``...): divided
+  by the calibration time of the same run;
 - rates (``msg/s``): multiplied by it;
 - memory (``MiB``): as it is (it does not depend on speed);
 - the load average recorded beside the figures is never compared.
 
-The noise is measured, not assumed: ``--record N`` runs every area N times and keeps, per
-figure, the median and the spread (max - min) / median of its comparable form. ``--compare``
+The noise is measured, not assumed: ``--record N`` runs every area N times and keeps every run's
+raw value and calibration; the noise of a figure is the spread (max - min) / median of its
+comparable form over those runs (a figure recorded once is not compared). ``--compare``
 says a figure *moved* when it differs from the recorded median by more than that spread (and at
 least 2 %), and exits 1 if any did.
 """
@@ -32,9 +33,13 @@ from pathlib import Path
 
 RECORDED = Path(__file__).with_name("recorded.json")
 MIN_NOISE = 0.02
-TIME_UNITS = ("ms", "s", "us", "µs", "% of one core", "us CPU/msg", "s/h")
 RATE_UNITS = ("msg/s",)
-SKIPPED_UNITS = ("load",)
+
+
+def time_like(unit: str) -> bool:
+    """Times and CPU shares: ``ms``, ``s``, ``us CPU``, ``us/frame``, ``% of one core``, ``s/h``..."""
+    head = unit.split()[0].split("/")[0]
+    return head in ("s", "ms", "us", "µs") or unit == "% of one core"
 
 Rows = list[tuple[str, float, str]]
 
@@ -69,9 +74,9 @@ def calibration_s(steps: int = 50_000) -> float:
 
 def comparable(value: float, unit: str, calibration: float) -> float | None:
     """The figure in the form compared across runs (see the module docstring); None: not compared."""
-    if unit in SKIPPED_UNITS or value is None or (isinstance(value, float) and math.isnan(value)):
+    if unit == "load" or value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if unit in TIME_UNITS:
+    if time_like(unit):
         return value / calibration
     if unit in RATE_UNITS:
         return value * calibration
@@ -93,19 +98,9 @@ def record(areas: list[str], repeats: int, run_area: Callable[[str], Rows], mach
     runs = [_runs(areas, run_area) for _ in range(repeats)]
     old = json.loads(RECORDED.read_text()) if RECORDED.exists() else {"figures": {}}
     figures: dict[str, object] = {k: v for k, v in old["figures"].items() if k.split(":")[0] not in areas}
-    for name in runs[0][0]:
-        unit = runs[0][0][name][1]
-        raw = [r[0][name][0] for r in runs if name in r[0]]
-        forms = [comparable(r[0][name][0], unit, r[1]) for r in runs if name in r[0]]
-        kept = [f for f in forms if f is not None]
-        entry: dict[str, object] = {"unit": unit, "values": raw, "loads": [r[2] for r in runs]}
-        if kept:
-            middle = statistics.median(kept)
-            entry["comparable_median"] = middle
-            if len(kept) > 1:  # one run measures no noise: such a figure is recorded, not compared
-                spread = (max(kept) - min(kept)) / abs(middle) if middle else 0.0
-                entry["noise"] = max(MIN_NOISE, spread)
-        figures[name] = entry
+    for name in runs[0][0]:  # the medians and the noise are derived when comparing (compare)
+        figures[name] = {"unit": runs[0][0][name][1], "values": [r[0][name][0] for r in runs if name in r[0]],
+                         "loads": [r[2] for r in runs]}
     document = {"machine": machine, "date": date.today().isoformat(), "repeats": repeats,
                 "calibration_s": [r[1] for r in runs], "figures": dict(sorted(figures.items()))}
     RECORDED.write_text(json.dumps(document, indent=1) + "\n")
@@ -117,7 +112,8 @@ def compare(areas: list[str], run_area: Callable[[str], Rows]) -> int:
     if not RECORDED.exists():
         print(f"no recorded figures ({RECORDED.name}): run `python -m benchmarks --record 3 AREA...` first")
         return 2
-    recorded = json.loads(RECORDED.read_text())["figures"]
+    document = json.loads(RECORDED.read_text())
+    recorded, calibrations = document["figures"], document["calibration_s"]
     figures, calibration, load = _runs(areas, run_area)
     print(f"calibration {calibration * 1000:.0f} ms, load average {load:.2f}")
     print(f"{'figure':<70} {'change':>8} {'noise':>7}  verdict")
@@ -125,11 +121,14 @@ def compare(areas: list[str], run_area: Callable[[str], Rows]) -> int:
     for name, (value, unit) in figures.items():
         old = recorded.get(name)
         form = comparable(value, unit, calibration)
-        if old is None or form is None or "noise" not in old:
+        forms = [] if old is None else [f for v, c in zip(old["values"], calibrations, strict=False)
+                                        if (f := comparable(v, unit, c)) is not None]
+        if old is None or form is None or len(forms) < 2:
             why = "new" if old is None else "not compared" if form is None else "noise not measured (record twice)"
             print(f"{name:<70} {'':>8} {'':>7}  {why}")
             continue
-        middle, noise = float(old["comparable_median"]), float(old["noise"])
+        middle = statistics.median(forms)
+        noise = max(MIN_NOISE, (max(forms) - min(forms)) / abs(middle) if middle else 0.0)
         change = (form - middle) / abs(middle) if middle else (0.0 if form == 0 else math.inf)
         verdict = "MOVED" if abs(change) > noise else "within noise"
         moved += verdict == "MOVED"
