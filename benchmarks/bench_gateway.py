@@ -174,10 +174,15 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
         stats = work / "stats.json"
         watch = StatusWatch(broker.port)
         started = time.monotonic()
-        daemon = subprocess.Popen([sys.executable, "-m", "benchmarks.gateway_daemon", "--config", str(gateway),
+        daemon_env = env
+        code = os.environ.get("BENCH_GATEWAY_DAEMON_CODE")  # another checkout's daemon (a before/after pair)
+        if code:
+            daemon_env = dict(env, PYTHONPATH=code)
+        script = str(ROOT / "benchmarks" / "gateway_daemon.py")
+        daemon = subprocess.Popen([sys.executable, script, "--config", str(gateway),
                                    "--state-dir", str(work / "state"), "--broker", f"127.0.0.1:{broker.port}",
                                    "--relay", str(relay), "--wall", ready["wall"], "--stats", str(stats)],
-                                  cwd=ROOT, env=env, stderr=(work / "daemon.log").open("wb"))
+                                  cwd=ROOT, env=daemon_env, stderr=(work / "daemon.log").open("wb"))
         if not watch.seen.wait(60):
             raise RuntimeError("no status message from the daemon within 60 s")
         assert watch.first is not None
