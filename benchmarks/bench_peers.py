@@ -271,11 +271,10 @@ def run() -> list[tuple[str, float, str]]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         ours = one_side("edge-agent", [sys.executable, "-m", "benchmarks.peer_edge", "--sensors", "{sensors}",
                                        "--upstream", "{upstream}", "--state-dir", "{work}/state"], ours_dir, env)
-        tb_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         # Its config needs the brokers' ports, which one_side formats into the command line.
         launcher = [sys.executable, "-m", "benchmarks.bench_peers", "--launch-thingsboard", str(venv),
                     "{sensors}", "{upstream}", "{work}"]
-        theirs = one_side("thingsboard", launcher, tb_dir, tb_env)
+        theirs = one_side("thingsboard", launcher, tb_dir, env)
         version = tb_version(venv)
     for key, unit in units.items():
         rows.append((f"edge-agent outbox: {key}", round(ours[key], 3), unit))
@@ -291,6 +290,8 @@ def launch_thingsboard(venv: str, sensors: str, upstream: str, work: str) -> Non
     """Write ThingsBoard's config for these brokers, then become its gateway (same pid, for /proc)."""
     conf = tb_config(Path(venv), Path(work), int(sensors), int(upstream))
     os.environ["TB_GW_CONFIG_DIR"] = f"{conf}/"
+    for name in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED"):  # its own venv, nothing of ours
+        os.environ.pop(name, None)
     exe = str(Path(venv) / "bin" / "thingsboard-gateway")
     os.execv(exe, [exe])
 
