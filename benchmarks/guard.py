@@ -99,10 +99,10 @@ def record(areas: list[str], repeats: int, run_area: Callable[[str], Rows], mach
     old = json.loads(RECORDED.read_text()) if RECORDED.exists() else {"figures": {}}
     figures: dict[str, object] = {k: v for k, v in old["figures"].items() if k.split(":")[0] not in areas}
     for name in runs[0][0]:  # the medians and the noise are derived when comparing (compare)
-        figures[name] = {"unit": runs[0][0][name][1], "values": [r[0][name][0] for r in runs if name in r[0]],
-                         "loads": [r[2] for r in runs]}
-    document = {"machine": machine, "date": date.today().isoformat(), "repeats": repeats,
-                "calibration_s": [r[1] for r in runs], "figures": dict(sorted(figures.items()))}
+        mine = [r for r in runs if name in r[0]]
+        figures[name] = {"unit": runs[0][0][name][1], "values": [r[0][name][0] for r in mine],
+                         "calibrations_s": [r[1] for r in mine], "loads": [r[2] for r in mine]}
+    document = {"machine": machine, "date": date.today().isoformat(), "figures": dict(sorted(figures.items()))}
     RECORDED.write_text(json.dumps(document, indent=1) + "\n")
     return document
 
@@ -112,8 +112,7 @@ def compare(areas: list[str], run_area: Callable[[str], Rows]) -> int:
     if not RECORDED.exists():
         print(f"no recorded figures ({RECORDED.name}): run `python -m benchmarks --record 3 AREA...` first")
         return 2
-    document = json.loads(RECORDED.read_text())
-    recorded, calibrations = document["figures"], document["calibration_s"]
+    recorded = json.loads(RECORDED.read_text())["figures"]
     figures, calibration, load = _runs(areas, run_area)
     print(f"calibration {calibration * 1000:.0f} ms, load average {load:.2f}")
     print(f"{'figure':<70} {'change':>8} {'noise':>7}  verdict")
@@ -121,7 +120,7 @@ def compare(areas: list[str], run_area: Callable[[str], Rows]) -> int:
     for name, (value, unit) in figures.items():
         old = recorded.get(name)
         form = comparable(value, unit, calibration)
-        forms = [] if old is None else [f for v, c in zip(old["values"], calibrations, strict=False)
+        forms = [] if old is None else [f for v, c in zip(old["values"], old["calibrations_s"], strict=True)
                                         if (f := comparable(v, unit, c)) is not None]
         if old is None or form is None or len(forms) < 2:
             why = "new" if old is None else "not compared" if form is None else "noise not measured (record twice)"
