@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -149,7 +150,7 @@ def test_scd41_polled_at_its_own_period_asks_for_data_ready_only_when_a_result_c
             m = await scd.read_measurement()
             times.append(m.t)
             asks.append(len(bus.transactions) - before)
-        assert all(b - a >= 4.5 for a, b in zip(times, times[1:], strict=False))  # a new result each time
+        assert all(b - a >= 4.5 for a, b in itertools.pairwise(times))  # a new result each time
         # Each "ready?" is two transactions, the read two more: a few asks near the due time
         # (at most 5: 10 + 2), where asking every 0.25 s of the wait took about 20 (42).
         assert max(asks[1:]) <= 12
