@@ -35,6 +35,8 @@ SET_T_OFFSET, GET_T_OFFSET = 0x241D, 0x2318
 SINGLE_SHOT, SINGLE_SHOT_RHT = 0x219D, 0x2196
 POWER_DOWN, WAKE_UP = 0x36E0, 0x36F6
 FRC_MIN_PERIODIC_S = 180.0
+PERIODIC_S = 5.0  # one result every 5 s in periodic mode (datasheet 3.5.1)
+READY_MARGIN_S = 0.5  # ask this much before the next result is due: the part's own clock drifts
 CO2_RANGE_PPM = (0.0, 40000.0)
 
 
@@ -80,6 +82,9 @@ class Scd41:
         self._stuck = StuckDetector(stuck_after)
         self.periodic_since: float | None = None
         self.last_periodic_run_s = 0.0
+        # When the next result can be ready, learnt from the last time a result was seen to
+        # arrive: until then, asking (two I2C transactions behind a mux) can only say "not yet".
+        self._ask_from: float | None = None
 
     # -- small command helpers ---------------------------------------------------------------
     async def _send(self, code: int, *args: int, wait_s: float = 0.001) -> None:
@@ -98,6 +103,7 @@ class Scd41:
     async def start_periodic(self) -> None:
         await guarded(self.health, lambda: self._send(START_PERIODIC), self.clock)
         self.periodic_since = self.clock.monotonic()
+        self._ask_from = None
         self._stuck.reset()
 
     async def stop_periodic(self) -> None:
@@ -107,6 +113,7 @@ class Scd41:
         if ran is not None:
             self.last_periodic_run_s = ran
         self.periodic_since = None
+        self._ask_from = None
 
     async def data_ready(self) -> bool:
         (word,) = await self._query(DATA_READY, 1)
@@ -118,12 +125,22 @@ class Scd41:
             await self.start_periodic()
 
         async def attempt() -> Co2Measurement:
-            waited = 0.0
-            while not await self.data_ready():
+            waited, seen_empty = 0.0, False
+            while True:
+                now = self.clock.monotonic()
+                if self._ask_from is None or now >= self._ask_from or waited >= max_wait_s:
+                    if await self.data_ready():
+                        break
+                    seen_empty = True
                 if waited >= max_wait_s:
+                    self._ask_from = None
                     raise DataNotReadyError(f"{self.name}: no measurement after {max_wait_s:g} s", device=self.name)
                 await self.clock.sleep(poll_s)
                 waited += poll_s
+            if seen_empty:  # this result arrived within the last poll_s: the next one comes a period later
+                self._ask_from = now + PERIODIC_S - poll_s - READY_MARGIN_S
+            elif self._ask_from is not None:
+                self._ask_from += PERIODIC_S
             raw = await self.device.write_read(command(READ_MEASUREMENT), 9, 0.001, self.clock)
             m = decode_measurement(raw, self.clock.monotonic(), device=self.name)
             check_range(self.name, "co2", m.co2_ppm, *CO2_RANGE_PPM)

@@ -152,15 +152,37 @@ class SerialTransport:
             if data == b"":
                 # A pty whose other side is closed reads as EOF (or EIO); a real adapter was unplugged.
                 raise BridgeError(f"{self.path}: line closed")
+            # The reader stays registered between reads (the link reads without pause): two
+            # epoll_ctl calls per frame saved. It leaves only when the line has bytes nobody waits for.
             ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _wake, ready)
+            self._waiting = ready
+            if self._reader_loop is not loop:
+                loop.add_reader(fd, self._readable)
+                self._reader_loop = loop
             try:
                 await ready
             finally:
-                loop.remove_reader(fd)
+                self._waiting = None
+
+    _waiting: asyncio.Future[None] | None = None
+    _reader_loop: asyncio.AbstractEventLoop | None = None
+
+    def _readable(self) -> None:
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+        elif self._fd is not None and self._reader_loop is not None:  # bytes, and nobody reading: stop watching
+            self._reader_loop.remove_reader(self._fd)
+            self._reader_loop = None
+
+    def _unwatch(self) -> None:
+        if self._reader_loop is not None and self._fd is not None and not self._reader_loop.is_closed():
+            self._reader_loop.remove_reader(self._fd)
+        self._reader_loop = None
 
     async def aclose(self) -> None:
         if self._fd is not None:
+            self._unwatch()
             fd, self._fd = self._fd, None
             os.close(fd)
 

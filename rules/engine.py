@@ -105,23 +105,44 @@ def evaluate(rule_set: RuleSet, state: FloorState, memory: RuleMemory | None = N
         if not rule.then:
             continue
         rule_fired = False
+        when, for_s, order = rule.when, rule.for_s, rule.order
+        rank = -int(rule.priority)  # every intent of a rule carries the rule's priority
+        keyed = for_s > 0 or _latching(when)  # the key names a for_s timer or a latch; else it is never read
         for subject_id, subject in subjects.of(rule):
-            key = f"{rule.id}|{subject_id}"
-            if rule.when is not None and not _holds(rule.when, subject, key, memory.latched, latched):
+            key = f"{rule.id}|{subject_id}" if keyed else ""
+            if when is not None and not _holds(when, subject, key, memory.latched, latched):
                 continue
-            if rule.for_s > 0:
+            if for_s > 0:
                 start = memory.since.get(key, state.t)
                 since[key] = start
-                if state.t - start < rule.for_s:
+                if state.t - start < for_s:
                     continue
             rule_fired = True
             for action in rule.then:
                 for intent in _intents(action, rule, subject, rule_set):
-                    candidates.append(((-int(intent.priority), rule.order, -(intent.value or 0.0)), subject_id, intent))
+                    candidates.append(((rank, order, -(intent.value or 0.0)), subject_id, intent))
         if rule_fired:
             fired.append(rule.id)
     intents = _never_dark(_resolve(candidates), state, rule_set.settings)
     return Evaluation(intents, RuleMemory(since, frozenset(latched)), fired)
+
+
+_LATCHING: dict[int, tuple[Node, bool]] = {}  # id(tree) -> (tree, answer); trees are not hashable
+
+
+def _latching(node: Node | None) -> bool:
+    """Whether a condition tree holds a hysteresis test (whose latch is keyed by rule and subject)."""
+    if node is None:
+        return False
+    known = _LATCHING.get(id(node))
+    if known is not None and known[0] is node:
+        return known[1]
+    answer = any(isinstance(leaf, MetricTest) and (leaf.release_below is not None or leaf.release_above is not None)
+                 for leaf in node.leaves())
+    if len(_LATCHING) > 1024:  # rule sets are replaced whole on reload: forget the old trees
+        _LATCHING.clear()
+    _LATCHING[id(node)] = (node, answer)
+    return answer
 
 
 @lru_cache(maxsize=8)
@@ -234,11 +255,13 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
     """The intents one action asks for on one subject (none when its target is not wired)."""
     topo, state = s.state.topology, s.state
     where = s.seat.id if s.seat is not None else s.zone.id
+    priority, rule_id, ramp_s = rule.priority, rule.id, action.ramp_s
+    because = f"{rule_id} on {where}"
 
     def make(target: str, kind: IntentKind, value: float | None = None, text: str | None = None,
              reason: str = "") -> Intent:
-        return Intent(target=target, kind=kind, value=value, text=text, priority=rule.priority, rule_id=rule.id,
-                      reason=reason or f"{rule.id} on {where}", ramp_s=action.ramp_s)
+        # Positional: this runs for every seat and rule on every evaluation (hundreds per pass).
+        return Intent(target, kind, value, text, priority, rule_id, reason or because, ramp_s)
 
     if isinstance(action, LightAction):
         level = action.level if action.level is not None else rs.scenes[action.scene or ""]

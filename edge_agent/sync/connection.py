@@ -63,20 +63,27 @@ def tls_context(tls: TLS) -> ssl.SSLContext:
 
 
 class Backoff:
-    """Exponential backoff with jitter: base, 2x per failure, capped; reset after a good session.
+    """Backoff with jitter: ``base`` for the first ``steady`` failures, then 2x per failure, capped;
+    reset after a good session.
 
-    Jitter (each delay drawn from [0.5, 1] of the nominal) keeps a building's gateways from
-    reconnecting in lockstep after a broker restart.
+    A broker restart or a short network cut (the common outages) is over within a minute: for
+    those the gateway tries again every ``base`` seconds, so it is back within a second of the
+    broker. Only a longer outage backs off exponentially, so a building's gateways do not
+    hammer a broker that is down for good. Jitter (each delay drawn from [0.5, 1] of the
+    nominal) keeps them from reconnecting in lockstep.
     """
 
-    def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, rng: random.Random | None = None) -> None:
+    def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, rng: random.Random | None = None,
+                 steady: int = 45) -> None:
         self.base_s = base_s
         self.cap_s = cap_s
+        self.steady = steady
         self.failures = 0
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
-        nominal = min(self.cap_s, self.base_s * (2.0**self.failures))
+        doublings = max(0, self.failures - self.steady)
+        nominal = min(self.cap_s, self.base_s * (2.0**doublings))
         self.failures += 1
         return nominal * self._rng.uniform(0.5, 1.0)
 

@@ -351,8 +351,13 @@ class Outbox:
                 "ORDER BY seq LIMIT ?",
                 (after, upper, limit + len(acked)),
             )
-            rows = [Row(s, t, bytes(p), MessageClass(k), c) for s, t, p, k, c in cur if s not in acked]
-            return rows[:limit]
+            rows: list[Row] = []
+            for s, t, p, k, c in cur:  # stop at the limit: the rows past it may be thousands
+                if s not in acked:
+                    rows.append(Row(s, t, bytes(p), MessageClass(k), c))
+                    if len(rows) >= limit:
+                        break
+            return rows
 
         return await self.call(query)
 

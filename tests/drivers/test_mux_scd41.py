@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -126,5 +127,32 @@ def test_scd41_settings_asc_and_temperature_offset() -> None:
         assert await scd.get_temperature_offset() == pytest.approx(4.0, abs=0.01)
         await scd.set_temperature_offset(6.0)  # 2 C more than the part self-heats
         assert (await scd.read_measurement()).temperature_c == pytest.approx(20.0, abs=0.01)
+
+    on_virtual_time(body)
+
+
+def test_scd41_polled_at_its_own_period_asks_for_data_ready_only_when_a_result_can_be_there() -> None:
+    """Polled every 5 s out of phase with the part, the driver learns when results arrive and
+    stops asking "ready?" every 0.25 s of the wait; every poll still returns a fresh result."""
+
+    async def body(clock: VirtualClock) -> None:
+        bus = SimI2CBus()
+        part = SimSCD41(clock.monotonic)
+        bus.attach(0x62, part)
+        await clock.sleep(1.0)  # power-up
+        scd = Scd41(bus, clock)
+        first = await scd.read_measurement()  # starts periodic mode and waits out the first 5 s
+        asks: list[int] = []
+        times = [first.t]
+        for _ in range(6):
+            await clock.sleep(0.3)  # the poller comes back just after the result it took
+            before = len(bus.transactions)
+            m = await scd.read_measurement()
+            times.append(m.t)
+            asks.append(len(bus.transactions) - before)
+        assert all(b - a >= 4.5 for a, b in itertools.pairwise(times))  # a new result each time
+        # Each "ready?" is two transactions, the read two more: a few asks near the due time
+        # (at most 5: 10 + 2), where asking every 0.25 s of the wait took about 20 (42).
+        assert max(asks[1:]) <= 12
 
     on_virtual_time(body)

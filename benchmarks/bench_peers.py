@@ -1,0 +1,303 @@
+"""Side by side with the ThingsBoard IoT Gateway: sensor messages to an upstream broker at QoS 1.
+
+The same job for both, on the same machine in one run: sensors publish JSON readings to a
+sensors' mosquitto (``sensors/<id>/reading``, QoS 1); the gateway forwards each one to an
+upstream mosquitto at QoS 1. Ours is :mod:`benchmarks.peer_edge` (the durable SQLite outbox and
+the uplink); theirs is ``thingsboard-gateway`` with its MQTT connector and its in-memory storage,
+installed with pip into a venv of its own under the cache directory (``BENCH_PEERS_CACHE``,
+default ``~/.cache/edge-agent-bench``), never into the project's. Both brokers are private
+mosquittos on free loopback ports. ThingsBoard's gateway asks the server for its session limits
+(``getSessionLimits`` on ``v1/devices/me/rpc/request/N``) and sends nothing until it has an
+answer, so the benchmark answers it (no rate limits, 100 messages in flight).
+
+Per side: throughput (a burst of ``BURST`` readings, counted as they reach the upstream broker;
+ThingsBoard packs several readings into one publish, so readings are counted, not publishes),
+CPU per reading of the gateway's process (/proc), its peak RSS (VmHWM), and the time to resume
+after the upstream broker has been down 10 s (readings flowing at ``RATE`` a second; from the
+broker listening again to the first reading arriving).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_gateway import cpu_seconds, loadavg, status_kib  # noqa: E402
+from tests.mosquitto import Mosquitto  # noqa: E402
+
+BURST = int(os.environ.get("BENCH_PEERS_BURST", "20000"))
+RATE = 200.0
+OUTAGE_S = 10.0
+SENSORS = 60
+TB_PACKAGE = "thingsboard-gateway"
+CACHE = Path(os.environ.get("BENCH_PEERS_CACHE", Path.home() / ".cache" / "edge-agent-bench"))
+
+
+def tb_venv() -> Path:
+    """ThingsBoard's gateway in a venv of its own (installed once, with pip)."""
+    venv = CACHE / "thingsboard-gateway-venv"
+    exe = venv / "bin" / "thingsboard-gateway"
+    if not exe.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", TB_PACKAGE], check=True)
+    return venv
+
+
+def tb_version(venv: Path) -> str:
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "import importlib.metadata as m; print(m.version('thingsboard-gateway'))"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def tb_config(venv: Path, work: Path, sensors_port: int, upstream_port: int) -> Path:
+    """Its shipped config directory, pointed at our brokers, one MQTT connector, memory storage."""
+    shipped = next(venv.glob("lib/python*/site-packages/thingsboard_gateway/config"))
+    conf = work / "tb-config"
+    shutil.copytree(shipped, conf)
+    gateway = json.loads((conf / "tb_gateway.json").read_text())
+    gateway["thingsboard"].update({"host": "127.0.0.1", "port": upstream_port, "remoteConfiguration": False,
+                                   "remoteShell": False, "qos": 1,
+                                   "statistics": {"enable": False, "statsSendPeriodInSeconds": 3600},
+                                   "security": {"type": "accessToken", "accessToken": "bench"}})
+    gateway["storage"] = {"type": "memory", "read_records_count": 100, "max_records_count": 1_000_000}
+    gateway["connectors"] = [{"type": "mqtt", "name": "sensors", "configuration": "mqtt.json"}]
+    gateway.pop("grpc", None)
+    (conf / "tb_gateway.json").write_text(json.dumps(gateway, indent=2))
+    mqtt = json.loads((conf / "mqtt.json").read_text())
+    mqtt["broker"].update({"host": "127.0.0.1", "port": sensors_port, "clientId": "tb-gateway-bench"})
+    mqtt["mapping"] = [{
+        "topicFilter": "sensors/+/reading", "subscriptionQos": 1,
+        "converter": {"type": "json", "deviceInfo": {
+            "deviceNameExpressionSource": "topic", "deviceNameExpression": "(?<=sensors/)(.*?)(?=/reading)",
+            "deviceProfileExpressionSource": "constant", "deviceProfileExpression": "default"},
+            "sendDataOnlyOnChange": False, "timeout": 60000, "attributes": [],
+            "timeseries": [{"type": "double", "key": "value", "value": "${value}"},
+                           {"type": "integer", "key": "n", "value": "${n}"}]}}]
+    for key in ("requestsMapping", "connectRequests", "disconnectRequests", "attributeRequests",
+                "attributeUpdates", "serverSideRpc"):
+        mqtt.pop(key, None)
+    (conf / "mqtt.json").write_text(json.dumps(mqtt, indent=2))
+    logs = json.loads((conf / "logs.json").read_text())
+    for handler in logs.get("handlers", {}).values():
+        if "filename" in handler:
+            handler["filename"] = str(work / "tb-logs" / Path(handler["filename"]).name)
+    for logger in logs.get("loggers", {}).values():
+        logger["level"] = "ERROR"
+    (work / "tb-logs").mkdir()
+    (conf / "logs.json").write_text(json.dumps(logs, indent=2))
+    return conf
+
+
+class Upstream:
+    """A subscriber on the upstream broker: counts readings, answers ThingsBoard's session-limits RPC,
+    and reconnects every 20 ms while the broker is down."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.readings = 0
+        self.last_at = 0.0
+        self.lock = threading.Lock()
+        self.limits_answered = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._message
+        self.client.on_connect = lambda c, *_: c.subscribe([("v1/#", 1), ("library/#", 1)])
+        self.client.reconnect_delay_set(0.02, 0.02)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _message(self, client: Any, _userdata: Any, message: Any) -> None:
+        topic: str = message.topic
+        if topic.startswith("v1/devices/me/rpc/request/"):
+            request = json.loads(message.payload)
+            if request.get("method") == "getSessionLimits":
+                answer = {"maxPayloadSize": 65536, "maxInflightMessages": 100,
+                          "rateLimits": {"messages": "0:0,", "telemetryMessages": "0:0,",
+                                         "telemetryDataPoints": "0:0,"}}
+                client.publish("v1/devices/me/rpc/response/" + topic.rsplit("/", 1)[1], json.dumps(answer), qos=1)
+                self.limits_answered.set()
+            return
+        n = 0
+        if topic == "v1/gateway/telemetry":  # {"device": [{"ts": .., "values": {..}}, ..], ..}
+            packed = json.loads(message.payload).values()
+            n = sum(len(entries) if isinstance(entries, list) else 1 for entries in packed)
+        elif topic.startswith("library/") and b'"reading"' in message.payload:
+            n = 1
+        if n:
+            with self.lock:
+                self.readings += n
+                self.last_at = time.monotonic()
+
+    def count(self) -> int:
+        with self.lock:
+            return self.readings
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Sensors:
+    """``SENSORS`` sensors publishing readings to the sensors' broker at QoS 1."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.sent = 0
+
+    def publish(self, n: int) -> None:
+        for _ in range(n):
+            i = self.sent
+            self.client.publish(f"sensors/s{i % SENSORS}/reading", json.dumps({"value": 20.0 + i % 50 / 10, "n": i}),
+                                qos=1)
+            self.sent += 1
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_for(cond: Any, within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not within {within_s:g} s")
+        time.sleep(0.02)
+
+
+def one_side(name: str, command: list[str], work: Path, env: dict[str, str]) -> dict[str, float]:
+    sensors_broker = Mosquitto(work / "sensors-broker")
+    upstream_broker = Mosquitto(work / "upstream-broker")
+    sensors_broker.start()
+    upstream_broker.start()
+    upstream = Upstream(upstream_broker.port)
+    proc: subprocess.Popen[bytes] | None = None
+    sensors: Sensors | None = None
+    try:
+        argv = [a.format(sensors=sensors_broker.port, upstream=upstream_broker.port, work=work) for a in command]
+        proc = subprocess.Popen(argv, cwd=work, env=env, stdout=subprocess.DEVNULL,
+                                stderr=(work / f"{name}.log").open("wb"))
+        sensors = Sensors(sensors_broker.port)
+        # Ready when a probe reading gets through (ThingsBoard's only after its session limits).
+        deadline = time.monotonic() + 90
+        while upstream.count() == 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (work / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name}: nothing forwarded (exit {proc.poll()}): {log}")
+            sensors.publish(1)
+            time.sleep(0.5)
+        time.sleep(1.0)
+        base = upstream.count()
+        unheard = sensors.sent - base  # probes published before the gateway subscribed: nobody got them
+        load0, cpu0, started = loadavg(), cpu_seconds(proc.pid), time.monotonic()
+        sensors.publish(BURST)
+        wait_for(lambda: upstream.count() - base >= BURST, 300, f"{name}: {BURST} readings upstream")
+        done = upstream.last_at
+        cpu1 = cpu_seconds(proc.pid)
+        figures = {"throughput_msg_s": BURST / (done - started), "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / BURST,
+                   "rss_peak_mib": status_kib(proc.pid, "VmHWM") / 1024}
+        # Resume: readings flow at RATE/s; the upstream broker goes away for OUTAGE_S.
+        stop = threading.Event()
+
+        def trickle() -> None:
+            assert sensors is not None
+            while not stop.is_set():
+                sensors.publish(1)
+                time.sleep(1.0 / RATE)
+
+        flow = threading.Thread(target=trickle, daemon=True)
+        flow.start()
+        time.sleep(3.0)
+        upstream_broker.stop()
+        time.sleep(OUTAGE_S)
+        upstream_broker.start()
+        back = time.monotonic()
+        before = upstream.count()
+        wait_for(lambda: upstream.count() > before, 120, f"{name}: readings after the outage")
+        figures["resume_s"] = upstream.last_at - back
+        stop.set()
+        flow.join()
+        expected = sensors.sent - unheard
+        try:
+            wait_for(lambda: upstream.count() >= expected, 60, f"{name}: the outage's backlog upstream")
+        except RuntimeError:
+            pass
+        figures["lost_in_outage"] = float(max(0, expected - upstream.count()))
+        figures["load_average"] = (load0 + loadavg()) / 2
+        return figures
+    finally:
+        if sensors is not None:
+            sensors.close()
+        upstream.close()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        sensors_broker.stop()
+        upstream_broker.stop()
+
+
+def run() -> list[tuple[str, float, str]]:
+    venv = tb_venv()
+    rows: list[tuple[str, float, str]] = []
+    units = {"throughput_msg_s": "msg/s", "cpu_us_per_msg": "us CPU/msg", "rss_peak_mib": "MiB", "resume_s": "s",
+             "lost_in_outage": "msgs", "load_average": "load"}
+    with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
+        work = Path(tmp)
+        ours_dir, tb_dir = work / "edge-agent", work / "thingsboard"
+        ours_dir.mkdir()
+        tb_dir.mkdir()
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        ours = one_side("edge-agent", [sys.executable, "-m", "benchmarks.peer_edge", "--sensors", "{sensors}",
+                                       "--upstream", "{upstream}", "--state-dir", "{work}/state"], ours_dir, env)
+        # Its config needs the brokers' ports, which one_side formats into the command line.
+        launcher = [sys.executable, "-m", "benchmarks.bench_peers", "--launch-thingsboard", str(venv),
+                    "{sensors}", "{upstream}", "{work}"]
+        theirs = one_side("thingsboard", launcher, tb_dir, env)
+        version = tb_version(venv)
+    for key, unit in units.items():
+        rows.append((f"edge-agent outbox: {key}", round(ours[key], 3), unit))
+        rows.append((f"thingsboard-gateway {version} memory storage: {key}", round(theirs[key], 3), unit))
+    ratio = ours["throughput_msg_s"] / theirs["throughput_msg_s"]
+    rows.append(("throughput ratio edge-agent / thingsboard", round(ratio, 3), "ratio"))
+    rows.append(("CPU per message ratio edge-agent / thingsboard",
+                 round(ours["cpu_us_per_msg"] / theirs["cpu_us_per_msg"], 3), "ratio"))
+    return rows
+
+
+def launch_thingsboard(venv: str, sensors: str, upstream: str, work: str) -> None:
+    """Write ThingsBoard's config for these brokers, then become its gateway (same pid, for /proc)."""
+    conf = tb_config(Path(venv), Path(work), int(sensors), int(upstream))
+    os.environ["TB_GW_CONFIG_DIR"] = f"{conf}/"
+    for name in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED"):  # its own venv, nothing of ours
+        os.environ.pop(name, None)
+    exe = str(Path(venv) / "bin" / "thingsboard-gateway")
+    os.execv(exe, [exe])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--launch-thingsboard"]:
+        launch_thingsboard(*sys.argv[2:6])
+    for label, value, unit in run():
+        print(f"{label:<60} {value:>12.3f} {unit}")

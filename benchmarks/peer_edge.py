@@ -1,0 +1,63 @@
+"""Our side of the peer benchmark (bench_peers.py): sensor messages through the durable outbox upstream.
+
+``python -m benchmarks.peer_edge --sensors PORT --upstream PORT --state-dir DIR`` subscribes to
+``sensors/+/reading`` on the sensors' broker (QoS 1) and hands every reading to the gateway's
+own publish path: :meth:`edge_agent.sync.uplink.Uplink.publish_event`, which writes it to the
+SQLite outbox (WAL) and sends it upstream at QoS 1, deleting it after the PUBACK. This is the
+job the ThingsBoard IoT Gateway's MQTT connector does; the daemon's own readings come from its
+drivers instead, so this small adapter stands in for them. Prints ``{"ready": true}`` once both
+connections are up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import aiomqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_mqtt import WINDOW, Clock, config  # noqa: E402
+from edge_agent.sync.loadgen import NullTarget  # noqa: E402
+from edge_agent.sync.outbox import Outbox  # noqa: E402
+from edge_agent.sync.uplink import Uplink  # noqa: E402
+
+
+async def main(args: argparse.Namespace) -> None:
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (before anything runs)
+    cfg = config(args.upstream, state, replay=1e9)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with (
+        Outbox(state / "outbox.sqlite3", max_bytes=1 << 30) as outbox,
+        Uplink(cfg, outbox, Clock(), NullTarget(), version="bench", config_hash="bench", window=WINDOW) as up,
+        aiomqtt.Client("127.0.0.1", args.sensors, protocol=aiomqtt.ProtocolVersion.V5,
+                       identifier="edge-agent-peer") as sensors,
+    ):
+        await asyncio.wait_for(up.connected.wait(), 30)
+        await sensors.subscribe("sensors/+/reading", qos=1)
+        print(json.dumps({"ready": True}), flush=True)
+
+        async def forward() -> None:
+            async for message in sensors.messages:
+                reading = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                up.publish_event("reading", {"source": str(message.topic).split("/")[1], **reading})
+
+        task = asyncio.create_task(forward())
+        await stop.wait()
+        task.cancel()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.peer_edge", description=__doc__.splitlines()[0])
+    ap.add_argument("--sensors", type=int, required=True)
+    ap.add_argument("--upstream", type=int, required=True)
+    ap.add_argument("--state-dir", required=True)
+    asyncio.run(main(ap.parse_args()))
