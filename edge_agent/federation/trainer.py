@@ -11,6 +11,10 @@ arrays and scalars only. What it returns is all that leaves the gateway:
   of the round's model, of the model in use (sent by the server), and of the best naive baseline,
   and the number of rows scored.
 
+A delivered model is installed through ``install`` with its manifest's ``signature``; the daemon's
+(:func:`install_checked`) checks it as a signed artefact (``model-publisher`` key, the same check as
+``update_model``) before the model slot's swap, and records the outcome in the audit log.
+
 The ledger (``<state_dir>/federation-privacy.json``) keeps the gateway's privacy spending across
 restarts; a round that would take it over ``[federation.privacy] epsilon_total`` is refused and
 the gateway sends back the parameters it received, unchanged, with weight 0.
@@ -19,6 +23,7 @@ the gateway sends back the parameters it received, unchanged, with weight 0.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -26,16 +31,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from drivers.errors import TrustError
 from edge_agent.forecast_config import FederationConf
 from models.calendar import LibraryCalendar
 from models.errors import HistoryError, ModelError
 from models.evaluation import evaluate as score
 from models.history import Observation
-from models.inference import Forecaster
+from models.inference import Forecaster, SwapResult
 from models.privacy import PrivacyLedger
 from models.quantile_mlp import (
     SCOPES,
@@ -52,7 +58,16 @@ from models.quantile_mlp import (
 
 log = logging.getLogger("edge_agent.federation")
 LEDGER_FILE = "federation-privacy.json"
-Install = Callable[[bytes, str], tuple[bool, str]]
+
+
+class Install(Protocol):
+    """Install a model on this gateway: ``signature`` is the delivered manifest's (None when absent);
+    ``adapted_from`` the SHA-256 of the delivered model a locally adapted one was fitted from."""
+
+    def __call__(self, data: bytes, sha256: str, signature: Mapping[str, Any] | None,
+                 adapted_from: str | None, /) -> tuple[bool, str]: ...
+
+
 Scalars = dict[str, bool | bytes | float | int | str]
 
 
@@ -181,7 +196,8 @@ class GatewayTrainer:
             metrics["mae_current"] = float(np.mean(list(report.model_mae.values())))
         install = config.get("install_model")
         if isinstance(install, bytes) and install and self.install is not None:
-            ok, why = self.install(install, str(config.get("install_sha256", "")))
+            ok, why = self.install(install, str(config.get("install_sha256", "")),
+                                   delivered_signature(config.get("install_manifest")), None)
             metrics["installed"] = int(ok)
             if ok:
                 self.installed.append(hashlib.sha256(install).hexdigest())
@@ -221,8 +237,57 @@ class GatewayTrainer:
         mae_before, mae_after = (float(np.mean(list(r.model_mae.values()))) for r in (before, after))
         if not mae_after < mae_before:
             return False, f"adapted held-out MAE {mae_after:.3f} does not beat {mae_before:.3f}"
-        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest())
+        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest(), None,
+                               hashlib.sha256(self.delivered).hexdigest())
         return ok, (f"adapted held-out MAE {mae_after:.3f} < {mae_before:.3f}" if ok else why)
+
+
+def delivered_signature(manifest: object) -> dict[str, Any] | None:
+    """The ``signature`` of the manifest the server sends with a model (JSON text), or None."""
+    if not isinstance(manifest, str) or not manifest:
+        return None
+    try:
+        doc = json.loads(manifest)
+    except ValueError:
+        log.warning("the delivered model's manifest is not JSON; treating the model as unsigned")
+        return None
+    signature = doc.get("signature") if isinstance(doc, dict) else None
+    return signature if isinstance(signature, dict) else None
+
+
+def install_checked(data: bytes, sha256: str, signature: Mapping[str, Any] | None, adapted_from: str | None, *,
+                    check: Callable[[str, int, Mapping[str, Any] | None], str | None],
+                    swap: Callable[[bytes, str], SwapResult],
+                    audit: Callable[[dict[str, Any]], None]) -> tuple[bool, str]:
+    """How a gateway installs a federated model: the trust check, then the slot's checked swap, audited.
+
+    ``check(sha256, size, signature)`` is the gateway's signed-artefact check (the signer's key id;
+    TrustError when refused, which it records in the audit log itself); ``swap`` the model slot's
+    ``try_swap``; ``audit`` records the outcome of an install that got past the check.
+
+    A delivered model must carry a ``model-publisher`` signature over its own digest and size
+    (where the site's ``[security]`` requires signatures). A model adapted on this gateway
+    (``adapted_from``) is fitted here, from a delivered model that passed that check, on the
+    gateway's own history: no publisher has seen it, so it carries no publisher signature; it is
+    recorded with the digest of the delivered model it came from.
+    """
+    actual = hashlib.sha256(data).hexdigest()
+    record: dict[str, Any] = {"sha256": actual, "size": len(data),
+                              "source": "federation" if adapted_from is None else "federation, adapted on this gateway"}
+    if sha256.lower() != actual:
+        why = f"the model's SHA-256 is {actual[:12]}, not the announced {sha256[:12]}"
+        audit({**record, "ok": False, "reason": why})
+        return False, why
+    if adapted_from is None:
+        try:
+            record["signer"] = check(actual, len(data), signature)
+        except TrustError as exc:
+            return False, f"signature refused ({exc.reason}): {exc}"
+    else:
+        record["adapted_from"] = adapted_from
+    result = swap(data, actual)
+    audit({**record, "ok": bool(result.ok), "reason": str(result.reason), "serving": str(result.serving)})
+    return bool(result.ok), str(result.reason)
 
 
 def adaptation(steps: int, cpu_seconds: float | None = None) -> LocalTraining:
@@ -246,4 +311,4 @@ def check_model_bytes(data: bytes) -> None:
     Forecaster.from_bytes(data, "<federated model>")
 
 
-__all__ = ["GatewayTrainer", "ModelError", "check_model_bytes"]
+__all__ = ["GatewayTrainer", "Install", "ModelError", "check_model_bytes", "install_checked"]
