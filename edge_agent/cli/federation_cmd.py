@@ -91,12 +91,14 @@ def _table(report: Any) -> str:
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--tls-ca", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The CA that signed --tls-cert (gateways hold it as [federation.tls] ca_file).")
+@click.option("--inputs", type=click.Choice(["in-day", "all"]), default="in-day", show_default=True,
+              help="in-day: start from a model of the columns gateways train under DP; all: gateways without DP.")
 @click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="A model-publisher key file (keys generate): every published model is signed with it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
 def serve(listen: str, out_dir: Path, rounds: int, min_gateways: int, horizons: str, steps: int, sessions: int,
           round_timeout: float, tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None,
-          sign_key: Path | None, as_json: bool) -> None:
+          inputs: str, sign_key: Path | None, as_json: bool) -> None:
     """Run federation sessions and publish the models that beat the one in use."""
     from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
     from edge_agent.trust.artefacts import artefact_signer
@@ -116,7 +118,7 @@ def serve(listen: str, out_dir: Path, rounds: int, min_gateways: int, horizons: 
         raise ConfigError(f"--listen {listen} is not on this machine: give --tls-cert, --tls-key and --tls-ca "
                           "(gateways refuse a remote server without TLS)")
     plan = SessionPlan(rounds=rounds, min_gateways=min_gateways, horizons=wanted, steps=steps,
-                       round_timeout_s=round_timeout)
+                       round_timeout_s=round_timeout, inputs=inputs)
     if sign_key is not None:
         try:
             signer = artefact_signer(read_key(sign_key))

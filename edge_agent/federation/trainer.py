@@ -4,7 +4,8 @@
 arrays and scalars only. What it returns is all that leaves the gateway:
 
 - ``fit``: the model parameters after local DP-SGD (never a gradient of one zone-day, never a
-  count), and the scalars ``epsilon_round``, ``epsilon_total``, ``steps``, ``refused``. The
+  count; under DP the model reads only the zone-day's own columns, see :mod:`models.quantile_mlp`),
+  and the scalars ``epsilon_round``, ``epsilon_total``, ``steps``, ``refused``. The
   weight FedAvg uses is 1 per gateway, not its number of zone-days (which would itself be a
   count of the gateway's data outside the DP guarantee).
 - ``evaluate``: on the newest ``holdout_days`` (never trained on) the mean absolute error in people
@@ -50,6 +51,7 @@ from models.quantile_mlp import (
     ZoneDays,
     bytes_per_group,
     export_onnx,
+    in_day_params,
     params_from_onnx,
     train_round,
     trainable,
@@ -127,20 +129,32 @@ class GatewayTrainer:
             os.fsync(handle.fileno())
         os.replace(tmp, self.ledger_path)
 
-    def data(self, horizons: tuple[int, ...]) -> GatewayData:
-        """The zone-days to train on (cached while the history and horizons stay the same)."""
+    def data(self, horizons: tuple[int, ...], private: bool = False) -> GatewayData:
+        """The zone-days to train on (cached while the history, horizons and privacy stay the same).
+
+        ``private`` (DP rounds): only zones whose scale is public (a seat count from the config, not
+        the largest count seen, which would carry every day's data into every row), and only rows
+        that read and predict within their own zone-day (:func:`models.quantile_mlp.zone_days`).
+        """
         history = self.load_history()
         times = [t for obs in history.values() for t, _ in obs]
         if not times:
             raise HistoryError("no zone history on this gateway yet")
         last = max(times)
-        key = (horizons, len(times), last)
+        key = (horizons, len(times), last, private)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         holdout_from = datetime.combine((last - timedelta(days=self.conf.holdout_days)).date(), datetime.min.time())
         max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons)))
-        train = zone_days(cut_history(history, holdout_from), horizons, self.calendar(), capacities=self.capacities,
-                          max_groups=max_groups)
+        kept = cut_history(history, holdout_from)
+        if private:
+            unscaled = sorted(z for z in kept if not self.capacities.get(z))
+            if unscaled:
+                log.warning("zones without seats in the config are left out of private training: %s",
+                            ", ".join(unscaled))
+            kept = {z: obs for z, obs in kept.items() if self.capacities.get(z)}
+        train = zone_days(kept, horizons, self.calendar(), capacities=self.capacities, max_groups=max_groups,
+                          in_day=private)
         data = GatewayData(train, history, holdout_from)
         self._cache = (key, data)
         return data
@@ -150,7 +164,8 @@ class GatewayTrainer:
         """Local DP-SGD from ``params``; refuses (unchanged params, weight 0) beyond the budget."""
         _lower_priority(self.conf.nice)
         horizons = horizons_of(config)
-        data = self.data(horizons)
+        private = self.noise_multiplier > 0
+        data = self.data(horizons, private)
         how = LocalTraining(
             steps=int(config.get("steps", 30)), batch_groups=int(config.get("batch_groups", 32)),
             learning_rate=float(config.get("learning_rate", 0.003)), prox_mu=float(config.get("prox_mu", 0.0)),
@@ -158,7 +173,6 @@ class GatewayTrainer:
             cpu_seconds=self.conf.cpu_seconds_per_round,
         )
         q = min(1.0, how.batch_groups / max(data.train.groups, 1))
-        private = self.noise_multiplier > 0
         if private and self.ledger.after(q, how.noise_multiplier, how.steps) > self.ledger.budget:
             spent = self.ledger.total()
             log.warning("federated round refused: it would take epsilon from %.3f over the budget %.3f",
@@ -170,9 +184,13 @@ class GatewayTrainer:
         if scope not in SCOPES:
             log.warning("federated round refused: the server asks to train %r, not one of %s", scope, SCOPES)
             return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        if private:
+            # Whatever the server sent, the model trained here reads only the zone-day's own columns,
+            # so no other zone-day's counts reach this zone-day's gradient (the unit stays one zone-day).
+            params = in_day_params(params)
         # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
         new, report = train_round(params, data.train, how, np.random.default_rng(),
-                                  trainable(horizons, params[0].shape[1], scope))
+                                  trainable(horizons, params[0].shape[1], scope, in_day=private))
         metrics: Scalars = {"refused": 0, "steps": report.steps, "budget_stop": int(report.stopped_by_budget)}
         if private:
             metrics["epsilon_round"] = self.ledger.round_epsilon(q, how.noise_multiplier, report.steps)
