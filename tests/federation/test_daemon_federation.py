@@ -69,8 +69,8 @@ public_key = "{key.public}"
 """)
     cfg = load_config(floor)
     store = HistoryStore.in_state_dir(state_dir)
-    for t, zone, count in generate_history(cfg, date(2025, 2, 4), 35, seed=3):  # up to the scenario's 11 March
-        store.record(t, {zone: (float(count), None)})
+    # five weeks up to the scenario's 11 March
+    store.record_many((t, zone, float(n)) for t, zone, n in generate_history(cfg, date(2025, 2, 4), 35, seed=3))
     store.close()
 
     plan = SessionPlan(rounds=1, min_gateways=1, steps=40, round_timeout_s=120.0)

@@ -26,7 +26,7 @@ from edge_agent.trust.artefacts import artefact_signer, check_artefact
 from edge_agent.trust.keys import new_key
 from edge_agent.trust.policy import Keyring, SecurityConf
 from models.inference import ModelSlot
-from models.quantile_mlp import init_params
+from models.quantile_mlp import init_params, params_from_onnx, reads_in_day_only
 from tests.federation.conftest import floor, gateway_state
 from tests.mosquitto import free_port
 
@@ -101,7 +101,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     report = server.wait(timeout_s=120)
-    assert report.start == "federation_start.onnx"
+    assert report.start == "federation_start_in_day.onnx"
     for t in threads:
         t.join(30)
         assert not t.is_alive()
@@ -113,6 +113,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     assert report.published["heldout_mae"] < report.published["heldout_baseline_mae"]
     assert check_artefact(ring, "model", report.published["sha256"], len(published),
                           report.published["signature"]) == "publisher-1"
+    assert reads_in_day_only(params_from_onnx(published)[0])  # DP gateways train the in-day columns only
     for trainer, slot, _, _ in gateways:
         assert slot.serving == f"model {report.published['sha256'][:12]}"
         assert slot.forecaster is not None and slot.forecaster.info.metadata["model_family"] == "quantile-mlp"

@@ -103,7 +103,7 @@ def test_serve_runs_a_session_and_publishes(tmp_path: Path) -> None:
     lines = stdout.strip().splitlines()
     assert len(lines) == 1, stdout
     session = json.loads(lines[0])
-    assert session["session"] == 1 and session["start"] == "federation_start.onnx"
+    assert session["session"] == 1 and session["start"] == "federation_start_in_day.onnx"
     assert session["rounds"][0]["gateways"] == 2 and session["rounds"][0]["epsilon_max"] > 0
     published = session["published"]
     assert published is not None and published["heldout_mae"] < published["heldout_baseline_mae"], session
