@@ -15,6 +15,8 @@ the same number of local steps (``rounds * steps``) per gateway:
 - ``start``: the public start, not trained on any gateway;
 - ``alone``: each gateway trains on its own zone-days only (no privacy needed: nothing leaves);
 - ``federated``: FedAvg over the gateways, ``rounds`` rounds of ``steps`` local steps, no DP;
+- ``federated, in-day, no DP``: the model and rows of the DP rounds below, without noise (what
+  the privacy unit's restriction costs by itself);
 - ``federated eps=E``: DP-SGD per gateway, as a gateway does it: the model reads only the in-day
   columns and trains on the rows that stay within their zone-day (the privacy unit), from the
   in-day public start (``models/federation_start_in_day.onnx``), the head, clip 0.05, noise
@@ -130,10 +132,11 @@ def _mean(parts: list[Params]) -> Params:
 
 
 def federate(start: Params, gws: list[Gateway], rounds: int, how: LocalTraining, scope: str,
-             noise: list[float] | None = None, seed: int = 0) -> Params:
-    """FedAvg; with ``noise`` (one multiplier per gateway) as gateways train under DP (in-day only)."""
+             noise: list[float] | None = None, seed: int = 0, in_day: bool = False) -> Params:
+    """FedAvg; with ``noise`` (one multiplier per gateway) as gateways train under DP (in-day only);
+    ``in_day`` alone: the in-day model and rows without noise (what the privacy unit costs by itself)."""
     rng = np.random.default_rng(seed)
-    private = noise is not None
+    private = noise is not None or in_day
     mask = trainable(HORIZONS, start[0].shape[1], scope, in_day=private)
     params = in_day_params(start) if private else start
     for _ in range(rounds):
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return skill_60(federate(params, [gw], args.rounds, plain, "all", seed=args.seed), gw)
 
     adapted_rows = [("federated, no DP + adapted", [adapted(fed, g) for g in gws])]
+    fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
+    rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
     for eps in (float(e) for e in args.epsilons.split(",")):
         qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
         noise = [noise_for(eps, q, total, DELTA) for q in qs]
