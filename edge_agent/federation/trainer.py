@@ -107,7 +107,7 @@ class GatewayTrainer:
         self.ledger = self._read_ledger()
         self.installed: list[str] = []
         self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
-        self._cache: tuple[tuple[Any, ...], GatewayData] | None = None
+        self._cache: dict[tuple[tuple[int, ...], bool], tuple[tuple[Any, ...], GatewayData]] = {}
 
     def _read_ledger(self) -> PrivacyLedger:
         p = self.conf.privacy
@@ -136,15 +136,10 @@ class GatewayTrainer:
         the largest count seen, which would carry every day's data into every row), and only rows
         that read and predict within their own zone-day (:func:`models.quantile_mlp.zone_days`).
         """
-        history = self.load_history()
-        times = [t for obs in history.values() for t, _ in obs]
-        if not times:
-            raise HistoryError("no zone history on this gateway yet")
-        last = max(times)
-        key = (horizons, len(times), last, private)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        holdout_from = datetime.combine((last - timedelta(days=self.conf.holdout_days)).date(), datetime.min.time())
+        history, holdout_from, stamp = self._recent()
+        cached = self._cache.get((horizons, private))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons)))
         kept = cut_history(history, holdout_from)
         if private:
@@ -156,8 +151,18 @@ class GatewayTrainer:
         train = zone_days(kept, horizons, self.calendar(), capacities=self.capacities, max_groups=max_groups,
                           in_day=private)
         data = GatewayData(train, history, holdout_from)
-        self._cache = (key, data)
+        self._cache[(horizons, private)] = (stamp, data)
         return data
+
+    def _recent(self) -> tuple[dict[str, list[Observation]], datetime, tuple[Any, ...]]:
+        """The history, where its held-out days begin, and a stamp that changes when it grows."""
+        history = self.load_history()
+        times = [t for obs in history.values() for t, _ in obs]
+        if not times:
+            raise HistoryError("no zone history on this gateway yet")
+        last = max(times)
+        holdout_from = datetime.combine((last - timedelta(days=self.conf.holdout_days)).date(), datetime.min.time())
+        return history, holdout_from, (len(times), last)
 
     # -- the two questions -------------------------------------------------------------------
     def fit(self, params: Params, config: Mapping[str, Any]) -> tuple[Params, int, Scalars]:
@@ -202,15 +207,15 @@ class GatewayTrainer:
     def evaluate(self, params: Params, config: Mapping[str, Any]) -> tuple[float, int, Scalars]:
         """MAE (people) of the round's model, the model in use and the best baseline on the held-out days."""
         horizons = horizons_of(config)
-        data = self.data(horizons)
+        history, holdout_from, _ = self._recent()  # scoring needs no training rows
         calendar = self.calendar()
-        new = score(Forecaster.from_bytes(export_onnx(params, horizons, {})), data.history, data.holdout_from, calendar)
+        new = score(Forecaster.from_bytes(export_onnx(params, horizons, {})), history, holdout_from, calendar)
         mae_new = float(np.mean(list(new.model_mae.values())))
         baseline = float(np.mean([min(b[str(h)] for b in new.baseline_mae.values()) for h in horizons]))
         metrics: Scalars = {"mae_new": mae_new, "mae_baseline": baseline, "rows": new.rows}
         current = config.get("current_model")
         if isinstance(current, bytes) and current:
-            report = score(Forecaster.from_bytes(current), data.history, data.holdout_from, calendar)
+            report = score(Forecaster.from_bytes(current), history, holdout_from, calendar)
             metrics["mae_current"] = float(np.mean(list(report.model_mae.values())))
         install = config.get("install_model")
         if isinstance(install, bytes) and install and self.install is not None:
