@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,train,dali,bacnet,federation]'
+	$(BIN)/pip install --quiet -e '.[dev,train,dali,bacnet,federation,http]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -27,16 +27,23 @@ A load cell drifts and each desk's platform differs: the driver reports grams wi
 ``counts_per_gram``; the daemon's calibration store holds each desk's tare (the zero, a reference
 of 0 g on the empty platform) and scale (from a known mass), the kind's ``tare-scale``
 calibration of ``mass``.
+
+On a desk node (``node`` and ``channel`` instead of ``pin`` and ``clock_pin``) the node's MCU
+clocks the part and reports grams at its board's nominal scale in sensor block 1
+(firmware_bridge/PROTOCOL.md, 5.3): :class:`NodeHx711` reads that block through the daemon's
+:class:`drivers.ports.SensorBlockPort` and turns the channel's state into the same errors the
+GPIO driver raises. Tare and scale are the gateway's, as on GPIO.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from drivers.errors import DataNotReadyError, SensorImplausibleError
 from drivers.health import DeviceHealth, guarded
 from drivers.kinds import Calibration, PartKind, PartPorts, PartSpec, Quantity, Setting
-from drivers.ports import Clock, Reading
+from drivers.ports import Clock, Reading, SensorBlockPort
 
 #: Total PD_SCK pulses per read for each gain: 128 and 64 are channel A, 32 is channel B.
 PULSES = {128: 25, 32: 26, 64: 27}
@@ -124,12 +131,15 @@ class Hx711:
         word = 0
         longest = 0.0
         for i in range(pulses):
+            # DOUT is valid 0.1 us after the rising edge and holds until the next one (T2), so it is
+            # read after the falling edge: the high phase is two pin writes, well under T3's 50 us
+            # even on a slow or busy machine.
             rose = self.clock.monotonic()
             self._sck.on()
-            if i < 24:
-                word = (word << 1) | int(bool(self._dout.value))
             self._sck.off()
             longest = max(longest, self.clock.monotonic() - rose)
+            if i < 24:
+                word = (word << 1) | int(bool(self._dout.value))
         if longest > HIGH_TIME_MAX_S:
             raise ClockHeldTooLong(f"{self.name}: PD_SCK was high {longest * 1e6:.0f} us (at most 50 us while "
                                    "reading); read again", device=self.name)  # fmt: skip
@@ -179,9 +189,88 @@ class Hx711:
         self._dout.close()
 
 
-def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Hx711:
+LOAD_CELL_BLOCK = 1  # PROTOCOL.md 5.3: the desks' load cells of a desk node
+_CELL = struct.Struct("<iB")
+#: Block 1's per-channel states, and what each means here.
+CELL_OK, CELL_SETTLING, CELL_OVERLOAD, CELL_NO_DATA, CELL_NOT_FITTED = range(5)
+
+
+def parse_load_cells(data: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """Block 1's data (after the block byte): ``(rate_sps, [(grams, state) per channel])``.
+
+    Bytes past the channels are ignored (a later revision may add to the block's end).
+    """
+    if len(data) < 2:
+        raise ValueError(f"load-cell block: {len(data)} bytes, expected at least 2")
+    rate, count = data[0], data[1]
+    if len(data) < 2 + count * _CELL.size:
+        raise ValueError(f"load-cell block: {len(data)} bytes for {count} channel(s)")
+    return rate, [_CELL.unpack_from(data, 2 + i * _CELL.size) for i in range(count)]
+
+
+class NodeHx711:
+    """An HX711 under a desk, read by the desk node's MCU: one channel of the node's block 1.
+
+    The node reports each desk's mass in grams at its board's nominal scale, so this driver's
+    grams are raw in the same sense as the GPIO driver's (tare and scale come from calibration).
+    """
+
+    def __init__(self, blocks: SensorBlockPort, channel: int, clock: Clock, *, name: str = "",
+                 max_age_s: float = 0.5) -> None:
+        self.blocks = blocks
+        self.channel = channel
+        self.clock = clock
+        self.name = name or f"hx711@channel{channel}"
+        self.max_age_s = max_age_s  # the node's other desks read the same block within this
+        self.health = DeviceHealth(self.name)
+        self.rate: int | None = None
+
+    async def read_grams(self) -> float:
+        async def read() -> float:
+            try:
+                data = await self.blocks.read_block(LOAD_CELL_BLOCK, max_age_s=self.max_age_s)
+                self.rate, cells = parse_load_cells(data)
+            except ValueError as exc:
+                raise SensorImplausibleError(f"{self.name}: {exc}", device=self.name) from exc
+            if self.channel >= len(cells):
+                raise SensorImplausibleError(f"{self.name}: the node reports {len(cells)} load cell(s), none on "
+                                             f"channel {self.channel}; check channel in the config", device=self.name)
+            grams, state = cells[self.channel]
+            if state == CELL_OK:
+                return float(grams)
+            if state == CELL_SETTLING:
+                raise DataNotReadyError(f"{self.name}: the HX711 is settling after a reset", device=self.name)
+            if state == CELL_OVERLOAD:
+                raise SensorImplausibleError(f"{self.name}: input at full scale; the platform is overloaded or a "
+                                             "wire of its cells is loose", device=self.name)  # fmt: skip
+            if state == CELL_NO_DATA:
+                raise DataNotReadyError(f"{self.name}: the node gets no conversion from its HX711 (DOUT stays "
+                                        "high); is it powered and its DOUT wired?", device=self.name)  # fmt: skip
+            raise SensorImplausibleError(f"{self.name}: no load cell fitted on channel {self.channel} of the node "
+                                         f"(state {state})", device=self.name)  # fmt: skip
+
+        return await guarded(self.health, read, self.clock)
+
+    async def readings(self) -> list[Reading]:
+        grams = await self.read_grams()
+        return [Reading(self.name, "mass", grams, "g", self.clock.monotonic())]
+
+
+async def _start(driver: Hx711 | NodeHx711) -> None:
+    if isinstance(driver, Hx711):
+        await driver.start()
+
+
+async def _readings(driver: Hx711 | NodeHx711) -> list[Reading]:
+    return await driver.readings()
+
+
+def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Hx711 | NodeHx711:
+    if spec.node is not None:
+        return NodeHx711(ports.sensor_blocks(), int(spec.settings["channel"]), clock, name=spec.name,
+                         max_age_s=min(1.0, spec.poll_interval_s / 2))
     if spec.pin is None:
-        raise ValueError(f"{spec.name}: an hx711 needs pin (its DOUT line)")
+        raise ValueError(f"{spec.name}: an hx711 needs pin (its DOUT line) or node")
     s = spec.settings
     return Hx711(spec.pin, int(s["clock_pin"]), ports.pin_factory(), clock, name=spec.name, gain=int(s["gain"]),
                  rate=int(s["rate"]), counts_per_gram=float(s["counts_per_gram"]))
@@ -189,11 +278,13 @@ def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Hx711:
 
 PARTS = (
     PartKind(
-        name="hx711", summary="Avia HX711 24-bit load-cell amplifier on two GPIO lines (DOUT: pin, PD_SCK: clock_pin)",
-        build=_build, start=Hx711.start, readings=Hx711.readings, quantities=(Quantity("mass", "g"),),
-        wiring=(("pin",),), poll_interval_s=1.0, example={"pin": 5, "clock_pin": 6},
+        name="hx711", summary="Avia HX711 24-bit load-cell amplifier on two GPIO lines (DOUT: pin, PD_SCK: "
+        "clock_pin), or under a desk on a desk node's channel (node, channel)",
+        build=_build, start=_start, readings=_readings, quantities=(Quantity("mass", "g", rank=None),),
+        wiring=(("pin",), ("node",)), poll_interval_s=1.0, example={"pin": 5, "clock_pin": 6},
         settings=(
-            Setting("clock_pin", int, None, 0, 53, help="BCM number of the PD_SCK line"),
+            Setting("clock_pin", int, None, 0, 53, help="BCM number of the PD_SCK line", with_wiring="pin"),
+            Setting("channel", int, None, 0, 15, help="the desk's channel on its node", with_wiring="node"),
             Setting("gain", int, 128, choices=(128, 64, 32), help="128 or 64 read channel A, 32 channel B"),
             Setting("rate", int, 10, choices=(10, 80), help="samples per second, as the board's RATE pin is wired"),
             Setting("counts_per_gram", float, 420.0, 1e-3, 1e7, help="nominal scale until calibrated"),

@@ -24,7 +24,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 
-from drivers.ports import AsyncI2CBus, Clock, Reading
+from drivers.ports import AsyncI2CBus, Clock, Reading, SensorBlockPort
 
 #: What a kind's driver produces for the daemon, and so how the daemon runs it:
 #: ``readings`` polled scalar readings (the generic path), ``frames`` polled thermal frames,
@@ -74,6 +74,7 @@ class Setting:
     high: float | None = None
     choices: tuple[Any, ...] = ()
     help: str = ""
+    with_wiring: str | None = None  # required (when default is None) only where this wiring key is set
 
     def check(self, value: Any) -> Any:
         """The value, converted; ValueError saying what to write instead."""
@@ -119,6 +120,10 @@ class PartPorts(Protocol):
 
     def ble_backend(self) -> Any:
         """The bleak backend (``backend=``), None for bleak's default."""
+        ...
+
+    def sensor_blocks(self) -> SensorBlockPort:
+        """The sensor blocks of the part's node (``node``), read over the RS-485 line by the daemon."""
         ...
 
     def serial_stream(self) -> Any:

@@ -43,6 +43,15 @@ class AsyncI2CBus(Protocol):
 
 
 @runtime_checkable
+class SensorBlockPort(Protocol):
+    """A node's sensor blocks (firmware_bridge/PROTOCOL.md, 5.3): ``read_block(block)`` returns the
+    block's data after its block byte. A block is a pure read, so an implementation may answer
+    from a read of the same block at most ``max_age_s`` old (the four desks of one node share one
+    request). Failures raise :class:`drivers.errors.BusError` (the node did not answer, or refused)."""
+
+    async def read_block(self, block: int, *, max_age_s: float = 0.0) -> bytes: ...
+
+
 class Output(Protocol):
     """One controllable output: a luminaire channel, a desk function or an HVAC request.
 

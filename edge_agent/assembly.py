@@ -28,6 +28,7 @@ from edge_agent.actuation.consent import ConsentStore, drop_legacy_registry
 from edge_agent.actuation.overrides import OverrideBook
 from edge_agent.actuation.preferences import PatronPreferences
 from edge_agent.actuation.topology import actuator_groups, channel_limits_from_config, limits_from_config
+from edge_agent.availability import FloorAvailability
 from edge_agent.backend import Backend
 from edge_agent.calibration import CalibrationStore
 from edge_agent.config import Sensor, SiteConfig, rules_file
@@ -80,7 +81,12 @@ class Tuning:
 
 @dataclass
 class Gateway:
-    """The live objects of a running daemon, as the daemon assembled them (one per configuration)."""
+    """The live objects of a running daemon, as the daemon assembled them (one per configuration).
+
+    ``availability.snapshot()`` is what the gateway shows arriving patrons, per zone
+    (:class:`edge_agent.availability.ZoneAvailability`: free and ready-soon counts and seat ids),
+    the same content as the retained ``zone/{zone}/availability`` messages and the floor page.
+    """
 
     cfg: SiteConfig
     clock: Clock
@@ -95,6 +101,7 @@ class Gateway:
     calibration: CalibrationStore
     reports: FloorReports
     model: ModelSlot
+    availability: FloorAvailability = field(default_factory=FloorAvailability)
     model_serving: str | None = None  # what the model slot serves, once the forecast loop has loaded it
     uplink: Uplink | None = None  # None when the tuning runs without MQTT
     outbox: Outbox | None = None
@@ -158,19 +165,25 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                           overrides=OverrideBook(actuator_groups(floor.topology)))
         tags = TagDirectory(tag_salt(state_dir, cfg.privacy.tag_salt_file), cfg.privacy.tag_retention_s)
         patrons = PatronPreferences(consents, tags, floor, clock.time)
+        availability = FloorAvailability({z.id: z.name for z in cfg.zones}, ready_soon_s=cfg.sensing.ready_soon_s)
         controller = FloorController(
             cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=patrons,
             day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
             interval_s=tuning.decide_interval_s,
             on_state=trace_writer(cfg, state_dir) if cfg.rules.record_trace else None,
+            availability=availability,
         )
+        if hardware.link is not None:  # the desks' buttons and the nodes' PIR inputs
+            from edge_agent.desks import DeskInputs
+
+            hardware.link.add_listener(DeskInputs(cfg, floor, controller).on_node_event)
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
                                 corrections=calibration, on_health=reports.sensor_health, tags=tags)
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
-            reports, ModelSlot(state_dir / "model.onnx"), uplink=uplink, outbox=outbox,
+            reports, ModelSlot(state_dir / "model.onnx"), availability=availability, uplink=uplink, outbox=outbox,
             ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar)
         if uplink is not None:
             await stack.enter_async_context(uplink)
@@ -181,6 +194,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                 daemon.supervisor.start("audit", daemon.trust.maintain)
         if tuning.control_socket:
             await start_control(stack, daemon, ops)
+        if cfg.display is not None:
+            await start_display(stack, gw)
         pollers.start()
         for name, job in hardware.jobs().items():
             daemon.supervisor.start(name, job)
@@ -208,6 +223,21 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
         daemon.gateway = None
 
     return [Component("floor", start_hardware, stop_hardware)]
+
+
+async def start_display(stack: contextlib.AsyncExitStack, gw: Gateway) -> None:
+    """The floor display page ([display]); without the ``http`` extra the floor runs on, and says why not."""
+    try:
+        import aiohttp  # noqa: F401  (the extra's one dependency)
+
+        from edge_agent.display import FloorDisplay
+    except ImportError:
+        log.error("[display] is configured but aiohttp is not installed: pip install 'edge-agent[http]' "
+                  "(the floor runs on without its display page)")
+        return
+    display = FloorDisplay(gw.cfg, lambda: gw.controller.state, gw.availability)
+    await stack.enter_async_context(display)
+    gw.controller.listeners.append(display.notify)
 
 
 def trace_writer(cfg: SiteConfig, state_dir: Path) -> Callable[[FloorState], None]:

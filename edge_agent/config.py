@@ -211,6 +211,9 @@ class Sensing(Strict):
     away_after_s: float = Field(default=120.0, ge=0)
     ghost_after_s: float = Field(default=20 * 60.0, ge=60)
     stale_after_s: float = Field(default=60.0, gt=0)
+    break_limit_s: float = Field(default=30 * 60.0, ge=60)  # a "back soon" hold (the desk's button)
+    belongings_min_g: float = Field(default=150.0, gt=0, le=5000)  # on a desk's load cell: belongings
+    ready_soon_s: float = Field(default=600.0, ge=0)  # availability: away seats turning ghost this soon
 
 
 class Mqtt(Strict):
@@ -229,6 +232,18 @@ class RulesConf(Strict):
 class ModelConf(Strict):
     file: Path | None = None  # None: the shipped models/default.onnx
     interval_s: float = Field(default=300.0, ge=10)
+
+
+class Display(Strict):
+    """The floor display page (edge_agent.display; the ``http`` extra): where it listens.
+
+    Read-only, no personal data; bound to the loopback address unless the library's network
+    should reach it (an entrance screen, a phone on the staff network): then its address.
+    """
+
+    bind: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    title: str = ""  # shown on the page; default: the site's name
 
 
 class SiteConfig(ForecastSections, Strict):
@@ -255,6 +270,7 @@ class SiteConfig(ForecastSections, Strict):
     bacnet: BacnetConf | None = None  # the gateway on the BMS network (edge_agent.building)
     security: SecurityConf = SecurityConf()  # trusted keys, roles, signature policy (edge_agent.trust)
     audit: AuditConf = AuditConf()
+    display: Display | None = None  # the floor display page, served when this table is present
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:

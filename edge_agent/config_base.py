@@ -141,8 +141,14 @@ class Sensor(Strict):
             raise ValueError(f"{_article(kind.name)} {kind.name} needs {needs}")
         checked: dict[str, Any] = {}
         for setting in kind.settings:
+            wired = setting.with_wiring is None or getattr(self, setting.with_wiring) is not None
             if setting.name in self.settings:
+                if not wired:
+                    raise ValueError(f"{setting.name} is for {_article(kind.name)} {kind.name} wired by "
+                                     f"{setting.with_wiring}; remove it ({setting.help})")
                 checked[setting.name] = setting.check(self.settings[setting.name])
+            elif not wired:
+                continue
             elif setting.default is None:
                 raise ValueError(f"{_article(kind.name)} {kind.name} needs {setting.name} ({setting.help})")
             else:

@@ -9,8 +9,12 @@ news; several events in the same instant are coalesced into one evaluation). Eac
    preferences, opening hours and the day type;
 2. evaluate the rule set (pure) and hand the intents to the arbiter;
 3. act on intents that are not for an output (release a ghost seat, raise an alert);
-4. publish what changed upstream: seat states, and zone summaries (the uplink sends them on its
-   period and on significant change).
+4. publish what changed upstream: seat states, availability per zone (retained, as soon as it
+   changes), new ghost seats for staff (``ghost_seat``) and ghosts cleared otherwise than by a
+   release, and zone summaries (the uplink sends them on its period and on significant change).
+
+Releases by staff (CLI, MQTT, the desk button held 3 s) and by rules all go through
+:meth:`FloorController.release_seat`, which measures the time from ghost to cleared.
 
 A new rule set (SIGHUP or the MQTT command) is swapped in atomically by :meth:`use_rules`.
 """
@@ -26,7 +30,9 @@ from zoneinfo import ZoneInfo
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.availability import FloorAvailability
 from edge_agent.config import SiteConfig
+from edge_agent.ghosts import GhostDispatch
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.upstream import Upstream
 from rules import RuleMemory, RuleSet, evaluate
@@ -52,6 +58,7 @@ class FloorController:
         opening: Callable[[datetime], bool] | None = None,
         interval_s: float = 2.0,
         on_state: Callable[[FloorState], None] | None = None,
+        availability: FloorAvailability | None = None,
     ) -> None:
         self.cfg = cfg
         self.floor = floor
@@ -64,7 +71,12 @@ class FloorController:
         self.opening = opening  # the site calendar's opening hours; None: [site] opening_hours every day
         self.interval_s = interval_s
         self.on_state = on_state
+        self.availability = availability or FloorAvailability({z.id: z.name for z in cfg.zones},
+                                                              ready_soon_s=cfg.sensing.ready_soon_s)
         self.memory = RuleMemory()
+        self.ghosts = GhostDispatch()
+        self.listeners: list[Callable[[FloorState], None]] = []  # told after every pass (the display page)
+        self._seat_zone = {seat.id: seat.zone for seat in cfg.seats}
         self.state: FloorState | None = None
         self.evaluations = 0
         self._wake = asyncio.Event()
@@ -72,6 +84,7 @@ class FloorController:
         self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
         self._seat_published: dict[str, tuple[str, str | None]] = {}
         self._force_summaries = False
+        self._force_availability = False
 
     # -- inputs --------------------------------------------------------------------------------
     def wake(self, *_: object) -> None:
@@ -116,14 +129,21 @@ class FloorController:
         unrouted = await self.arbiter.submit(result.intents, t)
         for intent in unrouted:
             if intent.kind == IntentKind.RELEASE_SEAT:
-                self.floor.release_seat(intent.target, t)
-                self._emit("seat_released", {"seat": intent.target, "rule": intent.rule_id})
+                self.release_seat(intent.target, "rule", rule=intent.rule_id)
             elif intent.kind == IntentKind.ALERT:
                 self._emit("alert", {"zone": intent.target, "rule": intent.rule_id, "text": intent.text or ""})
         self.state = state
+        self._dispatch(state)
+        changed = self.availability.update(state, self.floor.hold_ends(), self.clock.time())
         self._publish(state, t)
+        if self.upstream is not None:
+            for zone in changed if not self._force_availability else self.availability.snapshot().values():
+                self.upstream.publish_availability(zone)
+            self._force_availability = False
         if self.on_state is not None:
             self.on_state(state)
+        for listener in self.listeners:
+            listener(state)
         return state
 
     async def run(self) -> None:
@@ -140,10 +160,40 @@ class FloorController:
             except TimeoutError:
                 pass
 
+    # -- ghost seats -----------------------------------------------------------------------------
+    def release_seat(self, seat: str, source: str, *, rule: str | None = None) -> dict[str, Any]:
+        """Mark ``seat`` free (staff: ``cli``, ``mqtt``, ``desk_button``; or a ``rule``) and say so
+        upstream (``seat_released``, with ``ghost_to_release_s`` when it was a ghost seat)."""
+        t = self.clock.monotonic()
+        was = self.floor.seat_status(seat)
+        self.floor.release_seat(seat, t)
+        ghost_s = self.ghosts.release(seat, t, source)
+        data: dict[str, Any] = {"seat": seat, "zone": self._seat_zone.get(seat), "source": source, "was": was.value,
+                                "ghost_to_release_s": None if ghost_s is None else round(ghost_s, 1)}
+        if rule is not None:
+            data["rule"] = rule
+        self._emit("seat_released", data)
+        self._wake.set()
+        return data
+
+    def _wall(self, t: float) -> str:
+        from edge_agent.sync.messages import iso_utc
+
+        return iso_utc(self.clock.time() - max(0.0, self.clock.monotonic() - t))
+
+    def _dispatch(self, state: FloorState) -> None:
+        new, ended = self.ghosts.update(state)
+        for ghost in new:  # staff are sent: the event names the seat and its zone
+            self._emit("ghost_seat", {"seat": ghost.seat, "zone": ghost.zone, "since": self._wall(ghost.since)},
+                       severity="warning")
+        for ghost, how, duration in ended:
+            self._emit("ghost_cleared", {"seat": ghost.seat, "zone": ghost.zone, "how": how,
+                                         "ghost_to_release_s": round(duration, 1)})
+
     # -- upstream --------------------------------------------------------------------------------
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+    def _emit(self, kind: str, data: dict[str, Any], *, severity: str = "info") -> None:
         if self.upstream is not None:
-            self.upstream.publish_event(kind, data)
+            self.upstream.publish_event(kind, data, severity=severity)
 
     def _publish(self, state: FloorState, t: float) -> None:
         if self.upstream is None:
@@ -161,5 +211,5 @@ class FloorController:
     def republish(self) -> None:
         """Forget what was sent, so the next pass publishes the full state (after a reconnect)."""
         self._seat_published.clear()
-        self._force_summaries = True
+        self._force_summaries = self._force_availability = True
         self._wake.set()

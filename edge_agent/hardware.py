@@ -25,7 +25,14 @@ from drivers.outputs import HvacAnalogOutput, HvacRelay, HvacSetpointOutput, Pwm
 from drivers.ports import AsyncI2CBus, Clock, Output, Reading
 from edge_agent.backend import Backend
 from edge_agent.config import Actuator, Sensor, SiteConfig
-from firmware_bridge.devices import BridgeI2CBus, DeskHeight, DeskLamp, DimmerChannel, SeatIndicator
+from firmware_bridge.devices import (
+    BridgeI2CBus,
+    BridgeSensorBlocks,
+    DeskHeight,
+    DeskLamp,
+    DimmerChannel,
+    SeatIndicator,
+)
 from firmware_bridge.link import BridgeLink
 from firmware_bridge.registry import NodeRegistry
 from rules.state import IntentKind
@@ -64,6 +71,7 @@ class Hardware:
     output_errors: dict[str, str] = field(default_factory=dict)
     _ports: dict[str, Any] = field(default_factory=dict)
     _muxes: dict[tuple[str, int], Tca9548a] = field(default_factory=dict)
+    _blocks: dict[int, BridgeSensorBlocks] = field(default_factory=dict)
 
     async def open(self) -> None:
         """Build everything; never raises for one bad device (it is recorded instead)."""
@@ -235,6 +243,15 @@ class SensorPorts:
 
     def pin_factory(self) -> Any:
         return self.hardware.backend.pin_factory()
+
+    def sensor_blocks(self) -> BridgeSensorBlocks:
+        hw, node = self.hardware, self.sensor.node
+        if hw.link is None or node is None:
+            raise DaemonOnlyError(f"{self.sensor.id} is reported by node {node} over the RS-485 line "
+                                  "(the [bridge] line, which only the daemon drives)", bus="bridge")
+        if node not in hw._blocks:
+            hw._blocks[node] = BridgeSensorBlocks(hw.link, node)
+        return hw._blocks[node]
 
     def ble_backend(self) -> Any:
         return self.hardware.backend.ble_backend()

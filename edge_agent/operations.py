@@ -26,6 +26,7 @@ from edge_agent.sync.commands import (
     ConsentSet,
     ConsentWithdraw,
     PreferencesSet,
+    ReleaseSeat,
     SetCalendar,
     SetOverride,
 )
@@ -112,6 +113,7 @@ class GatewayOperations(NodeOperations):
             "clock_synced": bool(getattr(self.daemon.clock, "synced", False)),
             "sensors_healthy": len(gw.hardware.sensors) - len(unhealthy), "sensors_unhealthy": unhealthy,
             "last_actuation": actuation, "faults": list(self.daemon.state.faults),
+            "ghosts": gw.controller.ghosts.stats(),
         }
 
     async def sensors(self) -> list[p.SensorInfo]:
@@ -128,8 +130,16 @@ class GatewayOperations(NodeOperations):
                 "reason": slot.error or (getattr(health, "reason", "") or ""),
                 "last_values": dict(last.values) if last else {},
                 "last_good_age_s": None if last_good is None else round(now - last_good, 1),
+                "seats": list(slot.sensor.seats), "desks": self._desks_of(slot.sensor),
             })
         return out
+
+    def _desks_of(self, sensor: Any) -> list[str]:
+        """The desks a load cell stands under: the desk actuators on its node and channel."""
+        if sensor.node is None or "channel" not in sensor.settings:
+            return []
+        return [a.id for a in self.daemon.cfg.actuators if a.kind == "desk" and a.node == sensor.node
+                and a.channel == sensor.settings["channel"]]
 
     async def read_sensor(self, sensor: str) -> p.SensorReading:
         slot = self._sensor(sensor)
@@ -300,6 +310,19 @@ class GatewayOperations(NodeOperations):
         return {"pid": os.getpid(), "state_dir": str(self.daemon.state_dir), "broker": broker, "outbox": outbox,
                 "devices": devices}
 
+    async def release_seat(self, seat: str, user: str, *, source: str = "cli") -> dict[str, Any]:
+        """Staff cleared ``seat`` (the control socket and the MQTT intake each audit the request)."""
+        self._targets("seat", seat)
+        return self.gw.controller.release_seat(seat, source)
+
+    async def seats(self) -> dict[str, Any]:
+        gw = self.gw
+        state = gw.controller.state
+        statuses = {} if state is None else {sid: v.status.value for sid, v in state.seats.items()}
+        return {"seats": statuses, "ghosts": gw.controller.ghosts.stats(),
+                "ghost_seats": sorted(gw.controller.ghosts.open),
+                "availability": {z: a.as_message() for z, a in gw.availability.snapshot().items()}}
+
     async def building(self, args: BuildingArgs) -> dict[str, Any]:
         building = self.gw.hardware.building
         if building is None:
@@ -348,6 +371,9 @@ class GatewayOperations(NodeOperations):
         self.daemon.audit("override", {"target_kind": args.target_kind, "target": args.target, "cleared": cleared,
                                        "source": "mqtt"})
         return {"target": args.target, "cleared": cleared}
+
+    async def release_seat_by_command(self, args: ReleaseSeat) -> dict[str, Any]:
+        return await self.release_seat(args.seat, "mqtt", source="mqtt")
 
     async def reload_rules(self) -> dict[str, Any]:
         path = rules_file(self.daemon.cfg, self.daemon.options.config_path)

@@ -103,7 +103,7 @@ async def health_loop(daemon: Daemon, gw: Gateway, upstream: Upstream) -> None:
         healthy = sum(1 for sid in gw.hardware.sensors if gw.pollers.healthy(sid))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         upstream.publish_health(sensors_healthy=healthy, sensors_unhealthy=len(gw.hardware.sensors) - healthy,
-                                cpu_percent=round(cpu_percent, 2), rss_bytes=rss)
+                                cpu_percent=round(cpu_percent, 2), rss_bytes=rss, ghosts=gw.controller.ghosts.stats())
 
 
 def publish_calendar(gw: Gateway) -> dict[str, Any]:

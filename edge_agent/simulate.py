@@ -65,19 +65,28 @@ class SimulationOptions:
 
 
 def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
-    """One simulated node per bridge address: desk clusters carry their local I2C bus."""
+    """One simulated node per bridge address, of the current firmware (PROTOCOL.md revision 3):
+    desk clusters carry their local I2C bus and, where desks stand, a load-cell platform under each."""
     nodes: dict[int, SimNode] = {}
     dimmers = {a.node for a in cfg.actuators if a.node is not None and a.output == "dimmer"}
+    desks = {a.node for a in cfg.actuators if a.node is not None and a.kind == "desk"}
     addresses = {b.node for b in cfg.buses if b.node is not None}
     addresses |= {a.node for a in cfg.actuators if a.node is not None}
+    addresses |= {s.node for s in cfg.sensors if s.node is not None}
     for addr in sorted(a for a in addresses if a is not None):
         kind = "dimmer" if addr in dimmers and addr not in hw.node_buses else "desk-cluster"
-        nodes[addr] = SimNode(addr, kind, i2c=hw.node_buses.get(addr), seed=addr)
+        nodes[addr] = SimNode(addr, kind, i2c=hw.node_buses.get(addr), seed=addr, revision=3,
+                              load_cells=kind == "desk-cluster" and addr in desks)
     return nodes
 
 
+#: Poll intervals of the simulated day where its scenario names none: a desk's weight is read once
+#: a minute (with the thermopile's frames), not every 5 s, so 120 desks fit the day's time budget.
+SIMULATED_POLL_S = {"hx711": 60.0}
+
+
 def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
-    overrides = scenario.poll_overrides()
+    overrides = {**SIMULATED_POLL_S, **scenario.poll_overrides()}
 
     def interval(sensor: Sensor) -> float:
         return overrides.get(sensor.kind, sensor.poll_interval_s)

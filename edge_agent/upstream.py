@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from drivers.ports import Clock
 from edge_agent.actuation.arbiter import ArbiterEvent
+from edge_agent.availability import ZoneAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.sync.messages import iso_utc
 from rules.state import SeatView, ZoneView
@@ -32,6 +33,8 @@ class Upstream(Protocol):
 
     def publish_zone_summary(self, zone: ZoneView, *, force: bool = False) -> int | None: ...
 
+    def publish_availability(self, zone: ZoneAvailability) -> int: ...
+
     def publish_event(self, kind: str, data: Mapping[str, Any], *, severity: str = "info") -> int: ...
 
     def publish_actuation(self, record: Mapping[str, Any]) -> int: ...
@@ -39,7 +42,7 @@ class Upstream(Protocol):
     def publish_forecast(self, zone_id: str, forecast: Mapping[int, tuple[float, float, float]]) -> int: ...
 
     def publish_health(self, *, sensors_healthy: int, sensors_unhealthy: int, cpu_percent: float | None = None,
-                       rss_bytes: int | None = None) -> int: ...
+                       rss_bytes: int | None = None, ghosts: Mapping[str, Any] | None = None) -> int: ...
 
 
 class FloorReports:

@@ -10,7 +10,9 @@ after the node rebooted).
 
 from __future__ import annotations
 
-from drivers.errors import BusError, BusTimeoutError, NackError, NodeTimeoutError
+import asyncio
+
+from drivers.errors import BridgeError, BusError, BusTimeoutError, NackError, NodeTimeoutError
 
 from .link import BridgeLink
 from .messages import I2CStatus, OutputFunction, OutputState
@@ -36,6 +38,40 @@ class BridgeI2CBus:
             raise NackError(f"{self.name}@0x{address:02x}: no acknowledge ({what})", bus=self.name, address=address)
         if status != I2CStatus.OK:
             raise BusError(f"{self.name}@0x{address:02x}: bus error on the node", bus=self.name, address=address)
+        return data
+
+
+class BridgeSensorBlocks:
+    """A node's sensor blocks (drivers.ports.SensorBlockPort): one READ_SENSOR per block and moment.
+
+    The four desks of a desk node read the same block: a read of it within ``max_age_s`` (or one
+    on its way) answers them all, so a node's load cells cost one request per poll, not four.
+    """
+
+    def __init__(self, link: BridgeLink, node: int) -> None:
+        self.link = link
+        self.node = node
+        self.name = f"node{node}"
+        self._latest: dict[int, tuple[float, bytes]] = {}
+        self._reading: dict[int, asyncio.Task[bytes]] = {}
+
+    async def read_block(self, block: int, *, max_age_s: float = 0.0) -> bytes:
+        latest = self._latest.get(block)
+        if latest is not None and self.link.clock.monotonic() - latest[0] <= max_age_s:
+            return latest[1]
+        task = self._reading.get(block)
+        if task is None or task.done():
+            task = self._reading[block] = asyncio.ensure_future(self._read(block))
+        return await asyncio.shield(task)
+
+    async def _read(self, block: int) -> bytes:
+        try:
+            data = await self.link.read_sensor(self.node, block)
+        except NodeTimeoutError as exc:
+            raise BusTimeoutError(f"{self.name}: sensor block {block}: node did not answer", bus=self.name) from exc
+        except BridgeError as exc:  # a refusal (no such block) or a damaged reply
+            raise BusError(f"{self.name}: sensor block {block}: {exc}", bus=self.name) from exc
+        self._latest[block] = (self.link.clock.monotonic(), data)
         return data
 
 

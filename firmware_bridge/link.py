@@ -53,6 +53,7 @@ from .messages import (
     NodeStatus,
     OutputFunction,
     OutputState,
+    SensorBlock,
     SetOutput,
     output_group,
     parse_events,
@@ -238,6 +239,15 @@ class BridgeLink(LineMaster):
             self._reported.pop(key, None)
         for ch in channels:
             await self.broadcast(MsgType.SET_OUTPUT, SetOutput(ch, function, value, ramp_ms).pack())
+
+    async def read_sensor(self, node: int, block: int, *, deadline_s: float = 1.0) -> bytes:
+        """A sensor block's data (after its block byte); a pure read (PROTOCOL.md, 5.3)."""
+        reply = await self.request(node, MsgType.READ_SENSOR, bytes([block]), priority=Priority.SENSING,
+                                   deadline_s=deadline_s)
+        sensor_block = _parsed(SensorBlock.parse, reply, node)
+        if sensor_block.block != block:
+            raise FrameError(f"node {node}: asked for sensor block {block}, got block {sensor_block.block}")
+        return sensor_block.data
 
     async def i2c(
         self, node: int, address: int, write: bytes, read_len: int, *, deadline_s: float = 1.0

@@ -16,9 +16,11 @@ from drivers.errors import BridgeError, FrameError
 
 from .codec import MAX_PAYLOAD
 
-PROTOCOL_REVISION = 2  # of PROTOCOL.md; the frame format (version byte 1) is unchanged since revision 1
+PROTOCOL_REVISION = 3  # of PROTOCOL.md; the frame format (version byte 1) is unchanged since revision 1
 ALL_CHANNELS = 0xFF  # SET_OUTPUT channel meaning "every channel of the node" (revision 2)
 BLOCK_DIRECTORY = 0xFF  # READ_SENSOR block listing the node's blocks (revision 2)
+BLOCK_LOAD_CELLS = 1  # READ_SENSOR block of the desks' load-cell platforms (revision 3)
+HOLD_EVENTS_FROM = 3  # the gateway revision a node sends BUTTON_HOLD to (earlier ones get BUTTON)
 
 
 class MsgType(IntEnum):
@@ -49,7 +51,7 @@ class NackCode(IntEnum):
 
 
 class HardwareKind(IntEnum):
-    DESK_CLUSTER = 1  # up to 4 desks: height, lamp, seat indicator; local I2C sensors, PIR, button
+    DESK_CLUSTER = 1  # up to 4 desks: height, lamp, seat indicator, load cells; local I2C sensors, PIR, button
     DIMMER = 2  # up to 4 light channels
     SENSOR = 3  # sensors only: local I2C bus, PIR
     INDICATOR = 4  # seat indicators only
@@ -65,6 +67,7 @@ class Capability(IntFlag):
     BUTTON = 1 << 6
     OTA = 1 << 7
     SENSOR_BLOCKS = 1 << 8
+    LOAD_CELLS = 1 << 9  # revision 3: a load-cell platform under each desk (sensor block 1)
 
 
 class ResetCause(IntEnum):
@@ -86,9 +89,10 @@ class OutputFunction(IntEnum):
 
 
 class EventKind(IntEnum):
-    BUTTON = 1
+    BUTTON = 1  # a short press, queued when released
     MOTION = 2
     MOTION_END = 3
+    BUTTON_HOLD = 4  # revision 3: the button held 3 s, queued at that mark (to gateways of revision 3 on)
 
 
 class I2CStatus(IntEnum):

@@ -3,7 +3,8 @@
 ``examples/floor-3.toml`` was produced by ``python -m simulator.floorgen --zones 6 --seats 120``;
 benchmarks and tests use the same generator for larger floors (200-400 seats) so that every floor
 the project measures has the same shape: zones in a grid, desk clusters of four seats under one
-AMG8833 on a desk node, one light/air sensor set per zone on a mux channel, a PIR per zone, four
+AMG8833 on a desk node, a load cell (HX711) under each desk read by its node, one light/air sensor
+set per zone on a mux channel, a PIR per zone, four
 dimmable luminaires per zone on a dimmer node, HVAC zones pairing floor zones, UWB anchors around
 the walls.
 
@@ -58,6 +59,7 @@ def floor_toml(zones: int = 6, seats: int = 120, site: str = "central-library", 
     act_blocks: list[str] = []
     seat_blocks: list[str] = []
     bus_blocks: list[str] = []
+    weight_blocks: list[str] = []
     pir_pins = [5, 6, 16, 17, 22, 23, 24, 25, 26, 27]
     for z in range(zones):
         zx, zy = (z % cols) * zw, (z // cols) * zh
@@ -97,6 +99,10 @@ def floor_toml(zones: int = 6, seats: int = 120, site: str = "central-library", 
                     f"x = {sx:.2f}\ny = {sy:.2f}\n"
                 )
                 cluster_seats.append(sid)
+                weight_blocks.append(
+                    f'[[sensors]]\nid = "weight-{sid}"\nkind = "hx711"\nnode = {nid}\nchannel = {k}\n'
+                    f'zone = "{zid}"\nseats = ["{sid}"]\npoll_interval_s = 5\n'
+                )
             quoted = ", ".join(f'"{s}"' for s in cluster_seats)
             sensor_blocks.append(
                 f'[[sensors]]\nid = "thermal-{zid}-{c + 1}"\nkind = "amg8833"\nbus = "node{nid}"\n'
@@ -167,6 +173,7 @@ def floor_toml(zones: int = 6, seats: int = 120, site: str = "central-library", 
     w('[[sensors]]\nid = "uwb-listener"\nkind = "dwm1001"\nrole = "listener"\nserial_port = "/dev/ttyACM0"\n'
       'poll_interval_s = 0.5\n')
     w('[[sensors]]\nid = "uwb-ble"\nkind = "dwm1001"\nble_address = "E4:5F:01:2A:3B:4C"\npoll_interval_s = 1\n')
+    w("\n".join(weight_blocks))
     w("\n".join(act_blocks))
     anchors = [(0.5, 0.5), (width / 2, 0.3), (width - 0.5, 0.5), (width - 0.5, depth - 0.5),
                (width / 2, depth - 0.3), (0.5, depth - 0.5)]

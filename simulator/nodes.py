@@ -11,13 +11,19 @@ rollback (:mod:`simulator.nodes_ota`). Timing (turnaround, processing, byte time
 ``revision`` is the PROTOCOL.md revision the node's firmware follows (2 by default; 1 for a node
 of the first revision: no extended HELLO, no channel 255, no block directory).
 
-World-facing controls (``press_button``, ``motion``, ``reboot``, ``local_change``, ``busy_until``)
-and read-outs (``dimmer_level``, ``desk``, ``applied``) are for the simulated floor and tests,
-never for the gateway, which only sees the line.
+``load_cells`` fits a load-cell platform under each desk (revision 3: sensor block 1 and the
+LOAD_CELLS capability; :mod:`simulator.nodes_loadcell`).
+
+World-facing controls (``press_button``, ``hold_button``, ``set_desk_load``, ``motion``,
+``reboot``, ``local_change``, ``busy_until``) and read-outs (``dimmer_level``, ``desk``,
+``applied``) are for the simulated floor and tests, never for the gateway, which only sees the
+line.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import random
 import struct
 import time
@@ -43,6 +49,8 @@ from firmware_bridge.codec import (
 )
 from firmware_bridge.messages import (
     BLOCK_DIRECTORY,
+    BLOCK_LOAD_CELLS,
+    HOLD_EVENTS_FROM,
     Capability,
     EventKind,
     EventsRequest,
@@ -55,12 +63,13 @@ from firmware_bridge.messages import (
     NackCode,
     NodeEventRecord,
     NodeStatus,
-        ResetCause,
+    ResetCause,
     SetOutput,
     pack_events,
 )
 from firmware_bridge.ota import TRIAL_DEADLINE_S
 
+from .nodes_loadcell import BUTTON_GAP_S, HOLD_S, DeskPlatform, PendingPress
 from .nodes_ota import HANG_MARKER, SECTOR_ERASE_S, NodeFlash, Refusal
 from .nodes_outputs import DESK_PRESETS, DeskState, NodeOutputs, Ramp
 
@@ -110,12 +119,23 @@ class SimNode(NodeOutputs):
         revision: int = 2,
         hw_revision: int = 1,
         sector_erase_s: float = SECTOR_ERASE_S,
+        load_cells: bool = False,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r}: use one of {sorted(KINDS)}")
         self.address = address
         self.kind = KINDS[kind]
         self.capabilities = CAPABILITIES[self.kind]
+        if load_cells:
+            if self.kind != HardwareKind.DESK_CLUSTER or revision < 3:
+                raise ValueError("load cells are fitted to desk-cluster nodes of revision 3 or later")
+            self.capabilities |= Capability.LOAD_CELLS
+        self.sensor_blocks = (0, BLOCK_LOAD_CELLS) if load_cells else SENSOR_BLOCKS
+        # The desks' platforms exist whether or not a load cell reads them: the world puts things on desks.
+        seed = seed if seed is not None else address
+        self.platforms = [DeskPlatform(seed=seed * 64 + ch) for ch in range(channels)]
+        self._presses: list[PendingPress] = []
+        self._button_down: dict[int, tuple[float, float]] = {}  # channel -> (pressed at, let go at)
         self.i2c = i2c
         self.channels = channels
         self.clock = clock
@@ -161,6 +181,10 @@ class SimNode(NodeOutputs):
         self._cache: tuple[int, int, Frame] | None = None  # seq, request CRC, the reply to repeat
         self._events: deque[tuple[int, int, int, float]] = deque()
         self._event_seq = 0
+        self._gateway_revision = 1  # until a HELLO names one: what the node may send it
+        self._presses = [p for p in getattr(self, "_presses", []) if p.due > now]  # a reset forgets queued ones
+        for platform in getattr(self, "platforms", []):
+            platform.powered_at = now  # the HX711s reset with the node and settle again
         self.levels = [Ramp() for _ in range(self.channels)]
         self.lamps = [Ramp() for _ in range(self.channels)]
         self.indicators = [0] * self.channels
@@ -171,7 +195,12 @@ class SimNode(NodeOutputs):
         self.runs, self.firmware = self.flash.running()
 
     def _tick(self, now: float) -> None:
-        """Time-driven state: the reset after a commit, and rollback of a trial that never said hello."""
+        """Time-driven state: button events falling due, the reset after a commit, and rollback of a
+        trial that never said hello."""
+        while self._presses and self._presses[0].due <= now:
+            press = self._presses.pop(0)
+            hold = press.held and self.revision >= HOLD_EVENTS_FROM
+            self._event(EventKind.BUTTON_HOLD if hold else EventKind.BUTTON, press.channel, press.due)
         # Evaluated lazily, but each transition happens at the time it was due, not when noticed.
         if self._reset_at is not None and now >= self._reset_at:
             reset_at, self._reset_at = self._reset_at, None
@@ -190,21 +219,58 @@ class SimNode(NodeOutputs):
         return now < self.silent_until or not self.runs
 
     # ---- world controls and read-outs ------------------------------------------------------
-    def _event(self, kind: int, channel: int) -> None:
+    def _event(self, kind: int, channel: int, t: float | None = None) -> None:
         self._event_seq = self._event_seq % 0xFFFF + 1
         if len(self._events) >= EVENT_QUEUE:
             self._events.popleft()
             self.counters["lost"] += 1
-        self._events.append((self._event_seq, kind, channel, self.clock()))
+        self._events.append((self._event_seq, kind, channel, self.clock() if t is None else t))
+
+    def _channel(self, channel: int) -> int:
+        if not 0 <= channel < self.channels:
+            raise ValueError(f"node {self.address} has channels 0..{self.channels - 1}, not {channel}")
+        return channel
 
     def press_button(self, channel: int = 0) -> None:
-        self._event(EventKind.BUTTON, channel)
+        """A short press of the desk's button, queued at once (one BUTTON event)."""
+        self._event(EventKind.BUTTON, self._channel(channel))
+
+    def hold_button(self, channel: int, seconds: float) -> None:
+        """The desk's button pressed now and let go after ``seconds``.
+
+        Shorter than 3 s: one BUTTON event when it is let go. 3 s or longer: one BUTTON_HOLD event
+        at the 3 s mark (a BUTTON to a gateway of revision 2 or earlier, and from a node of
+        revision 2, which has no hold). Block 0 shows the button down meanwhile.
+        """
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"a press lasts a positive number of seconds, not {seconds!r}")
+        now = self.clock()
+        held = seconds >= HOLD_S and self.revision >= HOLD_EVENTS_FROM
+        due = now + (HOLD_S if held else seconds + BUTTON_GAP_S)
+        bisect.insort(self._presses, PendingPress(due, self._channel(channel), held))
+        self._button_down[channel] = (now, now + seconds)
+
+    def set_desk_load(self, channel: int, grams: float) -> None:
+        """The true mass on the desk's platform (laptop, bag, books, a cup; 0 when cleared).
+
+        The node's HX711 sees it through the platform as the part would: with the desktop's dead
+        load, this desk's own scale, creep under the change, drift of its zero and noise. A node
+        without load cells keeps the mass (it is on the desk) but reports nothing of it.
+        """
+        if not math.isfinite(grams) or grams < 0:
+            raise ValueError(f"a desk carries zero or more grams, not {grams!r}")
+        self.platforms[self._channel(channel)].set_mass(grams, self.clock())
+
+    def desk_load(self, channel: int) -> float:
+        """The true mass on the desk (what the world last set)."""
+        return self.platforms[self._channel(channel)].mass_g
 
     def motion(self, channel: int = 0, active: bool = True) -> None:
         self._event(EventKind.MOTION if active else EventKind.MOTION_END, channel)
 
     @property
     def events_pending(self) -> int:
+        self._tick(self.clock())
         return len(self._events)
 
     # ---- the protocol ----------------------------------------------------------------------
@@ -270,6 +336,7 @@ class SimNode(NodeOutputs):
                 if p and self.revision < 2:
                     raise Refusal(NackCode.BAD_LENGTH)
                 self.flash.confirm()
+                self._gateway_revision = p[0] if p else 1
                 return self._hello(extended=bool(p) and p[0] >= 2).pack()
             case MsgType.STATUS:
                 _length(p, 0)
@@ -318,12 +385,18 @@ class SimNode(NodeOutputs):
         block = p[0]
         if block == BLOCK_DIRECTORY and self.revision >= 2:
             _not_busy(busy)
-            return bytes([BLOCK_DIRECTORY, len(SENSOR_BLOCKS), *SENSOR_BLOCKS])
-        if block not in SENSOR_BLOCKS:
+            return bytes([BLOCK_DIRECTORY, len(self.sensor_blocks), *self.sensor_blocks])
+        if block not in self.sensor_blocks:
             raise Refusal(NackCode.BAD_VALUE, block)
         _not_busy(busy)
+        now = self.clock()
+        if block == BLOCK_LOAD_CELLS:
+            rate = self.platforms[0].rate if self.platforms else 10
+            cells = b"".join(struct.pack("<iB", *p.report(now)) for p in self.platforms)
+            return bytes([BLOCK_LOAD_CELLS, rate, len(self.platforms)]) + cells
         motions = sum(1 for e in self._events if e[1] in (EventKind.MOTION, EventKind.MOTION_END))
-        return bytes([0]) + struct.pack("<BBH", 0, 0, motions)
+        down = sum(1 << ch for ch, (start, end) in self._button_down.items() if start <= now < end)
+        return bytes([0]) + struct.pack("<BBH", 0, down & 0xFF, motions)
 
     def _i2c(self, p: bytes, busy: bool) -> bytes:
         if len(p) < 2:
@@ -353,8 +426,12 @@ class SimNode(NodeOutputs):
     def _drain(self, req: EventsRequest, now: float) -> bytes:
         while self._events and req.ack != 0 and (req.ack - self._events[0][0]) % 0x10000 < 0x8000:
             self._events.popleft()
+        # A hold is named BUTTON_HOLD only to a gateway that knows it (revision 3 on): to an earlier
+        # one it is a press, which it can parse (PROTOCOL.md, 5.7).
+        older = self._gateway_revision < HOLD_EVENTS_FROM
         out = [
-            NodeEventRecord(seq, kind, ch, min(0xFFFFFFFF, int((now - t) * 1000)))
+            NodeEventRecord(seq, EventKind.BUTTON if older and kind == EventKind.BUTTON_HOLD else kind, ch,
+                            min(0xFFFFFFFF, int((now - t) * 1000)))
             for seq, kind, ch, t in list(self._events)[: min(16, req.max_events)]
         ]
         return pack_events(out)

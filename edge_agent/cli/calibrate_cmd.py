@@ -18,7 +18,7 @@ from edge_agent.control.client import ControlClient
 from edge_agent.control.protocol import unknown_id_message
 
 KIND_QUANTITY = {"light": "lux", "temperature": "temperature", "humidity": "humidity", "co2": "co2",
-                 "thermal": "thermal", "uwb-anchor": "position"}  # fmt: skip
+                 "thermal": "thermal", "uwb-anchor": "position", "weight": "mass"}  # fmt: skip
 
 
 @click.group()
@@ -137,6 +137,47 @@ def light(
                 "calibrate", sensor=sensor_id, quantity="lux", reference=ref, fresh=fresh or first_of_pair
             )
             _show(result, as_json)
+
+
+def _load_cell(client: ControlClient, desk: str) -> str:
+    """The load cell under ``desk`` (a desk id, one of its seats, or the load cell's own sensor id)."""
+    infos = client.request("sensors")
+    cells = [s for s in infos if s.get("kind") == "hx711"]
+    for s in cells:
+        if desk == s["id"] or desk in (s.get("desks") or []) or desk in (s.get("seats") or []):
+            return str(s["id"])
+    known = {d: s for s in cells for d in (s.get("desks") or [s["id"]])}
+    raise click.ClickException(unknown_id_message("desk with a load cell", desk, known))
+
+
+@calibrate.command("weight")
+@click.argument("desk")
+@click.option("--tare", is_flag=True, help="The desk is cleared: its load now reads 0 g.")
+@click.option("--known-mass", type=float, metavar="G", help="A known mass (grams) stands alone on the cleared desk.")
+@click.option("--undo", is_flag=True, help="Restore the coefficients from before the last change.")
+@control_options
+def weight(
+    desk: str, tare: bool, known_mass: float | None, undo: bool, socket_path: str | None, config_path: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """A desk's load cell: --tare with the desk cleared, then --known-mass G with a known mass on it."""
+    if sum((tare, known_mass is not None, undo)) != 1:
+        raise click.UsageError("give one of --tare (desk cleared), --known-mass GRAMS, or --undo")
+    if known_mass is not None:
+        if known_mass <= 0:
+            raise click.UsageError(f"--known-mass must be above 0 g, not {known_mass:g}; to zero the desk use --tare")
+        try:
+            check_reference("mass", known_mass)
+        except CalibrationError as exc:
+            raise _refuse(exc) from None
+    with daemon(socket_path, config_path) as client:
+        sensor_id = _load_cell(client, desk)
+        if undo:
+            _undo(client, sensor_id, "weight", as_json)
+            return
+        _preflight(client, sensor_id)
+        reference = 0.0 if tare else float(known_mass or 0.0)
+        _show(client.request("calibrate", sensor=sensor_id, quantity="mass", reference=reference), as_json)
 
 
 @calibrate.command("co2")

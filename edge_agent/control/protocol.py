@@ -234,6 +234,24 @@ class NodeOtaStatusRequest(_Envelope):
     args: NodeArgs
 
 
+class SeatArgs(_Request):
+    seat: SensorId
+
+
+class ReleaseSeatRequest(_Envelope):
+    """Staff cleared a seat (``edge-agent seats release SEAT``)."""
+
+    op: Literal["release_seat"]
+    args: SeatArgs
+
+
+class SeatsRequest(_Envelope):
+    """Seat states, ghost seats and availability (``edge-agent seats list``)."""
+
+    op: Literal["seats"]
+    args: NoArgs = NoArgs()
+
+
 class ReloadConfigRequest(_Envelope):
     """The local way to reload the site config (keys rotated or revoked take effect with it)."""
 
@@ -258,6 +276,8 @@ Request = Annotated[
     | NodeOtaUploadRequest
     | NodeOtaStartRequest
     | NodeOtaStatusRequest
+    | ReleaseSeatRequest
+    | SeatsRequest
     | ReloadConfigRequest,
     Field(discriminator="op"),
 ]
@@ -267,12 +287,12 @@ REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 OPS: tuple[str, ...] = (
     "ping", "status", "sensors", "read_sensor", "calibrate", "calibrate_undo", "calibration_history",
     "thermal_capture_background", "set_anchor", "actuators", "actuator_test", "diagnostics", "building",
-    "node_ota_upload", "node_ota_start", "node_ota_status", "reload_config",
+    "node_ota_upload", "node_ota_start", "node_ota_status", "reload_config", "release_seat", "seats",
 )  # fmt: skip
 
 #: Operations that only read: everything else changes the floor and goes into the audit log.
 READ_OPS = frozenset({"ping", "status", "sensors", "read_sensor", "calibration_history", "actuators", "diagnostics",
-                      "node_ota_status"})
+                      "node_ota_status", "seats"})
 
 
 # ---- results: what the daemon returns (JSON-ready; extra keys are allowed and shown by --json) ----
@@ -312,6 +332,7 @@ class StatusResult(TypedDict):
     sensors_unhealthy: list[str]  # ids
     last_actuation: Actuation | None
     faults: NotRequired[list[str]]  # supervised tasks crashing in a loop, one line each
+    ghosts: NotRequired[dict[str, Any]]  # ghost seats open, cleared, and the time from ghost to cleared
 
 
 class SensorInfo(TypedDict):
@@ -324,6 +345,8 @@ class SensorInfo(TypedDict):
     reason: str
     last_values: dict[str, float]  # quantity -> calibrated value
     last_good_age_s: float | None
+    seats: NotRequired[list[str]]  # the seats it covers (thermopiles, load cells)
+    desks: NotRequired[list[str]]  # a load cell: the desks it stands under
 
 
 class ThermalSummary(TypedDict):
@@ -453,6 +476,14 @@ class ControlTarget(Protocol):
         ...
 
     async def diagnostics(self) -> Diagnostics: ...
+
+    async def release_seat(self, seat: str, user: str) -> dict[str, Any]:
+        """Staff cleared the seat: mark it free now (``seat_released``, with ``ghost_to_release_s``)."""
+        ...
+
+    async def seats(self) -> dict[str, Any]:
+        """Seat states by zone, ghost seats and their dispatch figures, availability."""
+        ...
 
     async def building(self, args: BuildingArgs) -> dict[str, Any]:
         """A DALI or BACnet operation (scan, assign, group, discover, read, health)."""

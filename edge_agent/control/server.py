@@ -284,6 +284,10 @@ class ControlServer:
                 return await t.building(a)
             case p.NodeOtaUploadRequest() | p.NodeOtaStartRequest() | p.NodeOtaStatusRequest():
                 return await _node_op(t, req, user)
+            case p.ReleaseSeatRequest(args=a):
+                return await t.release_seat(a.seat, user)
+            case p.SeatsRequest():
+                return await t.seats()
             case p.ReloadConfigRequest():
                 reload = getattr(t, "reload_config", None)
                 if reload is None:

@@ -11,7 +11,12 @@ Fusion, per seat (see docs/sensing.md):
 - A seat whose thermopile is unhealthy or stale (or that has none) counts a fresh UWB tag within
   ``seat_radius_m`` as presence; with no tag there either, its status is UNKNOWN.
 - PIR motion is zone-level: it sets ``last_motion`` and keeps ``empty_since`` honest (a zone where
-  something moved is not empty), but cannot say which seat.
+  something moved is not empty), but cannot say which seat. It also vouches for a weight step on a
+  free desk: a bag does not drop by itself, so a step with no motion in its zone around it (in a
+  zone that has a PIR) is the load cell, not a claim.
+- A desk's load cell (kind ``hx711`` with ``seats``; :mod:`edge_agent.sensing.weight`) says
+  whether belongings stand on the desk; the desk's button is "back soon" (:meth:`FloorModel.on_button`)
+  and, held 3 s, staff releasing a ghost seat (:meth:`FloorModel.on_button_hold`).
 
 Zone people count: the accepted thermal blobs of the zone's usable thermopiles, plus fresh UWB
 tags in the zone that stand outside every usable thermopile's view (no double counting).
@@ -36,10 +41,12 @@ from edge_agent.sensing.tags import FloorTag, TagTrack
 from edge_agent.sensing.thermal import Blob, ThermalEvidence, ThermalParams, ThermalSeatDetector
 from edge_agent.sensing.topology import build_topology
 from edge_agent.sensing.uwb import Fix, OffsetLearner, solve
+from edge_agent.sensing.weight import DeskWeight
 from edge_agent.sensing.zones import ENVIRONMENT, LastValue, zone_measure
 from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, SeatView, ZoneView
 
 MOTION_NEWS_AFTER_S = 30.0  # motion after this long a still zone is news (see FloorModel.on_motion)
+STEP_WITNESS_S = 600.0  # a weight step counts as someone's doing with zone motion this recent
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,8 @@ class FloorModel:
     ) -> None:
         s = cfg.sensing
         self.cfg = cfg
-        self.timing = timing or SeatTiming(s.occupied_after_s, s.away_after_s, s.ghost_after_s)
+        self.timing = timing or SeatTiming(s.occupied_after_s, s.away_after_s, s.ghost_after_s,
+                                           claim_after_s=s.away_after_s, break_limit_s=s.break_limit_s)
         self.stale_after_s = s.stale_after_s
         self.tag_height_m, self.seat_radius_m = tag_height_m, seat_radius_m
         self.seat_leave_radius_m = max(seat_leave_radius_m, seat_radius_m)
@@ -93,6 +101,15 @@ class FloorModel:
                 self._seat_sensor.setdefault(seat.id, sid)
         self._seat_points = [SeatPoint(x.id, x.x, x.y) for x in cfg.seats]
         self._machines = {x.id: SeatStateMachine(self.timing) for x in cfg.seats}
+        self._seat_zone = {x.id: x.zone for x in cfg.seats}
+        self._weights: dict[str, DeskWeight] = {}  # per seat with a load cell under its desk
+        self._weight_seats: dict[str, list[str]] = {}  # load-cell sensor -> its seats
+        for x in cfg.sensors:
+            if x.part.calibration("mass") is not None and x.seats:
+                self._weight_seats[x.id] = list(x.seats)
+                for seat_id in x.seats:
+                    self._weights[seat_id] = DeskWeight(step_g=s.belongings_min_g)
+        self._pir_zones = {x.zone for x in cfg.sensors if x.kind == "pir" and x.zone is not None}
         self._anchors = {a.id: (a.x, a.y, a.z) for a in cfg.anchors}
         self.offset = OffsetLearner()  # the UWB system's common range offset, learned from the fixes
         self._evidence: dict[str, ThermalEvidence] = {}
@@ -183,6 +200,8 @@ class FloorModel:
         if reading.quality != "good" or not np.isfinite(reading.value):
             return
         self._unhealthy.discard(reading.sensor)
+        if reading.quantity == "mass" and reading.sensor in self._weight_seats:
+            self._on_weight(reading.sensor, reading.value, reading.t)
         self._last[(reading.sensor, reading.quantity)] = LastValue(reading.value, reading.t)
 
     def on_sensor_health(self, sensor_id: str, healthy: bool, t: float) -> None:
@@ -194,6 +213,60 @@ class FloorModel:
             return
         self._unhealthy.add(sensor_id)
         self._evidence.pop(sensor_id, None)
+        for seat_id in self._weight_seats.get(sensor_id, ()):
+            self._machines[seat_id].observe_weight(None, t)  # a failed load cell says nothing of the desk
+
+    # ----------------------------------------------------------------------------- desks
+    def _on_weight(self, sensor_id: str, grams: float, t: float) -> None:
+        for seat_id in self._weight_seats[sensor_id]:
+            machine, desk = self._machines[seat_id], self._weights[seat_id]
+            before = desk.on
+            empty = machine.status is SeatStatus.FREE and not machine.present(t)
+            desk.observe(grams, t, empty_expected=empty)
+            witnessed = True
+            if desk.on and not before:
+                zone = self._seat_zone[seat_id]
+                motion = self._motion.get(zone)
+                witnessed = zone not in self._pir_zones or (motion is not None and t - motion <= STEP_WITNESS_S)
+            elif desk.on:
+                witnessed = machine.step_witnessed
+            machine.observe_weight(desk.on, t, since=desk.on_since, witnessed=witnessed)
+
+    def desk_load(self, seat_id: str) -> float | None:
+        """Grams above the empty desk at its latest reading (None: no load cell, or no reading yet)."""
+        desk = self._weights.get(seat_id)
+        return None if desk is None else desk.load_g
+
+    def on_button(self, seat_id: str, t: float) -> str:
+        """The desk's button pressed: ``"away"`` ("back soon": held for the break limit) or ``"back"``."""
+        return self._machine(seat_id).press(t)
+
+    def on_button_hold(self, seat_id: str, t: float) -> str:
+        """The desk's button held 3 s: staff releasing a ghost seat (``"released"``); on a seat that is
+        not ghost it is a press (:meth:`on_button`)."""
+        machine = self._machine(seat_id)
+        if machine.status is SeatStatus.GHOST:
+            self.release_seat(seat_id, t)
+            return "released"
+        return machine.press(t)
+
+    def hold_ends(self) -> dict[str, float]:
+        """For each away seat, when it turns ghost: its break limit, or the ghost limit."""
+        out: dict[str, float] = {}
+        for seat_id, machine in self._machines.items():
+            end = machine.hold_ends_at()
+            if end is not None:
+                out[seat_id] = end
+        return out
+
+    def seat_status(self, seat_id: str) -> SeatStatus:
+        return self._machine(seat_id).status
+
+    def _machine(self, seat_id: str) -> SeatStateMachine:
+        machine = self._machines.get(seat_id)
+        if machine is None:
+            raise SensingError(f"{seat_id}: not a seat of this floor")
+        return machine
 
     def on_tag_position(self, tag_pseudonym: str, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
         """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out.
@@ -233,11 +306,11 @@ class FloorModel:
                 "consenting_at_seats": sum(1 for n in seated if n in self._consented)}
 
     def release_seat(self, seat_id: str, t: float) -> None:
-        """Mark a seat free (rule intent or staff command)."""
-        machine = self._machines.get(seat_id)
-        if machine is None:
-            raise SensingError(f"{seat_id}: not a seat of this floor")
-        machine.release(t)
+        """Mark a seat free (rule intent or staff command); what stands on its desk is no claim."""
+        self._machine(seat_id).release(t)
+        desk = self._weights.get(seat_id)
+        if desk is not None:
+            desk.rezero()
 
     def set_anchor(self, anchor_id: str, x: float, y: float, z: float) -> None:
         """A surveyed anchor position, applied to the next fixes (the technician CLI's calibrate uwb-anchor)."""

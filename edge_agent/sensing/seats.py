@@ -8,6 +8,11 @@
     AWAY (provisional) --the warmth left did not outlast the chair's--> FREE
     AWAY --absent for ghost_after_s since the patron left--> GHOST
     AWAY / GHOST --presence for occupied_after_s--> OCCUPIED   (the patron came back)
+    OCCUPIED --absent for away_after_s, belongings on the desk (weight)--> AWAY  (any stay)
+    FREE --belongings on the desk, nobody there for claim_after_s--> AWAY  (a bag claims the seat)
+    AWAY (on the desk's weight) --the desk is empty again--> FREE  (they came back and packed up)
+    any --"back soon" pressed--> AWAY, held until break_limit_s --> GHOST
+    AWAY (held) --pressed again, or they sit down again--> OCCUPIED
     any --release(t)--> FREE      (a rule or a staff command; presence re-occupies it later)
     any --no usable evidence--> UNKNOWN --fresh evidence--> re-derived from scratch
 
@@ -42,6 +47,15 @@ left with nothing that lasts). Evidence without that information
 rule: a long stay ends AWAY. Residue without its heat (``residue_heat=None``) is judged by the
 ``belongings_after_s`` rule alone.
 
+The desk's weight (edge_agent.sensing.weight, fed by :meth:`SeatStateMachine.observe_weight`)
+sees what the thermopile cannot: cold belongings on the desk. A step that is still there when
+the patron is judged gone means AWAY, whatever the stay and whatever the thermopile saw; a step
+with nobody seen since it began (a bag dropped to claim the seat) makes a free seat AWAY after
+``claim_after_s`` and GHOST at the limit like any other; a desk found empty again ends an AWAY
+that rested on it. Belongings on the chair are left to the thermopile as before. The button's
+"back soon" (:meth:`SeatStateMachine.press`) holds the seat AWAY for ``break_limit_s`` whatever
+the sensors see; a second press or the patron sitting down again ends the hold.
+
 After UNKNOWN (sensor unhealthy or stale) nothing from before the outage is trusted: the seat
 becomes OCCUPIED after ``occupied_after_s`` of fresh presence, or FREE after ``away_after_s`` of
 fresh absence, and stays UNKNOWN until then.
@@ -67,6 +81,8 @@ class SeatTiming:
     belongings_after_s: float = 170.0  # the chair seat is under hold_c on any pixel by then
     belongings_tau_s: float = 300.0  # warmth cooling slower than this is a coat's or a laptop's
     cooling_span_s: float = 55.0  # two residue readings this far apart tell how fast it cools
+    claim_after_s: float = 120.0  # belongings with nobody at the seat this long: a claimed seat
+    break_limit_s: float = 1800.0  # a "back soon" hold lasts this long, then the seat is ghost
 
 
 class SeatStateMachine:
@@ -90,6 +106,14 @@ class SeatStateMachine:
         self._cooling: list[tuple[float, float]] = []  # (t, residue heat) of frames since the patron left
         self._gap_s = timing.gap_s  # grows to span the sensor's own frame interval
         self._frame_s = 0.0  # interval between the latest two thermopile frames
+        self._weight_t: float | None = None  # latest usable weight evidence
+        self._weight_on = False  # belongings on the desk then
+        self._weight_since: float | None = None  # when the step began
+        self._weight_witnessed = True  # someone was about when it began (a bag does not drop by itself)
+        self._by_weight = False  # AWAY because of what stands on the desk
+        self._hold_from: float | None = None  # "back soon" pressed then
+        self._hold_until: float | None = None  # ... and the hold ends (GHOST) then
+        self._hold_absent = False  # absence seen since the press
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
@@ -109,7 +133,8 @@ class SeatStateMachine:
             self._last_present = self._run_start = self._session_start = self._left_at = None
             self._fresh_since = None
             self._residue_t = self._looked_t = self._absent_from = None
-            self._provisional = False
+            self._provisional = self._by_weight = False
+            self._hold_from = self._hold_until = None
             self._cooling.clear()
             return self.status
         if self._fresh_since is None:
@@ -134,10 +159,72 @@ class SeatStateMachine:
         else:
             if self._absent_from is None:
                 self._absent_from = t
+            if self._hold_from is not None and t > self._hold_from:
+                self._hold_absent = True
             if residue is not None and residue_heat is not None:
                 self._cooling.append((t, residue_heat if residue else 0.0))
                 del self._cooling[:-64]  # a few minutes of 2 s frames is plenty
         return self.advance(t)
+
+    def observe_weight(self, on: bool | None, t: float, *, since: float | None = None,
+                       witnessed: bool = True) -> SeatStatus:
+        """The desk's load at ``t``: belongings on it (True), nothing (False), or no usable reading
+        (None). ``since``: when the current step began; ``witnessed``: someone was about then."""
+        if on is None:
+            self._weight_t = None
+            self._weight_on = False
+            return self.status
+        self._weight_t, self._weight_on = t, on
+        self._weight_since = since if on else None
+        self._weight_witnessed = witnessed
+        return self.advance(t)
+
+    def press(self, t: float) -> str:
+        """The desk's "back soon" button: ``"away"`` (a break begins: AWAY, held for the break
+        limit) or ``"back"`` (the hold ends, or the patron of an away or ghost seat is back)."""
+        if self._hold_until is not None or self.status in (SeatStatus.AWAY, SeatStatus.GHOST):
+            self._hold_from = self._hold_until = self._left_at = None
+            self._provisional = self._by_weight = False
+            self._last_present = self._run_start = self._session_start = t
+            self._absent_from = None
+            self._set(SeatStatus.OCCUPIED, t)
+            return "back"
+        self._hold_from, self._hold_until, self._hold_absent = t, t + self.timing.break_limit_s, False
+        self._left_at = t
+        self._provisional = False
+        if self._session_start is None:
+            self._session_start = t
+        self._set(SeatStatus.AWAY, t)
+        return "away"
+
+    def present(self, t: float) -> bool:
+        """Someone is at the seat by the latest evidence (dropouts up to the gap bridged)."""
+        return self._present_now(t)
+
+    @property
+    def step_witnessed(self) -> bool:
+        """Whether the weight step now on the desk began with someone about."""
+        return self._weight_witnessed
+
+    @property
+    def held(self) -> bool:
+        """A "back soon" hold is running."""
+        return self._hold_until is not None
+
+    def hold_ends_at(self) -> float | None:
+        """For an AWAY seat, when it turns GHOST (the break limit, or the ghost limit); else None."""
+        if self.status is not SeatStatus.AWAY:
+            return None
+        if self._hold_until is not None:
+            return self._hold_until
+        left = self._left_at if self._left_at is not None else self.since
+        return left + self.timing.ghost_after_s
+
+    def _weighed_after(self, t0: float) -> bool | None:
+        """Belongings on the desk by a reading taken after ``t0`` (None: no such reading)."""
+        if self._weight_t is None or self._weight_t <= t0:
+            return None
+        return self._weight_on
 
     def _present_now(self, t: float) -> bool:
         return self._last_present is not None and t - self._last_present <= self._gap_s
@@ -172,6 +259,10 @@ class SeatStateMachine:
                 if confirmed and self._run_start is not None:
                     self._session_start = self._run_start
                     self._set(SeatStatus.OCCUPIED, self._run_start + need)
+                elif (claimed := self._claimed(t)) is not None:
+                    self._left_at, self._by_weight, self._provisional = claimed, True, False
+                    self._session_start = self._run_start = None
+                    self._set(SeatStatus.AWAY, claimed + tm.claim_after_s)
             elif self.status is SeatStatus.OCCUPIED:
                 if gone_for is not None and gone_for >= tm.away_after_s and self._last_present is not None:
                     left = self._last_present
@@ -181,21 +272,41 @@ class SeatStateMachine:
                     warm = (self._residue_t is not None and self._residue_t > left
                             and self._residue_t >= (self._looked_t or 0.0))
                     kept = not looked or warm
-                    # A short visit is a passer-by, unless they left something warm behind.
-                    if (stay >= tm.min_stay_s and kept) or (looked and warm):
+                    on_desk = self._weighed_after(left)
+                    # A short visit is a passer-by, unless they left something warm behind,
+                    # or anything at all on the desk.
+                    if on_desk or (stay >= tm.min_stay_s and kept) or (looked and warm):
                         self._left_at = left
-                        self._provisional = looked and not self._lasting()
+                        self._by_weight = bool(on_desk)
+                        self._provisional = not on_desk and looked and not self._lasting()
                         self._set(SeatStatus.AWAY, left + tm.away_after_s)
                     else:
                         self._session_start = self._run_start = None  # the visit is over, not a new one
                         self._set(SeatStatus.FREE, left + tm.away_after_s)
+            elif self._hold_from is not None and self._hold_until is not None:  # "back soon": held
+                came_back = confirmed and self._run_start is not None and self._run_start > self._hold_from
+                stayed = (not self._hold_absent and self._last_present is not None  # pressed, and never left
+                          and self._last_present >= self._hold_from + tm.away_after_s)
+                if (came_back and self._hold_absent) or stayed:
+                    since = self._run_start + need if came_back and self._run_start is not None else t
+                    self._hold_from = self._hold_until = self._left_at = None
+                    self._set(SeatStatus.OCCUPIED, max(since, self.since))
+                elif self.status is SeatStatus.AWAY and t >= self._hold_until:
+                    self._set(SeatStatus.GHOST, self._hold_until)
             else:  # AWAY or GHOST
                 left = self._left_at if self._left_at is not None else self.since
                 back = confirmed and self._run_start is not None and self._run_start > left
+                cleared = self._by_weight and self._weighed_after(self.since) is False and not self._warm_now()
                 if back and self._run_start is not None:
                     self._left_at = None
-                    self._provisional = False
+                    self._provisional = self._by_weight = False
                     self._set(SeatStatus.OCCUPIED, self._run_start + need)
+                elif cleared and self._weight_t is not None:
+                    self._left_at = self._session_start = self._run_start = None  # the desk is empty again
+                    self._by_weight = self._provisional = False
+                    self._set(SeatStatus.FREE, max(self._weight_t, self.since))
+                elif self._provisional and self._weighed_after(left):
+                    self._provisional = False  # whatever the warmth was, something stands on the desk
                 elif self._provisional and self._lasting():
                     self._provisional = False
                 elif self._provisional and self._settled():
@@ -207,6 +318,24 @@ class SeatStateMachine:
             if self.status is before:
                 break
         return self.status
+
+    def _claimed(self, t: float) -> float | None:
+        """When belongings on the desk of a free seat were left (the later of the step and the
+        last presence), if nobody has been at the seat for ``claim_after_s`` since; else None."""
+        if not self._weight_on or self._weight_since is None or self._weight_t is None or self._present_now(t):
+            return None
+        if self._last_present is None or self._last_present < self._weight_since:
+            if not self._weight_witnessed:
+                return None  # a step nobody made: the cell, not a bag
+            left = self._weight_since
+        else:
+            left = self._last_present  # on the desk since before its patron left: judged late
+        return left if t - left >= self.timing.claim_after_s else None
+
+    def _warm_now(self) -> bool:
+        """Warm residue (a coat on the chair) in the latest frame since the patron left."""
+        return (self._residue_t is not None and self._looked_t is not None and self._residue_t >= self._looked_t
+                and (self._last_present is None or self._residue_t > self._last_present))
 
     def _cools_slowly(self) -> bool:
         """The residue cools with a time constant over ``belongings_tau_s`` between the latest
@@ -247,10 +376,13 @@ class SeatStateMachine:
         return gone and self._residue_t is not None and self._residue_t > left
 
     def release(self, t: float) -> None:
-        """Mark the seat free now (rule or staff command). A person still there re-occupies it."""
+        """Mark the seat free now (rule or staff command). A person still there re-occupies it;
+        what stands on the desk is no claim (the caller re-zeroes the desk's weight)."""
         self._set(SeatStatus.FREE, t)
         self._session_start = self._left_at = None
-        self._provisional = False
+        self._provisional = self._by_weight = False
+        self._hold_from = self._hold_until = None
+        self._weight_on, self._weight_since = False, None
         self._run_start = t if self._present_now(t) else None
         if self._fresh_since is None:
             self._fresh_since = t

@@ -72,6 +72,12 @@ class ClearOverride(Args):
     target: Id
 
 
+class ReleaseSeat(Args):
+    """Staff cleared a seat (a ghost seat's belongings taken to lost property): mark it free now."""
+
+    seat: Id
+
+
 class UpdateModelChunk(Args):
     """One chunk of a new forecast model; all chunks of a transfer repeat size and digest."""
 
@@ -133,6 +139,7 @@ class CommandTarget(Protocol):
 
     async def set_override(self, args: SetOverride) -> dict[str, Any]: ...
     async def clear_override(self, args: ClearOverride) -> dict[str, Any]: ...
+    async def release_seat_by_command(self, args: ReleaseSeat) -> dict[str, Any]: ...
     async def reload_rules(self) -> dict[str, Any]: ...
     async def reload_config(self) -> dict[str, Any]: ...
     async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]: ...
@@ -147,6 +154,7 @@ class CommandTarget(Protocol):
 COMMANDS: dict[str, type[Args]] = {
     "set_override": SetOverride,
     "clear_override": ClearOverride,
+    "release_seat": ReleaseSeat,
     "reload_rules": NoArgs,
     "reload_config": NoArgs,
     "update_model": UpdateModelChunk,
@@ -387,6 +395,8 @@ class CommandProcessor:
             return await t.set_override(args)
         if isinstance(args, ClearOverride):
             return await t.clear_override(args)
+        if isinstance(args, ReleaseSeat):
+            return await t.release_seat_by_command(args)
         if isinstance(args, UpdateModelChunk):
             if self.guard is not None:  # checked on every chunk, so a bad signature stops the transfer at once
                 self.guard.check_artefact("model", args.sha256, args.total_size, args.signature, actor=actor)

@@ -32,7 +32,8 @@ class NullTarget:
     async def _ok(self, *args: Any) -> dict[str, Any]:
         return {"accepted": True}
 
-    set_override = clear_override = consent_set = consent_withdraw = preferences_set = set_calendar = _ok
+    set_override = clear_override = release_seat_by_command = consent_set = consent_withdraw = _ok
+    preferences_set = set_calendar = _ok
     reload_rules = reload_config = republish_state = _ok
 
     async def update_model(self, data: bytes, sha256: str) -> dict[str, Any]:

@@ -113,6 +113,9 @@ class Topics:
     def zone_forecast(self, zone: str) -> str:
         return f"{self.root}/zone/{check_segment(zone, 'zone id')}/forecast"
 
+    def zone_availability(self, zone: str) -> str:
+        return f"{self.root}/zone/{check_segment(zone, 'zone id')}/availability"
+
     def seat_state(self, seat: str) -> str:
         return f"{self.root}/seat/{check_segment(seat, 'seat id')}/state"
 
@@ -184,6 +187,10 @@ class Health(Envelope):
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     connected_since: str | None = None
+    ghost_seats: int | None = Field(default=None, ge=0, description="Ghost seats waiting for staff now.")
+    ghost_to_release_s_p50: float | None = Field(default=None, ge=0, description="Median time from ghost to "
+                                                 "cleared over the recent ghost seats, seconds.")
+    ghost_to_release_s_p90: float | None = Field(default=None, ge=0)
 
 
 class Measure(Model):
@@ -207,6 +214,24 @@ class ZoneSummary(Envelope):
     humidity: Measure = Field(description="Relative humidity, percent.")
     co2: Measure = Field(description="CO2, ppm.")
     occupancy_healthy: bool
+
+
+class ZoneAvailabilityMessage(Envelope):
+    """Retained on ``zone/{zone}/availability``: what an arriving patron may know, nothing about anyone."""
+
+    zone: Segment
+    name: str = Field(description="The zone's name from the site config (its id when it has none).")
+    seats_total: int = Field(ge=0)
+    free: int = Field(ge=0, description="Seats free now.")
+    ready_soon: int = Field(ge=0, description="Ghost seats (staff sent to clear them) and away seats whose hold "
+                            "ends within [sensing] ready_soon_s: likely free within minutes.")
+    occupied: int = Field(ge=0)
+    away: int = Field(ge=0)
+    ghost: int = Field(ge=0)
+    unknown: int = Field(ge=0, description="Seats whose sensors cannot tell now.")
+    free_seat_ids: list[Segment] = Field(description="The free seats, by id (the coarse map: a display "
+                                         "places them on its own floor plan).")
+    ready_soon_ids: list[Segment] = Field(description="The ready-soon seats, by id.")
 
 
 class ForecastPoint(Model):
@@ -320,6 +345,7 @@ UPSTREAM_MODELS: dict[str, type[Model]] = {
     "health": Health,
     "zone_summary": ZoneSummary,
     "zone_forecast": ZoneForecast,
+    "zone_availability": ZoneAvailabilityMessage,
     "seat_state": SeatState,
     "calendar": CalendarState,
     "event": Event,

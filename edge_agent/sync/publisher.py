@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from edge_agent.availability import ZoneAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.sync.messages import (
     Actuation,
@@ -28,6 +29,7 @@ from edge_agent.sync.messages import (
     SeatState,
     Status,
     Topics,
+    ZoneAvailabilityMessage,
     ZoneForecast,
     ZoneSummary,
     assert_minimum_necessary,
@@ -103,6 +105,14 @@ class Publisher:
         )
         return self._enqueue(self.topics.zone_summary(zone.id), msg, MessageClass.PERIODIC)
 
+    def publish_availability(self, zone: ZoneAvailability) -> int:
+        """Retained ``zone/{zone}/availability`` (sent as soon as it changes: the decide loop calls this
+        only for zones whose availability changed)."""
+        msg = ZoneAvailabilityMessage(**self._envelope(), **zone.as_message())
+        assert_minimum_necessary(msg.model_dump())
+        self.outbox.put_retained(self.topics.zone_availability(zone.zone), msg.model_dump_json().encode())
+        return msg.seq
+
     def publish_forecast(self, zone_id: str, forecast: Mapping[int, tuple[float, float, float]]) -> int:
         """``forecast``: horizon minutes -> (expected, p10, p90) people."""
         points = [
@@ -141,9 +151,13 @@ class Publisher:
         return self._enqueue(self.topics.actuation, msg, MessageClass.RECORD)
 
     def publish_health(self, *, sensors_healthy: int, sensors_unhealthy: int, cpu_percent: float | None = None,
-                       rss_bytes: int | None = None) -> int:
-        """Gateway health; outbox depth, age and drops are filled in here."""
+                       rss_bytes: int | None = None, ghosts: Mapping[str, Any] | None = None) -> int:
+        """Gateway health; outbox depth, age and drops are filled in here. ``ghosts``:
+        :meth:`edge_agent.ghosts.GhostDispatch.stats`."""
+        times = (ghosts or {}).get("ghost_to_release_s") or {}
         msg = Health(
+            ghost_seats=None if ghosts is None else ghosts.get("open"),
+            ghost_to_release_s_p50=times.get("p50"), ghost_to_release_s_p90=times.get("p90"),
             **self._envelope(),
             uptime_s=round(self.clock.monotonic() - self._started_mono, 1),
             sensors_healthy=sensors_healthy, sensors_unhealthy=sensors_unhealthy,

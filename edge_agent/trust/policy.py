@@ -15,7 +15,7 @@
     revoked = false
 
     [security.roles]               # optional: replace a role's command list
-    operator = ["set_override", "clear_override", "republish_state"]
+    operator = ["set_override", "clear_override", "release_seat", "republish_state"]
 
 Keys are rotated and revoked by editing this table and reloading the config: over MQTT only with
 a signed ``reload_config``, or locally (``edge-agent config reload``, ``keys trust|revoke``, SIGHUP).
@@ -107,7 +107,7 @@ def default_permissions() -> dict[Role, frozenset[str]]:
     """What each role may send unless ``[security.roles]`` says otherwise.
 
     Every role may use the control socket's read-only operations; ``central`` every MQTT command
-    but ``update_model`` (new commands included); ``operator`` overrides and a republish;
+    but ``update_model`` (new commands included); ``operator`` overrides, seat releases and a republish;
     ``technician`` what ``operator`` may, reloads, and every control-socket action;
     ``model-publisher`` ``update_model``.
     """
@@ -115,7 +115,7 @@ def default_permissions() -> dict[Role, frozenset[str]]:
     from edge_agent.sync.commands import COMMANDS
 
     reads = frozenset(READ_OPS)
-    operator = frozenset({"set_override", "clear_override", "republish_state"})
+    operator = frozenset({"set_override", "clear_override", "release_seat", "republish_state"})
     return {
         "central": reads | (frozenset(COMMANDS) - {"update_model"}),
         "operator": reads | operator,

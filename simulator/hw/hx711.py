@@ -193,7 +193,9 @@ def attach(part: SimHx711, factory: object, data_pin: int, clock_pin: int) -> Si
     return part
 
 
-def _make(hw: SimHardware, sensor: Sensor) -> SimHx711:
+def _make(hw: SimHardware, sensor: Sensor) -> SimHx711 | None:
+    if sensor.node is not None:
+        return None  # under a desk: the desk node simulates it (simulator.nodes_loadcell)
     if sensor.pin is None:
         raise ValueError(f"{sensor.id}: the simulated HX711 needs its DOUT pin")
     part = SimHx711(hw.monotonic, rate=int(sensor.settings["rate"]), noise=2.0, seed=part_seed(sensor.id))

@@ -114,6 +114,32 @@ def motion_seen() -> SimNode:
     return n
 
 
+def load_cell_node() -> SimNode:
+    """Section 6.3's desk node: revision 3, four platforms that read exactly (no dead load, noise or drift)."""
+    n = node(9, revision=3, load_cells=True, firmware=(1, 3, 0), hw_revision=3)
+    n.boot_id = 0x2A17
+    for p in n.platforms:
+        p.dead_load_g = p.zero_counts = p.noise_counts = p.drift_g_per_sqrt_h = p.creep_fraction = 0.0
+        p.counts_per_gram, p.powered_at = 10.0, 0.0
+    return n
+
+
+def four_desks() -> SimNode:
+    n = load_cell_node()
+    for channel, grams in ((0, 20350.0), (1, 18020.0), (2, 17600.0)):
+        n.set_desk_load(channel, grams)
+    n.platforms[3].absent = True
+    return n
+
+
+def desk_2_held() -> SimNode:
+    n = load_cell_node()
+    answer(n, "HELLO request to node 9, revision 3")
+    n.hold_button(2, 4.0)
+    n.clock.t += 3.0  # type: ignore[attr-defined]
+    return n
+
+
 PAIRS: list[tuple[str, str, Callable[[], SimNode]]] = [
     ("HELLO request to node 5", "HELLO reply from node 5", lambda: hello_node()),
     ("HELLO request to node 5, revision 2", "HELLO reply from node 5, revision 2", hello_node),
@@ -128,6 +154,10 @@ PAIRS: list[tuple[str, str, Callable[[], SimNode]]] = [
     ("READ_SENSOR block 0", "READ_SENSOR reply: block 0 with two motion events queued", motion_seen),
     ("READ_SENSOR block 255", "READ_SENSOR reply: the block directory", lambda: node(5)),
     ("SET_OUTPUT lamp 0, seq 35", "SET_OUTPUT reply, seq 35 (lost on the line)", lambda: node(7)),
+    ("HELLO request to node 9, revision 3", "HELLO reply from node 9: a desk node with load cells", load_cell_node),
+    ("READ_SENSOR block 255 to node 9", "READ_SENSOR reply: blocks 0 and 1", load_cell_node),
+    ("READ_SENSOR block 1", "READ_SENSOR reply: block 1, four desks", four_desks),
+    ("EVENTS request to node 9", "EVENTS reply: the button of desk 2 held 3 s", desk_2_held),
 ]
 
 
@@ -163,3 +193,26 @@ def test_broadcasts_reach_every_channel_or_one() -> None:
     assert n.indicators == [0, 2, 2, 2]
     assert answer(n, "Broadcast: every indicator channel off") is None
     assert n.indicators == [0, 0, 0, 0]
+
+
+def test_the_load_cell_block_example_reads_as_the_driver_parses_it() -> None:
+    """The gateway's driver (drivers.hx711.parse_load_cells) reads section 6.3's block 1 as the text says."""
+    from drivers.hx711 import CELL_NO_DATA, CELL_OK, parse_load_cells
+
+    payload = decode_frame(EXAMPLES["READ_SENSOR reply: block 1, four desks"].wire[:-1]).payload
+    assert payload[0] == 1
+    assert parse_load_cells(payload[1:]) == (10, [(20350, CELL_OK), (18020, CELL_OK), (17600, CELL_OK),
+                                                  (0, CELL_NO_DATA)])
+
+
+def test_a_hold_is_a_press_to_a_gateway_of_revision_2() -> None:
+    from firmware_bridge.messages import EventKind, EventsRequest, parse_events
+
+    n = load_cell_node()
+    n.receive(encode_frame(Frame(9, 0, 1, MsgType.HELLO, 0, b"\x02"))[:-1])
+    n.hold_button(1, 5.0)
+    n.clock.t += 5.0  # type: ignore[attr-defined]
+    reply = n.receive(encode_frame(Frame(9, 0, 2, MsgType.EVENTS, 0, EventsRequest(0).pack()))[:-1])
+    assert reply is not None
+    events = parse_events(decode_frame(reply[:-1]).payload)
+    assert [(e.kind, e.channel) for e in events] == [(EventKind.BUTTON, 1)]

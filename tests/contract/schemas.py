@@ -90,7 +90,8 @@ HA_JSON_LIGHT = {
 
 GATEWAY_TOPICS: list[tuple[str, str]] = [
     (r"status", "status"), (r"health", "health"), (r"zone/[^/]+/summary", "zone_summary"),
-    (r"zone/[^/]+/forecast", "zone_forecast"), (r"seat/[^/]+/state", "seat_state"), (r"event/[^/]+", "event"),
+    (r"zone/[^/]+/forecast", "zone_forecast"), (r"zone/[^/]+/availability", "zone_availability"),
+    (r"seat/[^/]+/state", "seat_state"), (r"event/[^/]+", "event"),
     (r"actuation", "actuation"), (r"cmd/[^/]+/result", "command_result"), (r"calendar", "calendar"),
     (r"audit/head", "audit_head"),
 ]

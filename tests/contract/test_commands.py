@@ -228,3 +228,27 @@ def test_the_payloads_seen_match_the_documented_schemas(gw: OutsideDaemon) -> No
     forecasts = gw.observer.seen(lambda m: m.topic.endswith("/forecast"))
     assert forecasts, "a forecast is published at start"
     assert not gw.observer.problems, "\n".join(gw.observer.problems[:10])
+
+
+def test_availability_is_retained_per_zone_and_follows_a_release(gw: OutsideDaemon) -> None:
+    """``zone/{zone}/availability``: retained, one per zone, counts that add up, seat ids and nothing personal;
+    ``release_seat`` frees a seat and says so (``seat_released``, with ``ghost_to_release_s``)."""
+    retained = gw.wait_until("availability for every zone", lambda: (
+        got := gw.retained(f"{TOPIC_ROOT}/zone/+/availability")) and len(got) == 6 and got)
+    docs = {topic.split("/")[-2]: json.loads(payload) for topic, payload in retained.items()}
+    for zone, doc in docs.items():
+        assert doc["zone"] == zone
+        assert doc["free"] == len(doc["free_seat_ids"]) and doc["ready_soon"] == len(doc["ready_soon_ids"])
+        assert doc["free"] + doc["occupied"] + doc["away"] + doc["ghost"] + doc["unknown"] == doc["seats_total"]
+    held = ("unknown", "away", "ghost")  # an occupied seat's patron would occupy it again at once
+    taken = gw.wait_until("a seat that is not free and has nobody on it", lambda: next(
+        (s for s, st in gw.cli("seats", "list", json_output=True).json()["seats"].items() if st in held), None),
+        timeout=120)
+    mark = gw.observer.mark()
+    result = send(gw, "release_seat", {"seat": taken})
+    assert result["ok"] is True and result["result"]["seat"] == taken and result["result"]["source"] == "mqtt"
+    event = gw.observer.wait_for("seat_released", event_of("seat_released", seat=taken), after=mark).json()
+    assert event["data"]["source"] == "mqtt" and "ghost_to_release_s" in event["data"]
+    assert event["data"]["zone"] in docs and event["data"]["was"] in held
+    refused = send(gw, "release_seat", {"seat": "S9999"})
+    assert refused["ok"] is False and "unknown seat" in refused["error"]["message"]

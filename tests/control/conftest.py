@@ -177,6 +177,14 @@ class FakeTarget:
         return {"actuator": actuator, "level": level, "duration_s": duration_s, "previous": 0.45,
                 "restores_at": time.time() + duration_s}  # fmt: skip
 
+    async def release_seat(self, seat: str, user: str) -> Any:
+        self.calls.append(("release_seat", (seat, user)))
+        return {"seat": seat, "zone": "z1-quiet", "source": "cli", "was": "ghost", "ghost_to_release_s": 300.0}
+
+    async def seats(self) -> Any:
+        self.calls.append(("seats", ()))
+        return {"seats": {}, "ghosts": {}, "ghost_seats": [], "availability": {}}
+
     async def diagnostics(self) -> Any:
         self.calls.append(("diagnostics", ()))
         return {"pid": 0, "state_dir": "/tmp", "broker": {}, "outbox": {},

@@ -162,7 +162,7 @@ def test_preferences_apply_only_with_consent_and_after_sitting_time() -> None:
     assert withdrawn[("D1", IntentKind.DESK_LAMP)].rule_id == "lamp-off"
 
 
-def test_indicators_follow_seat_status_and_ghosts_are_released() -> None:
+def test_indicators_follow_seat_status_and_ghosts_wait_for_staff() -> None:
     seats = {"S1": seat("S1", "z1", SeatStatus.OCCUPIED), "S2": seat("S2", "z1", SeatStatus.GHOST, since=0.0),
              "S3": seat("S3", "z2", SeatStatus.AWAY), "S4": seat("S4", "z2")}
     steps = run(DEFAULTS, [state(0.0, seats=seats), state(61.0, seats=seats)])
@@ -172,7 +172,8 @@ def test_indicators_follow_seat_status_and_ghosts_are_released() -> None:
     assert first[("D3", IntentKind.INDICATOR)].text == "occupied"
     assert first[("D4", IntentKind.INDICATOR)].value == IndicatorColour.FREE
     assert ("S2", IntentKind.RELEASE_SEAT) not in first
-    assert ("S2", IntentKind.RELEASE_SEAT) in second
+    assert ("S2", IntentKind.RELEASE_SEAT) not in second  # its belongings are there: staff release it
+    assert second[("D2", IntentKind.INDICATOR)].text == "ghost"  # and it keeps blinking until then
 
 
 def test_forecast_flushes_an_empty_zone_before_it_fills_but_does_not_light_it() -> None:

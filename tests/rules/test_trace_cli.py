@@ -58,7 +58,7 @@ def test_rules_check_cli_ok_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli, ["rules", "check", str(DEFAULT_RULES), "--config", str(ROOT / "examples/floor-3.toml")])
     assert ok.exit_code == 0, ok.output
-    assert ok.output.count("\n") == 1 and "valid: 21 rules" in ok.output
+    assert ok.output.count("\n") == 1 and "valid: 20 rules" in ok.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rules]]\nid = "vent-co2-high"\nwhen = { metric = "co2", above = "x" }\n'
                    'then = [{ do = "ventilation", level = 1 }]\n')

@@ -109,7 +109,7 @@ def test_default_rules_load_and_are_found_without_a_path() -> None:
     assert rules.source == str(DEFAULT_RULES)
     ids = [r.id for r in rules.rules]
     assert len(ids) == len(set(ids)) >= 10
-    assert {"vent-co2-high", "lights-daylight", "desk-preferences", "seat-release-ghost"} <= set(ids)
+    assert {"vent-co2-high", "lights-daylight", "desk-preferences", "seat-indicator"} <= set(ids)
 
 
 def test_check_against_floor_names_unknown_zone() -> None:

@@ -83,6 +83,9 @@ class RecordingTarget:
     async def clear_override(self, args: ClearOverride) -> dict[str, Any]:
         return self._record("clear_override", args)
 
+    async def release_seat_by_command(self, args: Any) -> dict[str, Any]:
+        return self._record("release_seat", args)
+
     async def reload_rules(self) -> dict[str, Any]:
         return self._record("reload_rules", None)
 
