@@ -29,6 +29,9 @@ the same number of local steps (``rounds * steps``) per gateway:
   local, so without noise, every column), scored on that gateway;
 - ``+ trained as alone``: the federated model, then trained on each gateway exactly as ``alone``
   trains from the public start (the same steps and settings): what the federation's start is worth.
+- ``--fedper E``: personalised layers (FedPer): DP rounds at epsilon E train the in-day model's
+  every parameter (``all``), then each gateway keeps the federated hidden layer and trains its own
+  head (output layer and skip path, every column) as ``alone`` trains, without noise.
 
 Scales: a gateway divides counts by its zones' seat counts (public, from the config). The two
 public data sets have no seat count, so their largest count before the split stands in for it.
@@ -158,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scope", default="head", help="what DP rounds train (models.quantile_mlp.SCOPES)")
     parser.add_argument("--as-alone", action="store_true", help="also train each DP model further as alone does")
+    parser.add_argument("--fedper", type=float, default=None, metavar="EPSILON",
+                        help="also: DP rounds of every parameter at EPSILON, then a local head per gateway")
     args = parser.parse_args(argv)
     t0 = time.process_time()
     gws = gateways(args.data_dir)
@@ -194,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
         if args.as_alone:
             adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
+    if args.fedper is not None:
+        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
+        noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
+        body = federate(start_in_day, gws, args.rounds, private, "all", noise, seed=args.seed)
+        rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
+        adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
+            skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
     pooled_data = ZoneDays.join([g.train for g in gws])
     pooled_how = LocalTraining(**{**plain.__dict__, "batch_groups": plain.batch_groups * len(gws)})
     central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data)
@@ -205,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"+60 min skill on held-out weeks; {args.rounds} rounds x {args.steps} local steps; zone-days: "
           + ", ".join(f"{g.name} {g.train.groups}" for g in gws))
     print("zone-days with in-day rows (DP): " + ", ".join(f"{g.name} {g.private.groups}" for g in gws))
-    print(f"{'method':<34}" + "".join(f"{n:>11}" for n in names) + f"{'mean':>9}")
+    print(f"{'method':<50}" + "".join(f"{n:>11}" for n in names) + f"{'mean':>9}")
     for label, skills in rows:
-        print(f"{label:<34}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
+        print(f"{label:<50}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
     print(f"({time.process_time() - t0:.0f} s CPU)")
     return 0
 
