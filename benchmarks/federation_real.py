@@ -15,13 +15,26 @@ the same number of local steps (``rounds * steps``) per gateway:
 - ``start``: the public start, not trained on any gateway;
 - ``alone``: each gateway trains on its own zone-days only (no privacy needed: nothing leaves);
 - ``federated``: FedAvg over the gateways, ``rounds`` rounds of ``steps`` local steps, no DP;
-- ``federated eps=E``: DP-SGD per gateway (the head, clip 0.05, noise calibrated per gateway so
-  that all its rounds spend epsilon E at delta 1e-5 with the RDP accountant of :mod:`models.privacy`);
+- ``federated, in-day, no DP``: the model and rows of the DP rounds below, without noise (what
+  the privacy unit's restriction costs by itself);
+- ``federated eps=E``: DP-SGD per gateway, as a gateway does it: the model reads only the in-day
+  columns and trains on the rows that stay within their zone-day (the privacy unit), from the
+  in-day public start (``models/federation_start_in_day.onnx``), the head, clip 0.05, noise
+  calibrated per gateway so that all its rounds spend epsilon E at delta 1e-5 with the RDP
+  accountant of :mod:`models.privacy`;
 - ``pooled``: one model trained centrally on every gateway's zone-days together (the same steps,
   the batches of all gateways at once);
 - ``+ adapted``: the federated model, then fitted on each gateway to its own zone-days the way a
   gateway with ``[federation] adapt_steps`` does it (:func:`edge_agent.federation.trainer.adaptation`;
-  local, so without noise), scored on that gateway.
+  local, so without noise, every column), scored on that gateway;
+- ``+ trained as alone``: the federated model, then trained on each gateway exactly as ``alone``
+  trains from the public start (the same steps and settings): what the federation's start is worth.
+- ``--fedper E``: personalised layers (FedPer): DP rounds at epsilon E train the in-day model's
+  every parameter (``all``), then each gateway keeps the federated hidden layer and trains its own
+  head (output layer and skip path, every column) as ``alone`` trains, without noise.
+
+Scales: a gateway divides counts by its zones' seat counts (public, from the config). The two
+public data sets have no seat count, so their largest count before the split stands in for it.
 
 The federation runs in-process (the same parameter averaging as the Flower server's strategy):
 this measures what the model gains and what privacy costs, not the transport. Prints one table;
@@ -40,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.config import SiteConfig, parse_config
-from edge_agent.federation.server import START_MODEL_PATH
+from edge_agent.federation.server import START_IN_DAY_PATH, START_MODEL_PATH
 from edge_agent.federation.trainer import adaptation
 from models.calendar import LibraryCalendar
 from models.evaluation import evaluate
@@ -53,6 +66,7 @@ from models.quantile_mlp import (
     Params,
     ZoneDays,
     export_onnx,
+    in_day_params,
     params_from_onnx,
     train_round,
     trainable,
@@ -76,6 +90,14 @@ class Gateway:
     calendar: LibraryCalendar
     split: datetime
     train: ZoneDays
+    private: ZoneDays  # the rows DP may train on: inputs and target within their zone-day
+
+
+def _gateway(name: str, history: dict[str, list[Observation]], calendar: LibraryCalendar, split: datetime,
+             capacities: dict[str, float]) -> Gateway:
+    cut = {z: [o for o in obs if o[0] < split] for z, obs in history.items()}
+    return Gateway(name, history, calendar, split, zone_days(cut, HORIZONS, calendar, capacities=capacities),
+                   zone_days(cut, HORIZONS, calendar, capacities=capacities, in_day=True))
 
 
 def _floor(name: str, kinds: list[str], seats: int) -> SiteConfig:
@@ -90,18 +112,15 @@ def gateways(data_dir: Path) -> list[Gateway]:
     out: list[Gateway] = []
     for name in ("gym", "dtu"):
         history, calendar = load(data_dir, name)
-        cut = {z: [o for o in obs if o[0] < SPLITS[name]] for z, obs in history.items()}
-        out.append(Gateway(name, history, calendar, SPLITS[name], zone_days(cut, HORIZONS, calendar)))
+        peak = {z: max(v for t, v in obs if t < SPLITS[name]) for z, obs in history.items()}
+        out.append(_gateway(name, history, calendar, SPLITS[name], peak))
     calendar = LibraryCalendar.from_toml(calendar_toml(SIM_START, SIM_DAYS))
     for name, (kinds, seats, seed) in FLOORS.items():
         cfg = _floor(name, kinds, seats)
         simulated: dict[str, list[Observation]] = {}
         for t, zone, count in generate_history(cfg, SIM_START, SIM_DAYS, seed):
             simulated.setdefault(zone, []).append((t, float(count)))
-        capacities = {z.id: float(seats) for z in cfg.zones}
-        cut = {z: [o for o in obs if o[0] < SIM_SPLIT] for z, obs in simulated.items()}
-        out.append(Gateway(name, simulated, calendar, SIM_SPLIT,
-                           zone_days(cut, HORIZONS, calendar, capacities=capacities)))
+        out.append(_gateway(name, simulated, calendar, SIM_SPLIT, {z.id: float(seats) for z in cfg.zones}))
     return out
 
 
@@ -116,15 +135,18 @@ def _mean(parts: list[Params]) -> Params:
 
 
 def federate(start: Params, gws: list[Gateway], rounds: int, how: LocalTraining, scope: str,
-             noise: list[float] | None = None, seed: int = 0) -> Params:
+             noise: list[float] | None = None, seed: int = 0, in_day: bool = False) -> Params:
+    """FedAvg; with ``noise`` (one multiplier per gateway) as gateways train under DP (in-day only);
+    ``in_day`` alone: the in-day model and rows without noise (what the privacy unit costs by itself)."""
     rng = np.random.default_rng(seed)
-    mask = trainable(HORIZONS, start[0].shape[1], scope)
-    params = start
+    private = noise is not None or in_day
+    mask = trainable(HORIZONS, start[0].shape[1], scope, in_day=private)
+    params = in_day_params(start) if private else start
     for _ in range(rounds):
         outs = []
         for i, gw in enumerate(gws):
             local = how if noise is None else LocalTraining(**{**how.__dict__, "noise_multiplier": noise[i]})
-            outs.append(train_round(params, gw.train, local, rng, mask)[0])
+            outs.append(train_round(params, gw.private if private else gw.train, local, rng, mask)[0])
         params = _mean(outs)
     return params
 
@@ -137,15 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapt-steps", type=int, default=200)
     parser.add_argument("--epsilons", default="1,3,10")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scope", default="head", help="what DP rounds train (models.quantile_mlp.SCOPES)")
+    parser.add_argument("--as-alone", action="store_true", help="also train each DP model further as alone does")
+    parser.add_argument("--fedper", type=float, default=None, metavar="EPSILON",
+                        help="also: DP rounds of every parameter at EPSILON, then a local head per gateway")
     args = parser.parse_args(argv)
     t0 = time.process_time()
     gws = gateways(args.data_dir)
     start, have = params_from_onnx(START_MODEL_PATH.read_bytes())
-    assert have == HORIZONS, have
+    start_in_day, have_in_day = params_from_onnx(START_IN_DAY_PATH.read_bytes())
+    assert have == have_in_day == HORIZONS, (have, have_in_day)
     plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
     private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
     total = args.rounds * args.steps
-    rows: list[tuple[str, list[float]]] = [("start (public, untrained)", [skill_60(start, g) for g in gws])]
+    rows: list[tuple[str, list[float]]] = [("start (public, untrained)", [skill_60(start, g) for g in gws]),
+                                           ("in-day start (public)", [skill_60(start_in_day, g) for g in gws])]
     rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
                            for g in gws]))
     fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
@@ -154,27 +182,44 @@ def main(argv: list[str] | None = None) -> int:
     def adapted(params: Params, gw: Gateway) -> float:
         return skill_60(federate(params, [gw], 1, adaptation(args.adapt_steps), "all", seed=args.seed), gw)
 
+    def as_alone(params: Params, gw: Gateway) -> float:
+        return skill_60(federate(params, [gw], args.rounds, plain, "all", seed=args.seed), gw)
+
     adapted_rows = [("federated, no DP + adapted", [adapted(fed, g) for g in gws])]
+    fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
+    rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
     for eps in (float(e) for e in args.epsilons.split(",")):
-        qs = [min(1.0, private.batch_groups / g.train.groups) for g in gws]
+        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
         noise = [noise_for(eps, q, total, DELTA) for q in qs]
         spent = max(epsilon([(q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
-        dp = federate(start, gws, args.rounds, private, "head", noise, seed=args.seed)
+        multipliers = ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True))
+        print(f"eps {eps:g}: noise multipliers {multipliers}", flush=True)
+        dp = federate(start_in_day, gws, args.rounds, private, args.scope, noise, seed=args.seed)
         rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
         adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
+        if args.as_alone:
+            adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
+    if args.fedper is not None:
+        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
+        noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
+        body = federate(start_in_day, gws, args.rounds, private, "all", noise, seed=args.seed)
+        rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
+        adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
+            skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
     pooled_data = ZoneDays.join([g.train for g in gws])
     pooled_how = LocalTraining(**{**plain.__dict__, "batch_groups": plain.batch_groups * len(gws)})
-    pooled = federate(start, [Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data)], args.rounds,
-                      pooled_how, "all", seed=args.seed)
+    central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data)
+    pooled = federate(start, [central], args.rounds, pooled_how, "all", seed=args.seed)
     rows.append(("pooled (central)", [skill_60(pooled, g) for g in gws]))
     rows += adapted_rows
 
     names = [g.name for g in gws]
     print(f"+60 min skill on held-out weeks; {args.rounds} rounds x {args.steps} local steps; zone-days: "
           + ", ".join(f"{g.name} {g.train.groups}" for g in gws))
-    print(f"{'method':<34}" + "".join(f"{n:>11}" for n in names) + f"{'mean':>9}")
+    print("zone-days with in-day rows (DP): " + ", ".join(f"{g.name} {g.private.groups}" for g in gws))
+    print(f"{'method':<50}" + "".join(f"{n:>11}" for n in names) + f"{'mean':>9}")
     for label, skills in rows:
-        print(f"{label:<34}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
+        print(f"{label:<50}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
     print(f"({time.process_time() - t0:.0f} s CPU)")
     return 0
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -104,6 +104,17 @@ class HistoryStore:
             self.prune(t)
             self._last_prune = slot
         return len(closed)
+
+    def record_many(self, rows: Iterable[tuple[datetime, str, float]]) -> int:
+        """Commit many past (wall time, zone, people) at once, in one transaction: seeding a gateway
+        with a recorded history (a new gateway taking over a floor's, a test). The last count of each
+        slot wins, as with :meth:`record`. Returns the number of slots written."""
+        slots: dict[tuple[str, int], tuple[float, float | None]] = {}
+        for t, zone, people in rows:
+            slots[(zone, slot_of(t))] = (float(people), None)
+        if slots:
+            self._write(slots)
+        return len(slots)
 
     def flush(self) -> int:
         """Commit everything noted, including the slot in progress (at shutdown)."""

@@ -13,8 +13,12 @@ the project, and no test needs it. ``scripts/convert_data.py`` writes the histor
 - **dtu**: DTU Library's 30-minute entrance gate counts (``dtu_library/Occu_data_library.csv``):
   occupancy is the running sum of in - out over both doors, reset at 04:00, floored at 0, stamped
   at the bin's end (the sum includes the whole bin). Its calendar is DTU's published academic
-  calendar 2021-22: 3-week period 2-20 August, 13-week period 30 August-3 December, autumn
-  holiday 18-22 October, winter exams 5-23 December, Christmas holiday from 24 December.
+  calendar (dtu.dk, Education, "Academic calendar"): the 3-week period 2-20 August 2021 with its
+  re-exams and exams 11-20 August and the replacement exam 21 August; the 13-week period
+  30 August-3 December with the autumn holiday in week 42 (18-22 October); the winter exams
+  5-22 December and the replacement exam 23 December (with 4 December, the reading day between);
+  the Christmas holiday 24 December-1 January (the library closed 24-26 December); the 3-week
+  period from 3 January 2022.
 
 Opening hours are derived from the training part of the data only (:func:`derived_hours`): per
 weekday, the span in which the mean count before the split exceeds 5 % of that weekday's peak.
@@ -113,9 +117,10 @@ def gym_calendar_doc(path: Path) -> dict[str, Any]:
 def dtu_calendar_doc() -> dict[str, Any]:
     """DTU's published academic calendar for the data's span (summer 2021 to January 2022)."""
     return {"default": "holiday", "periods": _periods(
-        ("2021-08-02", "2021-08-20", "term"), ("2021-08-30", "2021-12-03", "term"),
-        ("2021-10-18", "2021-10-22", "holiday"), ("2021-12-04", "2021-12-23", "exam"),
-        ("2021-12-24", "2022-01-02", "holiday"),
+        ("2021-08-02", "2021-08-20", "term"), ("2021-08-11", "2021-08-21", "exam"),
+        ("2021-08-30", "2021-12-03", "term"), ("2021-10-18", "2021-10-22", "holiday"),
+        ("2021-12-04", "2021-12-23", "exam"), ("2021-12-24", "2022-01-01", "holiday"),
+        ("2022-01-03", "2022-01-21", "term"),
     ), "closures": [{"start": date(2021, 12, 24), "end": date(2021, 12, 26), "name": "Christmas"}]}
 
 

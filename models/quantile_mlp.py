@@ -16,10 +16,16 @@ corrections to a sound forecast. It exports to ONNX (``Gemm``, ``Relu``, ``Gemm`
 :class:`~models.inference.Forecaster` loads either. :func:`trainable` picks what a round trains
 (under DP, the ``head``: fewer noised coordinates).
 
-Privacy unit: one zone-day (the rows whose anchor lies in one zone's calendar day). Each step
-samples zone-days with probability ``q`` (Poisson), averages the pinball-loss gradient over each
-zone-day's rows, clips it to L2 norm ``clip``, sums, adds N(0, (noise_multiplier * clip)^2) and
-divides by the expected batch. :mod:`models.privacy` accounts the steps.
+Privacy unit: one zone-day of counts (the 96 grid slots of one zone on one calendar day). Each
+step samples zone-days with probability ``q`` (Poisson), averages the pinball-loss gradient over
+each zone-day's rows, clips it to L2 norm ``clip``, sums, adds N(0, (noise_multiplier * clip)^2)
+and divides by the expected batch. :mod:`models.privacy` accounts the steps. That accounting
+holds for a zone-day of *counts* only if no other zone-day's gradient depends on them, and the
+lag and profile columns of a row read up to four weeks back (a day's counts are features of the
+next 28 days' rows): under DP the model therefore reads only the :data:`IN_DAY_FEATURES` (time,
+weekday, the public calendar, the count now and its last hour) and trains only on rows whose
+inputs and targets lie in the row's own zone-day (:func:`zone_days` with ``in_day=True``,
+:func:`in_day_params`, :func:`trainable` with ``in_day=True``).
 
 numpy only: a gateway that joins a federation trains with what it already has.
 """
@@ -45,6 +51,30 @@ PARAM_NAMES = ("hidden.weight", "hidden.bias", "out.weight", "out.bias", "skip.w
 #: Where each quantile of a horizon starts, around the weekday profile (fractions of the zone scale).
 START_SPREAD = (-0.05, 0.0, 0.05)
 SCOPES = ("all", "head", "skip")
+
+
+#: The columns whose value at an anchor depends only on the anchor's own zone-day and the public
+#: calendar (the privacy unit's own data): what a model trained under DP may read.
+IN_DAY_FEATURES: tuple[str, ...] = tuple(
+    n for n in FEATURE_NAMES
+    if n.startswith(("tod_", "dow_", "trend_", "open_", "sametype_"))
+    or n in ("day_exam", "day_holiday", "now", "now_missing", "calendar_missing")
+)
+#: The first slot of a day whose anchor's inputs all lie in that day (``trend_60`` reads an hour back).
+IN_DAY_FIRST_SLOT = 60 // STEP_MIN
+
+
+def in_day_rows() -> npt.NDArray[np.bool_]:
+    """True for each feature column in :data:`IN_DAY_FEATURES`."""
+    return np.array([n in IN_DAY_FEATURES for n in FEATURE_NAMES])
+
+
+def in_day_params(params: Params) -> Params:
+    """``params`` with every weight from a column outside :data:`IN_DAY_FEATURES` set to 0: the model's
+    output then depends on the anchor's own zone-day only, whatever the other columns hold."""
+    keep = in_day_rows()[:, None].astype(np.float32)
+    w1, b1, w2, b2, ws = params
+    return [w1 * keep, b1.copy(), w2.copy(), b2.copy(), ws * keep]
 
 
 @dataclass
@@ -79,9 +109,14 @@ def zone_days(
     until: datetime | None = None,
     capacities: Mapping[str, float] | None = None,
     max_groups: int | None = None,
+    in_day: bool = False,
 ) -> ZoneDays:
     """Group each zone's anchors ``since <= t < until`` by day (targets may lie after ``until`` only if
-    the data has them: pass history cut at ``until`` to keep them out). Keeps the newest ``max_groups``."""
+    the data has them: pass history cut at ``until`` to keep them out). Keeps the newest ``max_groups``.
+
+    ``in_day``: only rows whose inputs (:data:`IN_DAY_FEATURES`) and target lie in the anchor's own
+    day (anchors from :data:`IN_DAY_FIRST_SLOT`, targets before midnight): a group then depends on
+    its own zone-day's counts alone, as DP over zone-days needs."""
     scales = zone_scales(history, capacities)
     xs: list[F32] = []
     ys: list[F32] = []
@@ -99,6 +134,8 @@ def zone_days(
         for j, h in enumerate(horizons):
             s = h // STEP_MIN
             targets[: max(0, n - s), j] = frac[s:]
+            if in_day:
+                targets[(slot < IN_DAY_FIRST_SLOT) | (slot + s >= DAY_STEPS), j] = np.nan
         times = [grid.time_at(int(i)) for i in (0, n - 1)]
         lo = 0 if since is None or since <= times[0] else max(0, grid.index_of(since))
         hi = n if until is None or until > times[1] else max(0, grid.index_of(until))
@@ -145,13 +182,14 @@ def skip_inputs(horizon_min: int) -> list[str]:
             *(f"{b}_{lead}" for b in ("day", "week", "days7", "weeks4", "typed", "open")), f"weeks4_{lead}_missing"]
 
 
-def trainable(horizons: Sequence[int], hidden: int = 32, scope: str = "all") -> Params:
+def trainable(horizons: Sequence[int], hidden: int = 32, scope: str = "all", in_day: bool = False) -> Params:
     """0/1 masks of the parameters a round trains (the rest keep the shared starting values).
 
     ``all``: the hidden layer, the output layer and the skip path; ``head``: the hidden layer's input
     weights stay the shared random projection, so DP noise goes only into the few hundred
     parameters that map it and the skip columns to the forecast. With DP-SGD the noise is spread
     over every trained coordinate while the clipped signal is not: fewer coordinates, more signal.
+    ``in_day``: no weight from a column outside :data:`IN_DAY_FEATURES` is trained (DP).
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
@@ -161,30 +199,39 @@ def trainable(horizons: Sequence[int], hidden: int = 32, scope: str = "all") -> 
         skip[[FEATURE_NAMES.index(n) for n in skip_inputs(h)], 3 * j: 3 * j + 3] = 1.0
     first = 1.0 if scope == "all" else 0.0
     out = 0.0 if scope == "skip" else 1.0
-    return [np.full((f, hidden), first, np.float32), np.full(hidden, first, np.float32),
+    mask = [np.full((f, hidden), first, np.float32), np.full(hidden, first, np.float32),
             np.full((hidden, o), out, np.float32), np.ones(o, np.float32), skip]
+    return in_day_params(mask) if in_day else mask
 
 
-def init_params(horizons: Sequence[int], hidden: int = 32, seed: int = 0) -> Params:
+def init_params(horizons: Sequence[int], hidden: int = 32, seed: int = 0, in_day: bool = False) -> Params:
     """The shared starting point every gateway of a federation trains from (the server's copy).
 
     The skip path starts as the seasonal naive forecast (each horizon's quantiles read the weekday
     profile at the target time, spread by :data:`START_SPREAD`) and the hidden layer's output starts
     small: training learns corrections to a sound forecast instead of a forecast from noise, which
     is what lets a few noised rounds of DP-SGD improve on the baseline. Nothing here comes from data.
+    ``in_day``: a model of :data:`IN_DAY_FEATURES` only, whose skip path starts as the count now.
     """
     rng = np.random.default_rng(seed)
     f, o = len(FEATURE_NAMES), 3 * len(horizons)
     skip = np.zeros((f, o), np.float32)
     for j, h in enumerate(horizons):
-        skip[profile_column(h), 3 * j: 3 * j + 3] = 1.0
-    return [
+        skip[FEATURE_NAMES.index("now") if in_day else profile_column(h), 3 * j: 3 * j + 3] = 1.0
+    params = [
         (rng.standard_normal((f, hidden)) * np.sqrt(2.0 / f)).astype(np.float32),
         np.zeros(hidden, np.float32),
         np.zeros((hidden, o), np.float32),
         np.tile(np.asarray(START_SPREAD, np.float32), len(horizons)),
         skip,
     ]
+    return in_day_params(params) if in_day else params
+
+
+def reads_in_day_only(params: Params) -> bool:
+    """Whether the model ignores every column outside :data:`IN_DAY_FEATURES` (a model DP training keeps)."""
+    outside = ~in_day_rows()
+    return not (np.any(params[0][outside]) or np.any(params[4][outside]))
 
 
 def predict(params: Params, x: F32) -> F32:
@@ -292,11 +339,12 @@ def train_round(params: Params, data: ZoneDays, how: LocalTraining,
 
 def fit_central(data: ZoneDays, horizons: Sequence[int], rounds: int, how: LocalTraining, seed: int = 0,
                 on_round: Callable[[int, Params], None] | None = None, start: Params | None = None,
-                scope: str = "all") -> Params:
+                scope: str = "all", in_day: bool = False) -> Params:
     """Many rounds on one data set (a gateway alone, or everything pooled centrally), from ``start``
-    (default: :func:`init_params`), training the parameters of ``scope``."""
-    params = start if start is not None else init_params(horizons, seed=seed)
-    mask = trainable(horizons, params[0].shape[1], scope)
+    (default: :func:`init_params`), training the parameters of ``scope`` (of the in-day columns only
+    with ``in_day``)."""
+    params = start if start is not None else init_params(horizons, seed=seed, in_day=in_day)
+    mask = trainable(horizons, params[0].shape[1], scope, in_day)
     rng = np.random.default_rng(seed + 1)
     for r in range(rounds):
         params, _ = train_round(params, data, how, rng, mask)

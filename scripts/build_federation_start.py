@@ -12,6 +12,11 @@ the site calendar and once without (gateways without a calendar get ``calendar_m
 Training covers everything before 6 January 2025; the last two weeks (January exams) are scored
 against the baselines. Federated rounds then fine-tune it on the gateways' own histories.
 Deterministic: fixed seeds throughout.
+
+``--in-day`` builds ``models/federation_start_in_day.onnx`` instead: the same, reading only the
+columns a gateway may train on under differential privacy (``IN_DAY_FEATURES`` of
+:mod:`models.quantile_mlp`: time, weekday, calendar, the count now and its last hour), the start
+of private sessions.
 """
 
 from __future__ import annotations
@@ -37,10 +42,14 @@ HORIZONS = (15, 30, 60)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "federation_start.onnx")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: models/federation_start.onnx, or federation_start_in_day.onnx]")
+    parser.add_argument("--in-day", action="store_true", help="Read only the in-day columns (private sessions).")
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
+    out: Path = args.out or ROOT / "models" / ("federation_start_in_day.onnx" if args.in_day
+                                               else "federation_start.onnx")
     cfg = load_config(ROOT / "examples" / "floor-3.toml")
     history: dict[str, list[tuple[datetime, float]]] = {}
     for t, zone, count in generate_history(cfg, START, DAYS, seed=args.seed):
@@ -50,15 +59,16 @@ def main() -> None:
     train = {z: [o for o in obs if o[0] < SPLIT] for z, obs in history.items()}
     data = ZoneDays.join([zone_days(train, HORIZONS, cal, capacities=capacities) for cal in (calendar, None)])
     how = LocalTraining(steps=100, batch_groups=32, learning_rate=0.003, clip=float("inf"))
-    params = fit_central(data, HORIZONS, args.rounds, how, seed=args.seed)
+    params = fit_central(data, HORIZONS, args.rounds, how, seed=args.seed, in_day=args.in_day)
     onnx_bytes = export_onnx(params, HORIZONS, {
         "training": "central, simulated example floor (public demand model), no privacy needed",
+        "inputs": "in-day" if args.in_day else "all",
         "trained_until": SPLIT.isoformat(), "zone_days": str(data.groups),
     })
-    args.out.write_bytes(onnx_bytes)
-    print(f"wrote {args.out} ({len(onnx_bytes) // 1024} KiB, {data.groups} zone-days)")
+    out.write_bytes(onnx_bytes)
+    print(f"wrote {out} ({len(onnx_bytes) // 1024} KiB, {data.groups} zone-days)")
     for name, cal in (("with calendar", calendar), ("without calendar", None)):
-        report = evaluate(Forecaster.from_path(args.out), history, SPLIT, cal)
+        report = evaluate(Forecaster.from_path(out), history, SPLIT, cal)
         print(name)
         print(report.table())
         print(json.dumps(report.to_json()))

@@ -6,6 +6,9 @@ beats the one in use on the gateways' held-out days, and delivers it to them. ``
 serves session after session until stopped (the systemd way); each session's outcome is printed
 as a table, or one JSON object per line with ``--json``.
 
+With ``--sign-key`` (a ``model-publisher`` key) every published model's manifest carries its
+signature, which gateways check before they install it, as they check ``update_model``.
+
 Off loopback the server needs TLS (``--tls-cert``, ``--tls-key``, and the CA that signed them):
 gateways refuse a remote server without it, and what they send is theirs.
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 import click
 
-from drivers.errors import ConfigError
+from drivers.errors import ConfigError, TrustError
 from models.errors import FederationError
 
 
@@ -88,12 +91,18 @@ def _table(report: Any) -> str:
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--tls-ca", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The CA that signed --tls-cert (gateways hold it as [federation.tls] ca_file).")
+@click.option("--inputs", type=click.Choice(["in-day", "all"]), default="in-day", show_default=True,
+              help="in-day: start from a model of the columns gateways train under DP; all: gateways without DP.")
+@click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A model-publisher key file (keys generate): every published model is signed with it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
 def serve(listen: str, out_dir: Path, rounds: int, min_gateways: int, horizons: str, steps: int, sessions: int,
           round_timeout: float, tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None,
-          as_json: bool) -> None:
+          inputs: str, sign_key: Path | None, as_json: bool) -> None:
     """Run federation sessions and publish the models that beat the one in use."""
     from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
+    from edge_agent.trust.artefacts import artefact_signer
+    from edge_agent.trust.keys import read_key
 
     try:
         wanted = tuple(int(h) for h in horizons.split(","))
@@ -109,8 +118,17 @@ def serve(listen: str, out_dir: Path, rounds: int, min_gateways: int, horizons: 
         raise ConfigError(f"--listen {listen} is not on this machine: give --tls-cert, --tls-key and --tls-ca "
                           "(gateways refuse a remote server without TLS)")
     plan = SessionPlan(rounds=rounds, min_gateways=min_gateways, horizons=wanted, steps=steps,
-                       round_timeout_s=round_timeout)
-    publisher = DirectoryPublisher(out_dir)
+                       round_timeout_s=round_timeout, inputs=inputs)
+    if sign_key is not None:
+        try:
+            signer = artefact_signer(read_key(sign_key))
+        except TrustError as exc:
+            raise click.BadParameter(f"{sign_key}: {exc}", param_hint="--sign-key") from None
+    else:
+        signer = None
+        click.echo("note: published models are not signed (no --sign-key): gateways whose [security] requires "
+                   "signatures refuse them", err=True)
+    publisher = DirectoryPublisher(out_dir, sign=signer)
     done = 0
     while sessions == 0 or done < sessions:
         try:

@@ -4,7 +4,9 @@
 server and blocks until the server ends the session; the daemon runs it in a worker thread
 (:func:`federation_loop`), once a day inside ``[federation] window``, so training never competes
 with the floor at opening hours. The thread lowers its own priority (``nice``), stops local steps
-at ``cpu_seconds_per_round`` of its CPU time, and bounds its data to ``memory_mb``.
+at ``cpu_seconds_per_round`` of its CPU time, and bounds its data to ``memory_mb``. A delivered
+model is installed only after the gateway's signed-artefact check (``[security]``: a
+``model-publisher`` signature in the server's manifest), and every install or refusal is audited.
 
 ``mods`` are Flower client mods (``ClientApp(mods=...)``): the tests use one to record every
 message the gateway sends.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_agent.federation import flower
-from edge_agent.federation.trainer import GatewayTrainer
+from edge_agent.federation.trainer import GatewayTrainer, install_checked
 from edge_agent.forecast_config import FederationConf
 from models.errors import FederationError, HistoryError
 
@@ -113,9 +115,15 @@ async def federation_loop(daemon: Daemon, gw: Gateway) -> None:
         finally:
             store.close()
 
-    def install(data: bytes, sha256: str) -> tuple[bool, str]:
-        result = gw.model.try_swap(data, sha256)
-        return bool(result.ok), str(result.reason)
+    def install(data: bytes, sha256: str, signature: Mapping[str, Any] | None,
+                adapted_from: str | None) -> tuple[bool, str]:
+        # The signed-artefact check of update_model, then the slot's swap; both outcomes audited.
+        return install_checked(
+            data, sha256, signature, adapted_from,
+            check=lambda sha, size, sig: daemon.check_artefact("model", sha, size, dict(sig) if sig else None,
+                                                               actor="federation"),
+            swap=gw.model.try_swap, audit=lambda record: daemon.audit("model", record, actor="federation"),
+        )
 
     def calendar() -> Any:
         return gw.calendar.calendar if gw.calendar is not None else None

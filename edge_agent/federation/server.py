@@ -37,10 +37,13 @@ import numpy as np
 
 from edge_agent.federation import flower
 from models import DEFAULT_MODEL_PATH
-from models.quantile_mlp import SCOPES, Params, export_onnx, init_params, params_from_onnx
+from models.quantile_mlp import SCOPES, Params, export_onnx, init_params, params_from_onnx, reads_in_day_only
 
 log = logging.getLogger("edge_agent.federation")
 START_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("federation_start.onnx")
+#: The start of private sessions: reads only the columns DP gateways train (models.quantile_mlp.IN_DAY_FEATURES).
+START_IN_DAY_PATH = DEFAULT_MODEL_PATH.with_name("federation_start_in_day.onnx")
+INPUTS = ("in-day", "all")
 
 
 class Publisher(Protocol):
@@ -96,23 +99,32 @@ class SessionPlan:
     learning_rate: float = 0.003
     prox_mu: float = 0.0
     scope: str = "head"  # which parameters gateways train (models.quantile_mlp.trainable)
+    # "in-day": start from a model of the in-day columns, the only ones gateways under DP train
+    # (they drop the others from whatever they receive); "all": gateways train without DP.
+    inputs: str = "in-day"
     round_timeout_s: float | None = 600.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, not {self.inputs!r}")
 
 
-def starting_point(publisher: Publisher, horizons: tuple[int, ...], seed: int = 0) -> tuple[Params, str]:
+def starting_point(publisher: Publisher, horizons: tuple[int, ...], seed: int = 0,
+                   inputs: str = "in-day") -> tuple[Params, str]:
     """Where a session starts: the published model, else the shipped start (``models/federation_start.onnx``,
-    trained on the public demand model), else :func:`init_params`; the first with the plan's horizons."""
+    or ``federation_start_in_day.onnx`` for ``inputs="in-day"``, trained on the public demand model), else
+    :func:`init_params`; the first with the plan's horizons (and, in-day, reading only in-day columns)."""
+    in_day = inputs == "in-day"
     candidates: list[tuple[str, bytes]] = []
     current = publisher.current()
     if current is not None:
         candidates.append(("the published model", current[0]))
+    start = START_IN_DAY_PATH if in_day else START_MODEL_PATH
     try:
-        candidates.append((START_MODEL_PATH.name, START_MODEL_PATH.read_bytes()))
+        candidates.append((start.name, start.read_bytes()))
     except OSError:
         pass
     for name, data in candidates:
@@ -121,10 +133,13 @@ def starting_point(publisher: Publisher, horizons: tuple[int, ...], seed: int = 
         except ValueError as exc:
             log.info("not starting from %s: %s", name, exc)
             continue
-        if have == tuple(horizons):
+        if have != tuple(horizons):
+            log.info("not starting from %s: its horizons %s are not the plan's %s", name, have, horizons)
+        elif in_day and not reads_in_day_only(params):
+            log.info("not starting from %s: it reads more than the in-day columns", name)
+        else:
             return params, name
-        log.info("not starting from %s: its horizons %s are not the plan's %s", name, have, horizons)
-    return init_params(horizons, seed=seed), "a random start"
+    return init_params(horizons, seed=seed, in_day=in_day), "a random start"
 
 
 @dataclass
@@ -144,7 +159,7 @@ def make_strategy(plan: SessionPlan, publisher: Publisher, report: SessionReport
     from flwr.server.strategy import FedAvg
 
     delivery = plan.rounds + 1
-    start, origin = starting_point(publisher, plan.horizons, plan.seed)
+    start, origin = starting_point(publisher, plan.horizons, plan.seed, plan.inputs)
     report.start = origin
     log.info("federation session starts from %s", origin)
 

@@ -4,12 +4,17 @@
 arrays and scalars only. What it returns is all that leaves the gateway:
 
 - ``fit``: the model parameters after local DP-SGD (never a gradient of one zone-day, never a
-  count), and the scalars ``epsilon_round``, ``epsilon_total``, ``steps``, ``refused``. The
+  count; under DP the model reads only the zone-day's own columns, see :mod:`models.quantile_mlp`),
+  and the scalars ``epsilon_round``, ``epsilon_total``, ``steps``, ``refused``. The
   weight FedAvg uses is 1 per gateway, not its number of zone-days (which would itself be a
   count of the gateway's data outside the DP guarantee).
 - ``evaluate``: on the newest ``holdout_days`` (never trained on) the mean absolute error in people
   of the round's model, of the model in use (sent by the server), and of the best naive baseline,
   and the number of rows scored.
+
+A delivered model is installed through ``install`` with its manifest's ``signature``; the daemon's
+(:func:`install_checked`) checks it as a signed artefact (``model-publisher`` key, the same check as
+``update_model``) before the model slot's swap, and records the outcome in the audit log.
 
 The ledger (``<state_dir>/federation-privacy.json``) keeps the gateway's privacy spending across
 restarts; a round that would take it over ``[federation.privacy] epsilon_total`` is refused and
@@ -19,6 +24,7 @@ the gateway sends back the parameters it received, unchanged, with weight 0.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -26,16 +32,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from drivers.errors import TrustError
 from edge_agent.forecast_config import FederationConf
 from models.calendar import LibraryCalendar
 from models.errors import HistoryError, ModelError
 from models.evaluation import evaluate as score
 from models.history import Observation
-from models.inference import Forecaster
+from models.inference import Forecaster, SwapResult
 from models.privacy import PrivacyLedger
 from models.quantile_mlp import (
     SCOPES,
@@ -44,6 +51,7 @@ from models.quantile_mlp import (
     ZoneDays,
     bytes_per_group,
     export_onnx,
+    in_day_params,
     params_from_onnx,
     train_round,
     trainable,
@@ -52,7 +60,16 @@ from models.quantile_mlp import (
 
 log = logging.getLogger("edge_agent.federation")
 LEDGER_FILE = "federation-privacy.json"
-Install = Callable[[bytes, str], tuple[bool, str]]
+
+
+class Install(Protocol):
+    """Install a model on this gateway: ``signature`` is the delivered manifest's (None when absent);
+    ``adapted_from`` the SHA-256 of the delivered model a locally adapted one was fitted from."""
+
+    def __call__(self, data: bytes, sha256: str, signature: Mapping[str, Any] | None,
+                 adapted_from: str | None, /) -> tuple[bool, str]: ...
+
+
 Scalars = dict[str, bool | bytes | float | int | str]
 
 
@@ -90,7 +107,7 @@ class GatewayTrainer:
         self.ledger = self._read_ledger()
         self.installed: list[str] = []
         self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
-        self._cache: tuple[tuple[Any, ...], GatewayData] | None = None
+        self._cache: dict[tuple[tuple[int, ...], bool], tuple[tuple[Any, ...], GatewayData]] = {}
 
     def _read_ledger(self) -> PrivacyLedger:
         p = self.conf.privacy
@@ -112,30 +129,48 @@ class GatewayTrainer:
             os.fsync(handle.fileno())
         os.replace(tmp, self.ledger_path)
 
-    def data(self, horizons: tuple[int, ...]) -> GatewayData:
-        """The zone-days to train on (cached while the history and horizons stay the same)."""
+    def data(self, horizons: tuple[int, ...], private: bool = False) -> GatewayData:
+        """The zone-days to train on (cached while the history, horizons and privacy stay the same).
+
+        ``private`` (DP rounds): only zones whose scale is public (a seat count from the config, not
+        the largest count seen, which would carry every day's data into every row), and only rows
+        that read and predict within their own zone-day (:func:`models.quantile_mlp.zone_days`).
+        """
+        history, holdout_from, stamp = self._recent()
+        cached = self._cache.get((horizons, private))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons)))
+        kept = cut_history(history, holdout_from)
+        if private:
+            unscaled = sorted(z for z in kept if not self.capacities.get(z))
+            if unscaled:
+                log.warning("zones without seats in the config are left out of private training: %s",
+                            ", ".join(unscaled))
+            kept = {z: obs for z, obs in kept.items() if self.capacities.get(z)}
+        train = zone_days(kept, horizons, self.calendar(), capacities=self.capacities, max_groups=max_groups,
+                          in_day=private)
+        data = GatewayData(train, history, holdout_from)
+        self._cache[(horizons, private)] = (stamp, data)
+        return data
+
+    def _recent(self) -> tuple[dict[str, list[Observation]], datetime, tuple[Any, ...]]:
+        """The history, where its held-out days begin, and a stamp that changes when it grows."""
         history = self.load_history()
         times = [t for obs in history.values() for t, _ in obs]
         if not times:
             raise HistoryError("no zone history on this gateway yet")
         last = max(times)
-        key = (horizons, len(times), last)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
         holdout_from = datetime.combine((last - timedelta(days=self.conf.holdout_days)).date(), datetime.min.time())
-        max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons)))
-        train = zone_days(cut_history(history, holdout_from), horizons, self.calendar(), capacities=self.capacities,
-                          max_groups=max_groups)
-        data = GatewayData(train, history, holdout_from)
-        self._cache = (key, data)
-        return data
+        return history, holdout_from, (len(times), last)
 
     # -- the two questions -------------------------------------------------------------------
     def fit(self, params: Params, config: Mapping[str, Any]) -> tuple[Params, int, Scalars]:
         """Local DP-SGD from ``params``; refuses (unchanged params, weight 0) beyond the budget."""
         _lower_priority(self.conf.nice)
         horizons = horizons_of(config)
-        data = self.data(horizons)
+        private = self.noise_multiplier > 0
+        data = self.data(horizons, private)
         how = LocalTraining(
             steps=int(config.get("steps", 30)), batch_groups=int(config.get("batch_groups", 32)),
             learning_rate=float(config.get("learning_rate", 0.003)), prox_mu=float(config.get("prox_mu", 0.0)),
@@ -143,7 +178,6 @@ class GatewayTrainer:
             cpu_seconds=self.conf.cpu_seconds_per_round,
         )
         q = min(1.0, how.batch_groups / max(data.train.groups, 1))
-        private = self.noise_multiplier > 0
         if private and self.ledger.after(q, how.noise_multiplier, how.steps) > self.ledger.budget:
             spent = self.ledger.total()
             log.warning("federated round refused: it would take epsilon from %.3f over the budget %.3f",
@@ -155,9 +189,13 @@ class GatewayTrainer:
         if scope not in SCOPES:
             log.warning("federated round refused: the server asks to train %r, not one of %s", scope, SCOPES)
             return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        if private:
+            # Whatever the server sent, the model trained here reads only the zone-day's own columns,
+            # so no other zone-day's counts reach this zone-day's gradient (the unit stays one zone-day).
+            params = in_day_params(params)
         # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
         new, report = train_round(params, data.train, how, np.random.default_rng(),
-                                  trainable(horizons, params[0].shape[1], scope))
+                                  trainable(horizons, params[0].shape[1], scope, in_day=private))
         metrics: Scalars = {"refused": 0, "steps": report.steps, "budget_stop": int(report.stopped_by_budget)}
         if private:
             metrics["epsilon_round"] = self.ledger.round_epsilon(q, how.noise_multiplier, report.steps)
@@ -169,19 +207,20 @@ class GatewayTrainer:
     def evaluate(self, params: Params, config: Mapping[str, Any]) -> tuple[float, int, Scalars]:
         """MAE (people) of the round's model, the model in use and the best baseline on the held-out days."""
         horizons = horizons_of(config)
-        data = self.data(horizons)
+        history, holdout_from, _ = self._recent()  # scoring needs no training rows
         calendar = self.calendar()
-        new = score(Forecaster.from_bytes(export_onnx(params, horizons, {})), data.history, data.holdout_from, calendar)
+        new = score(Forecaster.from_bytes(export_onnx(params, horizons, {})), history, holdout_from, calendar)
         mae_new = float(np.mean(list(new.model_mae.values())))
         baseline = float(np.mean([min(b[str(h)] for b in new.baseline_mae.values()) for h in horizons]))
         metrics: Scalars = {"mae_new": mae_new, "mae_baseline": baseline, "rows": new.rows}
         current = config.get("current_model")
         if isinstance(current, bytes) and current:
-            report = score(Forecaster.from_bytes(current), data.history, data.holdout_from, calendar)
+            report = score(Forecaster.from_bytes(current), history, holdout_from, calendar)
             metrics["mae_current"] = float(np.mean(list(report.model_mae.values())))
         install = config.get("install_model")
         if isinstance(install, bytes) and install and self.install is not None:
-            ok, why = self.install(install, str(config.get("install_sha256", "")))
+            ok, why = self.install(install, str(config.get("install_sha256", "")),
+                                   delivered_signature(config.get("install_manifest")), None)
             metrics["installed"] = int(ok)
             if ok:
                 self.installed.append(hashlib.sha256(install).hexdigest())
@@ -221,8 +260,57 @@ class GatewayTrainer:
         mae_before, mae_after = (float(np.mean(list(r.model_mae.values()))) for r in (before, after))
         if not mae_after < mae_before:
             return False, f"adapted held-out MAE {mae_after:.3f} does not beat {mae_before:.3f}"
-        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest())
+        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest(), None,
+                               hashlib.sha256(self.delivered).hexdigest())
         return ok, (f"adapted held-out MAE {mae_after:.3f} < {mae_before:.3f}" if ok else why)
+
+
+def delivered_signature(manifest: object) -> dict[str, Any] | None:
+    """The ``signature`` of the manifest the server sends with a model (JSON text), or None."""
+    if not isinstance(manifest, str) or not manifest:
+        return None
+    try:
+        doc = json.loads(manifest)
+    except ValueError:
+        log.warning("the delivered model's manifest is not JSON; treating the model as unsigned")
+        return None
+    signature = doc.get("signature") if isinstance(doc, dict) else None
+    return signature if isinstance(signature, dict) else None
+
+
+def install_checked(data: bytes, sha256: str, signature: Mapping[str, Any] | None, adapted_from: str | None, *,
+                    check: Callable[[str, int, Mapping[str, Any] | None], str | None],
+                    swap: Callable[[bytes, str], SwapResult],
+                    audit: Callable[[dict[str, Any]], None]) -> tuple[bool, str]:
+    """How a gateway installs a federated model: the trust check, then the slot's checked swap, audited.
+
+    ``check(sha256, size, signature)`` is the gateway's signed-artefact check (the signer's key id;
+    TrustError when refused, which it records in the audit log itself); ``swap`` the model slot's
+    ``try_swap``; ``audit`` records the outcome of an install that got past the check.
+
+    A delivered model must carry a ``model-publisher`` signature over its own digest and size
+    (where the site's ``[security]`` requires signatures). A model adapted on this gateway
+    (``adapted_from``) is fitted here, from a delivered model that passed that check, on the
+    gateway's own history: no publisher has seen it, so it carries no publisher signature; it is
+    recorded with the digest of the delivered model it came from.
+    """
+    actual = hashlib.sha256(data).hexdigest()
+    record: dict[str, Any] = {"sha256": actual, "size": len(data),
+                              "source": "federation" if adapted_from is None else "federation, adapted on this gateway"}
+    if sha256.lower() != actual:
+        why = f"the model's SHA-256 is {actual[:12]}, not the announced {sha256[:12]}"
+        audit({**record, "ok": False, "reason": why})
+        return False, why
+    if adapted_from is None:
+        try:
+            record["signer"] = check(actual, len(data), signature)
+        except TrustError as exc:
+            return False, f"signature refused ({exc.reason}): {exc}"
+    else:
+        record["adapted_from"] = adapted_from
+    result = swap(data, actual)
+    audit({**record, "ok": bool(result.ok), "reason": str(result.reason), "serving": str(result.serving)})
+    return bool(result.ok), str(result.reason)
 
 
 def adaptation(steps: int, cpu_seconds: float | None = None) -> LocalTraining:
@@ -246,4 +334,4 @@ def check_model_bytes(data: bytes) -> None:
     Forecaster.from_bytes(data, "<federated model>")
 
 
-__all__ = ["GatewayTrainer", "ModelError", "check_model_bytes"]
+__all__ = ["GatewayTrainer", "Install", "ModelError", "check_model_bytes", "install_checked"]

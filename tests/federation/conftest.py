@@ -27,7 +27,6 @@ def gateway_state(root: Path, cfg: SiteConfig, seed: int) -> Path:
     """A state directory whose history.sqlite holds five simulated weeks of ``cfg``'s zones."""
     state = root / cfg.site.gateway
     store = HistoryStore.in_state_dir(state)
-    for t, zone, count in generate_history(cfg, START, DAYS, seed):
-        store.record(t, {zone: (float(count), None)})
+    store.record_many((t, zone, float(count)) for t, zone, count in generate_history(cfg, START, DAYS, seed))
     store.close()
     return state

@@ -3,7 +3,8 @@
 Each gateway is the real client code a daemon runs (:class:`GatewayTrainer` on its own
 ``history.sqlite``, installing into its own :class:`ModelSlot`); a Flower client mod records every
 message each gateway sends, so the test can show that only model parameters and a few scalars
-leave it, never a count.
+leave it, never a count. The server signs what it publishes with a model-publisher key; each
+gateway installs only after checking that signature against its own keyring, as a daemon does.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import pytest
 
 from edge_agent.federation.client import run_client
 from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
-from edge_agent.federation.trainer import GatewayTrainer
+from edge_agent.federation.trainer import GatewayTrainer, install_checked
 from edge_agent.forecast_config import FederationConf
 from edge_agent.history import FILE_NAME, HistoryStore
+from edge_agent.trust.artefacts import artefact_signer, check_artefact
+from edge_agent.trust.keys import new_key
+from edge_agent.trust.policy import Keyring, SecurityConf
 from models.inference import ModelSlot
-from models.quantile_mlp import init_params
+from models.quantile_mlp import init_params, params_from_onnx, reads_in_day_only
 from tests.federation.conftest import floor, gateway_state
 from tests.mosquitto import free_port
 
@@ -63,7 +67,10 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
         "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
     })
     plan = SessionPlan(rounds=3, min_gateways=3, steps=100, batch_groups=16)
-    publisher = DirectoryPublisher(tmp_path / "published")
+    key = new_key("publisher-1")
+    ring = Keyring(SecurityConf.model_validate(
+        {"keys": [{"id": key.key_id, "role": "model-publisher", "public_key": key.public}]}))
+    publisher = DirectoryPublisher(tmp_path / "published", sign=artefact_signer(key))
     server = FederationServer(f"127.0.0.1:{port}", plan, publisher).start()
     gateways: list[tuple[GatewayTrainer, ModelSlot, list[Any], list[tuple[Any, float]]]] = []
     for seed, (name, kinds) in enumerate(SHAPES):
@@ -80,9 +87,10 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
             finally:
                 store.close()
 
-        def install(data: bytes, sha: str, slot: ModelSlot = slot) -> tuple[bool, str]:
-            result = slot.try_swap(data, sha)
-            return result.ok, result.reason
+        def install(data: bytes, sha: str, signature: Any, adapted_from: str | None,
+                    slot: ModelSlot = slot) -> tuple[bool, str]:
+            return install_checked(data, sha, signature, adapted_from, swap=slot.try_swap, audit=lambda _: None,
+                                   check=lambda s, n, sig: check_artefact(ring, "model", s, n, sig))
 
         trainer = GatewayTrainer(conf, load, lambda: None, state, capacities={z.id: 12.0 for z in cfg.zones},
                                  install=install)
@@ -93,7 +101,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     report = server.wait(timeout_s=120)
-    assert report.start == "federation_start.onnx"
+    assert report.start == "federation_start_in_day.onnx"
     for t in threads:
         t.join(30)
         assert not t.is_alive()
@@ -102,8 +110,10 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     assert report.published is not None, [{k: v for k, v in r.items()} for r in report.rounds]
     published = (tmp_path / "published" / "model.onnx").read_bytes()
     assert hashlib.sha256(published).hexdigest() == report.published["sha256"]
-    assert report.published["signature"] is None and report.published["heldout_mae"] < report.published[
-        "heldout_baseline_mae"]
+    assert report.published["heldout_mae"] < report.published["heldout_baseline_mae"]
+    assert check_artefact(ring, "model", report.published["sha256"], len(published),
+                          report.published["signature"]) == "publisher-1"
+    assert reads_in_day_only(params_from_onnx(published)[0])  # DP gateways train the in-day columns only
     for trainer, slot, _, _ in gateways:
         assert slot.serving == f"model {report.published['sha256'][:12]}"
         assert slot.forecaster is not None and slot.forecaster.info.metadata["model_family"] == "quantile-mlp"

@@ -1,4 +1,8 @@
-"""``edge-agent federation serve`` as a subprocess, with two gateways' clients joining it on loopback."""
+"""``edge-agent federation serve`` as a subprocess, with two gateways' clients joining it on loopback.
+
+The server signs what it publishes (``--sign-key``); the gateways install only what their keyring
+accepts, as a daemon does.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ import pytest
 
 from edge_agent.cli import main
 from edge_agent.federation.client import run_client
-from edge_agent.federation.trainer import GatewayTrainer
+from edge_agent.federation.trainer import GatewayTrainer, install_checked
 from edge_agent.forecast_config import FederationConf
 from edge_agent.history import FILE_NAME, HistoryStore
+from edge_agent.trust.artefacts import check_artefact
+from edge_agent.trust.keys import new_key, write_key
+from edge_agent.trust.policy import Keyring, SecurityConf
 from models.inference import ModelSlot
 from tests.federation.conftest import floor, gateway_state
 from tests.mosquitto import free_port
@@ -31,7 +38,8 @@ def _serve(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _trainer(root: Path, name: str, kinds: list[str], seed: int, conf: FederationConf) -> GatewayTrainer:
+def _trainer(root: Path, name: str, kinds: list[str], seed: int, conf: FederationConf,
+             ring: Keyring) -> GatewayTrainer:
     cfg = floor(name, kinds, 12)
     state = gateway_state(root, cfg, seed)
 
@@ -45,9 +53,9 @@ def _trainer(root: Path, name: str, kinds: list[str], seed: int, conf: Federatio
     slot = ModelSlot(state / "model.onnx")
     slot.load()
 
-    def install(data: bytes, sha: str) -> tuple[bool, str]:
-        result = slot.try_swap(data, sha)
-        return result.ok, result.reason
+    def install(data: bytes, sha: str, signature: Any, adapted_from: str | None) -> tuple[bool, str]:
+        return install_checked(data, sha, signature, adapted_from, swap=slot.try_swap, audit=lambda _: None,
+                               check=lambda s, n, sig: check_artefact(ring, "model", s, n, sig))
 
     return GatewayTrainer(conf, load, lambda: None, state, capacities={z.id: 12.0 for z in cfg.zones},
                           install=install)
@@ -70,11 +78,15 @@ def test_serve_runs_a_session_and_publishes(tmp_path: Path) -> None:
     port = free_port()
     conf = FederationConf.model_validate({"enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7,
                                           "privacy": {"epsilon_total": 50.0}})
-    trainers = [_trainer(tmp_path, "a", ["quiet", "group"], 1, conf),
-                _trainer(tmp_path, "b", ["open", "lounge"], 2, conf)]
+    key = new_key("publisher-1")
+    write_key(tmp_path / "publisher.key", key)
+    ring = Keyring(SecurityConf.model_validate(
+        {"keys": [{"id": key.key_id, "role": "model-publisher", "public_key": key.public}]}))
+    trainers = [_trainer(tmp_path, "a", ["quiet", "group"], 1, conf, ring),
+                _trainer(tmp_path, "b", ["open", "lounge"], 2, conf, ring)]
     out = tmp_path / "published"
     server = _serve("--listen", f"127.0.0.1:{port}", "--out", str(out), "--rounds", "1", "--min-gateways", "2",
-                    "--steps", "30", "--json")
+                    "--steps", "30", "--sign-key", str(tmp_path / "publisher.key"), "--json")
     try:
         _wait_listening(port, server)
         threads = [threading.Thread(target=run_client, args=(t, conf)) for t in trainers]
@@ -91,12 +103,14 @@ def test_serve_runs_a_session_and_publishes(tmp_path: Path) -> None:
     lines = stdout.strip().splitlines()
     assert len(lines) == 1, stdout
     session = json.loads(lines[0])
-    assert session["session"] == 1 and session["start"] == "federation_start.onnx"
+    assert session["session"] == 1 and session["start"] == "federation_start_in_day.onnx"
     assert session["rounds"][0]["gateways"] == 2 and session["rounds"][0]["epsilon_max"] > 0
     published = session["published"]
     assert published is not None and published["heldout_mae"] < published["heldout_baseline_mae"], session
     assert hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest() == published["sha256"]
-    assert json.loads((out / "model.json").read_text())["sha256"] == published["sha256"]
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["sha256"] == published["sha256"]
+    assert check_artefact(ring, "model", manifest["sha256"], manifest["size"], manifest["signature"]) == "publisher-1"
     assert all(t.installed == [published["sha256"]] for t in trainers)
 
 
@@ -105,6 +119,7 @@ def test_serve_runs_a_session_and_publishes(tmp_path: Path) -> None:
     (["--listen", "9092"], "Invalid value for --listen: '9092' is not HOST:PORT"),
     (["--horizons", "15,20"], "horizons must be positive multiples of 15 minutes"),
     (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], "--tls-ca is needed"),
+    (["--sign-key", "/nonexistent/p.key"], "Invalid value for --sign-key: /nonexistent/p.key: key file"),
 ])
 def test_serve_refuses_bad_options_in_one_line(tmp_path: Path, args: list[str], says: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,6 +43,20 @@ def test_the_store_rebuilds_the_training_grid(tmp_path: Path) -> None:
     assert list(a.values) == list(b.values)
 
 
+def test_a_recorded_history_seeds_the_store_in_one_go_as_live_recording_would(tmp_path: Path) -> None:
+    obs = [(T0 + timedelta(minutes=7 * i), float(i % 13)) for i in range(400)]
+    live = HistoryStore(tmp_path / "live.sqlite")
+    for t, v in obs:
+        live.record(t, {"z": (v, None)})
+    live.close()
+    seeded = HistoryStore(tmp_path / "seeded.sqlite")
+    assert seeded.record_many((t, "z", v) for t, v in obs) == len({t for t, _, _ in HistoryStore(
+        tmp_path / "live.sqlite", readonly=True).rows()})
+    seeded.close()
+    want, got = (list(HistoryStore(tmp_path / f, readonly=True).rows()) for f in ("live.sqlite", "seeded.sqlite"))
+    assert got == want and len(got) > 100
+
+
 def test_retention_prunes_old_rows(tmp_path: Path) -> None:
     store = HistoryStore(tmp_path / "h.sqlite", retention_days=30)
     for day in range(60):
