@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean mosquitto
+.PHONY: demo test lint typecheck unit soak bench clean mosquitto
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -34,7 +34,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) mosquitto
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not soak"
+
+# The other whole simulated days (exam week, the same seed twice, building systems, the adaptive
+# space): long, so apart from `make test`; CI runs both.
+soak: $(STAMP) mosquitto
+	$(BIN)/pytest -q -n 2 --dist loadfile -m soak
 
 test: lint typecheck unit
 

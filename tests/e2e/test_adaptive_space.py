@@ -16,7 +16,7 @@ from edge_agent.sensing.tags import pseudonymise
 from simulator.world.patrons import TAG_ADDRESS_BASE
 from tests.e2e.harness import FORBIDDEN_KEYS, forbidden_fields, run_observed
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 PREFERENCE_KEYS = {"desk_height_mm", "lamp_level", "preferences", "preference", "subject", "consents"}
 
 

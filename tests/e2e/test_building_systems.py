@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.harness import REPORT_KEYS, forbidden_fields, run_observed
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 
 @pytest.fixture(scope="module")
