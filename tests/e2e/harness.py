@@ -78,7 +78,7 @@ def scenario_copy(tmp: Path, name: str, *, end: str | None = None, seed: int | N
     return path
 
 
-def run_scenario(tmp: Path, scenario: Path, *, broker_port: int | None, timeout_s: float = 400,
+def run_scenario(tmp: Path, scenario: Path, *, broker_port: int | None, timeout_s: float = 1800,
                  baseline: bool = False) -> dict[str, Any]:
     """``edge-agent run --simulate`` (``--baseline``: the conventional floor alone) as a process; its report."""
     report = tmp / f"{scenario.stem}-report.json"

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("name", [pytest.param("exam-week", marks=pytest.mark.soak), "ble-dropout"])
 def test_scenario_runs_to_the_end(tmp_path: Path, name: str) -> None:
     # Exam week is the heaviest day (680 arrivals, searches, claims): on a shared 2-core machine
-    # under a parallel suite it has taken 400 s.
+    # under a parallel suite it has taken 400 s; the bound only stops a hung run.
     report = run_scenario(tmp_path, scenario_copy(tmp_path, name), broker_port=9,
-                          timeout_s=900 if name == "exam-week" else 400)
+                          timeout_s=1800)
     assert set(report) >= REPORT_KEYS
     assert report["sim_hours"] >= (14.0 if name == "exam-week" else 1.9)
     assert report["lights_off_in_occupied_zone_minutes"] == 0
