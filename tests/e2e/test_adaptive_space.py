@@ -29,9 +29,9 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"report": report, "messages": capture.json_docs(), "raw": capture.messages, "salt": salt, "state": state}
 
 
-REGRESSION = ("known regression, issue 20: since the seats model (claims, back-soon, staff releases) landed, "
-              "one or two consenting patrons a day wait an hour or more for their desk "
-              "(p99 4,098 s, 1 unmet of 37 on the scenario's seed 36); cause not yet found")
+REGRESSION = ("known regression, issue 20: since the seats model landed, a consenting patron sits at S046, where "
+              "the simulated tag fix is 1.3-1.45 m off (furniture in the radio path), beyond the 1.2 m seat "
+              "radius: they wait an hour or more for their desk (p99 4,098 s, 1 unmet of 37, seed 36)")
 
 
 @pytest.mark.xfail(strict=False, reason=REGRESSION)  # a fix shows as XPASS in the summary
