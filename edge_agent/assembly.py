@@ -194,7 +194,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                                 corrections=calibration, on_health=reports.sensor_health, tags=tags)
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
-            reports, ModelSlot(state_dir / "model.onnx"), availability=availability, uplink=uplink, outbox=outbox,
+            reports, ModelSlot(state_dir / "model.onnx", isolated=not tuning.inline_inference),
+            availability=availability, uplink=uplink, outbox=outbox,
             ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar, tags=tags, traces=traces,
             budget=budget)
         if uplink is not None:
