@@ -261,8 +261,11 @@ class Outbox:
         """Queue a message for the next commit; never blocks."""
         self.rows_put += 1
         self._pending.append((seq, topic, payload, int(klass), self.clock.time(), correlation))
-        self._urgent = self._urgent or urgent
-        self._poke()
+        # Wake the writer only when this row moves its next commit earlier: the batch's first row
+        # starts the timer, an urgent row shortens it, a full batch makes it due now.
+        if self._first_pending_at is None or (urgent and not self._urgent) or len(self._pending) >= self.flush_max:
+            self._urgent = self._urgent or urgent
+            self._poke()
 
     def put_retained(self, topic: str, payload: bytes) -> None:
         """Replace the current retained payload of ``topic`` (committed with the next batch)."""
@@ -304,14 +307,16 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """The broker acknowledged ``seq``: its row is deleted with a later commit."""
-        if not self._acked:
+        first = not self._acked
+        if first:
             self._first_ack_at = self.clock.monotonic()
         if seq not in self._acked:
             self.rows_acked += 1
             if self.cut_seq is None or seq <= self.cut_seq:
                 self.rows_acked_by_cut += 1
         self._acked.add(seq)
-        if self._wake is not None:
+        # As for put(): only the first ack of a batch and a full batch change when the writer commits.
+        if self._wake is not None and (first or len(self._acked) >= self.flush_max):
             self._wake.set()
 
     def add_listener(self, fn: Callable[[int, dict[str, bytes]], None]) -> None:
