@@ -1,12 +1,19 @@
 """Our side of the peer benchmark (bench_peers.py): sensor messages through the durable outbox upstream.
 
-``python -m benchmarks.peer_edge --sensors PORT --upstream PORT --state-dir DIR`` subscribes to
-``sensors/+/reading`` on the sensors' broker (QoS 1) and hands every reading to the gateway's
-own publish path: :meth:`edge_agent.sync.uplink.Uplink.publish_event`, which writes it to the
-SQLite outbox (WAL) and sends it upstream at QoS 1, deleting it after the PUBACK. This is the
-job the ThingsBoard IoT Gateway's MQTT connector does; the daemon's own readings come from its
-drivers instead, so this small adapter stands in for them. Prints ``{"ready": true}`` once both
-connections are up.
+``python -m benchmarks.peer_edge --sensors PORT --upstream PORT --state-dir DIR [--batch-s S]``
+subscribes to ``sensors/+/reading`` on the sensors' broker (QoS 1) and hands the readings to the
+gateway's own publish path: :meth:`edge_agent.sync.uplink.Uplink.publish_event`, which writes a
+message to the SQLite outbox (WAL) and sends it upstream at QoS 1, deleting it after the PUBACK.
+This is the job the ThingsBoard IoT Gateway's MQTT connector does; the daemon's own readings come
+from its drivers instead, so this small adapter stands in for them.
+
+Without ``--batch-s`` every reading is one ``event/reading`` message (``data``: ``source`` and the
+reading's fields). With it, the readings of each sensor are gathered for that period (at most
+``MAX_BATCH``) and sent as one ``event/readings`` message, ``data``: ``source`` and ``readings``
+(the readings in arrival order), as ThingsBoard packs several readings into one telemetry
+message. Both are events of the documented envelope and schema (docs/mqtt.md: new kinds may
+appear, ``data`` is free-form); each message is durable in the outbox before it is sent. Prints
+``{"ready": true}`` once both connections are up.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from benchmarks.bench_mqtt import WINDOW, Clock, config  # noqa: E402
 from edge_agent.sync.loadgen import NullTarget  # noqa: E402
 from edge_agent.sync.outbox import Outbox  # noqa: E402
 from edge_agent.sync.uplink import Uplink  # noqa: E402
+
+MAX_BATCH = 100  # readings in one message at most (ThingsBoard's gateway reads 100 records at a time)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -50,14 +59,36 @@ async def main(args: argparse.Namespace) -> None:
                 reading = json.loads(bytes(message.payload))  # type: ignore[arg-type]
                 up.publish_event("reading", {"source": str(message.topic).split("/")[1], **reading})
 
-        task = asyncio.create_task(forward())
-        await stop.wait()
-        task.cancel()
+        batches: dict[str, list[dict[str, object]]] = {}
 
+        def send(source: str) -> None:
+            up.publish_event("readings", {"source": source, "readings": batches.pop(source)})
+
+        async def forward_batched() -> None:
+            async for message in sensors.messages:
+                source = str(message.topic).split("/")[1]
+                batch = batches.setdefault(source, [])
+                batch.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+                if len(batch) >= MAX_BATCH:
+                    send(source)
+
+        async def flush_every_period() -> None:
+            while True:
+                await asyncio.sleep(args.batch_s)
+                for source in list(batches):
+                    send(source)
+
+        tasks = [asyncio.create_task(forward_batched()), asyncio.create_task(flush_every_period())] if args.batch_s \
+            else [asyncio.create_task(forward())]
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(prog="python -m benchmarks.peer_edge", description=__doc__.splitlines()[0])
     ap.add_argument("--sensors", type=int, required=True)
     ap.add_argument("--upstream", type=int, required=True)
     ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--batch-s", type=float, default=0.0,
+                    help="gather each sensor's readings this long into one message (0: one message a reading)")
     asyncio.run(main(ap.parse_args()))
