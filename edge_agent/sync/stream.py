@@ -48,6 +48,13 @@ def mark_backfill(payload: bytes) -> bytes:
     return payload.replace(_BACKFILL_FALSE, b'"backfill":true', 1)
 
 
+def pending_publishes(client: aiomqtt.Client) -> dict[int, Any] | None:
+    """aiomqtt's table of publishes awaiting their PUBACK (message id -> object with ``set()``), if
+    this aiomqtt has it (2.x does); None makes the stream use ``Client.publish`` instead."""
+    table = getattr(client, "_pending_publishes", None)
+    return table if isinstance(table, dict) else None
+
+
 class _Delivery:
     """A row's QoS 1 publish awaiting its PUBACK.
 
@@ -158,7 +165,7 @@ class OutboxStream:
         if row.correlation is not None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.CorrelationData = row.correlation
-        pending = getattr(client, "_pending_publishes", None)
+        pending = pending_publishes(client)
         if pending is None:  # an aiomqtt without the table this relies on: its own publish call
             task = asyncio.get_running_loop().create_task(self._send(client, row.seq, row.topic, payload, props))
             self._tasks.add(task)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from edge_agent.sync.messages import Topics
 from edge_agent.sync.outbox import MessageClass, Outbox
 from edge_agent.sync.publisher import Publisher
 from edge_agent.sync.session import BrokerSession, first_failure
+from edge_agent.sync import stream as stream_module
 from edge_agent.sync.stream import OutboxStream
 from tests.mosquitto import Mosquitto
 from tests.sync.conftest import GATEWAY, ROOT, SITE, RecordingTarget, Subscriber, WallClock, site_config, zone_view
@@ -88,7 +90,11 @@ def test_which_response_topics_are_used(topic: object, usable: bool) -> None:
 # -- outbound stream -----------------------------------------------------------------------------
 
 
-async def test_stream_sends_retained_then_live_then_flagged_backlog(tmp_path: Path, broker: Mosquitto) -> None:
+@pytest.mark.parametrize("acks", ["on_publish", "publish_call"])
+async def test_stream_sends_retained_then_live_then_flagged_backlog(tmp_path: Path, broker: Mosquitto, acks: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    if acks == "publish_call":  # as with an aiomqtt whose pending-publish table the stream cannot use
+        monkeypatch.setattr(stream_module, "pending_publishes", lambda client: None)
     cfg = site_config(tmp_path, broker.port)
     async with Outbox(tmp_path / "o.sqlite3", flush_interval_s=0.05) as ob, \
             Subscriber(broker.port, [f"{ROOT}/#"]) as sub:
@@ -119,6 +125,31 @@ async def test_stream_sends_retained_then_live_then_flagged_backlog(tmp_path: Pa
     assert all(m.doc["backfill"] for m in sub.on("event/old"))
     assert not any(m.doc["backfill"] for m in sub.on("event/new"))
     assert stream.replayed == 5
+
+
+async def test_stream_ends_the_session_when_the_broker_stops_acknowledging(tmp_path: Path, broker: Mosquitto) -> None:
+    """A broker that takes publishes but never acknowledges them (frozen) ends the session after
+    ``timeout_s``, and every unacknowledged row stays in the outbox for the next session."""
+    cfg = site_config(tmp_path, broker.port)
+    async with Outbox(tmp_path / "o.sqlite3", flush_interval_s=0.05) as ob:
+        publisher = Publisher(cfg, ob, WallClock(), version="t", config_hash="h")
+        stream = OutboxStream(ob, WallClock(), replay_rate_per_s=1000.0, window=2, timeout_s=0.5)
+        stream.attach()
+        async with client_on(broker.port) as client:
+            boundary = stream.begin()
+            assert broker.proc is not None
+            broker.proc.send_signal(signal.SIGSTOP)
+            try:
+                for n in range(5):
+                    publisher.publish_event("unheard", {"n": n})
+                await ob.flush()
+                with pytest.raises(aiomqtt.MqttError, match="no PUBACK"):
+                    await asyncio.wait_for(first_failure(*stream.tasks(client, boundary)), 10.0)
+            finally:
+                broker.proc.send_signal(signal.SIGCONT)
+                stream.end()
+        assert ob.stats().depth == 5, "nothing acknowledged, nothing deleted"
+        assert [r.seq for r in await ob.read(0)] == list(range(1, 6))
 
 
 # -- broker session ------------------------------------------------------------------------------
