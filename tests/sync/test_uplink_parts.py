@@ -19,6 +19,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.sync import stream as stream_module
 from edge_agent.sync.commands import CommandProcessor, ResultCache
 from edge_agent.sync.connection import Backoff
 from edge_agent.sync.discovery import HA_STATUS, HomeAssistantAdapter
@@ -27,7 +28,6 @@ from edge_agent.sync.messages import Topics
 from edge_agent.sync.outbox import MessageClass, Outbox
 from edge_agent.sync.publisher import Publisher
 from edge_agent.sync.session import BrokerSession, first_failure
-from edge_agent.sync import stream as stream_module
 from edge_agent.sync.stream import OutboxStream
 from tests.mosquitto import Mosquitto
 from tests.sync.conftest import GATEWAY, ROOT, SITE, RecordingTarget, Subscriber, WallClock, site_config, zone_view
