@@ -23,6 +23,7 @@ broker listening again to the first reading arriving).
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -117,11 +118,20 @@ class Upstream:
         self.last_at = 0.0
         self.lock = threading.Lock()
         self.limits_answered = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-upstream-counter",
+                                  protocol=mqtt.MQTTv5)
         self.client.on_message = self._message
         self.client.on_connect = lambda c, *_: c.subscribe([("v1/#", 1), ("library/#", 1)])
         self.client.reconnect_delay_set(0.02, 0.02)
-        self.client.connect("127.0.0.1", port)
+        # A session the broker keeps (and saves across its restart): what a gateway publishes before
+        # this subscriber is back is queued for it, not dropped, so a fast gateway is not counted as
+        # having lost readings.
+        session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        session.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=session)
         self.client.loop_start()
 
     def _message(self, client: Any, _userdata: Any, message: Any) -> None:
@@ -206,7 +216,10 @@ def restart(broker: Mosquitto, tries: int = 20) -> None:
 
 def one_side(name: str, command: list[str], work: Path, env: dict[str, str]) -> dict[str, float]:
     sensors_broker = Mosquitto(work / "sensors-broker")
-    upstream_broker = Mosquitto(work / "upstream-broker")
+    # Its sessions saved across the restart, by the user running the benchmark (as root, mosquitto
+    # would otherwise switch to its own user, who may not write in this private temporary directory).
+    upstream_broker = Mosquitto(work / "upstream-broker", extra_conf=(
+        f"persistence true\npersistence_location {work / 'upstream-broker'}/\nuser {getpass.getuser()}"))
     sensors_broker.start()
     upstream_broker.start()
     upstream = Upstream(upstream_broker.port)
