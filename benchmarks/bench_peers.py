@@ -326,6 +326,32 @@ def harness_ceiling(work: Path) -> float:
         broker.stop()
 
 
+def receive_floor(work: Path, env: dict[str, str]) -> dict[str, float]:
+    """The burst into an aiomqtt subscriber that only decodes (``peer_edge --receive-only``), in a
+    process of its own: its CPU per reading is what receiving alone costs our side."""
+    broker = Mosquitto(work / "floor-broker")
+    broker.start()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peer_edge", "--sensors", str(broker.port),
+                             "--receive-only", str(BURST)], cwd=work, env=env, stdout=subprocess.PIPE, text=True)
+    sensors: Sensors | None = None
+    try:
+        assert proc.stdout is not None
+        if "ready" not in proc.stdout.readline():
+            raise RuntimeError("the receive-only subscriber did not start")
+        sensors = Sensors(broker.port)
+        time.sleep(0.5)
+        sensors.publish(BURST)
+        figures: dict[str, float] = json.loads(proc.stdout.readline())
+        return figures
+    finally:
+        if sensors is not None:
+            sensors.close()
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(15)
+        broker.stop()
+
+
 def run() -> list[tuple[str, float, str]]:
     venv = tb_venv()
     rows: list[tuple[str, float, str]] = []
@@ -349,11 +375,14 @@ def run() -> list[tuple[str, float, str]]:
         theirs = one_side("thingsboard", launcher, tb_dir, env)
         version = tb_version(venv)
         ceiling = harness_ceiling(work)
+        floor = receive_floor(work, env)
     for key, unit in units.items():
         rows.append((f"edge-agent outbox: {key}", round(ours[key], 3), unit))
         rows.append((f"edge-agent outbox, batched per sensor per {BATCH_S:g} s: {key}", round(batched[key], 3), unit))
         rows.append((f"thingsboard-gateway {version} memory storage: {key}", round(theirs[key], 3), unit))
     rows.append(("harness: a bare paho subscriber receiving the burst", round(ceiling, 1), "msg/s"))
+    rows.append(("aiomqtt subscriber only receiving: throughput_msg_s", round(floor["throughput_msg_s"], 1), "msg/s"))
+    rows.append(("aiomqtt subscriber only receiving: cpu_us_per_msg", round(floor["cpu_us_per_msg"], 1), "us CPU/msg"))
     for label, side in (("edge-agent", ours), ("edge-agent batched", batched)):
         rows.append((f"throughput ratio {label} / thingsboard",
                      round(side["throughput_msg_s"] / theirs["throughput_msg_s"], 3), "ratio"))

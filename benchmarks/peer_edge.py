@@ -23,6 +23,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import aiomqtt
@@ -36,6 +37,28 @@ from edge_agent.sync.outbox import Outbox  # noqa: E402
 from edge_agent.sync.uplink import Uplink  # noqa: E402
 
 MAX_BATCH = 100  # readings in one message at most (ThingsBoard's gateway reads 100 records at a time)
+
+
+async def receive_only(args: argparse.Namespace) -> None:
+    """The receiving half alone: subscribe, decode each reading, forward nothing. After ``N``
+    readings print this process's CPU per reading and the rate: the floor under any gateway
+    built on aiomqtt, whatever it does with the readings."""
+    async with aiomqtt.Client("127.0.0.1", args.sensors, protocol=aiomqtt.ProtocolVersion.V5,
+                              identifier="edge-agent-receiver") as sensors:
+        await sensors.subscribe("sensors/+/reading", qos=1)
+        print(json.dumps({"ready": True}), flush=True)
+        count, cpu0, wall0 = 0, 0.0, 0.0
+        async for message in sensors.messages:
+            if count == 0:
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+            json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            str(message.topic).split("/")[1]
+            count += 1
+            if count == args.receive_only:
+                break
+        n = count - 1  # timed from the first reading's arrival
+        print(json.dumps({"cpu_us_per_msg": 1e6 * (time.process_time() - cpu0) / n,
+                          "throughput_msg_s": n / (time.perf_counter() - wall0)}), flush=True)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -87,8 +110,11 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(prog="python -m benchmarks.peer_edge", description=__doc__.splitlines()[0])
     ap.add_argument("--sensors", type=int, required=True)
-    ap.add_argument("--upstream", type=int, required=True)
-    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--upstream", type=int, default=0)
+    ap.add_argument("--state-dir", default="")
     ap.add_argument("--batch-s", type=float, default=0.0,
                     help="gather each sensor's readings this long into one message (0: one message a reading)")
-    asyncio.run(main(ap.parse_args()))
+    ap.add_argument("--receive-only", type=int, default=0, metavar="N",
+                    help="only receive N readings and print the CPU they took (no upstream)")
+    parsed = ap.parse_args()
+    asyncio.run(receive_only(parsed) if parsed.receive_only else main(parsed))

@@ -5,6 +5,12 @@ Why it looks like this:
 * **Loses nothing.** A message is committed before the uplink may read it, and its row is deleted
   only after the broker's PUBACK. A crash between PUBACK and the delete commit resends it after the
   restart: delivery is at-least-once, consumers dedupe on ``msg_id``.
+* **What a producer is promised.** :meth:`Outbox.put` returns at once and promises nothing about
+  the disk: a message is durable when the commit of its batch returns (``flush_interval_s``, or
+  ``flush_max`` rows, or ``urgent_delay_s`` for urgent rows; :meth:`Outbox.flush` waits for it).
+  Nothing is handed to the uplink, so nothing reaches the broker, before that commit: what a
+  central system has seen is never lost by a power cut, and what was not yet committed is at
+  most one batch (docs/mqtt.md, *Delivery guarantees*).
 * **Easy on the SD card.** WAL mode with ``synchronous=NORMAL`` (a commit is one sequential WAL
   append, fsync only at checkpoints), and writes are batched: rows queue in memory and commit
   together after ``flush_interval_s`` or ``flush_max`` rows; acknowledged deletes ride along with

@@ -5,7 +5,8 @@ Each session of the uplink runs one :class:`OutboxStream` over the connected cli
 1. :meth:`begin` notes the session's boundary (the outbox's committed high-water mark) and
    republishes every retained seat state from the outbox's current-state table;
 2. live data: everything committed from now on, in sequence order, with at most ``window``
-   publishes in flight (a row is deleted once the broker's PUBACK arrives);
+   publishes in flight (a row is acknowledged in the outbox, and deleted with its next commit,
+   once the broker's PUBACK arrives; a PUBACK missing for ``timeout_s`` ends the session);
 3. backfill: the backlog committed before the boundary, once live data has caught up, in
    sequence order, paced at ``replay_rate_per_s``, each payload flagged ``backfill: true``;
 4. retained changes (seat states) as their commits land.
