@@ -2,8 +2,9 @@
 
 ``python -m benchmarks.peer_edge --sensors PORT --upstream PORT --state-dir DIR [--batch-s S]``
 subscribes to ``sensors/+/reading`` on the sensors' broker (QoS 1, on paho's network thread, as
-ThingsBoard's connector does) and hands the readings to the gateway's own publish path: :meth:`edge_agent.sync.uplink.Uplink.publish_event`, which writes a
-message to the SQLite outbox (WAL) and sends it upstream at QoS 1, deleting it after the PUBACK.
+ThingsBoard's connector does) and hands the readings to the gateway's own publish path:
+:meth:`edge_agent.sync.uplink.Uplink.publish_event`, which writes a message to the SQLite outbox
+(WAL) and sends it upstream at QoS 1, deleting it after the PUBACK.
 This is the job the ThingsBoard IoT Gateway's MQTT connector does; the daemon's own readings come
 from its drivers instead, so this small adapter stands in for them.
 
