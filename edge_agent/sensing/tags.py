@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -162,6 +163,46 @@ class TagTrack:
             return None
         return float(self.state[0]), float(self.state[1])
 
+    @property
+    def sigma_m(self) -> float:
+        """The position's standard deviation along its worse axis (0 before the first fix)."""
+        if self.state is None:
+            return 0.0
+        return math.sqrt(max(float(self.cov[0, 0]), float(self.cov[1, 1]), 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class SeatReach:
+    """How far from a seat a tag at rest may still be its occupant's, and what makes that safe to say.
+
+    A UWB fix near furniture is biased, not just noisy: a shelf or a partition in one anchor's
+    path makes that range read long by decimetres to over a metre (HARDWARE.md section 6), for as
+    long as the patron sits there, and a four-anchor fix moves by a good part of that excess. Such
+    a fix scatters as little as a clean one, and a tag engine's quality figure need not show it
+    (PANS's compares its four ranges with each other), so neither says how far off it is. What
+    does say something is the floor: a tag that has stopped moving (``rest_fixes`` fixes within
+    ``still_m`` of where it stopped) belongs to somebody who sat down, and the seats' thermopiles
+    say where people sit. So a resting tag beyond the usual radius takes the nearest occupied seat
+    within ``reach_m`` (plus twice the track's own standard deviation: a track fed poor fixes
+    reaches further), but only where that cannot be somebody else's seat:
+
+    - no other occupied seat lies within ``margin_m`` of as close (a tag between two occupied
+      seats belongs to neither: preferences at the wrong desk are worse than none);
+    - no other tag holds the seat;
+    - the seat was occupied when the tag came to rest, give or take ``coincide_s`` (its thermopile
+      is read once a minute), or it is the seat this tag held last and it has stayed occupied
+      since (a patron back from a short walk). A seat somebody has sat at for an hour is not the
+      seat of a tag that stopped nearby a minute ago.
+
+    ``margin_m`` holds for the nearer claims too (within ``leave_m``).
+    """
+
+    reach_m: float = 2.0
+    margin_m: float = 0.5
+    rest_fixes: int = 3
+    still_m: float = 0.5
+    coincide_s: float = 120.0
+
 
 @dataclass(slots=True)
 class FloorTag:
@@ -171,7 +212,9 @@ class FloorTag:
     occupied (a person sits there: the tag is most likely theirs, pulled off by a link a shelf
     blocks), and keeps it while it stays within ``leave_m``: fixes scatter by decimetres, and a
     seated patron whose tag flickered between "at the seat" and "not" would restart the time
-    their preferences wait. That time counts from when the tag came near the seat.
+    their preferences wait. That time counts from when the tag came near the seat. A tag at rest
+    further off may still take an occupied seat (:class:`SeatReach`); a seat's claim is refused
+    wherever another occupied seat is about as close.
     """
 
     track: TagTrack
@@ -180,20 +223,75 @@ class FloorTag:
     seat_since: float | None = None
     near: str | None = None  # the nearest seat within leave_m, and since when
     near_since: float | None = None
+    rest_xy: tuple[float, float] | None = None  # where the tag stopped, since when, fixes there since
+    rest_since: float | None = None
+    rest_count: int = 0
+    reached: bool = False  # the seat was taken at rest beyond leave_m (kept within the reach, not leave_m)
+    last_seat: str | None = None  # the seat held before this one (or before none), and when it was let go
+    left_at: float | None = None
 
     def settle(self, t: float, seats: Sequence[SeatPoint], enter_m: float, leave_m: float,
-               occupied: Callable[[str], bool]) -> None:
-        """Re-judge the seat after an accepted fix at ``t``."""
+               occupied_since: Callable[[str], float | None], held_by_other: Callable[[str], bool] = lambda _: False,
+               reach: SeatReach | None = None) -> None:
+        """Re-judge the seat after an accepted fix at ``t``.
+
+        ``occupied_since(seat)``: when the seat became occupied, None unless it is occupied now;
+        ``held_by_other(seat)``: another tag is at that seat.
+        """
         pos = self.track.position
         if pos is None:
             return
+        r = reach or SeatReach()
+        self._rest(pos, t, r)
+        reach_m = r.reach_m + 2.0 * self.track.sigma_m
         if self.seat is not None:
             here = next((s for s in seats if s.id == self.seat), None)
-            if here is not None and (pos[0] - here.x) ** 2 + (pos[1] - here.y) ** 2 <= leave_m**2:
+            keep = reach_m if self.reached and self.resting(r) else leave_m
+            if here is not None and math.hypot(pos[0] - here.x, pos[1] - here.y) <= keep:
                 return
         hit = nearest_seat(pos[0], pos[1], seats, leave_m)
         if (hit[0] if hit else None) != self.near:
             self.near, self.near_since = (hit[0], t) if hit else (None, None)
-        seat = hit[0] if hit is not None and (hit[1] <= enter_m or occupied(hit[0])) else None
+        seat, since, reached = None, None, False
+        if (hit is not None and (hit[1] <= enter_m or occupied_since(hit[0]) is not None)
+                and not _contested(pos, hit, seats, occupied_since, r.margin_m)):
+            seat, since = hit[0], self.near_since
+        elif self.resting(r):
+            seat = self._reach(pos, seats, occupied_since, held_by_other, r, reach_m)
+            since, reached = self.rest_since, True
         if seat != self.seat:
-            self.seat, self.seat_since = seat, (self.near_since if seat else None)
+            if self.seat is not None:
+                self.last_seat, self.left_at = self.seat, t
+            self.seat, self.seat_since = seat, (since if seat else None)
+            self.reached = reached and seat is not None
+
+    def resting(self, reach: SeatReach) -> bool:
+        """Whether the tag has stayed put for the last ``rest_fixes`` fixes."""
+        return self.rest_count >= reach.rest_fixes
+
+    def _rest(self, pos: tuple[float, float], t: float, reach: SeatReach) -> None:
+        if self.rest_xy is not None and math.hypot(pos[0] - self.rest_xy[0], pos[1] - self.rest_xy[1]) <= reach.still_m:
+            self.rest_count += 1
+        else:
+            self.rest_xy, self.rest_since, self.rest_count = pos, t, 1
+
+    def _reach(self, pos: tuple[float, float], seats: Sequence[SeatPoint],
+               occupied_since: Callable[[str], float | None], held_by_other: Callable[[str], bool],
+               r: SeatReach, reach_m: float) -> str | None:
+        """The one occupied seat a tag at rest beyond ``leave_m`` can only belong to, if any."""
+        busy = [s for s in seats if occupied_since(s.id) is not None]
+        hit = nearest_seat(pos[0], pos[1], busy, reach_m)
+        if hit is None or held_by_other(hit[0]) or _contested(pos, hit, busy, occupied_since, r.margin_m):
+            return None
+        since = occupied_since(hit[0])
+        assert since is not None and self.rest_since is not None
+        came_together = since >= self.rest_since - r.coincide_s
+        back_to_it = hit[0] == self.last_seat and self.left_at is not None and since <= self.left_at
+        return hit[0] if came_together or back_to_it else None
+
+
+def _contested(pos: tuple[float, float], hit: tuple[str, float], seats: Sequence[SeatPoint],
+               occupied_since: Callable[[str], float | None], margin_m: float) -> bool:
+    """Another occupied seat within ``margin_m`` of as close to ``pos`` as the seat ``hit``."""
+    return any(s.id != hit[0] and occupied_since(s.id) is not None
+               and math.hypot(pos[0] - s.x, pos[1] - s.y) < hit[1] + margin_m for s in seats)
