@@ -29,12 +29,6 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"report": report, "messages": capture.json_docs(), "raw": capture.messages, "salt": salt, "state": state}
 
 
-REGRESSION = ("known regression, issue 20: since the seats model landed, a consenting patron sits at S046, where "
-              "the simulated tag fix is 1.3-1.45 m off (furniture in the radio path), beyond the 1.2 m seat "
-              "radius: they wait an hour or more for their desk (p99 4,098 s, 1 unmet of 37, seed 36)")
-
-
-@pytest.mark.xfail(strict=False, reason=REGRESSION)  # a fix shows as XPASS in the summary
 def test_consenting_patrons_get_their_desk_and_lamp_within_two_minutes(day: dict[str, Any]) -> None:
     report = day["report"]
     assert report["sim_hours"] >= 14.9 and report["arrivals"] == 300
