@@ -173,28 +173,28 @@ class TagTrack:
 
 @dataclass(frozen=True, slots=True)
 class SeatReach:
-    """How far from a seat a tag at rest may still be its occupant's, and what makes that safe to say.
+    """Which occupied seat a tag can be its occupant's, and how far off its fix may be.
 
     A UWB fix near furniture is biased, not just noisy: a shelf or a partition in one anchor's
-    path makes that range read long by decimetres to over a metre (HARDWARE.md section 6), for as
+    path makes that range read long by decimetres to over a metre (docs/positioning.md), for as
     long as the patron sits there, and a four-anchor fix moves by a good part of that excess. Such
     a fix scatters as little as a clean one, and a tag engine's quality figure need not show it
     (PANS's compares its four ranges with each other), so neither says how far off it is. What
-    does say something is the floor: a tag that has stopped moving (``rest_fixes`` fixes within
-    ``still_m`` of where it stopped) belongs to somebody who sat down, and the seats' thermopiles
-    say where people sit. So a resting tag beyond the usual radius takes the nearest occupied seat
-    within ``reach_m`` (plus twice the track's own standard deviation: a track fed poor fixes
-    reaches further), but only where that cannot be somebody else's seat:
+    does say something is the floor: the seats' thermopiles say where people sit, and when they
+    sat down. So an occupied seat is a tag's only if
 
-    - no other occupied seat lies within ``margin_m`` of as close (a tag between two occupied
-      seats belongs to neither: preferences at the wrong desk are worse than none);
-    - no other tag holds the seat;
-    - the seat was occupied when the tag came to rest, give or take ``coincide_s`` (its thermopile
-      is read once a minute), or it is the seat this tag held last and it has stayed occupied
-      since (a patron back from a short walk). A seat somebody has sat at for an hour is not the
-      seat of a tag that stopped nearby a minute ago.
+    - its occupant sat down when the tag arrived, give or take ``coincide_s`` (the thermopiles
+      are read once a minute; arrived: has stayed within ``reach_m`` of where it was since), or
+      it is the seat this tag just left and it has stayed occupied since (back from a short
+      walk). Somebody who has sat there for an hour is not the carrier of a tag that came
+      by a minute ago, however near it passes;
+    - no other tag holds it;
+    - no other seat that passes these tests is within ``margin_m`` of as near (a tag between two
+      such seats belongs to neither: preferences at the wrong desk are worse than none).
 
-    ``margin_m`` holds for the nearer claims too (within ``leave_m``).
+    Only a tag at rest (``rest_fixes`` fixes within ``still_m`` of where it stopped) claims an
+    occupied seat: the nearest such seat within ``reach_m``, plus twice the track's own standard
+    deviation (a track fed poor fixes reaches further).
     """
 
     reach_m: float = 2.0
@@ -208,13 +208,13 @@ class SeatReach:
 class FloorTag:
     """One tag on the floor: its track, when it was last fixed, and the seat it is at.
 
-    A tag takes the nearest seat within ``enter_m`` of it, or within ``leave_m`` if that seat is
-    occupied (a person sits there: the tag is most likely theirs, pulled off by a link a shelf
-    blocks), and keeps it while it stays within ``leave_m``: fixes scatter by decimetres, and a
-    seated patron whose tag flickered between "at the seat" and "not" would restart the time
-    their preferences wait. That time counts from when the tag came near the seat. A tag at rest
-    further off may still take an occupied seat (:class:`SeatReach`); a seat's claim is refused
-    wherever another occupied seat is about as close.
+    A tag takes the nearest seat within ``enter_m`` of it while that seat is free (its patron is
+    sitting down), or, once at rest, the occupied seat it can be the occupant's
+    (:class:`SeatReach`: a fix a shelf pulls off by a metre and more still finds its seat); it
+    keeps the seat while it stays within ``leave_m`` (within the reach, for one taken from
+    further off, while at rest): fixes scatter by decimetres, and a seated patron whose tag
+    flickered between "at the seat" and "not" would restart the time their preferences wait.
+    That time counts from when the tag came near the seat (or to rest, for a seat further off).
     """
 
     track: TagTrack
@@ -226,8 +226,10 @@ class FloorTag:
     rest_xy: tuple[float, float] | None = None  # where the tag stopped, since when, fixes there since
     rest_since: float | None = None
     rest_count: int = 0
-    reached: bool = False  # the seat was taken at rest beyond leave_m (kept within the reach, not leave_m)
-    last_seat: str | None = None  # the seat held before this one (or before none), and when it was let go
+    stay_xy: tuple[float, float] | None = None  # where it came within reach of, and when (walkers: every fix)
+    stay_since: float | None = None
+    reached: bool = False  # the seat was taken from beyond leave_m (kept within the reach while at rest)
+    last_seat: str | None = None  # the seat held before, and when it was let go
     left_at: float | None = None
 
     def settle(self, t: float, seats: Sequence[SeatPoint], enter_m: float, leave_m: float,
@@ -252,18 +254,20 @@ class FloorTag:
         hit = nearest_seat(pos[0], pos[1], seats, leave_m)
         if (hit[0] if hit else None) != self.near:
             self.near, self.near_since = (hit[0], t) if hit else (None, None)
-        seat, since, reached = None, None, False
-        if (hit is not None and (hit[1] <= enter_m or occupied_since(hit[0]) is not None)
-                and not _contested(pos, hit, seats, occupied_since, r.margin_m)):
-            seat, since = hit[0], self.near_since
-        elif self.resting(r):
-            seat = self._reach(pos, seats, occupied_since, held_by_other, r, reach_m)
-            since, reached = self.rest_since, True
+        theirs = [s for s in seats if self._could_be_theirs(s.id, occupied_since, held_by_other, r)]
+        claim: tuple[str, float] | None = None
+        if hit is not None and hit[1] <= enter_m and occupied_since(hit[0]) is None:
+            claim = hit  # a free seat: its patron is sitting down
+        elif self.resting(r):  # an occupied seat: only a tag that stopped (a passer-by claims nothing)
+            claim = nearest_seat(pos[0], pos[1], theirs, reach_m)
+        if claim is not None and _contested(pos, claim, theirs, r.margin_m):
+            claim = None
+        seat = claim[0] if claim is not None else None
         if seat != self.seat:
             if self.seat is not None:
                 self.last_seat, self.left_at = self.seat, t
-            self.seat, self.seat_since = seat, (since if seat else None)
-            self.reached = reached and seat is not None
+            self.seat, self.seat_since = seat, (self._arrived(seat) if seat else None)
+            self.reached = claim is not None and claim[1] > leave_m
 
     def resting(self, reach: SeatReach) -> bool:
         """Whether the tag has stayed put for the last ``rest_fixes`` fixes."""
@@ -274,24 +278,24 @@ class FloorTag:
             self.rest_count += 1
         else:
             self.rest_xy, self.rest_since, self.rest_count = pos, t, 1
+        if self.stay_xy is None or math.hypot(pos[0] - self.stay_xy[0], pos[1] - self.stay_xy[1]) > reach.reach_m:
+            self.stay_xy, self.stay_since = pos, t
 
-    def _reach(self, pos: tuple[float, float], seats: Sequence[SeatPoint],
-               occupied_since: Callable[[str], float | None], held_by_other: Callable[[str], bool],
-               r: SeatReach, reach_m: float) -> str | None:
-        """The one occupied seat a tag at rest beyond ``leave_m`` can only belong to, if any."""
-        busy = [s for s in seats if occupied_since(s.id) is not None]
-        hit = nearest_seat(pos[0], pos[1], busy, reach_m)
-        if hit is None or held_by_other(hit[0]) or _contested(pos, hit, busy, occupied_since, r.margin_m):
-            return None
-        since = occupied_since(hit[0])
-        assert since is not None and self.rest_since is not None
-        came_together = since >= self.rest_since - r.coincide_s
-        back_to_it = hit[0] == self.last_seat and self.left_at is not None and since <= self.left_at
-        return hit[0] if came_together or back_to_it else None
+    def _arrived(self, seat: str) -> float | None:
+        """When the tag came to this seat: came near it, or (a seat further off) came to rest."""
+        return self.near_since if self.near == seat else self.rest_since
+
+    def _could_be_theirs(self, seat: str, occupied_since: Callable[[str], float | None],
+                         held_by_other: Callable[[str], bool], r: SeatReach) -> bool:
+        """An occupied seat whose occupant sat down when this tag arrived (or that it just left)."""
+        since = occupied_since(seat)
+        if since is None or held_by_other(seat):
+            return False
+        came_together = self.stay_since is not None and since >= self.stay_since - r.coincide_s
+        back_to_it = seat == self.last_seat and self.left_at is not None and since <= self.left_at
+        return came_together or back_to_it
 
 
-def _contested(pos: tuple[float, float], hit: tuple[str, float], seats: Sequence[SeatPoint],
-               occupied_since: Callable[[str], float | None], margin_m: float) -> bool:
-    """Another occupied seat within ``margin_m`` of as close to ``pos`` as the seat ``hit``."""
-    return any(s.id != hit[0] and occupied_since(s.id) is not None
-               and math.hypot(pos[0] - s.x, pos[1] - s.y) < hit[1] + margin_m for s in seats)
+def _contested(pos: tuple[float, float], hit: tuple[str, float], seats: Sequence[SeatPoint], margin_m: float) -> bool:
+    """Another of ``seats`` within ``margin_m`` of as close to ``pos`` as the seat ``hit``."""
+    return any(s.id != hit[0] and math.hypot(pos[0] - s.x, pos[1] - s.y) < hit[1] + margin_m for s in seats)

@@ -123,10 +123,10 @@ def _desk_preferences(model: FloorModel, t: float, prefs: dict[str, Preference])
 
 def test_preferences_are_never_applied_at_a_neighbours_desk_when_the_geometry_is_ambiguous(
         model: FloorModel, floor_config: SiteConfig) -> None:
-    """Alice sits at S001, Bob (no tag) at S002, 1.6 m apart; Alice's fix lands between them."""
+    """Alice sits at S001 and Bob (no tag) at S002, 1.6 m apart, as she comes; her fix lands between them."""
     rng = np.random.default_rng(44)
-    feed(model, floor_config, 0, 20, rng)
-    feed(model, floor_config, 20, 200, rng, {"S001": Z1_THERMAL[0], "S002": Z1_THERMAL[0]})
+    feed(model, floor_config, 0, 150, rng)
+    feed(model, floor_config, 150, 200, rng, {"S001": Z1_THERMAL[0], "S002": Z1_THERMAL[0]})
     assert model.seat_status("S001") is SeatStatus.OCCUPIED and model.seat_status("S002") is SeatStatus.OCCUPIED
     model.set_consented_tags({"p-alice"})
     prefs = {"p-alice": Preference(desk_height_mm=1050, lamp_level=0.8)}

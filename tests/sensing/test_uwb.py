@@ -225,9 +225,11 @@ def test_a_tag_takes_a_seat_near_it_or_near_an_occupied_one_and_keeps_it() -> No
     fix(tag, 1.5, 1.0, 10.0)  # 1.0 m from S2, which is free: near it, not at it
     assert tag.seat is None and tag.near_since == 0.0
     occupied["S2"] = 15.0
-    fix(tag, 1.5, 1.0, 20.0)  # S2 is occupied now: the tag is its occupant's, since it came near
+    fix(tag, 1.5, 1.0, 20.0)  # S2 is occupied now, but the tag has not come to rest yet
+    assert tag.seat is None
+    fix(tag, 1.5, 1.0, 30.0)  # at rest: the tag is its occupant's, since it came near
     assert tag.seat == "S2" and tag.seat_since == 0.0
-    fix(tag, 2.4, 0.5, 30.0)  # scatter within 1.2 m keeps the seat and its time
+    fix(tag, 2.4, 0.5, 40.0)  # scatter within 1.2 m keeps the seat and its time
     assert tag.seat == "S2" and tag.seat_since == 0.0
-    fix(tag, 0.3, 0.0, 40.0)  # at S1 now
-    assert tag.seat == "S1" and tag.seat_since == 40.0
+    fix(tag, 0.3, 0.0, 50.0)  # at S1 now, which is free: its patron sits down
+    assert tag.seat == "S1" and tag.seat_since == 50.0
