@@ -254,7 +254,8 @@ class FloorTag:
         hit = nearest_seat(pos[0], pos[1], seats, leave_m)
         if (hit[0] if hit else None) != self.near:
             self.near, self.near_since = (hit[0], t) if hit else (None, None)
-        theirs = [s for s in seats if self._could_be_theirs(s.id, occupied_since, held_by_other, r)]
+        around = [s for s in seats if math.hypot(pos[0] - s.x, pos[1] - s.y) <= reach_m + r.margin_m]
+        theirs = [s for s in around if self._could_be_theirs(s.id, occupied_since, held_by_other, r)]
         claim: tuple[str, float] | None = None
         if hit is not None and hit[1] <= enter_m and occupied_since(hit[0]) is None:
             claim = hit  # a free seat: its patron is sitting down
