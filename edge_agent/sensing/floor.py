@@ -279,8 +279,9 @@ class FloorModel:
     def on_tag_position(self, tag_pseudonym: str, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
         """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out.
 
-        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (0.6 m, or 1.2 m from an
-        occupied seat, kept within 1.2 m; further for a tag at rest, where only one seat can be its).
+        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (a free seat within 0.6 m; at
+        rest, the occupied seat within 2 m whose occupant sat down as it came, where no other such
+        seat is about as near; kept within 1.2 m).
         """
         self._seen(t)
         tag = self._tags.get(tag_pseudonym)
