@@ -125,6 +125,7 @@ class Gateway:
             "seats": {sid: seat.status.value for sid, seat in state.seats.items()},
             "zones": {zid: zone.people.value for zid, zone in state.zones.items()},
             "tag_positions": self.floor.tag_positions(self.clock.monotonic()),  # in process only, by pseudonym
+            "tag_seats": {sid: seat.consented_tag for sid, seat in state.seats.items() if seat.consented_tag},  # ditto
         }
 
 

@@ -279,8 +279,9 @@ class FloorModel:
     def on_tag_position(self, tag_pseudonym: str, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
         """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out.
 
-        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (0.6 m, or 1.2 m from an
-        occupied seat; kept within 1.2 m).
+        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (a free seat within 0.6 m; at
+        rest, the occupied seat within 2 m whose occupant sat down as it came, where no other such
+        seat is about as near; kept within 1.2 m).
         """
         self._seen(t)
         tag = self._tags.get(tag_pseudonym)
@@ -289,9 +290,14 @@ class FloorModel:
         accepted = tag.track.update(x, y, t, sigma_m)
         if accepted:
             tag.last_t = t
-            tag.settle(t, self._seat_points, self.seat_radius_m, self.seat_leave_radius_m,
-                       lambda seat: self._machines[seat].status is SeatStatus.OCCUPIED)
+            tag.settle(t, self._seat_points, self.seat_radius_m, self.seat_leave_radius_m, self._occupied_since,
+                       lambda seat: any(g.seat == seat and g is not tag and t - g.last_t <= self.tag_fresh_s
+                                        for g in self._tags.values()))
         return accepted
+
+    def _occupied_since(self, seat_id: str) -> float | None:
+        machine = self._machines[seat_id]
+        return machine.since if machine.status is SeatStatus.OCCUPIED else None
 
     def on_tag_ranges(self, tag_pseudonym: str, ranges: Sequence[tuple[str, float, float]], t: float) -> Fix | None:
         """Ranges (anchor id, metres, quality 0-100) of one tag: robust fix (with the learned offset), tracking."""
@@ -376,7 +382,10 @@ class FloorModel:
         self, t: float, tags: Mapping[str, FloorTag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float]
     ) -> dict[str, SeatView]:
         seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels)
-        tag_seat = {g.seat: (n, g) for n, g in tags.items() if g.seat is not None}
+        tag_seat: dict[str, tuple[str, FloorTag]] = {}
+        for n, g in sorted(tags.items(), key=lambda item: item[1].seat_since or 0.0, reverse=True):
+            if g.seat is not None:
+                tag_seat[g.seat] = (n, g)  # two tags at one seat: the one there first is its occupant's
         views: dict[str, SeatView] = {}
         for seat in self.cfg.seats:
             machine = self._machines[seat.id]
