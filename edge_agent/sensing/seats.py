@@ -223,8 +223,10 @@ class SeatStateMachine:
         left, then hold the button; the load cell may report the empty desk first)."""
         if self.status is SeatStatus.GHOST:
             return True
+        # Either order: the node stamps the hold when it began, the gateway stamps the reading
+        # that showed the empty desk when it came, so the reading may carry the later time.
         return (self.status is SeatStatus.FREE and self._unghosted_at is not None
-                and 0.0 <= t - self._unghosted_at <= within_s)
+                and abs(t - self._unghosted_at) <= within_s)
 
     @property
     def held(self) -> bool:
