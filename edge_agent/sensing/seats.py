@@ -116,7 +116,7 @@ class SeatStateMachine:
         self._hold_until: float | None = None  # ... and the hold ends (GHOST) then
         self._hold_absent = False  # absence seen since the press
         self._stay_load_g = 0.0  # the most the desk held while the current patron was there
-        self._unghosted_at: float | None = None  # a ghost seat turned free then (its desk emptied)
+        self._unghosted_at: float | None = None  # a ghost seat's desk emptied and freed it then
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
@@ -415,6 +415,7 @@ class SeatStateMachine:
         """Mark the seat free now (rule or staff command). A person still there re-occupies it;
         what stands on the desk is no claim (the caller re-zeroes the desk's weight)."""
         self._set(SeatStatus.FREE, t)
+        self._unghosted_at = None  # released, not emptied: a hold from now on is a press
         self._session_start = self._left_at = None
         self._provisional = self._by_weight = False
         self._hold_from = self._hold_until = None

@@ -158,5 +158,7 @@ def test_a_hold_just_after_the_ghost_desk_emptied_is_still_staff_releasing_it() 
     assert desk.minute(False, 0.0) is FREE  # staff took the things; the load cell said so first
     assert desk.seat.staff_release(desk.t + 5.0, 180.0)  # the hold that follows releases, holds nothing
     assert not desk.seat.staff_release(desk.t + 600.0, 180.0)  # later, a hold on a free seat is a press
+    desk.seat.release(desk.t + 10.0)
+    assert not desk.seat.staff_release(desk.t + 20.0, 180.0)  # after the release itself, a press too
     desk.run(30, True, 1500.0)
     assert not desk.seat.staff_release(desk.t, 180.0)  # nor on an occupied one
