@@ -11,6 +11,7 @@
     OCCUPIED --absent for away_after_s, belongings on the desk (weight)--> AWAY  (any stay)
     FREE --belongings on the desk, nobody there for claim_after_s--> AWAY  (a bag claims the seat)
     AWAY (on the desk's weight) --the desk is empty again--> FREE  (they came back and packed up)
+    OCCUPIED / AWAY (on warmth) --the desk that held their work is empty after they left--> FREE
     any --"back soon" pressed--> AWAY, held until break_limit_s --> GHOST
     AWAY (held) --pressed again, or they sit down again--> OCCUPIED
     any --release(t)--> FREE      (a rule or a staff command; presence re-occupies it later)
@@ -52,7 +53,10 @@ sees what the thermopile cannot: cold belongings on the desk. A step that is sti
 the patron is judged gone means AWAY, whatever the stay and whatever the thermopile saw; a step
 with nobody seen since it began (a bag dropped to claim the seat) makes a free seat AWAY after
 ``claim_after_s`` and GHOST at the limit like any other; a desk found empty again ends an AWAY
-that rested on it. Belongings on the chair are left to the thermopile as before. The button's
+that rested on it. A desk that held ``packed_min_g`` or more while the patron sat (a laptop,
+books: more than the cup and phone that go along on a break) and is empty after they left says
+they packed up: FREE, whatever warmth the thermopile still sees (the chair seat, sun frozen under
+them), which it otherwise reads as a break. Belongings on the chair are left to the thermopile as before. The button's
 "back soon" (:meth:`SeatStateMachine.press`) holds the seat AWAY for ``break_limit_s`` whatever
 the sensors see; a second press or the patron sitting down again ends the hold.
 
