@@ -313,8 +313,9 @@ class FloorModel:
         return accepted
 
     def _occupied_since(self, seat_id: str) -> float | None:
+        """When the seat's occupant sat down (across a sensor blip); None if it is not occupied."""
         machine = self._machines[seat_id]
-        return machine.since if machine.status is SeatStatus.OCCUPIED else None
+        return machine.arrived_at if machine.status is SeatStatus.OCCUPIED else None
 
     def on_tag_ranges(self, tag_pseudonym: str, ranges: Sequence[tuple[str, float, float]], t: float) -> Fix | None:
         """Ranges (anchor id, metres, quality 0-100) of one tag: robust fix (with the learned offset), tracking."""

@@ -87,6 +87,7 @@ class SeatTiming:
     cooling_span_s: float = 55.0  # two residue readings this far apart tell how fast it cools
     claim_after_s: float = 120.0  # belongings with nobody at the seat this long: a claimed seat
     break_limit_s: float = 1800.0  # a "back soon" hold lasts this long, then the seat is ghost
+    blip_s: float = 300.0  # an occupied seat found occupied again this soon after UNKNOWN: the same stay
     packed_min_g: float = 700.0  # a desk that held this much while they sat and is empty after: packed up
 
 
@@ -97,6 +98,11 @@ class SeatStateMachine:
         self.timing = timing
         self.status = SeatStatus.UNKNOWN
         self.since = t
+        # When the current occupant sat down, as far as the seat knows. Unlike ``since`` it survives
+        # a short UNKNOWN (a sensor blip: an unusable frame, a failed read) between two OCCUPIED
+        # spells, so a tag coming to rest nearby does not take the blip's end for an arrival.
+        self.arrived_at: float | None = None
+        self._blip_from: float | None = None  # an OCCUPIED seat went UNKNOWN then
         self._last_present: float | None = None
         self._run_start: float | None = None  # start of the current presence run
         self._session_start: float | None = None  # when the current patron's stay began
@@ -128,6 +134,11 @@ class SeatStateMachine:
                 self._unghosted_at = since
             if status is SeatStatus.FREE or self.status in (SeatStatus.FREE, SeatStatus.UNKNOWN):
                 self._stay_load_g = 0.0  # a stay ended, or a new one begins
+            if status is SeatStatus.OCCUPIED:
+                resumed = (self.status is SeatStatus.UNKNOWN and self._blip_from is not None
+                           and since - self._blip_from <= self.timing.blip_s)
+                self.arrived_at = self.arrived_at if resumed else since
+            self._blip_from = since if self.status is SeatStatus.OCCUPIED and status is SeatStatus.UNKNOWN else None
             self.status, self.since = status, since
 
     def observe(self, presence: bool | None, t: float, *, residue: bool | None = None,

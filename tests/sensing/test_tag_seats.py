@@ -155,3 +155,26 @@ def test_two_tags_at_one_seat_it_is_the_first_ones(model: FloorModel, floor_conf
         model.on_tag_position("p-carol", 1.5 + 0.1 * k, 1.9, 195.0 + 2 * k)
     state = model.snapshot(200.0, WALL)
     assert state.seats["S001"].consented_tag == "p-alice" and state.seats["S001"].tag_since == 150.0
+
+
+def test_a_sensor_blip_at_a_neighbours_seat_is_not_an_arrival(model: FloorModel, floor_config: SiteConfig) -> None:
+    """Bob has sat at S001 for ten minutes when their thermopile fails one read: S001 goes UNKNOWN
+    and is occupied again at the next frame. Alice sits down at S002 a minute later, her fix pulled
+    towards S001 (0.72 m from her seat, 0.97 m from his): Bob did not just arrive, so S002 is
+    hers; had the blip counted as his arrival, the two seats would tie and she would get neither."""
+    rng = np.random.default_rng(46)
+    feed(model, floor_config, 0, 20, rng)
+    feed(model, floor_config, 20, 600, rng, {"S001": Z1_THERMAL[0]})
+    model.on_sensor_health(Z1_THERMAL[0], False, 600.0)
+    assert model.snapshot(600.0, WALL).seats["S001"].status is SeatStatus.UNKNOWN
+    feed(model, floor_config, 602, 660, rng, {"S001": Z1_THERMAL[0]})
+    blip = model.snapshot(660.0, WALL).seats["S001"]
+    assert blip.status is SeatStatus.OCCUPIED and blip.since >= 600.0  # what is shown: since the evidence came back
+    model.set_consented_tags({"p-alice"})
+    for k in range(8):
+        t = 660.0 + 10 * k
+        feed(model, floor_config, t - 10, t, rng, {"S001": Z1_THERMAL[0], "S002": Z1_THERMAL[0]})
+        model.on_tag_position("p-alice", 2.63, 1.96, t)
+    seats = model.snapshot(740.0, WALL).seats
+    assert seats["S002"].status is SeatStatus.OCCUPIED
+    assert seats["S002"].consented_tag == "p-alice" and seats["S001"].consented_tag is None
