@@ -14,7 +14,8 @@ of the zone scale, clipped to [0, 1]) and, weighted by :data:`KNOWN_WEIGHT`, whi
 the vector is clipped to L2 norm ``clip`` and added to the sum of its kind (holiday or not x
 Monday-Friday, Saturday, Sunday: the typed profile's kinds); every kind's sum, empty or not, gets
 N(0, (noise_multiplier x clip)^2) on each coordinate. Adding or removing one zone-day moves one
-kind's sum by at most ``clip``: the sensitivity. The profile is sum / known, per hour, linearly
+kind's sum by at most ``clip``: the sensitivity under add/remove neighbours, the relation the RDP
+accountant of DP-SGD's Poisson sampling uses too. The profile is sum / known, per hour, linearly
 interpolated to the 15-minute grid (post-processing, free). A kind whose noisy count of known
 days is below :data:`MIN_DAYS` stays unknown and the column falls back to the count now.
 
@@ -107,20 +108,26 @@ def release_profiles(
     scales = zone_scales(history, capacities)
     out: dict[str, ReleasedProfile] = {}
     for zone, data in sorted(zone_grids(history, scales, until).items()):
-        grid = data.grid
-        days, vectors = _day_vectors(grid, data.scale, 0, grid.values.size)
-        norms = np.linalg.norm(vectors, axis=1)
-        vectors *= np.minimum(1.0, clip / np.maximum(norms, 1e-12))[:, None]
-        sums = np.zeros((KINDS, 2 * HOURS))
-        first = grid.start.date()
-        for d, v in zip(days, vectors, strict=True):
-            sums[day_kind(first + timedelta(days=d), calendar)] += v
+        sums, days = kind_sums(data.grid, data.scale, calendar, clip)
         if noise_multiplier > 0:
             sums += rng.normal(0.0, noise_multiplier * clip, sums.shape)
         known = sums[:, HOURS:] / KNOWN_WEIGHT
         hourly = np.where(known >= MIN_DAYS, sums[:, :HOURS] / np.maximum(known, MIN_DAYS), np.nan)
-        out[zone] = ReleasedProfile(_to_slots(hourly), clip, noise_multiplier, len(days))
+        out[zone] = ReleasedProfile(_to_slots(hourly), clip, noise_multiplier, days)
     return out
+
+
+def kind_sums(grid: Grid, scale: float, calendar: LibraryCalendar | None, clip: float) -> tuple[F64, int]:
+    """The sum of each kind's clipped zone-day vectors ``[KINDS, 2 * HOURS]`` before noise, and the number of
+    zone-days: one zone-day moves exactly one kind's row, by at most ``clip`` (the release's sensitivity)."""
+    days, vectors = _day_vectors(grid, scale, 0, grid.values.size)
+    norms = np.linalg.norm(vectors, axis=1)
+    vectors *= np.minimum(1.0, clip / np.maximum(norms, 1e-12))[:, None]
+    sums = np.zeros((KINDS, 2 * HOURS))
+    first = grid.start.date()
+    for d, v in zip(days, vectors, strict=True):
+        sums[day_kind(first + timedelta(days=d), calendar)] += v
+    return sums, len(days)
 
 
 def _to_slots(hourly: F64) -> F64:
