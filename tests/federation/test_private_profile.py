@@ -5,6 +5,7 @@ composes with DP-SGD's in one account."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,3 +125,23 @@ def test_the_release_and_dp_sgd_are_accounted_together() -> None:
     total = epsilon([*prior, (0.1, z, 1000)], 1e-5)
     assert 2.9 < total <= 3.0
     assert z > noise_for(3.0, 0.1, 1000, 1e-5)  # the release's share leaves DP-SGD less: more noise
+
+
+def test_a_gateway_trains_a_demand_v4_model_on_its_own_v4_rows(tmp_path: Path,
+                                                                 history: dict[str, list[Observation]]) -> None:
+    from edge_agent.federation.trainer import GatewayTrainer
+    from edge_agent.forecast_config import FederationConf
+
+    conf = FederationConf.model_validate({"holdout_days": 7, "privacy": {"epsilon_total": 100.0}})
+    caps = {z: SEATS for z in history}
+    sent = widen(init_params(HORIZONS, seed=2), V4)
+    for noise in (1.0, 0.0):  # a private gateway and one without DP
+        trainer = GatewayTrainer(conf, lambda: history, lambda: None, tmp_path / str(noise), capacities=caps,
+                                 noise_multiplier=noise)
+        params, weight, metrics = trainer.fit(sent, {"horizons": "15,30,60", "steps": 5, "scope": "all"})
+        assert weight == 1 and params[0].shape[0] == len(FEATURE_NAMES_V4), metrics
+        assert trainer.data(HORIZONS, noise > 0, V4).train.x.shape[2] == len(FEATURE_NAMES_V4)
+        assert reads_in_day_only(params) == (noise > 0)
+    narrow, weight, _ = trainer.fit([p[:7] if i in (0, 4) else p for i, p in enumerate(sent)],
+                                    {"horizons": "15,30,60", "steps": 5})
+    assert weight == 0 and narrow[0].shape[0] == 7  # a width of no feature set: refused, returned as sent
