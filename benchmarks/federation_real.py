@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fedper", type=float, default=None, metavar="EPSILON",
                         help="also: DP rounds of every parameter at EPSILON, then a local head per gateway")
     parser.add_argument("--features", choices=FEATURE_VERSIONS, default=LATEST_VERSION)
+    parser.add_argument("--only-profile", action="store_true", help="demand-v4: only the released-profile rows")
     parser.add_argument("--profile-share", type=float, default=0.3,
                         help="demand-v4: the share of each epsilon the released profile spends")
     args = parser.parse_args(argv)
@@ -221,10 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     total = args.rounds * args.steps
     rows: list[tuple[str, list[float]]] = [("start (public, untrained)", [skill_60(start, g) for g in gws]),
                                            ("in-day start (public)", [skill_60(start_in_day, g) for g in gws])]
-    rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
-                           for g in gws]))
-    fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
-    rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
+    adapted_rows: list[tuple[str, list[float]]] = []
 
     def adapted(params: Params, gw: Gateway) -> float:
         return skill_60(federate(params, [gw], 1, adaptation(args.adapt_steps), "all", seed=args.seed), gw)
@@ -232,7 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     def as_alone(params: Params, gw: Gateway) -> float:
         return skill_60(federate(params, [gw], args.rounds, plain, "all", seed=args.seed), gw)
 
-    adapted_rows = [("federated, no DP + adapted", [adapted(fed, g) for g in gws])]
+    if args.only_profile:
+        profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
+        print_table(args, gws, rows + adapted_rows, t0)
+        return 0
+    rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
+                           for g in gws]))
+    fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
+    rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
+    adapted_rows.append(("federated, no DP + adapted", [adapted(fed, g) for g in gws]))
     fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
     rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
     for eps in (float(e) for e in args.epsilons.split(",")):
@@ -247,30 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.as_alone:
             adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
     if args.features == V4:
-        profile_start = residual_start(start_in_day)
-        rows.append(("profile start (now + exact profile change)", [skill_60(profile_start, g) for g in gws]))
-        rng = np.random.default_rng(args.seed + 7)
-        exact = [g.released(0.0, rng) for g in gws]
-        rows.append(("federated, in-day + exact profile, no DP", [
-            skill_60(federate(profile_start, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
-            for g in gws]))
-        for eps in (float(e) for e in args.epsilons.split(",")):
-            z_profile = noise_for(eps * args.profile_share, 1.0, 1, DELTA)
-            prior = [release_entry(z_profile)]
-            released = [g.released(z_profile, rng) for g in gws]
-            qs = [min(1.0, private.batch_groups / d.groups) for d in released]
-            noise = [noise_for(eps, q, total, DELTA, prior) for q in qs]
-            spent = max(epsilon([*prior, (q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
-            print(f"eps {eps:g} with a released profile: profile noise multiplier {z_profile:.2f}, DP-SGD "
-                  + ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True)), flush=True)
-            dp = federate(profile_start, gws, args.rounds, private, args.scope, noise, seed=args.seed,
-                          profiled=released)
-            rows.append((f"federated, eps={eps:g}, released profile (spent {spent:.2f})",
-                         [skill_60(dp, g) for g in gws]))
-            adapted_rows.append((f"federated, eps={eps:g}, released profile + adapted", [adapted(dp, g) for g in gws]))
-            if args.as_alone:
-                adapted_rows.append((f"federated, eps={eps:g}, released profile + as alone",
-                                     [as_alone(dp, g) for g in gws]))
+        profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
     if args.fedper is not None:
         qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
         noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
@@ -283,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data, {}, args.features)
     pooled = federate(start, [central], args.rounds, pooled_how, "all", seed=args.seed)
     rows.append(("pooled (central)", [skill_60(pooled, g) for g in gws]))
-    rows += adapted_rows
+    print_table(args, gws, rows + adapted_rows, t0)
+    return 0
 
+
+def print_table(args: argparse.Namespace, gws: list[Gateway], rows: list[tuple[str, list[float]]], t0: float) -> None:
     names = [g.name for g in gws]
     print(f"{args.features}: +60 min skill on held-out weeks; {args.rounds} rounds x {args.steps} local steps; "
           "zone-days: "
@@ -294,7 +281,39 @@ def main(argv: list[str] | None = None) -> int:
     for label, skills in rows:
         print(f"{label:<50}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
     print(f"({time.process_time() - t0:.0f} s CPU)")
-    return 0
+
+
+def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Params,
+                 rows: list[tuple[str, list[float]]], adapted_rows: list[tuple[str, list[float]]],
+                 adapted: Callable[[Params, Gateway], float], as_alone: Callable[[Params, Gateway], float]) -> None:
+    """The DP rounds that read the typed profile from a released profile (see the module docstring)."""
+    plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
+    private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
+    total = args.rounds * args.steps
+    profile_start = residual_start(start_in_day)
+    rows.append(("profile start (now + exact profile change)", [skill_60(profile_start, g) for g in gws]))
+    rng = np.random.default_rng(args.seed + 7)
+    exact = [g.released(0.0, rng) for g in gws]
+    rows.append(("federated, in-day + exact profile, no DP", [
+        skill_60(federate(profile_start, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
+        for g in gws]))
+    for eps in (float(e) for e in args.epsilons.split(",")):
+        z_profile = noise_for(eps * args.profile_share, 1.0, 1, DELTA)
+        prior = [release_entry(z_profile)]
+        released = [g.released(z_profile, rng) for g in gws]
+        qs = [min(1.0, private.batch_groups / d.groups) for d in released]
+        noise = [noise_for(eps, q, total, DELTA, prior) for q in qs]
+        spent = max(epsilon([*prior, (q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
+        print(f"eps {eps:g} with a released profile: profile noise multiplier {z_profile:.2f}, DP-SGD "
+              + ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True)), flush=True)
+        dp = federate(profile_start, gws, args.rounds, private, args.scope, noise, seed=args.seed,
+                      profiled=released)
+        rows.append((f"federated, eps={eps:g}, released profile (spent {spent:.2f})",
+                     [skill_60(dp, g) for g in gws]))
+        adapted_rows.append((f"federated, eps={eps:g}, released profile + adapted", [adapted(dp, g) for g in gws]))
+        if args.as_alone:
+            adapted_rows.append((f"federated, eps={eps:g}, released profile + as alone",
+                                 [as_alone(dp, g) for g in gws]))
 
 
 if __name__ == "__main__":

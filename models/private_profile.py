@@ -1,4 +1,4 @@
-"""A differentially private profile of each zone's day, for demand-v4's carried columns under DP.
+"""A differentially private profile of each zone's day, for the typed-profile columns under DP.
 
 demand-v4's ``carry_typed_L`` (the count now carried to the target time by the typed profile's
 change, :mod:`models.features`) is the column that helps most, and it reads the last weeks' counts:
@@ -7,7 +7,9 @@ gradients of the next four weeks' rows). The gateway can instead *release* its p
 Gaussian mechanism, once per session, and compute the column from the release: a row then depends
 on its own zone-day and on the release, and by composition the model costs the release's epsilon
 plus DP-SGD's, accounted together (:func:`models.privacy.epsilon` with the entry
-:func:`release_entry`; the unit stays one zone-day).
+:func:`release_entry`; the unit stays one zone-day). The same release gives the typed profile's
+own columns (``typed_L``, ``now_vs_typed``), so the model can weigh the profile's level against
+the count now.
 
 The release, per zone: each zone-day in the window is one vector, its hourly mean counts (fractions
 of the zone scale, clipped to [0, 1]) and, weighted by :data:`KNOWN_WEIGHT`, which hours had data;
@@ -34,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.calendar import LibraryCalendar
-from models.features import CARRY_LEADS_MIN, DAY_STEPS
+from models.features import CARRY_LEADS_MIN, DAY_STEPS, LAG_LEADS_MIN
 from models.history import STEP_MIN, Grid, Observation
 from models.training import zone_grids, zone_scales
 
@@ -145,9 +147,10 @@ def _to_slots(hourly: F64) -> F64:
 
 def carry_from_release(feats: npt.NDArray[np.float32], names: Sequence[str], grid: Grid, k: npt.NDArray[np.int64],
                        profile: ReleasedProfile | None, calendar: LibraryCalendar | None) -> None:
-    """Overwrite the ``carry_typed_L`` columns of ``feats`` (rows at grid indices ``k``) in place with the
-    count now carried by the *released* profile's change; without a release (or where it is unknown)
-    they fall back to the count now, flagged missing, as :func:`models.features.carry_columns` does."""
+    """Overwrite the typed-profile columns of ``feats`` (rows at grid indices ``k``) in place from the
+    *released* profile: ``typed_L`` (its value at the target time), ``now_vs_typed`` and
+    ``carry_typed_L`` (the count now carried by its change). Without a release, or where it is
+    unknown, they are missing as :mod:`models.features` makes them (the carried column: the count now)."""
     col = {n: i for i, n in enumerate(names)}
     now = feats[:, col["now"]].astype(np.float64)
     now_known = feats[:, col["now_missing"]] == 0
@@ -164,6 +167,16 @@ def carry_from_release(feats: npt.NDArray[np.float32], names: Sequence[str], gri
 
     day, slot = minute // 1440, (minute % 1440) // STEP_MIN
     kind_now = kinds(day)
+    for lead in LAG_LEADS_MIN:
+        later = minute + lead
+        level = (np.full(k.shape, np.nan) if profile is None
+                 else profile.mean[kinds(later // 1440), (later % 1440) // STEP_MIN])
+        feats[:, col[f"typed_{lead}"]] = np.where(np.isnan(level), 0.0, level)
+        feats[:, col[f"typed_{lead}_missing"]] = np.isnan(level)
+        if lead == 0:
+            gap = np.where(now_known, now - level, np.nan)
+            feats[:, col["now_vs_typed"]] = np.where(np.isnan(gap), 0.0, gap)
+            feats[:, col["now_vs_typed_missing"]] = np.isnan(gap)
     for lead in CARRY_LEADS_MIN:
         later = minute + lead
         day2, slot2 = later // 1440, (later % 1440) // STEP_MIN

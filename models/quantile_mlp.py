@@ -76,10 +76,14 @@ IN_DAY_FEATURES: tuple[str, ...] = tuple(
     if n.startswith(("tod_", "dow_", "trend_", "open_", "sametype_"))
     or n in ("day_exam", "day_holiday", "now", "now_missing", "calendar_missing")
 )
-#: demand-v4's carried typed profile: under DP, computed from a *released* profile
-#: (:mod:`models.private_profile`, itself differentially private) instead of the other days' counts.
-PROFILE_FEATURES: tuple[str, ...] = tuple(n for lead in CARRY_LEADS_MIN
-                                          for n in (f"carry_typed_{lead}", f"carry_typed_{lead}_missing"))
+#: The typed profile at each lead, the count now against it, and demand-v4's count now carried by its
+#: change: under DP computed from a *released* profile (:mod:`models.private_profile`, itself
+#: differentially private) instead of the other days' counts.
+PROFILE_FEATURES: tuple[str, ...] = (
+    *(n for lead in LAG_LEADS_MIN for n in (f"typed_{lead}", f"typed_{lead}_missing")),
+    "now_vs_typed", "now_vs_typed_missing",
+    *(n for lead in CARRY_LEADS_MIN for n in (f"carry_typed_{lead}", f"carry_typed_{lead}_missing")),
+)
 #: The first slot of a day whose anchor's inputs all lie in that day (``trend_60`` reads an hour back).
 IN_DAY_FIRST_SLOT = 60 // STEP_MIN
 

@@ -106,6 +106,11 @@ def test_given_the_release_a_zone_days_counts_reach_only_its_own_gradient(
     from_history = zone_days(history, HORIZONS, None, capacities=caps, in_day=True, version=V4)
     assert not np.allclose(rows[0].x[:, 40:80, col], from_history.x[:, 40:80, col])
     assert np.mean(rows[0].x[:, 40:80, col + 1] == 0.0) > 0.6  # known wherever the release has the kind
+    level = FEATURE_NAMES_V4.index("typed_60")
+    day = rows[0].days.index(next(d for d in rows[0].days if (START + timedelta(days=d[1])).weekday() == 2))
+    slot = 44  # 11:00 on a Wednesday: its target 12:00 reads the Monday-Friday row of the release
+    zone = rows[0].days[day][0]
+    assert rows[0].x[day, slot, level] == pytest.approx(release[zone].mean[0, slot + 4], abs=1e-6)
 
 
 def test_without_a_release_the_carried_column_is_the_count_now(history: dict[str, list[Observation]]) -> None:
@@ -115,6 +120,7 @@ def test_without_a_release_the_carried_column_is_the_count_now(history: dict[str
     for lead in CARRY_LEADS_MIN:
         i = FEATURE_NAMES_V4.index(f"carry_typed_{lead}")
         assert np.array_equal(data.x[:, 4:, i], now[:, 4:]) and np.all(data.x[:, 4:, i + 1] == 1.0)
+    assert np.all(data.x[:, 4:, FEATURE_NAMES_V4.index("typed_60_missing")] == 1.0)
 
 
 def test_the_release_and_dp_sgd_are_accounted_together() -> None:
