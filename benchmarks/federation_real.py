@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also: DP rounds of every parameter at EPSILON, then a local head per gateway")
     parser.add_argument("--features", choices=FEATURE_VERSIONS, default=LATEST_VERSION)
     parser.add_argument("--only-profile", action="store_true", help="demand-v4: only the released-profile rows")
+    parser.add_argument("--no-dp", action="store_true", help="only the rows without DP (alone, federated, pooled)")
     parser.add_argument("--profile-share", type=float, default=0.3,
                         help="demand-v4: the share of each epsilon the released profile spends")
     args = parser.parse_args(argv)
@@ -240,28 +241,29 @@ def main(argv: list[str] | None = None) -> int:
     fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
     rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
     adapted_rows.append(("federated, no DP + adapted", [adapted(fed, g) for g in gws]))
-    fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
-    rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
-    for eps in (float(e) for e in args.epsilons.split(",")):
-        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
-        noise = [noise_for(eps, q, total, DELTA) for q in qs]
-        spent = max(epsilon([(q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
-        multipliers = ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True))
-        print(f"eps {eps:g}: noise multipliers {multipliers}", flush=True)
-        dp = federate(start_in_day, gws, args.rounds, private, args.scope, noise, seed=args.seed)
-        rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
-        adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
-        if args.as_alone:
-            adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
-    if args.features == V4:
-        profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
-    if args.fedper is not None:
-        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
-        noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
-        body = federate(start_in_day, gws, args.rounds, private, "all", noise, seed=args.seed)
-        rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
-        adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
-            skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
+    if not args.no_dp:
+        fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
+        rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
+        for eps in (float(e) for e in args.epsilons.split(",")):
+            qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
+            noise = [noise_for(eps, q, total, DELTA) for q in qs]
+            spent = max(epsilon([(q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
+            multipliers = ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True))
+            print(f"eps {eps:g}: noise multipliers {multipliers}", flush=True)
+            dp = federate(start_in_day, gws, args.rounds, private, args.scope, noise, seed=args.seed)
+            rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
+            adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
+            if args.as_alone:
+                adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
+        if args.features == V4:
+            profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
+        if args.fedper is not None:
+            qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
+            noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
+            body = federate(start_in_day, gws, args.rounds, private, "all", noise, seed=args.seed)
+            rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
+            adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
+                skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
     pooled_data = ZoneDays.join([g.train for g in gws])
     pooled_how = LocalTraining(**{**plain.__dict__, "batch_groups": plain.batch_groups * len(gws)})
     central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data, {}, args.features)
