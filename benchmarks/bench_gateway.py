@@ -17,7 +17,8 @@ daemon's is an upper bound: the event-loop wake-ups for those parts (a GPIO read
 stay in.
 
 Measured per floor: start-up (process start to the first status message on the broker), CPU
-as % of one core over a steady window after a warm-up (/proc/PID/stat), RSS (median of 1 s
+as % of one core over a steady window after a warm-up (/proc/PID/stat, the forecast's worker
+processes included), RSS (median of 1 s
 samples over the window, and the peak, VmHWM), and the world's event-to-actuation latencies
 in real time (from a true need, a patron arriving at a seat darker than its zone's target or CO2
 over its limit, to the actuator's response, checked every 0.1 s).
@@ -76,9 +77,10 @@ def clock_ticks() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
+    """utime + stime of a process (all its threads) and of its children it has waited for (the
+    forecast's short-lived worker), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / clock_ticks()
+    return sum(int(f) for f in fields[11:15]) / clock_ticks()
 
 
 def status_kib(pid: int, key: str) -> float:

@@ -7,6 +7,10 @@
   median over ``ROUNDS`` pairs run back to back (bare, then outbox), so both sides of a pair see
   the same load on a shared machine; ``publish_cpu_ratio_outbox_vs_bare`` is the same for this
   process's CPU per message (the SQLite thread included), steadier under load than wall time.
+* ``publish_ratio_outbox_vs_bare_paho`` (and its CPU ratio): the same against a loop one level
+  down, paho's publish on aiomqtt's connection with the PUBACKs taken from aiomqtt's callback, run
+  third in each round. The stream publishes that way, so this ratio is the outbox's own cost
+  (the row's commit, read and delete, the message's model and JSON), the client's left out.
 * ``replay_rate_100k``: messages/s replaying a 100 000-message backlog with the rate limit lifted.
 * ``sd_bytes_per_hour``: bytes the outbox writes per hour of a 120-seat floor (6 zone summaries and a
   health message a minute, forecasts every 5 min, a seat change every 5 s, 10 events an hour), run
@@ -22,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_agent.config import SiteConfig, parse_config
 from edge_agent.sync.loadgen import NullTarget, synthetic_zone
 from edge_agent.sync.outbox import MessageClass, Outbox
+from edge_agent.sync.stream import pending_publishes
 from edge_agent.sync.uplink import Uplink
 from rules.state import SeatStatus, SeatView
 from tests.mosquitto import Mosquitto
@@ -85,6 +91,49 @@ async def bare_rate(port: int) -> float:
             await window.acquire()
             tasks.append(asyncio.create_task(one(j)))
         await asyncio.gather(*tasks)
+        return N_THROUGHPUT / (time.perf_counter() - started)
+
+
+class _Acked:
+    """Stands in aiomqtt's pending-publish table: its on_publish calls ``set()`` on the PUBACK."""
+
+    __slots__ = ("on_ack",)
+
+    def __init__(self, on_ack: Callable[[], None]) -> None:
+        self.on_ack = on_ack
+
+    def set(self) -> None:
+        self.on_ack()
+
+
+async def bare_paho_rate(port: int) -> float:
+    """The same loop one level down: paho's publish on aiomqtt's connection, each PUBACK taken from
+    aiomqtt's on_publish callback, no task, event or timer per message (how the stream publishes)."""
+    payload = json.dumps({"seq": 1, "data": "x" * 300}).encode()
+    loop = asyncio.get_running_loop()
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=20) as c:
+        table = pending_publishes(c)
+        assert table is not None, "this aiomqtt has no pending-publish table"
+        outstanding = 0
+        room: asyncio.Future[None] | None = None
+
+        def acked() -> None:
+            nonlocal outstanding
+            outstanding -= 1
+            if room is not None and not room.done():
+                room.set_result(None)
+
+        started = time.perf_counter()
+        for j in range(N_THROUGHPUT):
+            while outstanding >= WINDOW:
+                room = loop.create_future()
+                await room
+            info = c._client.publish(f"bench/{j % 6}", payload, 1)
+            table[info.mid] = _Acked(acked)
+            outstanding += 1
+        while outstanding:
+            room = loop.create_future()
+            await room
         return N_THROUGHPUT / (time.perf_counter() - started)
 
 
@@ -195,7 +244,9 @@ def run() -> list[tuple[str, float, str]]:
                     c1 = time.process_time()
                     boxed = await outbox_rate(broker.port, state / f"round-{i}")
                     c2 = time.process_time()
-                    pairs.append((bare, boxed, (c2 - c1) / (c1 - c0)))
+                    paho = await bare_paho_rate(broker.port)
+                    c3 = time.process_time()
+                    pairs.append((bare, boxed, (c2 - c1) / (c1 - c0), paho, (c2 - c1) / (c3 - c2)))
                 replay = await replay_rate(broker.port, state)
             bare = statistics.median(p[0] for p in pairs)
             boxed = statistics.median(p[1] for p in pairs)
@@ -204,6 +255,9 @@ def run() -> list[tuple[str, float, str]]:
                 ("publish_through_outbox_qos1", round(boxed, 1), "msg/s"),
                 ("publish_ratio_outbox_vs_bare", round(statistics.median(p[1] / p[0] for p in pairs), 3), "ratio"),
                 ("publish_cpu_ratio_outbox_vs_bare", round(statistics.median(p[2] for p in pairs), 3), "ratio"),
+                ("publish_bare_paho_qos1", round(statistics.median(p[3] for p in pairs), 1), "msg/s"),
+                ("publish_ratio_outbox_vs_bare_paho", round(statistics.median(p[1] / p[3] for p in pairs), 3), "ratio"),
+                ("publish_cpu_ratio_outbox_vs_bare_paho", round(statistics.median(p[4] for p in pairs), 3), "ratio"),
                 ("replay_rate_100k", round(replay, 1), "msg/s"),
                 ("sd_bytes_per_hour_wchar", round(wchar), "B/h"),
                 ("sd_bytes_per_hour_block", round(block), "B/h"),

@@ -125,6 +125,7 @@ class Gateway:
             "seats": {sid: seat.status.value for sid, seat in state.seats.items()},
             "zones": {zid: zone.people.value for zid, zone in state.zones.items()},
             "tag_positions": self.floor.tag_positions(self.clock.monotonic()),  # in process only, by pseudonym
+            "tag_seats": {sid: seat.consented_tag for sid, seat in state.seats.items() if seat.consented_tag},  # ditto
         }
 
 
@@ -194,7 +195,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                                 corrections=calibration, on_health=reports.sensor_health, tags=tags)
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
-            reports, ModelSlot(state_dir / "model.onnx"), availability=availability, uplink=uplink, outbox=outbox,
+            reports, ModelSlot(state_dir / "model.onnx", isolated=not tuning.inline_inference),
+            availability=availability, uplink=uplink, outbox=outbox,
             ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar, tags=tags, traces=traces,
             budget=budget)
         if uplink is not None:

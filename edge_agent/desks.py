@@ -6,8 +6,9 @@ The RS-485 link reports each node event as it drains the node's queue
 - ``button`` on a desk's channel: the desk's "back soon" (:meth:`FloorModel.on_button`): a break
   begins (the seat shows away, amber, held for ``[sensing] break_limit_s``) or ends;
 - ``button_hold`` (held 3 s): staff releasing a ghost seat, through the same release as the CLI
-  and MQTT (:meth:`FloorController.release_seat`, source ``desk_button``); on a seat that is not
-  ghost it is a press like any other (a patron who held it a little long);
+  and MQTT (:meth:`FloorController.release_seat`, source ``desk_button``), also when the desk's
+  emptying freed the ghost seat moments before (:meth:`FloorModel.is_staff_release`); on any other
+  seat it is a press like any other (a patron who held it a little long);
 - ``motion`` from a node's PIR input: the PIR sensors configured on that node (``kind = "pir"``,
   ``node = N``) see motion, as a PIR on a GPIO pin would.
 
@@ -58,7 +59,7 @@ class DeskInputs:
         for seat in seats:
             if event.kind == "button_hold":
                 self.holds += 1
-                if self.floor.seat_status(seat).value == "ghost":
+                if self.floor.is_staff_release(seat, event.t):
                     self.controller.release_seat(seat, "desk_button")
                     continue
             self.presses += 1

@@ -17,10 +17,11 @@ frames of thirty nodes do not all queue on the RS-485 line at once.
 News wakes the decide loop at once (``on_news``), so rules act in well under a second without
 evaluating the whole floor every second: the first motion in a still, empty zone, and a sensor
 turning healthy or unhealthy, and a seat turning occupied (someone sat down: their preferences
-and the light over them). Everything else waits for the loop's period: a light reading is
+and the light over them) or a held seat turning free (a patron looking for a seat can take it).
+Everything else waits for the loop's period: a light reading is
 not news (the lights' own response would wake the loop again before the dimmers settle, and the
 harvesting loop would ring), nor is a warm blob that has not yet made a seat occupied, nor a
-seat turning away, ghost or free (judged over minutes).
+seat turning away or ghost, or an occupied seat free (judged over minutes).
 """
 
 from __future__ import annotations
@@ -217,6 +218,8 @@ class SensorPollers:
             value = self._correct(sid, r.quantity, r.value)
             corrected[r.quantity] = value
             self.floor.on_reading(Reading(sid, r.quantity, value, r.unit, r.t))
+        if self.floor.take_seat_news():  # a desk's load freed a held seat
+            self._news(sid, t)
         self.last[sid] = LastSample(t, corrected, {r.quantity: r.value for r in readings})
 
     def _feed_location(self, sid: str, location: Any, tag_id: str | None = None) -> None:

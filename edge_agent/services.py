@@ -125,6 +125,9 @@ async def calendar_loop(daemon: Daemon, gw: Gateway) -> None:
         await daemon.clock.sleep((midnight - now).total_seconds() + 1.0)
 
 
+ISOLATED_MODEL_GRACE_S = 10.0  # the first forecast of a daemon whose model runs in a child process
+
+
 async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s: float = 300.0,
                         *, inline: bool = False) -> None:
     """Feed zone counts into the edge history (and its durable store) and forecast every ``interval_s``
@@ -136,6 +139,8 @@ async def forecast_loop(daemon: Daemon, gw: Gateway, interval_s: float, sample_s
     from edge_agent.history import ZoneRecorder
 
     slot = gw.model
+    if slot.isolated:  # its child process (about 0.4 s of CPU here) waits until start-up is over
+        await daemon.clock.sleep(ISOLATED_MODEL_GRACE_S)
     if gw.model_serving is None:
         gw.model_serving = slot.load() if inline else await asyncio.to_thread(slot.load)
         log.info("forecast model: %s", gw.model_serving)

@@ -243,11 +243,12 @@ class Simulation:
         if gw is None:
             return {"seats": {}, "zones": {}}
         probe: dict[str, Any] = gw.probe()
-        positions = probe.pop("tag_positions", {})
-        if positions and self.world is not None:  # the world knows its tags by id, the gateway by pseudonym
+        positions, seats = probe.pop("tag_positions", {}), probe.pop("tag_seats", {})
+        if (positions or seats) and self.world is not None:  # the world knows its tags by id, the gateway by pseudonym
             if not self._tag_names:
                 self._tag_names = {gw.pollers.tags.name_of(p.tag): p.tag for p in self.world.patrons if p.tag}
             probe["tags"] = {self._tag_names[n]: xy for n, xy in positions.items() if n in self._tag_names}
+            probe["tag_seats"] = {seat: self._tag_names.get(n) for seat, n in seats.items()}
         return probe
 
     async def _patron_system(self, gw: Gateway) -> None:

@@ -137,6 +137,7 @@ class LineMaster:
         self.backoff_max_s = backoff_max_s
         self.reply_margin_s = reply_margin_s
         self.stats = LinkStats()
+        self.answers: dict[int, int] = {}  # node -> replies received from it (NACKs included)
         self._jobs: list[_Job] = []
         self._order = itertools.count()
         self._seq: dict[int, int] = {}
@@ -340,6 +341,7 @@ class LineMaster:
         finally:
             self._expect = self._reply = self._scope = None
         self.stats.replies += 1
+        self.answers[job.node] = self.answers.get(job.node, 0) + 1
         self._seen(job.node)
         if not frame.is_nack:
             self._finish(job, frame)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -40,6 +41,7 @@ from models.history import STEP_MIN, ZoneHistory
 INPUT_NAME = "features"
 OUTPUT_NAME = "forecast"
 QUANTILES = (0.1, 0.5, 0.9)
+log = logging.getLogger("models.inference")
 Forecast = dict[str, dict[int, tuple[float, float, float]]]
 
 
@@ -260,26 +262,50 @@ class ModelSlot:
     ``path`` is where the gateway keeps its model (e.g. ``/var/lib/edge-agent/model.onnx``);
     ``path.prev`` keeps the one before the last swap for rollback. ``load`` tries ``path``, then
     ``path.prev``, then ``shipped`` (the package's default model), then serves the baseline.
+
+    ``isolated``: every check and forecast of a model runs in a short-lived child process
+    (:mod:`models.worker`), so this process never imports onnxruntime (about 55 MiB with a model,
+    kept for the process's life); :attr:`forecaster` is then None. A forecast whose child fails
+    is the baseline's, with a warning.
     """
 
-    def __init__(self, path: str | Path, shipped: str | Path | None = DEFAULT_MODEL_PATH) -> None:
+    def __init__(
+        self, path: str | Path, shipped: str | Path | None = DEFAULT_MODEL_PATH, *, isolated: bool = False
+    ) -> None:
         self.path = Path(path)
         self.previous_path = self.path.with_name(self.path.name + ".prev")
         self.shipped = Path(shipped) if shipped is not None else None
         self.baseline = BaselineForecaster()
         self.problems: list[str] = []
         self._active: Forecaster | None = None
+        self.isolated = isolated
+        self._elsewhere: tuple[Path, str] | None = None  # isolated: the checked model file and its digest
         self._lock = threading.Lock()
 
     @property
     def forecaster(self) -> Forecaster | None:
-        """The loaded model, or None while the baseline serves."""
+        """The model loaded in this process, or None while the baseline serves (or the slot is isolated)."""
         return self._active
 
     @property
     def serving(self) -> str:
-        active = self._active
-        return f"model {active.info.sha256[:12]}" if active else "baseline"
+        active, elsewhere = self._active, self._elsewhere
+        if active is not None:
+            return f"model {active.info.sha256[:12]}"
+        return f"model {elsewhere[1][:12]}" if elsewhere is not None else "baseline"
+
+    def _check(self, path: Path) -> Forecaster | tuple[Path, str]:
+        """Load and smoke-test a model file here, or (isolated) in a child: ModelError if it fails."""
+        if self.isolated:
+            from models import worker
+
+            return path, worker.check(path)
+        return Forecaster.from_path(path)
+
+    def _serve(self, model: Forecaster | tuple[Path, str] | None) -> None:
+        with self._lock:
+            self._active = model if isinstance(model, Forecaster) else None
+            self._elsewhere = model if isinstance(model, tuple) else None
 
     def load(self) -> str:
         """Load the best available model; problems with the others are kept in ``problems``."""
@@ -288,21 +314,28 @@ class ModelSlot:
             if candidate is None or not candidate.exists():
                 continue
             try:
-                model = Forecaster.from_path(candidate)
+                model = self._check(candidate)
             except ModelError as exc:
                 self.problems.append(str(exc))
                 continue
-            with self._lock:
-                self._active = model
+            self._serve(model)
             return self.serving
-        with self._lock:
-            self._active = None
+        self._serve(None)
         return self.serving
 
     def predict(
         self, histories: Mapping[str, ZoneHistory], now: datetime, calendar: LibraryCalendar | None = None
     ) -> Forecast:
         """Forecast with the active model, or the baseline. Blocking: prefer :meth:`forecast` on the loop."""
+        elsewhere = self._elsewhere
+        if elsewhere is not None:
+            from models import worker
+
+            try:
+                return dict(worker.predict(*elsewhere, histories, now, calendar))
+            except ModelError as exc:
+                log.warning("forecast by the baseline this time: %s", exc)
+                return self.baseline.predict(histories, now, calendar)
         active: DemandForecaster = self._active or self.baseline
         return active.predict(histories, now, calendar)
 
@@ -322,7 +355,7 @@ class ModelSlot:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _write_synced(tmp, new_bytes)
-            shadow = Forecaster.from_path(tmp)
+            shadow = self._check(tmp)
         except (OSError, ModelError) as exc:
             tmp.unlink(missing_ok=True)
             return SwapResult(False, f"rejected: {exc}", self.serving)
@@ -338,8 +371,7 @@ class ModelSlot:
                 os.replace(self.previous_path, self.path)
             tmp.unlink(missing_ok=True)
             return SwapResult(False, f"could not persist the model: {exc}", self.serving)
-        with self._lock:
-            self._active = shadow
+        self._serve(shadow if isinstance(shadow, Forecaster) else (self.path, shadow[1]))
         return SwapResult(True, "swapped", self.serving)
 
     def rollback(self) -> SwapResult:

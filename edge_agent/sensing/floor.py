@@ -47,6 +47,7 @@ from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, Se
 
 MOTION_NEWS_AFTER_S = 30.0  # motion after this long a still zone is news (see FloorModel.on_motion)
 STEP_WITNESS_S = 600.0  # a weight step counts as someone's doing with zone motion this recent
+STAFF_HOLD_S = 180.0  # a button hold this soon after a ghost seat's desk emptied is still staff's release
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,17 +157,20 @@ class FloorModel:
             if self._seat_sensor.get(seat_id) == sensor_id:
                 machine = self._machines[seat_id]
                 before = machine.status
-                if machine.observe(present, t, residue=seat_id in evidence.residue,
-                                   residue_heat=evidence.residue.get(seat_id, 0.0)) is not before:
-                    self._seat_news |= machine.status is SeatStatus.OCCUPIED
+                machine.observe(present, t, residue=seat_id in evidence.residue,
+                                residue_heat=evidence.residue.get(seat_id, 0.0))
+                self._seat_news |= _is_news(before, machine.status)
         return evidence
 
     def take_seat_news(self) -> bool:
-        """Whether a seat turned occupied since the last call (an arrival: news for the rules).
+        """Whether a seat turned occupied, or a held seat free, since the last call.
 
         A patron sitting down is what event rules answer (their desk and lamp preferences, the
         light over their seat), so it wakes the decide loop rather than waiting for its period.
-        Other seat changes (away, ghost, free) are judged on time scales of minutes and wait.
+        A held seat found free (the warmth was the chair's, the desk was packed up) is a seat a
+        patron looking for one can take: the availability should show it at once, and its
+        ``since`` lies in the past already. Other seat changes (away, ghost, an occupied seat
+        turning free) are judged on time scales of minutes, at the decide loop's own pace.
         """
         news, self._seat_news = self._seat_news, False
         return news
@@ -230,7 +234,9 @@ class FloorModel:
                 witnessed = zone not in self._pir_zones or (motion is not None and t - motion <= STEP_WITNESS_S)
             elif desk.on:
                 witnessed = machine.step_witnessed
-            machine.observe_weight(desk.on, t, since=desk.on_since, witnessed=witnessed)
+            status = machine.status
+            machine.observe_weight(desk.on, t, since=desk.on_since, witnessed=witnessed, load_g=desk.load_g)
+            self._seat_news |= _is_news(status, machine.status)
 
     def on_load_calibration(self, sensor_id: str, convert: Callable[[float], float]) -> None:
         """A load cell's tare or scale changed (``edge-agent calibrate weight``): ``convert`` takes grams
@@ -250,13 +256,24 @@ class FloorModel:
         return self._machine(seat_id).press(t)
 
     def on_button_hold(self, seat_id: str, t: float) -> str:
-        """The desk's button held 3 s: staff releasing a ghost seat (``"released"``); on a seat that is
-        not ghost it is a press (:meth:`on_button`)."""
+        """The desk's button held 3 s: staff releasing a ghost seat (``"released"``, see
+        :meth:`is_staff_release`); on any other seat it is a press (:meth:`on_button`)."""
         machine = self._machine(seat_id)
-        if machine.status is SeatStatus.GHOST:
+        if self.is_staff_release(seat_id, t):
             self.release_seat(seat_id, t)
             return "released"
         return machine.press(t)
+
+    def is_staff_release(self, seat_id: str, t: float) -> bool:
+        """Whether the desk's button held 3 s at ``t`` is staff releasing a ghost seat.
+
+        Staff at a ghost seat take what was left, then hold the button. The load cell may report
+        the empty desk first, which frees the seat; the hold that follows is still the release,
+        not a patron starting a 30-minute "back soon" hold on an empty desk. So a seat that went
+        from ghost to free less than ``STAFF_HOLD_S`` ago (a load-cell poll and the staff's own
+        pace) counts as ghost here.
+        """
+        return self._machine(seat_id).staff_release(t, STAFF_HOLD_S)
 
     def hold_ends(self) -> dict[str, float]:
         """For each away seat, when it turns ghost: its break limit, or the ghost limit."""
@@ -279,8 +296,9 @@ class FloorModel:
     def on_tag_position(self, tag_pseudonym: str, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
         """A position fix (from the DWM1001's own engine or :meth:`on_tag_ranges`); False if gated out.
 
-        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (0.6 m, or 1.2 m from an
-        occupied seat; kept within 1.2 m).
+        Its seat: :meth:`edge_agent.sensing.tags.FloorTag.settle` (a free seat within 0.6 m; at
+        rest, the occupied seat within 2 m whose occupant sat down as it came, where no other such
+        seat is about as near; kept within 1.2 m).
         """
         self._seen(t)
         tag = self._tags.get(tag_pseudonym)
@@ -289,9 +307,14 @@ class FloorModel:
         accepted = tag.track.update(x, y, t, sigma_m)
         if accepted:
             tag.last_t = t
-            tag.settle(t, self._seat_points, self.seat_radius_m, self.seat_leave_radius_m,
-                       lambda seat: self._machines[seat].status is SeatStatus.OCCUPIED)
+            tag.settle(t, self._seat_points, self.seat_radius_m, self.seat_leave_radius_m, self._occupied_since,
+                       lambda seat: any(g.seat == seat and g is not tag and t - g.last_t <= self.tag_fresh_s
+                                        for g in self._tags.values()))
         return accepted
+
+    def _occupied_since(self, seat_id: str) -> float | None:
+        machine = self._machines[seat_id]
+        return machine.since if machine.status is SeatStatus.OCCUPIED else None
 
     def on_tag_ranges(self, tag_pseudonym: str, ranges: Sequence[tuple[str, float, float]], t: float) -> Fix | None:
         """Ranges (anchor id, metres, quality 0-100) of one tag: robust fix (with the learned offset), tracking."""
@@ -376,7 +399,10 @@ class FloorModel:
         self, t: float, tags: Mapping[str, FloorTag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float]
     ) -> dict[str, SeatView]:
         seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels)
-        tag_seat = {g.seat: (n, g) for n, g in tags.items() if g.seat is not None}
+        tag_seat: dict[str, tuple[str, FloorTag]] = {}
+        for n, g in sorted(tags.items(), key=lambda item: item[1].seat_since or 0.0, reverse=True):
+            if g.seat is not None:
+                tag_seat[g.seat] = (n, g)  # two tags at one seat: the one there first is its occupant's
         views: dict[str, SeatView] = {}
         for seat in self.cfg.seats:
             machine = self._machines[seat.id]
@@ -493,3 +519,10 @@ class FloorModel:
             if pos is not None:
                 out[name] = pos
         return out
+
+
+def _is_news(before: SeatStatus, after: SeatStatus) -> bool:
+    """A seat change that should wake the decide loop (FloorModel.take_seat_news)."""
+    if after is before:
+        return False
+    return after is SeatStatus.OCCUPIED or (after is SeatStatus.FREE and before in (SeatStatus.AWAY, SeatStatus.GHOST))

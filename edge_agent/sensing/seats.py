@@ -11,6 +11,7 @@
     OCCUPIED --absent for away_after_s, belongings on the desk (weight)--> AWAY  (any stay)
     FREE --belongings on the desk, nobody there for claim_after_s--> AWAY  (a bag claims the seat)
     AWAY (on the desk's weight) --the desk is empty again--> FREE  (they came back and packed up)
+    OCCUPIED / AWAY (on warmth) --the desk that held their work is empty after they left--> FREE
     any --"back soon" pressed--> AWAY, held until break_limit_s --> GHOST
     AWAY (held) --pressed again, or they sit down again--> OCCUPIED
     any --release(t)--> FREE      (a rule or a staff command; presence re-occupies it later)
@@ -52,7 +53,10 @@ sees what the thermopile cannot: cold belongings on the desk. A step that is sti
 the patron is judged gone means AWAY, whatever the stay and whatever the thermopile saw; a step
 with nobody seen since it began (a bag dropped to claim the seat) makes a free seat AWAY after
 ``claim_after_s`` and GHOST at the limit like any other; a desk found empty again ends an AWAY
-that rested on it. Belongings on the chair are left to the thermopile as before. The button's
+that rested on it. A desk that held ``packed_min_g`` or more while the patron sat (a laptop,
+books: more than the cup and phone that go along on a break) and is empty after they left says
+they packed up: FREE, whatever warmth the thermopile still sees (the chair seat, sun frozen under
+them), which it otherwise reads as a break. Belongings on the chair are left to the thermopile as before. The button's
 "back soon" (:meth:`SeatStateMachine.press`) holds the seat AWAY for ``break_limit_s`` whatever
 the sensors see; a second press or the patron sitting down again ends the hold.
 
@@ -83,6 +87,7 @@ class SeatTiming:
     cooling_span_s: float = 55.0  # two residue readings this far apart tell how fast it cools
     claim_after_s: float = 120.0  # belongings with nobody at the seat this long: a claimed seat
     break_limit_s: float = 1800.0  # a "back soon" hold lasts this long, then the seat is ghost
+    packed_min_g: float = 700.0  # a desk that held this much while they sat and is empty after: packed up
 
 
 class SeatStateMachine:
@@ -114,9 +119,15 @@ class SeatStateMachine:
         self._hold_from: float | None = None  # "back soon" pressed then
         self._hold_until: float | None = None  # ... and the hold ends (GHOST) then
         self._hold_absent = False  # absence seen since the press
+        self._stay_load_g = 0.0  # the most the desk held while the current patron was there
+        self._unghosted_at: float | None = None  # a ghost seat's desk emptied and freed it then
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
+            if self.status is SeatStatus.GHOST and status is SeatStatus.FREE:
+                self._unghosted_at = since
+            if status is SeatStatus.FREE or self.status in (SeatStatus.FREE, SeatStatus.UNKNOWN):
+                self._stay_load_g = 0.0  # a stay ended, or a new one begins
             self.status, self.since = status, since
 
     def observe(self, presence: bool | None, t: float, *, residue: bool | None = None,
@@ -167,9 +178,10 @@ class SeatStateMachine:
         return self.advance(t)
 
     def observe_weight(self, on: bool | None, t: float, *, since: float | None = None,
-                       witnessed: bool = True) -> SeatStatus:
+                       witnessed: bool = True, load_g: float | None = None) -> SeatStatus:
         """The desk's load at ``t``: belongings on it (True), nothing (False), or no usable reading
-        (None). ``since``: when the current step began; ``witnessed``: someone was about then."""
+        (None). ``since``: when the current step began; ``witnessed``: someone was about then;
+        ``load_g``: grams above the empty desk (None: not known)."""
         if on is None:
             self._weight_t = None
             self._weight_on = False
@@ -177,7 +189,10 @@ class SeatStateMachine:
         self._weight_t, self._weight_on = t, on
         self._weight_since = since if on else None
         self._weight_witnessed = witnessed
-        return self.advance(t)
+        status = self.advance(t)
+        if on and status is SeatStatus.OCCUPIED and load_g is not None:
+            self._stay_load_g = max(self._stay_load_g, load_g)  # what they work with stands on the desk
+        return status
 
     def press(self, t: float) -> str:
         """The desk's "back soon" button: ``"away"`` (a break begins: AWAY, held for the break
@@ -205,6 +220,17 @@ class SeatStateMachine:
     def step_witnessed(self) -> bool:
         """Whether the weight step now on the desk began with someone about."""
         return self._weight_witnessed
+
+    def staff_release(self, t: float, within_s: float) -> bool:
+        """Whether a 3 s hold of the desk's button at ``t`` is staff releasing a ghost seat: the seat
+        is ghost, or was until its desk emptied less than ``within_s`` ago (staff take what was
+        left, then hold the button; the load cell may report the empty desk first)."""
+        if self.status is SeatStatus.GHOST:
+            return True
+        # Either order: the node stamps the hold when it began, the gateway stamps the reading
+        # that showed the empty desk when it came, so the reading may carry the later time.
+        return (self.status is SeatStatus.FREE and self._unghosted_at is not None
+                and abs(t - self._unghosted_at) <= within_s)
 
     @property
     def held(self) -> bool:
@@ -273,9 +299,12 @@ class SeatStateMachine:
                             and self._residue_t >= (self._looked_t or 0.0))
                     kept = not looked or warm
                     on_desk = self._weighed_after(left)
+                    # Their desk held their things and is empty now: they packed up and went,
+                    # whatever warmth the thermopile still sees (their chair, or sun on it).
+                    packed = on_desk is False and self._packed_up()
                     # A short visit is a passer-by, unless they left something warm behind,
                     # or anything at all on the desk.
-                    if on_desk or (stay >= tm.min_stay_s and kept) or (looked and warm):
+                    if on_desk or (not packed and ((stay >= tm.min_stay_s and kept) or (looked and warm))):
                         self._left_at = left
                         self._by_weight = bool(on_desk)
                         self._provisional = not on_desk and looked and not self._lasting()
@@ -297,6 +326,7 @@ class SeatStateMachine:
                 left = self._left_at if self._left_at is not None else self.since
                 back = confirmed and self._run_start is not None and self._run_start > left
                 cleared = self._by_weight and self._weighed_after(self.since) is False and not self._warm_now()
+                packed = not self._by_weight and self._weighed_after(left) is False and self._packed_up()
                 if back and self._run_start is not None:
                     self._left_at = None
                     self._provisional = self._by_weight = False
@@ -304,6 +334,11 @@ class SeatStateMachine:
                 elif cleared and self._weight_t is not None:
                     self._left_at = self._session_start = self._run_start = None  # the desk is empty again
                     self._by_weight = self._provisional = False
+                    self._set(SeatStatus.FREE, max(self._weight_t, self.since))
+                elif packed and self._weight_t is not None:
+                    # Held on warmth, but the desk that held their things is empty: they packed up.
+                    self._left_at = self._session_start = self._run_start = None
+                    self._provisional = False
                     self._set(SeatStatus.FREE, max(self._weight_t, self.since))
                 elif self._provisional and self._weighed_after(left):
                     self._provisional = False  # whatever the warmth was, something stands on the desk
@@ -331,6 +366,11 @@ class SeatStateMachine:
         else:
             left = self._last_present  # on the desk since before its patron left: judged late
         return left if t - left >= self.timing.claim_after_s else None
+
+    def _packed_up(self) -> bool:
+        """The desk held the patron's work while they sat (``packed_min_g``: more than a cup and a
+        phone, which go along on a break) and nothing is on it now: they packed up and went."""
+        return self._stay_load_g >= self.timing.packed_min_g and self._weight_t is not None and not self._weight_on
 
     def _warm_now(self) -> bool:
         """Warm residue (a coat on the chair) in the latest frame since the patron left."""
@@ -379,6 +419,7 @@ class SeatStateMachine:
         """Mark the seat free now (rule or staff command). A person still there re-occupies it;
         what stands on the desk is no claim (the caller re-zeroes the desk's weight)."""
         self._set(SeatStatus.FREE, t)
+        self._unghosted_at = None  # released, not emptied: a hold from now on is a press
         self._session_start = self._left_at = None
         self._provisional = self._by_weight = False
         self._hold_from = self._hold_until = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -162,16 +163,58 @@ class TagTrack:
             return None
         return float(self.state[0]), float(self.state[1])
 
+    @property
+    def sigma_m(self) -> float:
+        """The position's standard deviation along its worse axis (0 before the first fix)."""
+        if self.state is None:
+            return 0.0
+        return math.sqrt(max(float(self.cov[0, 0]), float(self.cov[1, 1]), 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class SeatReach:
+    """Which occupied seat a tag can be its occupant's, and how far off its fix may be.
+
+    A UWB fix near furniture is biased, not just noisy: a shelf or a partition in one anchor's
+    path makes that range read long by decimetres to over a metre (docs/positioning.md), for as
+    long as the patron sits there, and a four-anchor fix moves by a good part of that excess. Such
+    a fix scatters as little as a clean one, and a tag engine's quality figure need not show it
+    (PANS's compares its four ranges with each other), so neither says how far off it is. What
+    does say something is the floor: the seats' thermopiles say where people sit, and when they
+    sat down. So an occupied seat is a tag's only if
+
+    - its occupant sat down when the tag arrived, give or take ``coincide_s`` (the thermopiles
+      are read once a minute; arrived: has stayed within ``reach_m`` of where it was since), or
+      it is the seat this tag just left and it has stayed occupied since (back from a short
+      walk). Somebody who has sat there for an hour is not the carrier of a tag that came
+      by a minute ago, however near it passes;
+    - no other tag holds it;
+    - no other seat that passes these tests is within ``margin_m`` of as near (a tag between two
+      such seats belongs to neither: preferences at the wrong desk are worse than none).
+
+    Only a tag at rest (``rest_fixes`` fixes within ``still_m`` of where it stopped) claims an
+    occupied seat: the nearest such seat within ``reach_m``, plus twice the track's own standard
+    deviation (a track fed poor fixes reaches further).
+    """
+
+    reach_m: float = 2.0
+    margin_m: float = 0.5
+    rest_fixes: int = 3
+    still_m: float = 0.5
+    coincide_s: float = 120.0
+
 
 @dataclass(slots=True)
 class FloorTag:
     """One tag on the floor: its track, when it was last fixed, and the seat it is at.
 
-    A tag takes the nearest seat within ``enter_m`` of it, or within ``leave_m`` if that seat is
-    occupied (a person sits there: the tag is most likely theirs, pulled off by a link a shelf
-    blocks), and keeps it while it stays within ``leave_m``: fixes scatter by decimetres, and a
-    seated patron whose tag flickered between "at the seat" and "not" would restart the time
-    their preferences wait. That time counts from when the tag came near the seat.
+    A tag takes the nearest seat within ``enter_m`` of it while that seat is free (its patron is
+    sitting down), or, once at rest, the occupied seat it can be the occupant's
+    (:class:`SeatReach`: a fix a shelf pulls off by a metre and more still finds its seat); it
+    keeps the seat while it stays within ``leave_m`` (within the reach, for one taken from
+    further off, while at rest): fixes scatter by decimetres, and a seated patron whose tag
+    flickered between "at the seat" and "not" would restart the time their preferences wait.
+    That time counts from when the tag came near the seat (or to rest, for a seat further off).
     """
 
     track: TagTrack
@@ -180,20 +223,80 @@ class FloorTag:
     seat_since: float | None = None
     near: str | None = None  # the nearest seat within leave_m, and since when
     near_since: float | None = None
+    rest_xy: tuple[float, float] | None = None  # where the tag stopped, since when, fixes there since
+    rest_since: float | None = None
+    rest_count: int = 0
+    stay_xy: tuple[float, float] | None = None  # where it came within reach of, and when (walkers: every fix)
+    stay_since: float | None = None
+    reached: bool = False  # the seat was taken from beyond leave_m (kept within the reach while at rest)
+    last_seat: str | None = None  # the seat held before, and when it was let go
+    left_at: float | None = None
 
     def settle(self, t: float, seats: Sequence[SeatPoint], enter_m: float, leave_m: float,
-               occupied: Callable[[str], bool]) -> None:
-        """Re-judge the seat after an accepted fix at ``t``."""
+               occupied_since: Callable[[str], float | None], held_by_other: Callable[[str], bool] = lambda _: False,
+               reach: SeatReach | None = None) -> None:
+        """Re-judge the seat after an accepted fix at ``t``.
+
+        ``occupied_since(seat)``: when the seat became occupied, None unless it is occupied now;
+        ``held_by_other(seat)``: another tag is at that seat.
+        """
         pos = self.track.position
         if pos is None:
             return
+        r = reach or SeatReach()
+        self._rest(pos, t, r)
+        reach_m = r.reach_m + 2.0 * self.track.sigma_m
         if self.seat is not None:
             here = next((s for s in seats if s.id == self.seat), None)
-            if here is not None and (pos[0] - here.x) ** 2 + (pos[1] - here.y) ** 2 <= leave_m**2:
+            keep = reach_m if self.reached and self.resting(r) else leave_m
+            if here is not None and math.hypot(pos[0] - here.x, pos[1] - here.y) <= keep:
                 return
         hit = nearest_seat(pos[0], pos[1], seats, leave_m)
         if (hit[0] if hit else None) != self.near:
             self.near, self.near_since = (hit[0], t) if hit else (None, None)
-        seat = hit[0] if hit is not None and (hit[1] <= enter_m or occupied(hit[0])) else None
+        around = [s for s in seats if math.hypot(pos[0] - s.x, pos[1] - s.y) <= reach_m + r.margin_m]
+        theirs = [s for s in around if self._could_be_theirs(s.id, occupied_since, held_by_other, r)]
+        claim: tuple[str, float] | None = None
+        if hit is not None and hit[1] <= enter_m and occupied_since(hit[0]) is None:
+            claim = hit  # a free seat: its patron is sitting down
+        elif self.resting(r):  # an occupied seat: only a tag that stopped (a passer-by claims nothing)
+            claim = nearest_seat(pos[0], pos[1], theirs, reach_m)
+        if claim is not None and _contested(pos, claim, theirs, r.margin_m):
+            claim = None
+        seat = claim[0] if claim is not None else None
         if seat != self.seat:
-            self.seat, self.seat_since = seat, (self.near_since if seat else None)
+            if self.seat is not None:
+                self.last_seat, self.left_at = self.seat, t
+            self.seat, self.seat_since = seat, (self._arrived(seat) if seat else None)
+            self.reached = claim is not None and claim[1] > leave_m
+
+    def resting(self, reach: SeatReach) -> bool:
+        """Whether the tag has stayed put for the last ``rest_fixes`` fixes."""
+        return self.rest_count >= reach.rest_fixes
+
+    def _rest(self, pos: tuple[float, float], t: float, reach: SeatReach) -> None:
+        if self.rest_xy is not None and math.hypot(pos[0] - self.rest_xy[0], pos[1] - self.rest_xy[1]) <= reach.still_m:
+            self.rest_count += 1
+        else:
+            self.rest_xy, self.rest_since, self.rest_count = pos, t, 1
+        if self.stay_xy is None or math.hypot(pos[0] - self.stay_xy[0], pos[1] - self.stay_xy[1]) > reach.reach_m:
+            self.stay_xy, self.stay_since = pos, t
+
+    def _arrived(self, seat: str) -> float | None:
+        """When the tag came to this seat: came near it, or (a seat further off) came to rest."""
+        return self.near_since if self.near == seat else self.rest_since
+
+    def _could_be_theirs(self, seat: str, occupied_since: Callable[[str], float | None],
+                         held_by_other: Callable[[str], bool], r: SeatReach) -> bool:
+        """An occupied seat whose occupant sat down when this tag arrived (or that it just left)."""
+        since = occupied_since(seat)
+        if since is None or held_by_other(seat):
+            return False
+        came_together = self.stay_since is not None and since >= self.stay_since - r.coincide_s
+        back_to_it = seat == self.last_seat and self.left_at is not None and since <= self.left_at
+        return came_together or back_to_it
+
+
+def _contested(pos: tuple[float, float], hit: tuple[str, float], seats: Sequence[SeatPoint], margin_m: float) -> bool:
+    """Another of ``seats`` within ``margin_m`` of as close to ``pos`` as the seat ``hit``."""
+    return any(s.id != hit[0] and math.hypot(pos[0] - s.x, pos[1] - s.y) < hit[1] + margin_m for s in seats)

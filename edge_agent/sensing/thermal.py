@@ -301,15 +301,17 @@ class ThermalSeatDetector:
         labelled: list[tuple[list[tuple[int, int]], float, float, float, float, float, str]] = []
         residue_seat: dict[int, str | None] = {}
         live_residues: list[_Residue] = []
+        pieces: list[list[tuple[int, int]]] = []
         for comp in _components(grow):
             if not any(seeds[r, c] for r, c in comp):
                 continue
+            if float(self.pixels.area_m2[_index(comp)].sum()) > p.max_area_m2:
+                pieces += self._people_within(comp)
+            else:
+                pieces.append(comp)
+        for comp in pieces:
             idx = _index(comp)
             area = float(self.pixels.area_m2[idx].sum())
-            if area > p.max_area_m2:
-                comp = self._person_within(comp)
-                idx = _index(comp)
-                area = float(self.pixels.area_m2[idx].sum())
             contrast = diff[idx]
             w = np.clip(contrast, 1e-6, None)
             peak = float(contrast.max())
@@ -344,16 +346,21 @@ class ThermalSeatDetector:
                     hold_mask[r, c] = True
         return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
 
-    def _person_within(self, comp: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """The pixels of a too-large warm patch that were a person's in the previous frame.
+    def _people_within(self, comp: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        """The pixels of a too-large warm patch that were a person's in the previous frame, one
+        list per person.
 
         A tracked person does not grow into a sun patch in one frame: warmth merging with them
         (their coat warming on the chair back, noise on a wide pixel at the edge of the view)
-        must not make them vanish, nor let the background learn them. What stays of the patch
-        is judged on its own size; a patch with no person in it is left whole (and rejected).
+        must not make them vanish, nor let the background learn them. Two neighbours joined by
+        such warmth are two people, each judged on their own size: taken together they are
+        larger than one person can be, and both vanished at once until the warmth between them
+        faded (with their seats shown away meanwhile). A patch with no person in it is left whole
+        (and rejected).
         """
-        kept = [(r, c) for r, c in comp if self._person_mask[r, c]]
-        return kept or comp
+        inside = set(comp)
+        people = [[px for px in b.pixels if px in inside] for b in self.blobs if b.person]
+        return [sorted(x) for x in people if x] or [comp]
 
     def _residue_for(
         self, comp: list[tuple[int, int]], heat: float, continuing: bool, peak: float, t: float

@@ -60,12 +60,13 @@ def assert_minimum_necessary(payload: Mapping[str, Any] | list[Any], _path: str 
     """Raise :class:`PrivacyError` if any key at any depth names raw or identifying data.
 
     Called on every payload before it enters the outbox (and on command results), so it is the
-    last line of defence should a caller pass a free-form dict with the wrong content.
+    last line of defence should a caller pass a free-form dict with the wrong content. It runs once
+    per upstream message, so the common case (plain dicts and lists) avoids the ABC checks and
+    builds a key's path only for an error or a nested container.
     """
-    items: list[tuple[str, Any]]
     if isinstance(payload, Mapping):
         for key in payload:
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise PrivacyError(f"{_path or '(top)'}: non-string key {key!r}", path=_path)
             if key.lower() in FORBIDDEN_KEYS:
                 where = f"{_path}.{key}" if _path else key
@@ -74,12 +75,25 @@ def assert_minimum_necessary(payload: Mapping[str, Any] | list[Any], _path: str 
                     "publish an aggregate (counts, states) instead",
                     path=where,
                 )
-        items = [(f"{_path}.{k}" if _path else str(k), v) for k, v in payload.items()]
+        for key, value in payload.items():
+            if _is_container(value):
+                where = f"{_path}.{key}" if _path else str(key)
+                assert_minimum_necessary(value if isinstance(value, Mapping) else list(value), where)
     else:
-        items = [(f"{_path}[{i}]", v) for i, v in enumerate(payload)]
-    for where, value in items:
-        if isinstance(value, Mapping | list | tuple):
-            assert_minimum_necessary(value if isinstance(value, Mapping) else list(value), where)
+        for i, value in enumerate(payload):
+            if _is_container(value):
+                assert_minimum_necessary(value if isinstance(value, Mapping) else list(value), f"{_path}[{i}]")
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_container(value: Any) -> bool:
+    """A mapping, list or tuple (what :func:`assert_minimum_necessary` descends into)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return False
+    return kind is dict or kind is list or isinstance(value, Mapping | list | tuple)
 
 
 def check_segment(value: str, what: str) -> str:

@@ -5,6 +5,12 @@ Why it looks like this:
 * **Loses nothing.** A message is committed before the uplink may read it, and its row is deleted
   only after the broker's PUBACK. A crash between PUBACK and the delete commit resends it after the
   restart: delivery is at-least-once, consumers dedupe on ``msg_id``.
+* **What a producer is promised.** :meth:`Outbox.put` returns at once and promises nothing about
+  the disk: a message is durable when the commit of its batch returns (``flush_interval_s``, or
+  ``flush_max`` rows, or ``urgent_delay_s`` for urgent rows; :meth:`Outbox.flush` waits for it).
+  Nothing is handed to the uplink, so nothing reaches the broker, before that commit: what a
+  central system has seen is never lost by a power cut, and what was not yet committed is at
+  most one batch (docs/mqtt.md, *Delivery guarantees*).
 * **Easy on the SD card.** WAL mode with ``synchronous=NORMAL`` (a commit is one sequential WAL
   append, fsync only at checkpoints), and writes are batched: rows queue in memory and commit
   together after ``flush_interval_s`` or ``flush_max`` rows; acknowledged deletes ride along with
@@ -261,8 +267,11 @@ class Outbox:
         """Queue a message for the next commit; never blocks."""
         self.rows_put += 1
         self._pending.append((seq, topic, payload, int(klass), self.clock.time(), correlation))
-        self._urgent = self._urgent or urgent
-        self._poke()
+        # Wake the writer only when this row moves its next commit earlier: the batch's first row
+        # starts the timer, an urgent row shortens it, a full batch makes it due now.
+        if self._first_pending_at is None or (urgent and not self._urgent) or len(self._pending) >= self.flush_max:
+            self._urgent = self._urgent or urgent
+            self._poke()
 
     def put_retained(self, topic: str, payload: bytes) -> None:
         """Replace the current retained payload of ``topic`` (committed with the next batch)."""
@@ -304,14 +313,16 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """The broker acknowledged ``seq``: its row is deleted with a later commit."""
-        if not self._acked:
+        first = not self._acked
+        if first:
             self._first_ack_at = self.clock.monotonic()
         if seq not in self._acked:
             self.rows_acked += 1
             if self.cut_seq is None or seq <= self.cut_seq:
                 self.rows_acked_by_cut += 1
         self._acked.add(seq)
-        if self._wake is not None:
+        # As for put(): only the first ack of a batch and a full batch change when the writer commits.
+        if self._wake is not None and (first or len(self._acked) >= self.flush_max):
             self._wake.set()
 
     def add_listener(self, fn: Callable[[int, dict[str, bytes]], None]) -> None:

@@ -13,6 +13,10 @@ Truth the world knows and the daemon must find out (docs/simulator.md, "Adaptive
   decided), ``tag_positions_moving_2d_rmse_m`` for tags on the move (they report every
   ``[sim] tag_interval_s``, so the gateway's track trails a walker by up to that much of a walk);
   ``tags_seen`` of the ``tags_carried`` were tracked at least once.
+- **Preferences at the wrong desk**: every minute, each seat the daemon has given a consenting
+  patron's tag (its probe, in process only) against who truly holds that seat: of the
+  ``tag_seat_checks`` such seat-minutes, ``tag_seats_wrong`` were held by somebody else: their
+  desk and lamp would follow a stranger's preferences.
 - **Lighting with personal lamp levels against without**: while a consenting patron's lamp burns
   at their level, its energy is set against what the default rules would have done instead (the
   ``lamp-top-up`` level, 0.5, if the desk is under its target without the lamp, else off).
@@ -56,6 +60,8 @@ class AdaptiveSpace:
     position_errors: list[float] = field(default_factory=list)
     moving_errors: list[float] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    seat_checks: int = 0
+    seats_wrong: int = 0
     carried: set[str] = field(default_factory=set)
     personal_j: float = 0.0
     without_j: float = 0.0
@@ -129,8 +135,13 @@ class AdaptiveSpace:
         w = self.w
         if w.probe is None:
             return
-        tracked: dict[str, Any] = dict(w.probe().get("tags", {}))
+        probe = w.probe()
+        tracked: dict[str, Any] = dict(probe.get("tags", {}))
         self.seen.update(tag for tag in tracked if tag in self.carried)
+        for seat_id, tag in dict(probe.get("tag_seats", {})).items():
+            holder = int(w.holder[w.plan.seat_ids.index(seat_id)])
+            self.seat_checks += 1
+            self.seats_wrong += holder >= 0 and w.patrons[holder].tag != tag  # nobody there: no desk to wrong
         for moving, truth in enumerate(self.truth_positions(t)):
             for tag, (tx, ty) in truth.items():
                 if tag in tracked:
@@ -187,6 +198,8 @@ class AdaptiveSpace:
             "tag_positions_2d_rmse_m": round(float(np.sqrt(np.mean(errors**2))), 3) if len(errors) else None,
             "tag_position_checks": len(errors),
             "tag_positions_moving_2d_rmse_m": round(float(np.sqrt(np.mean(moving**2))), 3) if len(moving) else None,
+            "tag_seat_checks": self.seat_checks,
+            "tag_seats_wrong": self.seats_wrong,
             "tags_seen": len(self.seen),
             "tags_carried": len(self.carried),
             "personal_lighting": {

@@ -59,7 +59,9 @@ def test_preferences_need_consent_and_withdrawal_deletes_them(tmp_path: Path) ->
     assert record is not None and record.desk_height_mm == 740 and record.updated_at == T0
     assert again.withdraw("tag-0001") and not again.withdraw("tag-0001")
     assert again.get("tag-0001") is None and again.preferences() == {}
-    assert "740" not in path.read_text() and "tag-0001" not in path.read_text()  # gone, not flagged
+    assert "tag-0001" not in path.read_text()  # gone, not flagged
+    kept = [doc for table in json.loads(path.read_text()).values() for doc in table.values()]
+    assert kept and all(doc.get("desk_height_mm") != 740 for doc in kept)  # the height went with it
     with pytest.raises(ConsentRequiredError):
         again.set_preferences("tag-0001", lamp=0.5)
     with pytest.raises(ValueError, match=r"outside 550\.\.1350"):

@@ -60,9 +60,11 @@ def test_restore_survives_a_lossy_line_and_a_second_reboot() -> None:
         await asyncio.sleep(1.0)
         for ch in range(4):
             await link.set_output(101, ch, OutputFunction.LEVEL, 100 * (ch + 1), deadline_s=3.0)
+        noticed = asyncio.Event()
+        link.add_listener(lambda e: e.kind == "reboot" and noticed.set())
         node.reboot(silent_s=0.5)
-        await asyncio.sleep(0.9)
-        node.reboot(silent_s=0.5)  # again, probably in the middle of the restore
+        await noticed.wait()  # the link noticed it and starts the restore
+        node.reboot(silent_s=0.5)  # again, in the middle of the restore
         await asyncio.sleep(8.0)
         assert [round(r.target) for r in node.levels] == [100, 200, 300, 400]
         rec = link.registry.nodes[101]

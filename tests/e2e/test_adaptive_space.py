@@ -1,8 +1,8 @@
 """The adaptive learning space, a full day: 300 patrons, 90 tags, 30 consenting; a broker captures `#`.
 
 No tag is in the floor's config (the listener discovers them). Consenting patrons must get their
-desk height and lamp level within the 2-minute bar, and nothing the gateway sends may carry a tag
-id, a pseudonym, a position or a preference.
+desk height and lamp level within the 2-minute bar, nobody else may get their settings, and
+nothing the gateway sends may carry a tag id, a pseudonym, a position or a preference.
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"report": report, "messages": capture.json_docs(), "raw": capture.messages, "salt": salt, "state": state}
 
 
-REGRESSION = ("known regression, issue 20: since the seats model landed, a consenting patron sits at S046, where "
-              "the simulated tag fix is 1.3-1.45 m off (furniture in the radio path), beyond the 1.2 m seat "
-              "radius: they wait an hour or more for their desk (p99 4,098 s, 1 unmet of 37, seed 36)")
-
-
-@pytest.mark.xfail(strict=False, reason=REGRESSION)  # a fix shows as XPASS in the summary
 def test_consenting_patrons_get_their_desk_and_lamp_within_two_minutes(day: dict[str, Any]) -> None:
     report = day["report"]
     assert report["sim_hours"] >= 14.9 and report["arrivals"] == 300
@@ -42,6 +36,7 @@ def test_consenting_patrons_get_their_desk_and_lamp_within_two_minutes(day: dict
     latency = report["preference_latency_s"]
     assert latency["count"] >= 30 and latency["p99"] <= 120.0
     assert report["preferences_unmet"] == 0
+    assert report["tag_seat_checks"] > 1000 and report["tag_seats_wrong"] == 0  # never at a stranger's desk
     assert report["desk_neutral_latency_s"]["count"] >= 20  # back to neutral after they leave
 
 

@@ -20,5 +20,5 @@ def test_failed_sensors_give_unknown_seats_and_never_dark_zones(tmp_path: Path) 
     # The truth-based test of the fail-safe: no minute with people in a zone and all its lights off.
     assert report["lights_off_in_occupied_zone_minutes"] == 0
     # The other 116 seats are still judged as well as on a normal day.
-    assert report["seat_state_accuracy"] >= 0.975  # measured 0.982 (seed 31), less a margin
+    assert report["seat_state_accuracy"] >= 0.984  # measured 0.9893 (seed 31), less a margin
     assert "sensor_fault" in str(report.get("events"))

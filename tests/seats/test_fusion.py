@@ -27,7 +27,8 @@ class Desk:
         self.seat.observe(present, self.t, residue=warm, residue_heat=3.0 if warm else 0.0)
         self.scale.observe(self.grams + load_g, self.t,
                            empty_expected=self.seat.status is FREE and not self.seat.present(self.t))
-        return self.seat.observe_weight(self.scale.on, self.t, since=self.scale.on_since, witnessed=witnessed)
+        return self.seat.observe_weight(self.scale.on, self.t, since=self.scale.on_since, witnessed=witnessed,
+                                        load_g=self.scale.load_g)
 
     def run(self, minutes: int, present: bool, load_g: float = 0.0, **kw: bool) -> SeatStatus:
         for _ in range(minutes):
@@ -129,3 +130,35 @@ def test_a_tare_carries_the_empty_level_so_a_mass_put_down_before_the_next_readi
     assert scale.load_g == 2000.0
     scale.observe(0.0, 120.0, empty_expected=True)
     assert not scale.on and scale.baseline == 0.0
+
+
+def test_a_patron_who_packs_up_leaves_a_free_seat_whatever_warmth_is_still_seen() -> None:
+    desk = settled_free()
+    desk.run(30, True, 1800.0)
+    # The desk that held their laptop is empty; the chair (or sun on it) still looks warm.
+    assert desk.run(3, False, 0.0, warm=True) is FREE
+
+
+def test_warmth_left_at_a_desk_that_held_nothing_is_still_a_break() -> None:
+    desk = settled_free()
+    desk.run(30, True)  # nothing on the desk all along: the weight cannot tell
+    assert desk.run(3, False, warm=True) is AWAY  # a coat on the chair back
+
+
+def test_a_cup_taken_along_is_a_break_not_packing_up() -> None:
+    desk = settled_free()
+    desk.run(30, True, 350.0)  # only a cup on the desk
+    assert desk.run(3, False, 0.0, warm=True) is AWAY  # the coat on the chair still holds the seat
+
+
+def test_a_hold_just_after_the_ghost_desk_emptied_is_still_staff_releasing_it() -> None:
+    desk = settled_free()
+    desk.run(30, True, 2000.0)
+    assert desk.run(25, False, 2000.0) is GHOST
+    assert desk.minute(False, 0.0) is FREE  # staff took the things; the load cell said so first
+    assert desk.seat.staff_release(desk.t + 5.0, 180.0)  # the hold that follows releases, holds nothing
+    assert not desk.seat.staff_release(desk.t + 600.0, 180.0)  # later, a hold on a free seat is a press
+    desk.seat.release(desk.t + 10.0)
+    assert not desk.seat.staff_release(desk.t + 20.0, 180.0)  # after the release itself, a press too
+    desk.run(30, True, 1500.0)
+    assert not desk.seat.staff_release(desk.t, 180.0)  # nor on an occupied one

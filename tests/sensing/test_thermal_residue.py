@@ -71,6 +71,34 @@ def test_person_stays_a_person_when_warmth_beside_them_makes_the_blob_too_large(
     assert abs(float(detector.background[person].mean()) - under) < 0.2  # not learnt
 
 
+def test_two_neighbours_joined_by_warmth_between_them_stay_two_people(
+    detector: ThermalSeatDetector, floor_config: SiteConfig
+) -> None:
+    """Warmth between two seated neighbours (coats, laptops) joins them into a patch larger than
+    one person can be: still two people, each on their seat, neither learnt by the background."""
+    rng = np.random.default_rng(23)
+    (r1, c1), (r2, c2) = _block(floor_config, "S001"), _block(floor_config, "S002")
+    assert r1 == r2 and c2 >= c1 + 3  # side by side in the same rows, pixels apart
+    t = _warm_up(detector, rng)
+    people = [(slice(r1, r1 + 2), slice(c1, c1 + 2)), (slice(r2, r2 + 2), slice(c2, c2 + 2))]
+
+    def seated(frame: np.ndarray, delta_c: float) -> np.ndarray:
+        for where in people:
+            frame = add_warm(frame, where, delta_c)
+        return frame
+
+    for _ in range(5):
+        ev = detector.update(seated(empty_room(rng), 6.0), t)
+        assert ev.presence["S001"] and ev.presence["S002"]
+        t += 60.0
+    bridge = (slice(r1, r1 + 2), slice(c1 + 2, c2))
+    for _ in range(5):
+        ev = detector.update(seated(add_warm(empty_room(rng), bridge, 1.5), 4.5), t)
+        assert ev.presence["S001"] and ev.presence["S002"], [(b.reason, len(b.pixels)) for b in ev.blobs]
+        assert ev.people == 2
+        t += 60.0
+
+
 def test_background_does_not_learn_warmth_cooling_where_someone_sat(
     detector: ThermalSeatDetector, floor_config: SiteConfig
 ) -> None:

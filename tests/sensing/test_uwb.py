@@ -212,22 +212,24 @@ def test_tags_are_discovered_once_and_forgotten_after_the_retention_time() -> No
 
 def test_a_tag_takes_a_seat_near_it_or_near_an_occupied_one_and_keeps_it() -> None:
     seats = [SeatPoint("S1", 0.0, 0.0), SeatPoint("S2", 1.6, 0.0)]
-    occupied: set[str] = set()
+    occupied: dict[str, float] = {}
 
     def fix(tag: FloorTag, x: float, y: float, t: float) -> None:
         tag.track = TagTrack()  # each fix stands alone here: the seat logic is under test, not the filter
         tag.track.update(x, y, t)
-        tag.settle(t, seats, 0.6, 1.2, occupied.__contains__)
+        tag.settle(t, seats, 0.6, 1.2, occupied.get)
 
     tag = FloorTag(TagTrack(), 0.0)
     fix(tag, 0.9, 0.9, 0.0)  # 1.27 m from S1, 1.14 from S2: no seat
     assert tag.seat is None and tag.near == "S2"
     fix(tag, 1.5, 1.0, 10.0)  # 1.0 m from S2, which is free: near it, not at it
     assert tag.seat is None and tag.near_since == 0.0
-    occupied.add("S2")
-    fix(tag, 1.5, 1.0, 20.0)  # S2 is occupied now: the tag is its occupant's, since it came near
+    occupied["S2"] = 15.0
+    fix(tag, 1.5, 1.0, 20.0)  # S2 is occupied now, but the tag has not come to rest yet
+    assert tag.seat is None
+    fix(tag, 1.5, 1.0, 30.0)  # at rest: the tag is its occupant's, since it came near
     assert tag.seat == "S2" and tag.seat_since == 0.0
-    fix(tag, 2.4, 0.5, 30.0)  # scatter within 1.2 m keeps the seat and its time
+    fix(tag, 2.4, 0.5, 40.0)  # scatter within 1.2 m keeps the seat and its time
     assert tag.seat == "S2" and tag.seat_since == 0.0
-    fix(tag, 0.3, 0.0, 40.0)  # at S1 now
-    assert tag.seat == "S1" and tag.seat_since == 40.0
+    fix(tag, 0.3, 0.0, 50.0)  # at S1 now, which is free: its patron sits down
+    assert tag.seat == "S1" and tag.seat_since == 50.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.sync import stream as stream_module
 from edge_agent.sync.commands import CommandProcessor, ResultCache
 from edge_agent.sync.connection import Backoff
 from edge_agent.sync.discovery import HA_STATUS, HomeAssistantAdapter
@@ -88,7 +90,11 @@ def test_which_response_topics_are_used(topic: object, usable: bool) -> None:
 # -- outbound stream -----------------------------------------------------------------------------
 
 
-async def test_stream_sends_retained_then_live_then_flagged_backlog(tmp_path: Path, broker: Mosquitto) -> None:
+@pytest.mark.parametrize("acks", ["on_publish", "publish_call"])
+async def test_stream_sends_retained_then_live_then_flagged_backlog(tmp_path: Path, broker: Mosquitto, acks: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    if acks == "publish_call":  # as with an aiomqtt whose pending-publish table the stream cannot use
+        monkeypatch.setattr(stream_module, "pending_publishes", lambda client: None)
     cfg = site_config(tmp_path, broker.port)
     async with Outbox(tmp_path / "o.sqlite3", flush_interval_s=0.05) as ob, \
             Subscriber(broker.port, [f"{ROOT}/#"]) as sub:
@@ -119,6 +125,35 @@ async def test_stream_sends_retained_then_live_then_flagged_backlog(tmp_path: Pa
     assert all(m.doc["backfill"] for m in sub.on("event/old"))
     assert not any(m.doc["backfill"] for m in sub.on("event/new"))
     assert stream.replayed == 5
+
+
+async def test_stream_ends_the_session_when_the_broker_stops_acknowledging(tmp_path: Path, broker: Mosquitto) -> None:
+    """A broker that takes publishes but never acknowledges them (frozen) ends the session after
+    ``timeout_s``, and every unacknowledged row stays in the outbox for the next session."""
+    cfg = site_config(tmp_path, broker.port)
+    async with Outbox(tmp_path / "o.sqlite3", flush_interval_s=0.05) as ob:
+        publisher = Publisher(cfg, ob, WallClock(), version="t", config_hash="h")
+        stream = OutboxStream(ob, WallClock(), replay_rate_per_s=1000.0, window=2, timeout_s=0.5)
+        stream.attach()
+        async with client_on(broker.port) as client:
+            boundary = stream.begin()
+            assert broker.proc is not None
+            broker.proc.send_signal(signal.SIGSTOP)
+            try:
+                for n in range(5):
+                    publisher.publish_event("unheard", {"n": n})
+                await ob.flush()
+                with pytest.raises(aiomqtt.MqttError, match="no PUBACK"):
+                    await asyncio.wait_for(first_failure(*stream.tasks(client, boundary)), 10.0)
+                assert ob.stats().depth == 5 and ob.rows_acked == 0, "nothing acknowledged, nothing deleted"
+            finally:
+                broker.proc.send_signal(signal.SIGCONT)
+                stream.end()
+        # Thawed, the broker acknowledges what it had received before this connection closed:
+        # those rows are done; every other one is still in the outbox for the next session.
+        left = [r.seq for r in await ob.read(0)]
+        assert len(left) == ob.stats().depth == 5 - ob.rows_acked
+        assert left == list(range(1, 6))[ob.rows_acked:], "acknowledged in order, the rest kept"
 
 
 # -- broker session ------------------------------------------------------------------------------
