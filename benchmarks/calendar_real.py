@@ -7,6 +7,8 @@ measures candidates that are not shipped, each once without and once with the da
 to see whether any would lift the calendar's gain at +60 min to the issue's +0.05:
 
 - ``shipped``: the demand-v3 columns as they are (the reference);
+- ``demand-v4``: the demand-v4 columns (v3 and the count now carried by each profile's change,
+  :mod:`models.features`), what ``model train`` builds now;
 - ``hours``: minutes since opening and until closing at the target time, from the calendar's hours;
 - ``position``: days until the day type changes, days since it began, days to the next exam
   period, the next day's type (semester week, days to exam);
@@ -35,7 +37,7 @@ import numpy.typing as npt
 
 from models.calendar import DAY_TYPES, WEEKDAYS, LibraryCalendar
 from models.evaluation import weekday_time_table
-from models.features import DAY_STEPS, FEATURE_NAMES, LAG_LEADS_MIN, WEEK_STEPS, feature_rows
+from models.features import DAY_STEPS, FEATURE_NAMES, LAG_LEADS_MIN, V3, V4, WEEK_STEPS, feature_rows
 from models.history import STEP_MIN, Grid, Observation, resample
 from models.public_data import SPLITS, derived_hours, load
 from models.training import TrainingParams, zone_scales
@@ -110,9 +112,11 @@ def holiday_hours(name: str, history: dict[str, list[Observation]], cal: Library
     return LibraryCalendar.from_data({**doc, "special_hours": [*doc.get("special_hours", []), *special]}, name)
 
 
-VARIANTS: dict[str, tuple[Columns | None, bool]] = {
-    "shipped": (None, False), "hours": (hours_columns, False), "position": (position_columns, False),
-    "holiday-hours": (None, True), "persistence": (persistence_columns, False),
+#: name: (extra columns, holiday hours, feature version)
+VARIANTS: dict[str, tuple[Columns | None, bool, str]] = {
+    "shipped": (None, False, V3), "demand-v4": (None, False, V4), "hours": (hours_columns, False, V3),
+    "position": (position_columns, False, V3), "holiday-hours": (None, True, V3),
+    "persistence": (persistence_columns, False, V3),
 }
 
 
@@ -121,7 +125,7 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     from sklearn.ensemble import HistGradientBoostingRegressor  # the train extra
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    extra, special = VARIANTS[variant]
+    extra, special, version = VARIANTS[variant]
     history, full = load(data_dir, name)
     cal = (holiday_hours(name, history, full) if special else full) if calendar else None
     split = SPLITS[name]
@@ -129,7 +133,7 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     scale = zone_scales({zone: obs})[zone]
 
     def rows(grid: Grid, k: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        x = feature_rows(grid, k, scale, cal)
+        x = feature_rows(grid, k, scale, cal, version)
         return x if extra is None else np.hstack([x, extra(grid, k, scale, cal)]).astype(np.float32)
 
     past = resample([o for o in obs if o[0] < split])

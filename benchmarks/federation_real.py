@@ -33,6 +33,16 @@ the same number of local steps (``rounds * steps``) per gateway:
   every parameter (``all``), then each gateway keeps the federated hidden layer and trains its own
   head (output layer and skip path, every column) as ``alone`` trains, without noise.
 
+``--features demand-v4`` (the default) runs every method on the demand-v4 columns, from the
+public starts widened to them (:func:`models.quantile_mlp.widen`: the same forecast, zero weights
+on the new columns). It adds the DP rounds that also read ``carry_typed_L`` computed from a
+*released* profile (:mod:`models.private_profile`): each gateway releases its zones' profiles with
+the Gaussian mechanism, spending ``--profile-share`` of epsilon E, and DP-SGD spends the rest (the
+two composed by the RDP accountant: E in all). Their start is a residual over the count now: the
+in-day start's hidden layer, its output layer zeroed, the skip path reading ``carry_typed`` of each
+horizon (the count now plus the profile's change). ``profile, no DP`` is the same with the exact
+profile and no noise: what the release could give at best.
+
 Scales: a gateway divides counts by its zones' seat counts (public, from the config). The two
 public data sets have no seat count, so their largest count before the split stands in for it.
 
@@ -46,6 +56,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -57,25 +68,31 @@ from edge_agent.federation.server import START_IN_DAY_PATH, START_MODEL_PATH
 from edge_agent.federation.trainer import adaptation
 from models.calendar import LibraryCalendar
 from models.evaluation import evaluate
+from models.features import FEATURE_VERSIONS, LATEST_VERSION, V4
 from models.history import Observation
 from models.inference import Forecaster
 from models.privacy import epsilon, noise_for
+from models.private_profile import release_entry, release_profiles
 from models.public_data import SPLITS, load
 from models.quantile_mlp import (
+    START_SPREAD,
     LocalTraining,
     Params,
     ZoneDays,
     export_onnx,
     in_day_params,
     params_from_onnx,
+    skip_from,
     train_round,
     trainable,
+    widen,
     zone_days,
 )
 from simulator.demand import calendar_toml, generate_history
 
 HORIZONS = (15, 30, 60)
 DELTA = 1e-5
+PROFILE_CLIP = 2.0  # L2 bound of one zone-day's hourly profile vector (models.private_profile)
 SIM_START = date(2024, 11, 4)
 SIM_DAYS = 140  # 20 weeks: term, December exams, the Christmas vacation, January exams, term
 SIM_SPLIT = datetime(2025, 3, 3)  # the last three weeks (term) held out
@@ -91,13 +108,28 @@ class Gateway:
     split: datetime
     train: ZoneDays
     private: ZoneDays  # the rows DP may train on: inputs and target within their zone-day
+    capacities: dict[str, float]
+    version: str
+
+    def cut(self) -> dict[str, list[Observation]]:
+        return {z: [o for o in obs if o[0] < self.split] for z, obs in self.history.items()}
+
+    def released(self, noise_multiplier: float, rng: np.random.Generator) -> ZoneDays:
+        """The DP rows with ``carry_typed`` from this gateway's profile released at ``noise_multiplier``."""
+        cut = self.cut()
+        profiles = release_profiles(cut, self.calendar, clip=PROFILE_CLIP, noise_multiplier=noise_multiplier,
+                                    rng=rng, capacities=self.capacities)
+        return zone_days(cut, HORIZONS, self.calendar, capacities=self.capacities, in_day=True, version=self.version,
+                         profiles=profiles)
 
 
 def _gateway(name: str, history: dict[str, list[Observation]], calendar: LibraryCalendar, split: datetime,
-             capacities: dict[str, float]) -> Gateway:
+             capacities: dict[str, float], version: str) -> Gateway:
     cut = {z: [o for o in obs if o[0] < split] for z, obs in history.items()}
-    return Gateway(name, history, calendar, split, zone_days(cut, HORIZONS, calendar, capacities=capacities),
-                   zone_days(cut, HORIZONS, calendar, capacities=capacities, in_day=True))
+    return Gateway(name, history, calendar, split,
+                   zone_days(cut, HORIZONS, calendar, capacities=capacities, version=version),
+                   zone_days(cut, HORIZONS, calendar, capacities=capacities, in_day=True, version=version),
+                   capacities, version)
 
 
 def _floor(name: str, kinds: list[str], seats: int) -> SiteConfig:
@@ -108,19 +140,19 @@ def _floor(name: str, kinds: list[str], seats: int) -> SiteConfig:
     return parse_config({"site": {"id": "bench", "floor": name, "gateway": name}, "zones": zones, "seats": rows})
 
 
-def gateways(data_dir: Path) -> list[Gateway]:
+def gateways(data_dir: Path, version: str) -> list[Gateway]:
     out: list[Gateway] = []
     for name in ("gym", "dtu"):
         history, calendar = load(data_dir, name)
         peak = {z: max(v for t, v in obs if t < SPLITS[name]) for z, obs in history.items()}
-        out.append(_gateway(name, history, calendar, SPLITS[name], peak))
+        out.append(_gateway(name, history, calendar, SPLITS[name], peak, version))
     calendar = LibraryCalendar.from_toml(calendar_toml(SIM_START, SIM_DAYS))
     for name, (kinds, seats, seed) in FLOORS.items():
         cfg = _floor(name, kinds, seats)
         simulated: dict[str, list[Observation]] = {}
         for t, zone, count in generate_history(cfg, SIM_START, SIM_DAYS, seed):
             simulated.setdefault(zone, []).append((t, float(count)))
-        out.append(_gateway(name, simulated, calendar, SIM_SPLIT, {z.id: float(seats) for z in cfg.zones}))
+        out.append(_gateway(name, simulated, calendar, SIM_SPLIT, {z.id: float(seats) for z in cfg.zones}, version))
     return out
 
 
@@ -135,20 +167,32 @@ def _mean(parts: list[Params]) -> Params:
 
 
 def federate(start: Params, gws: list[Gateway], rounds: int, how: LocalTraining, scope: str,
-             noise: list[float] | None = None, seed: int = 0, in_day: bool = False) -> Params:
+             noise: list[float] | None = None, seed: int = 0, in_day: bool = False,
+             profiled: list[ZoneDays] | None = None) -> Params:
     """FedAvg; with ``noise`` (one multiplier per gateway) as gateways train under DP (in-day only);
-    ``in_day`` alone: the in-day model and rows without noise (what the privacy unit costs by itself)."""
+    ``in_day`` alone: the in-day model and rows without noise (what the privacy unit costs by itself);
+    ``profiled``: each gateway's DP rows with its released profile (the in-day and profile columns)."""
     rng = np.random.default_rng(seed)
-    private = noise is not None or in_day
-    mask = trainable(HORIZONS, start[0].shape[1], scope, in_day=private)
-    params = in_day_params(start) if private else start
+    private = noise is not None or in_day or profiled is not None
+    profile = profiled is not None
+    mask = trainable(HORIZONS, start[0].shape[1], scope, in_day=private, version=gws[0].version, profile=profile)
+    params = in_day_params(start, profile) if private else start
     for _ in range(rounds):
         outs = []
         for i, gw in enumerate(gws):
             local = how if noise is None else LocalTraining(**{**how.__dict__, "noise_multiplier": noise[i]})
-            outs.append(train_round(params, gw.private if private else gw.train, local, rng, mask)[0])
+            data = profiled[i] if profiled is not None else gw.private if private else gw.train
+            outs.append(train_round(params, data, local, rng, mask)[0])
         params = _mean(outs)
     return params
+
+
+def residual_start(in_day_start: Params) -> Params:
+    """The in-day start as a residual over the count now: its hidden layer, its output layer zeroed,
+    the skip path reading the count now carried by the typed profile (``carry_typed`` of each horizon)."""
+    w1, b1, w2, _, ws = in_day_start
+    spread = np.tile(np.asarray(START_SPREAD, np.float32), len(HORIZONS))
+    return skip_from([w1, b1, np.zeros_like(w2), spread, ws], HORIZONS, lambda h: f"carry_typed_{h}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,21 +207,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-alone", action="store_true", help="also train each DP model further as alone does")
     parser.add_argument("--fedper", type=float, default=None, metavar="EPSILON",
                         help="also: DP rounds of every parameter at EPSILON, then a local head per gateway")
+    parser.add_argument("--features", choices=FEATURE_VERSIONS, default=LATEST_VERSION)
+    parser.add_argument("--only-profile", action="store_true", help="demand-v4: only the released-profile rows")
+    parser.add_argument("--no-dp", action="store_true", help="only the rows without DP (alone, federated, pooled)")
+    parser.add_argument("--profile-share", type=float, default=0.3,
+                        help="demand-v4: the share of each epsilon the released profile spends")
     args = parser.parse_args(argv)
     t0 = time.process_time()
-    gws = gateways(args.data_dir)
+    gws = gateways(args.data_dir, args.features)
     start, have = params_from_onnx(START_MODEL_PATH.read_bytes())
     start_in_day, have_in_day = params_from_onnx(START_IN_DAY_PATH.read_bytes())
     assert have == have_in_day == HORIZONS, (have, have_in_day)
+    start, start_in_day = widen(start, args.features), widen(start_in_day, args.features)
     plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
     private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
     total = args.rounds * args.steps
     rows: list[tuple[str, list[float]]] = [("start (public, untrained)", [skill_60(start, g) for g in gws]),
                                            ("in-day start (public)", [skill_60(start_in_day, g) for g in gws])]
-    rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
-                           for g in gws]))
-    fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
-    rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
+    adapted_rows: list[tuple[str, list[float]]] = []
 
     def adapted(params: Params, gw: Gateway) -> float:
         return skill_60(federate(params, [gw], 1, adaptation(args.adapt_steps), "all", seed=args.seed), gw)
@@ -185,43 +232,90 @@ def main(argv: list[str] | None = None) -> int:
     def as_alone(params: Params, gw: Gateway) -> float:
         return skill_60(federate(params, [gw], args.rounds, plain, "all", seed=args.seed), gw)
 
-    adapted_rows = [("federated, no DP + adapted", [adapted(fed, g) for g in gws])]
-    fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
-    rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
-    for eps in (float(e) for e in args.epsilons.split(",")):
-        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
-        noise = [noise_for(eps, q, total, DELTA) for q in qs]
-        spent = max(epsilon([(q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
-        multipliers = ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True))
-        print(f"eps {eps:g}: noise multipliers {multipliers}", flush=True)
-        dp = federate(start_in_day, gws, args.rounds, private, args.scope, noise, seed=args.seed)
-        rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
-        adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
-        if args.as_alone:
-            adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
-    if args.fedper is not None:
-        qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
-        noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
-        body = federate(start_in_day, gws, args.rounds, private, "all", noise, seed=args.seed)
-        rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
-        adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
-            skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
+    if args.only_profile:
+        profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
+        print_table(args, gws, rows + adapted_rows, t0)
+        return 0
+    rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
+                           for g in gws]))
+    fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
+    rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
+    adapted_rows.append(("federated, no DP + adapted", [adapted(fed, g) for g in gws]))
+    if not args.no_dp:
+        fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
+        rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
+        for eps in (float(e) for e in args.epsilons.split(",")):
+            qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
+            noise = [noise_for(eps, q, total, DELTA) for q in qs]
+            spent = max(epsilon([(q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
+            multipliers = ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True))
+            print(f"eps {eps:g}: noise multipliers {multipliers}", flush=True)
+            dp = federate(start_in_day, gws, args.rounds, private, args.scope, noise, seed=args.seed)
+            rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
+            adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
+            if args.as_alone:
+                adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
+        if args.features == V4:
+            profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
+        if args.fedper is not None:
+            qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
+            noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
+            body = federate(start_in_day, gws, args.rounds, private, "all", noise, seed=args.seed)
+            rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
+            adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
+                skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
     pooled_data = ZoneDays.join([g.train for g in gws])
     pooled_how = LocalTraining(**{**plain.__dict__, "batch_groups": plain.batch_groups * len(gws)})
-    central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data)
+    central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data, {}, args.features)
     pooled = federate(start, [central], args.rounds, pooled_how, "all", seed=args.seed)
     rows.append(("pooled (central)", [skill_60(pooled, g) for g in gws]))
-    rows += adapted_rows
+    print_table(args, gws, rows + adapted_rows, t0)
+    return 0
 
+
+def print_table(args: argparse.Namespace, gws: list[Gateway], rows: list[tuple[str, list[float]]], t0: float) -> None:
     names = [g.name for g in gws]
-    print(f"+60 min skill on held-out weeks; {args.rounds} rounds x {args.steps} local steps; zone-days: "
+    print(f"{args.features}: +60 min skill on held-out weeks; {args.rounds} rounds x {args.steps} local steps; "
+          "zone-days: "
           + ", ".join(f"{g.name} {g.train.groups}" for g in gws))
     print("zone-days with in-day rows (DP): " + ", ".join(f"{g.name} {g.private.groups}" for g in gws))
     print(f"{'method':<50}" + "".join(f"{n:>11}" for n in names) + f"{'mean':>9}")
     for label, skills in rows:
         print(f"{label:<50}" + "".join(f"{s:>11.3f}" for s in skills) + f"{np.mean(skills):>9.3f}")
     print(f"({time.process_time() - t0:.0f} s CPU)")
-    return 0
+
+
+def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Params,
+                 rows: list[tuple[str, list[float]]], adapted_rows: list[tuple[str, list[float]]],
+                 adapted: Callable[[Params, Gateway], float], as_alone: Callable[[Params, Gateway], float]) -> None:
+    """The DP rounds that read the typed profile from a released profile (see the module docstring)."""
+    plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
+    private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
+    total = args.rounds * args.steps
+    profile_start = residual_start(start_in_day)
+    rows.append(("profile start (now + exact profile change)", [skill_60(profile_start, g) for g in gws]))
+    rng = np.random.default_rng(args.seed + 7)
+    exact = [g.released(0.0, rng) for g in gws]
+    rows.append(("federated, in-day + exact profile, no DP", [
+        skill_60(federate(profile_start, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
+        for g in gws]))
+    for eps in (float(e) for e in args.epsilons.split(",")):
+        z_profile = noise_for(eps * args.profile_share, 1.0, 1, DELTA)
+        prior = [release_entry(z_profile)]
+        released = [g.released(z_profile, rng) for g in gws]
+        qs = [min(1.0, private.batch_groups / d.groups) for d in released]
+        noise = [noise_for(eps, q, total, DELTA, prior) for q in qs]
+        spent = max(epsilon([*prior, (q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
+        print(f"eps {eps:g} with a released profile: profile noise multiplier {z_profile:.2f}, DP-SGD "
+              + ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True)), flush=True)
+        dp = federate(profile_start, gws, args.rounds, private, args.scope, noise, seed=args.seed,
+                      profiled=released)
+        rows.append((f"federated, eps={eps:g}, released profile (spent {spent:.2f})",
+                     [skill_60(dp, g) for g in gws]))
+        adapted_rows.append((f"federated, eps={eps:g}, released profile + adapted", [adapted(dp, g) for g in gws]))
+        if args.as_alone:
+            adapted_rows.append((f"federated, eps={eps:g}, released profile + as alone",
+                                 [as_alone(dp, g) for g in gws]))
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ def evaluate(
         scale = forecaster.info.zone_scale.get(zone) or max([1.0, *before] if before else [1.0, *(v for _, v in obs)])
         fitted = weekday_time_table(grid, first)
         start_min = grid.start.hour * 60 + grid.start.minute
-        pred = forecaster.quantiles(feature_rows(grid, k, scale, calendar))[:, :, 1] * scale
+        x = feature_rows(grid, k, scale, calendar, forecaster.info.feature_version)
+        pred = forecaster.quantiles(x)[:, :, 1] * scale
         rows += int(k.size)
         for j, s in enumerate(steps):
             truth = y[k + s]

@@ -2,8 +2,13 @@
 
 Training (``models.training``), scoring (``models.evaluation``) and the gateway
 (``models.inference``) all call :func:`feature_rows` on a :class:`~models.history.Grid`, so the
-three cannot drift apart. Any change to what a column means must bump :data:`FEATURE_VERSION`;
-it is written into every model's metadata and checked when a gateway loads a model.
+three cannot drift apart. Any change to what a column means needs a new version in
+:data:`FEATURE_VERSIONS`; a model's metadata names the version it was trained on, and the gateway
+computes that version's columns for it (so models of older versions keep running).
+
+Versions: ``demand-v3`` (:data:`FEATURE_NAMES`, 102 columns: the shipped models and the
+federation's start) and ``demand-v4`` (:data:`FEATURE_NAMES_V4`: the v3 columns, then the
+*carried* columns below, 142 in all).
 
 A row describes one zone at one grid time ``t`` (the anchor) using only grid values at or before
 ``t``. Counts are divided by the zone's *scale* (its seat count, or the largest count seen), so
@@ -34,6 +39,15 @@ Columns, in order (see :data:`FEATURE_NAMES`):
   minus that profile at ``t``. Without a calendar every day is term and open all day, and
   ``calendar_missing`` is 1. After a holiday week, "last week" is a holiday while the typed
   profile is last term week: the calendar tells the model which of its lags to believe.
+
+demand-v4 adds, for each lead ``L`` in :data:`CARRY_LEADS_MIN` and each profile ``P`` of
+:data:`CARRY_PROFILES` (the typed and weekday profiles, the last seven days, yesterday),
+``carry_P_L = now + P(t + L) - P(t)``: the count now carried to the target time by the change the
+profile makes over the same stretch of the day. A tree splits on one column at a time and cannot
+form this sum; it is the forecast "today runs like the usual day, shifted to today's level", which
+an hour or two ahead beats both the count now and the profile. When the profile is unknown at
+``t`` or at ``t + L`` (a new gateway, a sensor gap) the column falls back to the count now (no
+change expected) with ``carry_P_L_missing`` = 1; with the count now unknown as well it is 0.
 """
 
 from __future__ import annotations
@@ -48,7 +62,13 @@ import numpy.typing as npt
 from models.calendar import DAY_TYPES, LibraryCalendar
 from models.history import STEP_MIN, Grid
 
-FEATURE_VERSION = "demand-v3"
+V3 = "demand-v3"
+V4 = "demand-v4"
+FEATURE_VERSIONS: tuple[str, ...] = (V3, V4)
+#: The base version: what :data:`FEATURE_NAMES` lists, the shipped models and the federation use.
+FEATURE_VERSION = V3
+#: What ``edge-agent model train`` builds unless told otherwise.
+LATEST_VERSION = V4
 LAG_LEADS_MIN: tuple[int, ...] = (0, 15, 30, 60, 120, 240)
 DAY_STEPS = 1440 // STEP_MIN
 WEEK_STEPS = 7 * DAY_STEPS
@@ -73,8 +93,37 @@ def _names() -> tuple[str, ...]:
     return tuple(names)
 
 
+CARRY_LEADS_MIN: tuple[int, ...] = tuple(lead for lead in LAG_LEADS_MIN if lead > 0)
+CARRY_PROFILES: tuple[str, ...] = ("typed", "weeks4", "days7", "day")
+
+
+def _carry_names() -> tuple[str, ...]:
+    return tuple(n for lead in CARRY_LEADS_MIN for p in CARRY_PROFILES for n in (f"carry_{p}_{lead}",
+                                                                                  f"carry_{p}_{lead}_missing"))
+
+
 FEATURE_NAMES: tuple[str, ...] = _names()
 N_FEATURES = len(FEATURE_NAMES)
+FEATURE_NAMES_V4: tuple[str, ...] = FEATURE_NAMES + _carry_names()
+_NAMES = {V3: FEATURE_NAMES, V4: FEATURE_NAMES_V4}
+
+
+def feature_names(version: str) -> tuple[str, ...]:
+    """The columns of ``version``, in order; ValueError naming the known versions for any other."""
+    try:
+        return _NAMES[version]
+    except KeyError:
+        raise ValueError(f"unknown feature version {version!r}; this code computes {', '.join(FEATURE_VERSIONS)}"
+                         ) from None
+
+
+def version_of_width(width: int) -> str:
+    """The feature version whose column count is ``width`` (ValueError if none)."""
+    for version, names in _NAMES.items():
+        if len(names) == width:
+            return version
+    known = ", ".join(f"{v}: {len(n)}" for v, n in _NAMES.items())
+    raise ValueError(f"{width} feature columns match no version ({known})")
 
 DayTypeOf = Callable[[date], str]
 
@@ -106,11 +155,14 @@ def feature_rows(
     at: npt.NDArray[np.int64] | list[int],
     scale: float,
     calendar: LibraryCalendar | None = None,
+    version: str = FEATURE_VERSION,
 ) -> npt.NDArray[np.float32]:
-    """Feature matrix ``[len(at), N_FEATURES]`` (float32) for the zone in ``grid`` at grid indices ``at``.
+    """Feature matrix ``[len(at), len(feature_names(version))]`` (float32) for the zone in ``grid`` at
+    grid indices ``at``.
 
     ``scale`` (> 0) normalises counts; ``calendar`` None means every day is term.
     """
+    width = len(feature_names(version))
     if grid.step_min != STEP_MIN:
         raise ValueError(f"features are defined on a {STEP_MIN}-minute grid, not {grid.step_min}")
     if not (scale > 0 and math.isfinite(scale)):
@@ -151,7 +203,25 @@ def feature_rows(
     for profile in profiles:
         cols += list(_with_flag(now - profile))
     cols += _calendar_columns(grid, k, y, now, calendar)
-    return np.stack(cols, axis=1).astype(np.float32) if k.size else np.zeros((0, N_FEATURES), np.float32)
+    if version == V4:
+        cols += carry_columns({name: col for name, col in zip(FEATURE_NAMES, cols, strict=True)})
+    return np.stack(cols, axis=1).astype(np.float32) if k.size else np.zeros((0, width), np.float32)
+
+
+def carry_columns(v3: dict[str, npt.NDArray[np.float64]]) -> list[npt.NDArray[np.float64]]:
+    """The demand-v4 columns from the v3 columns of the same rows (by name): see the module docstring.
+
+    A v3 value that is missing is 0 with its flag set; the flags, not the zeros, say what is known.
+    """
+    now = np.where(v3["now_missing"] > 0, np.nan, v3["now"])
+    cols: list[npt.NDArray[np.float64]] = []
+    for lead in CARRY_LEADS_MIN:
+        for p in CARRY_PROFILES:
+            change = v3[f"{p}_{lead}"] - v3[f"{p}_0"]
+            unknown = (v3[f"{p}_{lead}_missing"] > 0) | (v3[f"{p}_0_missing"] > 0) | np.isnan(now)
+            carried = np.where(unknown, now, now + change)
+            cols += [np.where(np.isnan(carried), 0.0, carried), unknown.astype(np.float64)]
+    return cols
 
 
 def _day_kinds(first_day: date, lo: int, hi: int, calendar: LibraryCalendar | None) -> npt.NDArray[np.int64]:

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from drivers.errors import ModelError
 from models import DEFAULT_MODEL_PATH
 from models.calendar import LibraryCalendar
-from models.features import DAY_STEPS, FEATURE_VERSION, N_FEATURES, WEEK_STEPS, feature_rows
+from models.features import DAY_STEPS, FEATURE_VERSIONS, WEEK_STEPS, feature_names, feature_rows
 from models.history import STEP_MIN, ZoneHistory
 
 INPUT_NAME = "features"
@@ -64,6 +64,15 @@ class ModelInfo:
     zone_scale: dict[str, float]
     metadata: dict[str, str] = field(repr=False)
 
+    @property
+    def feature_version(self) -> str:
+        """The feature set the model reads (checked on load: one of ``FEATURE_VERSIONS``)."""
+        return self.metadata["feature_version"]
+
+    @property
+    def feature_count(self) -> int:
+        return len(feature_names(self.feature_version))
+
 
 def _scale_of(zone: str, history: ZoneHistory, known: Mapping[str, float]) -> float:
     """Capacity given by the daemon, else the model's scale for the zone, else the largest count kept."""
@@ -76,10 +85,12 @@ def _scale_of(zone: str, history: ZoneHistory, known: Mapping[str, float]) -> fl
 
 def _check_metadata(meta: Mapping[str, str], source: str) -> tuple[tuple[int, ...], dict[str, float]]:
     version = meta.get("feature_version")
-    if version != FEATURE_VERSION:
-        raise ModelError(f"{source}: feature version {version!r}, this gateway computes {FEATURE_VERSION!r}")
-    if meta.get("feature_count") != str(N_FEATURES):
-        raise ModelError(f"{source}: feature_count {meta.get('feature_count')!r}, expected {N_FEATURES}")
+    if version not in FEATURE_VERSIONS:
+        raise ModelError(f"{source}: feature version {version!r}, this gateway computes "
+                         f"{' or '.join(repr(v) for v in FEATURE_VERSIONS)}")
+    width = len(feature_names(version))
+    if meta.get("feature_count") != str(width):
+        raise ModelError(f"{source}: feature_count {meta.get('feature_count')!r}, expected {width} for {version}")
     if meta.get("step_min", str(STEP_MIN)) != str(STEP_MIN):
         raise ModelError(f"{source}: grid step {meta.get('step_min')!r} min, expected {STEP_MIN}")
     try:
@@ -137,8 +148,9 @@ class Forecaster:
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].type != "tensor(float)":
             raise ModelError(f"{source}: expected one float input {INPUT_NAME!r}, found {[i.name for i in inputs]}")
-        if len(inputs[0].shape) != 2 or inputs[0].shape[1] != N_FEATURES:
-            raise ModelError(f"{source}: input shape {inputs[0].shape}, expected [N, {N_FEATURES}]")
+        width = len(feature_names(meta["feature_version"]))
+        if len(inputs[0].shape) != 2 or inputs[0].shape[1] != width:
+            raise ModelError(f"{source}: input shape {inputs[0].shape}, expected [N, {width}]")
         if [o.name for o in outputs] != [OUTPUT_NAME]:
             raise ModelError(f"{source}: expected one output {OUTPUT_NAME!r}, found {[o.name for o in outputs]}")
         width = 3 * len(horizons)
@@ -153,7 +165,7 @@ class Forecaster:
 
     def _smoke(self, source: str) -> None:
         """Run synthetic rows (all missing, and all at half capacity) and insist on finite output."""
-        probe = np.zeros((2, N_FEATURES), dtype=np.float32)
+        probe = np.zeros((2, self.info.feature_count), dtype=np.float32)
         probe[1, :] = 0.5
         try:
             out = self.run(probe)
@@ -183,11 +195,7 @@ class Forecaster:
         if not zones:
             return {}
         scales = [_scale_of(z, histories[z], self.info.zone_scale) for z in zones]
-        rows = []
-        for zone, scale in zip(zones, scales, strict=True):
-            grid = histories[zone].grid(now)
-            rows.append(feature_rows(grid, [grid.values.size - 1], scale, calendar))
-        out = self.quantiles(np.concatenate(rows))
+        out = self.quantiles(forecast_features(histories, zones, scales, now, calendar, self.info.feature_version))
         result: Forecast = {}
         for i, (zone, scale) in enumerate(zip(zones, scales, strict=True)):
             result[zone] = {
@@ -195,6 +203,22 @@ class Forecaster:
                 for j, h in enumerate(self.horizons)
             }
         return result
+
+
+def forecast_features(histories: Mapping[str, ZoneHistory], zones: list[str], scales: list[float], now: datetime,
+                      calendar: LibraryCalendar | None, version: str) -> npt.NDArray[np.float32]:
+    """One feature row per zone at the grid time at or before ``now``, in the model's ``version``.
+
+    The rows come from each zone's :class:`ZoneHistory`, which the daemon fills from its durable
+    history at start-up (:meth:`edge_agent.history.HistoryStore.warm`) and keeps current: the
+    profiles of demand-v4's carried columns are those four weeks, and a zone without them yet gets
+    the columns' cold-start fallback (the count now, flagged missing).
+    """
+    rows = []
+    for zone, scale in zip(zones, scales, strict=True):
+        grid = histories[zone].grid(now)
+        rows.append(feature_rows(grid, [grid.values.size - 1], scale, calendar, version))
+    return np.concatenate(rows)
 
 
 class BaselineForecaster:

@@ -38,14 +38,17 @@ def epsilon(spent: list[tuple[float, float, int]], delta: float) -> float:
     return float(accountant.get_epsilon(delta))
 
 
-def noise_for(target_epsilon: float, q: float, steps: int, delta: float) -> float:
-    """The smallest noise multiplier whose ``steps`` at rate ``q`` stay within ``target_epsilon`` (bisection)."""
+def noise_for(target_epsilon: float, q: float, steps: int, delta: float,
+              prior: list[tuple[float, float, int]] | None = None) -> float:
+    """The smallest noise multiplier whose ``steps`` at rate ``q`` stay within ``target_epsilon`` (bisection),
+    after what ``prior`` already spent (e.g. a released profile: ``(1.0, z, 1)``, a Gaussian mechanism)."""
+    before = list(prior or [])
     lo, hi = 0.3, 64.0
-    if epsilon([(q, hi, steps)], delta) > target_epsilon:
+    if epsilon([*before, (q, hi, steps)], delta) > target_epsilon:
         raise ValueError(f"epsilon {target_epsilon} is out of reach for {steps} steps at q={q}")
     for _ in range(40):
         mid = math.sqrt(lo * hi)
-        if epsilon([(q, mid, steps)], delta) > target_epsilon:
+        if epsilon([*before, (q, mid, steps)], delta) > target_epsilon:
             lo = mid
         else:
             hi = mid

@@ -36,14 +36,30 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from models.calendar import LibraryCalendar
-from models.features import DAY_STEPS, FEATURE_NAMES, FEATURE_VERSION, LAG_LEADS_MIN, feature_rows
+from models.features import (
+    CARRY_LEADS_MIN,
+    CARRY_PROFILES,
+    DAY_STEPS,
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    FEATURE_VERSIONS,
+    LAG_LEADS_MIN,
+    V4,
+    feature_names,
+    feature_rows,
+    version_of_width,
+)
 from models.history import STEP_MIN, Observation
 from models.training import QUANTILES, zone_grids, zone_scales
+
+if TYPE_CHECKING:
+    from models.private_profile import ReleasedProfile
 
 Params = list[npt.NDArray[np.float32]]
 F32 = npt.NDArray[np.float32]
@@ -60,19 +76,30 @@ IN_DAY_FEATURES: tuple[str, ...] = tuple(
     if n.startswith(("tod_", "dow_", "trend_", "open_", "sametype_"))
     or n in ("day_exam", "day_holiday", "now", "now_missing", "calendar_missing")
 )
+#: The typed profile at each lead, the count now against it, and demand-v4's count now carried by its
+#: change: under DP computed from a *released* profile (:mod:`models.private_profile`, itself
+#: differentially private) instead of the other days' counts.
+PROFILE_FEATURES: tuple[str, ...] = (
+    *(n for lead in LAG_LEADS_MIN for n in (f"typed_{lead}", f"typed_{lead}_missing")),
+    "now_vs_typed", "now_vs_typed_missing",
+    *(n for lead in CARRY_LEADS_MIN for n in (f"carry_typed_{lead}", f"carry_typed_{lead}_missing")),
+)
 #: The first slot of a day whose anchor's inputs all lie in that day (``trend_60`` reads an hour back).
 IN_DAY_FIRST_SLOT = 60 // STEP_MIN
 
 
-def in_day_rows() -> npt.NDArray[np.bool_]:
-    """True for each feature column in :data:`IN_DAY_FEATURES`."""
-    return np.array([n in IN_DAY_FEATURES for n in FEATURE_NAMES])
+def in_day_rows(version: str = FEATURE_VERSION, profile: bool = False) -> npt.NDArray[np.bool_]:
+    """True for each feature column of ``version`` in :data:`IN_DAY_FEATURES` (and, with ``profile``,
+    :data:`PROFILE_FEATURES`: what a DP model with a released profile reads)."""
+    allowed = set(IN_DAY_FEATURES) | (set(PROFILE_FEATURES) if profile else set())
+    return np.array([n in allowed for n in feature_names(version)])
 
 
-def in_day_params(params: Params) -> Params:
-    """``params`` with every weight from a column outside :data:`IN_DAY_FEATURES` set to 0: the model's
-    output then depends on the anchor's own zone-day only, whatever the other columns hold."""
-    keep = in_day_rows()[:, None].astype(np.float32)
+def in_day_params(params: Params, profile: bool = False) -> Params:
+    """``params`` with every weight from a column outside :data:`IN_DAY_FEATURES` (and, with ``profile``,
+    :data:`PROFILE_FEATURES`) set to 0: the model's output then depends on the anchor's own zone-day
+    (and the released profile) only, whatever the other columns hold."""
+    keep = in_day_rows(version_of_width(params[0].shape[0]), profile)[:, None].astype(np.float32)
     w1, b1, w2, b2, ws = params
     return [w1 * keep, b1.copy(), w2.copy(), b2.copy(), ws * keep]
 
@@ -110,13 +137,19 @@ def zone_days(
     capacities: Mapping[str, float] | None = None,
     max_groups: int | None = None,
     in_day: bool = False,
+    version: str = FEATURE_VERSION,
+    profiles: Mapping[str, ReleasedProfile] | None = None,
 ) -> ZoneDays:
     """Group each zone's anchors ``since <= t < until`` by day (targets may lie after ``until`` only if
     the data has them: pass history cut at ``until`` to keep them out). Keeps the newest ``max_groups``.
 
     ``in_day``: only rows whose inputs (:data:`IN_DAY_FEATURES`) and target lie in the anchor's own
     day (anchors from :data:`IN_DAY_FIRST_SLOT`, targets before midnight): a group then depends on
-    its own zone-day's counts alone, as DP over zone-days needs."""
+    its own zone-day's counts alone, as DP over zone-days needs.
+
+    ``profiles`` (demand-v4): each zone's released profile (:mod:`models.private_profile`) replaces
+    the carried typed columns, so they read the release instead of the other days' counts."""
+    names = feature_names(version)
     scales = zone_scales(history, capacities)
     xs: list[F32] = []
     ys: list[F32] = []
@@ -139,12 +172,16 @@ def zone_days(
         times = [grid.time_at(int(i)) for i in (0, n - 1)]
         lo = 0 if since is None or since <= times[0] else max(0, grid.index_of(since))
         hi = n if until is None or until > times[1] else max(0, grid.index_of(until))
-        feats = feature_rows(grid, k[lo:hi], data.scale, calendar)
+        feats = feature_rows(grid, k[lo:hi], data.scale, calendar, version)
+        if profiles is not None:
+            from models.private_profile import carry_from_release
+
+            carry_from_release(feats, names, grid, k[lo:hi], profiles.get(zone), calendar)
         for d in np.unique(day[lo:hi]).tolist():
             rows = np.flatnonzero(day[lo:hi] == d)
             if np.all(np.isnan(targets[lo + rows])):
                 continue
-            x = np.zeros((DAY_STEPS, len(FEATURE_NAMES)), np.float32)
+            x = np.zeros((DAY_STEPS, len(names)), np.float32)
             y = np.full((DAY_STEPS, len(horizons)), np.nan, np.float32)
             x[slot[lo + rows]] = feats[rows]
             y[slot[lo + rows]] = targets[lo + rows]
@@ -153,7 +190,7 @@ def zone_days(
             ss.append(data.scale)
             days.append((zone, int(d)))
     if not xs:
-        return ZoneDays(np.zeros((0, DAY_STEPS, len(FEATURE_NAMES)), np.float32),
+        return ZoneDays(np.zeros((0, DAY_STEPS, len(names)), np.float32),
                         np.zeros((0, DAY_STEPS, len(horizons)), np.float32), np.zeros(0, np.float32))
     out = ZoneDays(np.stack(xs), np.stack(ys), np.asarray(ss, np.float32), days)
     if max_groups is not None and out.groups > max_groups:
@@ -161,9 +198,9 @@ def zone_days(
     return out
 
 
-def bytes_per_group(horizons: int) -> int:
+def bytes_per_group(horizons: int, version: str = FEATURE_VERSION) -> int:
     """Memory of one zone-day in :class:`ZoneDays` plus its activations in a step (for the budget)."""
-    return DAY_STEPS * (len(FEATURE_NAMES) + horizons) * 4 * 3
+    return DAY_STEPS * (len(feature_names(version)) + horizons) * 4 * 3
 
 
 def _lead(horizon_min: int) -> int:
@@ -175,36 +212,43 @@ def profile_column(horizon_min: int) -> int:
     return FEATURE_NAMES.index(f"weeks4_{_lead(horizon_min)}")
 
 
-def skip_inputs(horizon_min: int) -> list[str]:
-    """The columns the skip path of a horizon reads: the naive forecasts of its target time and how today runs."""
+def skip_inputs(horizon_min: int, version: str = FEATURE_VERSION) -> list[str]:
+    """The columns the skip path of a horizon reads: the naive forecasts of its target time and how today
+    runs (demand-v4: and the count now carried to it by each profile)."""
     lead = _lead(horizon_min)
+    carried = [f"carry_{p}_{lead}" for p in CARRY_PROFILES] if version == V4 and lead in CARRY_LEADS_MIN else []
     return ["now", "now_missing", "trend_15", "trend_60", "now_vs_days7", "now_vs_weeks4", "now_vs_typed",
-            *(f"{b}_{lead}" for b in ("day", "week", "days7", "weeks4", "typed", "open")), f"weeks4_{lead}_missing"]
+            *(f"{b}_{lead}" for b in ("day", "week", "days7", "weeks4", "typed", "open")), f"weeks4_{lead}_missing",
+            *carried]
 
 
-def trainable(horizons: Sequence[int], hidden: int = 32, scope: str = "all", in_day: bool = False) -> Params:
+def trainable(horizons: Sequence[int], hidden: int = 32, scope: str = "all", in_day: bool = False,
+              version: str = FEATURE_VERSION, profile: bool = False) -> Params:
     """0/1 masks of the parameters a round trains (the rest keep the shared starting values).
 
     ``all``: the hidden layer, the output layer and the skip path; ``head``: the hidden layer's input
     weights stay the shared random projection, so DP noise goes only into the few hundred
     parameters that map it and the skip columns to the forecast. With DP-SGD the noise is spread
     over every trained coordinate while the clipped signal is not: fewer coordinates, more signal.
-    ``in_day``: no weight from a column outside :data:`IN_DAY_FEATURES` is trained (DP).
+    ``in_day``: no weight from a column outside :data:`IN_DAY_FEATURES` is trained (DP; ``profile``: nor
+    from one outside :data:`PROFILE_FEATURES`).
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-    f, o = len(FEATURE_NAMES), 3 * len(horizons)
+    names = feature_names(version)
+    f, o = len(names), 3 * len(horizons)
     skip = np.zeros((f, o), np.float32)
     for j, h in enumerate(horizons):
-        skip[[FEATURE_NAMES.index(n) for n in skip_inputs(h)], 3 * j: 3 * j + 3] = 1.0
+        skip[[names.index(n) for n in skip_inputs(h, version)], 3 * j: 3 * j + 3] = 1.0
     first = 1.0 if scope == "all" else 0.0
     out = 0.0 if scope == "skip" else 1.0
     mask = [np.full((f, hidden), first, np.float32), np.full(hidden, first, np.float32),
             np.full((hidden, o), out, np.float32), np.ones(o, np.float32), skip]
-    return in_day_params(mask) if in_day else mask
+    return in_day_params(mask, profile) if in_day else mask
 
 
-def init_params(horizons: Sequence[int], hidden: int = 32, seed: int = 0, in_day: bool = False) -> Params:
+def init_params(horizons: Sequence[int], hidden: int = 32, seed: int = 0, in_day: bool = False,
+                version: str = FEATURE_VERSION) -> Params:
     """The shared starting point every gateway of a federation trains from (the server's copy).
 
     The skip path starts as the seasonal naive forecast (each horizon's quantiles read the weekday
@@ -214,7 +258,7 @@ def init_params(horizons: Sequence[int], hidden: int = 32, seed: int = 0, in_day
     ``in_day``: a model of :data:`IN_DAY_FEATURES` only, whose skip path starts as the count now.
     """
     rng = np.random.default_rng(seed)
-    f, o = len(FEATURE_NAMES), 3 * len(horizons)
+    f, o = len(feature_names(version)), 3 * len(horizons)
     skip = np.zeros((f, o), np.float32)
     for j, h in enumerate(horizons):
         skip[FEATURE_NAMES.index("now") if in_day else profile_column(h), 3 * j: 3 * j + 3] = 1.0
@@ -228,9 +272,31 @@ def init_params(horizons: Sequence[int], hidden: int = 32, seed: int = 0, in_day
     return in_day_params(params) if in_day else params
 
 
-def reads_in_day_only(params: Params) -> bool:
-    """Whether the model ignores every column outside :data:`IN_DAY_FEATURES` (a model DP training keeps)."""
-    outside = ~in_day_rows()
+def widen(params: Params, version: str) -> Params:
+    """A model of an older feature version as a model of ``version`` computing the same forecast: the
+    added columns (appended by every newer version) get zero weights, so training can take them up."""
+    f, width = params[0].shape[0], len(feature_names(version))
+    if width < f or feature_names(version)[:f] != feature_names(version_of_width(f)):
+        raise ValueError(f"a {version_of_width(f)} model cannot be widened to {version}")
+    pad = ((0, width - f), (0, 0))
+    w1, b1, w2, b2, ws = params
+    return [np.pad(w1, pad), b1.copy(), w2.copy(), b2.copy(), np.pad(ws, pad)]
+
+
+def skip_from(params: Params, horizons: Sequence[int], column: Callable[[int], str]) -> Params:
+    """``params`` whose skip path reads, for each horizon, only ``column(horizon)`` with weight 1 (the
+    rest of the skip path 0): e.g. the count now carried by the typed profile (a residual over now)."""
+    names = feature_names(version_of_width(params[0].shape[0]))
+    skip = np.zeros_like(params[4])
+    for j, h in enumerate(horizons):
+        skip[names.index(column(h)), 3 * j: 3 * j + 3] = 1.0
+    return [*(p.copy() for p in params[:4]), skip]
+
+
+def reads_in_day_only(params: Params, profile: bool = False) -> bool:
+    """Whether the model ignores every column outside :data:`IN_DAY_FEATURES` (a model DP training keeps;
+    ``profile``: outside those and :data:`PROFILE_FEATURES`)."""
+    outside = ~in_day_rows(version_of_width(params[0].shape[0]), profile)
     return not (np.any(params[0][outside]) or np.any(params[4][outside]))
 
 
@@ -374,8 +440,9 @@ def export_onnx(params: Params, horizons: Sequence[int], metadata: Mapping[str, 
     )
     model = helper.make_model(graph, producer_name="edge-agent", opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    version = version_of_width(w1.shape[0])
     meta = {
-        "feature_version": FEATURE_VERSION, "feature_count": str(len(FEATURE_NAMES)),
+        "feature_version": version, "feature_count": str(w1.shape[0]),
         "horizons_min": ",".join(str(h) for h in horizons), "quantiles": ",".join(str(q) for q in QUANTILES),
         "output_layout": "horizon-major: for each horizon p10,p50,p90; fractions of the zone scale",
         "step_min": str(STEP_MIN), "zone_agnostic": "true", "model_family": "quantile-mlp", **metadata,
@@ -399,9 +466,9 @@ def params_from_onnx(data: bytes) -> tuple[Params, tuple[int, ...]]:
     except Exception as exc:  # protobuf raises its own DecodeError
         raise ValueError(f"not an ONNX model: {exc}") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("model_family") != "quantile-mlp" or meta.get("feature_version") != FEATURE_VERSION:
-        raise ValueError(f"not a {FEATURE_VERSION} quantile MLP (family {meta.get('model_family')!r}, "
-                         f"features {meta.get('feature_version')!r})")
+    if meta.get("model_family") != "quantile-mlp" or meta.get("feature_version") not in FEATURE_VERSIONS:
+        raise ValueError(f"not a quantile MLP of {' or '.join(FEATURE_VERSIONS)} (family "
+                         f"{meta.get('model_family')!r}, features {meta.get('feature_version')!r})")
     arrays = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in model.graph.initializer}
     if set(arrays) != set(PARAM_NAMES):
         raise ValueError(f"parameters {sorted(arrays)} are not {sorted(PARAM_NAMES)}")

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from models.calendar import LibraryCalendar
 from models.errors import HistoryError
-from models.features import FEATURE_NAMES, FEATURE_VERSION, LAG_LEADS_MIN, feature_rows
+from models.features import LAG_LEADS_MIN, LATEST_VERSION, feature_names, feature_rows
 from models.history import STEP_MIN, Grid, Observation, resample, sampling_interval_min
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -45,6 +45,7 @@ class TrainingParams:
     min_samples_leaf: int = 40
     max_rows: int = 80_000  # newest rows kept per model: bounds time and memory on long histories
     seed: int = 0
+    feature_version: str = LATEST_VERSION  # models.features.FEATURE_VERSIONS; written into the model
 
 
 @dataclass
@@ -113,7 +114,8 @@ def zone_grids(
 
 
 def training_rows(
-    zones: Mapping[str, ZoneData], horizons: Sequence[int], calendar: LibraryCalendar | None
+    zones: Mapping[str, ZoneData], horizons: Sequence[int], calendar: LibraryCalendar | None,
+    version: str = LATEST_VERSION,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Features ``X``, targets ``Y`` (fractions, NaN where unknown) and each row's zone scale."""
     xs: list[npt.NDArray[np.float32]] = []
@@ -128,11 +130,11 @@ def training_rows(
             steps = h // STEP_MIN
             targets[: max(0, n - steps), j] = y[steps:]
         keep = ~np.all(np.isnan(targets), axis=1)
-        xs.append(feature_rows(data.grid, at[keep], data.scale, calendar))
+        xs.append(feature_rows(data.grid, at[keep], data.scale, calendar, version))
         ys.append(targets[keep])
         ss.append(np.full(int(keep.sum()), data.scale))
     if not xs:
-        return np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros((0, len(horizons))), np.zeros(0)
+        return np.zeros((0, len(feature_names(version))), np.float32), np.zeros((0, len(horizons))), np.zeros(0)
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
 
 
@@ -174,7 +176,8 @@ def _train(
     use, notes = usable_horizons(history, horizons)
     scales = zone_scales(history, capacities)
     zones = zone_grids(history, scales, until)
-    x, y, row_scale = training_rows(zones, use, calendar)
+    width = len(feature_names(p.feature_version))
+    x, y, row_scale = training_rows(zones, use, calendar, p.feature_version)
     if x.shape[0] < 50:
         raise HistoryError(f"only {x.shape[0]} training rows; give at least a few days of history before --until")
     rng = np.random.default_rng(p.seed)
@@ -206,8 +209,8 @@ def _train(
     first = min(d.grid.start for d in zones.values())
     last = max(d.grid.time_at(d.grid.values.size - 1) for d in zones.values())
     metadata = {
-        "feature_version": FEATURE_VERSION,
-        "feature_count": str(len(FEATURE_NAMES)),
+        "feature_version": p.feature_version,
+        "feature_count": str(width),
         "horizons_min": ",".join(str(h) for h in use),
         "quantiles": ",".join(str(q) for q in QUANTILES),
         "output_layout": "horizon-major: for each horizon p10,p50,p90; fractions of the zone scale",
@@ -218,7 +221,7 @@ def _train(
         "training_span": f"{first.isoformat()}/{last.isoformat()}",
         "metrics": _json(metrics),
     }
-    onnx_bytes = export_ensembles(ensembles, len(FEATURE_NAMES), metadata)
+    onnx_bytes = export_ensembles(ensembles, width, metadata)
     return TrainedModel(onnx_bytes=onnx_bytes, metadata=metadata, horizons=use, notes=notes)
 
 

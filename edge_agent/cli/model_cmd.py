@@ -16,6 +16,9 @@ import click
 
 from drivers.errors import ModelError
 
+#: models.features.FEATURE_VERSIONS, newest last (spelled out: the CLI does not import numpy to start)
+FEATURE_SETS = ("demand-v3", "demand-v4")
+
 if TYPE_CHECKING:
     from models.calendar import LibraryCalendar
 
@@ -62,10 +65,12 @@ def model() -> None:
 @click.option("--until", "until", default=None, help="Train only on data before this date/time (for eval splits).")
 @click.option("--capacity", multiple=True, help="ZONE=SEATS; the zone's scale (default: largest count seen).")
 @click.option("--max-iter", default=150, show_default=True, type=click.IntRange(5, 2000), help="Boosting rounds.")
+@click.option("--features", "feature_version", type=click.Choice(FEATURE_SETS), default=FEATURE_SETS[-1],
+              show_default=True, help="Feature set (docs/model.md); gateways run models of either.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Where to write MODEL.onnx.")
 def train(
     history_path: Path, calendar_path: Path | None, horizons: str, until: str | None,
-    capacity: tuple[str, ...], max_iter: int, out_path: Path,
+    capacity: tuple[str, ...], max_iter: int, feature_version: str, out_path: Path,
 ) -> None:
     """Fit the quantile forecast on a history and write one ONNX model."""
     from models.history import read_history_csv
@@ -85,7 +90,7 @@ def train(
     history = read_history_csv(history_path)
     result = fit(
         history, _parse_horizons(horizons), _calendar(calendar_path), _parse_when(until, "--until"),
-        capacities, TrainingParams(max_iter=max_iter),
+        capacities, TrainingParams(max_iter=max_iter, feature_version=feature_version),
     )
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
@@ -94,7 +99,7 @@ def train(
     meta = result.metadata
     click.echo(
         f"wrote {out_path} ({len(result.onnx_bytes) // 1024} KiB): horizons {meta['horizons_min']} min, "
-        f"zones {meta['zones']}, span {meta['training_span']}"
+        f"zones {meta['zones']}, span {meta['training_span']}, features {meta['feature_version']}"
     )
 
 

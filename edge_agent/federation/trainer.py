@@ -41,6 +41,7 @@ from edge_agent.forecast_config import FederationConf
 from models.calendar import LibraryCalendar
 from models.errors import HistoryError, ModelError
 from models.evaluation import evaluate as score
+from models.features import FEATURE_VERSION, version_of_width
 from models.history import Observation
 from models.inference import Forecaster, SwapResult
 from models.privacy import PrivacyLedger
@@ -107,7 +108,7 @@ class GatewayTrainer:
         self.ledger = self._read_ledger()
         self.installed: list[str] = []
         self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
-        self._cache: dict[tuple[tuple[int, ...], bool], tuple[tuple[Any, ...], GatewayData]] = {}
+        self._cache: dict[tuple[tuple[int, ...], bool, str], tuple[tuple[Any, ...], GatewayData]] = {}
 
     def _read_ledger(self) -> PrivacyLedger:
         p = self.conf.privacy
@@ -129,18 +130,19 @@ class GatewayTrainer:
             os.fsync(handle.fileno())
         os.replace(tmp, self.ledger_path)
 
-    def data(self, horizons: tuple[int, ...], private: bool = False) -> GatewayData:
+    def data(self, horizons: tuple[int, ...], private: bool = False, version: str = FEATURE_VERSION) -> GatewayData:
         """The zone-days to train on (cached while the history, horizons and privacy stay the same).
 
         ``private`` (DP rounds): only zones whose scale is public (a seat count from the config, not
         the largest count seen, which would carry every day's data into every row), and only rows
         that read and predict within their own zone-day (:func:`models.quantile_mlp.zone_days`).
+        ``version``: the feature set of the model being trained (the server's start decides it).
         """
         history, holdout_from, stamp = self._recent()
-        cached = self._cache.get((horizons, private))
+        cached = self._cache.get((horizons, private, version))
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons)))
+        max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons), version))
         kept = cut_history(history, holdout_from)
         if private:
             unscaled = sorted(z for z in kept if not self.capacities.get(z))
@@ -149,9 +151,9 @@ class GatewayTrainer:
                             ", ".join(unscaled))
             kept = {z: obs for z, obs in kept.items() if self.capacities.get(z)}
         train = zone_days(kept, horizons, self.calendar(), capacities=self.capacities, max_groups=max_groups,
-                          in_day=private)
+                          in_day=private, version=version)
         data = GatewayData(train, history, holdout_from)
-        self._cache[(horizons, private)] = (stamp, data)
+        self._cache[(horizons, private, version)] = (stamp, data)
         return data
 
     def _recent(self) -> tuple[dict[str, list[Observation]], datetime, tuple[Any, ...]]:
@@ -170,7 +172,12 @@ class GatewayTrainer:
         _lower_priority(self.conf.nice)
         horizons = horizons_of(config)
         private = self.noise_multiplier > 0
-        data = self.data(horizons, private)
+        try:
+            version = version_of_width(params[0].shape[0])
+        except ValueError as exc:
+            log.warning("federated round refused: the server's model fits no feature set here (%s)", exc)
+            return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        data = self.data(horizons, private, version)
         how = LocalTraining(
             steps=int(config.get("steps", 30)), batch_groups=int(config.get("batch_groups", 32)),
             learning_rate=float(config.get("learning_rate", 0.003)), prox_mu=float(config.get("prox_mu", 0.0)),
@@ -195,7 +202,7 @@ class GatewayTrainer:
             params = in_day_params(params)
         # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
         new, report = train_round(params, data.train, how, np.random.default_rng(),
-                                  trainable(horizons, params[0].shape[1], scope, in_day=private))
+                                  trainable(horizons, params[0].shape[1], scope, in_day=private, version=version))
         metrics: Scalars = {"refused": 0, "steps": report.steps, "budget_stop": int(report.stopped_by_budget)}
         if private:
             metrics["epsilon_round"] = self.ledger.round_epsilon(q, how.noise_multiplier, report.steps)
@@ -245,13 +252,14 @@ class GatewayTrainer:
             params, have = params_from_onnx(self.delivered)
         except ValueError as exc:
             return False, f"the delivered model cannot be adapted: {exc}"
-        data = self.data(have)
+        version = version_of_width(params[0].shape[0])
+        data = self.data(have, version=version)
         if data.train.groups < 4:
             return False, "too little history to adapt on"
         how = adaptation(steps, self.conf.cpu_seconds_per_round)
         # Seeded: the randomness of a model that never leaves the gateway protects nothing.
         adapted, _ = train_round(params, data.train, how, np.random.default_rng(0),
-                                 trainable(have, params[0].shape[1], "all"))
+                                 trainable(have, params[0].shape[1], "all", version=version))
         candidate = export_onnx(adapted, have, {"training": "federated, then adapted on this gateway",
                                                 "adapted_from": hashlib.sha256(self.delivered).hexdigest()})
         calendar = self.calendar()
