@@ -21,7 +21,7 @@ simulator's), so the same code runs on a gateway and on virtual time. The 25..27
 sent in one go without yielding to the event loop (a read takes well under a millisecond on a
 Pi); a high phase that still took longer than 50 us on the injected clock (the process was
 preempted, and the part may have powered down in it) voids the read: the part is reset and read
-again, up to three times.
+again, up to ``READ_ATTEMPTS`` times in all (a busy gateway can preempt several reads in a row).
 
 A load cell drifts and each desk's platform differs: the driver reports grams with a nominal
 ``counts_per_gram``; the daemon's calibration store holds each desk's tare (the zero, a reference
@@ -57,6 +57,9 @@ def decode(word: int) -> int:
     """24 bits of two's complement -> a signed count."""
     word &= 0xFFFFFF
     return word - 0x1000000 if word & 0x800000 else word
+
+
+READ_ATTEMPTS = 5  # reads voided by a long high phase before the read fails
 
 
 class ClockHeldTooLong(DataNotReadyError):
@@ -171,7 +174,7 @@ class Hx711:
                 raise
 
         async def until_unbroken() -> float:
-            for _ in range(2):
+            for _ in range(READ_ATTEMPTS - 1):
                 try:
                     return await attempt()
                 except ClockHeldTooLong:
