@@ -342,14 +342,11 @@ class SeatStateMachine:
                     self._left_at = None
                     self._provisional = self._by_weight = False
                     self._set(SeatStatus.OCCUPIED, self._run_start + need)
-                elif cleared and self._weight_t is not None:
-                    self._left_at = self._session_start = self._run_start = None  # the desk is empty again
-                    self._by_weight = self._provisional = False
-                    self._set(SeatStatus.FREE, max(self._weight_t, self.since))
-                elif packed and self._weight_t is not None:
-                    # Held on warmth, but the desk that held their things is empty: they packed up.
+                elif (cleared or packed) and self._weight_t is not None:
+                    # The desk is empty again (held on its weight), or held on warmth while the desk
+                    # that held their things is empty: they packed up. Either way the seat is free.
                     self._left_at = self._session_start = self._run_start = None
-                    self._provisional = False
+                    self._by_weight = self._provisional = False
                     self._set(SeatStatus.FREE, max(self._weight_t, self.since))
                 elif self._provisional and self._weighed_after(left):
                     self._provisional = False  # whatever the warmth was, something stands on the desk
