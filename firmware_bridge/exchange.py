@@ -430,10 +430,22 @@ class LineMaster:
                     self._damaged = self._reply is not None
                     continue
                 self._dispatch(item)
-            if self._damaged and self._scope is not None:
+            if self._damaged:
                 # A damaged reply: the node will not send a better one. Give up once the line
                 # has been quiet for a moment (the rest of a split frame may still be arriving).
-                self._scope.reschedule(min(self._scope_end, loop.time() + quiet_s))
+                self._give_up_after(min(self._scope_end, loop.time() + quiet_s))
+
+    def _give_up_after(self, when: float) -> None:
+        """Bring the wait for the current reply forward to ``when``.
+
+        The wait may already have run out: its timeout is expiring while the exchange task has
+        not yet run to clear it. Rescheduling it then would raise and kill this reader, and with
+        it the whole line, so an expired or finished wait is left alone.
+        """
+        scope = self._scope
+        if scope is None or scope.expired() or self._reply is None or self._reply.done():
+            return
+        scope.reschedule(when)
 
     def _dispatch(self, frame: Frame) -> None:
         if not frame.is_reply or frame.dst != GATEWAY:

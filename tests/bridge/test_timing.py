@@ -118,3 +118,31 @@ def test_a_reply_without_its_delimiter_does_not_swallow_the_next_one() -> None:
             assert link.stats.rx_errors == 0
 
     run_virtual(main())
+
+
+def test_damage_seen_after_the_wait_ran_out_leaves_the_reader_running() -> None:
+    """The reader may see a damaged reply in the loop turn between the reply wait expiring and
+    the exchange task clearing it. Bringing that expired wait forward must be a no-op: raising
+    there killed the reader task and every later request on the line timed out."""
+    from firmware_bridge.exchange import LineMaster
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        master = LineMaster(MemoryLine().master)
+        master._reply = loop.create_future()
+        seen_expiring = False
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0) as scope:
+                master._scope = scope
+                try:
+                    await asyncio.sleep(1)
+                except asyncio.CancelledError:
+                    seen_expiring = scope.expired()
+                    master._give_up_after(loop.time() + 0.01)  # raised RuntimeError before
+                    raise
+        assert seen_expiring
+        master._give_up_after(loop.time() + 0.01)
+        master._scope = None
+        master._give_up_after(loop.time() + 0.01)
+
+    asyncio.run(scenario())
