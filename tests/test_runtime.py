@@ -185,3 +185,20 @@ def test_systemd_unit_verifies_and_is_hardened() -> None:
     r = subprocess.run([analyze, "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60)
     score = float(r.stdout.split("Overall exposure level for edge-agent.service:")[1].split()[0])
     assert score <= 3.0
+
+
+def test_a_crash_in_an_extension_prints_the_python_stacks() -> None:
+    """``edge-agent run`` turns faulthandler on: a segmentation fault in SQLite or onnxruntime then
+    leaves every thread's Python stack in the journal, not only an exit status of -11."""
+    crash = ("import ctypes\n"
+             "from edge_agent.cli.daemon_cmd import print_stacks_on_crash\n"
+             "def poller_reads_the_part():\n"
+             "    ctypes.string_at(0)\n"
+             "print_stacks_on_crash()\n"
+             "poller_reads_the_part()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+    done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=60, env=env,
+                          check=False)
+    assert done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+    assert "in poller_reads_the_part" in done.stderr, done.stderr
