@@ -76,6 +76,7 @@ class DaemonState:
     reloads: int = 0
     last_reload_error: str = ""
     faults: list[str] = field(default_factory=list)
+    fatal: str = ""  # why the daemon stopped itself (a background task of its own failed); empty while it runs
 
 
 class Daemon:
@@ -207,9 +208,28 @@ class Daemon:
         """Reload soon, in a task of the daemon's own: asked for over MQTT, the reload rebuilds the
         uplink that carries the request, so it must not run inside that request, and it waits
         (bounded) for the request's result to reach the broker first."""
-        task = asyncio.get_running_loop().create_task(self._reload_soon(), name="reload")
+        self.track(asyncio.get_running_loop().create_task(self._reload_soon(), name="reload"))
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep a one-off task of the daemon's own (a reload) until it ends; one that fails stops the daemon.
+
+        A reload that raises has gone past every fallback (the running configuration could not be
+        started again either), so the floor may be left without its components: nothing would say
+        so, as nobody awaits the task. Its error is logged with the traceback, kept as
+        ``state.fatal``, and the daemon stops; :func:`serve` then fails, and systemd starts the
+        service again (``Restart=on-failure``).
+        """
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        self.state.fatal = f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
+        log.critical("%s; stopping, for the service manager to start the daemon again", self.state.fatal,
+                     exc_info=exc)
+        self.request_stop()
 
     async def _reload_soon(self, settle_s: float = 0.5, within_s: float = 10.0) -> None:
         await self.clock.sleep(settle_s)  # the result is cached and enqueued right after the command returns
@@ -304,12 +324,8 @@ def install_signal_handlers(daemon: Daemon) -> None:
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
 
-    pending: set[asyncio.Task[bool]] = set()
-
     def hup() -> None:
-        task = asyncio.ensure_future(daemon.reload())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        daemon.track(loop.create_task(daemon.reload(), name="reload"))
 
     loop.add_signal_handler(signal.SIGHUP, hup)
 
@@ -326,3 +342,5 @@ async def serve(daemon: Daemon) -> None:
         await daemon.wait_stopped()
     finally:
         await daemon.stop()
+    if daemon.state.fatal:
+        raise EdgeError(daemon.state.fatal)

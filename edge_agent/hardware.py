@@ -126,8 +126,14 @@ class Hardware:
         await self.backend.aclose()
 
     def jobs(self) -> dict[str, Any]:
-        """Background work of the devices (DALI line status polls), for the daemon's supervisor."""
-        return self.building.jobs() if self.building is not None else {}
+        """Background work of the devices for the daemon's supervisor: the RS-485 line's watch over its
+        own workers (a dead reader or sender is reported and started again), DALI line status polls."""
+        jobs: dict[str, Any] = {}
+        if self.link is not None:
+            jobs["bridge-line"] = self.link.supervise
+        if self.building is not None:
+            jobs.update(self.building.jobs())
+        return jobs
 
     # -- buses -------------------------------------------------------------------------------
     def node_addresses(self) -> set[int]:

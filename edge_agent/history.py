@@ -18,6 +18,12 @@ Aggregates only: zone ids, slot times and counts. ``edge-agent model history exp
 documented ``timestamp,zone,occupied`` CSV from it.
 
 Blocking (sqlite3): the daemon calls it through ``asyncio.to_thread`` (or inline on virtual time).
+Several threads use one store: the forecast loop commits (in a worker thread, or on the loop on
+virtual time), the retention sweep prunes in another, and the forecast loop closes it on the loop
+when it stops, possibly while a prune is still running. An sqlite3 connection closed under a
+statement another thread is stepping frees memory that statement still uses, and the process
+dies with a segmentation fault; so every use of the connection, closing included, holds the
+store's lock, and a closed store refuses with :class:`HistoryStoreError`.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ CREATE TABLE IF NOT EXISTS counts (
 ) WITHOUT ROWID;
 """
 PRUNE_EVERY_SLOTS = 1440 // STEP_MIN  # once a day
+READ_BATCH = 4096  # rows read per hold of the store's lock
 
 
 def slot_of(t: datetime) -> int:
@@ -66,7 +73,8 @@ class HistoryStore:
         self._pending: dict[tuple[str, int], tuple[float, float | None]] = {}
         self._zone_ids: dict[str, int] = {}
         self._last_prune = -(10**12)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the pending slots and every use of the connection (module docstring)
+        self._closed = False
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -124,6 +132,12 @@ class HistoryStore:
             self._write(rows)
         return len(rows)
 
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection; call with the lock held."""
+        if self._closed:
+            raise HistoryStoreError(f"{self.path}: the zone history is closed")
+        return self._db
+
     def _zone_id(self, zone: str) -> int:
         known = self._zone_ids.get(zone)
         if known is None:
@@ -133,40 +147,56 @@ class HistoryStore:
         return known
 
     def _write(self, rows: Mapping[tuple[str, int], tuple[float, float | None]]) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO counts (zone, slot, occupied, free) VALUES (?, ?, ?, ?)",
-                [(self._zone_id(zone), slot, occ, free) for (zone, slot), (occ, free) in rows.items()],
-            )
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise HistoryStoreError(f"{self.path}: cannot write the zone history ({exc})") from exc
+        with self._lock:
+            db = self._connection()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT OR REPLACE INTO counts (zone, slot, occupied, free) VALUES (?, ?, ?, ?)",
+                    [(self._zone_id(zone), slot, occ, free) for (zone, slot), (occ, free) in rows.items()],
+                )
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise HistoryStoreError(f"{self.path}: cannot write the zone history ({exc})") from exc
 
     def prune(self, now: datetime) -> int:
         """Delete rows older than the retention; returns how many went."""
         oldest = slot_of(now - timedelta(days=self.retention_days))
-        try:
-            cur = self._db.execute("DELETE FROM counts WHERE slot < ?", (oldest,))
-        except sqlite3.Error as exc:
-            raise HistoryStoreError(f"{self.path}: cannot prune the zone history ({exc})") from exc
-        return cur.rowcount
+        with self._lock:
+            try:
+                cur = self._connection().execute("DELETE FROM counts WHERE slot < ?", (oldest,))
+            except sqlite3.Error as exc:
+                raise HistoryStoreError(f"{self.path}: cannot prune the zone history ({exc})") from exc
+            return cur.rowcount
 
     # -- reading -----------------------------------------------------------------------------
     def rows(self, since: datetime | None = None,
              until: datetime | None = None) -> Iterator[tuple[datetime, str, float]]:
-        """(grid time, zone, people) in time order, committed rows only, ``since <= t < until``."""
+        """(grid time, zone, people) in time order, committed rows only, ``since <= t < until``.
+
+        Read in batches, each under the lock, so a caller that is slow between rows never holds
+        the store (and a close never pulls the connection from under an unfinished read).
+        """
         lo = slot_of(since) if since is not None else -(2**62)
         hi = slot_of(until) if until is not None else 2**62
-        sql = ("SELECT c.slot, z.name, c.occupied FROM counts c JOIN zones z ON z.id = c.zone "
-               "WHERE c.slot >= ? AND c.slot < ? ORDER BY c.slot, z.name")
-        try:
-            for slot, zone, occupied in self._db.execute(sql, (lo, hi)):
+        select = "SELECT c.slot, z.name, c.occupied FROM counts c JOIN zones z ON z.id = c.zone WHERE "
+        order = " AND c.slot < ? ORDER BY c.slot, z.name LIMIT ?"
+        start: tuple[object, ...] = (lo,)
+        sql = select + "c.slot >= ?" + order
+        while True:
+            with self._lock:
+                try:
+                    batch = self._connection().execute(sql, (*start, hi, READ_BATCH)).fetchall()
+                except sqlite3.Error as exc:
+                    raise HistoryStoreError(f"{self.path}: cannot read the zone history ({exc})") from exc
+            for slot, zone, occupied in batch:
                 yield time_of(int(slot)), str(zone), float(occupied)
-        except sqlite3.Error as exc:
-            raise HistoryStoreError(f"{self.path}: cannot read the zone history ({exc})") from exc
+            if len(batch) < READ_BATCH:
+                return
+            sql = select + "(c.slot, z.name) > (?, ?)" + order  # on from the last row read
+            start = (int(batch[-1][0]), str(batch[-1][1]))
 
     def observations(self, since: datetime | None = None) -> dict[str, list[tuple[datetime, float]]]:
         """Per-zone observations, oldest first (what :mod:`models.training` reads)."""
@@ -196,15 +226,26 @@ class HistoryStore:
 
     def span(self) -> tuple[datetime, datetime, int] | None:
         """First and last grid time and the row count, or None when empty."""
-        row = self._db.execute("SELECT MIN(slot), MAX(slot), COUNT(*) FROM counts").fetchone()
+        with self._lock:
+            try:
+                row = self._connection().execute("SELECT MIN(slot), MAX(slot), COUNT(*) FROM counts").fetchone()
+            except sqlite3.Error as exc:
+                raise HistoryStoreError(f"{self.path}: cannot read the zone history ({exc})") from exc
         if row is None or row[2] == 0:
             return None
         return time_of(int(row[0])), time_of(int(row[1])), int(row[2])
 
     def close(self) -> None:
-        if not self.readonly:
-            self.flush()
-        self._db.close()
+        """Commit what is noted and close; waits for a write, prune or read batch in another thread."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if not self.readonly:
+                    self.flush()
+            finally:
+                self._closed = True
+                self._db.close()
 
 
 class ZoneRecorder:

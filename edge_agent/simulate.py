@@ -286,6 +286,8 @@ class Simulation:
                 await daemon.start()
                 if self.incarnations == 1 and daemon.gateway is not None:
                     await self._patron_system(daemon.gateway)
+                if self.incarnations == 1 and isinstance(loop := asyncio.get_running_loop(), VirtualTimeLoop):
+                    loop.restart_pace()  # --speed counts from the daemon's start, not from the floor's building
                 stop = asyncio.create_task(self._stop_event.wait())
                 cut = asyncio.create_task(self._restart_event.wait())
                 await asyncio.wait({stop, cut}, return_when=asyncio.FIRST_COMPLETED)

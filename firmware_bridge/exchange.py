@@ -291,6 +291,9 @@ class LineMaster:
                     await self._attempt(pick)
                 except (BridgeError, ValueError) as exc:  # e.g. the transport failed: fail this request only
                     self._finish(pick, exc if isinstance(exc, BridgeError) else BridgeError(str(exc)))
+                except BaseException:  # the sender itself stops (a bug, the link closing): no caller waits forever
+                    self._finish(pick, BridgeError("bridge link closed" if self._closed else "the sender stopped"))
+                    raise
                 finally:
                     self._current = None
                 await asyncio.sleep(self.byte_s * INTERFRAME_CHARS)

@@ -17,6 +17,13 @@ On top of the turn-taking, retries and ordering rules of :class:`~firmware_bridg
   by a reboot: a move cut short stays where it stopped, and its height is read back.
 
 Events (button presses, motion, ``reboot``, ``restored``) come out of :meth:`BridgeLink.events`.
+
+The line lives in tasks of its own: the reader, the sender, the registry's saver and one poller
+per watched node. None of them ends while the link is open, so one that does has hit a bug, and
+the line would be silently dead (a dead sender leaves every caller waiting, a dead reader every
+request timing out). Such a death is logged with its traceback at once, the requests queued
+behind a dead sender fail, and :meth:`BridgeLink.supervise` (a task of the daemon's supervisor)
+raises the error, so the supervisor logs and counts it, and starts the dead workers again.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -113,6 +120,11 @@ class BridgeLink(LineMaster):
         self._intended: dict[OutputKey, SetOutput] = {}  # the newest command per output: what we own
         self._reported: dict[OutputKey, OutputState] = {}  # the node's newest report per output
         self._restoring: dict[int, asyncio.Task[None]] = {}
+        # name -> the task of a worker that lives as long as the link, and its loop (to start it again)
+        self._workers: dict[str, tuple[asyncio.Task[None], Callable[[], Coroutine[Any, Any, None]]]] = {}
+        self._intervals: dict[int, float] = {}  # node -> its poll interval (a poller started again keeps it)
+        self._died: list[tuple[str, BaseException]] = []  # workers that ended, not yet reported by supervise()
+        self._death = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> BridgeLink:
@@ -123,9 +135,40 @@ class BridgeLink(LineMaster):
         await self.aclose()
 
     def start(self) -> None:
-        self._spawn(self._read_loop(), "bridge-reader")
-        self._spawn(self._send_loop(), "bridge-sender")
-        self._spawn(self._persist_loop(), "bridge-registry")
+        self._worker("bridge-reader", self._read_loop)
+        self._worker("bridge-sender", self._send_loop)
+        self._worker("bridge-registry", self._persist_loop)
+
+    async def supervise(self) -> None:
+        """Start again every worker of the line that has died, then wait for the next death and raise it.
+
+        The daemon runs this under its supervisor (:mod:`edge_agent.supervisor`), which logs the
+        error, counts it towards a crash loop, and runs this again after its backoff.
+        """
+        self._revive()
+        while not self._died:
+            self._death.clear()
+            await self._death.wait()
+        deaths, self._died = self._died, []
+        name, exc = deaths[0]
+        others = f" (and {', '.join(n for n, _ in deaths[1:])})" if len(deaths) > 1 else ""
+        raise BridgeError(f"bridge line: {name}{others} stopped: {type(exc).__name__}: {exc}") from exc
+
+    def _revive(self) -> None:
+        if self._closed:
+            return
+        for name, (task, loop) in list(self._workers.items()):
+            if task.done():
+                log.warning("bridge line: starting %s again", name)
+                self._worker(name, loop)
+        for node, task in list(self._pollers.items()):
+            if task.done():
+                log.warning("bridge line: polling node %d again", node)
+                del self._pollers[node]
+                self.watch(node, self._intervals[node])
+
+    def _worker(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._workers[name] = (self._spawn(loop(), name, lives=True), loop)
 
     async def aclose(self) -> None:
         """Stop pollers and workers, fail what is still queued, save the registry, close the transport."""
@@ -139,11 +182,29 @@ class BridgeLink(LineMaster):
             await asyncio.to_thread(self.registry.save, self.clock.monotonic())
         await self.transport.aclose()
 
-    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
+    def _spawn(self, coro: object, name: str, *, lives: bool = False) -> asyncio.Task[None]:
+        """A task of the link; ``lives``: it runs as long as the link is open (its end is a death)."""
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended_living if lives else self._ended)
         return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A short task (an event drain, a restore) ended: a bug in it is logged, never left unread."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("bridge line: %s failed: %s: %s", task.get_name(), type(exc).__name__, exc, exc_info=exc)
+
+    def _ended_living(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._closed or task.cancelled():
+            return
+        exc = task.exception() or BridgeError("it returned")
+        log.error("bridge line: %s died: %s: %s", task.get_name(), type(exc).__name__, exc, exc_info=exc)
+        if task.get_name() == "bridge-sender":  # nothing would send what is queued: its callers hear it now
+            self._fail_queued(BridgeError(f"the line's sender stopped: {type(exc).__name__}: {exc}"))
+        self._died.append((task.get_name(), exc))
+        self._death.set()
 
     # ---- typed requests --------------------------------------------------------------------
     async def hello(
@@ -315,7 +376,8 @@ class BridgeLink(LineMaster):
     def watch(self, node: int, interval_s: float = 1.0) -> None:
         """Poll ``node`` every ``interval_s`` seconds until the link closes (idempotent per node)."""
         if node not in self._pollers:
-            self._pollers[node] = self._spawn(self._poll_loop(node, interval_s), f"bridge-poll-{node}")
+            self._intervals[node] = interval_s
+            self._pollers[node] = self._spawn(self._poll_loop(node, interval_s), f"bridge-poll-{node}", lives=True)
 
     async def _poll_loop(self, node: int, interval_s: float) -> None:
         loop = asyncio.get_running_loop()

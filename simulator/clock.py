@@ -186,6 +186,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _thread_done(self, _: asyncio.Future[Any]) -> None:
         self.threads_in_flight -= 1
 
+    def restart_pace(self) -> None:
+        """Count the pace from now (paced mode): the wall time spent so far does not stay owed.
+
+        The pace allows ``pace`` simulated seconds per wall second since the loop was made, so the
+        wall seconds a busy machine takes to build the floor and start the daemon, while simulated
+        time stands still, would be spent later in one burst: a process outside meeting a freshly
+        started daemon would see its first simulated minutes pass in a fraction of a wall second.
+        Nothing to do in the other modes.
+        """
+        if self.pace is None:
+            return
+        self._start = self._virtual
+        self._real_origin = time.monotonic()
+
     def follow_wall_clock(self, speed: float = 1.0) -> None:
         """From now on simulated time runs ``speed`` times the wall clock, from where it stands.
 

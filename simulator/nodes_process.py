@@ -14,7 +14,7 @@ faults: ``--fault SPEC`` (scripted, :class:`~simulator.nodes_line.FrameFault`), 
 The test's window on the truth is stdin/stdout: one command per line in, one JSON line out.
 
 =============================== ===========================================================
-``state ADDR``                  boot id, firmware, slot, outputs, commands executed
+``state ADDR``                  boot id, firmware, slot (on trial or not), outputs, commands executed
 ``reboot ADDR [SILENT_S]``      the node resets (outputs to their power-on state)
 ``set ADDR CH FUNCTION VALUE``  a local change at the node (someone turned the lamp's knob)
 ``busy ADDR SECONDS``           the node answers BUSY for that long
@@ -79,6 +79,7 @@ def node_state(node: SimNode) -> dict[str, Any]:
         "firmware": ".".join(map(str, node.firmware)),
         "active_slot": node.active_slot,
         "ota_state": int(node.ota.state),
+        "on_trial": node.flash.trial_from is not None,  # a new slot not yet confirmed by a HELLO
         "levels": [round(r.at(now)) for r in node.levels],
         "level_targets": [round(r.target) for r in node.levels],
         "lamps": [round(r.at(now)) for r in node.lamps],

@@ -185,3 +185,52 @@ def test_systemd_unit_verifies_and_is_hardened() -> None:
     r = subprocess.run([analyze, "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60)
     score = float(r.stdout.split("Overall exposure level for edge-agent.service:")[1].split()[0])
     assert score <= 3.0
+
+
+def test_a_crash_in_an_extension_prints_the_python_stacks() -> None:
+    """``edge-agent run`` turns faulthandler on: a segmentation fault in SQLite or onnxruntime then
+    leaves every thread's Python stack in the journal, not only an exit status of -11."""
+    crash = ("import ctypes\n"
+             "from edge_agent.cli.daemon_cmd import print_stacks_on_crash\n"
+             "def poller_reads_the_part():\n"
+             "    ctypes.string_at(0)\n"
+             "print_stacks_on_crash()\n"
+             "poller_reads_the_part()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+    done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=60, env=env,
+                          check=False)
+    assert done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+    assert "in poller_reads_the_part" in done.stderr, done.stderr
+
+
+async def test_a_reload_that_leaves_no_floor_stops_the_daemon_loudly(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A reload whose new configuration cannot start, and whose running one cannot start again either,
+    leaves the floor without its components. It ran in a task nobody awaited: the error vanished and
+    the daemon ran on, empty. Now it is logged and the daemon stops with an error (systemd restarts it)."""
+    from drivers.errors import EdgeError
+    from edge_agent.clock import SystemClock
+    from edge_agent.config import load_config
+    from edge_agent.daemon import Component, Daemon, DaemonOptions, serve
+
+    builds: list[int] = []
+    built = asyncio.Event()
+
+    async def build(_daemon: Daemon) -> list[Component]:
+        builds.append(len(builds))
+        built.set()
+        if len(builds) > 1:
+            raise RuntimeError("the I2C adapter is gone")
+        return []
+
+    daemon = Daemon(DaemonOptions(config_path=EXAMPLE_FLOOR, state_dir=tmp_path / "state"), load_config(EXAMPLE_FLOOR),
+                    clock=SystemClock(), build=build)
+    serving = asyncio.create_task(serve(daemon))
+    async with asyncio.timeout(60):
+        await built.wait()
+        daemon.schedule_reload()
+        with pytest.raises(EdgeError, match="reload failed: RuntimeError: the I2C adapter is gone"):
+            await serving
+    assert builds == [0, 1, 2]  # the new configuration, then the running one again: both failed
+    assert any(r.levelname == "CRITICAL" and "reload failed" in r.getMessage() and r.exc_info for r in caplog.records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import subprocess
@@ -29,6 +30,20 @@ def parse_broker(value: str | None) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def print_stacks_on_crash() -> None:
+    """A crash in an extension (SQLite, onnxruntime, numpy) kills the process without a Python
+    traceback; with this, every thread's Python stack goes to stderr (the journal) first.
+
+    Left as it is when already on (``PYTHONFAULTHANDLER``, a test runner), and skipped when
+    stderr is no file (an in-process test runner's capture)."""
+    if faulthandler.is_enabled():
+        return
+    try:
+        faulthandler.enable()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        pass
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               default=Path("/etc/edge-agent/gateway.toml"), show_default=True, help="Site configuration (TOML).")
@@ -52,6 +67,7 @@ def run(config_path: Path, state_dir: Path | None, broker: str | None, log_forma
         scenario: Path | None, fast: bool, speed: float | None, report: Path | None, render: Path | None,
         seed: int | None, baseline: bool) -> None:
     """Run the daemon: on real hardware, or with --simulate on the simulated floor."""
+    print_stacks_on_crash()
     setup_logging(log_format, log_level)
     broker_addr = parse_broker(broker)
     if scenario is None:
@@ -86,6 +102,7 @@ def run(config_path: Path, state_dir: Path | None, broker: str | None, log_forma
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 def demo(broker: str | None, scenario: Path | None, report: Path | None) -> None:
     """One simulated library day on the example floor, with an embedded MQTT broker, then a report."""
+    print_stacks_on_crash()
     setup_logging("text", "warning")
     from edge_agent.demo import run_demo
 

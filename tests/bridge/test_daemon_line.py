@@ -88,7 +88,7 @@ def wait(what: str, check: Any, wall_s: float = 30.0) -> Any:
 def test_the_daemon_owns_the_line_restores_outputs_and_updates_firmware(tmp_path: Path) -> None:
     state = tmp_path / "state"
     sock = state / "control.sock"
-    with NodeProcess("5:desk-cluster:trial=5", "101:dimmer") as nodes:
+    with NodeProcess("5:desk-cluster", "101:dimmer") as nodes:  # the firmware's trial deadline: see test_nodes_cli
         config = tmp_path / "gateway.toml"
         config.write_text(CONFIG.format(port=nodes.path, publisher=PUBLISHER.public))
         env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "NOTIFY_SOCKET")}

@@ -129,6 +129,20 @@ def topic_is(suffix: str) -> Callable[[Message], bool]:
     return lambda m: m.topic == full
 
 
+def runs_of(observer: Any, kind: str, target: str, *, until: str, after: int) -> int:
+    """How many ``event/{kind}`` for ``target`` the daemon published before its ``event/{until}`` for it.
+
+    For "it ran once, not twice": the daemon publishes its events in order, so once the later
+    event is in, a second run of the first would be in before it. Counting after a fixed sleep
+    instead fails when a busy machine delivers even the first one late.
+    """
+    later = observer.wait_for(f"event {until} for {target}", event_of(until, target=target), after=after)
+    with observer.lock:
+        end = next(i for i, m in enumerate(observer.messages) if m is later)
+        before = observer.messages[after:end]
+    return sum(1 for m in before if event_of(kind, target=target)(m))
+
+
 def event_of(kind: str, **data: Any) -> Callable[[Message], bool]:
     """An ``event/{kind}`` message whose ``data`` holds every given key with that value."""
     topic = f"{TOPIC_ROOT}/event/{kind}"

@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
-from tests.contract.outside import ROOT, TOPIC_ROOT, OutsideDaemon, event_of, serving, topic_is
+from tests.contract.outside import ROOT, TOPIC_ROOT, OutsideDaemon, event_of, runs_of, serving, topic_is
 from tests.contract.schemas import check_request
 
 pytestmark = [pytest.mark.slow, pytest.mark.mqtt]
@@ -117,9 +116,8 @@ def test_a_resent_id_is_answered_from_the_cache_and_not_run_again(gw: OutsideDae
     again = gw.command("set_override", args, rid=rid)
     assert first["ok"] is True and first["replayed"] is False
     assert again["replayed"] is True and again["result"] == first["result"] and again["msg_id"] != first["msg_id"]
-    time.sleep(1.0)
-    assert len(gw.observer.seen(event_of("override_set", target="light-z5-quiet-1"), after=mark)) == 1
     send(gw, "clear_override", {"target_kind": "actuator", "target": "light-z5-quiet-1"})
+    assert runs_of(gw.observer, "override_set", "light-z5-quiet-1", until="override_cleared", after=mark) == 1
 
 
 def test_response_topic_and_correlation_data_are_honoured(gw: OutsideDaemon) -> None:

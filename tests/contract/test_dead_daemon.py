@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from drivers.errors import EdgeError
+from edge_agent.control.client import ControlClient
 from edge_agent.control.protocol import state_dir_socket
 from tests.contract.outside import ROOT, SCENARIO, TOPIC_ROOT, OutsideDaemon
 from tests.mosquitto import Mosquitto
@@ -89,6 +91,20 @@ duration_min = 1
 """
 
 
+def _running(sock: Path) -> bool:
+    """The first life has started: it answers on its socket, and its clock has moved since its start.
+
+    The socket file alone is not enough: it is bound in the middle of the start, and the simulation
+    seeds the patrons' consents in the state directory right after it. Both take no simulated time,
+    so a daemon whose clock has moved on is past them.
+    """
+    try:
+        with ControlClient(sock, timeout_s=10.0) as client:
+            return float(client.request("status")["uptime_s"]) > 0.0
+    except EdgeError:
+        return False
+
+
 def test_a_daemon_that_dies_mid_day_fails_the_run(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with Mosquitto(tmp_path / "broker") as broker:
@@ -100,7 +116,7 @@ def test_a_daemon_that_dies_mid_day_fails_the_run(tmp_path: Path) -> None:
             sock = state_dir_socket(state)
             deadline = 60.0
             start = time.monotonic()
-            while not sock.exists():
+            while not _running(sock):
                 assert proc.poll() is None, proc.communicate()[1][-3000:]
                 assert time.monotonic() - start < deadline, "the daemon did not start"
                 time.sleep(0.1)

@@ -14,6 +14,7 @@ import pytest
 
 from edge_agent.cli import cli
 from edge_agent.history import HistoryStore, ZoneRecorder
+from models.errors import HistoryStoreError
 from models.history import read_history_csv, resample
 from tests.clirunner import CliRunner
 
@@ -102,6 +103,81 @@ def test_unusable_store_is_reported_and_memory_goes_on(tmp_path: Path) -> None:
     assert recorder.store is None and "history.sqlite" in recorder.problem
     recorder.note(T0, {"q": (3.0, None)})
     assert len(recorder.histories["q"]) == 1
+
+
+# The forecast loop closes the store when it stops, on the event loop, while the retention sweep may be
+# pruning it in a worker thread (or the forecast loop's own write-through may still run in one). The
+# writer here is parked inside its write by an SQLite progress handler, deterministically, and the
+# store is closed from another thread meanwhile. In a child process: a connection closed under a
+# running write killed its process with a segmentation fault.
+CLOSE_DURING_WRITE = """
+import sys, threading
+from datetime import datetime, timedelta
+from edge_agent.history import HistoryStore
+
+path = sys.argv[1]
+store = HistoryStore(path)
+inside, release = threading.Event(), threading.Event()
+
+def park():
+    if not release.is_set():
+        inside.set()
+        release.wait(30)
+    return 0
+
+rows = [(datetime(2024, 10, 7) + timedelta(minutes=15 * i), f"z{i % 8}", float(i % 7)) for i in range(2000)]
+outcome = {}
+
+def write():
+    store._db.set_progress_handler(park, 1000)
+    outcome["written"] = store.record_many(rows)
+
+writer = threading.Thread(target=write)
+writer.start()
+assert inside.wait(30), "the write never started"
+closer = threading.Thread(target=store.close)
+closer.start()
+closer.join(0.2)
+outcome["close_waited"] = closer.is_alive()
+release.set()
+writer.join(30)
+closer.join(30)
+again = HistoryStore(path, readonly=True)
+print(outcome["written"], outcome["close_waited"], sum(1 for _ in again.rows()))
+"""
+
+
+def test_closing_the_store_waits_for_a_write_in_another_thread(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", CLOSE_DURING_WRITE,
+                           str(tmp_path / "h.sqlite")], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["2000", "True", "2000"]  # written, close waited for it, all kept
+
+
+def test_a_closed_store_refuses_in_one_line(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.sqlite")
+    store.record_many([(T0, "z", 1.0), (T0 + timedelta(minutes=15), "z", 2.0)])
+    reading = store.rows()
+    assert next(reading) == (T0, "z", 1.0)
+    store.close()
+    store.close()  # twice is harmless (the forecast loop's and the daemon's stops)
+    with pytest.raises(HistoryStoreError, match="closed"):
+        store.prune(T0)
+    with pytest.raises(HistoryStoreError, match="closed"):
+        store.span()
+    assert list(reading) == [(T0 + timedelta(minutes=15), "z", 2.0)]  # the batch read before the close
+
+
+def test_rows_are_read_in_batches_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_agent.history as history
+
+    monkeypatch.setattr(history, "READ_BATCH", 5)
+    store = HistoryStore(tmp_path / "h.sqlite")
+    rows = [(T0 + timedelta(minutes=15 * (i // 3)), f"z{i % 3}", float(i)) for i in range(17)]
+    store.record_many(rows)
+    assert list(store.rows()) == [(t + timedelta(0), z, v) for t, z, v in rows]
+    assert list(store.rows(since=T0 + timedelta(minutes=30), until=T0 + timedelta(minutes=60))) == rows[6:12]
+    store.close()
 
 
 def test_export_round_trips_into_training(tmp_path: Path, history_files: tuple[Path, Path]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import threading
 import time
@@ -175,3 +176,32 @@ def test_work_in_a_thread_takes_no_simulated_time() -> None:
     order, elapsed = run_virtual(main())
     assert elapsed == 0.0
     assert order == ["thread", "timer"]
+
+
+def test_restarting_the_pace_forgets_the_wall_time_spent_before() -> None:
+    """Building a floor takes wall time while simulated time stands still; from ``restart_pace`` on,
+    a process outside sees the pace, not a burst that spends the time owed."""
+
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        busy_until = time.monotonic() + 0.3  # the floor being built: simulated time stands still
+        while time.monotonic() < busy_until:
+            pass
+        owed = loop.paced_limit() - loop.time()
+        loop.restart_pace()
+        return owed, loop.paced_limit() - loop.time()
+
+    owed, owed_after = _run_paced(main, pace=100.0)
+    assert owed >= 0.3 * 100.0  # without the restart, 30 simulated seconds could pass at once
+    assert owed_after < 0.1 * 100.0
+
+
+def test_restarting_the_pace_leaves_the_other_modes_alone() -> None:
+    for loop in (VirtualTimeLoop(), VirtualTimeLoop(speed=10.0)):
+        try:
+            before = loop.time()
+            loop.restart_pace()
+            assert loop.time() >= before and loop.paced_limit() == math.inf
+        finally:
+            loop.close()
