@@ -190,19 +190,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 heapq.heappop(scheduled)[2]._scheduled = False  # type: ignore[attr-defined]
 
         ready: collections.deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
+        fast = self.speed is None  # then the loop's time is _virtual (see time())
         timeout: float | None = None
         if ready or self._stopping:  # type: ignore[attr-defined]
             timeout = 0
         elif scheduled:
-            timeout = min(max(0, scheduled[0][0] - self.time()), _MAXIMUM_SELECT_TIMEOUT)
+            now = self._virtual if fast else self.time()
+            timeout = min(max(0, scheduled[0][0] - now), _MAXIMUM_SELECT_TIMEOUT)
 
         selector = self._virtual_selector
-        if timeout == 0 and self.speed is None and selector._busy_turns + 1 < POLL_EVERY:
+        if timeout == 0 and fast and selector._busy_turns + 1 < POLL_EVERY:
             selector._busy_turns += 1  # what selector.select(0) would do, without the calls
         else:
             self._process_events(selector.select(timeout))  # type: ignore[attr-defined]
+            fast = self.speed is None  # follow_wall_clock() may have been called meanwhile
 
-        end_time = self.time() + self._clock_resolution  # type: ignore[attr-defined]
+        end_time = (self._virtual if fast else self.time()) + self._clock_resolution  # type: ignore[attr-defined]
         while scheduled:
             entry = scheduled[0]
             if entry[0] >= end_time:
