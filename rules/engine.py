@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
+from typing import Any
 
 from drivers.ports import IndicatorColour
 from rules.actions import (
@@ -280,7 +281,7 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
             return []
         show = action.show  # type: ignore[attr-defined]
         text, code = INDICATOR[seat.status] if show == "status" else (show, SHOW[show])
-        return [Intent(desk, IntentKind.INDICATOR, float(code), text, priority, rule_id, because, ramp_s)]
+        return [_desk_intent(desk, IntentKind.INDICATOR, float(code), text, priority, rule_id, because, ramp_s)]
     if kind is _Kind.DESK_LAMP or kind is _Kind.DESK_HEIGHT:
         if seat is None:
             return []
@@ -291,15 +292,33 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
         if kind is _Kind.DESK_LAMP:
             lamp_action: DeskLampAction = action  # type: ignore[assignment]
             lamp = lamp_action.level if not lamp_action.preference else (pref.lamp_level if pref else None)
-            return [] if lamp is None else [Intent(desk, IntentKind.DESK_LAMP, lamp, None, priority, rule_id,
-                                                   because, ramp_s)]
+            return [] if lamp is None else [_desk_intent(desk, IntentKind.DESK_LAMP, lamp, None, priority, rule_id,
+                                                         because, ramp_s)]
         height_action: DeskHeightAction = action  # type: ignore[assignment]
         height = height_action.mm or height_action.preset
         if height_action.preference:
             height = pref.desk_height_mm if pref else None
-        return [] if height is None else [Intent(desk, IntentKind.DESK_HEIGHT, float(height), None, priority,
-                                                 rule_id, because, ramp_s)]
+        return [] if height is None else [_desk_intent(desk, IntentKind.DESK_HEIGHT, float(height), None, priority,
+                                                       rule_id, because, ramp_s)]
     return _zone_intents(action, rule, s, rs, because)
+
+
+_DESK_INTENTS: dict[tuple[object, ...], Intent] = {}
+
+
+def _desk_intent(*fields: Any) -> Intent:
+    """The desk's intent with these fields: one per desk, rule and value, kept (intents are frozen).
+
+    Every desk's indicator and lamp rules ask for the same thing pass after pass; the intent is
+    made once instead of on every pass.
+    """
+    key = (*fields, type(fields[2]))  # 1 and 1.0 are one key, but not one value
+    found = _DESK_INTENTS.get(key)
+    if found is None:
+        if len(_DESK_INTENTS) > 8192:  # a few per desk and rule; rule sets are replaced whole on reload
+            _DESK_INTENTS.clear()
+        found = _DESK_INTENTS[key] = Intent(*fields)
+    return found
 
 
 class _Kind(Enum):
