@@ -24,7 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from functools import lru_cache
+from typing import Any
 
 from drivers.ports import IndicatorColour
 from rules.actions import (
@@ -183,15 +185,22 @@ class _Subjects:
 
 def _holds(node: Node, s: Subject, key: str, before: frozenset[str], after: set[str]) -> bool:
     """Evaluate a condition tree. Every child is evaluated (no short-circuit) so latches stay current."""
-    if node.op == "leaf":
-        assert node.leaf is not None
+    op = node.op
+    if op == "leaf":
         return _leaf(node, s, key, before, after)
-    results = [_holds(c, s, key, before, after) for c in node.children]
-    if node.op == "all":
-        return all(results)
-    if node.op == "any":
-        return any(results)
-    return not results[0]
+    if op == "all":
+        result = True
+        for c in node.children:
+            if not _holds(c, s, key, before, after):
+                result = False
+        return result
+    if op == "any":
+        result = False
+        for c in node.children:
+            if _holds(c, s, key, before, after):
+                result = True
+        return result
+    return not _holds(node.children[0], s, key, before, after)
 
 
 def _leaf(node: Node, s: Subject, key: str, before: frozenset[str], after: set[str]) -> bool:
@@ -253,14 +262,100 @@ def _overridden(s: Subject) -> bool:
 
 def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent]:
     """The intents one action asks for on one subject (none when its target is not wired)."""
+    # Runs for every seat and rule on every evaluation (hundreds per pass): the action's kind is
+    # looked up once per class, and intents are created positionally.
+    kind = _ACTION_KIND.get(type(action))
+    if kind is None:
+        kind = _ACTION_KIND[type(action)] = _action_kind(action)
+    state = s.state
+    topo = state.topology
+    seat = s.seat
+    priority, rule_id, ramp_s = rule.priority, rule.id, action.ramp_s
+    because = f"{rule_id} on {seat.id if seat is not None else s.zone.id}"
+
+    if kind is _Kind.INDICATOR:
+        if seat is None:
+            return []
+        desk = topo.seat_desk.get(seat.id) or seat.desk
+        if desk is None:
+            return []
+        show = action.show  # type: ignore[attr-defined]
+        text, code = INDICATOR[seat.status] if show == "status" else (show, SHOW[show])
+        return [_desk_intent(desk, IntentKind.INDICATOR, float(code), text, priority, rule_id, because, ramp_s)]
+    if kind is _Kind.DESK_LAMP or kind is _Kind.DESK_HEIGHT:
+        if seat is None:
+            return []
+        desk = topo.seat_desk.get(seat.id) or seat.desk
+        if desk is None:
+            return []
+        pref = state.preferences.get(seat.consented_tag) if seat.consented_tag is not None else None
+        if kind is _Kind.DESK_LAMP:
+            lamp_action: DeskLampAction = action  # type: ignore[assignment]
+            lamp = lamp_action.level if not lamp_action.preference else (pref.lamp_level if pref else None)
+            return [] if lamp is None else [_desk_intent(desk, IntentKind.DESK_LAMP, lamp, None, priority, rule_id,
+                                                         because, ramp_s)]
+        height_action: DeskHeightAction = action  # type: ignore[assignment]
+        height = height_action.mm or height_action.preset
+        if height_action.preference:
+            height = pref.desk_height_mm if pref else None
+        return [] if height is None else [_desk_intent(desk, IntentKind.DESK_HEIGHT, float(height), None, priority,
+                                                       rule_id, because, ramp_s)]
+    return _zone_intents(action, rule, s, rs, because)
+
+
+_DESK_INTENTS: dict[tuple[object, ...], Intent] = {}
+
+
+def _desk_intent(*fields: Any) -> Intent:
+    """The desk's intent with these fields: one per desk, rule and value, kept (intents are frozen).
+
+    Every desk's indicator and lamp rules ask for the same thing pass after pass; the intent is
+    made once instead of on every pass.
+    """
+    key = (*fields, type(fields[2]))  # 1 and 1.0 are one key, but not one value
+    found = _DESK_INTENTS.get(key)
+    if found is None:
+        if len(_DESK_INTENTS) > 8192:  # a few per desk and rule; rule sets are replaced whole on reload
+            _DESK_INTENTS.clear()
+        found = _DESK_INTENTS[key] = Intent(*fields)
+    return found
+
+
+class _Kind(Enum):
+    LIGHT = 1
+    DAYLIGHT = 2
+    VENTILATION = 3
+    SETPOINT = 4
+    ALERT = 5
+    RELEASE_SEAT = 6
+    INDICATOR = 7
+    DESK_LAMP = 8
+    DESK_HEIGHT = 9
+    OTHER = 10
+
+
+_ACTION_KIND: dict[type, _Kind] = {}
+
+
+def _action_kind(action: Action) -> _Kind:
+    for cls, kind in ((LightAction, _Kind.LIGHT), (DaylightAction, _Kind.DAYLIGHT),
+                      (VentilationAction, _Kind.VENTILATION), (SetpointAction, _Kind.SETPOINT),
+                      (AlertAction, _Kind.ALERT), (ReleaseSeatAction, _Kind.RELEASE_SEAT),
+                      (IndicatorAction, _Kind.INDICATOR), (DeskLampAction, _Kind.DESK_LAMP),
+                      (DeskHeightAction, _Kind.DESK_HEIGHT)):
+        if isinstance(action, cls):
+            return kind
+    return _Kind.OTHER
+
+
+def _zone_intents(action: Action, rule: Rule, s: Subject, rs: RuleSet, because: str) -> list[Intent]:
+    """The intents of the actions that are not the desk's own (lights, air, alerts, seat release)."""
     topo, state = s.state.topology, s.state
     where = s.seat.id if s.seat is not None else s.zone.id
     priority, rule_id, ramp_s = rule.priority, rule.id, action.ramp_s
-    because = f"{rule_id} on {where}"
 
     def make(target: str, kind: IntentKind, value: float | None = None, text: str | None = None,
              reason: str = "") -> Intent:
-        # Positional: this runs for every seat and rule on every evaluation (hundreds per pass).
         return Intent(target, kind, value, text, priority, rule_id, reason or because, ramp_s)
 
     if isinstance(action, LightAction):
@@ -283,26 +378,8 @@ def _intents(action: Action, rule: Rule, s: Subject, rs: RuleSet) -> list[Intent
     if isinstance(action, AlertAction):
         text = action.message.format_map({"zone": s.zone.id, "seat": s.seat.id if s.seat else "", "rule": rule.id})
         return [make(s.zone.id, IntentKind.ALERT, text=text)]
-    seat = s.seat
-    if seat is None:
-        return []
-    if isinstance(action, ReleaseSeatAction):
-        return [make(seat.id, IntentKind.RELEASE_SEAT)]
-    desk = topo.seat_desk.get(seat.id) or seat.desk
-    if desk is None:
-        return []
-    if isinstance(action, IndicatorAction):
-        text, code = INDICATOR[seat.status] if action.show == "status" else (action.show, SHOW[action.show])
-        return [make(desk, IntentKind.INDICATOR, float(code), text)]
-    pref = state.preferences.get(seat.consented_tag) if seat.consented_tag is not None else None
-    if isinstance(action, DeskLampAction):
-        lamp = action.level if not action.preference else (pref.lamp_level if pref else None)
-        return [] if lamp is None else [make(desk, IntentKind.DESK_LAMP, lamp)]
-    if isinstance(action, DeskHeightAction):
-        height = action.mm or action.preset
-        if action.preference:
-            height = pref.desk_height_mm if pref else None
-        return [] if height is None else [make(desk, IntentKind.DESK_HEIGHT, float(height))]
+    if isinstance(action, ReleaseSeatAction) and s.seat is not None:
+        return [make(s.seat.id, IntentKind.RELEASE_SEAT)]
     return []
 
 

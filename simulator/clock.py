@@ -28,11 +28,13 @@ the loop's time, wall seconds are a chosen start (e.g. 07:30 on a Tuesday) plus 
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import math
 import selectors
 import time
+from asyncio import base_events
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
@@ -41,6 +43,11 @@ T = TypeVar("T")
 
 #: With callbacks ready, real I/O is polled on one loop turn in this many (see _VirtualSelector.select).
 POLL_EVERY = 64
+
+# asyncio's own bounds (base_events), for VirtualTimeLoop._run_once.
+_MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
+_MIN_CANCELLED_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION  # type: ignore[attr-defined]
+_MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT  # type: ignore[attr-defined]
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -112,23 +119,6 @@ class _VirtualSelector(selectors.BaseSelector):
         return ready
 
 
-class _OrderedTimer(asyncio.TimerHandle):
-    """A timer that sorts after the timers set before it at the same instant."""
-
-    __slots__ = ("order",)
-    order: int
-
-    def __lt__(self, other: object) -> bool:
-        # The timer heap compares millions of times a simulated day: read the fields, not when().
-        try:
-            mine, theirs = self._when, other._when  # type: ignore[attr-defined]
-        except AttributeError:
-            return NotImplemented
-        if mine == theirs:
-            return bool(self.order < getattr(other, "order", -1))
-        return bool(mine < theirs)
-
-
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop on simulated time (see module docstring)."""
 
@@ -145,7 +135,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._timer_order = itertools.count()
         self._real_origin = time.monotonic()
         self.threads_in_flight = 0
-        self._selector: selectors.BaseSelector = _VirtualSelector(self._selector, self)
+        self._virtual_selector = _VirtualSelector(self._selector, self)
+        self._selector: selectors.BaseSelector = self._virtual_selector
 
     def time(self) -> float:
         if self.speed is not None:
@@ -168,11 +159,83 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         thread, a real socket). Breaking ties by creation order makes a seeded day repeat exactly.
         """
         self._check_closed()  # type: ignore[attr-defined]
-        timer = _OrderedTimer(when, callback, args, self, context)
-        timer.order = next(self._timer_order)
-        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        # The heap holds (when, order, timer): tuples compare in C, and the order, unique, breaks
+        # ties before the timer itself is ever compared (millions of comparisons a simulated day).
+        heapq.heappush(self._scheduled, (when, next(self._timer_order), timer))
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
+
+    def _run_once(self) -> None:
+        """One turn of the loop, as asyncio's own, on the (when, order, timer) heap of :meth:`call_at`.
+
+        It also skips the selector on the busy turns the virtual selector would answer with nothing
+        (see _VirtualSelector.select): a simulated day turns the loop about three million times.
+        """
+        scheduled: list[tuple[float, int, asyncio.TimerHandle]] = self._scheduled  # type: ignore[has-type]
+        count = len(scheduled)
+        if count > _MIN_SCHEDULED and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION:  # type: ignore[has-type]
+            live = []
+            for entry in scheduled:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False  # type: ignore[attr-defined]
+                else:
+                    live.append(entry)
+            heapq.heapify(live)
+            self._scheduled = scheduled = live
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0][2]._cancelled:
+                self._timer_cancelled_count -= 1
+                heapq.heappop(scheduled)[2]._scheduled = False  # type: ignore[attr-defined]
+
+        ready: collections.deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
+        fast = self.speed is None  # then the loop's time is _virtual (see time())
+        timeout: float | None = None
+        if ready or self._stopping:  # type: ignore[attr-defined]
+            timeout = 0
+        elif scheduled:
+            now = self._virtual if fast else self.time()
+            timeout = min(max(0, scheduled[0][0] - now), _MAXIMUM_SELECT_TIMEOUT)
+
+        selector = self._virtual_selector
+        if timeout == 0 and fast and selector._busy_turns + 1 < POLL_EVERY:
+            selector._busy_turns += 1  # what selector.select(0) would do, without the calls
+        else:
+            self._process_events(selector.select(timeout))  # type: ignore[attr-defined]
+            fast = self.speed is None  # follow_wall_clock() may have been called meanwhile
+
+        end_time = (self._virtual if fast else self.time()) + self._clock_resolution  # type: ignore[attr-defined]
+        while scheduled:
+            entry = scheduled[0]
+            if entry[0] >= end_time:
+                break
+            heapq.heappop(scheduled)
+            entry[2]._scheduled = False  # type: ignore[attr-defined]
+            ready.append(entry[2])
+
+        # As asyncio: run the callbacks ready now, not those they make ready (after another poll).
+        popleft = ready.popleft
+        debug = self._debug  # type: ignore[attr-defined]
+        for _ in range(len(ready)):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            if debug:
+                self._run_debug(handle)
+            else:
+                handle._run()
+
+    def _run_debug(self, handle: asyncio.Handle) -> None:
+        try:
+            self._current_handle = handle
+            t0 = self.time()
+            handle._run()
+            dt = self.time() - t0
+            if dt >= self.slow_callback_duration:
+                base_events.logger.warning("Executing %s took %.3f seconds", base_events._format_handle(handle), dt)  # type: ignore[attr-defined]
+        finally:
+            self._current_handle = None  # type: ignore[assignment]
 
     def run_in_executor(  # type: ignore[override]
         self, executor: Any, func: Any, *args: Any

@@ -42,7 +42,7 @@ from edge_agent.sensing.thermal import Blob, ThermalEvidence, ThermalParams, The
 from edge_agent.sensing.topology import build_topology
 from edge_agent.sensing.uwb import Fix, OffsetLearner, solve
 from edge_agent.sensing.weight import DeskWeight
-from edge_agent.sensing.zones import ENVIRONMENT, LastValue, zone_measure
+from edge_agent.sensing.zones import ENVIRONMENT, LastValue, measure_from, sources_for
 from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, SeatView, ZoneView
 
 MOTION_NEWS_AFTER_S = 30.0  # motion after this long a still zone is news (see FloorModel.on_motion)
@@ -111,6 +111,11 @@ class FloorModel:
                 for seat_id in x.seats:
                     self._weights[seat_id] = DeskWeight(step_g=s.belongings_min_g)
         self._pir_zones = {x.zone for x in cfg.sensors if x.kind == "pir" and x.zone is not None}
+        # What a snapshot reads for each zone, worked out once (a snapshot runs on every decide pass).
+        self._zone_sources = {z.id: {q: sources_for(q, [x for x in cfg.sensors if x.zone == z.id]) for q in ENVIRONMENT}
+                              for z in cfg.zones}
+        self._zone_thermal = {z.id: [x for x in self._detectors if self._sensors[x].zone == z.id] for z in cfg.zones}
+        self._zone_polygon = {z.id: z.polygon for z in cfg.zones}
         self._anchors = {a.id: (a.x, a.y, a.z) for a in cfg.anchors}
         self.offset = OffsetLearner()  # the UWB system's common range offset, learned from the fixes
         self._evidence: dict[str, ThermalEvidence] = {}
@@ -405,10 +410,11 @@ class FloorModel:
             if g.seat is not None:
                 tag_seat[g.seat] = (n, g)  # two tags at one seat: the one there first is its occupant's
         views: dict[str, SeatView] = {}
+        usable = {sensor: self._thermal_usable(sensor, t) for sensor in self._detectors}
         for seat in self.cfg.seats:
             machine = self._machines[seat.id]
             sensor = self._seat_sensor.get(seat.id)
-            if sensor is not None and self._thermal_usable(sensor, t):
+            if sensor is not None and usable[sensor]:
                 machine.advance(t)
             else:
                 machine.observe(True if seat.id in tag_seat else None, t)
@@ -429,9 +435,9 @@ class FloorModel:
         return views
 
     def _people(self, zone_id: str, t: float, tags: Mapping[str, FloorTag]) -> tuple[Measure, bool]:
-        thermal = [s for s, d in self._detectors.items() if self._sensors[s].zone == zone_id]
+        thermal = self._zone_thermal[zone_id]
         usable = [s for s in thermal if self._thermal_usable(s, t)]
-        polygon = self.cfg.zone(zone_id).polygon
+        polygon = self._zone_polygon[zone_id]
         extra = 0
         for g in tags.values():
             pos = g.track.position
@@ -459,15 +465,18 @@ class FloorModel:
         """The floor at monotonic time ``t`` (also advances the time-based seat transitions)."""
         self._seen(t)
         tags = self._fresh_tags(t)
-        zone_sensors = {z.id: [x for x in self.cfg.sensors if x.zone == z.id] for z in self.cfg.zones}
+        last, unhealthy, stale = self._last, self._unhealthy, self.stale_after_s
         env = {
-            z.id: {
-                q: zone_measure(q, zone_sensors[z.id], self._last, self._unhealthy, t, self.stale_after_s)
-                for q in ENVIRONMENT
-            }
-            for z in self.cfg.zones
+            zid: {q: measure_from(q, ids, last, unhealthy, t, stale) for q, ids in sources.items()}
+            for zid, sources in self._zone_sources.items()
         }
         seats = self._seat_views(t, tags, {z: m["lux"] for z, m in env.items()}, levels or {})
+        counts: dict[str, dict[SeatStatus, int]] = {}  # zone -> seats in each status
+        for v in seats.values():
+            zone_count = counts.get(v.zone)
+            if zone_count is None:
+                zone_count = counts[v.zone] = dict.fromkeys(SeatStatus, 0)
+            zone_count[v.status] += 1
         zones: dict[str, ZoneView] = {}
         for zone in self.cfg.zones:
             people, healthy = self._people(zone.id, t, tags)
@@ -479,12 +488,11 @@ class FloorModel:
             if people.value == 0:
                 start = self._last_people.get(zone.id, self._first_t if self._first_t is not None else t)
                 empty_since = max(start, motion) if motion is not None else start
-            mine = [v for v in seats.values() if v.zone == zone.id]
-            count = {st: sum(1 for v in mine if v.status is st) for st in SeatStatus}
+            count = counts.get(zone.id) or dict.fromkeys(SeatStatus, 0)
             zones[zone.id] = ZoneView(
                 id=zone.id,
                 people=people,
-                seats_total=len(mine),
+                seats_total=sum(count.values()),
                 free=count[SeatStatus.FREE],
                 occupied=count[SeatStatus.OCCUPIED],
                 away=count[SeatStatus.AWAY],

@@ -59,7 +59,18 @@ def zone_measure(
     stale_after_s: float,
 ) -> Measure:
     """One zone quantity from the latest readings (``last`` keyed by (sensor id, quantity))."""
-    ids = sources_for(quantity, sensors)
+    return measure_from(quantity, sources_for(quantity, sensors), last, unhealthy, t, stale_after_s)
+
+
+def measure_from(
+    quantity: str,
+    ids: Sequence[str],
+    last: Mapping[tuple[str, str], LastValue],
+    unhealthy: set[str],
+    t: float,
+    stale_after_s: float,
+) -> Measure:
+    """As :func:`zone_measure`, from the zone's source ids for ``quantity`` (:func:`sources_for`)."""
     if not ids:
         return Measure(None, Quality.MISSING)
     healthy = [i for i in ids if i not in unhealthy]

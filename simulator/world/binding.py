@@ -16,7 +16,8 @@ channel). It is duck-typed on those parts so it does not import them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -89,10 +90,14 @@ class WorldBinding(Protocol):
 
 
 def _call_first(obj: Any, names: tuple[str, ...], *args: Any) -> Any:
+    return _first_method(obj, names)(*args)
+
+
+def _first_method(obj: Any, names: tuple[str, ...]) -> Callable[..., Any]:
     for name in names:
         fn = getattr(obj, name, None)
         if callable(fn):
-            return fn(*args)
+            return fn  # type: ignore[no-any-return]
     raise AttributeError(f"{type(obj).__name__} has none of {', '.join(names)}")
 
 
@@ -115,6 +120,7 @@ class HardwareBinding:
         self._listeners = [s.id for s in cfg.sensors if s.kind == "dwm1001" and s.settings.get("role") == "listener"]
         self._uwb_ids = {anchor: short for short, anchor in anchor_uwb_ids(cfg).items()}
         self._tag_slot: dict[str, str] = {}
+        self._light_readers: dict[str, Callable[[], Any]] = {}  # luminaire on a node -> its level getter
         self._warned: set[str] = set()
         self._wired: set[str] = set()  # node PIR modules wired to their node
 
@@ -196,6 +202,9 @@ class HardwareBinding:
         return node, act.channel
 
     def light_level(self, actuator_id: str) -> float:
+        read = self._light_readers.get(actuator_id)
+        if read is not None:  # the world reads every luminaire every 2 s
+            return float(read())
         act = self._actuators[actuator_id]
         if act.dali is not None:  # a DALI luminaire: its gear's actual level (simulator.building)
             return float(self._hw.building.light_level(act, self._hw.building.clock()))
@@ -205,7 +214,9 @@ class HardwareBinding:
         if found is None:
             return 0.0
         node, channel = found
-        return float(_call_first(node, ("dimmer_level", "level", "light_level"), channel))
+        read = self._light_readers[actuator_id] = partial(_first_method(node, ("dimmer_level", "level", "light_level")),
+                                                          channel)
+        return float(read())
 
     def _desk_value(self, actuator_id: str, field: str, methods: tuple[str, ...]) -> float:
         """One field of a desk's state on its node (``SimNode.desk(channel)``), or the node's own getter."""
