@@ -142,8 +142,13 @@ class FloorModel:
             raise SensingError(f"{sensor_id}: not a thermopile (amg8833) of this floor", sensor=sensor_id)
         return det
 
-    def on_thermal(self, sensor_id: str, pixels: npt.ArrayLike, t: float) -> ThermalEvidence | None:
-        """One AMG8833 frame; an implausible frame marks the sensor unhealthy and is dropped."""
+    def on_thermal(self, sensor_id: str, pixels: npt.ArrayLike, t: float, *,
+                   prompt: bool = False) -> ThermalEvidence | None:
+        """One AMG8833 frame; an implausible frame marks the sensor unhealthy and is dropped.
+
+        ``prompt``: read out of schedule because a desk under it reported a change (a LOAD_STEP):
+        evidence like any frame, but its spacing from the others is not the sensor's frame interval.
+        """
         self._seen(t)
         det = self._detector(sensor_id)
         try:
@@ -158,7 +163,7 @@ class FloorModel:
                 machine = self._machines[seat_id]
                 before = machine.status
                 machine.observe(present, t, residue=seat_id in evidence.residue,
-                                residue_heat=evidence.residue.get(seat_id, 0.0))
+                                residue_heat=evidence.residue.get(seat_id, 0.0), prompt=prompt)
                 self._seat_news |= _is_news(before, machine.status)
         return evidence
 

@@ -142,13 +142,16 @@ class SeatStateMachine:
             self.status, self.since = status, since
 
     def observe(self, presence: bool | None, t: float, *, residue: bool | None = None,
-                residue_heat: float | None = None) -> SeatStatus:
+                residue_heat: float | None = None, prompt: bool = False) -> SeatStatus:
         """Feed one piece of evidence (True present, False absent, None unusable) taken at ``t``.
 
         ``residue``: True if something warm was left where the patron sat (a laptop: belongings
         stayed), False if the sensor could have seen it and did not, None if it cannot tell.
         ``residue_heat``: how warm it is (summed contrast, C x pixels), to tell by how fast it cools
         whether it is the chair seat or belongings; None if the evidence does not say.
+        ``prompt``: a frame read between the sensor's polls (its desk reported a change): its
+        spacing from the frame before says nothing of the sensor's frame interval, which sets the
+        dropout bridge and whether one frame may occupy the seat.
         """
         if presence is None:
             self._set(SeatStatus.UNKNOWN, t)
@@ -161,13 +164,16 @@ class SeatStateMachine:
             return self.status
         if self._fresh_since is None:
             self._fresh_since = t
-        if self._last_observed is not None and t > self._last_observed:
+        if prompt:
+            pass  # between two polls: the interval below is the polls' own
+        elif self._last_observed is not None and t > self._last_observed:
             # Evidence arrives once per frame: a frame interval longer than the dropout bridge
             # would otherwise read as a new presence run every frame (never "occupied").
             self._gap_s = max(self.timing.gap_s, min(180.0, 2.5 * (t - self._last_observed)))
             if residue is not None:
                 self._frame_s = t - self._last_observed
-        self._last_observed = t
+        if not prompt:
+            self._last_observed = t  # the latest scheduled evidence
         if residue is not None:
             self._looked_t = t
             if residue:
