@@ -64,12 +64,12 @@ class DeskInputs:
                 sensors.extend(x for x in [s.id, *over] if x not in sensors)
                 seats.extend(x for x in s.seats if x not in seats)
         self._looking: dict[tuple[int, int], asyncio.Task[None]] = {}
-        self._again: set[tuple[int, int]] = set()
+        self._again: dict[tuple[int, int], float] = {}  # a step came during a look: look again (its time)
 
     def on_node_event(self, event: NodeEvent) -> None:
         """A listener for :meth:`firmware_bridge.link.BridgeLink.add_listener`."""
         if event.kind == "load_step":
-            self._load_step((event.node, event.channel))
+            self._load_step((event.node, event.channel), event.t)
             return
         if event.kind == "motion":
             if any([self.floor.on_motion(sid, event.t) for sid in self.pirs.get(event.node, ())]):
@@ -92,7 +92,7 @@ class DeskInputs:
             log.info("seat %s: back-soon button (%s)", seat, what)
         self.controller.wake()
 
-    def _load_step(self, desk: tuple[int, int]) -> None:
+    def _load_step(self, desk: tuple[int, int], t: float) -> None:
         """Look at the desk's seat again now; a step while a look is running asks for one more."""
         if desk not in self.steps or self.read_now is None:
             log.debug("load step on node %d channel %d: no load cell there in the config", *desk)
@@ -100,17 +100,19 @@ class DeskInputs:
         self.load_steps += 1
         running = self._looking.get(desk)
         if running is not None and not running.done():
-            self._again.add(desk)
+            self._again[desk] = t
             return
-        self._looking[desk] = asyncio.get_running_loop().create_task(self._look(desk), name=f"desk-step-{desk}")
+        self._looking[desk] = asyncio.get_running_loop().create_task(self._look(desk, t), name=f"desk-step-{desk}")
 
-    async def _look(self, desk: tuple[int, int]) -> None:
+    async def _look(self, desk: tuple[int, int], t: float) -> None:
         assert self.read_now is not None
         sensors, seats = self.steps[desk]
         for _ in range(4):  # bounded: steps faster than reads are coalesced
-            self._again.discard(desk)
+            t = self._again.pop(desk, t)
             state = self.controller.state
             shown = {s: state.seats[s].status for s in seats if state is not None and s in state.seats}
+            for seat in seats:
+                self.floor.on_desk_step(seat, t)
             await asyncio.gather(*(self.read_now(sid) for sid in sensors))
             if any(self.floor.seat_status(s) is not shown.get(s) for s in seats):
                 self.controller.wake()

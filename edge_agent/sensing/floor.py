@@ -243,6 +243,16 @@ class FloorModel:
             machine.observe_weight(desk.on, t, since=desk.on_since, witnessed=witnessed, load_g=desk.load_g)
             self._seat_news |= _is_news(status, machine.status)
 
+    def on_desk_step(self, seat_id: str, t: float) -> None:
+        """The desk node reported a settled step of the desk's load at ``t`` (LOAD_STEP): hands were
+        on the desk then (:meth:`SeatStateMachine.desk_step`). The readings that follow say what."""
+        self._machine(seat_id).desk_step(t)
+
+    def next_due(self, t: float) -> float | None:
+        """The earliest time after ``t`` a seat changes status by itself (:meth:`SeatStateMachine.due`)."""
+        dues = [d for m in self._machines.values() if (d := m.due()) is not None and d > t]
+        return min(dues, default=None)
+
     def on_load_calibration(self, sensor_id: str, convert: Callable[[float], float]) -> None:
         """A load cell's tare or scale changed (``edge-agent calibrate weight``): ``convert`` takes grams
         under the old coefficients to grams under the new. What the desk learnt (its empty level, its
