@@ -229,7 +229,8 @@ class SeatStateMachine:
 
     def due(self) -> float | None:
         """When the status changes next if no evidence comes (a patron's absence reaching
-        ``away_after_s``, an away seat's ghost limit or break limit); None if nothing is pending.
+        ``away_after_s``, an away seat's ghost limit or break limit, a bag on a free desk becoming a
+        claim); None if nothing is pending.
         The decide loop runs then, so such a change is shown when it happens, not at its next period."""
         tm = self.timing
         if self.status is SeatStatus.OCCUPIED:
@@ -240,6 +241,11 @@ class SeatStateMachine:
             return None
         if self.status is SeatStatus.AWAY:
             return self.hold_ends_at()
+        if self.status is SeatStatus.FREE and self._weight_on and self._weight_since is not None:
+            if not self._weight_witnessed:
+                return None
+            lp = self._last_present  # a claim: belongings with nobody at the seat for claim_after_s
+            return (self._weight_since if lp is None or lp < self._weight_since else lp) + tm.claim_after_s
         return None
 
     def press(self, t: float) -> str:
