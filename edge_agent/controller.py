@@ -162,7 +162,7 @@ class FloorController:
             # the next period: pass then, so the change is shown when it happens.
             now = self.clock.monotonic()
             due = self.floor.next_due(now)
-            wait_s = self.interval_s if due is None else min(self.interval_s, due - now)
+            wait_s = self.interval_s if due is None else min(self.interval_s, max(0.01, due - now))
             try:
                 async with asyncio.timeout(wait_s):
                     await self._wake.wait()

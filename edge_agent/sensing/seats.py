@@ -230,23 +230,23 @@ class SeatStateMachine:
     def due(self) -> float | None:
         """When the status changes next if no evidence comes (a patron's absence reaching
         ``away_after_s``, an away seat's ghost limit or break limit, a bag on a free desk becoming a
-        claim); None if nothing is pending.
-        The decide loop runs then, so such a change is shown when it happens, not at its next period."""
+        claim); None if nothing is pending. The decide loop runs then, so such a change is shown
+        when it happens, not at its next period. A millisecond late, so the time compared with
+        the limit is past it, whatever the rounding of the clock."""
         tm = self.timing
+        due: float | None = None
         if self.status is SeatStatus.OCCUPIED:
             if self._stood_up is not None:
-                return self._stood_up + tm.away_after_s
-            if self._last_present is not None:
-                return self._last_present + max(self._gap_s, tm.away_after_s) + 1e-3
-            return None
-        if self.status is SeatStatus.AWAY:
-            return self.hold_ends_at()
-        if self.status is SeatStatus.FREE and self._weight_on and self._weight_since is not None:
-            if not self._weight_witnessed:
-                return None
-            lp = self._last_present  # a claim: belongings with nobody at the seat for claim_after_s
-            return (self._weight_since if lp is None or lp < self._weight_since else lp) + tm.claim_after_s
-        return None
+                due = self._stood_up + tm.away_after_s
+            elif self._last_present is not None:
+                due = self._last_present + max(self._gap_s, tm.away_after_s)
+        elif self.status is SeatStatus.AWAY:
+            due = self.hold_ends_at()
+        elif (self.status is SeatStatus.FREE and self._weight_on and self._weight_since is not None
+              and self._weight_witnessed):  # a claim: belongings with nobody at the seat for claim_after_s
+            lp = self._last_present
+            due = (self._weight_since if lp is None or lp < self._weight_since else lp) + tm.claim_after_s
+        return None if due is None else due + 1e-3
 
     def press(self, t: float) -> str:
         """The desk's "back soon" button: ``"away"`` (a break begins: AWAY, held for the break
