@@ -91,7 +91,7 @@ SIMULATED_POLL_S = {"hx711": 60.0}
 #: How often the simulated day asks each node its STATUS (a real gateway: every second). A node
 #: cannot speak unasked, so this bounds how late the gateway hears of a desk's LOAD_STEP or a
 #: "back soon" press on a node nothing else was asked of meanwhile (PROTOCOL.md 5.7).
-SIMULATED_NODE_POLL_S = 5.0
+SIMULATED_NODE_POLL_S = 10.0
 
 
 def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:

@@ -292,7 +292,7 @@ def test_anchor_survey_applies_at_once_and_undo_puts_it_back(floor: LiveFloor) -
 
 def test_a_desk_load_step_is_seen_within_seconds_not_at_the_next_poll(floor: LiveFloor) -> None:
     """A laptop put on a desk: the node raises LOAD_STEP once the load has settled, the gateway hears
-    of it at its next exchange with the node (a STATUS poll every 5 s on the simulated floor), reads
+    of it at its next exchange with the node (a STATUS poll every 10 s on the simulated floor), reads
     the load cell at once and the seat's thermopile with it. The load cells' own poll is once a minute."""
     seat = "S111"
     node, channel = floor.hold_desk(seat)
