@@ -115,6 +115,7 @@ class Gateway:
     traces: TraceWriter | None = None  # the floor-state recorder, when [rules] record_trace is on
     budget: EpsilonBudget | None = None  # the per-day epsilon account of noisy publications
     last_sweep: dict[str, float] = field(default_factory=dict)  # the retention sweep's last pass
+    desks: Any = None  # edge_agent.desks.DeskInputs: the desk nodes' events, when the floor has a bridge
 
     def probe(self) -> dict[str, Any]:
         """What the simulator compares with its truth: seat statuses and zone people counts."""
@@ -180,10 +181,6 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
             day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
             interval_s=tuning.decide_interval_s, on_state=traces, availability=availability,
         )
-        if hardware.link is not None:  # the desks' buttons and the nodes' PIR inputs
-            from edge_agent.desks import DeskInputs
-
-            hardware.link.add_listener(DeskInputs(cfg, floor, controller).on_node_event)
         budget = EpsilonBudget.in_state_dir(state_dir, cfg.privacy.daily_epsilon, keep_days=cfg.privacy.budget_days)
         if uplink is not None:  # [privacy] at work on what is published (edge_agent.privacy.policy)
             uplink.policy.budget = budget
@@ -193,12 +190,18 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
                                 on_news=controller.wake, interval_scale=tuning.poll_interval,
                                 corrections=calibration, on_health=reports.sensor_health, tags=tags)
+        desks = None
+        if hardware.link is not None:  # the desks' buttons and load steps, and the nodes' PIR inputs
+            from edge_agent.desks import DeskInputs
+
+            desks = DeskInputs(cfg, floor, controller, read_now=pollers.read_now)
+            hardware.link.add_listener(desks.on_node_event)
         gw = daemon.gateway = Gateway(
             cfg, clock, hardware, floor, arbiter, pollers, controller, consents, rules, patrons, calibration,
             reports, ModelSlot(state_dir / "model.onnx", isolated=not tuning.inline_inference),
             availability=availability, uplink=uplink, outbox=outbox,
             ledger=None if outbox is None else MessageLedger(outbox), calendar=calendar, tags=tags, traces=traces,
-            budget=budget)
+            budget=budget, desks=desks)
         if uplink is not None:
             await stack.enter_async_context(uplink)
             daemon.supervisor.start("health", lambda: health_loop(daemon, gw, uplink))

@@ -13,6 +13,10 @@ news; several events in the same instant are coalesced into one evaluation). Eac
    changes), new ghost seats for staff (``ghost_seat``) and ghosts cleared otherwise than by a
    release, and zone summaries (the uplink sends them on its period and on significant change).
 
+Besides its period, the loop also runs when a seat is due to change status by itself
+(:meth:`FloorModel.next_due`: a patron's absence reaching ``away_after_s``, an away seat's ghost
+limit), so that change is shown when it happens rather than up to a period later.
+
 Releases by staff (CLI, MQTT, the desk button held 3 s) and by rules all go through
 :meth:`FloorController.release_seat`, which measures the time from ghost to cleared.
 
@@ -154,8 +158,13 @@ class FloorController:
                 log.exception("decide loop pass failed")  # next pass tries again; supervisor sees repeats
                 raise
             self._wake.clear()
+            # A seat due to change by itself (absence reaching away_after_s, a ghost limit) before
+            # the next period: pass then, so the change is shown when it happens.
+            now = self.clock.monotonic()
+            due = self.floor.next_due(now)
+            wait_s = self.interval_s if due is None else min(self.interval_s, max(0.01, due - now))
             try:
-                async with asyncio.timeout(self.interval_s):
+                async with asyncio.timeout(wait_s):
                     await self._wake.wait()
             except TimeoutError:
                 pass

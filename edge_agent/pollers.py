@@ -12,7 +12,13 @@ thermal frames to seat detection, ``events`` waits for motion edges, ``locations
 No sensor kind is named here.
 
 Polls are staggered (each sensor starts at a different offset in its interval) so the thermal
-frames of thirty nodes do not all queue on the RS-485 line at once.
+frames of thirty nodes do not all queue on the RS-485 line at once. The sensors a desk node reads
+itself into one sensor block (the four desks' load cells, block 1) share one phase, taken from the
+node and the kind, so one block read answers all four (``SensorBlockPort``'s ``max_age_s``).
+
+:meth:`SensorPollers.read_now` reads a sensor at once, outside its schedule: the desk node said
+something changed (a LOAD_STEP event, edge_agent.desks). The periodic poll goes on as before and
+stays the fallback when an event is lost.
 
 News wakes the decide loop at once (``on_news``), so rules act in well under a second without
 evaluating the whole floor every second: the first motion in a still, empty zone, and a sensor
@@ -164,10 +170,40 @@ class SensorPollers:
         else:
             await self._run_polled(slot)
 
+    async def read_now(self, sensor_id: str) -> bool:
+        """Read a polled sensor now, between its polls (an event said its part has news): the
+        reading or frame goes to the floor model as a poll's would, marked as out of schedule so
+        seat detection does not take its spacing for the sensor's frame interval. False when the
+        sensor is not polled here or not started yet, or the read failed (the next poll retries).
+        """
+        slot = self.hw.sensors.get(sensor_id)
+        if slot is None or slot.driver is None or sensor_id not in self._started:
+            return False
+        if slot.sensor.part.feed not in ("frames", "readings"):
+            return False
+        try:
+            async with self.exclusive(sensor_id):
+                await self._sample(slot.sensor, slot.driver, prompt=True)
+            self._report(sensor_id, self._driver_healthy(slot.driver))
+        except (EdgeError, OSError) as exc:
+            self._started.discard(sensor_id)
+            self._report(sensor_id, self._driver_healthy(slot.driver))
+            log.debug("prompt read of %s failed: %s", sensor_id, exc)
+            return False
+        return True
+
+    @staticmethod
+    def phase_key(sensor: Sensor) -> str:
+        """What a poll's phase is drawn from: the sensor, or its node's block for a sensor the node
+        reads itself (every load cell of a desk node: one block read a round, not four)."""
+        if sensor.node is not None and sensor.bus is None:
+            return f"node{sensor.node}:{sensor.kind}"
+        return sensor.id
+
     async def _run_polled(self, slot: DeviceSlot) -> None:
         sensor, driver = slot.sensor, slot.driver
         interval = self.interval_of(sensor)
-        offset = (zlib.crc32(sensor.id.encode()) % 1000) / 1000 * interval
+        offset = (zlib.crc32(self.phase_key(sensor).encode()) % 1000) / 1000 * interval
         await self.clock.sleep(offset)
         due = self.clock.monotonic()
         while True:
@@ -194,14 +230,14 @@ class SensorPollers:
         health = getattr(driver, "health", None)
         return bool(health.healthy) if health is not None else True
 
-    async def _sample(self, sensor: Sensor, driver: Any) -> None:
+    async def _sample(self, sensor: Sensor, driver: Any, *, prompt: bool = False) -> None:
         sid, kind = sensor.id, sensor.part
         if sid not in self._started:
             await kind.start(driver)  # (re-)initialise the part: after a start and after a failed poll
             self._started.add(sid)
         if kind.feed == "frames":
             frame = await driver.read_frame()
-            self.floor.on_thermal(sid, frame.pixels, frame.t)
+            self.floor.on_thermal(sid, frame.pixels, frame.t, prompt=prompt)
             if self.floor.take_seat_news():
                 self._news(sid, frame.t)
             self.last[sid] = LastSample(frame.t, {"max_pixel": float(frame.pixels.max()),

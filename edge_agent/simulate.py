@@ -70,7 +70,7 @@ class SimulationOptions:
 
 
 def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
-    """One simulated node per bridge address, of the current firmware (PROTOCOL.md revision 3):
+    """One simulated node per bridge address, of the current firmware (PROTOCOL.md revision 4):
     desk clusters carry their local I2C bus and, where desks stand, a load-cell platform under each."""
     nodes: dict[int, SimNode] = {}
     dimmers = {a.node for a in cfg.actuators if a.node is not None and a.output == "dimmer"}
@@ -80,7 +80,7 @@ def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
     addresses |= {s.node for s in cfg.sensors if s.node is not None}
     for addr in sorted(a for a in addresses if a is not None):
         kind = "dimmer" if addr in dimmers and addr not in hw.node_buses else "desk-cluster"
-        nodes[addr] = SimNode(addr, kind, i2c=hw.node_buses.get(addr), seed=addr, revision=3,
+        nodes[addr] = SimNode(addr, kind, i2c=hw.node_buses.get(addr), seed=addr, revision=4,
                               load_cells=kind == "desk-cluster" and addr in desks)
     return nodes
 
@@ -88,6 +88,10 @@ def build_nodes(cfg: SiteConfig, hw: SimHardware) -> dict[int, SimNode]:
 #: Poll intervals of the simulated day where its scenario names none: a desk's weight is read once
 #: a minute (with the thermopile's frames), not every 5 s, so 120 desks fit the day's time budget.
 SIMULATED_POLL_S = {"hx711": 60.0}
+#: How often the simulated day asks each node its STATUS (a real gateway: every second). A node
+#: cannot speak unasked, so this bounds how late the gateway hears of a desk's LOAD_STEP or a
+#: "back soon" press on a node nothing else was asked of meanwhile (PROTOCOL.md 5.7).
+SIMULATED_NODE_POLL_S = 10.0
 
 
 def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
@@ -97,7 +101,8 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
         return overrides.get(sensor.kind, sensor.poll_interval_s)
 
     day_type = scenario.scenario.demand_day_type
-    return Tuning(decide_interval_s=30.0, arbiter_interval_s=5.0, node_poll_interval_s=300.0, poll_interval=interval,
+    return Tuning(decide_interval_s=30.0, arbiter_interval_s=5.0, node_poll_interval_s=SIMULATED_NODE_POLL_S,
+                  poll_interval=interval,
                   forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
                   inline_inference=True,
                   day_type=lambda _wall: day_type)

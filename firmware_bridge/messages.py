@@ -16,11 +16,12 @@ from drivers.errors import BridgeError, FrameError
 
 from .codec import MAX_PAYLOAD
 
-PROTOCOL_REVISION = 3  # of PROTOCOL.md; the frame format (version byte 1) is unchanged since revision 1
+PROTOCOL_REVISION = 4  # of PROTOCOL.md; the frame format (version byte 1) is unchanged since revision 1
 ALL_CHANNELS = 0xFF  # SET_OUTPUT channel meaning "every channel of the node" (revision 2)
 BLOCK_DIRECTORY = 0xFF  # READ_SENSOR block listing the node's blocks (revision 2)
 BLOCK_LOAD_CELLS = 1  # READ_SENSOR block of the desks' load-cell platforms (revision 3)
 HOLD_EVENTS_FROM = 3  # the gateway revision a node sends BUTTON_HOLD to (earlier ones get BUTTON)
+LOAD_STEP_EVENTS_FROM = 4  # the gateway revision a node queues LOAD_STEP for (earlier ones get none)
 
 
 class MsgType(IntEnum):
@@ -93,6 +94,7 @@ class EventKind(IntEnum):
     MOTION = 2
     MOTION_END = 3
     BUTTON_HOLD = 4  # revision 3: the button held 3 s, queued at that mark (to gateways of revision 3 on)
+    LOAD_STEP = 5  # revision 4: a desk's load settled at least 100 g from where it stood (to gateways of revision 4 on)
 
 
 class I2CStatus(IntEnum):

@@ -12,7 +12,9 @@ rollback (:mod:`simulator.nodes_ota`). Timing (turnaround, processing, byte time
 of the first revision: no extended HELLO, no channel 255, no block directory).
 
 ``load_cells`` fits a load-cell platform under each desk (revision 3: sensor block 1 and the
-LOAD_CELLS capability; :mod:`simulator.nodes_loadcell`).
+LOAD_CELLS capability; :mod:`simulator.nodes_loadcell`). A node of revision 4 also watches each
+platform as its firmware would and queues a LOAD_STEP event when a desk's load settles at least
+100 g from where it stood (PROTOCOL.md, 5.7), for a gateway that named revision 4.
 
 World-facing controls (``press_button``, ``hold_button``, ``set_desk_load``, ``motion``,
 ``reboot``, ``local_change``, ``busy_until``) and read-outs (``dimmer_level``, ``desk``,
@@ -51,6 +53,7 @@ from firmware_bridge.messages import (
     BLOCK_DIRECTORY,
     BLOCK_LOAD_CELLS,
     HOLD_EVENTS_FROM,
+    LOAD_STEP_EVENTS_FROM,
     Capability,
     EventKind,
     EventsRequest,
@@ -69,7 +72,7 @@ from firmware_bridge.messages import (
 )
 from firmware_bridge.ota import TRIAL_DEADLINE_S
 
-from .nodes_loadcell import BUTTON_GAP_S, HOLD_S, DeskPlatform, PendingPress
+from .nodes_loadcell import BUTTON_GAP_S, HOLD_S, STEP_EVENT_G, DeskPlatform, PendingPress
 from .nodes_ota import HANG_MARKER, SECTOR_ERASE_S, NodeFlash, Refusal
 from .nodes_outputs import DESK_PRESETS, DeskState, NodeOutputs, Ramp
 
@@ -183,6 +186,10 @@ class SimNode(NodeOutputs):
         self._event_seq = 0
         self._gateway_revision = 1  # until a HELLO names one: what the node may send it
         self._presses = [p for p in getattr(self, "_presses", []) if p.due > now]  # a reset forgets queued ones
+        # LOAD_STEP: each channel's reference level (None until settled after the reset) and the
+        # changes of load not yet settled, (due, channel): the firmware starts afresh at a reset.
+        self._load_ref: list[float | None] = [None] * len(getattr(self, "platforms", []))
+        self._load_checks: list[tuple[float, int]] = []
         for platform in getattr(self, "platforms", []):
             platform.powered_at = now  # the HX711s reset with the node and settle again
         self.levels = [Ramp() for _ in range(self.channels)]
@@ -201,6 +208,8 @@ class SimNode(NodeOutputs):
             press = self._presses.pop(0)
             hold = press.held and self.revision >= HOLD_EVENTS_FROM
             self._event(EventKind.BUTTON_HOLD if hold else EventKind.BUTTON, press.channel, press.due)
+        while self._load_checks and self._load_checks[0][0] <= now:
+            self._load_settled(*self._load_checks.pop(0))
         # Evaluated lazily, but each transition happens at the time it was due, not when noticed.
         if self._reset_at is not None and now >= self._reset_at:
             reset_at, self._reset_at = self._reset_at, None
@@ -259,7 +268,32 @@ class SimNode(NodeOutputs):
         """
         if not math.isfinite(grams) or grams < 0:
             raise ValueError(f"a desk carries zero or more grams, not {grams!r}")
-        self.platforms[self._channel(channel)].set_mass(grams, self.clock())
+        platform, now = self.platforms[self._channel(channel)], self.clock()
+        if grams == platform.mass_g:
+            return
+        if self.revision >= LOAD_STEP_EVENTS_FROM and self.capabilities & Capability.LOAD_CELLS:
+            self._tick(now)
+            if self._load_ref[channel] is None and platform.healthy(now):
+                self._load_ref[channel] = platform.level_g(now)  # the load stood still since the reset
+            # A change before the last one settled: the firmware never saw that one settle.
+            self._load_checks = [c for c in self._load_checks if c[1] != channel]
+            bisect.insort(self._load_checks, (now + platform.settles_after(), channel))
+        platform.set_mass(grams, now)
+
+    def _load_settled(self, due: float, channel: int) -> None:
+        """A desk's new load has settled at ``due``: LOAD_STEP if it is STEP_EVENT_G or more from the
+        channel's reference (which then moves to it), queued for a gateway of revision 4 on."""
+        platform = self.platforms[channel]
+        if not platform.healthy(due):
+            self._load_ref[channel] = None  # not OK: no reference until it settles again
+            return
+        level, ref = platform.level_g(due), self._load_ref[channel]
+        if ref is None:
+            self._load_ref[channel] = level
+        elif abs(level - ref) >= STEP_EVENT_G:
+            self._load_ref[channel] = level
+            if self._gateway_revision >= LOAD_STEP_EVENTS_FROM:
+                self._event(EventKind.LOAD_STEP, channel, due)
 
     def desk_load(self, channel: int) -> float:
         """The true mass on the desk (what the world last set)."""

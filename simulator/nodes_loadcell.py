@@ -39,6 +39,10 @@ FULL_SCALE = (-0x800000, 0x7FFFFF)
 SETTLING_CONVERSIONS = 4
 AVERAGED = 8  # conversions the firmware averages into one report
 HOLD_S = 3.0  # a press held this long is a hold (staff: release a ghost seat)
+#: LOAD_STEP (PROTOCOL.md 5.7, revision 4): a channel's reported mass, settled, this far from its reference.
+STEP_EVENT_G = 100.0
+SETTLE_S = 1.0  # the reported mass stays within SETTLE_BAND_G this long: settled
+SETTLE_BAND_G = 20.0
 BUTTON_GAP_S = 0.01  # after a press ends, its event; the next press starts after this
 
 
@@ -108,6 +112,31 @@ class DeskPlatform:
         return self._drift_g
 
     # -- what the firmware reports --------------------------------------------------------------
+    def healthy(self, now: float) -> bool:
+        """The channel reports state OK (a part that answers, settled since its reset, in range)."""
+        if self.absent or now < self.powered_at + SETTLING_CONVERSIONS / self.rate:
+            return False
+        low, high = FULL_SCALE
+        return low < self._mean_counts(now) < high
+
+    def level_g(self, now: float) -> float:
+        """The reported mass once settled, without the conversion noise (grams at the nominal scale).
+
+        What the firmware compares for LOAD_STEP: its reports within SETTLE_BAND_G of each other,
+        the noise (about 1 g on a mean of 8) is far inside that. Reads the zero's drift as it stands
+        and draws nothing, so tracking a step leaves the platform's own readings as they were.
+        """
+        return self._mean_counts(now) / NOMINAL_COUNTS_PER_GRAM
+
+    def settles_after(self) -> float:
+        """Seconds from a change of load to the firmware calling the new level settled: the mean of
+        AVERAGED conversions reaches it, then holds within the band for SETTLE_S."""
+        return AVERAGED / self.rate + SETTLE_S
+
+    def _mean_counts(self, now: float) -> float:
+        load = self.dead_load_g + self.mass_g + self._creep(now) + self._drift_g
+        return self.zero_counts + load * self.counts_per_gram
+
     def report(self, now: float) -> tuple[int, int]:
         """(grams at the nominal scale, state) as block 1 carries them."""
         if self.absent:

@@ -147,8 +147,13 @@ class FloorModel:
             raise SensingError(f"{sensor_id}: not a thermopile (amg8833) of this floor", sensor=sensor_id)
         return det
 
-    def on_thermal(self, sensor_id: str, pixels: npt.ArrayLike, t: float) -> ThermalEvidence | None:
-        """One AMG8833 frame; an implausible frame marks the sensor unhealthy and is dropped."""
+    def on_thermal(self, sensor_id: str, pixels: npt.ArrayLike, t: float, *,
+                   prompt: bool = False) -> ThermalEvidence | None:
+        """One AMG8833 frame; an implausible frame marks the sensor unhealthy and is dropped.
+
+        ``prompt``: read out of schedule because a desk under it reported a change (a LOAD_STEP):
+        evidence like any frame, but its spacing from the others is not the sensor's frame interval.
+        """
         self._seen(t)
         det = self._detector(sensor_id)
         try:
@@ -163,7 +168,7 @@ class FloorModel:
                 machine = self._machines[seat_id]
                 before = machine.status
                 machine.observe(present, t, residue=seat_id in evidence.residue,
-                                residue_heat=evidence.residue.get(seat_id, 0.0))
+                                residue_heat=evidence.residue.get(seat_id, 0.0), prompt=prompt)
                 self._seat_news |= _is_news(before, machine.status)
         return evidence
 
@@ -242,6 +247,16 @@ class FloorModel:
             status = machine.status
             machine.observe_weight(desk.on, t, since=desk.on_since, witnessed=witnessed, load_g=desk.load_g)
             self._seat_news |= _is_news(status, machine.status)
+
+    def on_desk_step(self, seat_id: str, t: float) -> None:
+        """The desk node reported a settled step of the desk's load at ``t`` (LOAD_STEP): hands were
+        on the desk then (:meth:`SeatStateMachine.desk_step`). The readings that follow say what."""
+        self._machine(seat_id).desk_step(t)
+
+    def next_due(self, t: float) -> float | None:
+        """The earliest time after ``t`` a seat changes status by itself (:meth:`SeatStateMachine.due`)."""
+        dues = [d for m in self._machines.values() if (d := m.due()) is not None and d > t]
+        return min(dues, default=None)
 
     def on_load_calibration(self, sensor_id: str, convert: Callable[[float], float]) -> None:
         """A load cell's tare or scale changed (``edge-agent calibrate weight``): ``convert`` takes grams

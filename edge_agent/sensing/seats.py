@@ -127,6 +127,8 @@ class SeatStateMachine:
         self._hold_absent = False  # absence seen since the press
         self._stay_load_g = 0.0  # the most the desk held while the current patron was there
         self._unghosted_at: float | None = None  # a ghost seat's desk emptied and freed it then
+        self._step_t: float | None = None  # the desk's load stepped then, the seat occupied (LOAD_STEP)
+        self._stood_up: float | None = None  # ... and a frame after it did not see the patron: they stood up then
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
@@ -142,13 +144,16 @@ class SeatStateMachine:
             self.status, self.since = status, since
 
     def observe(self, presence: bool | None, t: float, *, residue: bool | None = None,
-                residue_heat: float | None = None) -> SeatStatus:
+                residue_heat: float | None = None, prompt: bool = False) -> SeatStatus:
         """Feed one piece of evidence (True present, False absent, None unusable) taken at ``t``.
 
         ``residue``: True if something warm was left where the patron sat (a laptop: belongings
         stayed), False if the sensor could have seen it and did not, None if it cannot tell.
         ``residue_heat``: how warm it is (summed contrast, C x pixels), to tell by how fast it cools
         whether it is the chair seat or belongings; None if the evidence does not say.
+        ``prompt``: a frame read between the sensor's polls (its desk reported a change): its
+        spacing from the frame before says nothing of the sensor's frame interval, which sets the
+        dropout bridge and whether one frame may occupy the seat.
         """
         if presence is None:
             self._set(SeatStatus.UNKNOWN, t)
@@ -157,17 +162,21 @@ class SeatStateMachine:
             self._residue_t = self._looked_t = self._absent_from = None
             self._provisional = self._by_weight = False
             self._hold_from = self._hold_until = None
+            self._step_t = self._stood_up = None
             self._cooling.clear()
             return self.status
         if self._fresh_since is None:
             self._fresh_since = t
-        if self._last_observed is not None and t > self._last_observed:
+        if prompt:
+            pass  # between two polls: the interval below is the polls' own
+        elif self._last_observed is not None and t > self._last_observed:
             # Evidence arrives once per frame: a frame interval longer than the dropout bridge
             # would otherwise read as a new presence run every frame (never "occupied").
             self._gap_s = max(self.timing.gap_s, min(180.0, 2.5 * (t - self._last_observed)))
             if residue is not None:
                 self._frame_s = t - self._last_observed
-        self._last_observed = t
+        if not prompt:
+            self._last_observed = t  # the latest scheduled evidence
         if residue is not None:
             self._looked_t = t
             if residue:
@@ -178,9 +187,13 @@ class SeatStateMachine:
             self._last_present = t
             self._absent_from = None
             self._cooling.clear()
+            if self._step_t is not None and t >= self._step_t:
+                self._step_t = self._stood_up = None  # still there after the step: they moved a cup
         else:
             if self._absent_from is None:
                 self._absent_from = t
+            if self._step_t is not None and t >= self._step_t:
+                self._stood_up = self._step_t
             if self._hold_from is not None and t > self._hold_from:
                 self._hold_absent = True
             if residue is not None and residue_heat is not None:
@@ -204,6 +217,36 @@ class SeatStateMachine:
         if on and status is SeatStatus.OCCUPIED and load_g is not None:
             self._stay_load_g = max(self._stay_load_g, load_g)  # what they work with stands on the desk
         return status
+
+    def desk_step(self, t: float) -> None:
+        """The desk's load made a settled step at ``t`` (the node's LOAD_STEP): someone's hands were
+        on the desk then. On an occupied seat, the first frame after it that does not see the patron
+        says they stood up at ``t`` (a laptop packed, a cup taken along, a bag put on the desk for a
+        break): their absence is counted from the step, not from the frame before it, which may be
+        a minute older, and a frame that does not see them is not bridged as a dropout."""
+        if self.status is SeatStatus.OCCUPIED and (self._last_present is None or t >= self._last_present):
+            self._step_t = t
+
+    def due(self) -> float | None:
+        """When the status changes next if no evidence comes (a patron's absence reaching
+        ``away_after_s``, an away seat's ghost limit or break limit, a bag on a free desk becoming a
+        claim); None if nothing is pending. The decide loop runs then, so such a change is shown
+        when it happens, not at its next period. A millisecond late, so the time compared with
+        the limit is past it, whatever the rounding of the clock."""
+        tm = self.timing
+        due: float | None = None
+        if self.status is SeatStatus.OCCUPIED:
+            if self._stood_up is not None:
+                due = self._stood_up + tm.away_after_s
+            elif self._last_present is not None:
+                due = self._last_present + max(self._gap_s, tm.away_after_s)
+        elif self.status is SeatStatus.AWAY:
+            due = self.hold_ends_at()
+        elif (self.status is SeatStatus.FREE and self._weight_on and self._weight_since is not None
+              and self._weight_witnessed):  # a claim: belongings with nobody at the seat for claim_after_s
+            lp = self._last_present
+            due = (self._weight_since if lp is None or lp < self._weight_since else lp) + tm.claim_after_s
+        return None if due is None else due + 1e-3
 
     def press(self, t: float) -> str:
         """The desk's "back soon" button: ``"away"`` (a break begins: AWAY, held for the break
@@ -284,6 +327,9 @@ class SeatStateMachine:
             confirmed = (self._run_start is not None and self._run_length(t) >= need
                          and (need > 0.0 or self._present_now(t)))
             gone_for = None if self._present_now(t) or self._last_present is None else t - self._last_present
+            stood = self._stood_up
+            if stood is not None and self.status is SeatStatus.OCCUPIED:
+                gone_for = t - stood  # the desk said when; the frame after it, that they went
             if self.status is SeatStatus.UNKNOWN:
                 if confirmed and self._run_start is not None:
                     self._session_start = self._run_start
@@ -302,7 +348,8 @@ class SeatStateMachine:
                     self._set(SeatStatus.AWAY, claimed + tm.claim_after_s)
             elif self.status is SeatStatus.OCCUPIED:
                 if gone_for is not None and gone_for >= tm.away_after_s and self._last_present is not None:
-                    left = self._last_present
+                    left = max(self._last_present, stood if stood is not None else self._last_present)
+                    self._step_t = self._stood_up = None
                     stay = left - (self._session_start if self._session_start is not None else left)
                     looked = self._looked_t is not None and self._looked_t > left
                     # Warmth that was there after they left and is still there in the latest frame.
@@ -432,6 +479,7 @@ class SeatStateMachine:
         self._provisional = self._by_weight = False
         self._hold_from = self._hold_until = None
         self._weight_on, self._weight_since = False, None
+        self._step_t = self._stood_up = None
         self._run_start = t if self._present_now(t) else None
         if self._fresh_since is None:
             self._fresh_since = t

@@ -186,6 +186,23 @@ def test_event_iterator_yields_button_press() -> None:
     on_line(scenario, [SimNode(10)])
 
 
+def test_a_desk_load_step_arrives_as_a_load_step_event() -> None:
+    """Revision 4: the gateway's HELLO names it, so a desk node queues LOAD_STEP once a new load on
+    a desk has settled (PROTOCOL.md 5.7); the link delivers it at its next exchange with the node."""
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        link.watch(10, 1.0)
+        await asyncio.sleep(0.5)
+        line.node(10).set_desk_load(3, 2200.0)  # a laptop and books
+        put_at = asyncio.get_running_loop().time()
+        async for event in link.events():
+            assert (event.node, event.kind, event.channel) == (10, "load_step", 3)
+            assert event.t == pytest.approx(put_at + 1.8, abs=0.05)  # 8 conversions at 10 SPS, then 1 s settled
+            assert asyncio.get_running_loop().time() - put_at <= 1.8 + 1.1  # next poll at the latest
+            break
+
+    on_line(scenario, [SimNode(10, revision=4, load_cells=True)])
+
+
 def test_actuation_goes_before_queued_polls() -> None:
     async def scenario(link: BridgeLink, line: SimLine) -> None:
         order: list[int] = []

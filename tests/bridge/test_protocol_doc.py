@@ -140,6 +140,24 @@ def desk_2_held() -> SimNode:
     return n
 
 
+def load_step_node() -> SimNode:
+    """Section 6.4's desk node: revision 4, the test platforms of 6.3."""
+    n = node(10, revision=4, load_cells=True, firmware=(1, 4, 0), hw_revision=3)
+    n.boot_id = 0x3B21
+    for p in n.platforms:
+        p.dead_load_g = p.zero_counts = p.noise_counts = p.drift_g_per_sqrt_h = p.creep_fraction = 0.0
+        p.counts_per_gram, p.powered_at = 10.0, 0.0
+    return n
+
+
+def laptop_on_desk_1() -> SimNode:
+    n = load_step_node()
+    answer(n, "HELLO request to node 10, revision 4")
+    n.set_desk_load(1, 1850.0)
+    n.clock.t += 2.05  # type: ignore[attr-defined]
+    return n
+
+
 PAIRS: list[tuple[str, str, Callable[[], SimNode]]] = [
     ("HELLO request to node 5", "HELLO reply from node 5", lambda: hello_node()),
     ("HELLO request to node 5, revision 2", "HELLO reply from node 5, revision 2", hello_node),
@@ -158,6 +176,8 @@ PAIRS: list[tuple[str, str, Callable[[], SimNode]]] = [
     ("READ_SENSOR block 255 to node 9", "READ_SENSOR reply: blocks 0 and 1", load_cell_node),
     ("READ_SENSOR block 1", "READ_SENSOR reply: block 1, four desks", four_desks),
     ("EVENTS request to node 9", "EVENTS reply: the button of desk 2 held 3 s", desk_2_held),
+    ("HELLO request to node 10, revision 4", "HELLO reply from node 10: revision 4", load_step_node),
+    ("EVENTS request to node 10", "EVENTS reply: a laptop put on desk 1", laptop_on_desk_1),
 ]
 
 
@@ -216,3 +236,35 @@ def test_a_hold_is_a_press_to_a_gateway_of_revision_2() -> None:
     assert reply is not None
     events = parse_events(decode_frame(reply[:-1]).payload)
     assert [(e.kind, e.channel) for e in events] == [(EventKind.BUTTON, 1)]
+
+
+def test_a_load_step_is_queued_once_settled_and_never_for_a_gateway_of_revision_3() -> None:
+    """Section 5.7, LOAD_STEP: one event about 1.8 s after the step (10 SPS), none for drift-sized
+    changes, none at all to a gateway that named revision 3."""
+    from firmware_bridge.messages import EventKind, EventsRequest, parse_events
+
+    def drained(n: SimNode, seq: int) -> list[tuple[int, int]]:
+        reply = n.receive(encode_frame(Frame(10, 0, seq, MsgType.EVENTS, 0, EventsRequest(0).pack()))[:-1])
+        assert reply is not None
+        return [(e.kind, e.channel) for e in parse_events(decode_frame(reply[:-1]).payload)]
+
+    n = laptop_on_desk_1()
+    assert drained(n, 1) == [(EventKind.LOAD_STEP, 1)]
+    n = load_step_node()
+    answer(n, "HELLO request to node 10, revision 4")
+    n.set_desk_load(2, 1850.0)
+    n.clock.t += 1.5  # type: ignore[attr-defined]
+    assert n.events_pending == 0  # the mean has not settled yet
+    n.clock.t += 0.5  # type: ignore[attr-defined]
+    assert n.events_pending == 1
+    n.set_desk_load(2, 1900.0)  # 50 g more: under the step
+    n.clock.t += 5.0  # type: ignore[attr-defined]
+    assert n.events_pending == 1
+    n.set_desk_load(2, 1950.0)  # 100 g above the reference now: small things add up
+    n.clock.t += 5.0  # type: ignore[attr-defined]
+    assert n.events_pending == 2
+    old = load_step_node()
+    old.receive(encode_frame(Frame(10, 0, 1, MsgType.HELLO, 0, b"\x03"))[:-1])
+    old.set_desk_load(1, 1850.0)
+    old.clock.t += 5.0  # type: ignore[attr-defined]
+    assert old.events_pending == 0

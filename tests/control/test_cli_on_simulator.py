@@ -26,6 +26,7 @@ import pytest
 
 from drivers.errors import EdgeError
 from edge_agent.control.client import ControlClient
+from edge_agent.simulate import SIMULATED_NODE_POLL_S
 from simulator.nodes_loadcell import AVERAGED, NOMINAL_COUNTS_PER_GRAM
 from tests.control.simfloor import LiveFloor
 
@@ -288,6 +289,30 @@ def test_anchor_survey_applies_at_once_and_undo_puts_it_back(floor: LiveFloor) -
 
 
 # -- 8. desk load cells -------------------------------------------------------------------------------
+
+def test_a_desk_load_step_is_seen_within_seconds_not_at_the_next_poll(floor: LiveFloor) -> None:
+    """A laptop put on a desk: the node raises LOAD_STEP once the load has settled, the gateway hears
+    of it at its next exchange with the node (a STATUS poll every 10 s on the simulated floor), reads
+    the load cell at once and the seat's thermopile with it. The load cells' own poll is once a minute."""
+    seat = "S111"
+    node, channel = floor.hold_desk(seat)
+    floor.on_loop(node.set_desk_load, channel, 0.0)
+    floor.wait_sim(5.0)
+    desks = floor.gateway.desks
+    steps = desks.load_steps
+    loaded = floor.on_loop(floor.gateway.floor.desk_load, seat) or 0.0
+    floor.on_loop(node.set_desk_load, channel, 2400.0)  # a laptop and books
+    put_at = floor.sim_time()
+    floor.wait_for("the gateway's reading of the laptop", lambda: (
+        (floor.on_loop(floor.gateway.floor.desk_load, seat) or 0.0) - loaded > 2000.0), wall_s=60.0, every_s=0.05)
+    seen_after = floor.sim_time() - put_at
+    assert desks.load_steps == steps + 1
+    # Settled after 1.8 s (10 SPS); heard at the next STATUS poll or any other exchange; read at once.
+    assert 1.8 <= seen_after <= 1.8 + SIMULATED_NODE_POLL_S + 2.0, seen_after
+    read_t = floor.gateway.pollers.last[f"weight-{seat}"].t
+    assert read_t - put_at >= 1.8  # the reading that saw it came after the step had settled
+    floor.on_loop(node.set_desk_load, channel, 0.0)
+
 
 WEIGHT_SEAT = "S110"  # z6-lounge: no other test here uses that zone's parts
 

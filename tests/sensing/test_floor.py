@@ -159,3 +159,24 @@ def test_commands_and_bad_input(model: FloorModel, floor_config: SiteConfig) -> 
     assert model.snapshot(201, WALL).seats["S003"].status is SeatStatus.FREE
     model.set_forecast(Z1, {30: 5.0})
     assert model.snapshot(201, WALL).zones[Z1].forecast == {30: 5.0}
+
+
+def test_the_next_due_seat_change_is_the_earliest_pending(model: FloorModel, floor_config: SiteConfig) -> None:
+    """FloorModel.next_due: when the decide loop must run for a seat to change by itself. Nothing is
+    pending on a floor of free seats; a seated patron last seen at 170 s with 2 s frames is due to
+    be judged gone once their absence passes away_after_s; a desk step followed by a frame
+    without them dates it from the step instead."""
+    rng = np.random.default_rng(43)
+    feed(model, floor_config, 0, 130, rng)
+    assert model.next_due(130.0) is None
+    feed(model, floor_config, 130, 172, rng, {"S002": Z1_THERMAL[0]})
+    assert model.snapshot(172, WALL).seats["S002"].status is SeatStatus.OCCUPIED
+    away_after = model.timing.away_after_s
+    assert model.next_due(172.0) == pytest.approx(170.0 + away_after + 1e-3)
+    model.on_desk_step("S002", 180.0)  # the patron packed up at 180 s
+    feed(model, floor_config, 182, 184, rng)  # the next frame does not see them
+    assert model.next_due(184.0) == pytest.approx(180.0 + away_after + 1e-3)
+    feed(model, floor_config, 184, 180.0 + away_after - 1.0, rng)  # frames go on: the thermopile is fresh
+    assert model.snapshot(180.0 + away_after - 1.0, WALL).seats["S002"].status is SeatStatus.OCCUPIED
+    feed(model, floor_config, 180.0 + away_after - 1.0, 180.0 + away_after + 1.0, rng)
+    assert model.snapshot(180.0 + away_after + 1.0, WALL).seats["S002"].status is SeatStatus.FREE

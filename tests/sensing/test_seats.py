@@ -241,3 +241,48 @@ def test_weak_coat_that_cools_out_of_sight_still_holds_the_seat() -> None:
     # cooled like fabric between the two frames, not like a chair seat, so the patron is away.
     seen = _leave_warmth(lambda age: 0.6 * np.exp(-age / 720.0))
     assert {status for t, _, status in seen if t >= 900.0} == {SeatStatus.AWAY}
+
+
+def _seated_with_sparse_frames() -> SeatStateMachine:
+    """Frames a minute apart; the patron sits from 240 s and is seen in every frame to 600 s."""
+    m = SeatStateMachine(TIMING, 0.0)
+    for t in np.arange(0.0, 660.0, 60.0):
+        m.observe(bool(t >= 240.0), float(t), residue=False)
+    assert m.status is SeatStatus.OCCUPIED
+    return m
+
+
+def test_a_desk_step_then_no_patron_counts_their_absence_from_the_step() -> None:
+    """Seen at 600 s; the desk packed at 645 s (LOAD_STEP) and a prompt frame at 650 s without them:
+    they left at 645, not at 600, and no dropout bridge holds them there."""
+    m = _seated_with_sparse_frames()
+    m.observe_weight(True, 600.0, since=240.0, load_g=1800.0)
+    m.desk_step(645.0)
+    m.observe_weight(False, 650.0)
+    m.observe(False, 650.0, residue=False, prompt=True)
+    assert m.due() == 645.0 + TIMING.away_after_s + 1e-3
+    assert m.advance(764.0) is SeatStatus.OCCUPIED
+    assert (m.advance(765.0), m.since) == (SeatStatus.FREE, 765.0)
+    # Without the step the frame at 600 is all there is, bridged for 2.5 frame intervals.
+    plain = _seated_with_sparse_frames()
+    plain.observe(False, 660.0, residue=False)
+    assert plain.due() == 600.0 + 150.0 + 1e-3
+    assert plain.advance(749.0) is SeatStatus.OCCUPIED
+
+
+def test_a_desk_step_with_the_patron_still_seen_changes_nothing() -> None:
+    m = _seated_with_sparse_frames()
+    m.desk_step(630.0)  # a cup moved
+    m.observe(True, 632.0, residue=False, prompt=True)
+    m.observe(True, 660.0, residue=False)
+    assert m.advance(800.0) is SeatStatus.OCCUPIED
+    assert m.due() == 660.0 + 150.0 + 1e-3  # a prompt frame does not shorten the frame interval
+
+
+def test_a_prompt_frame_does_not_make_one_frame_too_little_to_occupy() -> None:
+    m = SeatStateMachine(TIMING, 0.0)
+    for t in (0.0, 60.0, 120.0, 180.0):
+        m.observe(False, t, residue=False)
+    m.observe(False, 190.0, residue=False, prompt=True)  # 10 s after the last frame
+    m.observe(True, 240.0, residue=False)
+    assert (m.status, m.since) == (SeatStatus.OCCUPIED, 240.0)
