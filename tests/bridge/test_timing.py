@@ -123,26 +123,31 @@ def test_a_reply_without_its_delimiter_does_not_swallow_the_next_one() -> None:
 def test_damage_seen_after_the_wait_ran_out_leaves_the_reader_running() -> None:
     """The reader may see a damaged reply in the loop turn between the reply wait expiring and
     the exchange task clearing it. Bringing that expired wait forward must be a no-op: raising
-    there killed the reader task and every later request on the line timed out."""
-    from firmware_bridge.exchange import LineMaster
+    there killed the reader task and every later request on the line timed out; restarting the
+    wait would turn a settled timeout into a second one."""
+    from firmware_bridge.exchange import LineMaster, _expire
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         master = LineMaster(MemoryLine().master)
-        master._reply = loop.create_future()
-        seen_expiring = False
+        reply = master._reply = loop.create_future()
+        timer = master._timer = loop.call_at(loop.time(), _expire, reply)
+        for _ in range(10):  # the wait runs out; the exchange task has not run to clear it yet
+            if reply.done():
+                break
+            await asyncio.sleep(0)
+        assert reply.done() and isinstance(reply.exception(), TimeoutError)
+        master._give_up_after(loop.time() + 0.01)  # raised RuntimeError before
+        assert master._timer is timer  # left alone: no second timer for a settled wait
+        master._timer = None
+        master._give_up_after(loop.time() + 0.01)
+
+        # A wait still running is brought forward: it runs out at the new time, not the old one.
+        reply = master._reply = loop.create_future()
+        master._timer = loop.call_at(loop.time() + 60, _expire, reply)
+        master._give_up_after(loop.time() + 0.01)
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0) as scope:
-                master._scope = scope
-                try:
-                    await asyncio.sleep(1)
-                except asyncio.CancelledError:
-                    seen_expiring = scope.expired()
-                    master._give_up_after(loop.time() + 0.01)  # raised RuntimeError before
-                    raise
-        assert seen_expiring
-        master._give_up_after(loop.time() + 0.01)
-        master._scope = None
-        master._give_up_after(loop.time() + 0.01)
+            async with asyncio.timeout(5):
+                await reply
 
     asyncio.run(scenario())
