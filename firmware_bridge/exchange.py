@@ -242,6 +242,9 @@ class LineMaster:
         frame = encode_frame(Frame(dst=BROADCAST, src=GATEWAY, seq=0, type=mtype, payload=payload))
         # Broadcasts bypass the queue but take their turn: the sender lock is held per exchange.
         async with self._turn:
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._line_free:  # the gap after the last exchange holds for it too
+                await asyncio.sleep(self._line_free - loop.time())
             await self.transport.write(frame)
             self.stats.frames_sent += 1
             await asyncio.sleep(self.byte_s * INTERFRAME_CHARS + self._unsent_s(frame))

@@ -9,7 +9,8 @@ import random
 import pytest
 
 from firmware_bridge import BridgeLink, MemoryLine, NodeNackError, build_image, update_firmware
-from firmware_bridge.messages import HardwareKind, MsgType, NackCode, OutputFunction
+from firmware_bridge.exchange import INTERFRAME_CHARS
+from firmware_bridge.messages import HardwareKind, MsgType, NackCode, OutputFunction, SetOutput
 from firmware_bridge.transport import MemoryEndpoint, Transport
 from simulator.clock import run_virtual
 from simulator.nodes import SimNode
@@ -151,3 +152,49 @@ def test_damage_seen_after_the_wait_ran_out_leaves_the_reader_running() -> None:
                 await reply
 
     asyncio.run(scenario())
+
+
+class StampedLine:
+    """The master end of a memory line, noting when each write starts and each read returns."""
+
+    write_waits_for_line = True
+
+    def __init__(self, end: MemoryEndpoint) -> None:
+        self.end = end
+        self.writes: list[float] = []
+        self.reads: list[float] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(asyncio.get_running_loop().time())
+        await self.end.write(data)
+
+    async def read(self) -> bytes:
+        data = await self.end.read()
+        self.reads.append(asyncio.get_running_loop().time())
+        return data
+
+    async def aclose(self) -> None:
+        await self.end.aclose()
+
+
+def test_the_inter_frame_gap_follows_every_exchange_before_a_request_or_a_broadcast() -> None:
+    """Three idle characters between a reply and the next frame the gateway sends, whether the
+    next is a queued request or a broadcast (which bypasses the queue but not the gap)."""
+
+    async def main() -> None:
+        line = SimLine([SimNode(3)])
+        async with line.on_memory_line() as memory:
+            stamped = StampedLine(memory.master)
+            async with BridgeLink(stamped) as link:
+                gap = link.byte_s * INTERFRAME_CHARS
+                await link.status(3)
+                replied = stamped.reads[-1]
+                await link.broadcast(MsgType.SET_OUTPUT, SetOutput(0, OutputFunction.LAMP, 0, 0).pack())
+                assert stamped.writes[-1] - replied >= gap - 1e-9
+                await link.status(3)
+                replied = stamped.reads[-1]
+                await link.status(3)
+                assert stamped.writes[-1] - replied >= gap - 1e-9
+                assert link.stats.timeouts == 0
+
+    run_virtual(main())
