@@ -62,14 +62,23 @@ def crc16_reference(data: bytes, crc: int = 0xFFFF) -> int:
     return crc
 
 
+_CODE = tuple(bytes((n,)) for n in range(256))  # one-byte COBS codes, made once
+
+
 def cobs_encode(data: bytes) -> bytes:
     """Consistent-overhead byte stuffing: the output contains no 0x00, so 0x00 can delimit frames.
 
     Each run of non-zero bytes becomes blocks of at most 254 bytes, each led by its length + 1; a
-    code below 0xFF stands for the zero that ended the run. Working per run keeps this in C.
+    code below 0xFF stands for the zero that ended the run. Working per run keeps this in C: a
+    frame shorter than 254 bytes (every frame but an OTA chunk) has no run that long, so it is
+    one join of code and run pairs.
     """
+    runs = bytes(data).split(b"\x00")
+    if len(data) < 0xFE:
+        code = _CODE
+        return b"".join([part for run in runs for part in (code[len(run) + 1], run)])
     out = bytearray()
-    for run in bytes(data).split(b"\x00"):
+    for run in runs:
         while len(run) >= 0xFE:
             out.append(0xFF)
             out += run[:0xFE]
@@ -86,6 +95,18 @@ def cobs_decode(data: bytes) -> bytes:
     if n == 0:
         raise FrameError("empty COBS block")
     if 0 not in data:  # the common case: only the block lengths need checking
+        if n < 0xFF:
+            # No block can be 254 bytes long, so every code after the first stands for a zero:
+            # put the zeros in place of the codes, in a copy.
+            out = bytearray(data)
+            i = data[0]
+            while i < n:
+                out[i] = 0
+                i += data[i]
+            if i > n:
+                raise FrameError(f"COBS block at offset {_block_start(data, i)} runs {i - n} byte(s) past the end")
+            del out[0]
+            return bytes(out)
         while i < n:
             code = data[i]
             end = i + code
@@ -113,6 +134,14 @@ def cobs_decode(data: bytes) -> bytes:
     return bytes(out)
 
 
+def _block_start(data: bytes, end: int) -> int:
+    """Offset of the block whose code points at ``end`` (for the error message only)."""
+    i = 0
+    while i + data[i] != end:
+        i += data[i]
+    return i
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One decoded frame. ``payload`` is message-specific (firmware_bridge.messages parses it)."""
@@ -136,17 +165,20 @@ class Frame:
 
 def encode_frame(frame: Frame) -> bytes:
     """Header + payload + CRC, COBS-stuffed, with the trailing 0x00 delimiter."""
-    fields = (frame.dst, frame.src, frame.seq, frame.type, frame.flags, frame.version)
-    if not all(0 <= v <= 0xFF for v in fields):
+    payload = frame.payload
+    try:  # struct checks every field's range in C; the message comes from the loop below
+        header = HEADER.pack(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, len(payload))
+    except struct.error:
+        header = b""
+    if not header or len(payload) > MAX_PAYLOAD:
+        fields = (frame.dst, frame.src, frame.seq, frame.type, frame.flags, frame.version)
         for name, v in zip(("dst", "src", "seq", "type", "flags", "version"), fields, strict=True):
             if not 0 <= v <= 0xFF:
                 raise FrameError(f"{name}={v} does not fit in one byte")
-    if len(frame.payload) > MAX_PAYLOAD:
-        raise FrameError(f"payload of {len(frame.payload)} bytes exceeds the {MAX_PAYLOAD}-byte maximum")
-    raw = (
-        HEADER.pack(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, len(frame.payload))
-        + frame.payload
-    )
+        if len(payload) > MAX_PAYLOAD:
+            raise FrameError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte maximum")
+        header = HEADER.pack(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, len(payload))
+    raw = header + payload
     raw += binascii.crc_hqx(raw, 0xFFFF).to_bytes(2, "little")
     return cobs_encode(raw) + b"\x00"
 

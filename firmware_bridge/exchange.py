@@ -149,8 +149,11 @@ class LineMaster:
         self._current: _Job | None = None  # the job whose exchange is on the line
         self._expect: tuple[int, int, int] | None = None
         self._reply: asyncio.Future[Frame] | None = None
-        self._scope: asyncio.Timeout | None = None
+        # The wait for the reply on the line: one timer that fails ``_reply`` with TimeoutError at
+        # ``_scope_end`` (a plain timer, not a timeout scope: no task cancellation on silence).
+        self._timer: asyncio.Handle | None = None
         self._scope_end = 0.0
+        self._line_free = 0.0  # the loop time the inter-frame gap after the last exchange ends
         self._damaged = False
         self._reader = FrameReader()
         self._closed = False
@@ -239,6 +242,9 @@ class LineMaster:
         frame = encode_frame(Frame(dst=BROADCAST, src=GATEWAY, seq=0, type=mtype, payload=payload))
         # Broadcasts bypass the queue but take their turn: the sender lock is held per exchange.
         async with self._turn:
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._line_free:  # the gap after the last exchange holds for it too
+                await asyncio.sleep(self._line_free - loop.time())
             await self.transport.write(frame)
             self.stats.frames_sent += 1
             await asyncio.sleep(self.byte_s * INTERFRAME_CHARS + self._unsent_s(frame))
@@ -275,14 +281,23 @@ class LineMaster:
 
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        gap_s = self.byte_s * INTERFRAME_CHARS
         while True:
-            pick = self._next_ready(loop.time())
+            now = loop.time()
+            pick = self._next_ready(now)
             if not isinstance(pick, _Job):
                 self._wake.clear()
-                timeout = None if pick is None else max(0.0, pick - loop.time())
+                if pick is None:
+                    await self._wake.wait()
+                    continue
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):  # unlike wait_for, no task per wait
+                    async with asyncio.timeout(max(0.0, pick - loop.time())):  # unlike wait_for, no task per wait
                         await self._wake.wait()
+                continue
+            if now < self._line_free:
+                # The inter-frame gap after the last exchange: wait it out, then choose again (a more
+                # urgent request may come meanwhile). An idle line pays no timer for it.
+                await asyncio.sleep(self._line_free - now)
                 continue
             self._jobs.remove(pick)
             async with self._turn:
@@ -296,7 +311,7 @@ class LineMaster:
                     raise
                 finally:
                     self._current = None
-                await asyncio.sleep(self.byte_s * INTERFRAME_CHARS)
+                    self._line_free = loop.time() + gap_s
 
     async def _attempt(self, job: _Job) -> None:
         loop = asyncio.get_running_loop()
@@ -329,10 +344,9 @@ class LineMaster:
         try:
             await self.transport.write(wire)
             self.stats.frames_sent += 1
-            wait = self._unsent_s(wire) + self.reply_timeout(job.frame.type)
-            async with asyncio.timeout(wait) as self._scope:
-                self._scope_end = loop.time() + wait
-                frame = await reply
+            self._scope_end = loop.time() + self._unsent_s(wire) + self.reply_timeout(job.frame.type)
+            self._timer = loop.call_at(self._scope_end, _expire, reply)
+            frame = await reply
         except TimeoutError:
             if self._damaged:
                 self.stats.damaged_replies += 1
@@ -342,7 +356,9 @@ class LineMaster:
             self._again(job)
             return
         finally:
-            self._expect = self._reply = self._scope = None
+            if self._timer is not None:
+                self._timer.cancel()
+            self._expect = self._reply = self._timer = None
         self.stats.replies += 1
         self.answers[job.node] = self.answers.get(job.node, 0) + 1
         self._seen(job.node)
@@ -445,10 +461,15 @@ class LineMaster:
         not yet run to clear it. Rescheduling it then would raise and kill this reader, and with
         it the whole line, so an expired or finished wait is left alone.
         """
-        scope = self._scope
-        if scope is None or scope.expired() or self._reply is None or self._reply.done():
+        timer, reply = self._timer, self._reply
+        if timer is None or reply is None or reply.done():
             return
-        scope.reschedule(when)
+        timer.cancel()
+        loop = asyncio.get_running_loop()
+        if when <= loop.time():
+            self._timer = loop.call_soon(_expire, reply)
+        else:
+            self._timer = loop.call_at(when, _expire, reply)
 
     def _dispatch(self, frame: Frame) -> None:
         if not frame.is_reply or frame.dst != GATEWAY:
@@ -463,6 +484,12 @@ class LineMaster:
 
     def _events_pending(self, node: int) -> None:
         """A reply said the node has events queued (BridgeLink drains them)."""
+
+
+def _expire(reply: asyncio.Future[Frame]) -> None:
+    """The reply's time is up (or a damaged reply ended the wait early)."""
+    if not reply.done():
+        reply.set_exception(TimeoutError())
 
 
 def _name(kind: type[IntEnum], value: int) -> str:

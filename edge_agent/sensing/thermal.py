@@ -147,31 +147,37 @@ def check_frame(frame: npt.ArrayLike, sensor: str) -> FloatArray:
     arr = np.asarray(frame, dtype=np.float64)
     if arr.shape != (GRID, GRID):
         raise SensorImplausibleError(f"{sensor}: frame shape {arr.shape}, expected (8, 8)", device=sensor)
-    if not np.all(np.isfinite(arr)) or arr.min() < FRAME_MIN_C or arr.max() > FRAME_MAX_C:
+    low, high = arr.min(), arr.max()  # NaN and infinities fail the range test too
+    if not (low >= FRAME_MIN_C and high <= FRAME_MAX_C):
         raise SensorImplausibleError(f"{sensor}: frame values outside {FRAME_MIN_C}..{FRAME_MAX_C} C", device=sensor)
     return arr
 
 
 def _components(mask: BoolArray) -> list[list[tuple[int, int]]]:
-    """8-connected components of a small boolean grid (at most 64 pixels: a plain flood fill)."""
-    seen = np.zeros_like(mask)
+    """8-connected components of a small boolean grid (at most 64 pixels: a plain flood fill).
+
+    Components come in the row-major order of their first pixel, each sorted. The fill runs on a
+    set of Python pairs: indexing the numpy grid pixel by pixel cost more than the whole frame's
+    arithmetic.
+    """
+    rows, cols = np.nonzero(mask)
+    todo = list(zip(rows.tolist(), cols.tolist(), strict=True))  # row-major, as nonzero gives them
+    left = set(todo)
     out: list[list[tuple[int, int]]] = []
-    rows, cols = mask.shape
-    for r0, c0 in zip(*np.nonzero(mask), strict=True):
-        if seen[r0, c0]:
+    for start in todo:
+        if start not in left:
             continue
-        stack = [(int(r0), int(c0))]
-        seen[r0, c0] = True
+        left.discard(start)
+        stack = [start]
         comp: list[tuple[int, int]] = []
         while stack:
-            r, c = stack.pop()
-            comp.append((r, c))
-            for dr in (-1, 0, 1):
-                for dc in (-1, 0, 1):
-                    rr, cc = r + dr, c + dc
-                    if 0 <= rr < rows and 0 <= cc < cols and mask[rr, cc] and not seen[rr, cc]:
-                        seen[rr, cc] = True
-                        stack.append((rr, cc))
+            r, c = pixel = stack.pop()
+            comp.append(pixel)
+            for near in ((r - 1, c - 1), (r - 1, c), (r - 1, c + 1), (r, c - 1), (r, c + 1),
+                         (r + 1, c - 1), (r + 1, c), (r + 1, c + 1)):
+                if near in left:
+                    left.discard(near)
+                    stack.append(near)
         out.append(sorted(comp))
     return out
 
@@ -246,6 +252,7 @@ class ThermalSeatDetector:
     _settling_until: FloatArray = field(default_factory=lambda: np.full((GRID, GRID), -np.inf))
     _points: dict[tuple[int, int], _PointTrack] = field(default_factory=dict)
     _residues: list[_Residue] = field(default_factory=list)
+    _settle_end: float = -math.inf  # the latest of _settling_until: from then on no pixel settles
 
     @classmethod
     def for_sensor(
@@ -449,12 +456,20 @@ class ThermalSeatDetector:
         p = self.params
         assert self.background is not None
         bg = self.background
+        if t >= self._settle_end and not frozen.any():
+            # Nobody in view, nor anything they left still settling (most frames of most sensors):
+            # every pixel is free, so the whole background takes its step, and no drift is needed.
+            self._frozen_since.fill(np.nan)
+            tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
+            bg += (1.0 - np.exp(-dt / tau)) * diff
+            return
         newly = frozen & np.isnan(self._frozen_since)
         self._frozen_since[newly] = t
         self._frozen_since[~frozen] = np.nan
         held_long = frozen & (t - np.nan_to_num(self._frozen_since, nan=t) >= p.hold_max_s)
         self._settling_until[frozen] = t + p.settle_s
         settling = ~frozen & (t < self._settling_until)
+        self._settle_end = float(self._settling_until.max())
         free = ~frozen & ~settling
         tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
         step = (1.0 - np.exp(-dt / tau)) * diff
@@ -488,6 +503,7 @@ class ThermalSeatDetector:
         self.background = arr.copy()
         self._frozen_since[:] = np.nan
         self._settling_until[:] = -np.inf
+        self._settle_end = -math.inf
         self._person_mask[:] = False
         self._points.clear()
         self._residues.clear()

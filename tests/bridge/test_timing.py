@@ -9,7 +9,8 @@ import random
 import pytest
 
 from firmware_bridge import BridgeLink, MemoryLine, NodeNackError, build_image, update_firmware
-from firmware_bridge.messages import HardwareKind, MsgType, NackCode, OutputFunction
+from firmware_bridge.exchange import INTERFRAME_CHARS
+from firmware_bridge.messages import HardwareKind, MsgType, NackCode, OutputFunction, SetOutput
 from firmware_bridge.transport import MemoryEndpoint, Transport
 from simulator.clock import run_virtual
 from simulator.nodes import SimNode
@@ -123,26 +124,77 @@ def test_a_reply_without_its_delimiter_does_not_swallow_the_next_one() -> None:
 def test_damage_seen_after_the_wait_ran_out_leaves_the_reader_running() -> None:
     """The reader may see a damaged reply in the loop turn between the reply wait expiring and
     the exchange task clearing it. Bringing that expired wait forward must be a no-op: raising
-    there killed the reader task and every later request on the line timed out."""
-    from firmware_bridge.exchange import LineMaster
+    there killed the reader task and every later request on the line timed out; restarting the
+    wait would turn a settled timeout into a second one."""
+    from firmware_bridge.exchange import LineMaster, _expire
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         master = LineMaster(MemoryLine().master)
-        master._reply = loop.create_future()
-        seen_expiring = False
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0) as scope:
-                master._scope = scope
-                try:
-                    await asyncio.sleep(1)
-                except asyncio.CancelledError:
-                    seen_expiring = scope.expired()
-                    master._give_up_after(loop.time() + 0.01)  # raised RuntimeError before
-                    raise
-        assert seen_expiring
-        master._give_up_after(loop.time() + 0.01)
-        master._scope = None
+        reply = master._reply = loop.create_future()
+        timer = master._timer = loop.call_at(loop.time(), _expire, reply)
+        for _ in range(10):  # the wait runs out; the exchange task has not run to clear it yet
+            if reply.done():
+                break
+            await asyncio.sleep(0)
+        assert reply.done() and isinstance(reply.exception(), TimeoutError)
+        master._give_up_after(loop.time() + 0.01)  # raised RuntimeError before
+        assert master._timer is timer  # left alone: no second timer for a settled wait
+        master._timer = None
         master._give_up_after(loop.time() + 0.01)
 
+        # A wait still running is brought forward: it runs out at the new time, not the old one.
+        reply = master._reply = loop.create_future()
+        master._timer = loop.call_at(loop.time() + 60, _expire, reply)
+        master._give_up_after(loop.time() + 0.01)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(5):
+                await reply
+
     asyncio.run(scenario())
+
+
+class StampedLine:
+    """The master end of a memory line, noting when each write starts and each read returns."""
+
+    write_waits_for_line = True
+
+    def __init__(self, end: MemoryEndpoint) -> None:
+        self.end = end
+        self.writes: list[float] = []
+        self.reads: list[float] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(asyncio.get_running_loop().time())
+        await self.end.write(data)
+
+    async def read(self) -> bytes:
+        data = await self.end.read()
+        self.reads.append(asyncio.get_running_loop().time())
+        return data
+
+    async def aclose(self) -> None:
+        await self.end.aclose()
+
+
+def test_the_inter_frame_gap_follows_every_exchange_before_a_request_or_a_broadcast() -> None:
+    """Three idle characters between a reply and the next frame the gateway sends, whether the
+    next is a queued request or a broadcast (which bypasses the queue but not the gap)."""
+
+    async def main() -> None:
+        line = SimLine([SimNode(3)])
+        async with line.on_memory_line() as memory:
+            stamped = StampedLine(memory.master)
+            async with BridgeLink(stamped) as link:
+                gap = link.byte_s * INTERFRAME_CHARS
+                await link.status(3)
+                replied = stamped.reads[-1]
+                await link.broadcast(MsgType.SET_OUTPUT, SetOutput(0, OutputFunction.LAMP, 0, 0).pack())
+                assert stamped.writes[-1] - replied >= gap - 1e-9
+                await link.status(3)
+                replied = stamped.reads[-1]
+                await link.status(3)
+                assert stamped.writes[-1] - replied >= gap - 1e-9
+                assert link.stats.timeouts == 0
+
+    run_virtual(main())
