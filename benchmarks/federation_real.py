@@ -36,6 +36,8 @@ the same number of local steps (``rounds * steps``) per gateway:
   weight with the smallest p50 error on them, then the models trained on every training day are
   blended with it. What a gateway with ``[federation] local_steps`` does (its validation days are
   its held-out days). Spends no privacy budget: the local model and the choice stay on the gateway.
+  ``--only-mix``: only the rows the mixtures need (alone, federated without DP, the DP rounds at
+  each epsilon, in-day and with the released profile, each adapted and mixed), in one run.
 - ``--fedper E``: personalised layers (FedPer): DP rounds at epsilon E train the in-day model's
   every parameter (``all``), then each gateway keeps the federated hidden layer and trains its own
   head (output layer and skip path, every column) as ``alone`` trains, without noise.
