@@ -25,10 +25,19 @@ the same number of local steps (``rounds * steps``) per gateway:
 - ``pooled``: one model trained centrally on every gateway's zone-days together (the same steps,
   the batches of all gateways at once);
 - ``+ adapted``: the federated model, then fitted on each gateway to its own zone-days the way a
-  gateway with ``[federation] adapt_steps`` does it (:func:`edge_agent.federation.trainer.adaptation`;
+  gateway with ``[federation] adapt_steps`` does it (:func:`edge_agent.federation.personal.adaptation`;
   local, so without noise, every column), scored on that gateway;
 - ``+ trained as alone``: the federated model, then trained on each gateway exactly as ``alone``
   trains from the public start (the same steps and settings): what the federation's start is worth.
+- ``--mix``: the gateway's own model mixed with the federated model (:mod:`models.mixture`, APFL-style):
+  the "alone" model and the "+ adapted" model blended, ``a * alone + (1 - a) * adapted``, with ``a`` chosen
+  on the gateway's newest ``--val-days`` training days (before its held-out weeks, never the held-out
+  weeks): the two models are first trained the same way on the days before those, ``a`` is the grid
+  weight with the smallest p50 error on them, then the models trained on every training day are
+  blended with it. What a gateway with ``[federation] local_steps`` does (its validation days are
+  its held-out days). Spends no privacy budget: the local model and the choice stay on the gateway.
+  ``--only-mix``: only the rows the mixtures need (alone, federated without DP, the DP rounds at
+  each epsilon, in-day and with the released profile, each adapted and mixed), in one run.
 - ``--fedper E``: personalised layers (FedPer): DP rounds at epsilon E train the in-day model's
   every parameter (``all``), then each gateway keeps the federated hidden layer and trains its own
   head (output layer and skip path, every column) as ``alone`` trains, without noise.
@@ -58,19 +67,20 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.config import SiteConfig, parse_config
+from edge_agent.federation.personal import ROUND_STEPS, adapt_params, train_alone
 from edge_agent.federation.server import START_IN_DAY_PATH, START_MODEL_PATH
-from edge_agent.federation.trainer import adaptation
 from models.calendar import LibraryCalendar
 from models.evaluation import evaluate
 from models.features import FEATURE_VERSIONS, LATEST_VERSION, V4
 from models.history import Observation
 from models.inference import Forecaster
+from models.mixture import Validation, blend, choose_weight, validation_rows
 from models.privacy import epsilon, noise_for
 from models.private_profile import release_entry, release_profiles
 from models.public_data import SPLITS, load
@@ -187,6 +197,35 @@ def federate(start: Params, gws: list[Gateway], rounds: int, how: LocalTraining,
     return params
 
 
+class Mixer:
+    """Each gateway's own model mixed with an adapted federated model, the weight chosen on its
+    newest ``val_days`` training days (see the module docstring, ``--mix``)."""
+
+    def __init__(self, args: argparse.Namespace, gws: list[Gateway], start: Params) -> None:
+        self.args, self.gws = args, gws
+        self.val = [_gateway(g.name, g.cut(), g.calendar, g.split - timedelta(days=args.val_days), g.capacities,
+                             g.version) for g in gws]
+        self.rows: list[Validation] = [
+            validation_rows(v.history, v.split, g.split, HORIZONS, g.calendar, g.version)
+            for v, g in zip(self.val, gws, strict=True)]
+        # "alone" on every training day (the local model served), and on the days before the validation days,
+        # by the gateway's own code (the same as ``federate`` on one gateway with ``plain``)
+        steps = args.rounds * args.steps
+        self.alone = [train_alone(start, g.train, HORIZONS, steps, seed=args.seed) for g in gws]
+        self.alone_val = [train_alone(start, v.train, HORIZONS, steps, seed=args.seed) for v in self.val]
+
+    def skills(self, label: str, fed_params: Params, adapted: list[Params]) -> list[float]:
+        out = []
+        chosen = []
+        for i, (g, v) in enumerate(zip(self.gws, self.val, strict=True)):
+            adapted_val = adapt_params(fed_params, v.train, HORIZONS, self.args.adapt_steps, seed=self.args.seed)
+            weight, _ = choose_weight(self.alone_val[i], adapted_val, self.rows[i])
+            chosen.append(f"{g.name} {weight:.2f}")
+            out.append(skill_60(blend(self.alone[i], adapted[i], weight), g))
+        print(f"{label}, mixed: weight of the gateway's own model " + ", ".join(chosen), flush=True)
+        return out
+
+
 def residual_start(in_day_start: Params) -> Params:
     """The in-day start as a residual over the count now: its hidden layer, its output layer zeroed,
     the skip path reading the count now carried by the typed profile (``carry_typed`` of each horizon)."""
@@ -212,7 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dp", action="store_true", help="only the rows without DP (alone, federated, pooled)")
     parser.add_argument("--profile-share", type=float, default=0.3,
                         help="demand-v4: the share of each epsilon the released profile spends")
+    parser.add_argument("--mix", action="store_true",
+                        help="also: each gateway's own model mixed with every adapted federated model")
+    parser.add_argument("--val-days", type=int, default=14,
+                        help="--mix: the newest training days on which each gateway chooses its weight")
+    parser.add_argument("--only-mix", action="store_true",
+                        help="only alone, the rows --mix needs and the mixtures (with --mix)")
     args = parser.parse_args(argv)
+    args.mix = args.mix or args.only_mix
+    if args.mix and args.steps != ROUND_STEPS:
+        parser.error(f"--mix trains each gateway's own model as a gateway does, in rounds of {ROUND_STEPS} steps")
     t0 = time.process_time()
     gws = gateways(args.data_dir, args.features)
     start, have = params_from_onnx(START_MODEL_PATH.read_bytes())
@@ -225,25 +273,33 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, list[float]]] = [("start (public, untrained)", [skill_60(start, g) for g in gws]),
                                            ("in-day start (public)", [skill_60(start_in_day, g) for g in gws])]
     adapted_rows: list[tuple[str, list[float]]] = []
+    mix_rows: list[tuple[str, list[float]]] = []
+    mixer = Mixer(args, gws, start) if args.mix else None
 
-    def adapted(params: Params, gw: Gateway) -> float:
-        return skill_60(federate(params, [gw], 1, adaptation(args.adapt_steps), "all", seed=args.seed), gw)
+    def adapted_and_mixed(label: str, fed_params: Params) -> None:
+        # the gateway's own adaptation (the same as one round of ``federate`` with ``adaptation``)
+        adapted = [adapt_params(fed_params, g.train, HORIZONS, args.adapt_steps, seed=args.seed) for g in gws]
+        adapted_rows.append((f"{label} + adapted", [skill_60(p, g) for p, g in zip(adapted, gws, strict=True)]))
+        if mixer is not None:
+            mix_rows.append((f"{label}, adapted, mixed with alone", mixer.skills(label, fed_params, adapted)))
 
     def as_alone(params: Params, gw: Gateway) -> float:
         return skill_60(federate(params, [gw], args.rounds, plain, "all", seed=args.seed), gw)
 
     if args.only_profile:
-        profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
-        print_table(args, gws, rows + adapted_rows, t0)
+        profile_rows(args, gws, start_in_day, rows, adapted_rows, as_alone, adapted_and_mixed)
+        print_table(args, gws, rows + adapted_rows + mix_rows, t0)
         return 0
-    rows.append(("alone", [skill_60(federate(start, [g], args.rounds, plain, "all", seed=args.seed), g)
-                           for g in gws]))
+    alone = mixer.alone if mixer is not None else [federate(start, [g], args.rounds, plain, "all", seed=args.seed)
+                                                   for g in gws]
+    rows.append(("alone", [skill_60(p, g) for p, g in zip(alone, gws, strict=True)]))
     fed = federate(start, gws, args.rounds, plain, "all", seed=args.seed)
     rows.append(("federated, no DP", [skill_60(fed, g) for g in gws]))
-    adapted_rows.append(("federated, no DP + adapted", [adapted(fed, g) for g in gws]))
+    adapted_and_mixed("federated, no DP", fed)
     if not args.no_dp:
-        fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
-        rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
+        if not args.only_mix:
+            fed_in_day = federate(start_in_day, gws, args.rounds, plain, args.scope, seed=args.seed, in_day=True)
+            rows.append(("federated, in-day, no DP", [skill_60(fed_in_day, g) for g in gws]))
         for eps in (float(e) for e in args.epsilons.split(",")):
             qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
             noise = [noise_for(eps, q, total, DELTA) for q in qs]
@@ -252,11 +308,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"eps {eps:g}: noise multipliers {multipliers}", flush=True)
             dp = federate(start_in_day, gws, args.rounds, private, args.scope, noise, seed=args.seed)
             rows.append((f"federated, eps={eps:g} (spent {spent:.2f})", [skill_60(dp, g) for g in gws]))
-            adapted_rows.append((f"federated, eps={eps:g} + adapted", [adapted(dp, g) for g in gws]))
+            adapted_and_mixed(f"federated, eps={eps:g}", dp)
             if args.as_alone:
                 adapted_rows.append((f"federated, eps={eps:g} + as alone", [as_alone(dp, g) for g in gws]))
         if args.features == V4:
-            profile_rows(args, gws, start_in_day, rows, adapted_rows, adapted, as_alone)
+            profile_rows(args, gws, start_in_day, rows, adapted_rows, as_alone, adapted_and_mixed)
         if args.fedper is not None:
             qs = [min(1.0, private.batch_groups / g.private.groups) for g in gws]
             noise = [noise_for(args.fedper, q, total, DELTA) for q in qs]
@@ -264,12 +320,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"federated, eps={args.fedper:g}, all params", [skill_60(body, g) for g in gws]))
             adapted_rows.append((f"federated, eps={args.fedper:g}, all params, then local head", [
                 skill_60(federate(body, [g], args.rounds, plain, "head", seed=args.seed), g) for g in gws]))
+    if args.only_mix:
+        print_table(args, gws, rows + adapted_rows + mix_rows, t0)
+        return 0
     pooled_data = ZoneDays.join([g.train for g in gws])
     pooled_how = LocalTraining(**{**plain.__dict__, "batch_groups": plain.batch_groups * len(gws)})
     central = Gateway("pooled", {}, gws[0].calendar, gws[0].split, pooled_data, pooled_data, {}, args.features)
     pooled = federate(start, [central], args.rounds, pooled_how, "all", seed=args.seed)
     rows.append(("pooled (central)", [skill_60(pooled, g) for g in gws]))
-    print_table(args, gws, rows + adapted_rows, t0)
+    print_table(args, gws, rows + adapted_rows + mix_rows, t0)
     return 0
 
 
@@ -287,7 +346,8 @@ def print_table(args: argparse.Namespace, gws: list[Gateway], rows: list[tuple[s
 
 def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Params,
                  rows: list[tuple[str, list[float]]], adapted_rows: list[tuple[str, list[float]]],
-                 adapted: Callable[[Params, Gateway], float], as_alone: Callable[[Params, Gateway], float]) -> None:
+                 as_alone: Callable[[Params, Gateway], float],
+                 adapted_and_mixed: Callable[[str, Params], None]) -> None:
     """The DP rounds that read the typed profile from a released profile (see the module docstring)."""
     plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
     private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
@@ -296,9 +356,10 @@ def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Par
     rows.append(("profile start (now + exact profile change)", [skill_60(profile_start, g) for g in gws]))
     rng = np.random.default_rng(args.seed + 7)
     exact = [g.released(0.0, rng) for g in gws]
-    rows.append(("federated, in-day + exact profile, no DP", [
-        skill_60(federate(profile_start, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
-        for g in gws]))
+    if not args.only_mix:
+        rows.append(("federated, in-day + exact profile, no DP", [
+            skill_60(federate(profile_start, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
+            for g in gws]))
     for eps in (float(e) for e in args.epsilons.split(",")):
         z_profile = noise_for(eps * args.profile_share, 1.0, 1, DELTA)
         prior = [release_entry(z_profile)]
@@ -312,7 +373,7 @@ def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Par
                       profiled=released)
         rows.append((f"federated, eps={eps:g}, released profile (spent {spent:.2f})",
                      [skill_60(dp, g) for g in gws]))
-        adapted_rows.append((f"federated, eps={eps:g}, released profile + adapted", [adapted(dp, g) for g in gws]))
+        adapted_and_mixed(f"federated, eps={eps:g}, released profile", dp)
         if args.as_alone:
             adapted_rows.append((f"federated, eps={eps:g}, released profile + as alone",
                                  [as_alone(dp, g) for g in gws]))

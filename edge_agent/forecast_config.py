@@ -63,6 +63,9 @@ class FederationConf(_Section):
     holdout_days: int = Field(default=14, ge=7, le=56, description="Newest days kept out of training, for scoring.")
     adapt_steps: int = Field(default=0, ge=0, le=5000,
                              description="Local steps fitting a delivered model to this floor (0: serve it as is).")
+    local_steps: int = Field(default=0, ge=0, le=20000,
+                             description="Steps of this gateway's own model, trained on its history alone and served "
+                                         "mixed with each delivered model (0: no mixture).")
     privacy: FederationPrivacy = FederationPrivacy()
 
     @model_validator(mode="after")

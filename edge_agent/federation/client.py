@@ -142,12 +142,14 @@ async def federation_loop(daemon: Daemon, gw: Gateway) -> None:
             if len(trainer.installed) > installed:
                 daemon.publish_event("model_updated", {"ok": True, "serving": gw.model.serving,
                                                        "source": "federation"})
-            if conf.adapt_steps > 0 and trainer.delivered is not None:
+            if (conf.adapt_steps > 0 or conf.local_steps > 0) and trainer.delivered is not None:
+                # With local_steps, adapt() serves the delivered model mixed with this gateway's own one.
                 served, why = await asyncio.to_thread(trainer.adapt, conf.adapt_steps)
                 log.info("local adaptation of the federated model: %s (%s)", "served" if served else "not served", why)
                 if served:
-                    daemon.publish_event("model_updated", {"ok": True, "serving": gw.model.serving,
-                                                           "source": "federation, adapted on this gateway"})
+                    source = ("federation, mixed with this gateway's own model" if conf.local_steps > 0
+                              else "federation, adapted on this gateway")
+                    daemon.publish_event("model_updated", {"ok": True, "serving": gw.model.serving, "source": source})
         except FederationError as exc:
             log.warning("%s", exc)
         await daemon.clock.sleep(6 * 3600.0)  # at most one session per window

@@ -16,6 +16,10 @@ A delivered model is installed through ``install`` with its manifest's ``signatu
 (:func:`install_checked`) checks it as a signed artefact (``model-publisher`` key, the same check as
 ``update_model``) before the model slot's swap, and records the outcome in the audit log.
 
+With ``[federation] local_steps`` the gateway also keeps a model of its own floor and serves it
+mixed with each delivered model (:mod:`edge_agent.federation.personal`, :meth:`GatewayTrainer.mix`);
+that model never leaves the gateway and costs no privacy budget.
+
 The ledger (``<state_dir>/federation-privacy.json``) keeps the gateway's privacy spending across
 restarts; a round that would take it over ``[federation.privacy] epsilon_total`` is refused and
 the gateway sends back the parameters it received, unchanged, with weight 0.
@@ -37,13 +41,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from drivers.errors import TrustError
+from edge_agent.federation.personal import KeptLocal, Mixture, adapt_params, adaptation, train_alone
 from edge_agent.forecast_config import FederationConf
+from models import DEFAULT_MODEL_PATH
 from models.calendar import LibraryCalendar
 from models.errors import HistoryError, ModelError
 from models.evaluation import evaluate as score
 from models.features import FEATURE_VERSION, version_of_width
 from models.history import Observation
 from models.inference import Forecaster, SwapResult
+from models.mixture import blend, choose_weight, mixture_errors, validation_rows
 from models.privacy import PrivacyLedger
 from models.quantile_mlp import (
     SCOPES,
@@ -56,11 +63,14 @@ from models.quantile_mlp import (
     params_from_onnx,
     train_round,
     trainable,
+    widen,
     zone_days,
 )
 
 log = logging.getLogger("edge_agent.federation")
 LEDGER_FILE = "federation-privacy.json"
+#: The public start every gateway's own model is trained from (the server's full-column start).
+LOCAL_START_PATH = DEFAULT_MODEL_PATH.with_name("federation_start.onnx")
 
 
 class Install(Protocol):
@@ -89,6 +99,7 @@ class GatewayData:
     train: ZoneDays
     history: dict[str, list[Observation]]
     holdout_from: datetime
+    stamp: tuple[Any, ...] = ()  # changes when the history grows
 
 
 class GatewayTrainer:
@@ -108,7 +119,9 @@ class GatewayTrainer:
         self.ledger = self._read_ledger()
         self.installed: list[str] = []
         self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
-        self._cache: dict[tuple[tuple[int, ...], bool, str], tuple[tuple[Any, ...], GatewayData]] = {}
+        self.local: KeptLocal | None = None  # this gateway's own model (never sent)
+        self.mixture: Mixture | None = None  # what the gateway serves after mix()
+        self._cache: dict[tuple[tuple[int, ...], bool, str, bool], tuple[tuple[Any, ...], GatewayData]] = {}
 
     def _read_ledger(self) -> PrivacyLedger:
         p = self.conf.privacy
@@ -130,20 +143,23 @@ class GatewayTrainer:
             os.fsync(handle.fileno())
         os.replace(tmp, self.ledger_path)
 
-    def data(self, horizons: tuple[int, ...], private: bool = False, version: str = FEATURE_VERSION) -> GatewayData:
+    def data(self, horizons: tuple[int, ...], private: bool = False, version: str = FEATURE_VERSION,
+             every_day: bool = False) -> GatewayData:
         """The zone-days to train on (cached while the history, horizons and privacy stay the same).
 
         ``private`` (DP rounds): only zones whose scale is public (a seat count from the config, not
         the largest count seen, which would carry every day's data into every row), and only rows
         that read and predict within their own zone-day (:func:`models.quantile_mlp.zone_days`).
         ``version``: the feature set of the model being trained (the server's start decides it).
+        ``every_day``: the held-out days too (only for a model that stays on the gateway, :meth:`mix`).
         """
         history, holdout_from, stamp = self._recent()
-        cached = self._cache.get((horizons, private, version))
+        key = (horizons, private, version, every_day)
+        cached = self._cache.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons), version))
-        kept = cut_history(history, holdout_from)
+        kept = history if every_day and not private else cut_history(history, holdout_from)
         if private:
             unscaled = sorted(z for z in kept if not self.capacities.get(z))
             if unscaled:
@@ -152,8 +168,8 @@ class GatewayTrainer:
             kept = {z: obs for z, obs in kept.items() if self.capacities.get(z)}
         train = zone_days(kept, horizons, self.calendar(), capacities=self.capacities, max_groups=max_groups,
                           in_day=private, version=version)
-        data = GatewayData(train, history, holdout_from)
-        self._cache[(horizons, private, version)] = (stamp, data)
+        data = GatewayData(train, history, holdout_from, stamp)
+        self._cache[key] = (stamp, data)
         return data
 
     def _recent(self) -> tuple[dict[str, list[Observation]], datetime, tuple[Any, ...]]:
@@ -245,6 +261,8 @@ class GatewayTrainer:
         federation gives every floor a common start, the floor's own history then fits it to its
         demand (FedAvg with local adaptation). Returns whether the adapted model is now served, and why.
         """
+        if self.conf.local_steps > 0:
+            return self.mix(steps, self.conf.local_steps)
         if self.delivered is None or self.install is None:
             return False, "no federated model delivered"
         _lower_priority(self.conf.nice)
@@ -256,10 +274,7 @@ class GatewayTrainer:
         data = self.data(have, version=version)
         if data.train.groups < 4:
             return False, "too little history to adapt on"
-        how = adaptation(steps, self.conf.cpu_seconds_per_round)
-        # Seeded: the randomness of a model that never leaves the gateway protects nothing.
-        adapted, _ = train_round(params, data.train, how, np.random.default_rng(0),
-                                 trainable(have, params[0].shape[1], "all", version=version))
+        adapted = adapt_params(params, data.train, have, steps, self.conf.cpu_seconds_per_round)
         candidate = export_onnx(adapted, have, {"training": "federated, then adapted on this gateway",
                                                 "adapted_from": hashlib.sha256(self.delivered).hexdigest()})
         calendar = self.calendar()
@@ -271,6 +286,54 @@ class GatewayTrainer:
         ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest(), None,
                                hashlib.sha256(self.delivered).hexdigest())
         return ok, (f"adapted held-out MAE {mae_after:.3f} < {mae_before:.3f}" if ok else why)
+
+
+    def mix(self, adapt_steps: int, local_steps: int) -> tuple[bool, str]:
+        """Serve this gateway's own model mixed with the delivered one (see
+        :mod:`edge_agent.federation.personal`): the weight chosen on the held-out days with both
+        trained before them, then both trained on every day and blended. Returns whether the mixture
+        is now served, and why."""
+        if self.delivered is None or self.install is None:
+            return False, "no federated model delivered"
+        _lower_priority(self.conf.nice)
+        try:
+            params, have = params_from_onnx(self.delivered)
+            start, start_horizons = params_from_onnx(LOCAL_START_PATH.read_bytes())
+        except (OSError, ValueError) as exc:
+            return False, f"no mixture: {exc}"
+        if start_horizons != have:
+            return False, f"no mixture: the public start forecasts {start_horizons}, the delivered model {have}"
+        version = version_of_width(params[0].shape[0])
+        before = self.data(have, version=version)
+        if before.train.groups < 4:
+            return False, "too little history to mix on"
+        every = self.data(have, version=version, every_day=True)
+        cpu = self.conf.cpu_seconds_per_round
+        key = (before.stamp, have, version, local_steps)
+        if self.local is None or self.local.key != key:
+            start = widen(start, version)
+            self.local = KeptLocal(key, train_alone(start, before.train, have, local_steps, cpu),
+                                   train_alone(start, every.train, have, local_steps, cpu))
+        fed_before = adapt_params(params, before.train, have, adapt_steps, cpu)
+        try:
+            rows = validation_rows(before.history, before.holdout_from, datetime.max, have, self.calendar(), version)
+        except HistoryError as exc:
+            return False, f"no mixture: {exc}"
+        weight, errors = choose_weight(self.local.before, fed_before, rows)
+        mae_delivered = mixture_errors(self.local.before, params, rows, (0.0,))[0.0]
+        if not errors[weight] < mae_delivered:
+            return False, f"mixed held-out MAE {errors[weight]:.3f} does not beat the delivered {mae_delivered:.3f}"
+        mixture = Mixture(self.local.every, adapt_params(params, every.train, have, adapt_steps, cpu), weight,
+                          errors, mae_delivered)
+        origin = hashlib.sha256(self.delivered).hexdigest()
+        candidate = export_onnx(blend(mixture.local, mixture.federated, weight), have, {
+            "training": "federated, mixed with this gateway's own model", "adapted_from": origin,
+            "mixture_weight": f"{weight:.2f}"})
+        ok, why = self.install(candidate, hashlib.sha256(candidate).hexdigest(), None, origin)
+        if ok:
+            self.mixture = mixture
+        return ok, (f"mixed (weight {weight:.2f} on this gateway's own model): held-out MAE {errors[weight]:.3f} "
+                    f"< {mae_delivered:.3f}" if ok else why)
 
 
 def delivered_signature(manifest: object) -> dict[str, Any] | None:
@@ -321,11 +384,6 @@ def install_checked(data: bytes, sha256: str, signature: Mapping[str, Any] | Non
     return bool(result.ok), str(result.reason)
 
 
-def adaptation(steps: int, cpu_seconds: float | None = None) -> LocalTraining:
-    """How a gateway fits a delivered model to its floor (every parameter, a small step, no noise)."""
-    return LocalTraining(steps=steps, batch_groups=32, learning_rate=0.001, clip=float("inf"), cpu_seconds=cpu_seconds)
-
-
 def _lower_priority(nice: int) -> None:
     """Make the calling thread (Linux: per-thread niceness) yield to the daemon's own work."""
     try:
@@ -342,4 +400,4 @@ def check_model_bytes(data: bytes) -> None:
     Forecaster.from_bytes(data, "<federated model>")
 
 
-__all__ = ["GatewayTrainer", "Install", "ModelError", "check_model_bytes", "install_checked"]
+__all__ = ["GatewayTrainer", "Install", "ModelError", "adaptation", "check_model_bytes", "install_checked"]

@@ -38,26 +38,46 @@ ALLOWED_EVAL = {"mae_new", "mae_baseline", "mae_current", "rows", "installed"}
 ENVELOPE = {"code", "message", "num_examples", "loss"}  # Flower's status, weight and loss of every reply
 
 
-def _recorder(sent: list[Any]) -> Any:
+Sent = tuple[list[np.ndarray[Any, Any]], dict[str, Any]]
+
+
+def _recorder(sent: list[Sent]) -> Any:
     def mod(msg: Any, ctx: Any, call_next: Any) -> Any:
         reply = call_next(msg, ctx)
-        sent.append(reply)
+        # Read the reply as it leaves: once Flower has serialised a reply its array records are emptied,
+        # so a message kept and read after the session would show no arrays at all.
+        sent.append(_arrays_and_scalars(reply))
         return reply
 
     return mod
 
 
-def _arrays_and_scalars(message: Any) -> tuple[list[np.ndarray[Any, Any]], dict[str, Any]]:
+def _arrays_and_scalars(message: Any) -> Sent:
     arrays: list[np.ndarray[Any, Any]] = []
     scalars: dict[str, Any] = {}
     content = message.content
     for record in content.array_records.values():
-        arrays += [a.numpy() for a in record.values()]
+        arrays += [np.array(a.numpy()) for a in record.values()]
     for name, record in list(content.metric_records.items()) + list(content.config_records.items()):
         for key, value in record.items():
-            scalars[key] = value
-            assert not isinstance(value, list | bytes), f"{name}.{key} carries a sequence"
+            scalars[f"{name}/{key}"] = value
     return arrays, scalars
+
+
+def scalar_names(scalars: dict[str, Any]) -> set[str]:
+    """The scalars' own names (without the record each travels in)."""
+    return {key.rsplit("/", 1)[1] for key in scalars}
+
+
+def check_scalars(scalars: dict[str, Any]) -> None:
+    """Only the named scalars a gateway may send, each one number (never a sequence, bytes or text)."""
+    assert scalar_names(scalars) <= ALLOWED_FIT | ALLOWED_EVAL | ENVELOPE, scalar_names(scalars)
+    for key, value in scalars.items():
+        assert not isinstance(value, list | bytes), f"{key} carries a sequence"
+        if key.endswith("/message"):
+            assert value == "Success"
+        else:
+            assert not isinstance(value, str), f"{key} is text"
 
 
 def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
@@ -72,7 +92,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
         {"keys": [{"id": key.key_id, "role": "model-publisher", "public_key": key.public}]}))
     publisher = DirectoryPublisher(tmp_path / "published", sign=artefact_signer(key))
     server = FederationServer(f"127.0.0.1:{port}", plan, publisher).start()
-    gateways: list[tuple[GatewayTrainer, ModelSlot, list[Any], list[tuple[Any, float]]]] = []
+    gateways: list[tuple[GatewayTrainer, ModelSlot, list[Sent], list[tuple[Any, float]]]] = []
     for seed, (name, kinds) in enumerate(SHAPES):
         cfg = floor(name, kinds, 12)
         state = gateway_state(tmp_path, cfg, seed)
@@ -128,14 +148,13 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     shapes = [p.shape for p in init_params(plan.horizons)]
     for _, _, sent, counts in gateways:
         assert len(sent) >= 7  # 3 fits, 4 evaluations
+        assert sum(1 for arrays, _ in sent if arrays) >= 3  # every fit sent its parameters
         values = {round(v, 6) for _, v in counts}
-        for message in sent:
-            arrays, scalars = _arrays_and_scalars(message)
-            assert set(scalars) <= ALLOWED_FIT | ALLOWED_EVAL | ENVELOPE, set(scalars)
-            assert scalars.pop("message", "Success") == "Success" and scalars.pop("code", 0) == 0
+        for arrays, scalars in sent:
+            check_scalars(scalars)
+            assert all(v == 0 for k, v in scalars.items() if k.endswith("/code"))
             if arrays:
                 assert [a.shape for a in arrays] == shapes
             for a in arrays:
                 assert a.dtype == np.float32
-            assert not any(isinstance(v, str) for v in scalars.values())
         assert len(values) > 3  # the gateway had a real history to protect
