@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from edge_agent.config import SiteConfig, parse_config
-from edge_agent.history import HistoryStore
+from edge_agent.history import FILE_NAME, HistoryStore
 from simulator.demand import generate_history
 
 START = date(2024, 9, 30)
@@ -30,3 +32,16 @@ def gateway_state(root: Path, cfg: SiteConfig, seed: int) -> Path:
     store.record_many((t, zone, float(count)) for t, zone, count in generate_history(cfg, START, DAYS, seed))
     store.close()
     return state
+
+
+def history_reader(state: Path) -> Callable[[], dict[str, list[Any]]]:
+    """What a gateway's trainer is given to read its history: the store opened read-only per call."""
+
+    def load() -> dict[str, list[Any]]:
+        store = HistoryStore(state / FILE_NAME, readonly=True)
+        try:
+            return store.observations()
+        finally:
+            store.close()
+
+    return load

@@ -9,10 +9,9 @@ from typing import Any
 
 from edge_agent.federation.trainer import GatewayTrainer
 from edge_agent.forecast_config import FederationConf
-from edge_agent.history import FILE_NAME, HistoryStore
 from models.inference import ModelSlot
 from models.quantile_mlp import export_onnx, init_params, params_from_onnx
-from tests.federation.conftest import floor, gateway_state
+from tests.federation.conftest import floor, gateway_state, history_reader
 
 
 def _gateway(tmp_path: Path) -> tuple[GatewayTrainer, ModelSlot, list[tuple[Any, str | None]]]:
@@ -21,12 +20,7 @@ def _gateway(tmp_path: Path) -> tuple[GatewayTrainer, ModelSlot, list[tuple[Any,
     slot = ModelSlot(state / "model.onnx")
     slot.load()
 
-    def load() -> dict[str, list[Any]]:
-        store = HistoryStore(state / FILE_NAME, readonly=True)
-        try:
-            return store.observations()
-        finally:
-            store.close()
+    load = history_reader(state)
 
     def install(data: bytes, sha: str, signature: Any, adapted_from: str | None) -> tuple[bool, str]:
         calls.append((signature, adapted_from))

@@ -24,12 +24,11 @@ from edge_agent.federation.personal import adapt_params
 from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
 from edge_agent.federation.trainer import GatewayTrainer
 from edge_agent.forecast_config import FederationConf
-from edge_agent.history import FILE_NAME, HistoryStore
 from models.features import version_of_width
 from models.inference import Forecaster, ModelSlot
 from models.mixture import blend, choose_weight, validation_rows
 from models.quantile_mlp import export_onnx, init_params, params_from_onnx, predict
-from tests.federation.conftest import floor, gateway_state
+from tests.federation.conftest import floor, gateway_state, history_reader
 from tests.federation.test_federated_run import Sent, _recorder, check_scalars
 from tests.mosquitto import free_port
 
@@ -42,12 +41,7 @@ def _gateway(tmp_path: Path, conf: FederationConf) -> tuple[GatewayTrainer, Mode
     slot = ModelSlot(state / "model.onnx")
     slot.load()
 
-    def load() -> dict[str, list[Any]]:
-        store = HistoryStore(state / FILE_NAME, readonly=True)
-        try:
-            return store.observations()
-        finally:
-            store.close()
+    load = history_reader(state)
 
     installed: list[bytes] = []
 

@@ -22,12 +22,11 @@ from edge_agent.cli import main
 from edge_agent.federation.client import run_client
 from edge_agent.federation.trainer import GatewayTrainer, install_checked
 from edge_agent.forecast_config import FederationConf
-from edge_agent.history import FILE_NAME, HistoryStore
 from edge_agent.trust.artefacts import check_artefact
 from edge_agent.trust.keys import new_key, write_key
 from edge_agent.trust.policy import Keyring, SecurityConf
 from models.inference import ModelSlot
-from tests.federation.conftest import floor, gateway_state
+from tests.federation.conftest import floor, gateway_state, history_reader
 from tests.mosquitto import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +42,7 @@ def _trainer(root: Path, name: str, kinds: list[str], seed: int, conf: Federatio
     cfg = floor(name, kinds, 12)
     state = gateway_state(root, cfg, seed)
 
-    def load() -> dict[str, list[Any]]:
-        store = HistoryStore(state / FILE_NAME, readonly=True)
-        try:
-            return store.observations()
-        finally:
-            store.close()
+    load = history_reader(state)
 
     slot = ModelSlot(state / "model.onnx")
     slot.load()
