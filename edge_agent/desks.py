@@ -102,7 +102,15 @@ class DeskInputs:
         if running is not None and not running.done():
             self._again[desk] = t
             return
-        self._looking[desk] = asyncio.get_running_loop().create_task(self._look(desk, t), name=f"desk-step-{desk}")
+        task = asyncio.get_running_loop().create_task(self._look(desk, t), name=f"desk-step-{desk}")
+        task.add_done_callback(self._looked)
+        self._looking[desk] = task
+
+    @staticmethod
+    def _looked(task: asyncio.Task[None]) -> None:
+        """A look that failed is a bug: say so now (the periodic polls still see the seat)."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s failed: %s: %s", task.get_name(), type(exc).__name__, exc, exc_info=exc)
 
     async def _look(self, desk: tuple[int, int], t: float) -> None:
         assert self.read_now is not None
