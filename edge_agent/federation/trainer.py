@@ -287,7 +287,6 @@ class GatewayTrainer:
                                hashlib.sha256(self.delivered).hexdigest())
         return ok, (f"adapted held-out MAE {mae_after:.3f} < {mae_before:.3f}" if ok else why)
 
-
     def mix(self, adapt_steps: int, local_steps: int) -> tuple[bool, str]:
         """Serve this gateway's own model mixed with the delivered one (see
         :mod:`edge_agent.federation.personal`): the weight chosen on the held-out days with both
