@@ -223,8 +223,10 @@ def test_history_survives_a_daemon_restart(tmp_path: Path) -> None:
     kept.close()
     assert stored is not None and stored[2] >= 12
     with LiveFloor(state, speed=600.0) as floor:
-        recorder = floor.on_loop(lambda: floor.gateway.zone_history)
-        assert recorder is not None and recorder.warmed >= stored[2]
+        # The forecast loop opens the history once the model is loaded, a moment after start-up.
+        recorder = floor.wait_for("the zone history opened", lambda: floor.on_loop(lambda: floor.gateway.zone_history),
+                                  wall_s=60)
+        assert recorder.warmed >= stored[2]
 
 
 def _committed(floor: Any) -> int:
