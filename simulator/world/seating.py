@@ -426,11 +426,27 @@ class SeatFloor:
         entrance = self.w.plan.entrance
         if self.holder[p.seat] == pid:
             self.w.schedule(t + self._walk(t, pid, entrance, self.seat_xy(p.seat), to_seat=True),
-                            partial(self.sit), pid)
+                            partial(self._back_at_seat), pid)
         elif self.holder[p.seat] < 0:
             self._take(t, pid, p.seat, entrance, counted=False)
         else:
             self._find(t, pid, entrance, first_zone=int(self.w.plan.seat_zone[p.seat]), counted=False)
+
+    def _back_at_seat(self, t: float, pid: int) -> None:
+        """At the seat after the walk back. Staff may have cleared it during the walk (the gateway's
+        ghost, or its release, came meanwhile): then the patron takes it again if it is still free,
+        else looks for another, as if they had found it cleared from the entrance."""
+        p = self.patrons[pid]
+        if p.gone:
+            return
+        if self.holder[p.seat] == pid:
+            self.sit(t, pid)
+            return
+        here = self.seat_xy(p.seat)
+        if self.holder[p.seat] < 0:
+            self._take(t, pid, p.seat, here, counted=False)
+        else:
+            self._find(t, pid, here, first_zone=int(self.w.plan.seat_zone[p.seat]), counted=False)
 
     def clear(self, t: float, seat: int, how: str = "staff") -> None:
         """Belongings taken from the seat (staff to lost-and-found, or the closing sweep): the seat is free."""

@@ -154,6 +154,41 @@ def test_staff_answer_a_dispatch_and_release_the_seat(cfg: SiteConfig, tmp_path:
     assert out["conventional"] == []  # placed patrons sit on the gateway's floor only
 
 
+def test_a_seat_cleared_while_its_holder_walks_back_is_taken_again_or_left_to_its_new_holder(
+        cfg: SiteConfig, tmp_path: Path) -> None:
+    """Staff may clear a ghost seat while its holder is on the way back from the entrance: at the
+    seat they take it again if it is still free, or look for another, never sit on a seat that is
+    not theirs (which nobody would see held, while the zone counts them)."""
+    ghost = cfg.sensing.ghost_after_s
+
+    async def body(w: World, b: MemoryBinding) -> dict[str, Any]:
+        await w.run(w.t0 + 5.0)
+        back, late = w.place_patron("S003", things=THINGS), w.place_patron("S010", things=THINGS)
+        t = w.t0 + 600.0
+        for pid in (back, late):
+            w.pending_break[pid] = Break(after_s=0.0, length_s=ghost + 600.0)
+            w.seats.take_break(t, pid)
+        await w.run(t + ghost + 601.0)  # both walk back from the entrance
+        walking = [w.patrons[pid].seated for pid in (back, late)]
+        now = w.clock.monotonic()
+        for seat_id in ("S003", "S010"):
+            w.seats.clear(now, w.plan.seat_ids.index(seat_id), "staff")
+        other = w.place_patron("S010")  # someone else sits down at the cleared S010 first
+        await w.run(now + 900.0)
+        seated = [p for p in w.patrons if p.seated]
+        return {"walking": walking, "S003": int(w.holder[w.plan.seat_ids.index("S003")]),
+                "S010": int(w.holder[w.plan.seat_ids.index("S010")]),
+                "late": w.plan.seat_ids[w.patrons[late].seat], "late_seated": w.patrons[late].seated,
+                "other": other, "back": back, "theirs": all(int(w.holder[p.seat]) == p.id for p in seated),
+                "people": float(w.zone_people.sum()), "seated": len(seated)}
+
+    out = in_world(cfg, scenario(tmp_path), body)
+    assert out["walking"] == [False, False]
+    assert out["S003"] == out["back"]  # still free when they came: theirs again
+    assert out["S010"] == out["other"] and out["late"] != "S010" and out["late_seated"]  # found another
+    assert out["theirs"] and out["people"] == out["seated"] == 3
+
+
 def test_patrons_go_to_a_seat_shown_free_or_search_the_floor(cfg: SiteConfig, tmp_path: Path) -> None:
     async def body(w: World, b: MemoryBinding) -> dict[str, Any]:
         w.set_availability(Display(["S118"]))
