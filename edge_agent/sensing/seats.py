@@ -129,6 +129,7 @@ class SeatStateMachine:
         self._unghosted_at: float | None = None  # a ghost seat's desk emptied and freed it then
         self._step_t: float | None = None  # the desk's load stepped then, the seat occupied (LOAD_STEP)
         self._stood_up: float | None = None  # ... and a frame after it did not see the patron: they stood up then
+        self._touched_t: float | None = None  # the desk's load last stepped then (any status)
 
     def _set(self, status: SeatStatus, since: float) -> None:
         if status is not self.status:
@@ -182,7 +183,14 @@ class SeatStateMachine:
             if residue:
                 self._residue_t = t
         if presence:
-            if self._last_present is None or t - self._last_present > self._gap_s:
+            touched = self._touched_t
+            # Back at the desk after frames without them, and the desk's load stepped in between
+            # (their things moved): a patron come back to an away seat, not a dropout to bridge.
+            returned = (self._absent_from is not None and touched is not None
+                        and self._absent_from <= touched <= t
+                        and self.status in (SeatStatus.AWAY, SeatStatus.GHOST)
+                        and (self._hold_from is None or self._absent_from > self._hold_from))
+            if returned or self._last_present is None or t - self._last_present > self._gap_s:
                 self._run_start = t
             self._last_present = t
             self._absent_from = None
@@ -224,6 +232,7 @@ class SeatStateMachine:
         says they stood up at ``t`` (a laptop packed, a cup taken along, a bag put on the desk for a
         break): their absence is counted from the step, not from the frame before it, which may be
         a minute older, and a frame that does not see them is not bridged as a dropout."""
+        self._touched_t = t
         if self.status is SeatStatus.OCCUPIED and (self._last_present is None or t >= self._last_present):
             self._step_t = t
 

@@ -286,3 +286,38 @@ def test_a_prompt_frame_does_not_make_one_frame_too_little_to_occupy() -> None:
     m.observe(False, 190.0, residue=False, prompt=True)  # 10 s after the last frame
     m.observe(True, 240.0, residue=False)
     assert (m.status, m.since) == (SeatStatus.OCCUPIED, 240.0)
+
+
+def test_a_patron_back_at_an_away_seat_with_a_desk_step_is_back_not_a_dropout() -> None:
+    """Seen at 600 s; a bag put on the desk at 610 s and a prompt frame without them: away from 730 s.
+    At 740 s the desk steps again and a prompt frame sees them, 141 s after the frame that last did:
+    within the dropout bridge of minute frames, but the desk says someone's hands were on it after
+    the seat was seen empty. They are back (occupied), not a dropout that would hold the seat
+    away, then ghost, with its patron sitting at it."""
+    m = _seated_with_sparse_frames()
+    m.observe_weight(True, 600.0, since=240.0, load_g=1800.0)
+    m.desk_step(610.0)
+    m.observe_weight(True, 611.0, since=610.0, load_g=4500.0)
+    m.observe(False, 611.0, residue=False, prompt=True)
+    assert (m.advance(731.0), m.since) == (SeatStatus.AWAY, 730.0)
+    m.desk_step(740.0)
+    m.observe(True, 741.0, residue=False, prompt=True)
+    assert (m.status, m.since) == (SeatStatus.OCCUPIED, 741.0)
+    for t in np.arange(780.0, 2400.0, 60.0):
+        m.observe(True, float(t), residue=False)
+    assert m.status is SeatStatus.OCCUPIED
+
+
+def test_a_passer_by_seen_without_a_desk_step_at_an_away_seat_is_not_the_patron_back() -> None:
+    """The same break, but the frame at 741 s that sees someone comes with no desk step: one frame
+    within the dropout bridge, so the seat stays away (and ghost at the limit from when they left)."""
+    m = _seated_with_sparse_frames()
+    m.observe_weight(True, 600.0, since=240.0, load_g=1800.0)
+    m.desk_step(610.0)
+    m.observe_weight(True, 611.0, since=610.0, load_g=4500.0)
+    m.observe(False, 611.0, residue=False, prompt=True)
+    assert m.advance(731.0) is SeatStatus.AWAY
+    m.observe(True, 741.0, residue=False, prompt=True)
+    for t in np.arange(780.0, 1900.0, 60.0):
+        m.observe(False, float(t), residue=False)
+    assert (m.status, m.since) == (SeatStatus.GHOST, 610.0 + TIMING.ghost_after_s)
