@@ -119,6 +119,8 @@ class FloorModel:
         self._anchors = {a.id: (a.x, a.y, a.z) for a in cfg.anchors}
         self.offset = OffsetLearner()  # the UWB system's common range offset, learned from the fixes
         self._evidence: dict[str, ThermalEvidence] = {}
+        self._frame_at: dict[str, float] = {}  # a thermopile's latest scheduled frame (not a prompt read)
+        self._frame_every: dict[str, list[float]] = {}  # ... and the intervals between its latest few
         self._seat_news = False
         self._unhealthy: set[str] = set()
         self._last: dict[tuple[str, str], LastValue] = {}
@@ -163,6 +165,13 @@ class FloorModel:
             return None
         self._unhealthy.discard(sensor_id)
         self._evidence[sensor_id] = evidence
+        if not prompt:
+            before = self._frame_at.get(sensor_id)
+            if before is not None and t > before:
+                every = self._frame_every.setdefault(sensor_id, [])
+                every.append(t - before)
+                del every[:-4]
+            self._frame_at[sensor_id] = t
         for seat_id, present in evidence.presence.items():
             if self._seat_sensor.get(seat_id) == sensor_id:
                 machine = self._machines[seat_id]
@@ -227,6 +236,7 @@ class FloorModel:
             return
         self._unhealthy.add(sensor_id)
         self._evidence.pop(sensor_id, None)
+        self._frame_at.pop(sensor_id, None)  # the interval is learnt afresh: a gap is no interval
         for seat_id in self._weight_seats.get(sensor_id, ()):
             self._machines[seat_id].observe_weight(None, t)  # a failed load cell says nothing of the desk
 
@@ -401,8 +411,17 @@ class FloorModel:
 
     # ----------------------------------------------------------------------------- state
     def _thermal_usable(self, sensor_id: str, t: float) -> bool:
+        """Healthy, and not silent for ``stale_after_s`` past the frame it was due to send next.
+
+        Silence counts from when the next frame was due: a thermopile polled once a minute has
+        frames a minute old by design, and one whose frame comes a few milliseconds late (a bus
+        busy with another read) is not silent. Taking it for silent made its seats UNKNOWN for an
+        instant, and a seat that comes back from UNKNOWN trusts nothing from before: an away seat
+        forgot its patron's break and showed free.
+        """
         ev = self._evidence.get(sensor_id)
-        return sensor_id not in self._unhealthy and ev is not None and t - ev.t <= self.stale_after_s
+        every = min(self._frame_every.get(sensor_id) or [0.0])  # a missed poll does not widen it
+        return sensor_id not in self._unhealthy and ev is not None and t - ev.t <= every + self.stale_after_s
 
     def _fresh_tags(self, t: float) -> dict[str, FloorTag]:
         for name in [n for n, g in self._tags.items() if t - g.last_t > self.tag_forget_s]:

@@ -89,6 +89,23 @@ def test_unhealthy_or_stale_sensor_gives_unknown(model: FloorModel, floor_config
     assert seat_confusion({"S001": state.seats["S001"].status}, {"S001": "free"}) == {("free", "unknown"): 1}
 
 
+def test_a_frame_a_little_late_is_not_silence_but_a_missed_one_is(
+        model: FloorModel, floor_config: SiteConfig) -> None:
+    """Thermopiles read once a minute: between two frames the evidence is up to a minute old by
+    design, so a frame that comes 20 ms late (its bus busy with another read) must not make the
+    seats unknown (which would wipe what they knew: an away seat would forget the break). Silence
+    counts from when the next frame was due, plus ``stale_after_s``."""
+    rng = np.random.default_rng(43)
+    thermopiles = [s.id for s in floor_config.sensors if s.kind == "amg8833"]
+    for k in range(6):
+        for sensor in thermopiles:
+            model.on_thermal(sensor, empty_room(rng), 60.0 * k)
+    assert model.snapshot(300.0 + 60.02, WALL).seats["S005"].status is SeatStatus.FREE
+    stale = floor_config.sensing.stale_after_s
+    assert model.snapshot(300.0 + 60.0 + stale - 0.1, WALL).seats["S005"].status is SeatStatus.FREE
+    assert model.snapshot(300.0 + 60.0 + stale + 0.1, WALL).seats["S005"].status is SeatStatus.UNKNOWN
+
+
 def test_environment_measures_and_quality(model: FloorModel, floor_config: SiteConfig) -> None:
     model.on_reading(Reading("lux-z1-quiet", "lux", 420.0, "lx", 10.0))
     model.on_reading(Reading("rh-z1-quiet", "temperature", 21.5, "C", 10.0))
