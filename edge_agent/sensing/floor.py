@@ -166,10 +166,10 @@ class FloorModel:
         self._unhealthy.discard(sensor_id)
         self._evidence[sensor_id] = evidence
         if not prompt:
-            before = self._frame_at.get(sensor_id)
-            if before is not None and t > before:
+            last = self._frame_at.get(sensor_id)
+            if last is not None and t > last:
                 every = self._frame_every.setdefault(sensor_id, [])
-                every.append(t - before)
+                every.append(t - last)
                 del every[:-4]
             self._frame_at[sensor_id] = t
         for seat_id, present in evidence.presence.items():
