@@ -20,7 +20,9 @@
 Why: a patron who stands up for a minute must stay *occupied* (absences shorter than
 ``away_after_s`` are ignored); a passer-by must not leave a taken seat behind (``min_stay_s``,
 unless something warm is left where they sat: no passer-by leaves a laptop);
-one-frame dropouts of the detector are bridged (``gap_s``). Presence must last
+one-frame dropouts of the detector are bridged (``gap_s``), but not on an away or ghost seat
+whose desk stepped after a frame without anyone: hands on the desk, then a person at it, is the
+patron back (a new presence run), not the old run resumed. Presence must last
 ``occupied_after_s`` to reject someone pausing by a desk, but when the thermopile's frames are
 further apart than that (the simulated floor polls every 60 s) a second frame could only come
 later than the rule asks, so one frame with a person (the detector has already made a lone warm
