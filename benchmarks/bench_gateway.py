@@ -204,6 +204,7 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
         peak = status_kib(daemon.pid, "VmHWM") / 1024
         latency = ask(floor_proc, "report")
         both = latency["light"]["count"] + latency["air"]["count"]
+        by_type: dict[str, float] = latency.get("line_requests_per_s", {})  # the RS-485 line's requests
         window = t1 - t0
         return {
             "startup_s": startup,
@@ -220,6 +221,8 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
             "world_light_need_p99_s": _or_nan(latency["light"]["p99"]),
             "people_on_floor": float(latency["people"]),
             "load_average": (load0 + loadavg()) / 2,
+            "line_requests_per_s": float(sum(by_type.values())),
+            **{f"line_{kind.lower()}_per_s": float(rate) for kind, rate in by_type.items()},
         }
     finally:
         if watch is not None:
@@ -256,7 +259,8 @@ def run() -> list[tuple[str, float, str]]:
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp, Mosquitto(Path(tmp) / "broker") as broker:
         for seats, zones in FLOORS:
             figures = one_floor(seats, zones, Path(tmp), broker)
-            rows += [(f"{seats} seats: {key}", round(value, 3), units[key]) for key, value in figures.items()]
+            rows += [(f"{seats} seats: {key}", round(value, 3), units.get(key, "requests/s"))
+                     for key, value in figures.items()]
     return rows
 
 
