@@ -107,9 +107,11 @@ class Amg8833:
         self._stuck.reset()
 
     async def _read_raw(self) -> tuple[bytes, int]:
-        # The register pointer auto-increments: set it to the first pixel, then read all 128 bytes
-        # in one read (no 32-byte SMBus limit through i2c_rdwr; one transfer on a node's bus).
-        pixels = await self.device.write_read(bytes([PIXEL_BASE]), 128)
+        # The register pointer auto-increments: the first pixel's address, a repeated start, then
+        # all 128 bytes, as one combined transaction (no 32-byte SMBus limit through i2c_rdwr; on
+        # a node's bus one RS-485 exchange, not two: a separate pointer write tells the part nothing
+        # the read's own write does not).
+        pixels = await self.device.read_register_block(PIXEL_BASE, 128)
         if self._therm_word is None or self._frames % self.thermistor_every == 0:
             therm = await self.device.read_register_block(TTHL, 2)
             self._therm_word = therm[0] | (therm[1] << 8)
