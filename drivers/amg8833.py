@@ -6,8 +6,8 @@ Datasheet facts this driver relies on (HARDWARE.md section 1):
 - pixels are 12-bit two's complement at 0.25 C/LSB, LSB at 0x80+2i, MSB at 0x81+2i; the
   thermistor (0x0E/0x0F) is 12-bit *sign-magnitude* at 0.0625 C/LSB -- different encodings, a
   classic source of sign bugs;
-- the register pointer auto-increments and keeps its place between transactions, so the 128
-  pixel bytes are one pointer write and one 128-byte read instead of 64 register reads;
+- the register pointer auto-increments, so the 128 pixel bytes are one combined transaction
+  (register byte, repeated start, 128 bytes) instead of 64 register reads;
 - waking from sleep: PCTL=0, wait 50 ms, RST=0x3F (initial reset), wait 2 ms, RST=0x30;
   registers are undefined after sleep, so the frame rate and interrupt registers are rewritten.
 """
