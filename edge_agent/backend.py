@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from drivers.errors import BridgeError, BusError, PortUnavailableError
@@ -172,6 +173,29 @@ class ReopeningSerial:
         if port is None:
             raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
         await port.write(data)
+
+    def write_now(self, data: bytes) -> int:
+        """What the port takes at once (the link's exchanges from callbacks, SerialTransport.write_now)."""
+        port = self._open()
+        if port is None:
+            raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
+        return port.write_now(data)
+
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        """Bytes to ``on_bytes`` in the port's readable callback (SerialTransport.receive); a lost
+        port is closed and opened again, as ``read`` does, so the link's reader lives on."""
+        while not self._closed:
+            port = self._open()
+            if port is None:
+                await asyncio.sleep(self.retry_s)
+                continue
+            try:
+                await port.receive(on_bytes)
+            except BridgeError as exc:
+                log.error("bridge line lost: %s", exc)
+                await port.aclose()
+                self._port = None
+        raise BridgeError(f"{self.path}: transport closed")
 
     async def read(self) -> bytes:
         while not self._closed:

@@ -160,7 +160,7 @@ class LineMaster:
         # A tty the link can write to without waiting and read from in its readable callback
         # (SerialTransport) runs exchanges from callbacks: no task wakes per request (see _kick).
         self._callbacks = callable(getattr(transport, "write_now", None)) and callable(
-            getattr(transport, "listen", None)
+            getattr(transport, "receive", None)
         )
         self._sender_fault: asyncio.Future[None] | None = None  # set: the callback sender hit a bug
         self._kick_soon = False  # a _kick is scheduled for this loop turn
@@ -633,12 +633,7 @@ class LineMaster:
         if self._callbacks:
             # Bytes are decoded in the tty's readable callback; this task only waits to report a
             # failed read, the line closing, or a bug in the decoding (the reader's death).
-            fault: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.transport.listen(self._received, fault)  # type: ignore[attr-defined]
-            try:
-                await fault  # raises what stopped it
-            finally:
-                self.transport.unlisten()  # type: ignore[attr-defined]
+            await self.transport.receive(self._received)  # type: ignore[attr-defined]
             return
         while True:
             self._received(await self.transport.read())

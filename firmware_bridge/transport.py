@@ -183,21 +183,25 @@ class SerialTransport:
         except OSError as exc:
             raise BridgeError(f"{self.path}: write failed ({exc.strerror})") from exc
 
-    def listen(self, on_bytes: Callable[[bytes], None], fault: asyncio.Future[None]) -> None:
-        """Hand every chunk read to ``on_bytes`` in the tty's readable callback (no reader task).
-
-        A failed read, the line closing, or an error raised by ``on_bytes`` stops the listening
-        and is set on ``fault``, which the link's reader awaits: a dead reader is still reported.
-        """
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        """Hand every chunk read to ``on_bytes`` in the tty's readable callback (no reader task
+        wakes per chunk), until a read fails or the line closes (raised as BridgeError) or
+        ``on_bytes`` raises (raised as it is): the link's reader waits here, so its death is
+        still reported."""
         fd = self._require()
         loop = asyncio.get_running_loop()
+        fault: asyncio.Future[None] = loop.create_future()
         self._unwatch()
         self._listener, self._fault = on_bytes, fault
         loop.add_reader(fd, self._deliver)
         self._reader_loop = loop
+        try:
+            await fault
+        finally:
+            if self._fault is fault:
+                self._unlisten()
 
-    def unlisten(self) -> None:
-        """Stop handing bytes to the listener (the reader ended, or the link closes)."""
+    def _unlisten(self) -> None:
         if self._listener is not None:
             self._listener = self._fault = None
             self._unwatch()
@@ -225,7 +229,7 @@ class SerialTransport:
 
     def _stop_listening(self, exc: BaseException) -> None:
         fault = self._fault
-        self.unlisten()
+        self._unlisten()
         if fault is not None and not fault.done():
             fault.set_exception(exc)
 
@@ -243,6 +247,8 @@ class SerialTransport:
         self._reader_loop = None
 
     async def aclose(self) -> None:
+        if self._fault is not None:  # a receive() waiting: it ends with the line
+            self._stop_listening(BridgeError(f"{self.path}: transport closed"))
         if self._fd is not None:
             self._unwatch()
             fd, self._fd = self._fd, None

@@ -150,3 +150,32 @@ async def test_a_frame_the_tty_takes_in_part_is_finished_and_answered() -> None:
         status = await within(link.status(3))
         assert status.boot_id == line.node(3).boot_id
         assert link.stats.timeouts == 0 and link.stats.frames_sent == link.stats.replies == 2  # HELLO, STATUS
+
+
+async def test_the_daemons_reopening_port_runs_the_line_from_callbacks() -> None:
+    """The daemon opens its adapter through ReopeningSerial: the tty path must reach through it."""
+    from edge_agent.backend import ReopeningSerial
+
+    master_fd, slave_fd = os.openpty()
+    line = SimLine([SimNode(3)], seed=1)
+    serve = asyncio.get_running_loop().create_task(line.serve(SerialTransport.from_fd(master_fd, "pty-master")))
+    try:
+        async with BridgeLink(ReopeningSerial(os.ttyname(slave_fd), 115200), reply_margin_s=0.05) as link:
+            assert link._callbacks
+            assert (await within(link.status(3))).boot_id == line.node(3).boot_id
+    finally:
+        serve.cancel()
+        await asyncio.gather(serve, return_exceptions=True)
+        os.close(slave_fd)
+
+
+async def test_a_missing_adapter_fails_requests_and_kills_no_worker() -> None:
+    from edge_agent.backend import ReopeningSerial
+
+    async with BridgeLink(ReopeningSerial("/dev/does-not-exist-ttyXYZ", 115200, retry_s=0.05)) as link:
+        watch = asyncio.create_task(link.supervise())
+        with pytest.raises(BridgeError, match="not there"):
+            await within(link.status(3))
+        await asyncio.sleep(0.2)  # the reader keeps trying the port
+        assert not watch.done()
+        watch.cancel()
