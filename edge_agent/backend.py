@@ -247,6 +247,9 @@ class SimulatedBackend:
     def bridge_transport(self, bridge: Bridge) -> Transport:
         if self._transport is None:
             raise BusError("the simulated floor has no RS-485 line", bus="bridge")
+        line = self._transport
+        if callable(getattr(line, "write_now", None)) and callable(getattr(line, "receive", None)):
+            return TtyLineLease(line)  # a tty (the benchmark's floor in another process)
         return LineLease(self._transport)
 
     def serial_stream(self, sensor: Sensor) -> Any:
@@ -282,3 +285,18 @@ class LineLease:
 
     async def aclose(self) -> None:
         self._closed = True
+
+
+class TtyLineLease(LineLease):
+    """A lease on a line that is a tty: the link's exchanges run from its callbacks
+    (``write_now``, ``receive``: :class:`firmware_bridge.transport.SerialTransport`), as on a gateway."""
+
+    def write_now(self, data: bytes) -> int:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        return int(self._line.write_now(data))  # type: ignore[attr-defined]
+
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        await self._line.receive(on_bytes)  # type: ignore[attr-defined]

@@ -179,3 +179,31 @@ async def test_a_missing_adapter_fails_requests_and_kills_no_worker() -> None:
         await asyncio.sleep(0.2)  # the reader keeps trying the port
         assert not watch.done()
         watch.cancel()
+
+
+async def test_a_lease_on_a_tty_runs_the_line_from_callbacks_and_a_memory_line_from_tasks() -> None:
+    """The simulated backend leases its line to each bridge link: over a tty (the gateway
+    benchmark's floor in another process) the link must run as on a gateway."""
+    from edge_agent.backend import SimulatedBackend
+    from edge_agent.config import Bridge
+    from firmware_bridge.transport import MemoryLine
+
+    def backend(line: object) -> SimulatedBackend:
+        return SimulatedBackend(i2c_buses={}, pin_factory=None, ble_backend=None, transport=line,  # type: ignore[arg-type]
+                                serial_streams={})
+
+    master_fd, slave_fd = os.openpty()
+    line = SimLine([SimNode(3)], seed=1)
+    serve = asyncio.get_running_loop().create_task(line.serve(SerialTransport.from_fd(master_fd, "pty-master")))
+    tty = SerialTransport(os.ttyname(slave_fd), 115200)
+    try:
+        lease = backend(tty).bridge_transport(Bridge(port="/dev/ttyUSB0"))
+        async with BridgeLink(lease, reply_margin_s=0.05) as link:
+            assert link._callbacks
+            assert (await within(link.status(3))).boot_id == line.node(3).boot_id
+        assert not BridgeLink(backend(MemoryLine().master).bridge_transport(Bridge(port="x")))._callbacks
+    finally:
+        serve.cancel()
+        await asyncio.gather(serve, return_exceptions=True)
+        await tty.aclose()
+        os.close(slave_fd)
