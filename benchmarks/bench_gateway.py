@@ -204,6 +204,9 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
         peak = status_kib(daemon.pid, "VmHWM") / 1024
         latency = ask(floor_proc, "report")
         both = latency["light"]["count"] + latency["air"]["count"]
+        by_type: dict[str, float] = latency.get("line_requests_per_s", {})  # the RS-485 line's requests
+        nodes = work / "state" / "nodes.json"  # the daemon's node registry (a health change is saved within 5 s)
+        health = [n.get("health") for n in json.loads(nodes.read_text())["nodes"]] if nodes.exists() else []
         window = t1 - t0
         return {
             "startup_s": startup,
@@ -220,6 +223,9 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
             "world_light_need_p99_s": _or_nan(latency["light"]["p99"]),
             "people_on_floor": float(latency["people"]),
             "load_average": (load0 + loadavg()) / 2,
+            "nodes_not_ok": float(sum(1 for h in health if h != "ok")),  # a line still recovering from start-up
+            "line_requests_per_s": float(sum(by_type.values())),
+            **{f"line_{kind.lower()}_per_s": float(rate) for kind, rate in by_type.items()},
         }
     finally:
         if watch is not None:
@@ -252,11 +258,12 @@ def run() -> list[tuple[str, float, str]]:
              "rss_steady_mib": "MiB", "rss_peak_mib": "MiB", "motion_to_light_p50_s": "s",
              "motion_to_light_p99_s": "s", "motion_to_light_max_s": "s", "motion_probes": "events",
              "motion_probes_unanswered": "events", "world_light_needs": "needs", "world_light_need_p99_s": "s",
-             "people_on_floor": "people", "load_average": "load"}
+             "people_on_floor": "people", "load_average": "load", "nodes_not_ok": "nodes"}
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp, Mosquitto(Path(tmp) / "broker") as broker:
         for seats, zones in FLOORS:
             figures = one_floor(seats, zones, Path(tmp), broker)
-            rows += [(f"{seats} seats: {key}", round(value, 3), units[key]) for key, value in figures.items()]
+            rows += [(f"{seats} seats: {key}", round(value, 3), units.get(key, "requests/s"))
+                     for key, value in figures.items()]
     return rows
 
 

@@ -35,9 +35,12 @@ from zoneinfo import ZoneInfo
 
 from edge_agent.config import SiteConfig, load_config
 from edge_agent.simulate import build_nodes
+from firmware_bridge.codec import Frame
+from firmware_bridge.messages import MsgType
 from firmware_bridge.transport import SerialTransport
 from simulator.clock import VirtualClock, VirtualTimeLoop
 from simulator.hw.floor import build_simulated_hardware
+from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
 from simulator.world.binding import HardwareBinding
 from simulator.world.hvac import SETPOINT_VOLTS_FULL_SCALE_C
@@ -148,6 +151,19 @@ async def probe_motion(world: World, binding: RelayBinding, every_s: float, resu
         results["motion_to_light_s" if lit else "no_light_in_5s"].append(loop.time() - started)
 
 
+class CountingLine(SimLine):
+    """The floor's RS-485 line, counting the requests it hears by type (the line's load)."""
+
+    counts: dict[str, int]
+
+    def _frame(self, block: bytes, frame: Frame | None, listeners: list[SimNode], transport: Any,
+               now: float) -> None:
+        if frame is not None:
+            name = MsgType(frame.type).name if frame.type in MsgType._value2member_map_ else str(frame.type)
+            self.counts[name] = self.counts.get(name, 0) + 1
+        super()._frame(block, frame, listeners, transport, now)
+
+
 async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)
@@ -168,7 +184,9 @@ async def serve(args: argparse.Namespace) -> None:
     tty.setraw(slave)
     os.set_blocking(master, False)
     baud = cfg.bridge.baud if cfg.bridge else 115200
-    line = SimLine(nodes.values(), seed=sc.scenario.seed)
+    line = CountingLine(nodes.values(), seed=sc.scenario.seed)
+    line.counts = {}
+    counted_from = loop.time()
     serving = loop.create_task(line.serve(SerialTransport.from_fd(master, "pty-master", baud)))
     listeners = {}
     for sensor_id in hw.uart_listeners:
@@ -207,6 +225,8 @@ async def serve(args: argparse.Namespace) -> None:
                     xs.clear()
                 if probes is None and args.probe_every_s > 0:
                     probes = loop.create_task(probe_motion(world, binding, args.probe_every_s, measured))
+                line.counts.clear()
+                counted_from = loop.time()
                 answer: dict[str, Any] = {"ok": True, "relay_connected": connected.is_set()}
             elif command == "report":
                 answer = {kind: percentiles(list(xs)) for kind, xs in world.score.latencies.items()}
@@ -214,6 +234,8 @@ async def serve(args: argparse.Namespace) -> None:
                 answer["people"] = sum(world.people_in_zone(z.id) for z in cfg.zones)
                 if serving.done():
                     answer["line_failed"] = repr(serving.exception()) if not serving.cancelled() else "cancelled"
+                seconds = max(1e-9, loop.time() - counted_from)
+                answer["line_requests_per_s"] = {k: round(n / seconds, 2) for k, n in sorted(line.counts.items())}
                 answer["motion_to_light_s"] = percentiles(measured["motion_to_light_s"])
                 answer["no_light_in_5s"] = len(measured["no_light_in_5s"])
                 answer["no_dark_zone"] = len(measured["no_dark_zone"])

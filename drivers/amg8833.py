@@ -6,8 +6,8 @@ Datasheet facts this driver relies on (HARDWARE.md section 1):
 - pixels are 12-bit two's complement at 0.25 C/LSB, LSB at 0x80+2i, MSB at 0x81+2i; the
   thermistor (0x0E/0x0F) is 12-bit *sign-magnitude* at 0.0625 C/LSB -- different encodings, a
   classic source of sign bugs;
-- the register pointer auto-increments and keeps its place between transactions, so the 128
-  pixel bytes are one pointer write and one 128-byte read instead of 64 register reads;
+- the register pointer auto-increments, so the 128 pixel bytes are one combined transaction
+  (register byte, repeated start, 128 bytes) instead of 64 register reads;
 - waking from sleep: PCTL=0, wait 50 ms, RST=0x3F (initial reset), wait 2 ms, RST=0x30;
   registers are undefined after sleep, so the frame rate and interrupt registers are rewritten.
 """
@@ -107,9 +107,11 @@ class Amg8833:
         self._stuck.reset()
 
     async def _read_raw(self) -> tuple[bytes, int]:
-        # The register pointer auto-increments: set it to the first pixel, then read all 128 bytes
-        # in one read (no 32-byte SMBus limit through i2c_rdwr; one transfer on a node's bus).
-        pixels = await self.device.write_read(bytes([PIXEL_BASE]), 128)
+        # The register pointer auto-increments: the first pixel's address, a repeated start, then
+        # all 128 bytes, as one combined transaction (no 32-byte SMBus limit through i2c_rdwr; on
+        # a node's bus one RS-485 exchange, not two: a separate pointer write tells the part nothing
+        # the read's own write does not).
+        pixels = await self.device.read_register_block(PIXEL_BASE, 128)
         if self._therm_word is None or self._frames % self.thermistor_every == 0:
             therm = await self.device.read_register_block(TTHL, 2)
             self._therm_word = therm[0] | (therm[1] << 8)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from drivers.errors import BridgeError, BusError, PortUnavailableError
@@ -173,6 +174,29 @@ class ReopeningSerial:
             raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
         await port.write(data)
 
+    def write_now(self, data: bytes) -> int:
+        """What the port takes at once (the link's exchanges from callbacks, SerialTransport.write_now)."""
+        port = self._open()
+        if port is None:
+            raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
+        return port.write_now(data)
+
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        """Bytes to ``on_bytes`` in the port's readable callback (SerialTransport.receive); a lost
+        port is closed and opened again, as ``read`` does, so the link's reader lives on."""
+        while not self._closed:
+            port = self._open()
+            if port is None:
+                await asyncio.sleep(self.retry_s)
+                continue
+            try:
+                await port.receive(on_bytes)
+            except BridgeError as exc:
+                log.error("bridge line lost: %s", exc)
+                await port.aclose()
+                self._port = None
+        raise BridgeError(f"{self.path}: transport closed")
+
     async def read(self) -> bytes:
         while not self._closed:
             port = self._open()
@@ -223,6 +247,9 @@ class SimulatedBackend:
     def bridge_transport(self, bridge: Bridge) -> Transport:
         if self._transport is None:
             raise BusError("the simulated floor has no RS-485 line", bus="bridge")
+        line = self._transport
+        if callable(getattr(line, "write_now", None)) and callable(getattr(line, "receive", None)):
+            return TtyLineLease(line)  # a tty (the benchmark's floor in another process)
         return LineLease(self._transport)
 
     def serial_stream(self, sensor: Sensor) -> Any:
@@ -258,3 +285,18 @@ class LineLease:
 
     async def aclose(self) -> None:
         self._closed = True
+
+
+class TtyLineLease(LineLease):
+    """A lease on a line that is a tty: the link's exchanges run from its callbacks
+    (``write_now``, ``receive``: :class:`firmware_bridge.transport.SerialTransport`), as on a gateway."""
+
+    def write_now(self, data: bytes) -> int:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        return int(self._line.write_now(data))  # type: ignore[attr-defined]
+
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        await self._line.receive(on_bytes)  # type: ignore[attr-defined]

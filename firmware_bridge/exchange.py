@@ -157,6 +157,15 @@ class LineMaster:
         self._damaged = False
         self._reader = FrameReader()
         self._closed = False
+        # A tty the link can write to without waiting and read from in its readable callback
+        # (SerialTransport) runs exchanges from callbacks: no task wakes per request (see _kick).
+        self._callbacks = callable(getattr(transport, "write_now", None)) and callable(
+            getattr(transport, "receive", None)
+        )
+        self._sender_fault: asyncio.Future[None] | None = None  # set: the callback sender hit a bug
+        self._kick_soon = False  # a _kick is scheduled for this loop turn
+        self._kick_timer: asyncio.TimerHandle | None = None  # the line's one timer: gap end or a retry's time
+        self._idle = asyncio.Event()  # set when a callback exchange ends (a broadcast waits for it)
 
     @property
     def closed(self) -> bool:
@@ -206,7 +215,10 @@ class LineMaster:
             self._newest[output] = job.order
             self._drop_superseded(lambda key: key == output)
         self._jobs.append(job)
-        self._wake.set()
+        if self._callbacks:
+            self._schedule_kick()
+        else:
+            self._wake.set()
         return await job.future
 
     def _drop_superseded(self, hit: Callable[[OutputKey], bool]) -> None:
@@ -243,11 +255,18 @@ class LineMaster:
         # Broadcasts bypass the queue but take their turn: the sender lock is held per exchange.
         async with self._turn:
             loop = asyncio.get_running_loop()
+            while self._current is not None:  # an exchange started from a callback is on the line
+                self._idle.clear()
+                await self._idle.wait()
             if loop.time() < self._line_free:  # the gap after the last exchange holds for it too
                 await asyncio.sleep(self._line_free - loop.time())
-            await self.transport.write(frame)
-            self.stats.frames_sent += 1
-            await asyncio.sleep(self.byte_s * INTERFRAME_CHARS + self._unsent_s(frame))
+            try:
+                await self.transport.write(frame)
+                self.stats.frames_sent += 1
+                await asyncio.sleep(self.byte_s * INTERFRAME_CHARS + self._unsent_s(frame))
+            finally:
+                if self._callbacks:
+                    self._schedule_kick()  # requests that came meanwhile
 
     def reply_timeout(self, mtype: int) -> float:
         """How long to wait for the whole reply after the request's last byte left: turnaround, node
@@ -280,6 +299,9 @@ class LineMaster:
         return best if best is not None else soonest
 
     async def _send_loop(self) -> None:
+        if self._callbacks:
+            await self._callback_sender()
+            return
         loop = asyncio.get_running_loop()
         gap_s = self.byte_s * INTERFRAME_CHARS
         while True:
@@ -314,18 +336,36 @@ class LineMaster:
                     self._line_free = loop.time() + gap_s
 
     async def _attempt(self, job: _Job) -> None:
+        wire = self._prepare(job)
+        if wire is None:
+            return
+        reply = self._reply
+        assert reply is not None
+        try:
+            await self.transport.write(wire)
+            self._arm(wire)
+            with contextlib.suppress(TimeoutError):
+                await reply
+        except BaseException:
+            self._clear_wait()
+            raise
+        self._conclude(job, reply)
+
+    def _prepare(self, job: _Job) -> bytes | None:
+        """Ready ``job``'s exchange and return its frame on the wire; None when the job was settled
+        without one (its caller gave up, its deadline passed, a newer command superseded it)."""
         loop = asyncio.get_running_loop()
         if job.future.done():
             self._finish(job)
-            return
+            return None
         if loop.time() > job.deadline:
             if job.busy:  # it answered, every time: BUSY
                 self._finish(job, self._refusal(job, Nack(NackCode.BUSY)))
             else:
                 self._fail(job, NodeTimeoutError(f"node {job.node}: no answer before the deadline"))
-            return
+            return None
         if self._superseded(job):
-            return
+            return None
         rec = self.registry.get(job.node)
         job.attempts += 1
         rec.requests += 1
@@ -335,19 +375,37 @@ class LineMaster:
             self._pinned[job.node] = job
         wire = encode_frame(job.frame)
         self._expect = (job.node, job.frame.seq, job.frame.type)
-        self._reply = reply = loop.create_future()
+        self._reply = loop.create_future()
         self._damaged = False
         # Half duplex: whatever was not ended by a delimiter before our request (a reply whose
         # closing 0x00 a bit error turned into data) is garbage, and must not swallow the answer.
         self._reader.buffer.clear()
         self._reader.overflow = False
-        try:
-            await self.transport.write(wire)
-            self.stats.frames_sent += 1
-            self._scope_end = loop.time() + self._unsent_s(wire) + self.reply_timeout(job.frame.type)
-            self._timer = loop.call_at(self._scope_end, _expire, reply)
-            frame = await reply
-        except TimeoutError:
+        return wire
+
+    def _arm(self, wire: bytes) -> None:
+        """The request has left: start the wait for its reply (one loop timer that fails ``_reply``)."""
+        loop = asyncio.get_running_loop()
+        self.stats.frames_sent += 1
+        self._scope_end = loop.time() + self._unsent_s(wire) + self.reply_timeout(self._expect_type())
+        assert self._reply is not None
+        self._timer = loop.call_at(self._scope_end, _expire, self._reply)
+
+    def _expect_type(self) -> int:
+        assert self._expect is not None
+        return self._expect[2]
+
+    def _clear_wait(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._expect = self._reply = self._timer = None
+
+    def _conclude(self, job: _Job, reply: asyncio.Future[Frame]) -> None:
+        """The exchange is over (``reply`` settled): the answer, a refusal, BUSY, or none at all."""
+        self._clear_wait()
+        loop = asyncio.get_running_loop()
+        rec = self.registry.get(job.node)
+        if reply.exception() is not None:  # the wait ran out (TimeoutError), or a damaged reply ended it
             if self._damaged:
                 self.stats.damaged_replies += 1
             else:
@@ -355,10 +413,7 @@ class LineMaster:
                 rec.timeouts += 1
             self._again(job)
             return
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._expect = self._reply = self._timer = None
+        frame = reply.result()
         self.stats.replies += 1
         self.answers[job.node] = self.answers.get(job.node, 0) + 1
         self._seen(job.node)
@@ -379,6 +434,143 @@ class LineMaster:
             self._jobs.append(job)
             return
         self._finish(job, self._refusal(job, nack))
+
+    # ---- the sender on a tty: exchanges run from callbacks ---------------------------------
+    # The same choices as _send_loop, made in loop callbacks: a request on an idle line is written
+    # in the loop turn its caller queued it (as soon as the sender task would have woken), the
+    # reply's future settles the exchange in a done-callback, and the next request waits for the
+    # inter-frame gap or its retry time on one line timer. A caller's request is then one wake-up
+    # of the caller itself; the sender task only waits to report a bug (then it dies as before).
+    async def _callback_sender(self) -> None:
+        loop = asyncio.get_running_loop()
+        fault = self._sender_fault = loop.create_future()
+        self._schedule_kick()  # requests queued while no sender ran
+        try:
+            await fault
+        finally:
+            self._sender_fault = None
+            if self._kick_timer is not None:
+                self._kick_timer.cancel()
+                self._kick_timer = None
+            if self._writing is not None:
+                self._writing.cancel()
+                self._writing = None
+            job = self._current
+            if job is not None and not fault.done():  # cancelled (the link closing) mid-exchange
+                self._clear_wait()
+                self._current = None
+                self._idle.set()
+                self._finish(job, BridgeError("bridge link closed" if self._closed else "the sender stopped"))
+
+    def _schedule_kick(self) -> None:
+        if not self._kick_soon:
+            self._kick_soon = True
+            asyncio.get_running_loop().call_soon(self._kick)
+
+    def _kick(self) -> None:
+        self._kick_soon = False
+        self._run_ready()
+
+    def _kick_timer_fired(self) -> None:
+        self._kick_timer = None
+        self._run_ready()
+
+    def _kick_at(self, when: float) -> None:
+        timer = self._kick_timer
+        if timer is not None:
+            if timer.when() == when:
+                return
+            timer.cancel()
+        self._kick_timer = asyncio.get_running_loop().call_at(when, self._kick_timer_fired)
+
+    def _run_ready(self) -> None:
+        """Start the next exchange if the line is free and a request is ready, else time the next look."""
+        fault = self._sender_fault
+        if fault is None or fault.done() or self._current is not None or self._turn.locked():
+            return  # no sender (dead or not started), or the line is taken: its end looks again
+        loop = asyncio.get_running_loop()
+        gap_s = self.byte_s * INTERFRAME_CHARS
+        while True:
+            now = loop.time()
+            pick = self._next_ready(now)
+            if not isinstance(pick, _Job):
+                if pick is not None:
+                    self._kick_at(pick)
+                return
+            if now < self._line_free:
+                self._kick_at(self._line_free)
+                return
+            self._jobs.remove(pick)
+            self._current = pick
+            try:
+                wire = self._prepare(pick)
+                if wire is not None:
+                    sent = self.transport.write_now(wire)  # type: ignore[attr-defined]
+                    if sent == len(wire):
+                        self._arm(wire)
+                        assert self._reply is not None
+                        self._reply.add_done_callback(self._replied)
+                        return
+                    self._writing = asyncio.ensure_future(self._write_rest(pick, wire, sent))
+                    return
+            except (BridgeError, ValueError) as exc:  # e.g. the transport failed: fail this request only
+                self._clear_wait()
+                self._finish(pick, exc if isinstance(exc, BridgeError) else BridgeError(str(exc)))
+            except BaseException as exc:  # a bug: the sender dies, as its task would
+                self._clear_wait()
+                self._sender_broke(pick, exc)
+                return
+            self._current = None
+            self._line_free = loop.time() + gap_s
+
+    async def _write_rest(self, job: _Job, wire: bytes, sent: int) -> None:
+        """The tty took part of the frame (its buffer was full): wait to write the rest, then the reply."""
+        try:
+            await self.transport.write(wire[sent:])
+            self._arm(wire)
+        except (BridgeError, ValueError) as exc:
+            self._clear_wait()
+            self._finish(job, exc if isinstance(exc, BridgeError) else BridgeError(str(exc)))
+            self._exchange_over()
+            return
+        except BaseException as exc:
+            self._clear_wait()
+            self._sender_broke(job, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        assert self._reply is not None
+        self._reply.add_done_callback(self._replied)
+
+    _writing: asyncio.Future[None] | None = None
+
+    def _replied(self, reply: asyncio.Future[Frame]) -> None:
+        """The reply's future settled: finish the exchange, then start the next."""
+        job = self._current
+        if job is None or reply is not self._reply:
+            return  # the sender stopped meanwhile and failed the job
+        try:
+            self._conclude(job, reply)
+        except BaseException as exc:
+            self._sender_broke(job, exc)
+            return
+        self._exchange_over()
+
+    def _exchange_over(self) -> None:
+        self._current = None
+        self._idle.set()
+        self._line_free = asyncio.get_running_loop().time() + self.byte_s * INTERFRAME_CHARS
+        if self._jobs:
+            self._run_ready()
+
+    def _sender_broke(self, job: _Job, exc: BaseException) -> None:
+        """A bug in the sender's callbacks: fail the request it hit and let the sender task die of it."""
+        self._current = None
+        self._idle.set()
+        self._finish(job, BridgeError("bridge link closed" if self._closed else "the sender stopped"))
+        fault = self._sender_fault
+        if fault is not None and not fault.done():
+            fault.set_exception(exc)
 
     def _refusal(self, job: _Job, nack: Nack) -> NodeNackError:
         self.registry.get(job.node).nacks += 1
@@ -438,21 +630,26 @@ class LineMaster:
 
     # ---- the receiving side ----------------------------------------------------------------
     async def _read_loop(self) -> None:
-        reader = self._reader
-        loop = asyncio.get_running_loop()
-        quiet_s = self.byte_s * INTERFRAME_CHARS + self.reply_margin_s
+        if self._callbacks:
+            # Bytes are decoded in the tty's readable callback; this task only waits to report a
+            # failed read, the line closing, or a bug in the decoding (the reader's death).
+            await self.transport.receive(self._received)  # type: ignore[attr-defined]
+            return
         while True:
-            data = await self.transport.read()
-            for item in reader.feed(data):
-                if isinstance(item, FrameError):
-                    self.stats.rx_errors += 1
-                    self._damaged = self._reply is not None
-                    continue
-                self._dispatch(item)
-            if self._damaged:
-                # A damaged reply: the node will not send a better one. Give up once the line
-                # has been quiet for a moment (the rest of a split frame may still be arriving).
-                self._give_up_after(min(self._scope_end, loop.time() + quiet_s))
+            self._received(await self.transport.read())
+
+    def _received(self, data: bytes) -> None:
+        for item in self._reader.feed(data):
+            if isinstance(item, FrameError):
+                self.stats.rx_errors += 1
+                self._damaged = self._reply is not None
+                continue
+            self._dispatch(item)
+        if self._damaged:
+            # A damaged reply: the node will not send a better one. Give up once the line
+            # has been quiet for a moment (the rest of a split frame may still be arriving).
+            quiet_s = self.byte_s * INTERFRAME_CHARS + self.reply_margin_s
+            self._give_up_after(min(self._scope_end, asyncio.get_running_loop().time() + quiet_s))
 
     def _give_up_after(self, when: float) -> None:
         """Bring the wait for the current reply forward to ``when``.

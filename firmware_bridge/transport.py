@@ -166,6 +166,72 @@ class SerialTransport:
 
     _waiting: asyncio.Future[None] | None = None
     _reader_loop: asyncio.AbstractEventLoop | None = None
+    _listener: Callable[[bytes], None] | None = None
+    _fault: asyncio.Future[None] | None = None
+
+    def write_now(self, data: bytes) -> int:
+        """Write what the tty takes at once, without waiting; returns how many bytes it took.
+
+        A frame is far smaller than the kernel's buffer, so on an idle line it is all of them:
+        the link then starts an exchange from a callback, without a task of its own.
+        """
+        fd = self._require()
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise BridgeError(f"{self.path}: write failed ({exc.strerror})") from exc
+
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        """Hand every chunk read to ``on_bytes`` in the tty's readable callback (no reader task
+        wakes per chunk), until a read fails or the line closes (raised as BridgeError) or
+        ``on_bytes`` raises (raised as it is): the link's reader waits here, so its death is
+        still reported."""
+        fd = self._require()
+        loop = asyncio.get_running_loop()
+        fault: asyncio.Future[None] = loop.create_future()
+        self._unwatch()
+        self._listener, self._fault = on_bytes, fault
+        loop.add_reader(fd, self._deliver)
+        self._reader_loop = loop
+        try:
+            await fault
+        finally:
+            if self._fault is fault:
+                self._unlisten()
+
+    def _unlisten(self) -> None:
+        if self._listener is not None:
+            self._listener = self._fault = None
+            self._unwatch()
+
+    def _deliver(self, _size: int = 4096) -> None:
+        listener, fault = self._listener, self._fault
+        if listener is None or fault is None or self._fd is None:
+            return
+        try:
+            data = os.read(self._fd, _size)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._stop_listening(BridgeError(f"{self.path}: read failed ({exc.strerror})"))
+            return
+        if not data:  # a pty whose other side is closed reads as EOF; a real adapter was unplugged
+            self._stop_listening(BridgeError(f"{self.path}: line closed"))
+            return
+        try:
+            listener(data)
+        except BaseException as exc:  # a bug in the link's decoding: its reader dies and is reported
+            self._stop_listening(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _stop_listening(self, exc: BaseException) -> None:
+        fault = self._fault
+        self._unlisten()
+        if fault is not None and not fault.done():
+            fault.set_exception(exc)
 
     def _readable(self) -> None:
         waiting = self._waiting
@@ -181,6 +247,8 @@ class SerialTransport:
         self._reader_loop = None
 
     async def aclose(self) -> None:
+        if self._fault is not None:  # a receive() waiting: it ends with the line
+            self._stop_listening(BridgeError(f"{self.path}: transport closed"))
         if self._fd is not None:
             self._unwatch()
             fd, self._fd = self._fd, None

@@ -8,8 +8,9 @@ and then gets the winning value into effect carefully:
 - **rate-limited**: at most one command per ``min_interval_s``, intermediate targets coalesce;
 - **minimum on/off times** protect fans and lamps from short-cycling (safety intents skip them);
 - **ramps**: ``ramp_s`` from the intent or the actuator's config is passed to the output;
-- **confirmed**: after a command (and its ramp) the output is read back where it can report;
-  a mismatch counts as a failure;
+- **confirmed**: after a command (and its ramp) the output is read back where it can report
+  (an output whose part answers a command with the state it holds, ``set_answers``, is read
+  back by that answer when there is no ramp); a mismatch counts as a failure;
 - **retried with backoff** when an output raises (EdgeError, OSError, timeout): the channel is
   marked failing and reported, and the daemon keeps running;
 - **deadline**: a target not confirmed within ``deadline_s`` (120 s, the floor's bar) raises a
@@ -272,11 +273,15 @@ class Arbiter:
         await asyncio.wait_for(ch.output.set(value, ramp), timeout=lim.command_timeout_s)
         ch.sent, ch.confirm_at = value, now + ramp
         if ramp <= 0:
-            await self._confirm(ch, now)
+            # A part that answers a command with the state it then holds (a node's SET_OUTPUT
+            # reply) has just been read back: asking again at once would only repeat its answer.
+            answered = ch.output.answered if getattr(ch.output, "set_answers", False) else None  # type: ignore[attr-defined]
+            await self._confirm(ch, now, answered)
 
-    async def _confirm(self, ch: Channel, now: float) -> None:
+    async def _confirm(self, ch: Channel, now: float, reported: float | None = None) -> None:
         assert ch.target is not None and ch.sent is not None
-        reported = await asyncio.wait_for(ch.output.read_back(), timeout=ch.limits.command_timeout_s)
+        if reported is None:
+            reported = await asyncio.wait_for(ch.output.read_back(), timeout=ch.limits.command_timeout_s)
         if reported is not None and not ch.same(reported, ch.sent):
             ch.sent = None
             self._failed(ch, now, f"read back {reported:g}, commanded {ch.target.value:g}")

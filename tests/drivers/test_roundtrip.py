@@ -109,3 +109,22 @@ def test_amg8833_round_trip(frame: np.ndarray, therm: float, fps: int) -> None:
         assert abs(got.thermistor_c - therm) <= 0.0625 / 2 + 1e-9
 
     on_virtual_time(body)
+
+
+def test_amg8833_frame_is_one_bus_transaction() -> None:
+    """Pointer and 128-byte read in one combined transaction: on a node's bus each transaction is
+    an RS-485 exchange, and a separate pointer write doubled the thermopiles' share of the line."""
+
+    async def body(clock: VirtualClock) -> None:
+        bus = SimI2CBus()
+        bus.attach(0x69, SimAMG8833(clock.monotonic))  # with its pixel noise: no frame repeats
+        driver = Amg8833(bus, clock, fps=1, thermistor_every=10)
+        await driver.start()
+        await driver.read_frame()  # the first frame reads the thermistor too
+        bus.transactions.clear()
+        for _ in range(9):
+            await clock.sleep(1.0)
+            await driver.read_frame()
+        assert len(bus.transactions) == 9
+
+    on_virtual_time(body)
