@@ -42,7 +42,7 @@ from benchmarks.bench_gateway import cpu_seconds, loadavg, status_kib  # noqa: E
 from benchmarks.peer_sensors import Burst  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 
-BURST = int(os.environ.get("BENCH_PEERS_BURST", "20000"))
+BURST = int(os.environ.get("BENCH_PEERS_BURST", "60000"))
 RATE = 200.0
 OUTAGE_S = 10.0
 SENSORS = 60
