@@ -15,7 +15,9 @@ for ``BATCH_S`` into one ``event/readings`` message, see :mod:`benchmarks.peer_e
 through the durable outbox.
 
 Per side: throughput (a burst of ``BURST`` readings, counted as they reach the upstream broker;
-ThingsBoard packs several readings into one publish, so readings are counted, not publishes),
+ThingsBoard packs several readings into one publish, so readings are counted, not publishes; the
+burst comes from :mod:`benchmarks.peer_sensors`, pre-encoded and offered far faster than either
+gateway forwards, its rate reported as ``offered_msg_s``),
 CPU per reading of the gateway's process (/proc), its peak RSS (VmHWM), and the time to resume
 after the upstream broker has been down 10 s (readings flowing at ``RATE`` a second; from the
 broker listening again to the first reading arriving).
