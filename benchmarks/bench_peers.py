@@ -15,7 +15,9 @@ for ``BATCH_S`` into one ``event/readings`` message, see :mod:`benchmarks.peer_e
 through the durable outbox.
 
 Per side: throughput (a burst of ``BURST`` readings, counted as they reach the upstream broker;
-ThingsBoard packs several readings into one publish, so readings are counted, not publishes),
+ThingsBoard packs several readings into one publish, so readings are counted, not publishes; the
+burst comes from :mod:`benchmarks.peer_sensors`, pre-encoded and offered far faster than either
+gateway forwards, its rate reported as ``offered_msg_s``),
 CPU per reading of the gateway's process (/proc), its peak RSS (VmHWM), and the time to resume
 after the upstream broker has been down 10 s (readings flowing at ``RATE`` a second; from the
 broker listening again to the first reading arriving).
@@ -39,9 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_gateway import cpu_seconds, loadavg, status_kib  # noqa: E402
+from benchmarks.peer_sensors import Burst  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 
-BURST = int(os.environ.get("BENCH_PEERS_BURST", "20000"))
+BURST = int(os.environ.get("BENCH_PEERS_BURST", "60000"))
 RATE = 200.0
 OUTAGE_S = 10.0
 SENSORS = 60
@@ -241,13 +244,19 @@ def one_side(name: str, command: list[str], work: Path, env: dict[str, str]) -> 
         time.sleep(1.0)
         base = upstream.count()
         unheard = sensors.sent - base  # probes published before the gateway subscribed: nobody got them
-        load0, cpu0, started = loadavg(), cpu_seconds(proc.pid), time.monotonic()
-        sensors.publish(BURST)
-        wait_for(lambda: upstream.count() - base >= BURST, 300, f"{name}: {BURST} readings upstream")
+        burst = Burst(sensors_broker.port, sensors.sent, BURST)  # encoded and connected before the clock starts
+        sensors.sent += BURST
+        try:
+            load0, cpu0, started = loadavg(), cpu_seconds(proc.pid), time.monotonic()
+            burst.go()
+            offered = BURST / burst.acked_s()
+            wait_for(lambda: upstream.count() - base >= BURST, 300, f"{name}: {BURST} readings upstream")
+        finally:
+            burst.close()
         done = upstream.last_at
         cpu1 = cpu_seconds(proc.pid)
         figures = {"throughput_msg_s": BURST / (done - started), "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / BURST,
-                   "rss_peak_mib": status_kib(proc.pid, "VmHWM") / 1024}
+                   "rss_peak_mib": status_kib(proc.pid, "VmHWM") / 1024, "offered_msg_s": offered}
         # Resume: readings flow at RATE/s; the upstream broker goes away for OUTAGE_S.
         stop = threading.Event()
 
@@ -300,19 +309,20 @@ def receive_floor(work: Path, env: dict[str, str]) -> dict[str, float]:
     broker.start()
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peer_edge", "--sensors", str(broker.port),
                              "--receive-only", str(BURST)], cwd=work, env=env, stdout=subprocess.PIPE, text=True)
-    sensors: Sensors | None = None
+    burst: Burst | None = None
     try:
         assert proc.stdout is not None
         if "ready" not in proc.stdout.readline():
             raise RuntimeError("the receive-only subscriber did not start")
-        sensors = Sensors(broker.port)
-        time.sleep(0.5)
-        sensors.publish(BURST)
+        burst = Burst(broker.port, 0, BURST)
+        burst.go()
+        offered = BURST / burst.acked_s()
         figures: dict[str, float] = json.loads(proc.stdout.readline())
+        figures["offered_msg_s"] = offered
         return figures
     finally:
-        if sensors is not None:
-            sensors.close()
+        if burst is not None:
+            burst.close()
         if proc.poll() is None:
             proc.terminate()
         proc.wait(15)
@@ -323,7 +333,7 @@ def run() -> list[tuple[str, float, str]]:
     venv = tb_venv()
     rows: list[tuple[str, float, str]] = []
     units = {"throughput_msg_s": "msg/s", "cpu_us_per_msg": "us CPU/msg", "rss_peak_mib": "MiB", "resume_s": "s",
-             "lost_in_outage": "msgs", "load_average": "load"}
+             "lost_in_outage": "msgs", "load_average": "load", "offered_msg_s": "msg/s"}
     with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
         work = Path(tmp)
         ours_dir, tb_dir = work / "edge-agent", work / "thingsboard"
@@ -350,6 +360,8 @@ def run() -> list[tuple[str, float, str]]:
                  round(floor["throughput_msg_s"], 1), "msg/s"))
     rows.append(("our receiving alone (peer_edge --receive-only): cpu_us_per_msg",
                  round(floor["cpu_us_per_msg"], 1), "us CPU/msg"))
+    rows.append(("our receiving alone (peer_edge --receive-only): offered_msg_s",
+                 round(floor["offered_msg_s"], 1), "msg/s"))
     for label, side in (("edge-agent", ours), ("edge-agent batched", batched)):
         rows.append((f"throughput ratio {label} / thingsboard",
                      round(side["throughput_msg_s"] / theirs["throughput_msg_s"], 3), "ratio"))

@@ -40,6 +40,7 @@ from edge_agent.sync.outbox import Outbox  # noqa: E402
 from edge_agent.sync.uplink import Uplink  # noqa: E402
 
 MAX_BATCH = 100  # readings in one message at most (ThingsBoard's gateway reads 100 records at a time)
+DRAIN_S = 0.01  # readings received on paho's thread reach the loop at most this late, in one hand-off
 
 
 async def receive_only(args: argparse.Namespace) -> None:
@@ -59,7 +60,7 @@ async def receive_only(args: argparse.Namespace) -> None:
         if count == args.receive_only:
             done.set()
 
-    feed = SensorFeed(args.sensors, asyncio.get_running_loop(), decode)
+    feed = SensorFeed(args.sensors, asyncio.get_running_loop(), decode, args.drain_s)
     try:
         if not await asyncio.to_thread(feed.subscribed.wait, 30):
             raise RuntimeError("no subscription on the sensors' broker within 30 s")
@@ -74,15 +75,19 @@ async def receive_only(args: argparse.Namespace) -> None:
 
 class SensorFeed:
     """The sensors' readings received on paho's own network thread, as ThingsBoard's MQTT connector
-    receives them, and handed to the event loop in bulk: one wake-up for whatever arrived since
-    the last, not one per reading. Received through aiomqtt instead, a reading cost 134-142 us of
-    CPU before our side did anything with it (docs/benchmarks.md), more than all the rest."""
+    receives them, and handed to the event loop in bulk: the first reading after a hand-off
+    schedules the next one ``drain_s`` later, and the loop takes whatever arrived by then in one
+    pass. Handed over as each arrived, the loop (which kept up) was woken for almost every reading:
+    90-114 us of CPU a reading received, against 63-78 us every 10 ms; through aiomqtt it was
+    134-142 us (docs/benchmarks.md)."""
 
-    def __init__(self, port: int, loop: asyncio.AbstractEventLoop, handle: Callable[[str, bytes], None]) -> None:
+    def __init__(self, port: int, loop: asyncio.AbstractEventLoop, handle: Callable[[str, bytes], None],
+                 drain_s: float = DRAIN_S) -> None:
         import paho.mqtt.client as mqtt
 
         self.loop = loop
         self.handle = handle
+        self.drain_s = drain_s
         self.arrived: collections.deque[tuple[str, bytes]] = collections.deque()
         self.scheduled = False
         self.subscribed = threading.Event()
@@ -98,7 +103,13 @@ class SensorFeed:
         self.arrived.append((message.topic, message.payload))
         if not self.scheduled:
             self.scheduled = True
-            self.loop.call_soon_threadsafe(self._drain)
+            self.loop.call_soon_threadsafe(self._drain_soon)
+
+    def _drain_soon(self) -> None:  # the loop: let ``drain_s`` of readings gather, one wake-up for all
+        if self.drain_s > 0:
+            self.loop.call_later(self.drain_s, self._drain)
+        else:
+            self._drain()
 
     def _drain(self) -> None:  # the loop: cleared first, so a reading arriving now schedules another drain
         self.scheduled = False
@@ -144,7 +155,7 @@ async def main(args: argparse.Namespace) -> None:
                 for source in list(batches):
                     send(source)
 
-        feed = SensorFeed(args.sensors, loop, gather if args.batch_s else one)
+        feed = SensorFeed(args.sensors, loop, gather if args.batch_s else one, args.drain_s)
         flusher = asyncio.create_task(flush_every_period()) if args.batch_s else None
         try:
             if not await asyncio.to_thread(feed.subscribed.wait, 30):
@@ -164,6 +175,8 @@ if __name__ == "__main__":
     ap.add_argument("--state-dir", default="")
     ap.add_argument("--batch-s", type=float, default=0.0,
                     help="gather each sensor's readings this long into one message (0: one message a reading)")
+    ap.add_argument("--drain-s", type=float, default=DRAIN_S,
+                    help="hand the readings to the loop at most this late, in one go (0: as soon as one arrives)")
     ap.add_argument("--receive-only", type=int, default=0, metavar="N",
                     help="only receive N readings and print the CPU they took (no upstream)")
     parsed = ap.parse_args()

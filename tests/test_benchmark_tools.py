@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
 from benchmarks.day_check import differences
 from benchmarks.guard import comparable
+from benchmarks.peer_sensors import Burst, publish_packet
+from tests.mosquitto import Mosquitto
 
 
 def test_report_diff_ignores_only_wall_seconds() -> None:
@@ -24,3 +33,45 @@ def test_guard_compares_times_by_calibration_rates_inversely_and_counts_as_they_
     assert comparable(127.0, "MiB", calibration=9.0) == 127.0
     assert comparable(3.1, "load", calibration=1.0) is None
     assert comparable(float("nan"), "s", calibration=1.0) is None
+
+
+@pytest.mark.mqtt
+def test_peer_burst_offers_every_reading_as_the_paho_sensors_did(tmp_path: Path) -> None:
+    """The peer benchmark's pre-encoded burst (four publisher processes) reaches a QoS 1 subscriber
+    whole: the same topics and payloads, each reading once, as the paho publisher sent them."""
+    import paho.mqtt.client as mqtt
+
+    got: list[tuple[str, bytes]] = []
+    subscribed = threading.Event()
+    with Mosquitto(tmp_path) as broker:
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        sub.on_connect = lambda c, *_: c.subscribe("sensors/+/reading", 1)
+        sub.on_subscribe = lambda *_: subscribed.set()
+        sub.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+        sub.connect("127.0.0.1", broker.port)
+        sub.loop_start()
+        try:
+            assert subscribed.wait(10)
+            burst = Burst(broker.port, first=7, count=1001)
+            try:
+                burst.go()
+                assert burst.acked_s() > 0
+            finally:
+                burst.close()
+            deadline = time.monotonic() + 30
+            while len(got) < 1001 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            sub.loop_stop()
+            sub.disconnect()
+    assert len(got) == 1001
+    assert sorted(got, key=lambda m: json.loads(m[1])["n"]) == [
+        (f"sensors/s{i % 60}/reading", json.dumps({"value": 20.0 + i % 50 / 10, "n": i}).encode())
+        for i in range(7, 1008)]
+
+
+def test_peer_burst_packets_are_mqtt_publishes() -> None:
+    packet = publish_packet("sensors/s1/reading", b"{}", packet_id=258)
+    assert packet == b"\x32\x18\x00\x12sensors/s1/reading\x01\x02{}"
+    long = publish_packet("t", b"x" * 200, packet_id=1)
+    assert long[:3] == b"\x32\xcd\x01"  # remaining length 205 in two bytes
