@@ -273,21 +273,35 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # As asyncio: run the callbacks ready now, not those they make ready (after another poll).
         popleft = ready.popleft
         debug = self._debug  # type: ignore[attr-defined]
-        for _ in range(len(ready)):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            if debug:
-                self._run_debug(handle)
-                continue
-            # Handle._run inlined (every handle here is asyncio's Handle or TimerHandle, neither of
-            # which overrides it): one Python call less on each of millions of callbacks a day.
-            try:
-                handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._callback_failed(handle, exc)
+        while True:
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                if debug:
+                    self._run_debug(handle)
+                    continue
+                # Handle._run inlined (every handle here is asyncio's Handle or TimerHandle, neither
+                # of which overrides it): one Python call less on each of millions of callbacks a day.
+                try:
+                    handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._callback_failed(handle, exc)
+            # The next turn would skip the selector (a busy turn, see above), find no timer due and
+            # run what is ready now: that turn is taken here, without its bookkeeping. Anything else
+            # (stopping, a poll due, a timer due, no longer fast) is left to a turn of its own.
+            if (
+                not ready
+                or self._stopping  # type: ignore[attr-defined]
+                or self.speed is not None
+                or selector._busy_turns + 1 >= POLL_EVERY
+                or (scheduled and scheduled[0][0] < end_time)
+                or scheduled is not self._scheduled
+            ):
+                return
+            selector._busy_turns += 1
 
     def _callback_failed(self, handle: asyncio.Handle, exc: BaseException) -> None:
         """What Handle._run does when its callback raises: hand it to the loop's exception handler."""
