@@ -490,15 +490,16 @@ class ThermalSeatDetector:
             tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
             bg += (1.0 - np.exp(-dt / tau)) * diff
             return
+        unfrozen = ~frozen
         newly = frozen & np.isnan(self._frozen_since)
         self._frozen_since[newly] = t
-        self._frozen_since[~frozen] = np.nan
+        self._frozen_since[unfrozen] = np.nan
         # A pixel not frozen has no onset (NaN), and NaN compares false: never held long.
         held_long = frozen & (t - self._frozen_since >= p.hold_max_s)
         self._settling_until[frozen] = t + p.settle_s
-        settling = ~frozen & (t < self._settling_until)
+        settling = unfrozen & (t < self._settling_until)
         self._settle_end = float(self._settling_until.max())
-        free = ~frozen & ~settling
+        free = unfrozen & ~settling
         tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
         step = (1.0 - np.exp(-dt / tau)) * diff
         before = bg.copy()
@@ -509,8 +510,9 @@ class ThermalSeatDetector:
         # background follows it down and the room's drift, never it up, or it would learn a
         # coat's warmth and hide the next patron's coat in it.
         bg[settling] += np.minimum(step[settling], 0.0) + drift
-        slow = _alpha(dt, p.slow_tau_s)
-        bg[held_long] += slow * (arr[held_long] - bg[held_long])
+        if held_long.any():  # rarely: a warm thing frozen for hours
+            slow = _alpha(dt, p.slow_tau_s)
+            bg[held_long] += slow * (arr[held_long] - bg[held_long])
 
     def capture_background(self) -> None:
         """Take the last frame as the empty-room background (refused while people are in view)."""
