@@ -62,6 +62,28 @@ _copy_context = contextvars.copy_context
 _new_handle = object.__new__
 
 
+class _VirtualTimer(asyncio.TimerHandle):
+    """asyncio's timer handle, with its cancel in one call.
+
+    Every ``asyncio.sleep`` cancels its timer when it ends (one that has run, most of the time):
+    TimerHandle.cancel calls the loop, Handle.cancel and the loop's ``get_debug`` each time.
+    """
+
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        if self._cancelled:
+            return
+        loop = self._loop  # type: ignore[attr-defined]
+        if self._scheduled:  # type: ignore[attr-defined]
+            loop._timer_cancelled_count += 1  # what loop._timer_handle_cancelled does
+        self._cancelled = True
+        if loop._debug:
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None  # type: ignore[assignment]
+
+
 class _VirtualSelector(selectors.BaseSelector):
     """Wraps the loop's real selector; turns blocking waits into jumps of virtual time."""
 
@@ -207,13 +229,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._debug or not _FAST_HANDLES:  # type: ignore[attr-defined]
             timer = asyncio.TimerHandle(when, callback, args, self, context)
         else:  # what TimerHandle(when, callback, args, self, context) sets, filled in place
-            timer = _new_handle(asyncio.TimerHandle)
-            timer._callback = callback  # type: ignore[attr-defined]
+            timer = _new_handle(_VirtualTimer)
+            timer._callback = callback
             timer._args = args
             timer._cancelled = False
             timer._loop = self  # type: ignore[attr-defined]
             timer._source_traceback = None  # type: ignore[attr-defined]
-            timer._repr = None  # type: ignore[attr-defined]
+            timer._repr = None  # type: ignore[assignment]
             timer._context = _copy_context() if context is None else context  # type: ignore[attr-defined]
             timer._when = when  # type: ignore[attr-defined]
         # The heap holds (when, order, timer): tuples compare in C, and the order, unique, breaks

@@ -120,11 +120,14 @@ def test_handles_made_by_the_loop_behave_as_asyncios() -> None:
         handle = loop.call_soon(print)
         timer = loop.call_at(100.0, print, "x")
         later = loop.call_later(5.0, print)
-        assert type(handle) is asyncio.Handle and type(timer) is asyncio.TimerHandle
+        assert type(handle) is asyncio.Handle and isinstance(timer, asyncio.TimerHandle)
         assert timer.when() == 100.0 and later.when() == loop.time() + 5.0
         assert not handle.cancelled() and "print" in repr(handle)
+        cancelled_before = loop._timer_cancelled_count
         timer.cancel()
-        assert timer.cancelled()
+        timer.cancel()
+        assert timer.cancelled() and loop._timer_cancelled_count == cancelled_before + 1
+        assert "cancelled" in repr(timer)
         handle.cancel()
     finally:
         loop.close()
