@@ -72,6 +72,7 @@ from firmware_bridge.messages import (
 )
 from firmware_bridge.ota import TRIAL_DEADLINE_S
 
+from .hw.bus import SimI2CBus
 from .nodes_loadcell import BUTTON_GAP_S, HOLD_S, STEP_EVENT_G, DeskPlatform, PendingPress
 from .nodes_ota import HANG_MARKER, SECTOR_ERASE_S, NodeFlash, Refusal
 from .nodes_outputs import DESK_PRESETS, DeskState, NodeOutputs, Ramp
@@ -181,7 +182,8 @@ class SimNode(NodeOutputs):
         self.reset_cause = cause
         self.silent_until = now + silent_s
         self.counters = dict.fromkeys(("crc", "frame", "dup", "i2c", "lost"), 0)
-        self._cache: tuple[int, int, Frame] | None = None  # seq, request CRC, the reply to repeat
+        # seq, request CRC, and the reply to repeat: its type, flags (marked a repeat) and payload
+        self._cache: tuple[int, int, int, int, bytes] | None = None
         self._events: deque[tuple[int, int, int, float]] = deque()
         self._event_seq = 0
         self._gateway_revision = 1  # until a HELLO names one: what the node may send it
@@ -334,9 +336,8 @@ class SimNode(NodeOutputs):
         pending = FLAG_EVENTS_PENDING if self._events else 0
         if frame.dst != BROADCAST and self._cache is not None and self._cache[:2] == (frame.seq, req_crc):
             self.counters["dup"] += 1
-            cached = self._cache[2]  # the same reply, marked as a repeat, with the flag of *now*
-            return encode_frame(Frame(GATEWAY, self.address, frame.seq, frame.type,
-                                      (cached.flags & ~FLAG_EVENTS_PENDING) | pending, cached.payload))  # fmt: skip
+            _, _, mtype, repeat, payload = self._cache  # the same reply, marked as a repeat, with the flag of *now*
+            return encode_frame(Frame(GATEWAY, self.address, frame.seq, mtype, repeat | pending, payload))
         flags, payload = FLAG_REPLY, b""
         try:
             payload = self._handle(frame, now)
@@ -351,9 +352,8 @@ class SimNode(NodeOutputs):
         if frame.type == MsgType.HELLO:  # HELLO clears the cache (PROTOCOL.md, 4.4)
             self._cache = None
         elif not busy:  # BUSY did nothing: the request must run when it comes again
-            # Only a retry needs the repeat's bytes, so keep the frame and encode it on demand.
-            repeat = (flags & ~FLAG_EVENTS_PENDING) | FLAG_DUPLICATE
-            self._cache = (frame.seq, req_crc, Frame(GATEWAY, self.address, frame.seq, frame.type, repeat, payload))
+            # Only a retry needs the repeat, so keep its fields and make the frame on demand.
+            self._cache = (frame.seq, req_crc, frame.type, (flags & ~FLAG_EVENTS_PENDING) | FLAG_DUPLICATE, payload)
         self.frames_answered += 1
         if frame.type == MsgType.OTA_COMMIT and not flags & FLAG_NACK:
             self._reset_at = now + COMMIT_RESET_S  # reply first, then reset into the new slot
@@ -441,13 +441,20 @@ class SimNode(NodeOutputs):
         if not 0x03 <= address <= 0x77 or not (write or read_len):
             raise Refusal(NackCode.BAD_VALUE)
         _not_busy(busy)
-        msgs = []
-        if write:
-            msgs.append(i2c_msg.write(address, write))
-        if read_len:
-            msgs.append(i2c_msg.read(address, read_len))
+        bus = self.i2c
         try:
-            self.i2c.i2c_rdwr(*msgs)
+            if type(bus) is SimI2CBus:
+                # The simulated bus runs the same segments as its i2c_rdwr would, and records the
+                # same transaction, without smbus2's ctypes messages (tens of thousands a day).
+                if write:
+                    bus.rdwr_segment(address, write, None)
+                return bytes([I2CStatus.OK]) + (bus.rdwr_segment(address, None, read_len) if read_len else b"")
+            msgs = []
+            if write:
+                msgs.append(i2c_msg.write(address, write))
+            if read_len:
+                msgs.append(i2c_msg.read(address, read_len))
+            bus.i2c_rdwr(*msgs)
         except OSError as exc:
             self.counters["i2c"] += 1
             status = I2CStatus.ADDRESS_NACK if exc.errno in (5, 6, 121) else I2CStatus.BUS_ERROR

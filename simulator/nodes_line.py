@@ -185,9 +185,10 @@ class SimLine:
     # ---- frame faults ----------------------------------------------------------------------
     def _fault(self, direction: Direction, request: Frame | None) -> tuple[Action, float] | None:
         """The fault (and its delay) hitting this frame: a scripted one first, else a random one."""
-        if request is None:
-            return None
         f = self.faults
+        if request is None or not (f.script or f.frame_drop_rate or f.frame_damage_rate or f.frame_duplicate_rate
+                                   or f.frame_delay_rate):
+            return None  # a line without frame faults (a simulated day's): nothing to draw or match
         hit = next((s for s in f.script if s.direction == direction and s.hits(request)), None)
         fault = (hit.action, hit.delay_s) if hit is not None else None
         rates = (f.frame_drop_rate, f.frame_damage_rate, f.frame_duplicate_rate, f.frame_delay_rate)

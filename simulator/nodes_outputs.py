@@ -72,6 +72,16 @@ class NodeOutputs:
     def dimmer_level(self, channel: int, t: float | None = None) -> float:
         return self.levels[channel].at(self.clock() if t is None else t) / 1000
 
+    def desk_field(self, channel: int, field: str) -> float | int:
+        """One field of :meth:`desk` now, without working out the rest (the world reads the lamps
+        and indicators of every desk every few seconds)."""
+        if field == "lamp":
+            return self.lamps[channel].at(self.clock()) / 1000
+        if field == "indicator":
+            return self.indicators[channel]
+        value: float | int = getattr(self.desk(channel), field)
+        return value
+
     def desk(self, channel: int, t: float | None = None) -> DeskState:
         now = self.clock() if t is None else t
         h = self.heights[channel]

@@ -182,7 +182,10 @@ def _components(mask: BoolArray) -> list[list[tuple[int, int]]]:
     return out
 
 
-def _index(pixels: Sequence[tuple[int, int]]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+_Index = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
+
+
+def _index(pixels: Sequence[tuple[int, int]]) -> _Index:
     """Row and column index arrays of a pixel list, for fancy indexing of an 8 x 8 grid."""
     return np.array([r for r, _ in pixels], dtype=np.intp), np.array([c for _, c in pixels], dtype=np.intp)
 
@@ -202,7 +205,19 @@ def _dilate(mask: BoolArray) -> BoolArray:
 
 def _near(pixels: set[tuple[int, int]], other: Sequence[tuple[int, int]]) -> bool:
     """Whether two pixel sets touch (8-connected) or overlap."""
-    return any(abs(r - r2) <= 1 and abs(c - c2) <= 1 for r, c in pixels for r2, c2 in other)
+    return not _halo(other).isdisjoint(pixels)
+
+
+def _halo(pixels: Sequence[tuple[int, int]]) -> frozenset[tuple[int, int]]:
+    """The pixels and their eight neighbours: a pixel set touches ``pixels`` when it meets this."""
+    return frozenset().union(*[_NEIGHBOURHOOD.get(px) or _neighbourhood(*px) for px in pixels])
+
+
+def _neighbourhood(r: int, c: int) -> frozenset[tuple[int, int]]:
+    return frozenset((r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+
+
+_NEIGHBOURHOOD = {(r, c): _neighbourhood(r, c) for r in range(GRID) for c in range(GRID)}
 
 
 def _alpha(dt: float, tau: float) -> float:
@@ -253,6 +268,8 @@ class ThermalSeatDetector:
     _points: dict[tuple[int, int], _PointTrack] = field(default_factory=dict)
     _residues: list[_Residue] = field(default_factory=list)
     _settle_end: float = -math.inf  # the latest of _settling_until: from then on no pixel settles
+    # The previous frame's people with their halos (see _halo), made when a blob first asks.
+    _people_halos: list[tuple[Blob, frozenset[tuple[int, int]]]] | None = None
 
     @classmethod
     def for_sensor(
@@ -305,27 +322,36 @@ class ThermalSeatDetector:
         for left_behind in self._residues:  # what a person left is followed down to hold_c, like the person
             for r, c in left_behind.pixels:
                 seeds[r, c] |= bool(grow[r, c])
-        labelled: list[tuple[list[tuple[int, int]], float, float, float, float, float, str]] = []
+        self._people_halos = None
+        area_m2 = self.pixels.area_m2
+        labelled: list[tuple[list[tuple[int, int]], _Index, float, float, float, float, float, str]] = []
         residue_seat: dict[int, str | None] = {}
         live_residues: list[_Residue] = []
-        pieces: list[list[tuple[int, int]]] = []
+        # Each piece with its index arrays and area; a whole component's are those it was sized by.
+        pieces: list[tuple[list[tuple[int, int]], _Index | None, float]] = []
         for comp in _components(grow):
-            if not any(seeds[r, c] for r, c in comp):
-                continue
-            if float(self.pixels.area_m2[_index(comp)].sum()) > p.max_area_m2:
-                pieces += self._people_within(comp)
-            else:
-                pieces.append(comp)
-        for comp in pieces:
             idx = _index(comp)
-            area = float(self.pixels.area_m2[idx].sum())
+            if not seeds[idx].any():
+                continue
+            area = float(area_m2[idx].sum())
+            if area > p.max_area_m2:
+                pieces += [(piece, None, 0.0) for piece in self._people_within(comp)]
+            else:
+                pieces.append((comp, idx, area))
+        for comp, known_idx, area in pieces:
+            if known_idx is None:
+                idx = _index(comp)
+                area = float(area_m2[idx].sum())
+            else:
+                idx = known_idx
             contrast = diff[idx]
-            w = np.clip(contrast, 1e-6, None)
+            w = np.maximum(contrast, 1e-6)  # np.clip(contrast, 1e-6, None), without its wrapper
             peak = float(contrast.max())
-            cx = float((self.pixels.x[idx] * w).sum() / w.sum())
-            cy = float((self.pixels.y[idx] * w).sum() / w.sum())
+            w_sum = w.sum()
+            cx = float((self.pixels.x[idx] * w).sum() / w_sum)
+            cy = float((self.pixels.y[idx] * w).sum() / w_sum)
             continuing = bool(was_person[idx].any())
-            heat = float(np.clip(contrast, 0.0, None).sum())
+            heat = float(np.maximum(contrast, 0.0).sum())
             residue = self._residue_for(comp, heat, continuing, peak, t)
             if residue is not None:
                 reason = self._residue_verdict(residue, peak, t, dt)
@@ -334,23 +360,22 @@ class ThermalSeatDetector:
                     residue_seat[len(labelled)] = residue.seat
             else:
                 reason = self._classify(comp, area, peak, continuing, t, dt)
-            labelled.append((comp, area, peak, cx, cy, heat, reason))
+            labelled.append((comp, idx, area, peak, cx, cy, heat, reason))
         self._residues = live_residues
         self._forget_points({c[0][0] for c in labelled if len(c[0]) == 1})
-        accepted = [i for i, c in enumerate(labelled) if c[6] == "person"]
-        seat_of = assign_to_seats([(labelled[i][3], labelled[i][4]) for i in accepted], self.seats, p.seat_radius_m)
+        accepted = [i for i, c in enumerate(labelled) if c[7] == "person"]
+        seat_of = assign_to_seats([(labelled[i][4], labelled[i][5]) for i in accepted], self.seats, p.seat_radius_m)
         blobs: list[Blob] = []
         person_mask = np.zeros((GRID, GRID), dtype=bool)
         hold_mask = np.zeros((GRID, GRID), dtype=bool)
-        for i, (comp, area, peak, cx, cy, heat, reason) in enumerate(labelled):
+        for i, (comp, idx, area, peak, cx, cy, heat, reason) in enumerate(labelled):
             seat = seat_of.get(accepted.index(i)) if i in accepted else residue_seat.get(i)
             blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat, heat))
             followed = i in residue_seat  # a live residue (candidate or cooling): not background
-            for r, c in comp:
-                if reason == "person":
-                    person_mask[r, c] = True
-                elif reason == "candidate" or followed:
-                    hold_mask[r, c] = True
+            if reason == "person":
+                person_mask[idx] = True
+            elif reason == "candidate" or followed:
+                hold_mask[idx] = True
         return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
 
     def _people_within(self, comp: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
@@ -387,7 +412,9 @@ class ThermalSeatDetector:
                 return residue
         if not continuing or not p.hold_c <= peak <= p.max_peak_c:
             return None
-        before = [b for b in self.blobs if b.person and _near(pixels, b.pixels)]
+        if self._people_halos is None:
+            self._people_halos = [(b, _halo(b.pixels)) for b in self.blobs if b.person]
+        before = [b for b, halo in self._people_halos if not halo.isdisjoint(pixels)]  # touching (_near)
         if not before:
             return None
         was_heat, was_peak = sum(b.heat_c for b in before), max(b.peak_c for b in before)
@@ -463,14 +490,16 @@ class ThermalSeatDetector:
             tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
             bg += (1.0 - np.exp(-dt / tau)) * diff
             return
+        unfrozen = ~frozen
         newly = frozen & np.isnan(self._frozen_since)
         self._frozen_since[newly] = t
-        self._frozen_since[~frozen] = np.nan
-        held_long = frozen & (t - np.nan_to_num(self._frozen_since, nan=t) >= p.hold_max_s)
+        self._frozen_since[unfrozen] = np.nan
+        # A pixel not frozen has no onset (NaN), and NaN compares false: never held long.
+        held_long = frozen & (t - self._frozen_since >= p.hold_max_s)
         self._settling_until[frozen] = t + p.settle_s
-        settling = ~frozen & (t < self._settling_until)
+        settling = unfrozen & (t < self._settling_until)
         self._settle_end = float(self._settling_until.max())
-        free = ~frozen & ~settling
+        free = unfrozen & ~settling
         tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
         step = (1.0 - np.exp(-dt / tau)) * diff
         before = bg.copy()
@@ -481,8 +510,9 @@ class ThermalSeatDetector:
         # background follows it down and the room's drift, never it up, or it would learn a
         # coat's warmth and hide the next patron's coat in it.
         bg[settling] += np.minimum(step[settling], 0.0) + drift
-        slow = _alpha(dt, p.slow_tau_s)
-        bg[held_long] += slow * (arr[held_long] - bg[held_long])
+        if held_long.any():  # rarely: a warm thing frozen for hours
+            slow = _alpha(dt, p.slow_tau_s)
+            bg[held_long] += slow * (arr[held_long] - bg[held_long])
 
     def capture_background(self) -> None:
         """Take the last frame as the empty-room background (refused while people are in view)."""

@@ -329,10 +329,16 @@ class SimI2CBus:
         """Combined transaction: segments in order, read buffers filled in place."""
         for msg in i2c_msgs:
             if msg.flags & I2C_M_RD:
-                data = self._run("i2c_rdwr", msg.addr, None, msg.len)
+                data = self.rdwr_segment(msg.addr, None, msg.len)
                 ctypes.memmove(msg.buf, data, len(data))
             else:
-                self._run("i2c_rdwr", msg.addr, bytes(msg), None)
+                self.rdwr_segment(msg.addr, bytes(msg), None)
+
+    def rdwr_segment(self, address: int, write: bytes | None, read_len: int | None) -> bytes:
+        """One message of :meth:`i2c_rdwr` (a write, or a read of ``read_len`` bytes), for a caller
+        that has the bytes at hand rather than ``smbus2.i2c_msg`` objects (a simulated node's
+        firmware): the same segment and the same recorded transaction."""
+        return self._run("i2c_rdwr", address, write, read_len)
 
     def close(self) -> None:
         """SMBus has close(); nothing to release here."""

@@ -121,6 +121,7 @@ class HardwareBinding:
         self._uwb_ids = {anchor: short for short, anchor in anchor_uwb_ids(cfg).items()}
         self._tag_slot: dict[str, str] = {}
         self._light_readers: dict[str, Callable[[], Any]] = {}  # luminaire on a node -> its level getter
+        self._desk_readers: dict[tuple[str, str], Callable[[], Any]] = {}  # (desk, field) -> its getter
         self._warned: set[str] = set()
         self._wired: set[str] = set()  # node PIR modules wired to their node
 
@@ -220,12 +221,19 @@ class HardwareBinding:
 
     def _desk_value(self, actuator_id: str, field: str, methods: tuple[str, ...]) -> float:
         """One field of a desk's state on its node (``SimNode.desk(channel)``), or the node's own getter."""
+        read = self._desk_readers.get((actuator_id, field))
+        if read is not None:  # the world reads every desk's lamp and indicator every few seconds
+            return float(read())
         found = self._node_channel(actuator_id)
         if found is None:
             return 0.0
         node, channel = found
+        one_field = getattr(node, "desk_field", None)
+        if callable(one_field):  # simulator.nodes.SimNode: that field of desk(channel), on its own
+            read = self._desk_readers[actuator_id, field] = partial(one_field, channel, field)
+            return float(read())
         desk = getattr(node, "desk", None)
-        if callable(desk):  # simulator.nodes.SimNode: desk(channel) -> DeskState
+        if callable(desk):  # desk(channel) -> DeskState
             return float(getattr(desk(channel), field))
         return float(_call_first(node, methods, channel))
 
