@@ -15,7 +15,9 @@ to see whether any would lift the calendar's gain at +60 min to the issue's +0.0
 - ``holiday-hours``: the calendar gains special opening hours on every holiday day, derived from
   the training part's holiday days (intersession hours, where the institution publishes none);
 - ``persistence``: the count now plus each profile's change from now to the target time (the
-  typed, weekday, seven-day and yesterday profiles), columns a tree cannot form by itself.
+  typed, weekday, seven-day and yesterday profiles), columns a tree cannot form by itself;
+- ``change``: the demand-v4 columns, the trees learning the change from the count now rather than
+  the level (``TrainingParams.target``, what ``model train`` does now).
 
 To keep it to minutes, one model per variant: the median (the skill is scored on it) at +60 min,
 the shipped training settings (:class:`models.training.TrainingParams`), fitted before the split
@@ -40,7 +42,7 @@ from models.evaluation import weekday_time_table
 from models.features import DAY_STEPS, FEATURE_NAMES, LAG_LEADS_MIN, V3, V4, WEEK_STEPS, feature_rows
 from models.history import STEP_MIN, Grid, Observation, resample
 from models.public_data import SPLITS, derived_hours, load
-from models.training import TrainingParams, zone_scales
+from models.training import CHANGE_FROM, TrainingParams, zone_scales
 
 STEPS = 60 // STEP_MIN
 Columns = Callable[[Grid, npt.NDArray[np.int64], float, LibraryCalendar | None], npt.NDArray[np.float64]]
@@ -112,11 +114,12 @@ def holiday_hours(name: str, history: dict[str, list[Observation]], cal: Library
     return LibraryCalendar.from_data({**doc, "special_hours": [*doc.get("special_hours", []), *special]}, name)
 
 
-#: name: (extra columns, holiday hours, feature version)
-VARIANTS: dict[str, tuple[Columns | None, bool, str]] = {
-    "shipped": (None, False, V3), "demand-v4": (None, False, V4), "hours": (hours_columns, False, V3),
-    "position": (position_columns, False, V3), "holiday-hours": (None, True, V3),
-    "persistence": (persistence_columns, False, V3),
+#: name: (extra columns, holiday hours, feature version, training target)
+VARIANTS: dict[str, tuple[Columns | None, bool, str, str]] = {
+    "shipped": (None, False, V3, "level"), "demand-v4": (None, False, V4, "level"),
+    "hours": (hours_columns, False, V3, "level"), "position": (position_columns, False, V3, "level"),
+    "holiday-hours": (None, True, V3, "level"), "persistence": (persistence_columns, False, V3, "level"),
+    "change": (None, False, V4, "change"),
 }
 
 
@@ -125,7 +128,7 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     from sklearn.ensemble import HistGradientBoostingRegressor  # the train extra
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    extra, special, version = VARIANTS[variant]
+    extra, special, version, target = VARIANTS[variant]
     history, full = load(data_dir, name)
     cal = (holiday_hours(name, history, full) if special else full) if calendar else None
     split = SPLITS[name]
@@ -142,7 +145,12 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     known = ~np.isnan(y)
     p = TrainingParams()
     x, y = rows(past, k)[known][-p.max_rows:], y[known][-p.max_rows:]
-    y = y + np.random.default_rng(seed).uniform(-0.5, 0.5, y.size) / scale  # as models.training breaks ties
+    now = FEATURE_NAMES.index(CHANGE_FROM)
+
+    def base(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | float:
+        return rows[:, now].astype(np.float64) if target == "change" else 0.0
+
+    y = y - base(x) + np.random.default_rng(seed).uniform(-0.5, 0.5, y.size) / scale  # as models.training breaks ties
     with threadpool_limits(limits=1):
         model = HistGradientBoostingRegressor(
             loss="quantile", quantile=0.5, max_iter=p.max_iter, learning_rate=p.learning_rate,
@@ -164,7 +172,8 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     mean = weekday_time_table(grid, first)[weekday, (minute % 1440) // STEP_MIN]
     best = min(float(np.mean(np.abs(b - truth))) for b in (v[k], v[k + STEPS - DAY_STEPS],
                                                              v[k + STEPS - WEEK_STEPS], mean))
-    return 1.0 - float(np.mean(np.abs(model.predict(rows(grid, k)) * scale - truth))) / best
+    x = rows(grid, k)
+    return 1.0 - float(np.mean(np.abs((model.predict(x) + base(x)) * scale - truth))) / best
 
 
 def main(argv: list[str] | None = None) -> int:
