@@ -9,7 +9,8 @@ hour ahead on real data) and spends its splits on what moves the count; the grap
 now back (:mod:`models.onnx_export`). Chosen on validation weeks inside the training part of both
 real data sets (docs/model.md). All ``3 * H`` tree ensembles go into ONE ONNX
 ``TreeEnsembleRegressor`` node with ``3 * H`` targets: input ``features`` float32 ``[N, F]``,
-output ``forecast`` float32 ``[N, 3 * H]`` laid out horizon-major ``(h1 p10, h1 p50, h1 p90, h2 p10, ...)``, as fractions of the zone scale.
+output ``forecast`` float32 ``[N, 3 * H]`` laid out horizon-major ``(h1 p10, h1 p50, h1 p90,
+h2 p10, ...)``, as fractions of the zone scale.
 
 The graph is written from the fitted trees directly (:mod:`models.onnx_export`) rather than
 through skl2onnx: skl2onnx 1.20's converter for histogram gradient boosting fails under numpy 2
