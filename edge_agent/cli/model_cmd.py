@@ -64,7 +64,7 @@ def model() -> None:
 @click.option("--horizons", default="15,30,60", show_default=True, help="Minutes ahead, multiples of 15.")
 @click.option("--until", "until", default=None, help="Train only on data before this date/time (for eval splits).")
 @click.option("--capacity", multiple=True, help="ZONE=SEATS; the zone's scale (default: largest count seen).")
-@click.option("--max-iter", default=150, show_default=True, type=click.IntRange(5, 2000), help="Boosting rounds.")
+@click.option("--max-iter", default=300, show_default=True, type=click.IntRange(5, 2000), help="Boosting rounds.")
 @click.option("--features", "feature_version", type=click.Choice(FEATURE_SETS), default=FEATURE_SETS[-1],
               show_default=True, help="Feature set (docs/model.md); gateways run models of either.")
 @click.option("--target", type=click.Choice(("change", "level")), default="change", show_default=True,
