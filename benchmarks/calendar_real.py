@@ -15,13 +15,17 @@ to see whether any would lift the calendar's gain at +60 min to the issue's +0.0
 - ``holiday-hours``: the calendar gains special opening hours on every holiday day, derived from
   the training part's holiday days (intersession hours, where the institution publishes none);
 - ``persistence``: the count now plus each profile's change from now to the target time (the
-  typed, weekday, seven-day and yesterday profiles), columns a tree cannot form by itself.
+  typed, weekday, seven-day and yesterday profiles), columns a tree cannot form by itself;
+- ``change``: the demand-v4 columns, the trees learning the change from the count now rather than
+  the level (``TrainingParams.target``, what ``model train`` does now).
 
 To keep it to minutes, one model per variant: the median (the skill is scored on it) at +60 min,
 the shipped training settings (:class:`models.training.TrainingParams`), fitted before the split
 and scored after it on the same rows and against the same baselines as
 :func:`models.evaluation.evaluate`. ``--seeds`` repeats with other jitter of the tied counts, to
-show how much of a difference is noise. Prints one line per variant and seed.
+show how much of a difference is noise. ``--fold A`` or ``--fold B`` scores weeks inside the training
+part instead (:data:`VALIDATION`; the model learns from the rest of the training part), so
+variants are chosen without looking at the held-out weeks. Prints one line per variant and seed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +44,7 @@ from models.evaluation import weekday_time_table
 from models.features import DAY_STEPS, FEATURE_NAMES, LAG_LEADS_MIN, V3, V4, WEEK_STEPS, feature_rows
 from models.history import STEP_MIN, Grid, Observation, resample
 from models.public_data import SPLITS, derived_hours, load
-from models.training import TrainingParams, zone_scales
+from models.training import CHANGE_FROM, TrainingParams, zone_scales
 
 STEPS = 60 // STEP_MIN
 Columns = Callable[[Grid, npt.NDArray[np.int64], float, LibraryCalendar | None], npt.NDArray[np.float64]]
@@ -112,20 +116,36 @@ def holiday_hours(name: str, history: dict[str, list[Observation]], cal: Library
     return LibraryCalendar.from_data({**doc, "special_hours": [*doc.get("special_hours", []), *special]}, name)
 
 
-#: name: (extra columns, holiday hours, feature version)
-VARIANTS: dict[str, tuple[Columns | None, bool, str]] = {
-    "shipped": (None, False, V3), "demand-v4": (None, False, V4), "hours": (hours_columns, False, V3),
-    "position": (position_columns, False, V3), "holiday-hours": (None, True, V3),
-    "persistence": (persistence_columns, False, V3),
+#: Validation weeks inside each training part: (first day, day after the last). Gym A is a winter like
+#: the scored one (Thanksgiving, exams, winter and spring break), trained on the rest of the part.
+VALIDATION: dict[str, dict[str, tuple[datetime, datetime]]] = {
+    "gym": {"A": (datetime(2015, 11, 1), datetime(2016, 3, 19)), "B": (datetime(2016, 8, 15), datetime(2016, 11, 1))},
+    "dtu": {"A": (datetime(2021, 9, 13), datetime(2021, 9, 30)), "B": (datetime(2021, 11, 1), datetime(2021, 11, 15))},
 }
 
 
-def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) -> float:
-    """+60 min skill of the median model of ``variant`` against the best naive baseline."""
+def _first_at(grid: Grid, t: datetime) -> int:
+    """The first grid index at or after ``t``."""
+    i = grid.index_of(t)
+    return i + int(grid.time_at(i) < t)
+
+
+#: name: (extra columns, holiday hours, feature version, training target)
+VARIANTS: dict[str, tuple[Columns | None, bool, str, str]] = {
+    "shipped": (None, False, V3, "level"), "demand-v4": (None, False, V4, "level"),
+    "hours": (hours_columns, False, V3, "level"), "position": (position_columns, False, V3, "level"),
+    "holiday-hours": (None, True, V3, "level"), "persistence": (persistence_columns, False, V3, "level"),
+    "change": (None, False, V4, "change"),
+}
+
+
+def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int, fold: str | None = None) -> float:
+    """+60 min skill of the median model of ``variant`` against the best naive baseline (on the
+    held-out weeks, or on validation ``fold`` of the training part)."""
     from sklearn.ensemble import HistGradientBoostingRegressor  # the train extra
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    extra, special, version = VARIANTS[variant]
+    extra, special, version, target = VARIANTS[variant]
     history, full = load(data_dir, name)
     cal = (holiday_hours(name, history, full) if special else full) if calendar else None
     split = SPLITS[name]
@@ -140,19 +160,29 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     k = np.arange(past.values.size - STEPS)
     y = past.values[k + STEPS] / scale
     known = ~np.isnan(y)
+    if fold is not None:
+        lo, hi = (_first_at(past, t) for t in VALIDATION[name][fold])
+        known &= (k + STEPS < lo) | (k >= hi)  # no target inside the fold, no anchor in it either
     p = TrainingParams()
     x, y = rows(past, k)[known][-p.max_rows:], y[known][-p.max_rows:]
-    y = y + np.random.default_rng(seed).uniform(-0.5, 0.5, y.size) / scale  # as models.training breaks ties
+    now = FEATURE_NAMES.index(CHANGE_FROM)
+
+    def base(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | float:
+        return rows[:, now].astype(np.float64) if target == "change" else 0.0
+
+    y = y - base(x) + np.random.default_rng(seed).uniform(-0.5, 0.5, y.size) / scale  # as models.training breaks ties
     with threadpool_limits(limits=1):
         model = HistGradientBoostingRegressor(
             loss="quantile", quantile=0.5, max_iter=p.max_iter, learning_rate=p.learning_rate,
             max_leaf_nodes=p.max_leaf_nodes, min_samples_leaf=p.min_samples_leaf, early_stopping=False,
             random_state=seed).fit(x, y)
-    grid = resample(obs)
+    if fold is None:
+        grid = resample(obs)
+        first, end = _first_at(grid, split), grid.values.size - STEPS
+    else:
+        grid, first, end = past, lo, min(hi, past.values.size) - STEPS
     v = grid.values
-    first = grid.index_of(split)
-    first += int(grid.time_at(first) < split)
-    k = np.arange(first, v.size - STEPS)
+    k = np.arange(first, end)
     ok = ~np.isnan(v[k])
     for back in (0, DAY_STEPS, WEEK_STEPS):  # the rows models.evaluation scores
         idx = k + STEPS - back
@@ -164,7 +194,8 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int) ->
     mean = weekday_time_table(grid, first)[weekday, (minute % 1440) // STEP_MIN]
     best = min(float(np.mean(np.abs(b - truth))) for b in (v[k], v[k + STEPS - DAY_STEPS],
                                                              v[k + STEPS - WEEK_STEPS], mean))
-    return 1.0 - float(np.mean(np.abs(model.predict(rows(grid, k)) * scale - truth))) / best
+    x = rows(grid, k)
+    return 1.0 - float(np.mean(np.abs((model.predict(x) + base(x)) * scale - truth))) / best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", type=Path, help="the directory holding gym_crowdedness/ and dtu_library/")
     parser.add_argument("--variants", default="all", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", default="0", help="comma-separated jitter seeds")
+    parser.add_argument("--fold", choices=("A", "B"), default=None,
+                        help="score validation weeks inside the training part instead of the held-out weeks")
     args = parser.parse_args(argv)
     wanted = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     unknown = [v for v in wanted if v not in VARIANTS]
@@ -182,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             cells = []
             for name in ("gym", "dtu"):
-                a, b = (skill(name, args.data_dir, variant, c, seed) for c in (False, True))
+                a, b = (skill(name, args.data_dir, variant, c, seed, args.fold) for c in (False, True))
                 cells.append(f"{a:>10.3f} {b:>8.3f} {b - a:>+8.3f}")
             print(f"{variant:<15} {seed:>4}  " + "  ".join(f"{c:>28}" for c in cells), flush=True)
     return 0

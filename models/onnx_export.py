@@ -6,6 +6,10 @@ prediction). scikit-learn sends a row left when ``x <= threshold``, which is ONN
 its leaf values already include the learning rate. The features never contain NaN (missing inputs
 are encoded as 0 plus an indicator column), so the missing-value direction does not matter.
 
+A model may learn each target as a *change* from one input column (``added``: the column index per
+target, e.g. the count now): the graph then adds that column back after the trees (``Gather`` and
+``Add``), so the output keeps its meaning and the gateway runs it like any other model.
+
 Training-side only: imports ``onnx`` (the ``train`` extra).
 """
 
@@ -20,9 +24,17 @@ ML_OPSET = 3
 IR_VERSION = 8  # readable by every onnxruntime >= 1.10, so an older gateway still loads it
 
 
-def export_ensembles(models: Sequence[Any], n_features: int, metadata: Mapping[str, str]) -> bytes:
-    """Serialise ``models`` (target ``i`` = ``models[i]``) into one ONNX graph with ``metadata``."""
+def export_ensembles(
+    models: Sequence[Any], n_features: int, metadata: Mapping[str, str], added: Sequence[int] | None = None
+) -> bytes:
+    """Serialise ``models`` (target ``i`` = ``models[i]``) into one ONNX graph with ``metadata``.
+
+    With ``added``, target ``i`` is the trees' sum plus input column ``added[i]``.
+    """
     from onnx import TensorProto, checker, helper
+
+    if added is not None and (len(added) != len(models) or not all(0 <= c < n_features for c in added)):
+        raise ValueError(f"added: one column in 0..{n_features - 1} per target, not {list(added)}")
 
     attrs: dict[str, list[Any]] = {
         key: []
@@ -56,11 +68,18 @@ def export_ensembles(models: Sequence[Any], n_features: int, metadata: Mapping[s
             tree_id += 1
     node_attrs: dict[str, Any] = dict(attrs)
     node_attrs.update(n_targets=len(models), aggregate_function="SUM", post_transform="NONE", base_values=base_values)
-    node = helper.make_node("TreeEnsembleRegressor", [INPUT_NAME], [OUTPUT_NAME], domain="ai.onnx.ml", **node_attrs)
+    trees_out = OUTPUT_NAME if added is None else "trees"
+    nodes = [helper.make_node("TreeEnsembleRegressor", [INPUT_NAME], [trees_out], domain="ai.onnx.ml", **node_attrs)]
+    initializers = []
+    if added is not None:
+        initializers.append(helper.make_tensor("added_columns", TensorProto.INT64, [len(added)], list(added)))
+        nodes += [helper.make_node("Gather", [INPUT_NAME, "added_columns"], ["added"], axis=1),
+                  helper.make_node("Add", [trees_out, "added"], [OUTPUT_NAME])]
     graph = helper.make_graph(
-        [node], "seat_demand",
+        nodes, "seat_demand",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_features])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None, len(models)])],
+        initializer=initializers,
     )
     model = helper.make_model(
         graph, producer_name="edge-agent",

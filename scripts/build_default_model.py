@@ -41,7 +41,9 @@ def main() -> None:
         history.setdefault(zone, []).append((t, float(count)))
     calendar = LibraryCalendar.from_toml(calendar_toml(START, DAYS))
     capacities = {z.id: float(len(cfg.seats_in(z.id))) for z in cfg.zones}
-    params = TrainingParams(max_iter=120, max_leaf_nodes=15)
+    # the settings models/default.onnx was built with (model train's defaults have moved on since)
+    params = TrainingParams(max_iter=120, max_leaf_nodes=15, learning_rate=0.08, min_samples_leaf=40, target="level",
+                            feature_version="demand-v3")
     model = train(history, (15, 30, 60, 120), calendar, SPLIT, capacities, params)
     args.out.write_bytes(model.onnx_bytes)
     report = evaluate(Forecaster.from_path(args.out), history, SPLIT, calendar)

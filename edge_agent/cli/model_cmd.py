@@ -64,13 +64,15 @@ def model() -> None:
 @click.option("--horizons", default="15,30,60", show_default=True, help="Minutes ahead, multiples of 15.")
 @click.option("--until", "until", default=None, help="Train only on data before this date/time (for eval splits).")
 @click.option("--capacity", multiple=True, help="ZONE=SEATS; the zone's scale (default: largest count seen).")
-@click.option("--max-iter", default=150, show_default=True, type=click.IntRange(5, 2000), help="Boosting rounds.")
+@click.option("--max-iter", default=300, show_default=True, type=click.IntRange(5, 2000), help="Boosting rounds.")
 @click.option("--features", "feature_version", type=click.Choice(FEATURE_SETS), default=FEATURE_SETS[-1],
               show_default=True, help="Feature set (docs/model.md); gateways run models of either.")
+@click.option("--target", type=click.Choice(("change", "level")), default="change", show_default=True,
+              help="What the trees learn: the change from the count now, or the level (docs/model.md).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Where to write MODEL.onnx.")
 def train(
     history_path: Path, calendar_path: Path | None, horizons: str, until: str | None,
-    capacity: tuple[str, ...], max_iter: int, feature_version: str, out_path: Path,
+    capacity: tuple[str, ...], max_iter: int, feature_version: str, target: str, out_path: Path,
 ) -> None:
     """Fit the quantile forecast on a history and write one ONNX model."""
     from models.history import read_history_csv
@@ -90,7 +92,7 @@ def train(
     history = read_history_csv(history_path)
     result = fit(
         history, _parse_horizons(horizons), _calendar(calendar_path), _parse_when(until, "--until"),
-        capacities, TrainingParams(max_iter=max_iter, feature_version=feature_version),
+        capacities, TrainingParams(max_iter=max_iter, feature_version=feature_version, target=target),
     )
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
