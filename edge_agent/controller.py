@@ -7,7 +7,9 @@ news; several events in the same instant are coalesced into one evaluation). Eac
 
 1. snapshot the floor (FloorModel.snapshot) with what the actuators hold, consenting patrons'
    preferences, opening hours and the day type;
-2. evaluate the rule set (pure) and hand the intents to the arbiter;
+2. evaluate the rule set and hand the intents to the arbiter (:class:`rules.incremental.Evaluator`:
+   the result of the pure ``evaluate``, redoing only the rules and seats whose inputs changed since
+   the last pass, since most passes follow one seat's news);
 3. act on intents that are not for an output (release a ghost seat, raise an alert);
 4. publish what changed upstream: seat states, availability per zone (retained, as soon as it
    changes), new ghost seats for staff (``ghost_seat``) and ghosts cleared otherwise than by a
@@ -39,7 +41,8 @@ from edge_agent.config import SiteConfig
 from edge_agent.ghosts import GhostDispatch
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.upstream import Upstream
-from rules import RuleMemory, RuleSet, evaluate
+from rules import RuleMemory, RuleSet
+from rules.incremental import Evaluator
 from rules.state import FloorState, IntentKind, Preference
 
 log = logging.getLogger("edge_agent.controller")
@@ -78,6 +81,7 @@ class FloorController:
         self.availability = availability or FloorAvailability({z.id: z.name for z in cfg.zones},
                                                               ready_soon_s=cfg.sensing.ready_soon_s)
         self.memory = RuleMemory()
+        self.evaluator = Evaluator()
         self.ghosts = GhostDispatch()
         self.listeners: list[Callable[[FloorState], None]] = []  # told after every pass (the display page)
         self._seat_zone = {seat.id: seat.zone for seat in cfg.seats}
@@ -127,7 +131,7 @@ class FloorController:
         wall = self.wall()
         state = self.floor.snapshot(t, wall, levels=self.levels(), preferences=self.preferences(),
                                     open_now=self.is_open(wall), day_type=self.day_type(wall))
-        result = evaluate(self.rules, state, self.memory)
+        result = self.evaluator.evaluate(self.rules, state, self.memory)
         self.memory = result.memory
         self.evaluations += 1
         unrouted = await self.arbiter.submit(result.intents, t)
