@@ -76,7 +76,6 @@ from rules.state import FloorState, Intent, IntentKind, SeatView, ZoneView
 # A clock threshold is treated as crossed this long before it is due, so that the rounding of
 # ``t - since`` against ``since + threshold`` can never keep a stale outcome: the unit is redone.
 MARGIN_S = 1e-3
-_ALWAYS = "always"  # a unit redone on every pass
 _ZONE_FIELD_OF = {"people": ("people",), "lux": ("lux",), "temperature": ("temperature",),
                   "humidity": ("humidity",), "co2": ("co2",), "occupancy": ("occupied", "away", "seats_total"),
                   "empty_s": ("empty_since",), "motion_age_s": ("last_motion",), "forecast": ("forecast",),
@@ -96,6 +95,7 @@ class _Reads:
     seat: set[str] = field(default_factory=lambda: {"zone"})
     clock: bool = False
     always: bool = False
+    lit: bool = False  # the levels of the zone's luminaires and the seats they light (daylight harvesting)
 
 
 def _reads(rule: Rule) -> _Reads:
@@ -155,9 +155,10 @@ def _action_reads(action: Action, r: _Reads) -> None:
         r.state.add("levels")
     elif isinstance(action, LightAction | SetpointAction | AlertAction | ReleaseSeatAction):
         pass  # their intents depend on the wiring, the rule set and the subject's id only
-    else:  # daylight harvesting reads the zone's seats and levels; anything new: redo every pass
-        r.always = True
-    if isinstance(action, DaylightAction):
+    elif isinstance(action, DaylightAction):
+        r.zone.update(("lux", "target_lux"))
+        r.lit = True
+    else:  # an action this module does not know: redo every pass
         r.always = True
 
 
@@ -256,6 +257,7 @@ class _Plan:
     units: dict[str, _Unit] = field(default_factory=dict)
     by_zone: dict[str, list[str]] = field(default_factory=dict)  # seat rules: zone -> its seats here
     zone_sig: dict[str, Any] = field(default_factory=dict)  # seat rules: zone -> its fields last read
+    lit_sig: dict[str, Any] = field(default_factory=dict)  # daylight: zone -> its luminaires' levels and seats
     last_g: Any = None
     fired: int = 0
 
@@ -320,6 +322,10 @@ class Evaluator:
         self._latched_out: frozenset[str] | None = None
         self._first = True
         zones = sorted(state.zones)
+        topo = state.topology
+        self._lights = {z: tuple(topo.zone_lights.get(z, ())) for z in zones}
+        self._lit_seats = {z: tuple(sorted({sid for lum in self._lights[z] for sid in topo.light_seats.get(lum, ())}))
+                           for z in zones}
         seats = [(sid, state.seats[sid].zone) for sid in sorted(state.seats) if state.seats[sid].zone in state.zones]
         for index, rule in enumerate((failsafe_rule(rule_set.settings.safe_level), *rule_set.rules)):
             if not rule.then:
@@ -358,8 +364,17 @@ class Evaluator:
             unit = self._plans[p].units.get(sid)
             if unit is not None and unit.stamp == stamp:
                 todo[p].add(sid)
+        lit: dict[str, Any] = {}  # zone -> what daylight harvesting reads there, worked out once a pass
         for p, plan in enumerate(self._plans):
             g = plan.gsig(state)
+            if plan.reads.lit:
+                for z in plan.by_zone if plan.rule.scope == "seat" else plan.units:
+                    now = lit.get(z)
+                    if now is None:
+                        now = lit[z] = self._lit(state, z)
+                    if now != plan.lit_sig.get(z):
+                        plan.lit_sig[z] = now
+                        todo[p].update(plan.by_zone.get(z, ()) if plan.rule.scope == "seat" else (z,))
             if first or plan.reads.always or g != plan.last_g:
                 plan.last_g = g
                 todo[p] = set(plan.units)
@@ -414,6 +429,12 @@ class Evaluator:
             self._latched_out = frozenset(self._latched)
         fired = [plan.rule.id for plan in self._plans if plan.fired]
         return Evaluation(intents, RuleMemory(self._since_out, self._latched_out), fired)
+
+    def _lit(self, state: FloorState, zid: str) -> tuple[tuple[float, ...], tuple[Any, ...]]:
+        """The levels of a zone's luminaires and the status and lux of every seat they light."""
+        levels, seats = state.levels, state.seats
+        lit = tuple((v.status, v.lux) if (v := seats.get(sid)) is not None else None for sid in self._lit_seats[zid])
+        return tuple(levels.get(lum, 0.0) for lum in self._lights[zid]), lit
 
     def _run(self, plan: _Plan, sids: set[str], rule_set: RuleSet, state: FloorState, memory: RuleMemory,
              touched: set[tuple[str, IntentKind]]) -> tuple[bool, bool]:
