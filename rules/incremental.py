@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -67,8 +68,8 @@ from rules.engine import (
     _holds,
     _intents,
     _latching,
-    _never_dark,
     failsafe_rule,
+    guard_lights,
 )
 from rules.model import Rule, RuleSet
 from rules.state import FloorState, Intent, IntentKind, SeatView, ZoneView
@@ -422,7 +423,15 @@ class Evaluator:
         if order is None:
             order = self._order = sorted(self._winners)
         winners = self._winners
-        intents = _never_dark([winners[k] for k in order], state, rule_set.settings)
+        guarded: dict[tuple[str, IntentKind], Intent] = {}  # what the safety nets change, over the winners
+        guard_lights(ChainMap(guarded, winners), state, rule_set.settings)
+        if not guarded:
+            intents = [winners[k] for k in order]
+        elif guarded.keys() <= winners.keys():
+            intents = [guarded.get(k) or winners[k] for k in order]
+        else:
+            both = {**winners, **guarded}
+            intents = [both[k] for k in sorted(both)]
         if since_moved or self._since_out is None:
             self._since_out = dict(self._since)
         if latched_moved or self._latched_out is None:
