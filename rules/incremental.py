@@ -316,7 +316,9 @@ class Evaluator:
         self._dirty_next: set[tuple[int, str]] = set()  # units whose latches moved: redo next pass
         self._cands: dict[tuple[str, IntentKind], dict[tuple[int, str], list[Any]]] = {}
         self._winners: dict[tuple[str, IntentKind], Intent] = {}
-        self._order: list[tuple[str, IntentKind]] | None = None
+        self._order: list[tuple[str, IntentKind]] | None = None  # the winners' keys, sorted; None: to sort again
+        self._index: dict[tuple[str, IntentKind], int] = {}  # key -> its place in _order and _list
+        self._list: list[Intent] = []  # the winners in that order
         self._since: dict[str, float] = {}
         self._latched: set[str] = set()
         self._since_out: Mapping[str, float] | None = None
@@ -419,16 +421,17 @@ class Evaluator:
         self._seats, self._zones, self._t = state.seats, state.zones, t
         for tk in touched:
             self._resolve_one(tk)
-        order = self._order
-        if order is None:
-            order = self._order = sorted(self._winners)
         winners = self._winners
+        if self._order is None:
+            self._order = sorted(winners)
+            self._index = {k: i for i, k in enumerate(self._order)}
+            self._list = [winners[k] for k in self._order]
         guarded: dict[tuple[str, IntentKind], Intent] = {}  # what the safety nets change, over the winners
         guard_lights(ChainMap(guarded, winners), state, rule_set.settings)
-        if not guarded:
-            intents = [winners[k] for k in order]
-        elif guarded.keys() <= winners.keys():
-            intents = [guarded.get(k) or winners[k] for k in order]
+        if guarded.keys() <= winners.keys():
+            intents = self._list.copy()
+            for k, intent in guarded.items():
+                intents[self._index[k]] = intent
         else:
             both = {**winners, **guarded}
             intents = [both[k] for k in sorted(both)]
@@ -556,4 +559,6 @@ class Evaluator:
         assert chosen is not None
         if tk not in self._winners:
             self._order = None
+        elif self._order is not None:
+            self._list[self._index[tk]] = chosen[2]
         self._winners[tk] = chosen[2]
