@@ -96,7 +96,9 @@ class _Reads:
     seat: set[str] = field(default_factory=lambda: {"zone"})
     clock: bool = False
     always: bool = False
-    lit: bool = False  # the levels of the zone's luminaires and the seats they light (daylight harvesting)
+    # Read around the zone, as levels of its outputs: "lights" (its luminaires' levels), "lit" (those
+    # and the status and lux of every seat they light: daylight harvesting), "hvac" (its AHU's level).
+    around: set[str] = field(default_factory=set)
 
 
 def _reads(rule: Rule) -> _Reads:
@@ -113,7 +115,7 @@ def _leaf_reads(leaf: Leaf, r: _Reads) -> None:
     if isinstance(leaf, MetricTest):
         m = leaf.metric
         if m == "level":
-            r.state.add("levels")
+            r.around.add("lights")
         if m == "seat_lux_ratio":
             r.zone.add("target_lux")
         r.zone.update(_ZONE_FIELD_OF.get(m, ()))
@@ -153,12 +155,12 @@ def _action_reads(action: Action, r: _Reads) -> None:
         r.state.add("preferences")
     elif isinstance(action, VentilationAction):
         r.zone.add("co2")
-        r.state.add("levels")
+        r.around.add("hvac")
     elif isinstance(action, LightAction | SetpointAction | AlertAction | ReleaseSeatAction):
         pass  # their intents depend on the wiring, the rule set and the subject's id only
     elif isinstance(action, DaylightAction):
         r.zone.update(("lux", "target_lux"))
-        r.lit = True
+        r.around.add("lit")
     else:  # an action this module does not know: redo every pass
         r.always = True
 
@@ -258,7 +260,7 @@ class _Plan:
     units: dict[str, _Unit] = field(default_factory=dict)
     by_zone: dict[str, list[str]] = field(default_factory=dict)  # seat rules: zone -> its seats here
     zone_sig: dict[str, Any] = field(default_factory=dict)  # seat rules: zone -> its fields last read
-    lit_sig: dict[str, Any] = field(default_factory=dict)  # daylight: zone -> its luminaires' levels and seats
+    around_sig: dict[str, Any] = field(default_factory=dict)  # zone -> what it read around the zone
     last_g: Any = None
     fired: int = 0
 
@@ -367,16 +369,14 @@ class Evaluator:
             unit = self._plans[p].units.get(sid)
             if unit is not None and unit.stamp == stamp:
                 todo[p].add(sid)
-        lit: dict[str, Any] = {}  # zone -> what daylight harvesting reads there, worked out once a pass
+        around: dict[tuple[str, str], Any] = {}  # (what, zone) -> its value, worked out once a pass
         for p, plan in enumerate(self._plans):
             g = plan.gsig(state)
-            if plan.reads.lit:
+            if plan.reads.around:
                 for z in plan.by_zone if plan.rule.scope == "seat" else plan.units:
-                    now = lit.get(z)
-                    if now is None:
-                        now = lit[z] = self._lit(state, z)
-                    if now != plan.lit_sig.get(z):
-                        plan.lit_sig[z] = now
+                    now = tuple(self._around(state, what, z, around) for what in sorted(plan.reads.around))
+                    if now != plan.around_sig.get(z):
+                        plan.around_sig[z] = now
                         todo[p].update(plan.by_zone.get(z, ()) if plan.rule.scope == "seat" else (z,))
             if first or plan.reads.always or g != plan.last_g:
                 plan.last_g = g
@@ -442,11 +442,23 @@ class Evaluator:
         fired = [plan.rule.id for plan in self._plans if plan.fired]
         return Evaluation(intents, RuleMemory(self._since_out, self._latched_out), fired)
 
-    def _lit(self, state: FloorState, zid: str) -> tuple[tuple[float, ...], tuple[Any, ...]]:
-        """The levels of a zone's luminaires and the status and lux of every seat they light."""
-        levels, seats = state.levels, state.seats
-        lit = tuple((v.status, v.lux) if (v := seats.get(sid)) is not None else None for sid in self._lit_seats[zid])
-        return tuple(levels.get(lum, 0.0) for lum in self._lights[zid]), lit
+    def _around(self, state: FloorState, what: str, zid: str, known: dict[tuple[str, str], Any]) -> Any:
+        """What a rule reads around a zone (see :attr:`_Reads.around`), once per pass and zone."""
+        found = known.get((what, zid), known)
+        if found is not known:
+            return found
+        levels = state.levels
+        if what == "hvac":
+            hvac = state.topology.zone_hvac.get(zid)
+            value: Any = levels.get(hvac) if hvac is not None else None
+        else:
+            value = tuple(levels.get(lum, 0.0) for lum in self._lights[zid])
+            if what == "lit":
+                seats = state.seats
+                value = (value, tuple((v.status, v.lux) if (v := seats.get(sid)) is not None else None
+                                      for sid in self._lit_seats[zid]))
+        known[(what, zid)] = value
+        return value
 
     def _run(self, plan: _Plan, sids: set[str], rule_set: RuleSet, state: FloorState, memory: RuleMemory,
              touched: set[tuple[str, IntentKind]]) -> tuple[bool, bool]:
