@@ -137,7 +137,8 @@ def _walk(seed: int, steps: int) -> list[FloorState]:
     wall = datetime(2025, 3, 3, 17, 55) + timedelta(days=rng.randrange(7))
     seats = {sid: _seat(rng, sid, t) for sid in sorted(SEATS)}
     zones = {z: _zone(rng, z, t, seats) for z in ZONES}
-    levels = {lum: round(rng.random(), 2) for lums in LIGHTS.values() for lum in lums}
+    outputs = (*(lum for lums in LIGHTS.values() for lum in lums), "ahu1", "ahu2")
+    levels = {out: round(rng.random(), 2) for out in outputs}
     prefs: dict[str, Preference] = {"tag-a": Preference(720, 0.5), "tag-b": Preference(None, 0.2)}
     extra: dict[str, Any] = {"open_now": True, "day_type": "term", "overrides": frozenset()}
     out = []
@@ -153,8 +154,8 @@ def _walk(seed: int, steps: int) -> list[FloorState]:
             z = rng.choice(ZONES)
             zones[z] = rng.choice([_zone(rng, z, t, seats), replace(zones[z]),
                                    replace(zones[z], last_motion=t, empty_since=None)])
-        if rng.random() < 0.1:
-            levels = dict(levels, **{rng.choice(sorted(levels)): round(rng.random(), 2)})
+        if rng.random() < 0.3:  # an output moved
+            levels = dict(levels, **{rng.choice(outputs): round(rng.random(), 2)})
         if rng.random() < 0.05:
             extra["open_now"] = not extra["open_now"]
         if rng.random() < 0.03:
