@@ -278,7 +278,8 @@ def _latch_paths(node: Node | None) -> tuple[str, ...]:
 class Evaluator:
     """Evaluates a rule set pass after pass, redoing only the units whose inputs changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, compact_over: int = 4096) -> None:
+        self.compact_over = compact_over  # stale expiry entries kept before the heap is rebuilt
         self._rule_set: RuleSet | None = None
         self._memory: RuleMemory | None = None
         self.units_run = 0  # units evaluated (not reused) since start: for benchmarks and tests
@@ -312,7 +313,7 @@ class Evaluator:
         self._rule_set = rule_set
         self._topology = state.topology
         self._plans: list[_Plan] = []
-        self._heap: list[tuple[float, int, int, str]] = []
+        self._heap: list[tuple[float, int, int, str]] = []  # (expires, stamp, plan, subject): clock thresholds
         self._stamp = 0
         self._pending: set[tuple[int, str]] = set()  # for_s units that hold and have not fired yet
         self._dirty_next: set[tuple[int, str]] = set()  # units whose latches moved: redo next pass
@@ -350,6 +351,7 @@ class Evaluator:
                 if rule.scope == "seat":
                     plan.by_zone.setdefault(zid, []).append(sid)
             self._plans.append(plan)
+        self._timed_units = sum(len(plan.units) for plan in self._plans if plan.timed)
         self._seats: Mapping[str, SeatView] = {}
         self._zones: Mapping[str, ZoneView] = {}
         self._t = -math.inf
@@ -493,6 +495,8 @@ class Evaluator:
                 unit.stamp = self._stamp
                 if unit.expires < math.inf:
                     heapq.heappush(self._heap, (unit.expires, self._stamp, plan.pos, sid))
+                    if len(self._heap) > self.compact_over + 4 * self._timed_units:
+                        self._compact()
             intents: tuple[Intent, ...] = ()
             if holds:
                 intents = tuple(i for action in rule.then for i in _intents(action, rule, subject, rule_set))
@@ -518,6 +522,13 @@ class Evaluator:
             unit.intents = intents
             self._set_fired(plan, unit, fired, touched)
         return since_moved, latched_moved
+
+    def _compact(self) -> None:
+        """Drop the expiry entries of units redone since (each redo pushes a new one)."""
+        live = [(unit.expires, unit.stamp, plan.pos, sid) for plan in self._plans if plan.timed
+                for sid, unit in plan.units.items() if unit.expires < math.inf]
+        heapq.heapify(live)
+        self._heap = live
 
     def _set_fired(self, plan: _Plan, unit: _Unit, fired: bool, touched: set[tuple[str, IntentKind]]) -> None:
         """Put a unit's candidates in (fired) or take them out, noting the (target, kind) pairs touched."""

@@ -173,7 +173,7 @@ def _walk(seed: int, steps: int) -> list[FloorState]:
 @pytest.mark.parametrize("rule_set", [load_rules(None), EVERY_KIND], ids=["shipped", "every-kind"])
 @pytest.mark.parametrize("seed", range(12))
 def test_the_same_result_as_evaluate_pass_after_pass(rule_set: RuleSet, seed: int) -> None:
-    evaluator = Evaluator()
+    evaluator = Evaluator(compact_over=4096 if seed % 2 else 0)  # odd seeds: the clock heap rebuilt often
     reference, incremental = RuleMemory(), RuleMemory()
     fired_anything: set[str] = set()
     for n, state in enumerate(_walk(seed, 300)):
