@@ -6,17 +6,19 @@ changed or none. Evaluating every rule over every seat and resolving a thousand 
 every pass was a third of the daemon's CPU.
 
 A *unit* is one rule over one subject (a zone, or a seat). What a unit reads is worked out once
-per rule set from its condition tree and its actions (:func:`_reads`): state-wide inputs (opening,
-day type, wall time, preferences, overrides, what the actuators hold), fields of its zone, fields
-of its seat, and the clock. A unit's outcome (whether its condition holds, the hysteresis latches
-it leaves on, its intents) is kept and used again while none of those inputs changed and its
-latches are as it left them. The clock is read only through thresholds (``empty_s below 300``, a
-consenting tag seated for 30 s), so a unit that reads it is redone when the first threshold it
-could cross comes (:func:`_expiry`). ``for_s`` timers are checked on every pass for the units that
-hold. Units whose action reads the whole zone (daylight harvesting) or whose reads are not known
-are redone on every pass. Conflicts are resolved again only for the (target, kind) pairs whose
-candidates changed, with the order :func:`rules.engine._resolve` uses (priority, rule order,
-value, then the earlier candidate), and the never-dark guard runs on the result as before.
+per rule set from its condition tree and its actions (:func:`_reads`): state-wide inputs
+(opening, day type, wall time, overrides), fields of its zone and of its seat, the preferences of
+the patron its seat holds, the levels of its zone's outputs (and, for daylight harvesting, the
+status and lux of every seat its luminaires light), and the clock. A unit's outcome (whether its
+condition holds, the hysteresis latches it leaves on, its intents) is kept and used again while
+none of those inputs changed and its latches are as it left them. The clock is read only through
+thresholds (``empty_s below 300``, a consenting tag seated for 30 s), so a unit that reads it is
+redone when the first threshold it could cross comes (:func:`_expiry`). ``for_s`` timers are
+checked on every pass for the units that hold. A rule with a test or action this module does not
+know is redone on every pass. Conflicts are resolved again only for the (target, kind) pairs
+whose candidates changed, in the order :func:`rules.engine._resolve` uses (priority, rule order,
+value, then the earlier candidate), and the safety nets (:func:`rules.engine.guard_lights`) run
+over the result as before.
 
 The result is the same as :func:`rules.engine.evaluate` for the same rule set, state and memory
 (``tests/rules/test_incremental.py`` compares them over random sequences of states). The
@@ -99,6 +101,7 @@ class _Reads:
     # Read around the zone, as levels of its outputs: "lights" (its luminaires' levels), "lit" (those
     # and the status and lux of every seat they light: daylight harvesting), "hvac" (its AHU's level).
     around: set[str] = field(default_factory=set)
+    prefs: bool = False  # the preferences of the patron whose tag the seat holds
 
 
 def _reads(rule: Rule) -> _Reads:
@@ -138,7 +141,7 @@ def _leaf_reads(leaf: Leaf, r: _Reads) -> None:
         r.state.add("overrides")
         r.seat.add("desk")
     elif isinstance(leaf, ConsentTest):
-        r.state.add("preferences")
+        r.prefs = True
         r.seat.update(("consented_tag", "tag_since"))
         r.clock = True
     elif isinstance(leaf, UnhealthyTest):
@@ -151,8 +154,10 @@ def _action_reads(action: Action, r: _Reads) -> None:
     if isinstance(action, IndicatorAction):
         r.seat.update(("status", "desk"))
     elif isinstance(action, DeskLampAction | DeskHeightAction):
-        r.seat.update(("desk", "consented_tag"))
-        r.state.add("preferences")
+        r.seat.add("desk")
+        if action.preference:  # the seated patron's own settings; otherwise the action's fixed value
+            r.seat.add("consented_tag")
+            r.prefs = True
     elif isinstance(action, VentilationAction):
         r.zone.add("co2")
         r.around.add("hvac")
@@ -354,6 +359,7 @@ class Evaluator:
         self._timed_units = sum(len(plan.units) for plan in self._plans if plan.timed)
         self._seats: Mapping[str, SeatView] = {}
         self._zones: Mapping[str, ZoneView] = {}
+        self._prefs: Mapping[str, Any] = {}
         self._t = -math.inf
 
     # -- one pass ----------------------------------------------------------------------------------
@@ -372,6 +378,12 @@ class Evaluator:
             if unit is not None and unit.stamp == stamp:
                 todo[p].add(sid)
         around: dict[tuple[str, str], Any] = {}  # (what, zone) -> its value, worked out once a pass
+        prefs_moved: list[str] = []  # seats whose patron's preferences were added, changed or removed
+        if not first and state.preferences != self._prefs:
+            old, new = self._prefs, state.preferences
+            tags = {tag for tag in old.keys() | new.keys() if old.get(tag) != new.get(tag)}
+            prefs_moved = [sid for sid, view in state.seats.items() if view.consented_tag in tags]
+        self._prefs = state.preferences
         for p, plan in enumerate(self._plans):
             g = plan.gsig(state)
             if plan.reads.around:
@@ -388,6 +400,8 @@ class Evaluator:
                 continue
             mine = todo[p]
             units = plan.units
+            if plan.reads.prefs:
+                mine.update(sid for sid in prefs_moved if sid in units)
             if plan.rule.scope == "zone":
                 for z in changed_zones:
                     unit = units.get(z)

@@ -162,8 +162,11 @@ def _walk(seed: int, steps: int) -> list[FloorState]:
             extra["day_type"] = rng.choice(["term", "exam", "holiday"])
         if rng.random() < 0.05:
             extra["overrides"] = frozenset(rng.sample(["z1", "Lz20", "S3", "D4", "z3"], rng.randrange(3)))
-        if rng.random() < 0.05:
-            prefs = dict(prefs, **{"tag-x": Preference(rng.choice([None, 700]), rng.choice([None, 0.9]))})
+        if rng.random() < 0.15:  # a patron's preferences added, changed or forgotten
+            tag = rng.choice(["tag-a", "tag-x"])
+            prefs = {k: v for k, v in prefs.items() if k != tag}
+            if rng.random() < 0.7:
+                prefs[tag] = Preference(rng.choice([None, 700, 740]), rng.choice([None, 0.9, 0.4]))
         seats_now = seats if rng.random() < 0.7 else {k: replace(v) for k, v in seats.items()}  # equal copies
         out.append(FloorState(t, wall, dict(seats_now), dict(zones), TOPOLOGY, levels=dict(levels),
                               preferences=dict(prefs), **extra))
