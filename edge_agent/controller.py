@@ -35,7 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.ports import Clock
-from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.actuation.arbiter import Arbiter, Channel
 from edge_agent.availability import FloorAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.ghosts import GhostDispatch
@@ -43,7 +43,7 @@ from edge_agent.sensing.floor import FloorModel
 from edge_agent.upstream import Upstream
 from rules import RuleMemory, RuleSet
 from rules.incremental import Evaluator
-from rules.state import FloorState, IntentKind, Preference
+from rules.state import FloorState, IntentKind, Preference, SeatView
 
 log = logging.getLogger("edge_agent.controller")
 
@@ -91,6 +91,8 @@ class FloorController:
         self._tz = ZoneInfo(cfg.site.timezone)
         self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
         self._seat_published: dict[str, tuple[str, str | None]] = {}
+        self._seat_views_seen: dict[str, SeatView] = {}  # the view each seat's state was last checked from
+        self._level_channels: list[tuple[str, Channel]] | None = None
         self._force_summaries = False
         self._force_availability = False
 
@@ -118,11 +120,10 @@ class FloorController:
 
     def levels(self) -> dict[str, float]:
         """What each actuator holds (lights, lamps, ventilation), from the arbiter's book."""
-        out: dict[str, float] = {}
-        for (actuator, kind), ch in self.arbiter.channels.items():
-            if kind in (IntentKind.LIGHT_LEVEL, IntentKind.VENTILATION) and ch.applied is not None:
-                out[actuator] = ch.applied
-        return out
+        if self._level_channels is None:  # the arbiter's channels are fixed when it is built
+            self._level_channels = [(actuator, ch) for (actuator, kind), ch in self.arbiter.channels.items()
+                                    if kind in (IntentKind.LIGHT_LEVEL, IntentKind.VENTILATION)]
+        return {actuator: ch.applied for actuator, ch in self._level_channels if ch.applied is not None}
 
     # -- the loop ------------------------------------------------------------------------------
     async def step(self) -> FloorState:
@@ -212,7 +213,11 @@ class FloorController:
         if self.upstream is None:
             return
         if self.cfg.privacy.seat_states != "off":  # the publisher keeps to each zone's policy
+            seen = self._seat_views_seen
             for seat in state.seats.values():
+                if seen.get(seat.id) is seat:  # the same view as last pass: nothing new to say
+                    continue
+                seen[seat.id] = seat
                 key = (seat.status.value, seat.zone)
                 if self._seat_published.get(seat.id) != key:
                     self._seat_published[seat.id] = key
@@ -224,5 +229,6 @@ class FloorController:
     def republish(self) -> None:
         """Forget what was sent, so the next pass publishes the full state (after a reconnect)."""
         self._seat_published.clear()
+        self._seat_views_seen.clear()
         self._force_summaries = self._force_availability = True
         self._wake.set()
