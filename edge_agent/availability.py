@@ -16,6 +16,7 @@ No personal data: seat ids and counts only; never who sits where, since when, or
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,10 @@ class FloorAvailability:
         self.zone_names = dict(zone_names or {})
         self.ready_soon_s = ready_soon_s
         self._zones: dict[str, ZoneAvailability] = {}
+        # Each zone's seat views at its last count: a zone whose views are the same objects (the
+        # floor snapshot keeps an unchanged seat's view) and holds no away seat (whose readiness
+        # moves with the clock) cannot have changed, and is not counted again on every pass.
+        self._counted: dict[str, list[Any]] = {}
         self.updated_at: float | None = None  # wall seconds of the floor state it was taken from
 
     def snapshot(self) -> dict[str, ZoneAvailability]:
@@ -83,6 +88,11 @@ class FloorAvailability:
             by_zone.setdefault(seat.zone, []).append(seat)
         changed: list[ZoneAvailability] = []
         for zone_id, seats in by_zone.items():
+            before = self._counted.get(zone_id)
+            if (before is not None and len(before) == len(seats) and all(map(operator.is_, before, seats))
+                    and not any(s.status is SeatStatus.AWAY for s in seats)):
+                continue
+            self._counted[zone_id] = list(seats)
             seats.sort(key=lambda s: s.id)
             count = {st: sum(1 for s in seats if s.status is st) for st in SeatStatus}
             horizon = state.t + self.ready_soon_s

@@ -7,7 +7,9 @@ news; several events in the same instant are coalesced into one evaluation). Eac
 
 1. snapshot the floor (FloorModel.snapshot) with what the actuators hold, consenting patrons'
    preferences, opening hours and the day type;
-2. evaluate the rule set (pure) and hand the intents to the arbiter;
+2. evaluate the rule set and hand the intents to the arbiter (:class:`rules.incremental.Evaluator`:
+   the result of the pure ``evaluate``, redoing only the rules and seats whose inputs changed since
+   the last pass, since most passes follow one seat's news);
 3. act on intents that are not for an output (release a ghost seat, raise an alert);
 4. publish what changed upstream: seat states, availability per zone (retained, as soon as it
    changes), new ghost seats for staff (``ghost_seat``) and ghosts cleared otherwise than by a
@@ -33,14 +35,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.ports import Clock
-from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.actuation.arbiter import Arbiter, Channel
 from edge_agent.availability import FloorAvailability
 from edge_agent.config import SiteConfig
 from edge_agent.ghosts import GhostDispatch
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.upstream import Upstream
-from rules import RuleMemory, RuleSet, evaluate
-from rules.state import FloorState, IntentKind, Preference
+from rules import RuleMemory, RuleSet
+from rules.incremental import Evaluator
+from rules.state import FloorState, IntentKind, Preference, SeatView
 
 log = logging.getLogger("edge_agent.controller")
 
@@ -78,6 +81,7 @@ class FloorController:
         self.availability = availability or FloorAvailability({z.id: z.name for z in cfg.zones},
                                                               ready_soon_s=cfg.sensing.ready_soon_s)
         self.memory = RuleMemory()
+        self.evaluator = Evaluator()
         self.ghosts = GhostDispatch()
         self.listeners: list[Callable[[FloorState], None]] = []  # told after every pass (the display page)
         self._seat_zone = {seat.id: seat.zone for seat in cfg.seats}
@@ -87,6 +91,8 @@ class FloorController:
         self._tz = ZoneInfo(cfg.site.timezone)
         self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
         self._seat_published: dict[str, tuple[str, str | None]] = {}
+        self._seat_views_seen: dict[str, SeatView] = {}  # the view each seat's state was last checked from
+        self._level_channels: list[tuple[str, Channel]] | None = None
         self._force_summaries = False
         self._force_availability = False
 
@@ -114,11 +120,10 @@ class FloorController:
 
     def levels(self) -> dict[str, float]:
         """What each actuator holds (lights, lamps, ventilation), from the arbiter's book."""
-        out: dict[str, float] = {}
-        for (actuator, kind), ch in self.arbiter.channels.items():
-            if kind in (IntentKind.LIGHT_LEVEL, IntentKind.VENTILATION) and ch.applied is not None:
-                out[actuator] = ch.applied
-        return out
+        if self._level_channels is None:  # the arbiter's channels are fixed when it is built
+            self._level_channels = [(actuator, ch) for (actuator, kind), ch in self.arbiter.channels.items()
+                                    if kind in (IntentKind.LIGHT_LEVEL, IntentKind.VENTILATION)]
+        return {actuator: ch.applied for actuator, ch in self._level_channels if ch.applied is not None}
 
     # -- the loop ------------------------------------------------------------------------------
     async def step(self) -> FloorState:
@@ -127,7 +132,7 @@ class FloorController:
         wall = self.wall()
         state = self.floor.snapshot(t, wall, levels=self.levels(), preferences=self.preferences(),
                                     open_now=self.is_open(wall), day_type=self.day_type(wall))
-        result = evaluate(self.rules, state, self.memory)
+        result = self.evaluator.evaluate(self.rules, state, self.memory)
         self.memory = result.memory
         self.evaluations += 1
         unrouted = await self.arbiter.submit(result.intents, t)
@@ -208,7 +213,11 @@ class FloorController:
         if self.upstream is None:
             return
         if self.cfg.privacy.seat_states != "off":  # the publisher keeps to each zone's policy
+            seen = self._seat_views_seen
             for seat in state.seats.values():
+                if seen.get(seat.id) is seat:  # the same view as last pass: nothing new to say
+                    continue
+                seen[seat.id] = seat
                 key = (seat.status.value, seat.zone)
                 if self._seat_published.get(seat.id) != key:
                     self._seat_published[seat.id] = key
@@ -220,5 +229,6 @@ class FloorController:
     def republish(self) -> None:
         """Forget what was sent, so the next pass publishes the full state (after a reconnect)."""
         self._seat_published.clear()
+        self._seat_views_seen.clear()
         self._force_summaries = self._force_availability = True
         self._wake.set()

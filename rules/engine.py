@@ -21,7 +21,7 @@ zone needs (the most air, the highest heating and the lowest cooling setpoint).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -418,7 +418,7 @@ def _resolve(candidates: list[tuple[tuple[int, int, float], str, Intent]]) -> li
 NEVER_OFF_LEVEL = 0.15  # occupied zones keep this much on the luminaires over their occupied seats
 
 
-def _never_off(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, zid: str) -> None:
+def _never_off(by_key: MutableMapping[tuple[str, IntentKind], Intent], state: FloorState, zid: str) -> None:
     """An occupied zone never goes fully dark, even when its light sensor says daylight suffices:
     that reading may be stuck or shaded, and a reader must never be left in the dark. The
     luminaires over occupied seats keep at least :data:`NEVER_OFF_LEVEL`."""
@@ -446,7 +446,8 @@ def _never_off(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, 
                 reason=f"{zid} is occupied: never fully dark")
 
 
-def _unknown_seats_lit(by_key: dict[tuple[str, IntentKind], Intent], state: FloorState, safe_level: float) -> None:
+def _unknown_seats_lit(by_key: MutableMapping[tuple[str, IntentKind], Intent], state: FloorState,
+                       safe_level: float) -> None:
     """Seats whose sensing failed may be occupied: during opening hours their luminaires go to the
     safe level, even when the rest of the zone looks empty (the fail-safe, seat by seat)."""
     if not state.open_now:
@@ -465,8 +466,15 @@ def _unknown_seats_lit(by_key: dict[tuple[str, IntentKind], Intent], state: Floo
 
 def _never_dark(intents: list[Intent], state: FloorState, settings: Settings) -> list[Intent]:
     """Raise light intents in occupied, dark zones to at least ``occupied_min_level`` (add missing ones)."""
-    floor = settings.occupied_min_level
     by_key = {(i.target, i.kind): i for i in intents}
+    guard_lights(by_key, state, settings)
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def guard_lights(by_key: MutableMapping[tuple[str, IntentKind], Intent], state: FloorState, settings: Settings) -> None:
+    """The two safety nets over the resolved intents, in place: seats with failed sensing lit at the
+    safe level, and occupied dark zones at least at ``occupied_min_level`` (never fully dark)."""
+    floor = settings.occupied_min_level
     _unknown_seats_lit(by_key, state, settings.safe_level)
     for zid in sorted(state.zones):
         zone = state.zones[zid]
@@ -486,4 +494,3 @@ def _never_dark(intents: list[Intent], state: FloorState, settings: Settings) ->
                 by_key[(lum, IntentKind.LIGHT_LEVEL)] = Intent(
                     lum, IntentKind.LIGHT_LEVEL, floor, priority=Priority.SAFETY, rule_id=NEVER_DARK_ID,
                     reason=f"{zid} is occupied and dark")
-    return [by_key[k] for k in sorted(by_key)]

@@ -145,10 +145,18 @@ class Arbiter:
         """Take the rules' intents; return those that are not for an output (RELEASE_SEAT, ALERT, unwired)."""
         now = self.clock.monotonic() if t is None else t
         unrouted: list[Intent] = []
+        # The decide loop hands back the same intent objects pass after pass (rules.incremental). A
+        # channel given the very intent it already targets, with no override in play, would be
+        # retargeted to itself: if in effect it needs nothing, and if not it is pending already (a
+        # channel leaves the pending set only once in effect, and only a step or a new target
+        # takes it out of effect), so it is left as it is.
+        quiet = not len(self.overrides) and not self._overrides_seen
         for intent in intents:
             ch = self.channels.get((intent.target, intent.kind))
             if ch is None or intent.value is None:
                 unrouted.append(intent)
+                continue
+            if quiet and ch.rule_intent is intent and ch.target is intent:
                 continue
             ch.rule_intent = intent  # the engine already resolved conflicts: the latest evaluation rules
             self._retarget_next[ch.key] = ch

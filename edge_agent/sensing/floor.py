@@ -131,6 +131,10 @@ class FloorModel:
         self._consented: frozenset[str] = frozenset()
         self._forecast: dict[str, dict[int, float]] = {}
         self._first_t: float | None = None
+        # The last snapshot's views: a seat or zone whose view did not change keeps the same object,
+        # so the decide pass (rules.incremental) finds what changed by identity.
+        self._views: dict[str, SeatView] = {}
+        self._zone_views: dict[str, ZoneView] = {}
 
     # ----------------------------------------------------------------------------- events
     def _seen(self, t: float) -> None:
@@ -444,6 +448,7 @@ class FloorModel:
             if g.seat is not None:
                 tag_seat[g.seat] = (n, g)  # two tags at one seat: the one there first is its occupant's
         views: dict[str, SeatView] = {}
+        last = self._views
         usable = {sensor: self._thermal_usable(sensor, t) for sensor in self._detectors}
         for seat in self.cfg.seats:
             machine = self._machines[seat.id]
@@ -456,16 +461,15 @@ class FloorModel:
             name, since = (consented[0], consented[1].seat_since) if consented else (None, None)
             if name not in self._consented:
                 name, since = None, None
-            views[seat.id] = SeatView(
-                id=seat.id,
-                zone=seat.zone,
-                status=machine.status,
-                since=machine.since,
-                desk=self.topology.seat_desk.get(seat.id),
-                lux=seat_lux.get(seat.id),
-                consented_tag=name,
-                tag_since=since,
-            )
+            status, began, desk, lux = machine.status, machine.since, self.topology.seat_desk.get(seat.id), \
+                seat_lux.get(seat.id)
+            view = last.get(seat.id)
+            if (view is None or view.status is not status or view.since != began or view.lux != lux
+                    or view.consented_tag != name or view.tag_since != since or view.desk != desk):
+                view = SeatView(id=seat.id, zone=seat.zone, status=status, since=began, desk=desk, lux=lux,
+                                consented_tag=name, tag_since=since)
+            views[seat.id] = view
+        self._views = views
         return views
 
     def _people(self, zone_id: str, t: float, tags: Mapping[str, FloorTag]) -> tuple[Measure, bool]:
@@ -523,7 +527,7 @@ class FloorModel:
                 start = self._last_people.get(zone.id, self._first_t if self._first_t is not None else t)
                 empty_since = max(start, motion) if motion is not None else start
             count = counts.get(zone.id) or dict.fromkeys(SeatStatus, 0)
-            zones[zone.id] = ZoneView(
+            view = ZoneView(
                 id=zone.id,
                 people=people,
                 seats_total=sum(count.values()),
@@ -542,6 +546,9 @@ class FloorModel:
                 forecast=dict(self._forecast.get(zone.id, {})),
                 target_lux=zone.target_lux,
             )
+            before = self._zone_views.get(zone.id)
+            zones[zone.id] = before if before == view else view
+        self._zone_views = zones
         return FloorState(
             t=t,
             wall=wall,

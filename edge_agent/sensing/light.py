@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +80,8 @@ class SeatLightModel:
                    if windows and s.zone in sensor_xy else 1.0)
             for s in cfg.seats
         }
+        self._last_key: tuple[Any, ...] = ()
+        self._last_out: dict[str, float | None] | None = None
 
     def seat_gains(self, floor: float = 0.01) -> dict[str, dict[str, float]]:
         """Per seat, the lux each luminaire adds there at full output (those above ``floor`` of the most)."""
@@ -90,8 +93,16 @@ class SeatLightModel:
         return out
 
     def seat_lux(self, zone_lux: Mapping[str, float | None], levels: Mapping[str, float]) -> dict[str, float | None]:
-        """Estimated lux per seat; None where the zone's lux is unknown."""
-        lv = np.array([levels.get(i, 0.0) for i in self.lum_ids], dtype=float)
+        """Estimated lux per seat; None where the zone's lux is unknown.
+
+        Asked on every decide pass, while the zones' readings and the levels change every few
+        seconds: the same inputs as the last call give the last call's dict (not to be changed).
+        """
+        wanted = [levels.get(i, 0.0) for i in self.lum_ids]
+        key = (tuple(zone_lux.items()), tuple(wanted))
+        if key == self._last_key and self._last_out is not None:
+            return self._last_out
+        lv = np.array(wanted, dtype=float)
         daylight: dict[str, float | None] = {}
         for zone, gain in self._sensor_gain.items():
             measured = zone_lux.get(zone)
@@ -103,4 +114,5 @@ class SeatLightModel:
                 out[seat] = None
             else:
                 out[seat] = LOWER_BOUND * (day * self._daylight_ratio[seat] + float(self._seat_gain[seat] @ lv))
+        self._last_key, self._last_out = key, out
         return out

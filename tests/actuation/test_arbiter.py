@@ -207,3 +207,23 @@ async def test_channel_limits_let_a_desk_lamp_match_finely_while_its_desk_height
     assert [v for _, v, _ in lamp.sets] == [0.4]
     assert height.sets == []  # 0.3 mm is no reason to move a desk
     assert arb.channels["D1", IntentKind.DESK_LAMP].limits.tolerance == 0.01
+
+
+async def test_the_same_intent_handed_back_each_pass_acts_as_fresh_equal_ones() -> None:
+    """The decide loop hands back the very same intent objects while nothing changed; the arbiter
+    skips those, and must still retry a failing output, follow overrides and their end."""
+    runs = []
+    for same_object in (True, False):
+        arb, out, clock, events = make(fail_next=3, stuck_at=None)
+        kept = light(0.6)
+        for step in range(40):
+            if step == 20:
+                arb.set_override("z1", 0.1, 5)
+            if step == 34:
+                kept = light(0.3)
+            await arb.submit([kept if same_object else light(kept.value or 0.0)], clock.now)
+            await arb.tick()
+            clock.advance(0.5)
+        runs.append((out.sets, [(e.kind, e.new) for e in events]))
+    assert runs[0] == runs[1]
+    assert [v for _, v, _ in runs[0][0]] == [0.6, 0.1, 0.6, 0.3]  # after three failures, the override, its end
