@@ -32,13 +32,19 @@ def heard(line: SimLine) -> list[tuple[int, int]]:
     return [(frame.dst, frame.type) for _, frame in line.trace or []]
 
 
+async def desk_lamp_arbiter(link: BridgeLink) -> tuple[Arbiter, list[ArbiterEvent]]:
+    """Desk node 5's lamp 2 behind an arbiter with no rate limit, and the events it reports."""
+    await link.hello(5)
+    events: list[ArbiterEvent] = []
+    lamp = DeskLamp(link, 5, 2)
+    arbiter = Arbiter({("desk-1", LAMP): lamp}, LoopClock(), limits={"desk-1": Limits(min_interval_s=0.0)},
+                      on_event=events.append)
+    return arbiter, events
+
+
 def test_a_command_without_a_ramp_is_confirmed_by_the_nodes_answer() -> None:
     async def scenario(link: BridgeLink, line: SimLine) -> None:
-        await link.hello(5)
-        events: list[ArbiterEvent] = []
-        lamp = DeskLamp(link, 5, 2)
-        arbiter = Arbiter({("desk-1", LAMP): lamp}, LoopClock(), limits={"desk-1": Limits(min_interval_s=0.0)},
-                          on_event=events.append)
+        arbiter, events = await desk_lamp_arbiter(link)
         line.trace.clear()  # type: ignore[union-attr]
         await arbiter.submit([Intent("desk-1", LAMP, 0.4, priority=Priority.AUTOMATION, rule_id="r")])
         await arbiter.tick()
@@ -70,11 +76,7 @@ def test_a_ramp_is_still_read_back_when_it_is_over() -> None:
 
 def test_a_node_that_answers_with_something_else_than_commanded_is_a_failure() -> None:
     async def scenario(link: BridgeLink, line: SimLine) -> None:
-        await link.hello(5)
-        events: list[ArbiterEvent] = []
-        lamp = DeskLamp(link, 5, 2)
-        arbiter = Arbiter({("desk-1", LAMP): lamp}, LoopClock(), limits={"desk-1": Limits(min_interval_s=0.0)},
-                          on_event=events.append)
+        arbiter, events = await desk_lamp_arbiter(link)
         node = line.node(5)
         real = node.receive
 
