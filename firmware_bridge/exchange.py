@@ -165,6 +165,7 @@ class LineMaster:
         self._sender_fault: asyncio.Future[None] | None = None  # set: the callback sender hit a bug
         self._kick_soon = False  # a _kick is scheduled for this loop turn
         self._kick_timer: asyncio.TimerHandle | None = None  # the line's one timer: gap end or a retry's time
+        self._writing: asyncio.Future[None] | None = None  # the rest of a frame the tty took only in part
         self._idle = asyncio.Event()  # set when a callback exchange ends (a broadcast waits for it)
 
     @property
@@ -541,8 +542,6 @@ class LineMaster:
             return
         assert self._reply is not None
         self._reply.add_done_callback(self._replied)
-
-    _writing: asyncio.Future[None] | None = None
 
     def _replied(self, reply: asyncio.Future[Frame]) -> None:
         """The reply's future settled: finish the exchange, then start the next."""
