@@ -102,14 +102,14 @@ class NodeOutput:
         state = await self.link.get_output(self.node, self.channel, self.function)
         return self._decode(state.value)
 
-    #: The node answers SET_OUTPUT with what the output holds once it has applied the command
-    #: (PROTOCOL.md 5.5): the arbiter takes that answer as the read-back of a command without a
-    #: ramp instead of asking GET_OUTPUT in the same moment (one exchange on the line, not two).
-    set_answers = True
-
     @property
     def answered(self) -> float | None:
-        """What the node said the output holds in its answer to the last ``set`` (None: no answer yet)."""
+        """What the node said the output holds in its answer to the last ``set`` (None: no answer yet).
+
+        The node answers SET_OUTPUT with what the output holds once it has applied the command
+        (PROTOCOL.md 5.5): the arbiter takes that answer as the read-back of a command without a
+        ramp instead of asking GET_OUTPUT in the same moment (one exchange on the line, not two).
+        """
         state = self.last_confirmed
         return None if state is None else self._decode(state.value)
 

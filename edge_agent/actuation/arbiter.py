@@ -9,7 +9,7 @@ and then gets the winning value into effect carefully:
 - **minimum on/off times** protect fans and lamps from short-cycling (safety intents skip them);
 - **ramps**: ``ramp_s`` from the intent or the actuator's config is passed to the output;
 - **confirmed**: after a command (and its ramp) the output is read back where it can report
-  (an output whose part answers a command with the state it holds, ``set_answers``, is read
+  (an output whose part answers a command with the state it holds, ``answered``, is read
   back by that answer when there is no ramp); a mismatch counts as a failure;
 - **retried with backoff** when an output raises (EdgeError, OSError, timeout): the channel is
   marked failing and reported, and the daemon keeps running;
@@ -283,7 +283,7 @@ class Arbiter:
         if ramp <= 0:
             # A part that answers a command with the state it then holds (a node's SET_OUTPUT
             # reply) has just been read back: asking again at once would only repeat its answer.
-            answered = ch.output.answered if getattr(ch.output, "set_answers", False) else None  # type: ignore[attr-defined]
+            answered = getattr(ch.output, "answered", None)
             await self._confirm(ch, now, answered)
 
     async def _confirm(self, ch: Channel, now: float, reported: float | None = None) -> None:
