@@ -17,7 +17,9 @@ to see whether any would lift the calendar's gain at +60 min to the issue's +0.0
 - ``persistence``: the count now plus each profile's change from now to the target time (the
   typed, weekday, seven-day and yesterday profiles), columns a tree cannot form by itself;
 - ``change``: the demand-v4 columns, the trees learning the change from the count now rather than
-  the level (``TrainingParams.target``, what ``model train`` does now).
+  the level (``TrainingParams.target``);
+- ``demand-v5``: the demand-v5 columns (v4, the count's mean over the last 30 and 60 minutes, and each
+  profile at the target time plus today's mean offset from it over the last hour), learning the change.
 
 To keep it to minutes, one model per variant: the median (the skill is scored on it) at +60 min,
 the shipped training settings (:class:`models.training.TrainingParams`), fitted before the split
@@ -41,7 +43,17 @@ import numpy.typing as npt
 
 from models.calendar import DAY_TYPES, WEEKDAYS, LibraryCalendar
 from models.evaluation import weekday_time_table
-from models.features import DAY_STEPS, FEATURE_NAMES, LAG_LEADS_MIN, V3, V4, WEEK_STEPS, feature_rows
+from models.features import (
+    DAY_STEPS,
+    FEATURE_NAMES,
+    LAG_LEADS_MIN,
+    V3,
+    V4,
+    V5,
+    WEEK_STEPS,
+    feature_names,
+    feature_rows,
+)
 from models.history import STEP_MIN, Grid, Observation, resample
 from models.public_data import SPLITS, derived_hours, load
 from models.training import CHANGE_FROM, TrainingParams, zone_scales
@@ -135,8 +147,17 @@ VARIANTS: dict[str, tuple[Columns | None, bool, str, str]] = {
     "shipped": (None, False, V3, "level"), "demand-v4": (None, False, V4, "level"),
     "hours": (hours_columns, False, V3, "level"), "position": (position_columns, False, V3, "level"),
     "holiday-hours": (None, True, V3, "level"), "persistence": (persistence_columns, False, V3, "level"),
-    "change": (None, False, V4, "change"),
+    "change": (None, False, V4, "change"), "demand-v5": (None, False, V5, "change"),
+    "v5-from-mean30": (None, False, V5, "change from mean_30"),
+    "v5-from-mean60": (None, False, V5, "change from mean_60"),
+    "v5-500": (None, False, V5, "change"), "v5-leaf200": (None, False, V5, "change"),
+    "v5-smooth": (None, False, V5, "change"),
 }
+#: Training settings other than :class:`models.training.TrainingParams`' defaults, by variant.
+SETTINGS: dict[str, TrainingParams] = {"v5-500": TrainingParams(max_iter=500),
+                                       "v5-leaf200": TrainingParams(min_samples_leaf=200)}
+#: Variants that learn the median of the three readings around the target time (t+45, t+60, t+75 min).
+SMOOTHED = ("v5-smooth",)
 
 
 def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int, fold: str | None = None) -> float:
@@ -159,16 +180,19 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int, fo
     past = resample([o for o in obs if o[0] < split])
     k = np.arange(past.values.size - STEPS)
     y = past.values[k + STEPS] / scale
+    if variant in SMOOTHED:
+        around = np.stack([past.values[np.clip(k + STEPS + d, 0, past.values.size - 1)] for d in (-1, 0, 1)])
+        y = np.where(np.isnan(y), np.nan, np.nanmedian(around, axis=0) / scale)
     known = ~np.isnan(y)
     if fold is not None:
         lo, hi = (_first_at(past, t) for t in VALIDATION[name][fold])
         known &= (k + STEPS < lo) | (k >= hi)  # no target inside the fold, no anchor in it either
-    p = TrainingParams()
+    p = SETTINGS.get(variant, TrainingParams())
     x, y = rows(past, k)[known][-p.max_rows:], y[known][-p.max_rows:]
-    now = FEATURE_NAMES.index(CHANGE_FROM)
+    now = feature_names(version).index(target.removeprefix("change from ") if target != "change" else CHANGE_FROM)
 
     def base(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | float:
-        return rows[:, now].astype(np.float64) if target == "change" else 0.0
+        return rows[:, now].astype(np.float64) if target.startswith("change") else 0.0
 
     y = y - base(x) + np.random.default_rng(seed).uniform(-0.5, 0.5, y.size) / scale  # as models.training breaks ties
     with threadpool_limits(limits=1):
@@ -205,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated jitter seeds")
     parser.add_argument("--fold", choices=("A", "B"), default=None,
                         help="score validation weeks inside the training part instead of the held-out weeks")
+    parser.add_argument("--only-calendar", action="store_true", help="only the rows with the calendar (the no-calendar"
+                        " cells print as nan)")
     args = parser.parse_args(argv)
     wanted = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     unknown = [v for v in wanted if v not in VARIANTS]
@@ -215,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             cells = []
             for name in ("gym", "dtu"):
-                a, b = (skill(name, args.data_dir, variant, c, seed, args.fold) for c in (False, True))
+                a, b = (skill(name, args.data_dir, variant, c, seed, args.fold) if c or not args.only_calendar
+                        else float("nan") for c in (False, True))
                 cells.append(f"{a:>10.3f} {b:>8.3f} {b - a:>+8.3f}")
             print(f"{variant:<15} {seed:>4}  " + "  ".join(f"{c:>28}" for c in cells), flush=True)
     return 0

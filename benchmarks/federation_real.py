@@ -77,7 +77,7 @@ from edge_agent.federation.personal import ROUND_STEPS, adapt_params, train_alon
 from edge_agent.federation.server import START_IN_DAY_PATH, START_MODEL_PATH
 from models.calendar import LibraryCalendar
 from models.evaluation import evaluate
-from models.features import FEATURE_VERSIONS, LATEST_VERSION, V4
+from models.features import FEATURE_VERSIONS, V4
 from models.history import Observation
 from models.inference import Forecaster
 from models.mixture import Validation, blend, choose_weight, validation_rows
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-alone", action="store_true", help="also train each DP model further as alone does")
     parser.add_argument("--fedper", type=float, default=None, metavar="EPSILON",
                         help="also: DP rounds of every parameter at EPSILON, then a local head per gateway")
-    parser.add_argument("--features", choices=FEATURE_VERSIONS, default=LATEST_VERSION)
+    parser.add_argument("--features", choices=FEATURE_VERSIONS, default=V4)
     parser.add_argument("--only-profile", action="store_true", help="demand-v4: only the released-profile rows")
     parser.add_argument("--no-dp", action="store_true", help="only the rows without DP (alone, federated, pooled)")
     parser.add_argument("--profile-share", type=float, default=0.3,

@@ -7,8 +7,9 @@ three cannot drift apart. Any change to what a column means needs a new version 
 computes that version's columns for it (so models of older versions keep running).
 
 Versions: ``demand-v3`` (:data:`FEATURE_NAMES`, 102 columns: the shipped models and the
-federation's start) and ``demand-v4`` (:data:`FEATURE_NAMES_V4`: the v3 columns, then the
-*carried* columns below, 142 in all).
+federation's start), ``demand-v4`` (:data:`FEATURE_NAMES_V4`: the v3 columns, then the
+*carried* columns below, 142 in all) and ``demand-v5`` (:data:`FEATURE_NAMES_V5`: the v4 columns,
+then the recent means and the *offset* columns below, 186 in all; what ``model train`` builds).
 
 A row describes one zone at one grid time ``t`` (the anchor) using only grid values at or before
 ``t``. Counts are divided by the zone's *scale* (its seat count, or the largest count seen), so
@@ -48,6 +49,18 @@ form this sum; it is the forecast "today runs like the usual day, shifted to tod
 an hour or two ahead beats both the count now and the profile. When the profile is unknown at
 ``t`` or at ``t + L`` (a new gateway, a sensor gap) the column falls back to the count now (no
 change expected) with ``carry_P_L_missing`` = 1; with the count now unknown as well it is 0.
+
+demand-v5 adds ``mean_30`` and ``mean_60``, the mean of the known grid values from ``t - 30`` (``t -
+60``) minutes to ``t``, both ends included, each with ``*_missing``; then, for each lead ``L`` and
+profile ``P`` as above, ``offset_P_L = P(t + L) + mean(y(t - j) - P(t - j))`` over the grid times
+``t - 60 min .. t`` where both are known: the profile at the target time, shifted by how far today
+has run from it over the last hour. The counts are noisy (a gym's readings 10 minutes apart differ
+by four people on average); an hour's mean offset is a steadier "today's level" than the single
+count now that ``carry_P_L`` rests on. The profiles at the past times are computed as at the target
+times (the typed profile from the day type of ``t - j``'s own day). When the profile at ``t + L`` or
+every offset is unknown the column falls back to ``mean_60`` with ``offset_P_L_missing`` = 1, and
+to 0 without any count in the hour. Every value still lies at or before ``t``, within the 29 days
+the edge keeps.
 """
 
 from __future__ import annotations
@@ -64,11 +77,12 @@ from models.history import STEP_MIN, Grid
 
 V3 = "demand-v3"
 V4 = "demand-v4"
-FEATURE_VERSIONS: tuple[str, ...] = (V3, V4)
+V5 = "demand-v5"
+FEATURE_VERSIONS: tuple[str, ...] = (V3, V4, V5)
 #: The base version: what :data:`FEATURE_NAMES` lists, the shipped models and the federation use.
 FEATURE_VERSION = V3
 #: What ``edge-agent model train`` builds unless told otherwise.
-LATEST_VERSION = V4
+LATEST_VERSION = V5
 LAG_LEADS_MIN: tuple[int, ...] = (0, 15, 30, 60, 120, 240)
 DAY_STEPS = 1440 // STEP_MIN
 WEEK_STEPS = 7 * DAY_STEPS
@@ -105,7 +119,21 @@ def _carry_names() -> tuple[str, ...]:
 FEATURE_NAMES: tuple[str, ...] = _names()
 N_FEATURES = len(FEATURE_NAMES)
 FEATURE_NAMES_V4: tuple[str, ...] = FEATURE_NAMES + _carry_names()
-_NAMES = {V3: FEATURE_NAMES, V4: FEATURE_NAMES_V4}
+#: demand-v5's windows: the count's mean over the last 30 and 60 minutes, both ends included.
+MEAN_WINDOWS_MIN: tuple[int, ...] = (30, 60)
+#: demand-v5 measures today's offset from each profile over the last hour (grid times t-60 .. t).
+OFFSET_WINDOW_MIN = 60
+
+
+def _offset_names() -> tuple[str, ...]:
+    names = [n for w in MEAN_WINDOWS_MIN for n in (f"mean_{w}", f"mean_{w}_missing")]
+    names += [n for lead in CARRY_LEADS_MIN for p in CARRY_PROFILES for n in (f"offset_{p}_{lead}",
+                                                                              f"offset_{p}_{lead}_missing")]
+    return tuple(names)
+
+
+FEATURE_NAMES_V5: tuple[str, ...] = FEATURE_NAMES_V4 + _offset_names()
+_NAMES = {V3: FEATURE_NAMES, V4: FEATURE_NAMES_V4, V5: FEATURE_NAMES_V5}
 
 
 def feature_names(version: str) -> tuple[str, ...]:
@@ -203,8 +231,11 @@ def feature_rows(
     for profile in profiles:
         cols += list(_with_flag(now - profile))
     cols += _calendar_columns(grid, k, y, now, calendar)
-    if version == V4:
-        cols += carry_columns({name: col for name, col in zip(FEATURE_NAMES, cols, strict=True)})
+    if version in (V4, V5):
+        v3 = {name: col for name, col in zip(FEATURE_NAMES, cols, strict=True)}
+        cols += carry_columns(v3)
+        if version == V5:
+            cols += offset_columns(grid, k, y, calendar, v3)
     return np.stack(cols, axis=1).astype(np.float32) if k.size else np.zeros((0, width), np.float32)
 
 
@@ -262,6 +293,22 @@ def _open_at(hours: npt.NDArray[np.int64], day: npt.NDArray[np.int64], minute: n
     return out
 
 
+def _typed_profile(y: npt.NDArray[np.float64], target: npt.NDArray[np.int64], day: npt.NDArray[np.int64],
+                   kinds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """The typed profile at grid indices ``target`` whose days are ``day`` (indices into ``kinds``):
+    the mean of the last :data:`TYPED_DAYS` known values at that time of day on days of the same
+    kind within :data:`TYPED_WINDOW_DAYS`; NaN if none."""
+    kind = kinds[day]
+    total, count = np.zeros(target.shape), np.zeros(target.shape)
+    for back in range(1, TYPED_WINDOW_DAYS + 1):
+        same = (kinds[day - back] == kind) & (count < TYPED_DAYS)
+        past = _take(y, target - back * DAY_STEPS)
+        use = same & ~np.isnan(past)
+        total += np.where(use, past, 0.0)
+        count += use
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _calendar_columns(
     grid: Grid, k: npt.NDArray[np.int64], y: npt.NDArray[np.float64], now: npt.NDArray[np.float64],
     calendar: LibraryCalendar | None,
@@ -286,17 +333,67 @@ def _calendar_columns(
         cols.append(np.ones(k.shape) if hours is None else _open_at(hours, day - day_lo, minute % 1440))
         cols.append((kinds[day - 1 - day_lo] // 3 == kind // 3).astype(np.float64))
         cols.append((kinds[day - 7 - day_lo] // 3 == kind // 3).astype(np.float64))
-        total, count = np.zeros(k.shape), np.zeros(k.shape)
-        for back in range(1, TYPED_WINDOW_DAYS + 1):
-            same = (kinds[day - back - day_lo] == kind) & (count < TYPED_DAYS)
-            past = _take(y, target - back * DAY_STEPS)
-            use = same & ~np.isnan(past)
-            total += np.where(use, past, 0.0)
-            count += use
-        typed = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        typed = _typed_profile(y, target, day - day_lo, kinds)
         cols += list(_with_flag(typed))
         if lead == 0:
             typed_now = typed
     cols += list(_with_flag(now - typed_now))
     cols.append(np.full(k.shape, 1.0 if calendar is None else 0.0))
     return cols
+
+
+def offset_columns(
+    grid: Grid, k: npt.NDArray[np.int64], y: npt.NDArray[np.float64], calendar: LibraryCalendar | None,
+    v3: dict[str, npt.NDArray[np.float64]],
+) -> list[npt.NDArray[np.float64]]:
+    """The demand-v5 columns for anchors ``k`` (see the module docstring); ``v3`` holds the same
+    rows' demand-v3 columns by name (the profiles at the target times)."""
+    window = [_take(y, k - j) for j in range(OFFSET_WINDOW_MIN // STEP_MIN + 1)]
+    cols: list[npt.NDArray[np.float64]] = []
+    means: dict[int, npt.NDArray[np.float64]] = {}
+    for w in MEAN_WINDOWS_MIN:
+        means[w] = _nanmean(window[: w // STEP_MIN + 1])
+        cols += list(_with_flag(means[w]))
+    fallback = means[max(MEAN_WINDOWS_MIN)]
+    past = _past_profiles(grid, k, y, calendar)
+    offsets = {p: _nanmean([now - before for now, before in zip(window, past[p], strict=True)])
+               for p in CARRY_PROFILES}
+    for lead in CARRY_LEADS_MIN:
+        for p in CARRY_PROFILES:
+            at_target = np.where(v3[f"{p}_{lead}_missing"] > 0, np.nan, v3[f"{p}_{lead}"])
+            value = at_target + offsets[p]
+            unknown = np.isnan(value)
+            value = np.where(unknown, fallback, value)
+            cols += [np.where(np.isnan(value), 0.0, value), unknown.astype(np.float64)]
+    return cols
+
+
+def _nanmean(values: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    """Element-wise mean of the known values; NaN where none is known."""
+    stack = np.stack(values)
+    seen = ~np.isnan(stack)
+    n = seen.sum(axis=0)
+    return np.where(n > 0, np.where(seen, stack, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+
+
+def _past_profiles(grid: Grid, k: npt.NDArray[np.int64], y: npt.NDArray[np.float64],
+                   calendar: LibraryCalendar | None) -> dict[str, list[npt.NDArray[np.float64]]]:
+    """Each profile of :data:`CARRY_PROFILES` at the grid times ``t``, ``t - 15 min`` .. ``t - 60 min``
+    (one array per time, newest first), computed exactly as the demand-v3 columns compute them at
+    the target times."""
+    out: dict[str, list[npt.NDArray[np.float64]]] = {p: [] for p in CARRY_PROFILES}
+    if k.size == 0:
+        return {p: [np.zeros(0)] * (OFFSET_WINDOW_MIN // STEP_MIN + 1) for p in CARRY_PROFILES}
+    start_min = grid.start.hour * 60 + grid.start.minute
+    back = OFFSET_WINDOW_MIN // STEP_MIN
+    day_lo = int((start_min + (k.min() - back) * STEP_MIN) // 1440) - TYPED_WINDOW_DAYS
+    day_hi = int((start_min + k.max() * STEP_MIN) // 1440)
+    kinds = _day_kinds(grid.start.date(), day_lo, day_hi, calendar)
+    for j in range(back + 1):
+        target = k - j
+        day = (start_min + target * STEP_MIN) // 1440
+        out["typed"].append(_typed_profile(y, target, day - day_lo, kinds))
+        out["weeks4"].append(_mean_of(y, [target - w * WEEK_STEPS for w in range(1, HISTORY_WEEKS + 1)]))
+        out["days7"].append(_mean_of(y, [target - d * DAY_STEPS for d in range(1, 8)]))
+        out["day"].append(_take(y, target - DAY_STEPS))
+    return out

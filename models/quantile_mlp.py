@@ -50,7 +50,6 @@ from models.features import (
     FEATURE_VERSION,
     FEATURE_VERSIONS,
     LAG_LEADS_MIN,
-    V4,
     feature_names,
     feature_rows,
     version_of_width,
@@ -214,9 +213,10 @@ def profile_column(horizon_min: int) -> int:
 
 def skip_inputs(horizon_min: int, version: str = FEATURE_VERSION) -> list[str]:
     """The columns the skip path of a horizon reads: the naive forecasts of its target time and how today
-    runs (demand-v4: and the count now carried to it by each profile)."""
+    runs (demand-v4 and later: and the count now carried to it by each profile)."""
     lead = _lead(horizon_min)
-    carried = [f"carry_{p}_{lead}" for p in CARRY_PROFILES] if version == V4 and lead in CARRY_LEADS_MIN else []
+    has_carry = version != FEATURE_VERSION and lead in CARRY_LEADS_MIN  # demand-v4 and later carry the count
+    carried = [f"carry_{p}_{lead}" for p in CARRY_PROFILES] if has_carry else []
     return ["now", "now_missing", "trend_15", "trend_60", "now_vs_days7", "now_vs_weeks4", "now_vs_typed",
             *(f"{b}_{lead}" for b in ("day", "week", "days7", "weeks4", "typed", "open")), f"weeks4_{lead}_missing",
             *carried]

@@ -17,7 +17,7 @@ import click
 from drivers.errors import ModelError
 
 #: models.features.FEATURE_VERSIONS, newest last (spelled out: the CLI does not import numpy to start)
-FEATURE_SETS = ("demand-v3", "demand-v4")
+FEATURE_SETS = ("demand-v3", "demand-v4", "demand-v5")
 
 if TYPE_CHECKING:
     from models.calendar import LibraryCalendar
@@ -66,7 +66,7 @@ def model() -> None:
 @click.option("--capacity", multiple=True, help="ZONE=SEATS; the zone's scale (default: largest count seen).")
 @click.option("--max-iter", default=300, show_default=True, type=click.IntRange(5, 2000), help="Boosting rounds.")
 @click.option("--features", "feature_version", type=click.Choice(FEATURE_SETS), default=FEATURE_SETS[-1],
-              show_default=True, help="Feature set (docs/model.md); gateways run models of either.")
+              show_default=True, help="Feature set (docs/model.md); gateways run models of any.")
 @click.option("--target", type=click.Choice(("change", "level")), default="change", show_default=True,
               help="What the trees learn: the change from the count now, or the level (docs/model.md).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Where to write MODEL.onnx.")

@@ -49,7 +49,7 @@ def history(days: int = 30, level: float = 1.0) -> list[Observation]:
 
 
 def test_versions_are_named_and_v4_extends_v3() -> None:
-    assert FEATURE_VERSIONS == (V3, V4) == FEATURE_SETS  # the CLI spells them out to stay light
+    assert FEATURE_VERSIONS[:2] == (V3, V4) and FEATURE_VERSIONS == FEATURE_SETS  # the CLI spells them out
     assert feature_names(V4)[: len(FEATURE_NAMES)] == FEATURE_NAMES
     assert len(FEATURE_NAMES_V4) == len(FEATURE_NAMES) + 2 * len(CARRY_LEADS_MIN) * len(CARRY_PROFILES)
     assert version_of_width(len(FEATURE_NAMES)) == V3 and version_of_width(len(FEATURE_NAMES_V4)) == V4
