@@ -18,8 +18,13 @@ to see whether any would lift the calendar's gain at +60 min to the issue's +0.0
   typed, weekday, seven-day and yesterday profiles), columns a tree cannot form by itself;
 - ``change``: the demand-v4 columns, the trees learning the change from the count now rather than
   the level (``TrainingParams.target``);
-- ``demand-v5``: the demand-v5 columns (v4, the count's mean over the last 30 and 60 minutes, and each
-  profile at the target time plus today's mean offset from it over the last hour), learning the change.
+- ``demand-v5``: the demand-v5 columns (v4, the count's mean over the last 30 and 60 minutes, each
+  profile at the target time plus today's mean offset from it over the last hour, and the change
+  from the count now each of those, the carried columns and the lags and profiles forecast),
+  learning the change; ``v5-without-vs-now`` and ``v5-carried-vs-now`` leave out all of the
+  ``*_vs_now`` columns or those of the lags and profiles; ``v5-from-mean30``/``v5-from-mean60``
+  learn the change from the recent mean, ``v5-500`` boosts 500 rounds, ``v5-leaf200`` wants leaves of
+  200 rows, ``v5-smooth`` learns the median of the three readings around the target time.
 
 To keep it to minutes, one model per variant: the median (the skill is scored on it) at +60 min,
 the shipped training settings (:class:`models.training.TrainingParams`), fitted before the split
@@ -44,9 +49,11 @@ import numpy.typing as npt
 from models.calendar import DAY_TYPES, WEEKDAYS, LibraryCalendar
 from models.evaluation import weekday_time_table
 from models.features import (
+    CARRY_LEADS_MIN,
     DAY_STEPS,
     FEATURE_NAMES,
     LAG_LEADS_MIN,
+    RELATIVE_TO_NOW,
     V3,
     V4,
     V5,
@@ -151,8 +158,11 @@ VARIANTS: dict[str, tuple[Columns | None, bool, str, str]] = {
     "v5-from-mean30": (None, False, V5, "change from mean_30"),
     "v5-from-mean60": (None, False, V5, "change from mean_60"),
     "v5-500": (None, False, V5, "change"), "v5-leaf200": (None, False, V5, "change"),
-    "v5-smooth": (None, False, V5, "change"),
+    "v5-smooth": (None, False, V5, "change"), "v5-without-vs-now": (None, False, V5, "change"),
+    "v5-carried-vs-now": (None, False, V5, "change"),
 }
+#: Variants that leave out demand-v5's last columns: all of ``*_vs_now``, or those of the lag and profile levels.
+LEFT_OUT: dict[str, int] = {"v5-without-vs-now": len(RELATIVE_TO_NOW), "v5-carried-vs-now": 5 * len(CARRY_LEADS_MIN)}
 #: Training settings other than :class:`models.training.TrainingParams`' defaults, by variant.
 SETTINGS: dict[str, TrainingParams] = {"v5-500": TrainingParams(max_iter=500),
                                        "v5-leaf200": TrainingParams(min_samples_leaf=200)}
@@ -175,6 +185,7 @@ def skill(name: str, data_dir: Path, variant: str, calendar: bool, seed: int, fo
 
     def rows(grid: Grid, k: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         x = feature_rows(grid, k, scale, cal, version)
+        x = x[:, : x.shape[1] - LEFT_OUT.get(variant, 0)]
         return x if extra is None else np.hstack([x, extra(grid, k, scale, cal)]).astype(np.float32)
 
     past = resample([o for o in obs if o[0] < split])

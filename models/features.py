@@ -9,7 +9,8 @@ computes that version's columns for it (so models of older versions keep running
 Versions: ``demand-v3`` (:data:`FEATURE_NAMES`, 102 columns: the shipped models and the
 federation's start), ``demand-v4`` (:data:`FEATURE_NAMES_V4`: the v3 columns, then the
 *carried* columns below, 142 in all) and ``demand-v5`` (:data:`FEATURE_NAMES_V5`: the v4 columns,
-then the recent means and the *offset* columns below, 186 in all; what ``model train`` builds).
+then the recent means, the *offset* columns and the differences from the count now below, 253 in
+all; what ``model train`` builds).
 
 A row describes one zone at one grid time ``t`` (the anchor) using only grid values at or before
 ``t``. Counts are divided by the zone's *scale* (its seat count, or the largest count seen), so
@@ -59,8 +60,14 @@ by four people on average); an hour's mean offset is a steadier "today's level" 
 count now that ``carry_P_L`` rests on. The profiles at the past times are computed as at the target
 times (the typed profile from the day type of ``t - j``'s own day). When the profile at ``t + L`` or
 every offset is unknown the column falls back to ``mean_60`` with ``offset_P_L_missing`` = 1, and
-to 0 without any count in the hour. Every value still lies at or before ``t``, within the 29 days
-the edge keeps.
+to 0 without any count in the hour. Last, for each of those columns, each ``carry_P_L`` and each
+lag and profile at a lead after 0 (``day_L``, ``week_L``, ``days7_L``, ``weeks4_L``, ``typed_L``;
+:data:`RELATIVE_TO_NOW`), ``X_vs_now = X - now``, the change each forecasts, from the columns as
+they stand (a missing ``X`` is 0 or its fallback, and its own flag says so; 0 when the count now
+is unknown). The trees learn the change from the count now (``models.training``) and split on
+one column at a time, so a forecast of the change must be a column, not a level they would have
+to subtract the count now from. Every value still lies at or before ``t``, within the 29 days the
+edge keeps.
 """
 
 from __future__ import annotations
@@ -129,7 +136,15 @@ def _offset_names() -> tuple[str, ...]:
     names = [n for w in MEAN_WINDOWS_MIN for n in (f"mean_{w}", f"mean_{w}_missing")]
     names += [n for lead in CARRY_LEADS_MIN for p in CARRY_PROFILES for n in (f"offset_{p}_{lead}",
                                                                               f"offset_{p}_{lead}_missing")]
-    return tuple(names)
+    return tuple(names) + tuple(f"{n}_vs_now" for n in RELATIVE_TO_NOW)
+
+
+#: The demand-v5 columns whose difference from the count now is a column too (``X_vs_now``).
+RELATIVE_TO_NOW: tuple[str, ...] = (
+    *(f"mean_{w}" for w in MEAN_WINDOWS_MIN),
+    *(f"{kind}_{p}_{lead}" for kind in ("carry", "offset") for lead in CARRY_LEADS_MIN for p in CARRY_PROFILES),
+    *(f"{b}_{lead}" for lead in CARRY_LEADS_MIN for b in ("day", "week", "days7", "weeks4", "typed")),
+)
 
 
 FEATURE_NAMES_V5: tuple[str, ...] = FEATURE_NAMES_V4 + _offset_names()
@@ -233,9 +248,12 @@ def feature_rows(
     cols += _calendar_columns(grid, k, y, now, calendar)
     if version in (V4, V5):
         v3 = {name: col for name, col in zip(FEATURE_NAMES, cols, strict=True)}
+        now_missing = v3["now_missing"] > 0
         cols += carry_columns(v3)
         if version == V5:
             cols += offset_columns(grid, k, y, calendar, v3)
+            named = dict(zip(FEATURE_NAMES_V5, cols, strict=False))  # all but the _vs_now columns
+            cols += [np.where(now_missing, 0.0, named[n] - v3["now"]) for n in RELATIVE_TO_NOW]
     return np.stack(cols, axis=1).astype(np.float32) if k.size else np.zeros((0, width), np.float32)
 
 

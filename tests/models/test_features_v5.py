@@ -22,6 +22,7 @@ from models.features import (
     FEATURE_NAMES_V5,
     FEATURE_VERSIONS,
     LATEST_VERSION,
+    RELATIVE_TO_NOW,
     V3,
     V4,
     V5,
@@ -65,7 +66,9 @@ def test_v5_extends_v4_and_is_built_by_default() -> None:
     assert FEATURE_VERSIONS == (V3, V4, V5) == FEATURE_SETS
     assert LATEST_VERSION == V5 == FEATURE_SETS[-1]
     assert feature_names(V5)[: len(FEATURE_NAMES_V4)] == FEATURE_NAMES_V4
-    assert len(FEATURE_NAMES_V5) == len(FEATURE_NAMES_V4) + 4 + 2 * len(CARRY_LEADS_MIN) * len(CARRY_PROFILES)
+    offsets = 2 * len(CARRY_LEADS_MIN) * len(CARRY_PROFILES)
+    assert len(RELATIVE_TO_NOW) == 2 + offsets + 5 * len(CARRY_LEADS_MIN)
+    assert len(FEATURE_NAMES_V5) == len(FEATURE_NAMES_V4) + 4 + offsets + len(RELATIVE_TO_NOW) == 253
     assert version_of_width(len(FEATURE_NAMES_V5)) == V5
     with pytest.raises(ValueError, match="demand-v3, demand-v4, demand-v5"):
         feature_names("demand-v9")
@@ -93,6 +96,23 @@ def test_offset_columns_are_the_profile_plus_the_last_hours_offset() -> None:
     # the typed profile (Monday 30 September was a holiday: it is skipped) lies 8 people below today
     assert row["offset_typed_60"] - row["typed_60"] == pytest.approx(8.0 / 40.0, abs=0.05)
     assert row["offset_typed_60"] > row["typed_60"]
+
+
+def test_vs_now_columns_are_each_forecast_minus_the_count_now() -> None:
+    grid = resample(history())
+    k = grid.index_of(datetime(2024, 10, 1, 11, 0))
+    row = dict(zip(FEATURE_NAMES_V5, feature_rows(grid, [k], 40.0, CALENDAR, V5)[0].tolist(), strict=True))
+    assert row["now"] == pytest.approx(grid.values[k] / 40.0) and row["now_missing"] == 0.0
+    for name in RELATIVE_TO_NOW:
+        assert row[f"{name}_vs_now"] == pytest.approx(row[name] - row["now"], abs=1e-6), name
+    assert {"mean_30", "carry_typed_60", "offset_weeks4_120", "day_60", "typed_240"} <= set(RELATIVE_TO_NOW)
+    # without a count now (a sensor gap) the differences are 0, not minus nothing
+    gap = grid.values.copy()
+    gap[k] = np.nan
+    row = dict(zip(FEATURE_NAMES_V5, feature_rows(type(grid)(grid.start, gap), [k], 40.0, CALENDAR, V5)[0].tolist(),
+                   strict=True))
+    assert row["now_missing"] == 1.0 and row["mean_60_missing"] == 0.0
+    assert all(row[f"{name}_vs_now"] == 0.0 for name in RELATIVE_TO_NOW)
 
 
 def test_cold_start_falls_back_to_the_recent_mean_flagged_missing() -> None:
