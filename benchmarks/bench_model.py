@@ -6,6 +6,9 @@
   (features from 29 days of 15-minute history per zone, then one batched ONNX call), shipped model;
 - ``onnx_run_{6,10}_zones_p50``: the raw ``InferenceSession.run`` on the same precomputed
   features, and ``forecast_vs_raw_{n}``: the ratio (what the feature pipeline costs on top);
+- ``features_{version}_6_zones_cpu_p50``: the CPU time of one floor's feature rows
+  (:func:`models.inference.forecast_features`, 6 zones) for each feature version, the versions
+  taken in turns so a change in the machine's load falls on all of them;
 - ``rss_added_by_onnxruntime``: VmRSS after importing onnxruntime and loading the model minus
   VmRSS before, measured in a fresh interpreter so nothing else is loaded already.
 
@@ -22,9 +25,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from models import DEFAULT_MODEL_PATH
-from models.features import feature_rows
+from models.features import FEATURE_VERSIONS, feature_rows
 from models.history import ZoneHistory
-from models.inference import Forecaster
+from models.inference import Forecaster, forecast_features
 
 CALLS = 200
 NOW = datetime(2024, 10, 15, 14, 7)
@@ -60,6 +63,18 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
+def _feature_cpu(histories: dict[str, ZoneHistory], rounds: int = 40) -> list[tuple[str, float, str]]:
+    """p50 CPU milliseconds of one floor's feature rows per feature version, the versions in turns."""
+    zones = list(histories)
+    spent: dict[str, list[float]] = {v: [] for v in FEATURE_VERSIONS}
+    for i in range(rounds):
+        for version in FEATURE_VERSIONS[i % len(FEATURE_VERSIONS):] + FEATURE_VERSIONS[:i % len(FEATURE_VERSIONS)]:
+            t0 = time.process_time()
+            forecast_features(histories, zones, [20.0] * len(zones), NOW, None, version)
+            spent[version].append(time.process_time() - t0)
+    return [(f"features_{v}_{len(zones)}_zones_cpu_p50", _percentiles(xs)[0], "ms") for v, xs in spent.items()]
+
+
 def run() -> list[tuple[str, float, str]]:
     model = Forecaster.from_path(DEFAULT_MODEL_PATH)
     rows: list[tuple[str, float, str]] = []
@@ -85,6 +100,7 @@ def run() -> list[tuple[str, float, str]]:
             (f"onnx_run_{zones}_zones_p50", raw50, "ms"),
             (f"forecast_vs_raw_{zones}", p50 / raw50 if raw50 > 0 else float("nan"), "x"),
         ]
+    rows += _feature_cpu(_histories(6))
     probe = subprocess.run(
         [sys.executable, "-c", _RSS_PROBE, str(DEFAULT_MODEL_PATH)], capture_output=True, text=True, timeout=120,
         check=True,
