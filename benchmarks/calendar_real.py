@@ -8,7 +8,7 @@ to see whether any would lift the calendar's gain at +60 min to the issue's +0.0
 
 - ``shipped``: the demand-v3 columns as they are (the reference);
 - ``demand-v4``: the demand-v4 columns (v3 and the count now carried by each profile's change,
-  :mod:`models.features`), what ``model train`` builds now;
+  :mod:`models.features`), learning the level;
 - ``hours``: minutes since opening and until closing at the target time, from the calendar's hours;
 - ``position``: days until the day type changes, days since it began, days to the next exam
   period, the next day's type (semester week, days to exam);
@@ -20,9 +20,9 @@ to see whether any would lift the calendar's gain at +60 min to the issue's +0.0
   the level (``TrainingParams.target``);
 - ``demand-v5``: the demand-v5 columns (v4, the count's mean over the last 30 and 60 minutes, each
   profile at the target time plus today's mean offset from it over the last hour, and the change
-  from the count now each of those, the carried columns and the lags and profiles forecast),
-  learning the change; ``v5-without-vs-now`` and ``v5-carried-vs-now`` leave out all of the
-  ``*_vs_now`` columns or those of the lags and profiles; ``v5-from-mean30``/``v5-from-mean60``
+  from the count now that each of those, the carried columns and the lags and profiles forecast),
+  learning the change, what ``model train`` builds now; ``v5-without-vs-now`` leaves out the
+  ``*_vs_now`` columns; ``v5-from-mean30``/``v5-from-mean60``
   learn the change from the recent mean, ``v5-500`` boosts 500 rounds, ``v5-leaf200`` wants leaves of
   200 rows, ``v5-smooth`` learns the median of the three readings around the target time.
 
@@ -49,7 +49,6 @@ import numpy.typing as npt
 from models.calendar import DAY_TYPES, WEEKDAYS, LibraryCalendar
 from models.evaluation import weekday_time_table
 from models.features import (
-    CARRY_LEADS_MIN,
     DAY_STEPS,
     FEATURE_NAMES,
     LAG_LEADS_MIN,
@@ -159,10 +158,9 @@ VARIANTS: dict[str, tuple[Columns | None, bool, str, str]] = {
     "v5-from-mean60": (None, False, V5, "change from mean_60"),
     "v5-500": (None, False, V5, "change"), "v5-leaf200": (None, False, V5, "change"),
     "v5-smooth": (None, False, V5, "change"), "v5-without-vs-now": (None, False, V5, "change"),
-    "v5-carried-vs-now": (None, False, V5, "change"),
 }
-#: Variants that leave out demand-v5's last columns: all of ``*_vs_now``, or those of the lag and profile levels.
-LEFT_OUT: dict[str, int] = {"v5-without-vs-now": len(RELATIVE_TO_NOW), "v5-carried-vs-now": 5 * len(CARRY_LEADS_MIN)}
+#: Variants that leave out demand-v5's last columns (all of ``*_vs_now``).
+LEFT_OUT: dict[str, int] = {"v5-without-vs-now": len(RELATIVE_TO_NOW)}
 #: Training settings other than :class:`models.training.TrainingParams`' defaults, by variant.
 SETTINGS: dict[str, TrainingParams] = {"v5-500": TrainingParams(max_iter=500),
                                        "v5-leaf200": TrainingParams(min_samples_leaf=200)}

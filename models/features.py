@@ -407,11 +407,14 @@ def _past_profiles(grid: Grid, k: npt.NDArray[np.int64], y: npt.NDArray[np.float
     day_lo = int((start_min + (k.min() - back) * STEP_MIN) // 1440) - TYPED_WINDOW_DAYS
     day_hi = int((start_min + k.max() * STEP_MIN) // 1440)
     kinds = _day_kinds(grid.start.date(), day_lo, day_hi, calendar)
-    for j in range(back + 1):
-        target = k - j
-        day = (start_min + target * STEP_MIN) // 1440
-        out["typed"].append(_typed_profile(y, target, day - day_lo, kinds))
-        out["weeks4"].append(_mean_of(y, [target - w * WEEK_STEPS for w in range(1, HISTORY_WEEKS + 1)]))
-        out["days7"].append(_mean_of(y, [target - d * DAY_STEPS for d in range(1, 8)]))
-        out["day"].append(_take(y, target - DAY_STEPS))
+    target = (k[None, :] - np.arange(back + 1)[:, None]).ravel()  # all five times at once: one pass per profile
+    day = (start_min + target * STEP_MIN) // 1440
+    values = {
+        "typed": _typed_profile(y, target, day - day_lo, kinds),
+        "weeks4": _mean_of(y, [target - w * WEEK_STEPS for w in range(1, HISTORY_WEEKS + 1)]),
+        "days7": _mean_of(y, [target - d * DAY_STEPS for d in range(1, 8)]),
+        "day": _take(y, target - DAY_STEPS),
+    }
+    for p in CARRY_PROFILES:
+        out[p] = list(values[p].reshape(back + 1, k.size))
     return out
