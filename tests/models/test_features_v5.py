@@ -32,6 +32,7 @@ from models.features import (
 )
 from models.history import Observation, ZoneHistory, resample
 from models.inference import ModelSlot, forecast_features
+from models.quantile_mlp import init_params, predict, widen
 from models.training import TrainingParams, train
 
 START = datetime(2024, 9, 2)  # a Monday
@@ -72,6 +73,13 @@ def test_v5_extends_v4_and_is_built_by_default() -> None:
     assert version_of_width(len(FEATURE_NAMES_V5)) == V5
     with pytest.raises(ValueError, match="demand-v3, demand-v4, demand-v5"):
         feature_names("demand-v9")
+
+
+def test_a_federated_start_widens_to_v5_with_the_same_forecast() -> None:
+    params = widen(init_params((15, 60), seed=1), V4)
+    wide = widen(params, V5)
+    x = np.random.default_rng(2).random((4, len(FEATURE_NAMES_V5)), dtype=np.float32)
+    assert np.allclose(predict(wide, x), predict(params, x[:, : len(FEATURE_NAMES_V4)]), atol=1e-6)
 
 
 def test_offset_columns_are_the_profile_plus_the_last_hours_offset() -> None:
