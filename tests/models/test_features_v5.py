@@ -4,6 +4,7 @@ last hour; the same columns at the edge as in training, and models of older vers
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -200,3 +201,7 @@ def test_a_gateway_serves_models_of_every_version_from_the_same_history(tmp_path
         by_hand = loaded.quantiles(x)[0].reshape(2, 3) * 40.0
         for j, h in enumerate((15, 60)):
             assert served[h] == pytest.approx(tuple(by_hand[j]), abs=1e-3), version
+        # the daemon's slot checks and runs the model in a child process: the same forecast
+        isolated = ModelSlot(tmp_path / f"isolated-{version}.onnx", shipped=None, isolated=True)
+        assert isolated.try_swap(model.onnx_bytes, hashlib.sha256(model.onnx_bytes).hexdigest()).ok, version
+        assert isolated.predict(histories, NOW, CALENDAR) == slot.predict(histories, NOW, CALENDAR), version
