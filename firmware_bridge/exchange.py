@@ -387,7 +387,7 @@ class LineMaster(CallbackSender):
         self.stats.frames_sent += 1
         self._scope_end = loop.time() + self._unsent_s(wire) + self.reply_timeout(self._expect_type())
         assert self._reply is not None
-        self._timer = loop.call_at(self._scope_end, _expire, self._reply)
+        self._timer = loop.call_at(self._scope_end, self._expire_reply, self._reply)
 
     def _expect_type(self) -> int:
         assert self._expect is not None
@@ -525,9 +525,15 @@ class LineMaster(CallbackSender):
         timer.cancel()
         loop = asyncio.get_running_loop()
         if when <= loop.time():
-            self._timer = loop.call_soon(_expire, reply)
+            self._timer = loop.call_soon(self._expire_reply, reply)
         else:
-            self._timer = loop.call_at(when, _expire, reply)
+            self._timer = loop.call_at(when, self._expire_reply, reply)
+
+    def _expire_reply(self, reply: asyncio.Future[Frame]) -> None:
+        """The reply's time is up (or a damaged reply ended the wait early)."""
+        if not reply.done():
+            _expire(reply)
+            self._settled(reply)
 
     def _dispatch(self, frame: Frame) -> None:
         if not frame.is_reply or frame.dst != GATEWAY:
@@ -535,8 +541,10 @@ class LineMaster(CallbackSender):
             return
         if frame.flags & FLAG_EVENTS_PENDING and frame.src in self.registry.nodes:
             self._events_pending(frame.src)
-        if self._expect == (frame.src, frame.seq, frame.type) and self._reply is not None and not self._reply.done():
-            self._reply.set_result(frame)
+        reply = self._reply
+        if self._expect == (frame.src, frame.seq, frame.type) and reply is not None and not reply.done():
+            reply.set_result(frame)
+            self._settled(reply)
         else:
             self.stats.stray += 1
 

@@ -7,7 +7,8 @@ the caller a task wake-up each per request. Here the same choices as
 :meth:`LineMaster._send_loop <firmware_bridge.exchange.LineMaster._send_loop>` are made in loop
 callbacks: a request on an idle line is written in the loop turn its caller queued it (as soon as
 the sender task would have woken), in priority order with whatever else came in that turn; the
-reply's future settles the exchange in a done-callback; the next request waits for the
+exchange is concluded where its reply's future settles (the reader's callback that matched the
+reply, or the timer of its wait), not a loop turn later; the next request waits for the
 inter-frame gap or its retry time on one line timer. A caller's request is then one wake-up of
 the caller itself. The sender and reader tasks stay only to report a bug or a lost line (then
 they die as before, and their supervision starts them again).
@@ -63,6 +64,7 @@ class CallbackSender:
         self._kick_timer: asyncio.TimerHandle | None = None  # the line's one timer: gap end or a retry's time
         self._writing: asyncio.Future[None] | None = None  # the rest of a frame the tty took only in part
         self._idle = asyncio.Event()  # set when a callback exchange ends (a broadcast waits for it)
+        self._direct = False  # the exchange on the line concludes as its reply settles (not a done-callback)
 
     async def _callback_sender(self) -> None:
         loop = asyncio.get_running_loop()
@@ -130,9 +132,8 @@ class CallbackSender:
                 if wire is not None:
                     sent = self.transport.write_now(wire)  # type: ignore[attr-defined]
                     if sent == len(wire):
+                        self._direct = True  # the reply's settling concludes the exchange (_settled)
                         self._arm(wire)
-                        assert self._reply is not None
-                        self._reply.add_done_callback(self._replied)
                         return
                     self._writing = asyncio.ensure_future(self._write_rest(pick, wire, sent))
                     return
@@ -148,6 +149,7 @@ class CallbackSender:
 
     async def _write_rest(self, job: _Job, wire: bytes, sent: int) -> None:
         """The tty took part of the frame (its buffer was full): wait to write the rest, then the reply."""
+        self._direct = False  # the reply may settle before the rest is written: its done-callback concludes
         try:
             await self.transport.write(wire[sent:])
             self._arm(wire)
@@ -164,6 +166,13 @@ class CallbackSender:
             return
         assert self._reply is not None
         self._reply.add_done_callback(self._replied)
+
+    def _settled(self, reply: asyncio.Future[Frame]) -> None:
+        """The current reply's future has just been settled (the reader matched the reply, or its
+        wait ran out): conclude the exchange in the same callback, not in a done-callback one loop
+        turn later. A frame the tty took only in part concludes by its done-callback instead."""
+        if self._direct:
+            self._replied(reply)
 
     def _replied(self, reply: asyncio.Future[Frame]) -> None:
         """The reply's future settled: finish the exchange, then start the next."""
