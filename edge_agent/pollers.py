@@ -23,7 +23,7 @@ revision on (``events_from_revision``: the load cells of a desk node of revision
 is identified at that revision and ``ok``, the fallback runs only every ``event_fallback_s`` (once a
 minute instead of every 5 s: a fifth fewer requests on a 240-seat floor's RS-485 line). A node not
 ``ok`` (just rebooted, restoring, failing) or of an earlier revision is polled at the sensor's own
-period, looked at again before each poll.
+period, looked at again before each poll; the first poll after a start comes within that period.
 
 News wakes the decide loop at once (``on_news``), so rules act in well under a second without
 evaluating the whole floor every second: the first motion in a still, empty zone, and a sensor
@@ -219,7 +219,9 @@ class SensorPollers:
 
     async def _run_polled(self, slot: DeviceSlot) -> None:
         sensor, driver = slot.sensor, slot.driver
-        interval = self.interval(sensor)
+        # The first poll within the sensor's own period, whatever its node's record (saved by the
+        # previous run) says: the seat model gets its first reading as soon as before.
+        interval = self.interval_of(sensor)
         offset = (zlib.crc32(self.phase_key(sensor).encode()) % 1000) / 1000 * interval
         await self.clock.sleep(offset)
         due = self.clock.monotonic()

@@ -19,6 +19,7 @@ from edge_agent.sensing.floor import FloorModel
 from edge_agent.simulate import build_nodes
 from edge_agent.supervisor import Supervisor
 from firmware_bridge.messages import LOAD_STEP_EVENTS_FROM, MsgType
+from firmware_bridge.registry import NodeRecord, NodeRegistry
 from simulator.clock import VirtualClock
 from simulator.floorgen import floor_toml
 from simulator.hw.floor import build_simulated_hardware
@@ -107,3 +108,36 @@ def test_a_revision_4_desk_node_is_read_once_a_minute_and_its_load_step_still_re
     assert got["after"].t > got["step_at"]
     assert got["after"].values["mass"] - got["before"].values["mass"] > 700.0, (got["before"], got["after"])
     assert got["load"] is not None and got["load"] > 700.0  # the seat's desk carries it, a minute before the fallback
+
+
+def test_after_a_restart_the_first_read_comes_within_the_sensors_own_period(tmp_path: Path) -> None:
+    """The previous run saved the node as ok at revision 4; the load cells are still read within
+    5 s of the start (then once a minute), so the seats do not wait a minute for their desks."""
+    cfg = parse_config(tomllib.loads(floor_toml(zones=1, seats=8)))
+    saved = NodeRegistry(tmp_path)
+    saved.nodes[NEW] = NodeRecord(NEW, health="ok", revision=4, boot_id=1234)
+    saved.save()
+
+    async def body(clock: VirtualClock) -> float | None:
+        hw = build_simulated_hardware(cfg, clock.monotonic)
+        line = SimLine(build_nodes(cfg, hw).values(), seed=3, trace=True)
+        async with line.on_memory_line(115200) as mline:
+            backend = SimulatedBackend(i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
+                                       transport=mline.master, serial_streams={}, building_parts=hw.building)
+            hardware = Hardware(cfg, backend, clock, tmp_path, node_poll_interval_s=1.0)
+            await hardware.open()
+            assert hardware.link is not None and hardware.link.registry.nodes[NEW].health == "ok"
+            supervisor = Supervisor()
+            pollers = SensorPollers(hardware, FloorModel(cfg), clock, supervisor, tag_salt=b"salt")
+            started = asyncio.get_running_loop().time()
+            pollers.start()
+            await clock.sleep(10.0)
+            first = next((t - started for t, f in line.trace or [] if f.dst == NEW and f.type == MsgType.READ_SENSOR),
+                         None)
+            await supervisor.stop()
+            await hardware.close()
+        hw.close()
+        return first
+
+    first = on_virtual_time(body)
+    assert first is not None and first <= 5.0, first
