@@ -293,5 +293,9 @@ PARTS = (
             Setting("counts_per_gram", float, 420.0, 1e-3, 1e7, help="nominal scale until calibrated"),
         ),
         calibrations=(Calibration("mass", "tare-scale", "g", (0.0, 200_000.0)),),
+        # A desk node of revision 4 reports a settled step of 100 g or more (LOAD_STEP, PROTOCOL.md
+        # 5.7): block 1 is then read at once, and the periodic read is the fallback, once a minute.
+        events_from_revision=4,
+        event_fallback_s=60.0,
     ),
 )

@@ -165,6 +165,11 @@ class PartKind:
     fresh_read: bool = True
     calibrations: tuple[Calibration, ...] = ()
     example: Mapping[str, Any] = field(default_factory=dict)  # a config entry's wiring, for docs and tests
+    # On a node of this PROTOCOL.md revision or later the node reports the part's changes itself
+    # (an event, as a desk node's LOAD_STEP), so its poll is only the fallback for a lost event and
+    # may run as seldom as ``event_fallback_s``; None: the poll is how the gateway hears of a change.
+    events_from_revision: int | None = None
+    event_fallback_s: float = 60.0
     example_tables: Mapping[str, Any] = field(default_factory=dict)  # top-level config tables it also needs
 
     def __post_init__(self) -> None:

@@ -23,6 +23,10 @@ A damaged reply ends the wait as soon as the line has been quiet for the inter-f
 reply margin, instead of the whole reply timeout; the reply timeout itself counts from the end of
 the request on the wire (an adapter whose ``write`` returns before the bytes are sent has the
 request's own transmission time added).
+
+Two senders share the queue and the exchange's steps: a task (``_send_loop``, memory lines and the
+simulation) and, on a tty that can be written without waiting, loop callbacks
+(:mod:`firmware_bridge.tty_sender`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from .messages import (
 )
 from .registry import NodeRegistry
 from .transport import Transport, byte_time
+from .tty_sender import CallbackSender
 
 COBS_AND_FRAMING = 13  # header 8 + CRC 2 + COBS overhead 2 + delimiter 1
 TURNAROUND_S = 0.0001  # node waits this long after our delimiter before driving the line
@@ -110,7 +115,7 @@ class LinkStats:
     superseded: int = 0  # commands dropped for a newer one to the same output
 
 
-class LineMaster:
+class LineMaster(CallbackSender):
     """Request/response, retries, priorities and the ordering rules over one :class:`Transport`."""
 
     def __init__(
@@ -157,16 +162,8 @@ class LineMaster:
         self._damaged = False
         self._reader = FrameReader()
         self._closed = False
-        # A tty the link can write to without waiting and read from in its readable callback
-        # (SerialTransport) runs exchanges from callbacks: no task wakes per request (see _kick).
-        self._callbacks = callable(getattr(transport, "write_now", None)) and callable(
-            getattr(transport, "receive", None)
-        )
-        self._sender_fault: asyncio.Future[None] | None = None  # set: the callback sender hit a bug
-        self._kick_soon = False  # a _kick is scheduled for this loop turn
-        self._kick_timer: asyncio.TimerHandle | None = None  # the line's one timer: gap end or a retry's time
-        self._writing: asyncio.Future[None] | None = None  # the rest of a frame the tty took only in part
-        self._idle = asyncio.Event()  # set when a callback exchange ends (a broadcast waits for it)
+        self._gap_s = self.byte_s * INTERFRAME_CHARS  # the idle characters between two exchanges
+        self._init_callbacks(transport)
 
     @property
     def closed(self) -> bool:
@@ -390,7 +387,7 @@ class LineMaster:
         self.stats.frames_sent += 1
         self._scope_end = loop.time() + self._unsent_s(wire) + self.reply_timeout(self._expect_type())
         assert self._reply is not None
-        self._timer = loop.call_at(self._scope_end, _expire, self._reply)
+        self._timer = loop.call_at(self._scope_end, self._expire_reply, self._reply)
 
     def _expect_type(self) -> int:
         assert self._expect is not None
@@ -435,141 +432,6 @@ class LineMaster:
             self._jobs.append(job)
             return
         self._finish(job, self._refusal(job, nack))
-
-    # ---- the sender on a tty: exchanges run from callbacks ---------------------------------
-    # The same choices as _send_loop, made in loop callbacks: a request on an idle line is written
-    # in the loop turn its caller queued it (as soon as the sender task would have woken), the
-    # reply's future settles the exchange in a done-callback, and the next request waits for the
-    # inter-frame gap or its retry time on one line timer. A caller's request is then one wake-up
-    # of the caller itself; the sender task only waits to report a bug (then it dies as before).
-    async def _callback_sender(self) -> None:
-        loop = asyncio.get_running_loop()
-        fault = self._sender_fault = loop.create_future()
-        self._schedule_kick()  # requests queued while no sender ran
-        try:
-            await fault
-        finally:
-            self._sender_fault = None
-            if self._kick_timer is not None:
-                self._kick_timer.cancel()
-                self._kick_timer = None
-            if self._writing is not None:
-                self._writing.cancel()
-                self._writing = None
-            job = self._current
-            if job is not None and not fault.done():  # cancelled (the link closing) mid-exchange
-                self._clear_wait()
-                self._current = None
-                self._idle.set()
-                self._finish(job, BridgeError("bridge link closed" if self._closed else "the sender stopped"))
-
-    def _schedule_kick(self) -> None:
-        if not self._kick_soon:
-            self._kick_soon = True
-            asyncio.get_running_loop().call_soon(self._kick)
-
-    def _kick(self) -> None:
-        self._kick_soon = False
-        self._run_ready()
-
-    def _kick_timer_fired(self) -> None:
-        self._kick_timer = None
-        self._run_ready()
-
-    def _kick_at(self, when: float) -> None:
-        timer = self._kick_timer
-        if timer is not None:
-            if timer.when() == when:
-                return
-            timer.cancel()
-        self._kick_timer = asyncio.get_running_loop().call_at(when, self._kick_timer_fired)
-
-    def _run_ready(self) -> None:
-        """Start the next exchange if the line is free and a request is ready, else time the next look."""
-        fault = self._sender_fault
-        if fault is None or fault.done() or self._current is not None or self._turn.locked():
-            return  # no sender (dead or not started), or the line is taken: its end looks again
-        loop = asyncio.get_running_loop()
-        gap_s = self.byte_s * INTERFRAME_CHARS
-        while True:
-            now = loop.time()
-            pick = self._next_ready(now)
-            if not isinstance(pick, _Job):
-                if pick is not None:
-                    self._kick_at(pick)
-                return
-            if now < self._line_free:
-                self._kick_at(self._line_free)
-                return
-            self._jobs.remove(pick)
-            self._current = pick
-            try:
-                wire = self._prepare(pick)
-                if wire is not None:
-                    sent = self.transport.write_now(wire)  # type: ignore[attr-defined]
-                    if sent == len(wire):
-                        self._arm(wire)
-                        assert self._reply is not None
-                        self._reply.add_done_callback(self._replied)
-                        return
-                    self._writing = asyncio.ensure_future(self._write_rest(pick, wire, sent))
-                    return
-            except (BridgeError, ValueError) as exc:  # e.g. the transport failed: fail this request only
-                self._clear_wait()
-                self._finish(pick, exc if isinstance(exc, BridgeError) else BridgeError(str(exc)))
-            except BaseException as exc:  # a bug: the sender dies, as its task would
-                self._clear_wait()
-                self._sender_broke(pick, exc)
-                return
-            self._current = None
-            self._line_free = loop.time() + gap_s
-
-    async def _write_rest(self, job: _Job, wire: bytes, sent: int) -> None:
-        """The tty took part of the frame (its buffer was full): wait to write the rest, then the reply."""
-        try:
-            await self.transport.write(wire[sent:])
-            self._arm(wire)
-        except (BridgeError, ValueError) as exc:
-            self._clear_wait()
-            self._finish(job, exc if isinstance(exc, BridgeError) else BridgeError(str(exc)))
-            self._exchange_over()
-            return
-        except BaseException as exc:
-            self._clear_wait()
-            self._sender_broke(job, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        assert self._reply is not None
-        self._reply.add_done_callback(self._replied)
-
-    def _replied(self, reply: asyncio.Future[Frame]) -> None:
-        """The reply's future settled: finish the exchange, then start the next."""
-        job = self._current
-        if job is None or reply is not self._reply:
-            return  # the sender stopped meanwhile and failed the job
-        try:
-            self._conclude(job, reply)
-        except BaseException as exc:
-            self._sender_broke(job, exc)
-            return
-        self._exchange_over()
-
-    def _exchange_over(self) -> None:
-        self._current = None
-        self._idle.set()
-        self._line_free = asyncio.get_running_loop().time() + self.byte_s * INTERFRAME_CHARS
-        if self._jobs:
-            self._run_ready()
-
-    def _sender_broke(self, job: _Job, exc: BaseException) -> None:
-        """A bug in the sender's callbacks: fail the request it hit and let the sender task die of it."""
-        self._current = None
-        self._idle.set()
-        self._finish(job, BridgeError("bridge link closed" if self._closed else "the sender stopped"))
-        fault = self._sender_fault
-        if fault is not None and not fault.done():
-            fault.set_exception(exc)
 
     def _refusal(self, job: _Job, nack: Nack) -> NodeNackError:
         self.registry.get(job.node).nacks += 1
@@ -663,9 +525,15 @@ class LineMaster:
         timer.cancel()
         loop = asyncio.get_running_loop()
         if when <= loop.time():
-            self._timer = loop.call_soon(_expire, reply)
+            self._timer = loop.call_soon(self._expire_reply, reply)
         else:
-            self._timer = loop.call_at(when, _expire, reply)
+            self._timer = loop.call_at(when, self._expire_reply, reply)
+
+    def _expire_reply(self, reply: asyncio.Future[Frame]) -> None:
+        """The reply's time is up (or a damaged reply ended the wait early)."""
+        if not reply.done():
+            _expire(reply)
+            self._settled(reply)
 
     def _dispatch(self, frame: Frame) -> None:
         if not frame.is_reply or frame.dst != GATEWAY:
@@ -673,8 +541,10 @@ class LineMaster:
             return
         if frame.flags & FLAG_EVENTS_PENDING and frame.src in self.registry.nodes:
             self._events_pending(frame.src)
-        if self._expect == (frame.src, frame.seq, frame.type) and self._reply is not None and not self._reply.done():
-            self._reply.set_result(frame)
+        reply = self._reply
+        if self._expect == (frame.src, frame.seq, frame.type) and reply is not None and not reply.done():
+            reply.set_result(frame)
+            self._settled(reply)
         else:
             self.stats.stray += 1
 
