@@ -5,6 +5,7 @@ neither is spent), keeps it on the gateway, and trains on rows whose typed-profi
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from edge_agent.federation import trainer as trainer_module
-from edge_agent.federation.server import DirectoryPublisher, starting_point
+from edge_agent.federation.client import run_client
+from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan, starting_point
 from edge_agent.federation.trainer import RELEASE_FILE, GatewayTrainer
 from edge_agent.forecast_config import FederationConf
 from models.features import CARRY_LEADS_MIN, FEATURE_NAMES_V4, V4, feature_names
@@ -23,7 +25,9 @@ from models.private_profile import day_kind, release_entry, release_noise
 from models.quantile_mlp import PROFILE_FEATURES, ZoneDays, in_day_rows, init_params, reads_in_day_only, widen
 from simulator.demand import generate_history
 from tests.conftest import EXAMPLE_FLOOR
-from tests.federation.conftest import START, floor
+from tests.federation.conftest import START, floor, gateway_state, history_reader
+from tests.federation.test_federated_run import Sent, _recorder, check_scalars
+from tests.mosquitto import free_port
 from tests.test_config import run_check
 
 HORIZONS = (15, 30, 60)
@@ -149,3 +153,33 @@ def test_config_check_names_a_bad_profile_share(tmp_path: Path, value: object, m
                     encoding="utf-8")
     r = run_check(path)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_a_profile_session_over_flower_sends_only_the_models_parameters_and_named_scalars(tmp_path: Path) -> None:
+    port = free_port()
+    conf = FederationConf.model_validate({
+        "enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7, "cpu_seconds_per_round": 60,
+        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0}})
+    cfg = floor("v", ["quiet", "group"], 12)
+    state = gateway_state(tmp_path, cfg, 3)
+    trainer = GatewayTrainer(conf, history_reader(state), lambda: None, state,
+                             capacities={z.id: 12.0 for z in cfg.zones})
+    plan = SessionPlan(rounds=1, min_gateways=1, steps=20, batch_groups=16, inputs="profile")
+    server = FederationServer(f"127.0.0.1:{port}", plan, DirectoryPublisher(tmp_path / "published")).start()
+    sent: list[Sent] = []
+    thread = threading.Thread(target=run_client, args=(trainer, conf), kwargs={"mods": [_recorder(sent)]})
+    thread.start()
+    report = server.wait(timeout_s=120)
+    thread.join(60)
+    assert not thread.is_alive() and report.start == "federation_start_in_day.onnx, on the released profile"
+    assert trainer.releases is not None and trainer.ledger.spent[0][0] == 1.0 and trainer.ledger.rounds == 1
+    shapes = [p.shape for p in widen(init_params(HORIZONS), V4)]
+    fits = [arrays for arrays, _ in sent if arrays]
+    assert len(fits) == 1
+    for arrays, scalars in sent:
+        check_scalars(scalars)
+        if arrays:
+            assert [a.shape for a in arrays] == shapes  # a demand-v4 model's parameters, nothing else
+            assert reads_in_day_only(arrays, profile=True) and not reads_in_day_only(arrays)
+    assert any(k.endswith("/epsilon_release") for _, scalars in sent for k in scalars)
