@@ -82,17 +82,15 @@ from models.history import Observation
 from models.inference import Forecaster
 from models.mixture import Validation, blend, choose_weight, validation_rows
 from models.privacy import epsilon, noise_for
-from models.private_profile import release_entry, release_profiles
+from models.private_profile import RELEASE_CLIP, profile_start, release_entry, release_noise, release_profiles
 from models.public_data import SPLITS, load
 from models.quantile_mlp import (
-    START_SPREAD,
     LocalTraining,
     Params,
     ZoneDays,
     export_onnx,
     in_day_params,
     params_from_onnx,
-    skip_from,
     train_round,
     trainable,
     widen,
@@ -102,7 +100,6 @@ from simulator.demand import calendar_toml, generate_history
 
 HORIZONS = (15, 30, 60)
 DELTA = 1e-5
-PROFILE_CLIP = 2.0  # L2 bound of one zone-day's hourly profile vector (models.private_profile)
 SIM_START = date(2024, 11, 4)
 SIM_DAYS = 140  # 20 weeks: term, December exams, the Christmas vacation, January exams, term
 SIM_SPLIT = datetime(2025, 3, 3)  # the last three weeks (term) held out
@@ -127,7 +124,7 @@ class Gateway:
     def released(self, noise_multiplier: float, rng: np.random.Generator) -> ZoneDays:
         """The DP rows with ``carry_typed`` from this gateway's profile released at ``noise_multiplier``."""
         cut = self.cut()
-        profiles = release_profiles(cut, self.calendar, clip=PROFILE_CLIP, noise_multiplier=noise_multiplier,
+        profiles = release_profiles(cut, self.calendar, clip=RELEASE_CLIP, noise_multiplier=noise_multiplier,
                                     rng=rng, capacities=self.capacities)
         return zone_days(cut, HORIZONS, self.calendar, capacities=self.capacities, in_day=True, version=self.version,
                          profiles=profiles)
@@ -224,14 +221,6 @@ class Mixer:
             out.append(skill_60(blend(self.alone[i], adapted[i], weight), g))
         print(f"{label}, mixed: weight of the gateway's own model " + ", ".join(chosen), flush=True)
         return out
-
-
-def residual_start(in_day_start: Params) -> Params:
-    """The in-day start as a residual over the count now: its hidden layer, its output layer zeroed,
-    the skip path reading the count now carried by the typed profile (``carry_typed`` of each horizon)."""
-    w1, b1, w2, _, ws = in_day_start
-    spread = np.tile(np.asarray(START_SPREAD, np.float32), len(HORIZONS))
-    return skip_from([w1, b1, np.zeros_like(w2), spread, ws], HORIZONS, lambda h: f"carry_typed_{h}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,16 +341,16 @@ def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Par
     plain = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=float("inf"))
     private = LocalTraining(steps=args.steps, batch_groups=32, learning_rate=0.003, clip=0.05)
     total = args.rounds * args.steps
-    profile_start = residual_start(start_in_day)
-    rows.append(("profile start (now + exact profile change)", [skill_60(profile_start, g) for g in gws]))
+    residual = profile_start(start_in_day, HORIZONS)
+    rows.append(("profile start (now + exact profile change)", [skill_60(residual, g) for g in gws]))
     rng = np.random.default_rng(args.seed + 7)
     exact = [g.released(0.0, rng) for g in gws]
     if not args.only_mix:
         rows.append(("federated, in-day + exact profile, no DP", [
-            skill_60(federate(profile_start, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
+            skill_60(federate(residual, gws, args.rounds, plain, args.scope, seed=args.seed, profiled=exact), g)
             for g in gws]))
     for eps in (float(e) for e in args.epsilons.split(",")):
-        z_profile = noise_for(eps * args.profile_share, 1.0, 1, DELTA)
+        z_profile = release_noise(eps * args.profile_share, DELTA)
         prior = [release_entry(z_profile)]
         released = [g.released(z_profile, rng) for g in gws]
         qs = [min(1.0, private.batch_groups / d.groups) for d in released]
@@ -369,7 +358,7 @@ def profile_rows(args: argparse.Namespace, gws: list[Gateway], start_in_day: Par
         spent = max(epsilon([*prior, (q, z, total)], DELTA) for q, z in zip(qs, noise, strict=True))
         print(f"eps {eps:g} with a released profile: profile noise multiplier {z_profile:.2f}, DP-SGD "
               + ", ".join(f"{g.name} {z:.2f}" for g, z in zip(gws, noise, strict=True)), flush=True)
-        dp = federate(profile_start, gws, args.rounds, private, args.scope, noise, seed=args.seed,
+        dp = federate(residual, gws, args.rounds, private, args.scope, noise, seed=args.seed,
                       profiled=released)
         rows.append((f"federated, eps={eps:g}, released profile (spent {spent:.2f})",
                      [skill_60(dp, g) for g in gws]))

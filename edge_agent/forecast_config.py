@@ -14,13 +14,15 @@ from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.calendar import CalendarDoc, LibraryCalendar
 
 if TYPE_CHECKING:
     from edge_agent.config import SiteConfig
 
+#: The largest share of the budget a gateway may spend on its released profile.
+PROFILE_SHARE_MAX = 0.9
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
@@ -66,7 +68,19 @@ class FederationConf(_Section):
     local_steps: int = Field(default=0, ge=0, le=20000,
                              description="Steps of this gateway's own model, trained on its history alone and served "
                                          "mixed with each delivered model (0: no mixture).")
+    profile_share: float = Field(default=0.3, description=(
+        "Share of [federation.privacy] epsilon_total spent releasing this gateway's zone profiles once, so its DP "
+        "training reads the typed-profile columns from the release (0: no release, in-day columns only)."))
     privacy: FederationPrivacy = FederationPrivacy()
+
+    @field_validator("profile_share")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0.0 <= value <= PROFILE_SHARE_MAX:
+            raise ValueError(f"profile_share must be from 0 (no released profile) to {PROFILE_SHARE_MAX}, not "
+                             f"{value}: it is the share of [federation.privacy] epsilon_total the release spends, "
+                             f"and DP training needs the rest")
+        return value
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> FederationConf:

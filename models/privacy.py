@@ -79,6 +79,10 @@ class PrivacyLedger:
         self.spent.append((q, noise_multiplier, steps))
         self.rounds += 1
 
+    def add(self, q: float, noise_multiplier: float, steps: int) -> None:
+        """Spend an entry that is not a training round (a released profile: one Gaussian mechanism)."""
+        self.spent.append((q, noise_multiplier, steps))
+
     def to_json(self) -> str:
         return json.dumps({"budget": self.budget, "delta": self.delta, "rounds": self.rounds,
                            "spent": [list(s) for s in self.spent]})

@@ -23,14 +23,18 @@ days is below :data:`MIN_DAYS` stays unknown and the column falls back to the co
 
 The release is used only as training input on the gateway; it is not sent anywhere (it would be
 safe to: it is DP itself). The served model computes the column from the gateway's own history,
-exactly as without DP: serving never leaves the gateway.
+exactly as without DP: serving never leaves the gateway. A gateway draws it once in its life, with
+its share of the budget (:func:`release_noise`), and keeps it in its state directory
+(:func:`releases_to_json`): drawing it again would spend again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +42,7 @@ import numpy.typing as npt
 from models.calendar import LibraryCalendar
 from models.features import CARRY_LEADS_MIN, DAY_STEPS, LAG_LEADS_MIN
 from models.history import STEP_MIN, Grid, Observation
+from models.quantile_mlp import START_SPREAD, Params, skip_from
 from models.training import zone_grids, zone_scales
 
 KINDS = 6  # holiday (0/1) x 3 + weekday class (0 Monday-Friday, 1 Saturday, 2 Sunday)
@@ -45,6 +50,7 @@ HOURS = 24
 SLOTS_PER_HOUR = 60 // STEP_MIN
 KNOWN_WEIGHT = 0.25  # how much of the clipped vector the "hour had data" part takes
 MIN_DAYS = 2.0  # a kind with fewer (noisy) known days is not used
+RELEASE_CLIP = 2.0  # L2 bound of one zone-day's vector: what the benchmark measured and a gateway uses
 
 F64 = npt.NDArray[np.float64]
 
@@ -68,6 +74,41 @@ class ReleasedProfile:
 def release_entry(noise_multiplier: float) -> tuple[float, float, int]:
     """The release as an entry of :func:`models.privacy.epsilon`: one Gaussian mechanism (q = 1)."""
     return (1.0, noise_multiplier, 1)
+
+
+def release_noise(epsilon: float, delta: float) -> float:
+    """The release's noise multiplier that spends exactly ``epsilon`` at ``delta`` by itself."""
+    from models.privacy import noise_for
+
+    return noise_for(epsilon, 1.0, 1, delta)
+
+
+def releases_to_json(releases: Mapping[str, ReleasedProfile]) -> str:
+    """A gateway's release as JSON (unknown slots as null), to keep it across restarts."""
+    return json.dumps({zone: {"mean": [[None if np.isnan(v) else float(v) for v in row] for row in r.mean],
+                              "clip": r.clip, "noise_multiplier": r.noise_multiplier, "days": r.days}
+                       for zone, r in sorted(releases.items())})
+
+
+def releases_from_json(text: str) -> dict[str, ReleasedProfile]:
+    """Read :func:`releases_to_json`'s text back (ValueError, KeyError or TypeError if it is not)."""
+    doc: dict[str, Any] = json.loads(text)
+    out: dict[str, ReleasedProfile] = {}
+    for zone, r in doc.items():
+        mean = np.array([[np.nan if v is None else float(v) for v in row] for row in r["mean"]], np.float64)
+        if mean.shape != (KINDS, DAY_STEPS):
+            raise ValueError(f"zone {zone}: a profile of shape {mean.shape}, not {(KINDS, DAY_STEPS)}")
+        out[str(zone)] = ReleasedProfile(mean, float(r["clip"]), float(r["noise_multiplier"]), int(r["days"]))
+    return out
+
+
+def profile_start(in_day_start: Params, horizons: Sequence[int]) -> Params:
+    """The released-profile federation's start: the in-day start's hidden layer, its output layer zeroed,
+    the skip path reading the count now carried by the typed profile (``carry_typed`` of each horizon;
+    demand-v4 and later), so training learns corrections to "now plus the profile's change"."""
+    w1, b1, w2, _, ws = in_day_start
+    spread = np.tile(np.asarray(START_SPREAD, np.float32), len(horizons))
+    return skip_from([w1, b1, np.zeros_like(w2), spread, ws], horizons, lambda h: f"carry_typed_{h}")
 
 
 def _day_vectors(grid: Grid, scale: float, lo: int, hi: int) -> tuple[list[int], F64]:
@@ -178,6 +219,8 @@ def carry_from_release(feats: npt.NDArray[np.float32], names: Sequence[str], gri
             feats[:, col["now_vs_typed"]] = np.where(np.isnan(gap), 0.0, gap)
             feats[:, col["now_vs_typed_missing"]] = np.isnan(gap)
     for lead in CARRY_LEADS_MIN:
+        if f"carry_typed_{lead}" not in col:  # demand-v3: the typed profile's own columns only
+            continue
         later = minute + lead
         day2, slot2 = later // 1440, (later % 1440) // STEP_MIN
         if profile is None:

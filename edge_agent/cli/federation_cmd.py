@@ -91,8 +91,9 @@ def _table(report: Any) -> str:
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--tls-ca", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The CA that signed --tls-cert (gateways hold it as [federation.tls] ca_file).")
-@click.option("--inputs", type=click.Choice(["in-day", "all"]), default="in-day", show_default=True,
-              help="in-day: start from a model of the columns gateways train under DP; all: gateways without DP.")
+@click.option("--inputs", type=click.Choice(["in-day", "profile", "all"]), default="in-day", show_default=True,
+              help="in-day: start from a model of the columns gateways train under DP; profile: the same as a "
+                   "residual over the released typed profile (demand-v4); all: gateways without DP.")
 @click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="A model-publisher key file (keys generate): every published model is signed with it.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")

@@ -37,13 +37,25 @@ import numpy as np
 
 from edge_agent.federation import flower
 from models import DEFAULT_MODEL_PATH
-from models.quantile_mlp import SCOPES, Params, export_onnx, init_params, params_from_onnx, reads_in_day_only
+from models.features import V4, version_of_width
+from models.private_profile import profile_start
+from models.quantile_mlp import (
+    SCOPES,
+    Params,
+    export_onnx,
+    init_params,
+    params_from_onnx,
+    reads_in_day_only,
+    widen,
+)
 
 log = logging.getLogger("edge_agent.federation")
 START_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("federation_start.onnx")
 #: The start of private sessions: reads only the columns DP gateways train (models.quantile_mlp.IN_DAY_FEATURES).
 START_IN_DAY_PATH = DEFAULT_MODEL_PATH.with_name("federation_start_in_day.onnx")
-INPUTS = ("in-day", "all")
+#: in-day: the in-day start; profile: the released-profile start (demand-v4, gateways with profile_share > 0);
+#: all: gateways without DP.
+INPUTS = ("in-day", "profile", "all")
 
 
 class Publisher(Protocol):
@@ -100,7 +112,9 @@ class SessionPlan:
     prox_mu: float = 0.0
     scope: str = "head"  # which parameters gateways train (models.quantile_mlp.trainable)
     # "in-day": start from a model of the in-day columns, the only ones gateways under DP train
-    # (they drop the others from whatever they receive); "all": gateways train without DP.
+    # (they drop the others from whatever they receive); "profile": from the in-day start as a
+    # residual over the count now carried by the typed profile (demand-v4), which gateways under DP
+    # read from the profile they release (``[federation] profile_share``); "all": gateways without DP.
     inputs: str = "in-day"
     round_timeout_s: float | None = 600.0
     seed: int = 0
@@ -116,8 +130,10 @@ def starting_point(publisher: Publisher, horizons: tuple[int, ...], seed: int = 
                    inputs: str = "in-day") -> tuple[Params, str]:
     """Where a session starts: the published model, else the shipped start (``models/federation_start.onnx``,
     or ``federation_start_in_day.onnx`` for ``inputs="in-day"``, trained on the public demand model), else
-    :func:`init_params`; the first with the plan's horizons (and, in-day, reading only in-day columns)."""
-    in_day = inputs == "in-day"
+    :func:`init_params`; the first with the plan's horizons (and, in-day, reading only in-day columns;
+    ``inputs="profile"``: a demand-v4 model reading the in-day and typed-profile columns, the shipped start
+    made one by :func:`models.private_profile.profile_start`)."""
+    in_day, profile = inputs in ("in-day", "profile"), inputs == "profile"
     candidates: list[tuple[str, bytes]] = []
     current = publisher.current()
     if current is not None:
@@ -135,11 +151,16 @@ def starting_point(publisher: Publisher, horizons: tuple[int, ...], seed: int = 
             continue
         if have != tuple(horizons):
             log.info("not starting from %s: its horizons %s are not the plan's %s", name, have, horizons)
-        elif in_day and not reads_in_day_only(params):
-            log.info("not starting from %s: it reads more than the in-day columns", name)
+        elif in_day and not reads_in_day_only(params, profile=True):  # a gateway drops what it may not read
+            log.info("not starting from %s: it reads more than the columns gateways under DP train", name)
+        elif profile and name == start.name:
+            return profile_start(widen(params, V4), horizons), f"{name}, on the released profile"
+        elif profile and version_of_width(params[0].shape[0]) != V4:
+            log.info("not starting from %s: not a demand-v4 model", name)
         else:
             return params, name
-    return init_params(horizons, seed=seed, in_day=in_day), "a random start"
+    params = init_params(horizons, seed=seed, in_day=in_day)
+    return (profile_start(widen(params, V4), horizons), "a random start") if profile else (params, "a random start")
 
 
 @dataclass

@@ -23,6 +23,12 @@ that model never leaves the gateway and costs no privacy budget.
 The ledger (``<state_dir>/federation-privacy.json``) keeps the gateway's privacy spending across
 restarts; a round that would take it over ``[federation.privacy] epsilon_total`` is refused and
 the gateway sends back the parameters it received, unchanged, with weight 0.
+
+With ``[federation] profile_share > 0`` (the default) the DP rounds also read the typed profile, from a
+profile the gateway *releases* (:mod:`models.private_profile`): drawn once from its own history with that
+share of ``epsilon_total``, entered in the same ledger (one Gaussian mechanism) before any row reads it,
+and kept on the gateway (``<state_dir>/federation-profile.json``); it only shapes the training rows'
+typed-profile columns and is never sent. ``fit`` reports its epsilon as ``epsilon_release``.
 """
 
 from __future__ import annotations
@@ -51,7 +57,16 @@ from models.features import FEATURE_VERSION, version_of_width
 from models.history import Observation
 from models.inference import Forecaster, SwapResult
 from models.mixture import blend, choose_weight, mixture_errors, validation_rows
-from models.privacy import PrivacyLedger
+from models.privacy import PrivacyLedger, epsilon
+from models.private_profile import (
+    RELEASE_CLIP,
+    ReleasedProfile,
+    release_entry,
+    release_noise,
+    release_profiles,
+    releases_from_json,
+    releases_to_json,
+)
 from models.quantile_mlp import (
     SCOPES,
     LocalTraining,
@@ -69,6 +84,7 @@ from models.quantile_mlp import (
 
 log = logging.getLogger("edge_agent.federation")
 LEDGER_FILE = "federation-privacy.json"
+RELEASE_FILE = "federation-profile.json"
 #: The public start every gateway's own model is trained from (the server's full-column start).
 LOCAL_START_PATH = DEFAULT_MODEL_PATH.with_name("federation_start.onnx")
 
@@ -116,12 +132,14 @@ class GatewayTrainer:
         self.install = install
         self.noise_multiplier = conf.privacy.noise_multiplier if noise_multiplier is None else noise_multiplier
         self.ledger_path = state_dir / LEDGER_FILE
+        self.release_path = state_dir / RELEASE_FILE
         self.ledger = self._read_ledger()
+        self.releases = self._read_releases()  # the released profile, once drawn (never sent)
         self.installed: list[str] = []
         self.delivered: bytes | None = None  # the last federated model installed, for local adaptation
         self.local: KeptLocal | None = None  # this gateway's own model (never sent)
         self.mixture: Mixture | None = None  # what the gateway serves after mix()
-        self._cache: dict[tuple[tuple[int, ...], bool, str, bool], tuple[tuple[Any, ...], GatewayData]] = {}
+        self._cache: dict[tuple[tuple[int, ...], bool, str, bool, str], tuple[tuple[Any, ...], GatewayData]] = {}
 
     def _read_ledger(self) -> PrivacyLedger:
         p = self.conf.privacy
@@ -134,17 +152,39 @@ class GatewayTrainer:
             log.error("%s unreadable (%s): federated rounds refused", self.ledger_path, exc)
             return PrivacyLedger(0.0, p.delta, [(1.0, 1.0, 1)])
 
+    def _read_releases(self) -> dict[str, ReleasedProfile] | None:
+        """The kept release, if the ledger accounts it (a reset ledger forgets it: it is drawn again)."""
+        try:
+            releases = releases_from_json(self.release_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s unreadable (%s): the profile will be released again", self.release_path, exc)
+            return None
+        noise = {r.noise_multiplier for r in releases.values()}
+        if len(noise) != 1 or release_entry(noise.pop()) not in self.ledger.spent:
+            log.warning("%s is not in the privacy ledger: the profile will be released again", self.release_path)
+            return None
+        return releases
+
     def _save_ledger(self) -> None:
-        tmp = self.ledger_path.with_name(f".{self.ledger_path.name}.{os.getpid()}.tmp")
-        self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(self.ledger.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.ledger_path)
+        _write_atomic(self.ledger_path, self.ledger.to_json())
+
+    def _draw_release(self, history: Mapping[str, list[Observation]]) -> dict[str, ReleasedProfile] | None:
+        """A new release of the zones' profiles from ``history`` with ``profile_share`` of the budget (not yet
+        accounted: :meth:`fit` enters it in the ledger before any row reads it), or None if out of reach."""
+        p = self.conf.privacy
+        try:
+            z = release_noise(p.epsilon_total * self.conf.profile_share, p.delta)
+        except ValueError as exc:
+            log.warning("no released profile: %s; training on the in-day columns only", exc)
+            return None
+        # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
+        return release_profiles(history, self.calendar(), clip=RELEASE_CLIP, noise_multiplier=z,
+                                rng=np.random.default_rng(), capacities=self.capacities)
 
     def data(self, horizons: tuple[int, ...], private: bool = False, version: str = FEATURE_VERSION,
-             every_day: bool = False) -> GatewayData:
+             every_day: bool = False, releases: Mapping[str, ReleasedProfile] | None = None) -> GatewayData:
         """The zone-days to train on (cached while the history, horizons and privacy stay the same).
 
         ``private`` (DP rounds): only zones whose scale is public (a seat count from the config, not
@@ -152,25 +192,31 @@ class GatewayTrainer:
         that read and predict within their own zone-day (:func:`models.quantile_mlp.zone_days`).
         ``version``: the feature set of the model being trained (the server's start decides it).
         ``every_day``: the held-out days too (only for a model that stays on the gateway, :meth:`mix`).
+        ``releases`` (private only): the released profile the typed-profile columns are computed from.
         """
         history, holdout_from, stamp = self._recent()
-        key = (horizons, private, version, every_day)
+        release_key = "" if releases is None else hashlib.sha256(releases_to_json(releases).encode()).hexdigest()
+        key = (horizons, private, version, every_day, release_key)
         cached = self._cache.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         max_groups = max(8, self.conf.memory_mb * 2**20 // bytes_per_group(len(horizons), version))
-        kept = history if every_day and not private else cut_history(history, holdout_from)
-        if private:
-            unscaled = sorted(z for z in kept if not self.capacities.get(z))
-            if unscaled:
-                log.warning("zones without seats in the config are left out of private training: %s",
-                            ", ".join(unscaled))
-            kept = {z: obs for z, obs in kept.items() if self.capacities.get(z)}
+        kept = (self._private_history(history, holdout_from) if private
+                else history if every_day else cut_history(history, holdout_from))
         train = zone_days(kept, horizons, self.calendar(), capacities=self.capacities, max_groups=max_groups,
-                          in_day=private, version=version)
+                          in_day=private, version=version, profiles=releases if private else None)
         data = GatewayData(train, history, holdout_from, stamp)
         self._cache[key] = (stamp, data)
         return data
+
+    def _private_history(self, history: Mapping[str, list[Observation]],
+                         holdout_from: datetime) -> dict[str, list[Observation]]:
+        """What DP may read: the days before the held-out ones, of the zones with a seat count (public scale)."""
+        kept = cut_history(history, holdout_from)
+        unscaled = sorted(z for z in kept if not self.capacities.get(z))
+        if unscaled:
+            log.warning("zones without seats in the config are left out of private training: %s", ", ".join(unscaled))
+        return {z: obs for z, obs in kept.items() if self.capacities.get(z)}
 
     def _recent(self) -> tuple[dict[str, list[Observation]], datetime, tuple[Any, ...]]:
         """The history, where its held-out days begin, and a stamp that changes when it grows."""
@@ -193,7 +239,15 @@ class GatewayTrainer:
         except ValueError as exc:
             log.warning("federated round refused: the server's model fits no feature set here (%s)", exc)
             return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
-        data = self.data(horizons, private, version)
+        releases, new_release = None, False
+        if private and self.conf.profile_share > 0:
+            releases = self.releases
+            if releases is None:
+                history, holdout_from, _ = self._recent()
+                releases, new_release = self._draw_release(self._private_history(history, holdout_from)), True
+        releases = releases or None  # no zone with a seat count: nothing released
+        profile = releases is not None
+        data = self.data(horizons, private, version, releases=releases)
         how = LocalTraining(
             steps=int(config.get("steps", 30)), batch_groups=int(config.get("batch_groups", 32)),
             learning_rate=float(config.get("learning_rate", 0.003)), prox_mu=float(config.get("prox_mu", 0.0)),
@@ -201,10 +255,13 @@ class GatewayTrainer:
             cpu_seconds=self.conf.cpu_seconds_per_round,
         )
         q = min(1.0, how.batch_groups / max(data.train.groups, 1))
-        if private and self.ledger.after(q, how.noise_multiplier, how.steps) > self.ledger.budget:
+        # A new release is accounted with the round it serves: both fit the budget, or neither is spent.
+        first = [release_entry(_release_noise(releases))] if releases is not None and new_release else []
+        if private and epsilon([*self.ledger.spent, *first, (q, how.noise_multiplier, how.steps)],
+                               self.ledger.delta) > self.ledger.budget:
             spent = self.ledger.total()
-            log.warning("federated round refused: it would take epsilon from %.3f over the budget %.3f",
-                        spent, self.ledger.budget)
+            log.warning("federated round refused: it would take epsilon from %.3f over the budget %.3f%s",
+                        spent, self.ledger.budget, " with the profile's release" if first else "")
             return params, 0, {"refused": 1, "epsilon_total": spent, "epsilon_round": 0.0, "steps": 0}
         if data.train.groups < 4:
             return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
@@ -212,14 +269,26 @@ class GatewayTrainer:
         if scope not in SCOPES:
             log.warning("federated round refused: the server asks to train %r, not one of %s", scope, SCOPES)
             return params, 0, {"refused": 1, "epsilon_total": self.ledger.total(), "epsilon_round": 0.0, "steps": 0}
+        if releases is not None and new_release:
+            # Entered in the ledger (on disk) before any row reading it is trained on, then kept.
+            self.ledger.add(*first[0])
+            self._save_ledger()
+            _write_atomic(self.release_path, releases_to_json(releases))
+            self.releases = releases
+            log.info("zone profiles released for DP training (epsilon %.3f by itself)",
+                     epsilon(first, self.ledger.delta))
         if private:
-            # Whatever the server sent, the model trained here reads only the zone-day's own columns,
-            # so no other zone-day's counts reach this zone-day's gradient (the unit stays one zone-day).
-            params = in_day_params(params)
+            # Whatever the server sent, the model trained here reads only the zone-day's own columns (and
+            # the released profile), so no other zone-day's counts reach this zone-day's gradient (the unit
+            # stays one zone-day).
+            params = in_day_params(params, profile)
         # The noise must be unpredictable to anyone but this gateway: a fresh generator from OS entropy.
         new, report = train_round(params, data.train, how, np.random.default_rng(),
-                                  trainable(horizons, params[0].shape[1], scope, in_day=private, version=version))
+                                  trainable(horizons, params[0].shape[1], scope, in_day=private, version=version,
+                                            profile=profile))
         metrics: Scalars = {"refused": 0, "steps": report.steps, "budget_stop": int(report.stopped_by_budget)}
+        if releases is not None:
+            metrics["epsilon_release"] = epsilon([release_entry(_release_noise(releases))], self.ledger.delta)
         if private:
             metrics["epsilon_round"] = self.ledger.round_epsilon(q, how.noise_multiplier, report.steps)
             self.ledger.record(q, how.noise_multiplier, report.steps)
@@ -381,6 +450,21 @@ def install_checked(data: bytes, sha256: str, signature: Mapping[str, Any] | Non
     result = swap(data, actual)
     audit({**record, "ok": bool(result.ok), "reason": str(result.reason), "serving": str(result.serving)})
     return bool(result.ok), str(result.reason)
+
+
+def _release_noise(releases: Mapping[str, ReleasedProfile]) -> float:
+    """The noise multiplier of a gateway's release (one draw: the same for every zone)."""
+    return max(r.noise_multiplier for r in releases.values())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _lower_priority(nice: int) -> None:

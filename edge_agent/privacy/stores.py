@@ -191,9 +191,11 @@ STORES: tuple[Store, ...] = (
         "today's spending in health", _json_min(_budget_days)),
     Store(
         "models", "Forecast model, calendar and federation", ("model.onnx", "calendar.json",
-                                                              "federation-privacy.json"), "state",
+                                                              "federation-privacy.json",
+                                                              "federation-profile.json"), "state",
         "The model in use (after update_model or federation), the central calendar, the federation's "
-        "DP ledger.", "none", lambda lim: "until replaced", "none",
+        "DP ledger and the gateway's DP-released zone profiles (hourly means per kind of day, training "
+        "input only).", "none", lambda lim: "until replaced", "none",
         "the federation's DP-noised parameters only", None),
     Store(
         "logs", "Logs", (), "journal",

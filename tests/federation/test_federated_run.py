@@ -26,6 +26,8 @@ from edge_agent.trust.artefacts import artefact_signer, check_artefact
 from edge_agent.trust.keys import new_key
 from edge_agent.trust.policy import Keyring, SecurityConf
 from models.inference import ModelSlot
+from models.privacy import epsilon
+from models.private_profile import release_entry, release_noise
 from models.quantile_mlp import init_params, params_from_onnx, reads_in_day_only
 from tests.federation.conftest import floor, gateway_state
 from tests.mosquitto import free_port
@@ -33,7 +35,7 @@ from tests.mosquitto import free_port
 pytestmark = pytest.mark.slow
 
 SHAPES = [("a", ["quiet", "silent"]), ("b", ["group", "lounge"]), ("c", ["open", "quiet"])]
-ALLOWED_FIT = {"refused", "steps", "budget_stop", "epsilon_round", "epsilon_total"}
+ALLOWED_FIT = {"refused", "steps", "budget_stop", "epsilon_round", "epsilon_total", "epsilon_release"}
 ALLOWED_EVAL = {"mae_new", "mae_baseline", "mae_current", "rows", "installed"}
 ENVELOPE = {"code", "message", "num_examples", "loss"}  # Flower's status, weight and loss of every reply
 
@@ -133,18 +135,25 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     assert report.published["heldout_mae"] < report.published["heldout_baseline_mae"]
     assert check_artefact(ring, "model", report.published["sha256"], len(published),
                           report.published["signature"]) == "publisher-1"
-    assert reads_in_day_only(params_from_onnx(published)[0])  # DP gateways train the in-day columns only
+    # DP gateways train the in-day columns and those of the profile each released (profile_share's default)
+    published_params = params_from_onnx(published)[0]
+    assert reads_in_day_only(published_params, profile=True) and not reads_in_day_only(published_params)
     for trainer, slot, _, _ in gateways:
         assert slot.serving == f"model {report.published['sha256'][:12]}"
         assert slot.forecaster is not None and slot.forecaster.info.metadata["model_family"] == "quantile-mlp"
         assert trainer.installed == [report.published["sha256"]]
 
-    # Privacy was spent and accounted per round and in total, within the budget.
+    # Privacy was spent and accounted per round and in total, within the budget: the profile's release
+    # first (once, one Gaussian mechanism), then the three rounds of DP-SGD, in one account.
+    release = release_entry(release_noise(100.0 * conf.profile_share, conf.privacy.delta))
     for trainer, _, _, _ in gateways:
-        assert trainer.ledger.rounds == 3 and 0 < trainer.ledger.total() <= 100.0
+        assert trainer.ledger.rounds == 3 and trainer.ledger.spent[0] == release and len(trainer.ledger.spent) == 4
+        assert epsilon(trainer.ledger.spent[1:], 1e-5) < trainer.ledger.total() <= 100.0
+        assert trainer.releases is not None  # kept on the gateway: no message below carries it
     assert all(r["refused"] == 0 and r["gateways"] == 3 for r in report.rounds if "gateways" in r)
 
-    # What each gateway sent: parameters shaped like the model, and a few named scalars; no counts.
+    # What each gateway sent: parameters shaped like the model, and a few named scalars; no counts, and
+    # nothing of the released profile (its arrays are [6, 96] per zone; its epsilon is a named scalar).
     shapes = [p.shape for p in init_params(plan.horizons)]
     for _, _, sent, counts in gateways:
         assert len(sent) >= 7  # 3 fits, 4 evaluations
@@ -158,3 +167,5 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
             for a in arrays:
                 assert a.dtype == np.float32
         assert len(values) > 3  # the gateway had a real history to protect
+        # the fits ran the released-profile path, and said so only by its epsilon
+        assert sum(1 for _, scalars in sent for k in scalars if k.endswith("/epsilon_release")) == 3

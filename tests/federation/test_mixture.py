@@ -22,7 +22,7 @@ import pytest
 from edge_agent.federation.client import run_client
 from edge_agent.federation.personal import adapt_params
 from edge_agent.federation.server import DirectoryPublisher, FederationServer, SessionPlan
-from edge_agent.federation.trainer import GatewayTrainer
+from edge_agent.federation.trainer import RELEASE_FILE, GatewayTrainer
 from edge_agent.forecast_config import FederationConf
 from models.features import version_of_width
 from models.inference import Forecaster, ModelSlot
@@ -150,3 +150,6 @@ def test_the_gateway_serves_its_own_model_mixed_with_the_delivered_one_and_never
             for mine in own:
                 assert a.shape != mine.shape or not np.allclose(a, mine), "the gateway's own model was sent"
     assert arrays_seen >= 1
+    # The session's DP round read the profile this gateway released (the default): kept here, never sent.
+    assert trainer.releases is not None and trainer.release_path.name == RELEASE_FILE and trainer.release_path.exists()
+    assert any(k.endswith("/epsilon_release") for _, scalars in sent for k in scalars)

@@ -111,7 +111,9 @@ def test_a_private_gateway_trains_only_in_day_weights_and_public_scales(tmp_path
     trainer = GatewayTrainer(conf, lambda: both, lambda: None, tmp_path, capacities={zone: SEATS})
     params, weight, metrics = trainer.fit(_params(2), {"horizons": "15,30,60", "steps": 5, "scope": "all"})
     assert weight == 1 and metrics["epsilon_total"] > 0
-    assert reads_in_day_only(params)  # whatever the server sent, nothing else was trained or kept
+    # whatever the server sent, nothing but the in-day columns and the released profile's was trained or kept
+    assert reads_in_day_only(params, profile=True) and not reads_in_day_only(params)
+    assert trainer.releases is not None and set(trainer.releases) == {zone}  # released from seated zones only
     assert {z for z, _ in trainer.data(HORIZONS, private=True).train.days} == {zone}  # "unseated": no public scale
 
     public = GatewayTrainer(conf, lambda: both, lambda: None, tmp_path / "plain", capacities={zone: SEATS},

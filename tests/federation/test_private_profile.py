@@ -147,7 +147,8 @@ def test_a_gateway_trains_a_demand_v4_model_on_its_own_v4_rows(tmp_path: Path,
         params, weight, metrics = trainer.fit(sent, {"horizons": "15,30,60", "steps": 5, "scope": "all"})
         assert weight == 1 and params[0].shape[0] == len(FEATURE_NAMES_V4), metrics
         assert trainer.data(HORIZONS, noise > 0, V4).train.x.shape[2] == len(FEATURE_NAMES_V4)
-        assert reads_in_day_only(params) == (noise > 0)
+        # under DP: the in-day columns and those of the profile it released (profile_share's default)
+        assert reads_in_day_only(params, profile=True) == (noise > 0) and not reads_in_day_only(params)
     narrow, weight, _ = trainer.fit([p[:7] if i in (0, 4) else p for i, p in enumerate(sent)],
                                     {"horizons": "15,30,60", "steps": 5})
     assert weight == 0 and narrow[0].shape[0] == 7  # a width of no feature set: refused, returned as sent

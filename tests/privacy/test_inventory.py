@@ -27,7 +27,7 @@ def test_every_state_file_the_daemon_writes_is_in_the_registry() -> None:
     named = {f for s in STORES for f in s.files}
     for wanted in ("outbox.sqlite3", "audit.sqlite3", "history.sqlite", "consent.json", "calibration.json",
                    "nodes.json", "nonces.sqlite3", "trace.jsonl", "tag-salt", "gateway.key", "privacy-budget.json",
-                   "calendar.json", "model.onnx", "federation-privacy.json"):
+                   "calendar.json", "model.onnx", "federation-privacy.json", "federation-profile.json"):
         assert wanted in named, wanted
 
 
