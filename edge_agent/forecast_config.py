@@ -68,9 +68,10 @@ class FederationConf(_Section):
     local_steps: int = Field(default=0, ge=0, le=20000,
                              description="Steps of this gateway's own model, trained on its history alone and served "
                                          "mixed with each delivered model (0: no mixture).")
-    profile_share: float = Field(default=0.3, description=(
+    profile_share: float = Field(default=0.0, description=(
         "Share of [federation.privacy] epsilon_total spent releasing this gateway's zone profiles once, so its DP "
-        "training reads the typed-profile columns from the release (0: no release, in-day columns only)."))
+        "training reads the typed-profile columns from the release (0: no release, in-day columns only; 0.3 with "
+        "the server's --inputs profile is the measured released-profile method)."))
     privacy: FederationPrivacy = FederationPrivacy()
 
     @field_validator("profile_share")

@@ -86,7 +86,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     port = free_port()
     conf = FederationConf.model_validate({
         "enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7, "cpu_seconds_per_round": 60,
-        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
+        "profile_share": 0.3, "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
     })
     plan = SessionPlan(rounds=3, min_gateways=3, steps=100, batch_groups=16)
     key = new_key("publisher-1")
@@ -135,7 +135,7 @@ def test_three_gateways_federate_publish_and_hot_swap(tmp_path: Path) -> None:
     assert report.published["heldout_mae"] < report.published["heldout_baseline_mae"]
     assert check_artefact(ring, "model", report.published["sha256"], len(published),
                           report.published["signature"]) == "publisher-1"
-    # DP gateways train the in-day columns and those of the profile each released (profile_share's default)
+    # DP gateways train the in-day columns and those of the profile each released (profile_share 0.3)
     published_params = params_from_onnx(published)[0]
     assert reads_in_day_only(published_params, profile=True) and not reads_in_day_only(published_params)
     for trainer, slot, _, _ in gateways:

@@ -45,7 +45,7 @@ def history() -> dict[str, list[Observation]]:
 
 
 def _trainer(state: Path, history: dict[str, list[Observation]], **conf: Any) -> GatewayTrainer:
-    doc = {"holdout_days": 7, "privacy": {"epsilon_total": 100.0}, **conf}
+    doc = {"holdout_days": 7, "profile_share": 0.3, "privacy": {"epsilon_total": 100.0}, **conf}
     return GatewayTrainer(FederationConf.model_validate(doc), lambda: history, lambda: None, state,
                           capacities={z: SEATS for z in history}, noise_multiplier=1.0)
 
@@ -118,13 +118,14 @@ def test_the_rows_it_trains_on_read_the_released_profile(tmp_path: Path, history
 def test_release_and_round_fit_the_budget_together_or_nothing_is_spent(
         tmp_path: Path, history: dict[str, list[Observation]]) -> None:
     sent = widen(init_params(HORIZONS, seed=1), V4)
-    # epsilon 1.5 at the default share: the release alone takes 0.45, DP-SGD's round needs more than the rest.
+    # epsilon 1.5 at a share of 0.3: the release alone takes 0.45, DP-SGD's round needs more than the rest.
     trainer = _trainer(tmp_path, history, privacy={"epsilon_total": 1.5})
     back, weight, metrics = trainer.fit(sent, {**ROUND, "steps": 50})
     assert weight == 0 and metrics["refused"] == 1
     assert trainer.ledger.spent == [] and trainer.releases is None and not (tmp_path / RELEASE_FILE).exists()
     assert all(np.array_equal(a, b) for a, b in zip(back, sent, strict=True))
-    # profile_share 0: no release; the DP round reads the in-day columns only, as before.
+    # profile_share 0, the default: no release; the DP round reads the in-day columns only, as before.
+    assert FederationConf().profile_share == 0.0
     plain = _trainer(tmp_path / "plain", history, profile_share=0.0)
     params, weight, metrics = plain.fit(sent, ROUND)
     assert weight == 1 and reads_in_day_only(params) and "epsilon_release" not in metrics
@@ -160,7 +161,7 @@ def test_a_profile_session_over_flower_sends_only_the_models_parameters_and_name
     port = free_port()
     conf = FederationConf.model_validate({
         "enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7, "cpu_seconds_per_round": 60,
-        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0}})
+        "profile_share": 0.3, "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0}})
     cfg = floor("v", ["quiet", "group"], 12)
     state = gateway_state(tmp_path, cfg, 3)
     trainer = GatewayTrainer(conf, history_reader(state), lambda: None, state,

@@ -80,7 +80,8 @@ def test_the_gateway_serves_its_own_model_mixed_with_the_delivered_one_and_never
     port = free_port()
     conf = FederationConf.model_validate({
         "enabled": True, "server": f"127.0.0.1:{port}", "holdout_days": 7, "adapt_steps": 30, "local_steps": 200,
-        "cpu_seconds_per_round": 120, "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
+        "cpu_seconds_per_round": 120, "profile_share": 0.3,
+        "privacy": {"epsilon_total": 100.0, "noise_multiplier": 1.0},
     })
     trainer, slot, installed = _gateway(tmp_path, conf)
     assert trainer.adapt(30) == (False, "no federated model delivered")
@@ -150,6 +151,6 @@ def test_the_gateway_serves_its_own_model_mixed_with_the_delivered_one_and_never
             for mine in own:
                 assert a.shape != mine.shape or not np.allclose(a, mine), "the gateway's own model was sent"
     assert arrays_seen >= 1
-    # The session's DP round read the profile this gateway released (the default): kept here, never sent.
+    # The session's DP round read the profile this gateway released (profile_share 0.3): kept here, never sent.
     assert trainer.releases is not None and trainer.release_path.name == RELEASE_FILE and trainer.release_path.exists()
     assert any(k.endswith("/epsilon_release") for _, scalars in sent for k in scalars)

@@ -107,7 +107,7 @@ def test_a_private_gateway_trains_only_in_day_weights_and_public_scales(tmp_path
                                                                        history: dict[str, list[Observation]]) -> None:
     zone = next(iter(history))
     both = {zone: history[zone], "unseated": history[zone]}
-    conf = FederationConf.model_validate({"holdout_days": 7, "privacy": {"epsilon_total": 100.0}})
+    conf = FederationConf.model_validate({"holdout_days": 7, "profile_share": 0.3, "privacy": {"epsilon_total": 100.0}})
     trainer = GatewayTrainer(conf, lambda: both, lambda: None, tmp_path, capacities={zone: SEATS})
     params, weight, metrics = trainer.fit(_params(2), {"horizons": "15,30,60", "steps": 5, "scope": "all"})
     assert weight == 1 and metrics["epsilon_total"] > 0

@@ -138,7 +138,8 @@ def test_a_gateway_trains_a_demand_v4_model_on_its_own_v4_rows(tmp_path: Path,
     from edge_agent.federation.trainer import GatewayTrainer
     from edge_agent.forecast_config import FederationConf
 
-    conf = FederationConf.model_validate({"holdout_days": 7, "privacy": {"epsilon_total": 100.0}})
+    conf = FederationConf.model_validate({"holdout_days": 7, "profile_share": 0.3,
+                                          "privacy": {"epsilon_total": 100.0}})
     caps = {z: SEATS for z in history}
     sent = widen(init_params(HORIZONS, seed=2), V4)
     for noise in (1.0, 0.0):  # a private gateway and one without DP
@@ -147,7 +148,7 @@ def test_a_gateway_trains_a_demand_v4_model_on_its_own_v4_rows(tmp_path: Path,
         params, weight, metrics = trainer.fit(sent, {"horizons": "15,30,60", "steps": 5, "scope": "all"})
         assert weight == 1 and params[0].shape[0] == len(FEATURE_NAMES_V4), metrics
         assert trainer.data(HORIZONS, noise > 0, V4).train.x.shape[2] == len(FEATURE_NAMES_V4)
-        # under DP: the in-day columns and those of the profile it released (profile_share's default)
+        # under DP: the in-day columns and those of the profile it released (profile_share 0.3)
         assert reads_in_day_only(params, profile=True) == (noise > 0) and not reads_in_day_only(params)
     narrow, weight, _ = trainer.fit([p[:7] if i in (0, 4) else p for i, p in enumerate(sent)],
                                     {"horizons": "15,30,60", "steps": 5})
