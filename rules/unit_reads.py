@@ -84,13 +84,13 @@ def reads_of(rule: Rule) -> Reads:
     """The inputs a rule's units read, from its condition's leaves and its actions."""
     r = Reads()
     for leaf in rule.when.leaves() if rule.when is not None else []:
-        _leafreads_of(leaf, r)
+        _leaf_reads(leaf, r)
     for action in rule.then:
-        _actionreads_of(action, r)
+        _action_reads(action, r)
     return r
 
 
-def _leafreads_of(leaf: Leaf, r: Reads) -> None:
+def _leaf_reads(leaf: Leaf, r: Reads) -> None:
     if isinstance(leaf, MetricTest):
         m = leaf.metric
         if m == "level":
@@ -126,7 +126,7 @@ def _leafreads_of(leaf: Leaf, r: Reads) -> None:
         r.always = True
 
 
-def _actionreads_of(action: Action, r: Reads) -> None:
+def _action_reads(action: Action, r: Reads) -> None:
     if isinstance(action, IndicatorAction):
         r.seat.update(("status", "desk"))
     elif isinstance(action, DeskLampAction | DeskHeightAction):
