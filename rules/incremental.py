@@ -51,7 +51,7 @@ from rules.engine import (
 )
 from rules.model import Rule, RuleSet
 from rules.state import FloorState, Intent, IntentKind, SeatView, ZoneView
-from rules.unit_reads import Reads, expiry, getter, latch_paths, reads_of, timed_leaves
+from rules.unit_reads import Reads, expiry, getter, latch_paths, reads_of, seat_signature, timed_leaves
 
 
 @dataclass(slots=True)
@@ -83,7 +83,7 @@ class _Plan:
     reads: Reads
     gsig: Callable[[Any], Any]
     zget: Callable[[Any], Any]
-    sget: Callable[[Any], Any]
+    sget: Callable[[FloorState, ZoneView, SeatView], Any]  # unit_reads.seat_signature
     keyed: bool
     latch_paths: tuple[str, ...]
     timed: list[Leaf]
@@ -160,7 +160,7 @@ class Evaluator:
             reads = reads_of(rule)
             keyed = rule.for_s > 0 or _latching(rule.when)
             plan = _Plan(index=index, pos=len(self._plans), rule=rule, reads=reads, gsig=getter(reads.state),
-                         zget=getter(reads.zone), sget=getter(reads.seat), keyed=keyed,
+                         zget=getter(reads.zone), sget=seat_signature(reads), keyed=keyed,
                          latch_paths=latch_paths(rule.when),
                          timed=timed_leaves(rule.when), rank=(-int(rule.priority), rule.order))
             subjects = ([(z, z) for z in zones] if rule.scope == "zone" else seats)
@@ -231,10 +231,10 @@ class Evaluator:
                         plan.zone_sig[z] = zs
                         mine.update(plan.by_zone.get(z, ()))
             get = plan.sget
-            seats = state.seats
+            seats, zones = state.seats, state.zones
             for sid in changed_seats:
                 unit = units.get(sid)
-                if unit is not None and get(seats[sid]) != unit.ssig:
+                if unit is not None and get(state, zones[unit.zid], seats[sid]) != unit.ssig:
                     mine.add(sid)
         touched: set[tuple[str, IntentKind]] = set()
         since_moved = latched_moved = first
@@ -310,7 +310,7 @@ class Evaluator:
             after: set[str] = set()
             holds = when is None or _holds(when, subject, unit.key, before, after)
             unit.zsig = plan.zget(zone)
-            unit.ssig = plan.sget(seat) if seat is not None else None
+            unit.ssig = plan.sget(state, zone, seat) if seat is not None else None
             on = frozenset(after)
             if on != unit.on:
                 self._latched.difference_update(unit.on)

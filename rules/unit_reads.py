@@ -49,8 +49,10 @@ from rules.conditions import (
     TimeTest,
     UnhealthyTest,
     WeekdaysTest,
+    metric_value,
 )
 from rules.model import Rule
+from rules.state import FloorState, SeatView, ZoneView
 
 # A clock threshold is treated as crossed this long before it is due, so that the rounding of
 # ``t - since`` against ``since + threshold`` can never keep a stale outcome: the unit is redone.
@@ -63,6 +65,7 @@ _ZONE_FIELD_OF = {"people": ("people",), "lux": ("lux",), "temperature": ("tempe
 _SEAT_FIELD_OF = {"seat_lux": ("lux",), "seat_lux_ratio": ("lux",), "status_s": ("since",),
                   "tag_s": ("tag_since", "consented_tag")}
 _TIMED_METRICS = ("empty_s", "motion_age_s", "status_s", "tag_s")
+_BANDED_METRICS = ("seat_lux", "seat_lux_ratio")  # read by a unit as sides of thresholds (Reads.bands)
 
 
 @dataclass
@@ -78,6 +81,11 @@ class Reads:
     # and the status and lux of every seat they light: daylight harvesting), "hvac" (its AHU's level).
     around: set[str] = field(default_factory=set)
     prefs: bool = False  # the preferences of the patron whose tag the seat holds
+    # Tests of a seat's lux (seat_lux, seat_lux_ratio): they read it only through their thresholds,
+    # so a unit reads which side of each threshold the value is on (:func:`seat_signature`), not
+    # the value itself. A seat's lux moves on most passes (every change of light or daylight),
+    # while the side it is on rarely does.
+    bands: list[MetricTest] = field(default_factory=list)
 
 
 def reads_of(rule: Rule) -> Reads:
@@ -98,7 +106,10 @@ def _leaf_reads(leaf: Leaf, r: Reads) -> None:
         if m == "seat_lux_ratio":
             r.zone.add("target_lux")
         r.zone.update(_ZONE_FIELD_OF.get(m, ()))
-        r.seat.update(_SEAT_FIELD_OF.get(m, ()))
+        if m in _BANDED_METRICS:
+            r.bands.append(leaf)
+        else:
+            r.seat.update(_SEAT_FIELD_OF.get(m, ()))
         r.clock = r.clock or m in _TIMED_METRICS
         if m not in _ZONE_FIELD_OF and m not in _SEAT_FIELD_OF and m != "level":
             r.always = True
@@ -155,6 +166,34 @@ def getter(names: set[str]) -> Callable[[Any], Any]:
     if len(ordered) == 1:
         return lambda obj: (get(obj),)
     return get
+
+
+def seat_signature(reads: Reads) -> Callable[[FloorState, ZoneView, SeatView], Any]:
+    """What a seat rule's unit reads of its seat: the seat fields, and for each banded test the
+    side of each of its thresholds its value is on (None when unknown).
+
+    A banded test's answer is a function of exactly these comparisons (and of its latch, which the
+    evaluator checks apart): :func:`rules.engine._leaf` compares the value with ``above``,
+    ``below``, ``release_below`` and ``release_above`` and nothing else, and the value is worked
+    out here by the same :func:`rules.conditions.metric_value`.
+    """
+    get = getter(reads.seat)
+    if not reads.bands:
+        return lambda _state, _zone, seat: get(seat)
+    leaves = tuple(reads.bands)
+
+    def signature(state: FloorState, zone: ZoneView, seat: SeatView) -> Any:
+        subject = Subject(state, zone, seat)
+        sides = []
+        for leaf in leaves:
+            v = metric_value(leaf.metric, subject, leaf.within_min)
+            sides.append(None if v is None else (
+                leaf.above is not None and v > leaf.above, leaf.below is not None and v < leaf.below,
+                leaf.release_below is not None and v >= leaf.release_below,
+                leaf.release_above is not None and v <= leaf.release_above))
+        return get(seat), tuple(sides)
+
+    return signature
 
 
 def timed_leaves(node: Node | None) -> list[Leaf]:
