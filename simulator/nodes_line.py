@@ -130,7 +130,7 @@ class SimLine:
         self.trace: list[tuple[float, Frame]] | None = [] if trace else None
         self._rng = random.Random(seed)
         self._replying: set[asyncio.Task[None]] = set()
-        self._by_address: tuple[tuple[int, ...], dict[int, list[SimNode]]] = ((), {})
+        self._by_address: tuple[list[SimNode], dict[int, list[SimNode]]] = ([], {})
 
     def add(self, node: SimNode) -> SimNode:
         self.nodes.append(node)
@@ -287,14 +287,14 @@ class SimLine:
             return None, self.nodes
         if frame.dst == BROADCAST:
             return frame, self.nodes
-        # Nodes by address, rebuilt when the list of nodes changes (tests add and replace nodes).
-        # The index holds the nodes it was built from, so no id in the key can belong to another.
-        key = tuple(map(id, self.nodes))
-        if self._by_address[0] != key:
+        # Nodes by address, rebuilt when the list of nodes changes (tests add and replace nodes):
+        # the index keeps a copy of the list it was built from, and two lists of nodes are equal
+        # only when they hold the same nodes in the same order (a node equals only itself).
+        if self._by_address[0] != self.nodes:
             index: dict[int, list[SimNode]] = {}
             for n in self.nodes:
                 index.setdefault(n.address, []).append(n)
-            self._by_address = (key, index)
+            self._by_address = (list(self.nodes), index)
         return frame, list(self._by_address[1].get(frame.dst, ()))
 
     async def _send(self, transport: Transport, delay: float, reply: bytes) -> None:
