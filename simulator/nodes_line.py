@@ -165,6 +165,10 @@ class SimLine:
         buf = bytearray()
 
         def heard(chunk: bytes) -> None:
+            if (not buf and chunk.find(0) == len(chunk) - 1 > 0 and len(chunk) <= MAX_ENCODED + 1
+                    and not self.faults.bytes_hit):
+                self._heard(chunk[:-1], transport, loop.time())  # one whole frame, as a master writes it
+                return
             data = self.damage(chunk)
             start = 0
             while (end := data.find(0, start)) >= 0:
