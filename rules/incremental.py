@@ -51,7 +51,7 @@ from rules.engine import (
 )
 from rules.model import Rule, RuleSet
 from rules.state import FloorState, Intent, IntentKind, SeatView, ZoneView
-from rules.unit_reads import Reads, expiry, getter, latch_paths, reads_of, seat_signature, timed_leaves
+from rules.unit_reads import Reads, expiry, fixed_intents, getter, latch_paths, reads_of, seat_signature, timed_leaves
 
 
 @dataclass(slots=True)
@@ -67,6 +67,7 @@ class _Unit:
     holds: bool = False
     on: frozenset[str] = frozenset()  # latches it left on
     intents: tuple[Intent, ...] = ()
+    fixed: tuple[Intent, ...] | None = None  # its intents when it holds, for a rule whose never change
     fired: bool = False
     entries: tuple[tuple[tuple[str, IntentKind], tuple[int, int, float], int, Intent], ...] = ()
     expires: float = math.inf
@@ -85,6 +86,7 @@ class _Plan:
     zget: Callable[[Any], Any]
     sget: Callable[[FloorState, ZoneView, SeatView], Any]  # unit_reads.seat_signature
     keyed: bool
+    fixed: bool  # its intents depend on the wiring, the rule set and the subject only (unit_reads.fixed_intents)
     latch_paths: tuple[str, ...]
     timed: list[Leaf]
     rank: tuple[int, int]
@@ -160,7 +162,7 @@ class Evaluator:
             reads = reads_of(rule)
             keyed = rule.for_s > 0 or _latching(rule.when)
             plan = _Plan(index=index, pos=len(self._plans), rule=rule, reads=reads, gsig=getter(reads.state),
-                         zget=getter(reads.zone), sget=seat_signature(reads), keyed=keyed,
+                         zget=getter(reads.zone), sget=seat_signature(reads), keyed=keyed, fixed=fixed_intents(rule),
                          latch_paths=latch_paths(rule.when),
                          timed=timed_leaves(rule.when), rank=(-int(rule.priority), rule.order))
             subjects = ([(z, z) for z in zones] if rule.scope == "zone" else seats)
@@ -329,7 +331,12 @@ class Evaluator:
                         self._compact()
             intents: tuple[Intent, ...] = ()
             if holds:
-                intents = tuple(i for action in rule.then for i in _intents(action, rule, subject, rule_set))
+                if unit.fixed is not None:  # the same intents as when it last held (see _Plan.fixed)
+                    intents = unit.fixed
+                else:
+                    intents = tuple(i for action in rule.then for i in _intents(action, rule, subject, rule_set))
+                    if plan.fixed:
+                        unit.fixed = intents
             was_holding = unit.holds
             unit.holds = holds
             fired = holds

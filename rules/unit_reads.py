@@ -157,6 +157,13 @@ def _action_reads(action: Action, r: Reads) -> None:
         r.always = True
 
 
+def fixed_intents(rule: Rule) -> bool:
+    """True when every action's intents depend on the wiring, the rule set and the subject's id
+    only (lights at a level or scene, setpoints, alerts, a seat's release): a unit's intents are
+    then the same each time it holds, for as long as the evaluator keeps its rule set and wiring."""
+    return all(type(a) in (LightAction, SetpointAction, AlertAction, ReleaseSeatAction) for a in rule.then)
+
+
 def getter(names: set[str]) -> Callable[[Any], Any]:
     """A function returning the named fields as a tuple (in a fixed order)."""
     ordered = sorted(names)
