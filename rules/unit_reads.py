@@ -49,7 +49,7 @@ from rules.conditions import (
     TimeTest,
     UnhealthyTest,
     WeekdaysTest,
-    metric_value,
+    seat_light,
 )
 from rules.model import Rule
 from rules.state import FloorState, SeatView, ZoneView
@@ -182,7 +182,8 @@ def seat_signature(reads: Reads) -> Callable[[FloorState, ZoneView, SeatView], A
     A banded test's answer is a function of exactly these comparisons (and of its latch, which the
     evaluator checks apart): :func:`rules.engine._leaf` compares the value with ``above``,
     ``below``, ``release_below`` and ``release_above`` and nothing else, and the value is worked
-    out here by the same :func:`rules.conditions.metric_value`.
+    out here by :func:`rules.conditions.seat_light`, as :func:`rules.conditions.metric_value`
+    works it out.
     """
     get = getter(reads.seat)
     if not reads.bands:
@@ -190,10 +191,9 @@ def seat_signature(reads: Reads) -> Callable[[FloorState, ZoneView, SeatView], A
     leaves = tuple(reads.bands)
 
     def signature(state: FloorState, zone: ZoneView, seat: SeatView) -> Any:
-        subject = Subject(state, zone, seat)
         sides = []
         for leaf in leaves:
-            v = metric_value(leaf.metric, subject, leaf.within_min)
+            v = seat_light(leaf.metric, zone, seat)
             sides.append(None if v is None else (
                 leaf.above is not None and v > leaf.above, leaf.below is not None and v < leaf.below,
                 leaf.release_below is not None and v >= leaf.release_below,
