@@ -23,7 +23,7 @@ from drivers.errors import BridgeError, BusError, PortUnavailableError
 from drivers.i2c import SmbusPort
 from drivers.ports import AsyncI2CBus
 from edge_agent.config import Bridge, Bus, Sensor
-from firmware_bridge.transport import SerialTransport, Transport
+from firmware_bridge.transport import MemoryEndpoint, SerialTransport, Transport
 
 log = logging.getLogger("edge_agent.backend")
 
@@ -250,6 +250,8 @@ class SimulatedBackend:
         line = self._transport
         if callable(getattr(line, "write_now", None)) and callable(getattr(line, "receive", None)):
             return TtyLineLease(line)  # a tty (the benchmark's floor in another process)
+        if isinstance(line, MemoryEndpoint):
+            return MemoryLineLease(line)  # the simulated day's line, in this process
         return LineLease(self._transport)
 
     def serial_stream(self, sensor: Sensor) -> Any:
@@ -300,3 +302,29 @@ class TtyLineLease(LineLease):
         if self._closed:
             raise BridgeError("the bridge link's lease on the simulated line is closed")
         await self._line.receive(on_bytes)  # type: ignore[attr-defined]
+
+
+class MemoryLineLease(LineLease):
+    """A lease on the in-process memory line: the link's exchanges run from callbacks, as on a tty.
+
+    Why: the simulated day makes about 300 000 exchanges, and on the task-driven path each wakes
+    the link's sender task several times and its reader once. From callbacks a request is written
+    in the turn its caller queued it and its reply decoded in the callback that delivers it, at the
+    same virtual times (the line's byte timing is the endpoint's, as before); the link's choices
+    are the same code as on a gateway's tty (:class:`firmware_bridge.exchange.LineMaster`).
+    """
+
+    def __init__(self, line: MemoryEndpoint) -> None:
+        super().__init__(line)
+        self._memory = line
+
+    def write_now(self, data: bytes) -> int:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        self._memory.transmit(data)
+        return len(data)
+
+    async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
+        if self._closed:
+            raise BridgeError("the bridge link's lease on the simulated line is closed")
+        await self._memory.listen(on_bytes)

@@ -271,6 +271,8 @@ class MemoryEndpoint:
         self._busy_until = 0.0  # end of a send_later transmission in progress
         self._timers: set[asyncio.TimerHandle] = set()
         self._closed = False
+        # listen(): deliveries go to this callback (and a failure of it to this future), not the inbox
+        self._listener: tuple[Callable[[bytes], None], asyncio.Future[None]] | None = None
 
     async def write(self, data: bytes) -> None:
         """Occupy the line for len(data) byte times, then deliver the bytes to the other end."""
@@ -316,9 +318,13 @@ class MemoryEndpoint:
 
     def _deliver(self, data: bytes) -> None:
         self._line.record(len(data))
-        if self.peer is not None and not self.peer._closed:
-            self.peer._inbox.append(bytes(data))
-            self.peer._arrived.set()
+        peer = self.peer
+        if peer is not None and not peer._closed:
+            if peer._listener is not None:
+                peer._hand(bytes(data))
+                return
+            peer._inbox.append(bytes(data))
+            peer._arrived.set()
 
     async def read(self) -> bytes:
         while not self._inbox:
@@ -328,8 +334,51 @@ class MemoryEndpoint:
             await self._arrived.wait()
         return self._inbox.popleft()
 
+    # ---- from callbacks: what a tty's write_now and receive do (edge_agent.backend.MemoryLineLease) ----
+    # Not write_now/receive themselves, so that a link on a bare endpoint (the bridge's tests, the
+    # workload tools) keeps its reader and sender tasks; the simulated day's lease opts in.
+    def transmit(self, data: bytes) -> None:
+        """Start sending ``data`` now without awaiting it; it arrives after its byte times, queued
+        behind a transmission in progress as ``write`` would be."""
+        if self._closed:
+            raise BridgeError(f"memory line {self.name}: closed")
+        self._start(bytes(data))
+
+    async def listen(self, on_bytes: Callable[[bytes], None]) -> None:
+        """Hand every delivery to ``on_bytes`` in the callback that delivers it (no reader task
+        wakes per chunk), until the endpoint closes (raised as BridgeError) or ``on_bytes``
+        raises (raised as it is)."""
+        if self._closed:
+            raise BridgeError(f"memory line {self.name}: closed")
+        fault: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._listener = (on_bytes, fault)
+        try:
+            while self._inbox and self._listener is not None:  # what came before it listened
+                self._hand(self._inbox.popleft())
+            await fault
+        finally:
+            if self._listener is not None and self._listener[1] is fault:
+                self._listener = None
+
+    def _hand(self, data: bytes) -> None:
+        assert self._listener is not None
+        on_bytes, fault = self._listener
+        try:
+            on_bytes(data)
+        except BaseException as exc:
+            self._listener = None
+            if not fault.done():
+                fault.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
     async def aclose(self) -> None:
         self._closed = True
+        if self._listener is not None:
+            _, fault = self._listener
+            self._listener = None
+            if not fault.done():
+                fault.set_exception(BridgeError(f"memory line {self.name}: closed"))
         for handle in self._timers:  # transmissions not yet on the wire, or cut short, never arrive
             handle.cancel()
         self._timers.clear()

@@ -271,15 +271,25 @@ def metric_value(name: str, s: Subject, within_min: int | None) -> float | None:
     seat = s.seat
     if seat is None:
         return None
-    if name == "seat_lux":
-        return seat.lux
-    if name == "seat_lux_ratio":  # the seat's lux as a share of its zone's target: one rule fits every zone
-        return None if seat.lux is None or z.target_lux <= 0 else seat.lux / z.target_lux
+    if name in ("seat_lux", "seat_lux_ratio"):
+        return seat_light(name, z, seat)
     if name == "status_s":
         return max(0.0, t - seat.since)
     if name == "tag_s":
         return None if seat.tag_since is None or seat.consented_tag is None else max(0.0, t - seat.tag_since)
     return None
+
+
+def seat_light(name: str, z: ZoneView, seat: SeatView) -> float | None:
+    """``seat_lux`` or ``seat_lux_ratio`` of a seat in zone ``z`` (what :func:`metric_value` gives).
+
+    Its own function because the incremental evaluator works it out for every seat whose view
+    changed on each pass (:func:`rules.unit_reads.seat_signature`), without a Subject each time.
+    """
+    if name == "seat_lux":
+        return seat.lux
+    # seat_lux_ratio: the seat's lux as a share of its zone's target: one rule fits every zone
+    return None if seat.lux is None or z.target_lux <= 0 else seat.lux / z.target_lux
 
 
 _ZONE_COUNTS: Mapping[str, Callable[[ZoneView], int]] = {

@@ -6,14 +6,14 @@ changed or none. Evaluating every rule over every seat and resolving a thousand 
 every pass was a third of the daemon's CPU.
 
 A *unit* is one rule over one subject (a zone, or a seat). What a unit reads is worked out once
-per rule set from its condition tree and its actions (:func:`_reads`): state-wide inputs
+per rule set from its condition tree and its actions (:mod:`rules.unit_reads`): state-wide inputs
 (opening, day type, wall time, overrides), fields of its zone and of its seat, the preferences of
 the patron its seat holds, the levels of its zone's outputs (and, for daylight harvesting, the
 status and lux of every seat its luminaires light), and the clock. A unit's outcome (whether its
 condition holds, the hysteresis latches it leaves on, its intents) is kept and used again while
 none of those inputs changed and its latches are as it left them. The clock is read only through
 thresholds (``empty_s below 300``, a consenting tag seated for 30 s), so a unit that reads it is
-redone when the first threshold it could cross comes (:func:`_expiry`). ``for_s`` timers are
+redone when the first threshold it could cross comes (:func:`rules.unit_reads.expiry`). ``for_s`` timers are
 checked on every pass for the units that hold. A rule with a test or action this module does not
 know is redone on every pass. Conflicts are resolved again only for the (target, kind) pairs
 whose candidates changed, in the order :func:`rules.engine._resolve` uses (priority, rule order,
@@ -24,6 +24,9 @@ The result is the same as :func:`rules.engine.evaluate` for the same rule set, s
 (``tests/rules/test_incremental.py`` compares them over random sequences of states). The
 evaluator trusts only its own previous result: a different rule set, a memory it did not return,
 new wiring, a different set of seats or zones, or a clock that went back start it afresh.
+
+This module is what the evaluator keeps between passes and how it redoes a unit; the analysis
+of a rule (what its units read, when a clock test next changes) is :mod:`rules.unit_reads`.
 """
 
 from __future__ import annotations
@@ -33,36 +36,9 @@ import math
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
-from rules.actions import (
-    Action,
-    AlertAction,
-    DaylightAction,
-    DeskHeightAction,
-    DeskLampAction,
-    IndicatorAction,
-    LightAction,
-    ReleaseSeatAction,
-    SetpointAction,
-    VentilationAction,
-)
-from rules.conditions import (
-    ConsentTest,
-    DayTypeTest,
-    Leaf,
-    MetricTest,
-    MotionTest,
-    Node,
-    OpenTest,
-    OverriddenTest,
-    StatusTest,
-    Subject,
-    TimeTest,
-    UnhealthyTest,
-    WeekdaysTest,
-)
+from rules.conditions import Leaf, Subject
 from rules.engine import (
     SHARED_KINDS,
     Evaluation,
@@ -75,157 +51,7 @@ from rules.engine import (
 )
 from rules.model import Rule, RuleSet
 from rules.state import FloorState, Intent, IntentKind, SeatView, ZoneView
-
-# A clock threshold is treated as crossed this long before it is due, so that the rounding of
-# ``t - since`` against ``since + threshold`` can never keep a stale outcome: the unit is redone.
-MARGIN_S = 1e-3
-_ZONE_FIELD_OF = {"people": ("people",), "lux": ("lux",), "temperature": ("temperature",),
-                  "humidity": ("humidity",), "co2": ("co2",), "occupancy": ("occupied", "away", "seats_total"),
-                  "empty_s": ("empty_since",), "motion_age_s": ("last_motion",), "forecast": ("forecast",),
-                  "occupied": ("occupied",), "free": ("free",), "away": ("away",), "ghost": ("ghost",),
-                  "unknown": ("unknown",), "seats_total": ("seats_total",)}
-_SEAT_FIELD_OF = {"seat_lux": ("lux",), "seat_lux_ratio": ("lux",), "status_s": ("since",),
-                  "tag_s": ("tag_since", "consented_tag")}
-_TIMED_METRICS = ("empty_s", "motion_age_s", "status_s", "tag_s")
-
-
-@dataclass
-class _Reads:
-    """What every unit of one rule reads: state-wide names, zone fields, seat fields, the clock."""
-
-    state: set[str] = field(default_factory=set)
-    zone: set[str] = field(default_factory=set)
-    seat: set[str] = field(default_factory=lambda: {"zone"})
-    clock: bool = False
-    always: bool = False
-    # Read around the zone, as levels of its outputs: "lights" (its luminaires' levels), "lit" (those
-    # and the status and lux of every seat they light: daylight harvesting), "hvac" (its AHU's level).
-    around: set[str] = field(default_factory=set)
-    prefs: bool = False  # the preferences of the patron whose tag the seat holds
-
-
-def _reads(rule: Rule) -> _Reads:
-    """The inputs a rule's units read, from its condition's leaves and its actions."""
-    r = _Reads()
-    for leaf in rule.when.leaves() if rule.when is not None else []:
-        _leaf_reads(leaf, r)
-    for action in rule.then:
-        _action_reads(action, r)
-    return r
-
-
-def _leaf_reads(leaf: Leaf, r: _Reads) -> None:
-    if isinstance(leaf, MetricTest):
-        m = leaf.metric
-        if m == "level":
-            r.around.add("lights")
-        if m == "seat_lux_ratio":
-            r.zone.add("target_lux")
-        r.zone.update(_ZONE_FIELD_OF.get(m, ()))
-        r.seat.update(_SEAT_FIELD_OF.get(m, ()))
-        r.clock = r.clock or m in _TIMED_METRICS
-        if m not in _ZONE_FIELD_OF and m not in _SEAT_FIELD_OF and m != "level":
-            r.always = True
-    elif isinstance(leaf, StatusTest):
-        r.seat.add("status")
-    elif isinstance(leaf, OpenTest):
-        r.state.add("open_now")
-    elif isinstance(leaf, DayTypeTest):
-        r.state.add("day_type")
-    elif isinstance(leaf, TimeTest | WeekdaysTest):
-        r.state.add("wall")
-    elif isinstance(leaf, MotionTest):
-        r.zone.add("last_motion")
-        r.clock = True
-    elif isinstance(leaf, OverriddenTest):
-        r.state.add("overrides")
-        r.seat.add("desk")
-    elif isinstance(leaf, ConsentTest):
-        r.prefs = True
-        r.seat.update(("consented_tag", "tag_since"))
-        r.clock = True
-    elif isinstance(leaf, UnhealthyTest):
-        r.zone.add("occupancy_healthy" if leaf.unhealthy == "occupancy" else leaf.unhealthy)
-    else:
-        r.always = True
-
-
-def _action_reads(action: Action, r: _Reads) -> None:
-    if isinstance(action, IndicatorAction):
-        r.seat.update(("status", "desk"))
-    elif isinstance(action, DeskLampAction | DeskHeightAction):
-        r.seat.add("desk")
-        if action.preference:  # the seated patron's own settings; otherwise the action's fixed value
-            r.seat.add("consented_tag")
-            r.prefs = True
-    elif isinstance(action, VentilationAction):
-        r.zone.add("co2")
-        r.around.add("hvac")
-    elif isinstance(action, LightAction | SetpointAction | AlertAction | ReleaseSeatAction):
-        pass  # their intents depend on the wiring, the rule set and the subject's id only
-    elif isinstance(action, DaylightAction):
-        r.zone.update(("lux", "target_lux"))
-        r.around.add("lit")
-    else:  # an action this module does not know: redo every pass
-        r.always = True
-
-
-def _getter(names: set[str]) -> Callable[[Any], Any]:
-    """A function returning the named fields as a tuple (in a fixed order)."""
-    ordered = sorted(names)
-    if not ordered:
-        return lambda _obj: ()
-    get = attrgetter(*ordered)
-    if len(ordered) == 1:
-        return lambda obj: (get(obj),)
-    return get
-
-
-def _timed_leaves(node: Node | None) -> list[Leaf]:
-    if node is None:
-        return []
-    return [leaf for leaf in node.leaves()
-            if isinstance(leaf, MotionTest | ConsentTest)
-            or (isinstance(leaf, MetricTest) and leaf.metric in _TIMED_METRICS)]
-
-
-def _expiry(leaves: list[Leaf], s: Subject, t: float) -> float:
-    """The earliest clock time at which a clock test of the unit could change its answer.
-
-    Each such test compares ``t - base`` (an age) with fixed thresholds; until ``t`` reaches the
-    first ``base + threshold`` still ahead (less :data:`MARGIN_S`), every answer stays as it is.
-    """
-    first = math.inf
-    zone, seat, state = s.zone, s.seat, s.state
-    for leaf in leaves:
-        base: float | None
-        thresholds: tuple[float, ...]
-        if isinstance(leaf, MotionTest):
-            base, thresholds = zone.last_motion, (leaf.motion_within_s,)
-        elif isinstance(leaf, ConsentTest):
-            ok = (seat is not None and seat.consented_tag is not None and seat.tag_since is not None
-                  and seat.consented_tag in state.preferences)
-            base, thresholds = (seat.tag_since if ok and seat is not None else None), (leaf.consented_for_s,)
-        else:
-            assert isinstance(leaf, MetricTest)
-            m = leaf.metric
-            if m == "empty_s":
-                base = zone.empty_since
-            elif m == "motion_age_s":
-                base = zone.last_motion
-            elif m == "status_s":
-                base = seat.since if seat is not None else None
-            else:  # tag_s
-                base = (seat.tag_since if seat is not None and seat.consented_tag is not None else None)
-            thresholds = tuple(x for x in (leaf.above, leaf.below, leaf.release_below, leaf.release_above)
-                               if x is not None)
-        if base is None:
-            continue  # the value does not move with the clock (unknown, or a constant 0)
-        for x in thresholds:
-            due = base + x
-            if due >= t - MARGIN_S:
-                first = min(first, due - MARGIN_S)
-    return first
+from rules.unit_reads import Reads, expiry, fixed_intents, getter, latch_paths, reads_of, seat_signature, timed_leaves
 
 
 @dataclass(slots=True)
@@ -241,6 +67,7 @@ class _Unit:
     holds: bool = False
     on: frozenset[str] = frozenset()  # latches it left on
     intents: tuple[Intent, ...] = ()
+    fixed: tuple[Intent, ...] | None = None  # its intents when it holds, for a rule whose never change
     fired: bool = False
     entries: tuple[tuple[tuple[str, IntentKind], tuple[int, int, float], int, Intent], ...] = ()
     expires: float = math.inf
@@ -254,11 +81,12 @@ class _Plan:
     index: int  # the rule's place in (failsafe, *rules): candidates' order
     pos: int  # the plan's place in the evaluator's list
     rule: Rule
-    reads: _Reads
+    reads: Reads
     gsig: Callable[[Any], Any]
     zget: Callable[[Any], Any]
-    sget: Callable[[Any], Any]
+    sget: Callable[[FloorState, ZoneView, SeatView], Any]  # unit_reads.seat_signature
     keyed: bool
+    fixed: bool  # its intents depend on the wiring, the rule set and the subject only (unit_reads.fixed_intents)
     latch_paths: tuple[str, ...]
     timed: list[Leaf]
     rank: tuple[int, int]
@@ -268,16 +96,6 @@ class _Plan:
     around_sig: dict[str, Any] = field(default_factory=dict)  # zone -> what it read around the zone
     last_g: Any = None
     fired: int = 0
-
-
-def _latch_paths(node: Node | None) -> tuple[str, ...]:
-    if node is None:
-        return ()
-    if node.leaf is not None:
-        leaf = node.leaf
-        latching = isinstance(leaf, MetricTest) and (leaf.release_below is not None or leaf.release_above is not None)
-        return (node.path,) if latching else ()
-    return tuple(p for c in node.children for p in _latch_paths(c))
 
 
 class Evaluator:
@@ -341,12 +159,12 @@ class Evaluator:
         for index, rule in enumerate((failsafe_rule(rule_set.settings.safe_level), *rule_set.rules)):
             if not rule.then:
                 continue
-            reads = _reads(rule)
+            reads = reads_of(rule)
             keyed = rule.for_s > 0 or _latching(rule.when)
-            plan = _Plan(index=index, pos=len(self._plans), rule=rule, reads=reads, gsig=_getter(reads.state),
-                         zget=_getter(reads.zone), sget=_getter(reads.seat), keyed=keyed,
-                         latch_paths=_latch_paths(rule.when),
-                         timed=_timed_leaves(rule.when), rank=(-int(rule.priority), rule.order))
+            plan = _Plan(index=index, pos=len(self._plans), rule=rule, reads=reads, gsig=getter(reads.state),
+                         zget=getter(reads.zone), sget=seat_signature(reads), keyed=keyed, fixed=fixed_intents(rule),
+                         latch_paths=latch_paths(rule.when),
+                         timed=timed_leaves(rule.when), rank=(-int(rule.priority), rule.order))
             subjects = ([(z, z) for z in zones] if rule.scope == "zone" else seats)
             for sid, zid in subjects:
                 if rule.zones and zid not in rule.zones:
@@ -415,10 +233,10 @@ class Evaluator:
                         plan.zone_sig[z] = zs
                         mine.update(plan.by_zone.get(z, ()))
             get = plan.sget
-            seats = state.seats
+            seats, zones = state.seats, state.zones
             for sid in changed_seats:
                 unit = units.get(sid)
-                if unit is not None and get(seats[sid]) != unit.ssig:
+                if unit is not None and get(state, zones[unit.zid], seats[sid]) != unit.ssig:
                     mine.add(sid)
         touched: set[tuple[str, IntentKind]] = set()
         since_moved = latched_moved = first
@@ -459,7 +277,7 @@ class Evaluator:
         return Evaluation(intents, RuleMemory(self._since_out, self._latched_out), fired)
 
     def _around(self, state: FloorState, what: str, zid: str, known: dict[tuple[str, str], Any]) -> Any:
-        """What a rule reads around a zone (see :attr:`_Reads.around`), once per pass and zone."""
+        """What a rule reads around a zone (see :attr:`Reads.around`), once per pass and zone."""
         found = known.get((what, zid), known)
         if found is not known:
             return found
@@ -494,7 +312,7 @@ class Evaluator:
             after: set[str] = set()
             holds = when is None or _holds(when, subject, unit.key, before, after)
             unit.zsig = plan.zget(zone)
-            unit.ssig = plan.sget(seat) if seat is not None else None
+            unit.ssig = plan.sget(state, zone, seat) if seat is not None else None
             on = frozenset(after)
             if on != unit.on:
                 self._latched.difference_update(unit.on)
@@ -504,7 +322,7 @@ class Evaluator:
                 self._dirty_next.add((plan.pos, sid))  # a latch moved: check it settles (it does, one pass on)
             unit.on = on
             if plan.timed:
-                unit.expires = _expiry(plan.timed, subject, t)
+                unit.expires = expiry(plan.timed, subject, t)
                 self._stamp += 1
                 unit.stamp = self._stamp
                 if unit.expires < math.inf:
@@ -513,7 +331,12 @@ class Evaluator:
                         self._compact()
             intents: tuple[Intent, ...] = ()
             if holds:
-                intents = tuple(i for action in rule.then for i in _intents(action, rule, subject, rule_set))
+                if unit.fixed is not None:  # the same intents as when it last held (see _Plan.fixed)
+                    intents = unit.fixed
+                else:
+                    intents = tuple(i for action in rule.then for i in _intents(action, rule, subject, rule_set))
+                    if plan.fixed:
+                        unit.fixed = intents
             was_holding = unit.holds
             unit.holds = holds
             fired = holds

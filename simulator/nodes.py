@@ -24,6 +24,7 @@ line.
 
 from __future__ import annotations
 
+import binascii
 import bisect
 import math
 import random
@@ -44,7 +45,10 @@ from firmware_bridge.codec import (
     FLAG_REPLY,
     GATEWAY,
     HEADER,
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
     Frame,
+    cobs_encode,
     crc16_ccitt_false,
     decode_frame,
     encode_frame,
@@ -104,6 +108,7 @@ BOOT_S = 0.2  # from reset to answering frames
 COMMIT_RESET_S = 0.05  # after a COMMIT reply, the node resets within this
 SENSOR_BLOCKS = (0,)  # block 0: PIR, button and queued motion events (every node kind has it here)
 _ANSWERED_WHEN_BUSY = (MsgType.HELLO, MsgType.STATUS)  # a node always answers these
+_STATUS = NodeStatus.FORMAT
 
 
 class SimNode(NodeOutputs):
@@ -182,8 +187,9 @@ class SimNode(NodeOutputs):
         self.reset_cause = cause
         self.silent_until = now + silent_s
         self.counters = dict.fromkeys(("crc", "frame", "dup", "i2c", "lost"), 0)
-        # seq, request CRC, and the reply to repeat: its type, flags (marked a repeat) and payload
-        self._cache: tuple[int, int, int, int, bytes] | None = None
+        # seq, the request (its CRC is the key), and the reply to repeat: its type, flags (marked a
+        # repeat) and payload
+        self._cache: tuple[int, Frame, int, int, bytes] | None = None
         self._events: deque[tuple[int, int, int, float]] = deque()
         self._event_seq = 0
         self._gateway_revision = 1  # until a HELLO names one: what the node may send it
@@ -332,12 +338,13 @@ class SimNode(NodeOutputs):
         if frame.is_reply or frame.src != GATEWAY or frame.dst not in (self.address, BROADCAST):
             return None
         self.reply_delay_s = self.processing_s(frame.type, len(frame.payload))
-        req_crc = _request_crc(frame)
         pending = FLAG_EVENTS_PENDING if self._events else 0
-        if frame.dst != BROADCAST and self._cache is not None and self._cache[:2] == (frame.seq, req_crc):
+        cache = self._cache
+        if (frame.dst != BROADCAST and cache is not None and cache[0] == frame.seq
+                and _request_crc(cache[1]) == _request_crc(frame)):  # keyed by (sequence, request CRC)
             self.counters["dup"] += 1
-            _, _, mtype, repeat, payload = self._cache  # the same reply, marked as a repeat, with the flag of *now*
-            return encode_frame(Frame(GATEWAY, self.address, frame.seq, mtype, repeat | pending, payload))
+            _, _, mtype, repeat, payload = cache  # the same reply, marked as a repeat, with the flag of *now*
+            return _reply(self.address, frame.seq, mtype, repeat | pending, payload)
         flags, payload = FLAG_REPLY, b""
         try:
             payload = self._handle(frame, now)
@@ -348,12 +355,13 @@ class SimNode(NodeOutputs):
         busy = flags & FLAG_NACK and payload[0] == NackCode.BUSY
         if self._events:
             flags |= FLAG_EVENTS_PENDING
-        reply = encode_frame(Frame(GATEWAY, self.address, frame.seq, frame.type, flags, payload))
+        reply = _reply(self.address, frame.seq, frame.type, flags, payload)
         if frame.type == MsgType.HELLO:  # HELLO clears the cache (PROTOCOL.md, 4.4)
             self._cache = None
         elif not busy:  # BUSY did nothing: the request must run when it comes again
-            # Only a retry needs the repeat, so keep its fields and make the frame on demand.
-            self._cache = (frame.seq, req_crc, frame.type, (flags & ~FLAG_EVENTS_PENDING) | FLAG_DUPLICATE, payload)
+            # Only a retry needs the repeat, so keep its fields and make the frame on demand; the
+            # request's CRC, too, is worked out only when a request with its sequence number comes.
+            self._cache = (frame.seq, frame, frame.type, (flags & ~FLAG_EVENTS_PENDING) | FLAG_DUPLICATE, payload)
         self.frames_answered += 1
         if frame.type == MsgType.OTA_COMMIT and not flags & FLAG_NACK:
             self._reset_at = now + COMMIT_RESET_S  # reply first, then reset into the new slot
@@ -375,8 +383,9 @@ class SimNode(NodeOutputs):
             case MsgType.STATUS:
                 _length(p, 0)
                 c = self.counters
-                return NodeStatus(int(now - self.boot_t), self.boot_id, self.reset_cause, min(255, len(self._events)),
-                                  c["crc"], c["frame"], c["dup"], c["i2c"], c["lost"]).pack()  # fmt: skip
+                # NodeStatus(...).pack()'s bytes, without a message object per heartbeat
+                return _STATUS.pack(int(now - self.boot_t), self.boot_id, self.reset_cause, min(255, len(self._events)),
+                                    c["crc"], c["frame"], c["dup"], c["i2c"], c["lost"])  # fmt: skip
             case MsgType.READ_SENSOR:
                 return self._read_sensor(p, busy)
             case MsgType.I2C:
@@ -476,6 +485,15 @@ class SimNode(NodeOutputs):
             for seq, kind, ch, t in list(self._events)[: min(16, req.max_events)]
         ]
         return pack_events(out)
+
+
+def _reply(src: int, seq: int, mtype: int, flags: int, payload: bytes) -> bytes:
+    """``encode_frame`` of a reply to the gateway: the same bytes, without a Frame object per reply
+    (a node's replies always fit; anything else goes through ``encode_frame`` and its checks)."""
+    if len(payload) > MAX_PAYLOAD:
+        return encode_frame(Frame(GATEWAY, src, seq, mtype, flags, payload))
+    raw = HEADER.pack(PROTOCOL_VERSION, GATEWAY, src, seq, mtype, flags, len(payload)) + payload
+    return cobs_encode(raw + binascii.crc_hqx(raw, 0xFFFF).to_bytes(2, "little")) + b"\x00"
 
 
 def _request_crc(frame: Frame) -> int:

@@ -24,6 +24,7 @@ tags in the zone that stand outside every usable thermopile's view (no double co
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -224,7 +225,7 @@ class FloorModel:
             if reading.value:
                 self.on_motion(reading.sensor, reading.t)
             return
-        if reading.quality != "good" or not np.isfinite(reading.value):
+        if reading.quality != "good" or not math.isfinite(reading.value):  # np.isfinite, for one number
             return
         self._unhealthy.discard(reading.sensor)
         if reading.quantity == "mass" and reading.sensor in self._weight_seats:

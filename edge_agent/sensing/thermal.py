@@ -191,16 +191,34 @@ def _index(pixels: Sequence[tuple[int, int]]) -> _Index:
 
 
 def _dilate(mask: BoolArray) -> BoolArray:
-    """3 x 3 dilation without scipy: separable, one pixel up/down, then one pixel left/right."""
+    """3 x 3 dilation without scipy: separable, one pixel up/down, then one pixel left/right.
+
+    The result is read-only and may be shared: a frame's masks are mostly those of the frames
+    before (the same people at the same seats), so each distinct mask is dilated once and kept
+    (up to :data:`_DILATED_KEPT` of them), two dilations a frame of every thermopile.
+    """
+    key = (mask.shape, mask.tobytes())
+    out = _DILATED.get(key)
+    if out is not None:
+        return out
     if not mask.any():
-        return np.zeros_like(mask)
-    rows = mask.copy()
-    rows[1:] |= mask[:-1]
-    rows[:-1] |= mask[1:]
-    out = rows.copy()
-    out[:, 1:] |= rows[:, :-1]
-    out[:, :-1] |= rows[:, 1:]
+        out = np.zeros_like(mask)
+    else:
+        rows = mask.copy()
+        rows[1:] |= mask[:-1]
+        rows[:-1] |= mask[1:]
+        out = rows.copy()
+        out[:, 1:] |= rows[:, :-1]
+        out[:, :-1] |= rows[:, 1:]
+    out.flags.writeable = False
+    if len(_DILATED) >= _DILATED_KEPT:
+        _DILATED.clear()
+    _DILATED[key] = out
     return out
+
+
+_DILATED: dict[tuple[tuple[int, ...], bytes], BoolArray] = {}
+_DILATED_KEPT = 4096
 
 
 def _near(pixels: set[tuple[int, int]], other: Sequence[tuple[int, int]]) -> bool:

@@ -103,6 +103,12 @@ then = [{ do = "ventilation", level = 0.3, co2_ppm = [700, 1100] }]
 """)
 
 
+# A seat's lux on and either side of the thresholds the rules test it against (seat_lux 300/400;
+# seat_lux_ratio 0.5, 0.94 and 0.97 of a 300 or 500 lx target), and well away from them.
+LUX_STEPS = (None, 250.0, 800.0, 140.0, 150.0, 160.0, 282.0, 290.0, 291.0, 299.0, 300.0, 350.0, 400.0, 401.0,
+             469.0, 470.0, 484.0, 485.0, 486.0)
+
+
 def _measure(rng: random.Random, low: float, high: float) -> Measure:
     if rng.random() < 0.1:
         return Measure(None, rng.choice([Quality.UNHEALTHY, Quality.MISSING, Quality.STALE]))
@@ -148,7 +154,7 @@ def _walk(seed: int, steps: int) -> list[FloorState]:
         wall += timedelta(seconds=step)
         for _ in range(rng.choice([0, 0, 0, 1, 1, 2, 5])):
             sid = rng.choice(sorted(SEATS))
-            seats[sid] = rng.choice([_seat(rng, sid, t), replace(seats[sid], lux=rng.choice([None, 250.0, 800.0])),
+            seats[sid] = rng.choice([_seat(rng, sid, t), replace(seats[sid], lux=rng.choice(LUX_STEPS)),
                                      replace(seats[sid], status=rng.choice(list(SeatStatus)), since=t)])
         for _ in range(rng.choice([0, 0, 1, 3])):
             z = rng.choice(ZONES)
@@ -205,3 +211,37 @@ def test_reuses_what_did_not_change_and_starts_afresh_on_a_foreign_memory() -> N
     before = evaluator.units_run
     evaluator.evaluate(rules, still, RuleMemory())  # not the memory it returned: everything again
     assert evaluator.units_run - before == full
+
+
+def test_a_seat_lux_test_is_redone_only_when_the_lux_crosses_one_of_its_thresholds() -> None:
+    rules = RuleSet.parse("""
+version = 1
+[[rules]]
+id = "top-up"
+scope = "seat"
+when = { all = [{ status = "occupied" }, { metric = "seat_lux_ratio", below = 0.94, release_above = 0.97 }] }
+then = [{ do = "desk_lamp", level = 0.5 }]
+""")
+    rng = random.Random(5)
+    t = 1000.0
+    seats = {sid: replace(_seat(rng, sid, t), status=SeatStatus.OCCUPIED, lux=100.0) for sid in SEATS}
+    zones = {z: replace(_zone(rng, z, t, seats), target_lux=500.0) for z in ZONES}
+    evaluator, memory = Evaluator(), RuleMemory()
+    runs = []
+    # 100 lx (under 0.94 of 500: lamp on, latched), 200 and 400 (still under), 475 (between 0.94 and
+    # 0.97: the latch holds it on), 490 (over 0.97: off), 492 and 495 (still over), 100 (on again).
+    for n, lux in enumerate((100.0, 200.0, 400.0, 475.0, 490.0, 492.0, 495.0, 100.0)):
+        seats = {sid: replace(view, lux=lux) for sid, view in seats.items()}
+        state = FloorState(t + n, datetime(2025, 3, 3, 12, 0), dict(seats), dict(zones), TOPOLOGY)
+        before = evaluator.units_run
+        got = evaluator.evaluate(rules, state, memory)
+        want = evaluate(rules, state, memory)
+        assert (got.intents, got.fired, got.memory) == (want.intents, want.fired, want.memory), lux
+        memory = got.memory
+        runs.append(evaluator.units_run - before)
+        lamps = {i.target for i in got.intents if i.value == 0.5}
+        assert (len(lamps) == len(TOPOLOGY.seat_desk)) == (lux < 0.94 * 500 or n == 3), (lux, lamps)
+    seats_n = len(SEATS)
+    # Redone: the first pass, each crossing, and the pass after a latch moved (to see it settle);
+    # not a move that stays on the same side of every threshold (400 after 200, 495 after 492).
+    assert runs == [seats_n + len(ZONES), seats_n, 0, seats_n, seats_n, seats_n, 0, seats_n], runs
