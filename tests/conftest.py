@@ -39,8 +39,9 @@ LONGEST_FIRST = (
 def pytest_configure(config: pytest.Config) -> None:
     """Keep the order below under ``--dist loadfile``.
 
-    pytest-xdist (3.6 and later) otherwise hands out files by how many tests each holds, most first,
-    which put the one-test simulated days (a sensor failure, the demo) last, alone on one worker.
+    pytest-xdist (3.5 and later) otherwise hands out files by how many tests each holds, most first,
+    which put the one-test simulated days (a sensor failure, the demo) last, alone on one worker;
+    3.8 lets that be turned off (``--no-loadscope-reorder``), which this does for every run.
     """
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
