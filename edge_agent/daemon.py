@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.errors import ConfigError, EdgeError, RulesError
 from drivers.ports import Clock
 from edge_agent.config import SiteConfig, config_hash, load_config, rules_file
-from edge_agent.control.protocol import SOCKET_PATH_MAX, socket_path_bytes, state_dir_socket
+from edge_agent.control.wire import SOCKET_PATH_MAX, socket_path_bytes, state_dir_socket
 from edge_agent.notify import SystemdNotifier, watchdog_interval, watchdog_loop
 from edge_agent.supervisor import Supervisor
 from edge_agent.trust.artefacts import Kind

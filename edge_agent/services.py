@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.errors import ConfigError
 from edge_agent.config import SiteConfig
-from edge_agent.control.protocol import SHORT_RUNTIME_ROOT
+from edge_agent.control.wire import SHORT_RUNTIME_ROOT
 from edge_agent.sync.outbox import Outbox, open_path
 from edge_agent.sync.uplink import Uplink
 

@@ -15,7 +15,7 @@ import click
 from edge_agent.calibration import CalibrationError, check_frc, check_frc_reference, check_reference
 from edge_agent.cli.technician import _cell, clock_time, control_options, daemon, emit_json, table
 from edge_agent.control.client import ControlClient
-from edge_agent.control.protocol import unknown_id_message
+from edge_agent.control.wire import unknown_id_message
 
 KIND_QUANTITY = {"light": "lux", "temperature": "temperature", "humidity": "humidity", "co2": "co2",
                  "thermal": "thermal", "uwb-anchor": "position", "weight": "mass"}  # fmt: skip

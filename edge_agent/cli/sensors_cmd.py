@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from drivers.errors import ConfigError
 from drivers.scan import scan_bus, scan_mux
-from edge_agent.config import SiteConfig, load_config
+
+if TYPE_CHECKING:
+    from edge_agent.config import SiteConfig
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/gateway.toml")
 #: Simulated parts power up when ``scan --simulate`` builds them; the slowest, the SCD41, answers
@@ -99,6 +101,8 @@ def _row(bus_id: str, where: str, found: list[int], expected: dict[int, str]) ->
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def scan(config_file: Path, simulate: bool, as_json: bool) -> None:
     """List what answers on each I2C bus and mux channel (like i2cdetect)."""
+    from edge_agent.config import load_config  # not at import: ``sensors read`` and ``list`` go without it
+
     cfg = load_config(config_file)
     opened: list[Any] = []
     if simulate:

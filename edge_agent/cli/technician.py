@@ -33,7 +33,7 @@ from edge_agent.control.client import (
     configured_state_dir,
     resolve_socket,
 )
-from edge_agent.control.protocol import unknown_id_message
+from edge_agent.control.wire import unknown_id_message
 
 DEFAULT_CONFIG = "/etc/edge-agent/gateway.toml"
 CONFIG_ENV = "EDGE_AGENT_CONFIG"

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from drivers.errors import EdgeError
-from edge_agent.control.protocol import DEFAULT_SOCKET, MAX_LINE, SOCKET_ENV, state_dir_socket
+from edge_agent.control.wire import DEFAULT_SOCKET, MAX_LINE, SOCKET_ENV, state_dir_socket
 
 START_HINT = "start it with: sudo systemctl start edge-agent"
 

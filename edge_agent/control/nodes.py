@@ -2,7 +2,7 @@
 
 The daemon owns the RS-485 line (it holds the serial device's lock), so ``edge-agent nodes ota``
 asks the daemon to do the update instead of opening the port itself. A request line is at most
-:data:`~edge_agent.control.protocol.MAX_LINE` bytes, so the image goes up in base64 pieces:
+:data:`~edge_agent.control.wire.MAX_LINE` bytes, so the image goes up in base64 pieces:
 
 1. ``node_ota_upload`` ``{node, size, sha256, offset, data}``, once per piece, in order; the
    daemon keeps the pieces for that node and answers how many bytes it holds;

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from drivers.errors import EdgeError
 from edge_agent.control import protocol as p
 from edge_agent.control.nodes import NodeTarget
+from edge_agent.control.wire import MAX_LINE
 from edge_agent.trust.envelope import Verdict
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class ControlServer:
     async def __aenter__(self) -> ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_socket(self.path)
-        self._server = await asyncio.start_unix_server(self._on_connect, path=str(self.path), limit=p.MAX_LINE)
+        self._server = await asyncio.start_unix_server(self._on_connect, path=str(self.path), limit=MAX_LINE)
         try:
             gid = grp.getgrnam(self.group).gr_gid if self.group else -1
             if gid != -1:
@@ -202,7 +203,7 @@ class ControlServer:
             return
         async for line in _lines(reader):
             if line is None:
-                await _send(writer, _error(None, f"request longer than {p.MAX_LINE} bytes; refused"))
+                await _send(writer, _error(None, f"request longer than {MAX_LINE} bytes; refused"))
                 continue
             if not line.strip():
                 continue
@@ -346,7 +347,7 @@ async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes | None]:
     buf = bytearray()
     discarding = False
     while True:
-        chunk = await reader.read(p.MAX_LINE)
+        chunk = await reader.read(MAX_LINE)
         if not chunk:
             if buf.strip() and not discarding:
                 yield bytes(buf)
@@ -357,11 +358,11 @@ async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes | None]:
             del buf[: nl + 1]
             if discarding:  # the tail of a line already refused
                 discarding = False
-            elif len(line) > p.MAX_LINE:
+            elif len(line) > MAX_LINE:
                 yield None
             else:
                 yield line
-        if len(buf) > p.MAX_LINE:
+        if len(buf) > MAX_LINE:
             if not discarding:
                 yield None
                 discarding = True
@@ -379,7 +380,7 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     with contextlib.suppress(TimeoutError, ConnectionError):
         async with asyncio.timeout(1.0):
             for _ in range(64):  # bounded: a peer streaming junk is cut off after 1 s or 1 MB
-                if not await reader.read(p.MAX_LINE):
+                if not await reader.read(MAX_LINE):
                     break
 
 

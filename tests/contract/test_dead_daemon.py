@@ -19,7 +19,7 @@ import pytest
 
 from drivers.errors import EdgeError
 from edge_agent.control.client import ControlClient
-from edge_agent.control.protocol import state_dir_socket
+from edge_agent.control.wire import state_dir_socket
 from tests.contract.outside import ROOT, SCENARIO, TOPIC_ROOT, OutsideDaemon
 from tests.mosquitto import Mosquitto
 

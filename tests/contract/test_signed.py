@@ -22,7 +22,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from edge_agent.control.client import ControlClient
-from edge_agent.control.protocol import state_dir_socket
+from edge_agent.control.wire import state_dir_socket
 from edge_agent.trust.artefacts import sign_artefact
 from edge_agent.trust.audit import head_statement
 from edge_agent.trust.canonical import canonical

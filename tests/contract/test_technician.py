@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.control.protocol import state_dir_socket
+from edge_agent.control.wire import state_dir_socket
 from tests.contract.outside import OutsideDaemon, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.mqtt]

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from edge_agent.assembly import Gateway
 from edge_agent.config import SiteConfig
-from edge_agent.control.protocol import state_dir_socket
+from edge_agent.control.wire import state_dir_socket
 from edge_agent.simulate import Simulation, SimulationOptions
 from simulator.clock import VirtualTimeLoop
 from simulator.world.binding import HardwareBinding

@@ -17,7 +17,7 @@ from click.testing import Result
 
 from edge_agent.cli import cli
 from edge_agent.cli.technician import parse_duration, sensors_list, sensors_read, sensors_watch
-from edge_agent.control.protocol import state_dir_socket
+from edge_agent.control.wire import state_dir_socket
 from tests.clirunner import CliRunner
 from tests.conftest import EXAMPLE_FLOOR
 from tests.control.conftest import FakeTarget, ServedTarget
@@ -269,3 +269,24 @@ def test_socket_found_in_state_dir_of_config(site_config: Path, target: FakeTarg
         out = CliRunner().invoke(cli, ["status", "--config", str(site_config)])
     assert out.exit_code == 0, out.output
     assert "gw-floor-3" in out.stdout
+
+
+def test_commands_that_talk_to_the_daemon_leave_the_server_and_config_unimported() -> None:
+    """A technician's command starts a process each time: it imports the client, not what the daemon runs.
+
+    The request models (pydantic) and the site configuration cost each call a few tenths of a second
+    of CPU; a command that only asks the daemon needs neither (the config only when there is none).
+    """
+    script = (
+        "import json, sys\n"
+        "from edge_agent.cli import COMMANDS, cli\n"
+        "import click\n"
+        "ctx = click.Context(cli)\n"
+        "for name in ('status', 'actuators', 'sensors', 'seats'):\n"
+        "    cli.get_command(ctx, name)\n"
+        "heavy = ('pydantic', 'numpy', 'edge_agent.config', 'edge_agent.control.server',\n"
+        "         'edge_agent.control.protocol')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert json.loads(out.stdout) == []

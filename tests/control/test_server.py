@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.control.client import ControlClient, ControlRequestError, DaemonNotRunning, resolve_socket
-from edge_agent.control.protocol import MAX_LINE, unknown_id_message
 from edge_agent.control.server import ControlServer, PeerCred, refusal, user_label
+from edge_agent.control.wire import MAX_LINE, unknown_id_message
 from tests.control.conftest import FakeTarget, ServedTarget
 
 ME = pwd.getpwuid(os.getuid()).pw_name
