@@ -41,6 +41,12 @@ class BridgeI2CBus:
         return data
 
 
+def _collect_error(task: asyncio.Future[bytes]) -> None:
+    """Mark a finished shared read's error as seen; whoever still awaits it gets it through the shield."""
+    if not task.cancelled():
+        task.exception()
+
+
 class BridgeSensorBlocks:
     """A node's sensor blocks (drivers.ports.SensorBlockPort): one READ_SENSOR per block and moment.
 
@@ -62,6 +68,10 @@ class BridgeSensorBlocks:
         task = self._reading.get(block)
         if task is None or task.done():
             task = self._reading[block] = asyncio.ensure_future(self._read(block))
+            # The read is shielded so that one caller's cancellation (a reload stopping a poller) does not
+            # cut it short for the others; if every caller has gone when it fails (the link closed by that
+            # reload), its error is nobody's to raise: collect it here, or asyncio logs it as lost.
+            task.add_done_callback(_collect_error)
         return await asyncio.shield(task)
 
     async def _read(self, block: int) -> bytes:
