@@ -30,24 +30,31 @@ TTHL = 0x0E
 PIXEL_BASE = 0x80
 PIXEL_RANGE_C = (-20.0, 100.0)  # far outside what a ceiling sensor over desks can see
 THERMISTOR_RANGE_C = (-20.0, 80.0)  # the part's operating range
+_LSB_OVER_16 = np.float32(0.25 / 16)  # a pixel's 0.25 C per LSB, for a word shifted left by 4
 
 
 @dataclass(frozen=True)
 class ThermalFrame:
-    """One 8x8 frame in deg C (row-major as the part numbers pixels), its thermistor, and when."""
+    """One 8x8 frame in deg C (row-major as the part numbers pixels), its thermistor, and when.
+
+    ``hottest_c`` is the frame's warmest pixel (found by the range check already: the pollers
+    show it without searching the frame again)."""
 
     pixels: npt.NDArray[np.float32]
     thermistor_c: float
     t: float
+    hottest_c: float
 
 
 def decode_pixels(raw: bytes) -> npt.NDArray[np.float32]:
     """128 register bytes -> (8, 8) float32 deg C (12-bit two's complement, 0.25 C/LSB)."""
     if len(raw) != 128:
         raise ValueError(f"an AMG8833 frame is 128 bytes, got {len(raw)}")
-    words = np.frombuffer(raw, dtype="<u2").astype(np.int32) & 0xFFF
-    signed = np.where(words & 0x800, words - 0x1000, words)
-    return (signed.astype(np.float32) * np.float32(0.25)).reshape(8, 8)
+    # Each little-endian word as int16, shifted left by 4: the 12-bit value's sign bit lands on
+    # the int16's (the unused top nibble falls off), so the word is the signed value times 16,
+    # and times 1/64 it is the value times 0.25 C, exactly (powers of two, well inside float32).
+    # Three numpy calls a frame instead of seven (30 frames a second on a 240-seat floor).
+    return ((np.frombuffer(raw, dtype="<i2") << 4) * _LSB_OVER_16).reshape(8, 8)
 
 
 def decode_pixel(word: int) -> float:
@@ -138,7 +145,7 @@ class Amg8833:
                     f"{self.name}: identical frame {self._stuck.limit} times in a row; the part is stuck",
                     device=self.name,
                 )
-            return ThermalFrame(pixels, thermistor, self.clock.monotonic())
+            return ThermalFrame(pixels, thermistor, self.clock.monotonic(), high)
 
         return await guarded(self.health, attempt, self.clock)
 
@@ -146,7 +153,7 @@ class Amg8833:
         """The scalar side of a frame (thermistor and hottest pixel) for the generic pipeline."""
         frame = await self.read_frame()
         return [
-            Reading(self.name, "max_pixel", float(frame.pixels.max()), "C", frame.t),
+            Reading(self.name, "max_pixel", frame.hottest_c, "C", frame.t),
             Reading(self.name, "thermistor", frame.thermistor_c, "C", frame.t),
         ]
 

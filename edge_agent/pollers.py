@@ -130,7 +130,10 @@ class SensorPollers:
         periodic measurement stopped. So a fresh read or a calibration from the control socket
         waits for the poll in progress and keeps the next one out until it is done.
         """
-        return self._locks.setdefault(sensor_id, asyncio.Lock())
+        lock = self._locks.get(sensor_id)
+        if lock is None:  # not setdefault: that would build a Lock on every poll only to drop it
+            lock = self._locks[sensor_id] = asyncio.Lock()
+        return lock
 
     # -- health --------------------------------------------------------------------------------
     def healthy(self, sensor_id: str) -> bool:
@@ -260,8 +263,7 @@ class SensorPollers:
             self.floor.on_thermal(sid, frame.pixels, frame.t, prompt=prompt)
             if self.floor.take_seat_news():
                 self._news(sid, frame.t)
-            self.last[sid] = LastSample(frame.t, {"max_pixel": float(frame.pixels.max()),
-                                                  "thermistor": frame.thermistor_c})
+            self.last[sid] = LastSample(frame.t, {"max_pixel": frame.hottest_c, "thermistor": frame.thermistor_c})
         elif kind.feed == "locations":
             self._feed_location(sid, await driver.loc_get())
         else:

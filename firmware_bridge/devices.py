@@ -33,12 +33,12 @@ class BridgeI2CBus:
             raise BusTimeoutError(
                 f"{self.name}@0x{address:02x}: node did not answer", bus=self.name, address=address
             ) from exc
+        if status == I2CStatus.OK:
+            return data
         if status in (I2CStatus.ADDRESS_NACK, I2CStatus.DATA_NACK):
             what = "address" if status == I2CStatus.ADDRESS_NACK else "data"
             raise NackError(f"{self.name}@0x{address:02x}: no acknowledge ({what})", bus=self.name, address=address)
-        if status != I2CStatus.OK:
-            raise BusError(f"{self.name}@0x{address:02x}: bus error on the node", bus=self.name, address=address)
-        return data
+        raise BusError(f"{self.name}@0x{address:02x}: bus error on the node", bus=self.name, address=address)
 
 
 def _collect_error(task: asyncio.Future[bytes]) -> None:

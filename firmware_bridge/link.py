@@ -57,7 +57,6 @@ from .messages import (
     GetOutput,
     HardwareKind,
     HelloInfo,
-    I2CRequest,
     MsgType,
     NackCode,
     NodeNackError,
@@ -67,6 +66,7 @@ from .messages import (
     SensorBlock,
     SetOutput,
     output_group,
+    pack_i2c_request,
     parse_events,
     parse_hello,
     parse_i2c_reply,
@@ -323,9 +323,12 @@ class BridgeLink(LineMaster):
         self, node: int, address: int, write: bytes, read_len: int, *, deadline_s: float = 1.0
     ) -> tuple[int, bytes]:
         """Tunnelled I2C transaction; returns (I2CStatus, bytes read). Never executed twice."""
-        payload = I2CRequest(address, read_len, bytes(write)).pack()
+        payload = pack_i2c_request(address, read_len, bytes(write))
         reply = await self.request(node, MsgType.I2C, payload, priority=Priority.SENSING, deadline_s=deadline_s)
-        return _parsed(lambda p: parse_i2c_reply(p, read_len), reply, node)
+        try:  # _parsed's work without its closure: one of these per thermopile frame
+            return parse_i2c_reply(reply.payload, read_len)
+        except FrameError as exc:
+            raise FrameError(f"node {node}: {exc}") from exc
 
     # ---- reboots ---------------------------------------------------------------------------
     def _rebooted(self, node: int) -> None:

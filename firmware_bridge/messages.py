@@ -342,7 +342,7 @@ class I2CRequest:
     write: bytes = b""
 
     def pack(self) -> bytes:
-        return bytes([self.address, self.read_len]) + self.write
+        return pack_i2c_request(self.address, self.read_len, self.write)
 
     @classmethod
     def parse(cls, payload: bytes) -> I2CRequest:
@@ -358,10 +358,20 @@ class I2CRequest:
         return req
 
 
+def pack_i2c_request(address: int, read_len: int, write: bytes) -> bytes:
+    """An I2C request's payload (:class:`I2CRequest`'s layout) without building the object: the
+    gateway sends one for every thermopile frame."""
+    return bytes((address, read_len)) + write
+
+
+_I2C_STATUSES = frozenset(I2CStatus)
+
+
 def parse_i2c_reply(payload: bytes, read_len: int) -> tuple[int, bytes]:
     if not payload:
         raise FrameError("I2C reply: empty payload")
-    _enum(I2CStatus, payload[0], "I2C status")
+    if payload[0] not in _I2C_STATUSES:  # a set lookup: an I2CStatus built per reply costs more than the rest
+        _enum(I2CStatus, payload[0], "I2C status")  # raises, with the usual message
     data = bytes(payload[1:])
     if payload[0] == I2CStatus.OK and len(data) != read_len:
         raise FrameError(f"I2C reply: {len(data)} bytes, expected {read_len}")

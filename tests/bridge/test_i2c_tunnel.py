@@ -74,3 +74,16 @@ def test_silent_node_is_a_bus_timeout_for_drivers() -> None:
                 await BridgeI2CBus(link, 30).transfer(0x69, b"\x80", 2)
 
     run_virtual(main())
+
+
+def test_i2c_reply_status_is_checked() -> None:
+    from drivers.errors import FrameError
+    from firmware_bridge.messages import I2CRequest, pack_i2c_request, parse_i2c_reply
+
+    assert parse_i2c_reply(b"\x00\x01\x02", 2) == (0, b"\x01\x02")
+    assert parse_i2c_reply(b"\x01", 2) == (1, b"")  # a NACK carries no data
+    with pytest.raises(FrameError, match="I2C status: 9 is not a known I2CStatus"):
+        parse_i2c_reply(b"\x09\x01\x02", 2)
+    with pytest.raises(FrameError, match="1 bytes, expected 2"):
+        parse_i2c_reply(b"\x00\x01", 2)
+    assert pack_i2c_request(0x69, 128, b"\x80") == I2CRequest(0x69, 128, b"\x80").pack() == b"\x69\x80\x80"
