@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from drivers.errors import BridgeError, BusError, PortUnavailableError
 from drivers.i2c import SmbusPort
@@ -26,6 +26,7 @@ from edge_agent.config import Bridge, Bus, Sensor
 from firmware_bridge.transport import MemoryEndpoint, SerialTransport, Transport
 
 log = logging.getLogger("edge_agent.backend")
+T = TypeVar("T")
 
 
 class Backend(Protocol):
@@ -168,48 +169,41 @@ class ReopeningSerial:
                     self._complained = True
         return self._port
 
-    async def write(self, data: bytes) -> None:
+    def _port_for_writing(self) -> SerialTransport:
         port = self._open()
         if port is None:
             raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
-        await port.write(data)
+        return port
+
+    async def write(self, data: bytes) -> None:
+        await self._port_for_writing().write(data)
 
     def write_now(self, data: bytes) -> int:
         """What the port takes at once (the link's exchanges from callbacks, SerialTransport.write_now)."""
-        port = self._open()
-        if port is None:
-            raise BridgeError(f"{self.path}: the RS-485 adapter is not there")
-        return port.write_now(data)
+        return self._port_for_writing().write_now(data)
+
+    async def _reopening(self, use: Callable[[SerialTransport], Awaitable[T]]) -> T:
+        """``use(port)`` on the open port; a missing port is retried every ``retry_s`` and a lost one
+        closed and opened again, so the link's reader lives on until the transport is closed."""
+        while not self._closed:
+            port = self._open()
+            if port is None:
+                await asyncio.sleep(self.retry_s)
+                continue
+            try:
+                return await use(port)
+            except BridgeError as exc:
+                log.error("bridge line lost: %s", exc)
+                await port.aclose()
+                self._port = None
+        raise BridgeError(f"{self.path}: transport closed")
 
     async def receive(self, on_bytes: Callable[[bytes], None]) -> None:
-        """Bytes to ``on_bytes`` in the port's readable callback (SerialTransport.receive); a lost
-        port is closed and opened again, as ``read`` does, so the link's reader lives on."""
-        while not self._closed:
-            port = self._open()
-            if port is None:
-                await asyncio.sleep(self.retry_s)
-                continue
-            try:
-                await port.receive(on_bytes)
-            except BridgeError as exc:
-                log.error("bridge line lost: %s", exc)
-                await port.aclose()
-                self._port = None
-        raise BridgeError(f"{self.path}: transport closed")
+        """Bytes to ``on_bytes`` in the port's readable callback (SerialTransport.receive)."""
+        await self._reopening(lambda port: port.receive(on_bytes))
 
     async def read(self) -> bytes:
-        while not self._closed:
-            port = self._open()
-            if port is None:
-                await asyncio.sleep(self.retry_s)
-                continue
-            try:
-                return await port.read()
-            except BridgeError as exc:
-                log.error("bridge line lost: %s", exc)
-                await port.aclose()
-                self._port = None
-        raise BridgeError(f"{self.path}: transport closed")
+        return await self._reopening(SerialTransport.read)
 
     async def aclose(self) -> None:
         self._closed = True
