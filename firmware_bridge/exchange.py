@@ -24,9 +24,9 @@ reply margin, instead of the whole reply timeout; the reply timeout itself count
 the request on the wire (an adapter whose ``write`` returns before the bytes are sent has the
 request's own transmission time added).
 
-Two senders share the queue and the exchange's steps: a task (``_send_loop``, memory lines and the
-simulation) and, on a tty that can be written without waiting, loop callbacks
-(:mod:`firmware_bridge.tty_sender`).
+Two senders share the queue and the exchange's steps: a task (``_send_loop``, a bare memory
+endpoint) and, on a tty that can be written without waiting (and the simulated day's lease on its
+memory line, which offers the same calls), loop callbacks (:mod:`firmware_bridge.tty_sender`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ Why a module of its own: :class:`CallbackSender` is a mixin of
 :class:`~firmware_bridge.exchange.LineMaster`; the queue, the ordering rules and the exchange's
 steps (choose, prepare, arm the reply wait, conclude) stay there and are shared by both senders,
 while the machinery that drives them from callbacks (the kick, the line timer, a partial write,
-a bug's report) is here. Memory lines (the simulation) keep the task-driven path.
+a bug's report) is here. The simulated day's in-process memory line offers the same two calls
+through its lease (:class:`edge_agent.backend.MemoryLineLease`) and runs here too; a link on a bare
+memory endpoint (the bridge's tests, the workload tools) keeps the task-driven path.
 """
 
 from __future__ import annotations
