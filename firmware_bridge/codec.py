@@ -165,19 +165,24 @@ class Frame:
 
 def encode_frame(frame: Frame) -> bytes:
     """Header + payload + CRC, COBS-stuffed, with the trailing 0x00 delimiter."""
-    payload = frame.payload
+    return encode_fields(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, frame.payload)
+
+
+def encode_fields(version: int, dst: int, src: int, seq: int, mtype: int, flags: int, payload: bytes) -> bytes:
+    """:func:`encode_frame` of the frame with these fields, for a sender that has no Frame object to
+    hand (a simulated node builds one reply per request)."""
     try:  # struct checks every field's range in C; the message comes from the loop below
-        header = HEADER.pack(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, len(payload))
+        header = HEADER.pack(version, dst, src, seq, mtype, flags, len(payload))
     except struct.error:
         header = b""
     if not header or len(payload) > MAX_PAYLOAD:
-        fields = (frame.dst, frame.src, frame.seq, frame.type, frame.flags, frame.version)
+        fields = (dst, src, seq, mtype, flags, version)
         for name, v in zip(("dst", "src", "seq", "type", "flags", "version"), fields, strict=True):
             if not 0 <= v <= 0xFF:
                 raise FrameError(f"{name}={v} does not fit in one byte")
         if len(payload) > MAX_PAYLOAD:
             raise FrameError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte maximum")
-        header = HEADER.pack(frame.version, frame.dst, frame.src, frame.seq, frame.type, frame.flags, len(payload))
+        header = HEADER.pack(version, dst, src, seq, mtype, flags, len(payload))
     raw = header + payload
     raw += binascii.crc_hqx(raw, 0xFFFF).to_bytes(2, "little")
     return cobs_encode(raw) + b"\x00"

@@ -24,7 +24,6 @@ line.
 
 from __future__ import annotations
 
-import binascii
 import bisect
 import math
 import random
@@ -45,13 +44,11 @@ from firmware_bridge.codec import (
     FLAG_REPLY,
     GATEWAY,
     HEADER,
-    MAX_PAYLOAD,
     PROTOCOL_VERSION,
     Frame,
-    cobs_encode,
     crc16_ccitt_false,
     decode_frame,
-    encode_frame,
+    encode_fields,
 )
 from firmware_bridge.messages import (
     BLOCK_DIRECTORY,
@@ -488,12 +485,8 @@ class SimNode(NodeOutputs):
 
 
 def _reply(src: int, seq: int, mtype: int, flags: int, payload: bytes) -> bytes:
-    """``encode_frame`` of a reply to the gateway: the same bytes, without a Frame object per reply
-    (a node's replies always fit; anything else goes through ``encode_frame`` and its checks)."""
-    if len(payload) > MAX_PAYLOAD:
-        return encode_frame(Frame(GATEWAY, src, seq, mtype, flags, payload))
-    raw = HEADER.pack(PROTOCOL_VERSION, GATEWAY, src, seq, mtype, flags, len(payload)) + payload
-    return cobs_encode(raw + binascii.crc_hqx(raw, 0xFFFF).to_bytes(2, "little")) + b"\x00"
+    """A reply to the gateway, encoded without a Frame object per reply."""
+    return encode_fields(PROTOCOL_VERSION, GATEWAY, src, seq, mtype, flags, payload)
 
 
 def _request_crc(frame: Frame) -> int:
