@@ -12,7 +12,6 @@ published retained on ``calendar`` (docs/mqtt.md) so central systems see what ea
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from drivers.errors import ConfigError
 from edge_agent.config import SiteConfig
 from edge_agent.forecast_config import site_calendar
+from firmware_bridge.registry import atomic_write
 from models.calendar import CalendarDoc, LibraryCalendar, describe_error
 
 FILE_NAME = "calendar.json"
@@ -70,7 +70,7 @@ class CalendarBook:
                 self.path.unlink(missing_ok=True)
                 self.source = "config"
             else:
-                _write_atomic(self.path, doc.model_dump_json())
+                atomic_write(self.path, doc.model_dump_json().encode())
                 self.source = "command"
             self.calendar = site_calendar(self.cfg, doc)
             return self.calendar
@@ -95,21 +95,6 @@ def parse_calendar_args(data: Any) -> CalendarDoc:
         return CalendarDoc.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_error(exc, "args.calendar.")) from None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def payload_json(book: CalendarBook, today: date) -> str:

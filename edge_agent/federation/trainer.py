@@ -24,7 +24,7 @@ The ledger (``<state_dir>/federation-privacy.json``) keeps the gateway's privacy
 restarts; a round that would take it over ``[federation.privacy] epsilon_total`` is refused and
 the gateway sends back the parameters it received, unchanged, with weight 0.
 
-With ``[federation] profile_share > 0`` (the default) the DP rounds also read the typed profile, from a
+With ``[federation] profile_share > 0`` (0 by default) the DP rounds also read the typed profile, from a
 profile the gateway *releases* (:mod:`models.private_profile`): drawn once from its own history with that
 share of ``epsilon_total``, entered in the same ledger (one Gaussian mechanism) before any row reads it,
 and kept on the gateway (``<state_dir>/federation-profile.json``); it only shapes the training rows'
@@ -49,6 +49,7 @@ import numpy as np
 from drivers.errors import TrustError
 from edge_agent.federation.personal import KeptLocal, Mixture, adapt_params, adaptation, train_alone
 from edge_agent.forecast_config import FederationConf
+from firmware_bridge.registry import atomic_write
 from models import DEFAULT_MODEL_PATH
 from models.calendar import LibraryCalendar
 from models.errors import HistoryError, ModelError
@@ -168,7 +169,7 @@ class GatewayTrainer:
         return releases
 
     def _save_ledger(self) -> None:
-        _write_atomic(self.ledger_path, self.ledger.to_json())
+        atomic_write(self.ledger_path, self.ledger.to_json().encode())
 
     def _draw_release(self, history: Mapping[str, list[Observation]]) -> dict[str, ReleasedProfile] | None:
         """A new release of the zones' profiles from ``history`` with ``profile_share`` of the budget (not yet
@@ -273,7 +274,7 @@ class GatewayTrainer:
             # Entered in the ledger (on disk) before any row reading it is trained on, then kept.
             self.ledger.add(*first[0])
             self._save_ledger()
-            _write_atomic(self.release_path, releases_to_json(releases))
+            atomic_write(self.release_path, releases_to_json(releases).encode())
             self.releases = releases
             log.info("zone profiles released for DP training (epsilon %.3f by itself)",
                      epsilon(first, self.ledger.delta))
@@ -455,16 +456,6 @@ def install_checked(data: bytes, sha256: str, signature: Mapping[str, Any] | Non
 def _release_noise(releases: Mapping[str, ReleasedProfile]) -> float:
     """The noise multiplier of a gateway's release (one draw: the same for every zone)."""
     return max(r.noise_multiplier for r in releases.values())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _lower_priority(nice: int) -> None:
