@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import os
 import termios
 import tty
@@ -269,7 +270,11 @@ class MemoryEndpoint:
         self._sending = asyncio.Lock()
         self._writers = 0  # write() calls holding or waiting for the line
         self._busy_until = 0.0  # end of a send_later transmission in progress
-        self._timers: set[asyncio.TimerHandle] = set()
+        # send_later's timers by number, so close() can cancel them; a timer's callback is a bound
+        # method and its number, not a closure holding its own handle (a reference cycle that only
+        # the garbage collector would free, two a request on a simulated line)
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer_ids = itertools.count()
         self._closed = False
         # listen(): deliveries go to this callback (and a failure of it to this future), not the inbox
         self._listener: tuple[Callable[[bytes], None], asyncio.Future[None]] | None = None
@@ -297,12 +302,12 @@ class MemoryEndpoint:
         self._later(loop, loop.time() + delay, self._start, data)
 
     def _later(self, loop: asyncio.AbstractEventLoop, when: float, fn: Callable[[bytes], None], data: bytes) -> None:
-        def fire() -> None:
-            self._timers.discard(handle)
-            fn(data)
+        key = next(self._timer_ids)
+        self._timers[key] = loop.call_at(when, self._fire, key, fn, data)
 
-        handle = loop.call_at(when, fire)
-        self._timers.add(handle)
+    def _fire(self, key: int, fn: Callable[[bytes], None], data: bytes) -> None:
+        del self._timers[key]
+        fn(data)
 
     def _start(self, data: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -379,7 +384,7 @@ class MemoryEndpoint:
             self._listener = None
             if not fault.done():
                 fault.set_exception(BridgeError(f"memory line {self.name}: closed"))
-        for handle in self._timers:  # transmissions not yet on the wire, or cut short, never arrive
+        for handle in self._timers.values():  # transmissions not yet on the wire, or cut short, never arrive
             handle.cancel()
         self._timers.clear()
         self._arrived.set()
