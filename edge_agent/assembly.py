@@ -77,6 +77,7 @@ class Tuning:
     uplink: bool = True
     mqtt_timeout_s: float = 15.0  # on virtual time, a real broker's answers take "minutes": allow them
     inline_inference: bool = False  # on virtual time, keep forecasts off threads so a day repeats exactly
+    inline_outbox: bool = False  # on virtual time, the outbox's SQLite on the loop (no thread hand-offs)
     node_poll_interval_s: float = 1.0
     poll_interval: Callable[[Sensor], float] = field(default=lambda s: s.poll_interval_s)
     day_type: Callable[[datetime], str] | None = None
@@ -166,7 +167,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
     async def start_hardware() -> None:
         await hardware.open()
         ops = GatewayOperations(daemon, calibration)
-        outbox = await stack.enter_async_context(new_outbox(daemon)) if tuning.uplink else None
+        outbox = (await stack.enter_async_context(new_outbox(daemon, inline=tuning.inline_outbox))
+                  if tuning.uplink else None)
         uplink = None if outbox is None else new_uplink(daemon, outbox, ops, timeout_s=tuning.mqtt_timeout_s)
         reports = FloorReports(cfg, uplink, clock)
         arbiter = Arbiter(hardware.outputs, clock, limits=limits_from_config(cfg),

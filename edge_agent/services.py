@@ -50,11 +50,14 @@ def with_broker(cfg: SiteConfig, broker: tuple[str, int] | None) -> SiteConfig:
     return cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"host": broker[0], "port": broker[1]})})
 
 
-def new_outbox(daemon: Daemon) -> Outbox:
-    """The outbox in the state directory, bounded as configured (enter it in the daemon's stack)."""
+def new_outbox(daemon: Daemon, *, inline: bool = False) -> Outbox:
+    """The outbox in the state directory, bounded as configured (enter it in the daemon's stack).
+
+    ``inline`` keeps its database on the loop's thread: for virtual time only (see :class:`Outbox`).
+    """
     cfg = daemon.cfg
     return Outbox(open_path(daemon.state_dir), max_bytes=cfg.storage.outbox_max_bytes,
-                  max_age_s=cfg.storage.outbox_max_age_h * 3600.0, clock=daemon.clock)
+                  max_age_s=cfg.storage.outbox_max_age_h * 3600.0, clock=daemon.clock, inline=inline)
 
 
 def new_uplink(daemon: Daemon, outbox: Outbox, ops: GatewayOperations, *, timeout_s: float = 15.0) -> Uplink:

@@ -104,7 +104,7 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
     return Tuning(decide_interval_s=30.0, arbiter_interval_s=5.0, node_poll_interval_s=SIMULATED_NODE_POLL_S,
                   poll_interval=interval,
                   forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
-                  inline_inference=True,
+                  inline_inference=True, inline_outbox=True,
                   day_type=lambda _wall: day_type)
 
 

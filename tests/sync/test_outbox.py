@@ -133,3 +133,29 @@ async def test_health_reports_outbox_depth_and_drops(tmp_path: Path) -> None:
     assert health["dropped"] > 0
     assert health["outbox_depth"] == 400 - health["dropped"]
     assert health["sensors_unhealthy"] == 1 and health["clock_synced"] is True
+
+
+async def test_an_inline_outbox_keeps_the_same_file_without_a_thread(tmp_path: Path) -> None:
+    """The simulated floor's outbox (``inline``): the same rows, sequence and power-cut rule on the
+    same file, written from the loop's own thread."""
+    import threading
+
+    db = tmp_path / "outbox.sqlite3"
+    async with Outbox(db, inline=True) as ob:
+        seqs = [ob.next_seq() for _ in range(4)]
+        for s in seqs:
+            ob.put(s, "t", b"{}", MessageClass.PERIODIC)
+        await ob.flush()
+        ob.ack(seqs[0])
+        await ob.flush()
+        assert not [t for t in threading.enumerate() if t.name.startswith("outbox-db")]
+    ob = Outbox(db, inline=True)
+    await ob.__aenter__()
+    assert [r.seq for r in await ob.read(0)] == seqs[1:]
+    late = ob.next_seq()
+    ob.put(late, "t", b"{}", MessageClass.PERIODIC)
+    ob.abandon()  # a power cut: the uncommitted row is lost, the committed ones stay
+    await ob.__aexit__(None, None, None)
+    async with Outbox(db) as threaded:  # a gateway's outbox reads what the inline one wrote
+        assert [r.seq for r in await threaded.read(0)] == seqs[1:]
+        assert threaded.next_seq() == late  # never committed, so its number is free again
