@@ -38,6 +38,7 @@ GPIO driver raises. Tare and scale are the gateway's, as on GPIO.
 from __future__ import annotations
 
 import struct
+from collections.abc import Awaitable
 from typing import Any
 
 from drivers.errors import DataNotReadyError, SensorImplausibleError
@@ -264,8 +265,10 @@ async def _start(driver: Hx711 | NodeHx711) -> None:
         await driver.start()
 
 
-async def _readings(driver: Hx711 | NodeHx711) -> list[Reading]:
-    return await driver.readings()
+def _readings(driver: Hx711 | NodeHx711) -> Awaitable[list[Reading]]:
+    """The driver's own ``readings()``, for the caller to await: no coroutine of its own around it
+    (a desk's load cell is polled every second, a floor's hundred and twenty of them)."""
+    return driver.readings()
 
 
 def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Hx711 | NodeHx711:

@@ -44,6 +44,9 @@ T = TypeVar("T")
 
 #: With callbacks ready, real I/O is polled on one loop turn in this many (see _VirtualSelector.select).
 POLL_EVERY = 64
+#: A jump of simulated time polls real I/O only if this much wall time has passed since the last poll:
+#: a few loopback round trips, so a real socket's bytes are still seen within a quarter of a millisecond.
+JUMP_POLL_S = 0.00025
 
 # asyncio's own bounds (base_events), for VirtualTimeLoop._run_once.
 _MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
@@ -59,6 +62,7 @@ _FAST_HANDLES = (
     and tuple(asyncio.TimerHandle.__slots__) == ("_scheduled", "_when")
 )
 _copy_context = contextvars.copy_context
+_monotonic = time.monotonic
 _new_handle = object.__new__
 
 
@@ -91,6 +95,7 @@ class _VirtualSelector(selectors.BaseSelector):
         self._real = real
         self._loop = loop
         self._busy_turns = 0
+        self._quiet_until = 0.0  # no real poll on a jump of simulated time before this (time.monotonic)
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.register(fileobj, events, data)
@@ -124,6 +129,17 @@ class _VirtualSelector(selectors.BaseSelector):
             if self._busy_turns < POLL_EVERY:
                 return []
         self._busy_turns = 0
+        if timeout and not loop.threads_in_flight and loop.pace is None:
+            # A jump of simulated time (about a million a simulated day, over ten thousand a wall
+            # second): a real poll on each is a system call that releases the GIL, 1-2 us of CPU.
+            # Real I/O is polled on a jump once JUMP_POLL_S of wall time has passed since the last
+            # poll: a real peer's bytes wait at most that long, and simulated time races on while a
+            # peer answers anyway (a loopback round trip spans several jumps).
+            now = _monotonic()
+            if now < self._quiet_until:
+                loop.advance(timeout)
+                return []
+            self._quiet_until = now + JUMP_POLL_S
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
@@ -311,12 +327,41 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                     raise
                 except BaseException as exc:
                     self._callback_failed(handle, exc)
+            if not ready:
+                # The next turn would jump simulated time to the next timer without a real poll
+                # (one is not due, see _VirtualSelector.select) and take the timers due then: that
+                # turn is taken here, the same jump by the same arithmetic, without its bookkeeping.
+                # Anything else (stopping, a poll due, a thread at work, a timer due now, cancelled
+                # timers to clear from the heap, no longer fast) is left to a turn of its own.
+                if (
+                    not scheduled
+                    or self._stopping  # type: ignore[attr-defined]
+                    or self.speed is not None
+                    or self.pace is not None
+                    or self.threads_in_flight
+                    or scheduled is not self._scheduled
+                    or scheduled[0][2]._cancelled
+                ):
+                    return
+                jump = scheduled[0][0] - self._virtual
+                if not 0 < jump <= _MAXIMUM_SELECT_TIMEOUT or _monotonic() >= selector._quiet_until:
+                    return
+                selector._busy_turns = 0
+                self._virtual += jump
+                end_time = self._virtual + self._clock_resolution  # type: ignore[attr-defined]
+                while scheduled:
+                    entry = scheduled[0]
+                    if entry[0] >= end_time:
+                        break
+                    heapq.heappop(scheduled)
+                    entry[2]._scheduled = False  # type: ignore[attr-defined]
+                    ready.append(entry[2])
+                continue
             # The next turn would skip the selector (a busy turn, see above), find no timer due and
             # run what is ready now: that turn is taken here, without its bookkeeping. Anything else
             # (stopping, a poll due, a timer due, no longer fast) is left to a turn of its own.
             if (
-                not ready
-                or self._stopping  # type: ignore[attr-defined]
+                self._stopping  # type: ignore[attr-defined]
                 or self.speed is not None
                 or selector._busy_turns + 1 >= POLL_EVERY
                 or (scheduled and scheduled[0][0] < end_time)

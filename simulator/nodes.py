@@ -332,9 +332,12 @@ class SimNode(NodeOutputs):
         except FrameError as exc:
             self.counters["crc" if "CRC" in str(exc) else "frame"] += 1
             return None
-        if frame.is_reply or frame.src != GATEWAY or frame.dst not in (self.address, BROADCAST):
+        if frame.flags & FLAG_REPLY or frame.src != GATEWAY or frame.dst not in (self.address, BROADCAST):
             return None
-        self.reply_delay_s = self.processing_s(frame.type, len(frame.payload))
+        mtype = frame.type
+        # processing_s, without a call for the types that have no payload-dependent time
+        self.reply_delay_s = (self.processing_s(mtype, len(frame.payload)) if mtype == MsgType.I2C
+                              else _THINK_S.get(mtype, 0.0005))
         pending = FLAG_EVENTS_PENDING if self._events else 0
         cache = self._cache
         if (frame.dst != BROADCAST and cache is not None and cache[0] == frame.seq

@@ -245,7 +245,8 @@ class SimLine:
     def _frame(
         self, block: bytes, frame: Frame | None, listeners: list[SimNode], transport: Transport, now: float
     ) -> None:
-        self.record.frames_in += 1
+        record = self.record
+        record.frames_in += 1
         replies: list[tuple[float, bytes]] = []
         for n in listeners:
             out = n.receive(block, now, decoded=frame)
@@ -253,14 +254,17 @@ class SimLine:
                 replies.append((n.reply_delay_s, out))
         if not replies:
             return
-        delay = TURNAROUND_S + max(d for d, _ in replies)
-        reply = replies[0][1]
-        if len(replies) > 1:  # two drivers on the bus at once: the receiver sees neither frame
-            self.record.collisions += 1
+        if len(replies) == 1:  # one node answers (nearly every frame)
+            delay, reply = replies[0]
+            delay = TURNAROUND_S + delay
+        else:  # two drivers on the bus at once: the receiver sees neither frame
+            delay = TURNAROUND_S + max(d for d, _ in replies)
+            record.collisions += 1
             reply = _collide([r for _, r in replies])
-        if self.faults.late_rate and self._rng.random() < self.faults.late_rate:
-            self.record.late += 1
-            delay += self.faults.late_s
+        faults = self.faults
+        if faults.late_rate and self._rng.random() < faults.late_rate:
+            record.late += 1
+            delay += faults.late_s
         action, extra = self._fault("reply", frame) or (None, 0.0)
         if action == "drop":
             return
@@ -268,8 +272,9 @@ class SimLine:
             reply = self._flip(reply)
         elif action == "delay":
             delay += extra
-        self.record.replies += 1
-        for _ in range(2 if action == "duplicate" else 1):
+        record.replies += 1
+        self._send_later(transport, delay, reply)
+        if action == "duplicate":
             self._send_later(transport, delay, reply)
 
     def _send_later(self, transport: Transport, delay: float, reply: bytes) -> None:

@@ -53,8 +53,9 @@ class Envelope:
         glazing: dict[str, FloatArray] = {w.facing: np.zeros(n) for w in windows}
         for z, poly in enumerate(plan.zone_polygons):
             for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1], strict=True):
-                for mx, my, nx, ny, length in _edge_samples(x1, y1, x2, y2):
-                    if not _exterior(plan, poly, mx, my, nx, ny):
+                samples = _edge_samples(x1, y1, x2, y2)
+                for (mx, my, nx, ny, length), outside in zip(samples, _exterior(plan, poly, samples), strict=True):
+                    if not outside:
                         continue
                     window = _window_at(windows, mx, my, nx, ny)
                     if window is None:
@@ -93,14 +94,22 @@ def _edge_samples(x1: float, y1: float, x2: float, y2: float) -> list[tuple[floa
     return [(x1 + (x2 - x1) * (i + 0.5) / k, y1 + (y2 - y1) * (i + 0.5) / k, nx, ny, length / k) for i in range(k)]
 
 
-def _exterior(plan: FloorPlan, poly: list[tuple[float, float]], x: float, y: float, nx: float, ny: float) -> bool:
-    """True when, on the side of the edge away from this zone, there is no zone: an outside wall."""
+def _exterior(plan: FloorPlan, poly: list[tuple[float, float]],
+              samples: list[tuple[float, float, float, float, float]]) -> list[bool]:
+    """For each piece of an edge of this zone: True when, on the side away from the zone, there is no
+    zone (an outside wall). All of an edge's probes go through the point-in-polygon tests at once
+    (elementwise: the same answers as one piece at a time; building a floor's world ran them
+    thousands of times on two points each)."""
+    if not samples:
+        return []
     step = 0.05
-    px = np.array([x + nx * step, x - nx * step])
-    py = np.array([y + ny * step, y - ny * step])
+    px = np.array([p for x, _, nx, _, _ in samples for p in (x + nx * step, x - nx * step)])
+    py = np.array([p for _, y, _, ny, _ in samples for p in (y + ny * step, y - ny * step)])
     inside_mine = polygon_contains(px, py, poly)
-    outward = 1 if inside_mine[0] else 0  # the probe that is not in this zone looks outwards
-    return bool(plan.zone_of(px[outward:outward + 1], py[outward:outward + 1])[0] < 0)
+    # the probe that is not in this zone looks outwards: the first of a piece's two if it is not in
+    # this zone, else the second
+    outward = np.arange(0, len(px), 2) + inside_mine[0::2]
+    return [bool(zone < 0) for zone in plan.zone_of(px[outward], py[outward])]
 
 
 def _window_at(windows: list[Window], x: float, y: float, nx: float, ny: float) -> Window | None:

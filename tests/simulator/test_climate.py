@@ -190,3 +190,23 @@ def test_setpoints_sent_by_the_gateway_are_held_and_none_means_the_bms_schedule(
     assert mine[0] == pytest.approx(23.0, abs=0.01) and mine[1] == pytest.approx(23.0, abs=0.01)
     assert 21.0 - 1e-6 <= mine[2] < 22.0  # ahu2 sends nothing: the BMS heats below its 21 C (the sun warms it)
     assert 21.0 - 1e-6 <= conventional[0] < 22.0
+
+
+def test_outside_walls_found_for_all_pieces_of_an_edge_at_once_as_one_by_one(plan: FloorPlan) -> None:
+    """The envelope's batched probe (both sides of every piece of an edge together) against the probe of
+    one piece at a time, on every edge of floor 3: the same outside walls."""
+    from simulator.world.envelope import _edge_samples, _exterior
+    from simulator.world.geometry import polygon_contains
+
+    found = 0
+    for poly in plan.zone_polygons:
+        for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1], strict=True):
+            samples = _edge_samples(x1, y1, x2, y2)
+            one_by_one = []
+            for x, y, nx, ny, _ in samples:
+                px, py = np.array([x + nx * 0.05, x - nx * 0.05]), np.array([y + ny * 0.05, y - ny * 0.05])
+                out = 1 if polygon_contains(px, py, poly)[0] else 0
+                one_by_one.append(bool(plan.zone_of(px[out:out + 1], py[out:out + 1])[0] < 0))
+            assert _exterior(plan, poly, samples) == one_by_one
+            found += sum(one_by_one)
+    assert found > 0

@@ -205,3 +205,38 @@ def test_restarting_the_pace_leaves_the_other_modes_alone() -> None:
             assert loop.time() >= before and loop.paced_limit() == math.inf
         finally:
             loop.close()
+
+
+def test_a_jump_of_time_polls_real_io_only_once_its_wall_window_has_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated time jumps without a system call each time, yet real I/O is polled every JUMP_POLL_S of wall."""
+    import simulator.clock as clock_module
+
+    wall = [0.0]
+
+    def fake_monotonic() -> float:  # each look at the wall clock finds a tenth of the window gone
+        wall[0] += clock_module.JUMP_POLL_S / 10
+        return wall[0]
+
+    monkeypatch.setattr(clock_module, "_monotonic", fake_monotonic, raising=False)
+    loop = VirtualTimeLoop()
+    polls: list[float | None] = []
+    real = loop._virtual_selector._real
+    real_select = real.select
+
+    def counted(timeout: float | None = None) -> Any:
+        polls.append(timeout)
+        return real_select(timeout)
+
+    monkeypatch.setattr(real, "select", counted)
+
+    async def main() -> float:
+        for _ in range(1000):
+            await asyncio.sleep(1)  # a jump of simulated time each
+        return asyncio.get_running_loop().time()
+
+    try:
+        assert loop.run_until_complete(main()) == 1000
+    finally:
+        loop.close()
+    # Every jump polled before: 1000 polls. Now one in about ten jumps (each looks at the wall once).
+    assert 50 <= len(polls) <= 200

@@ -118,3 +118,20 @@ def test_blobs_touch_through_halos_as_pixel_by_pixel(seed: int) -> None:
         b = rng.sample(grid, rng.randint(1, 6))
         brute = any(abs(r - r2) <= 1 and abs(c - c2) <= 1 for r, c in a for r2, c2 in b)
         assert _near(a, b) is brute
+
+
+def test_a_frames_registers_are_those_of_its_encoded_pixels() -> None:
+    """The part's registers and overflow flag, from frames inside, at and past the 12-bit limits and with a NaN."""
+    from simulator.hw.amg8833 import pixel_registers
+
+    rng = np.random.default_rng(5)
+    frames = [rng.uniform(-20.0, 80.0, 64) for _ in range(200)] + [rng.uniform(-530.0, 530.0, 64) for _ in range(50)]
+    for edge in (511.75, 511.625, 511.5, 511.874, -512.0, -511.875, -511.75, -512.125, 0.125, -0.125, -0.375):
+        frame = np.full(64, 21.5)
+        frame[7] = edge
+        frames.append(frame)
+    with np.errstate(invalid="ignore"):
+        frames.append(np.where(np.arange(64) == 3, np.nan, 21.5))
+        for frame in frames:
+            raw = encode_pixels(frame)
+            assert pixel_registers(frame) == (raw.astype("<u2").tobytes(), bool(0x7FF in raw or 0x800 in raw))
