@@ -45,15 +45,17 @@ def test_what_takes_the_line_before_a_booked_reply_starts_goes_first(how: str) -
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         line.slave.send_later(0.002, b"R" * 20)
+        writing: asyncio.Future[None] | None = None
         if how == "sooner":  # another reply, set later but due sooner
             line.slave.send_later(0.001, b"S" * 30)
         else:
             await asyncio.sleep(0.001)
             if how == "write":
-                asyncio.ensure_future(line.slave.write(b"S" * 30))
+                writing = asyncio.ensure_future(line.slave.write(b"S" * 30))
             else:
                 line.slave.transmit(b"S" * 30)
         heard = await arrivals(line, t0 + 0.02)
+        assert writing is None or writing.done()
         return [(round(t - t0, 9), data) for t, data in heard]
 
     first_end = 0.001 + 30 * BYTE_S
@@ -72,8 +74,9 @@ def test_a_booked_reply_on_the_wire_holds_the_line() -> None:
         t0 = loop.time()
         line.slave.send_later(0.001, b"R" * 20)
         await asyncio.sleep(0.001 + 5 * BYTE_S)
-        asyncio.ensure_future(line.slave.write(b"S" * 30))
+        writing = asyncio.ensure_future(line.slave.write(b"S" * 30))
         heard = await arrivals(line, t0 + 0.02)
+        assert writing.done()
         return [(round(t - t0, 9), data) for t, data in heard]
 
     reply_end = 0.001 + 20 * BYTE_S
