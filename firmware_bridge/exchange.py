@@ -43,6 +43,7 @@ from drivers.errors import BridgeError, FrameError, NodeTimeoutError
 from drivers.ports import Clock
 
 from .codec import BROADCAST, FLAG_EVENTS_PENDING, GATEWAY, MAX_NODE, MIN_NODE, Frame, FrameReader, encode_frame
+from .line_queue import RequestQueue
 from .messages import (
     DEFAULT_PROCESSING_S,
     MAX_REPLY,
@@ -100,6 +101,7 @@ class _Job:
     not_before: float = 0.0
     attempts: int = field(default=0)
     busy: int = 0  # BUSY answers so far
+    entry: int = -1  # its entry in the line's queue while queued (RequestQueue)
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ class LineMaster(CallbackSender):
         self.reply_margin_s = reply_margin_s
         self.stats = LinkStats()
         self.answers: dict[int, int] = {}  # node -> replies received from it (NACKs included)
-        self._jobs: list[_Job] = []
+        self._jobs: RequestQueue[_Job] = RequestQueue()
         self._order = itertools.count()
         self._seq: dict[int, int] = {}
         self._newest: dict[OutputKey, int] = {}  # output -> order of the newest command to it
@@ -212,7 +214,7 @@ class LineMaster(CallbackSender):
         if output is not None:
             self._newest[output] = job.order
             self._drop_superseded(lambda key: key == output)
-        self._jobs.append(job)
+        self._jobs.push(job)
         if self._callbacks:
             self._schedule_kick()
         else:
@@ -233,8 +235,11 @@ class LineMaster(CallbackSender):
 
     def _pending_command(self, key: OutputKey) -> asyncio.Future[Frame] | None:
         """The unsettled command to this output, queued or on the line (there is at most one)."""
-        for job in [self._current, *self._jobs]:
-            if job is not None and job.output == key and not job.future.done():
+        current = self._current
+        if current is not None and current.output == key and not current.future.done():
+            return current.future
+        for job in self._jobs:
+            if job.output == key and not job.future.done():
                 return job.future
         return None
 
@@ -282,19 +287,9 @@ class LineMaster(CallbackSender):
         return 0.0 if getattr(self.transport, "write_waits_for_line", False) else len(wire) * self.byte_s
 
     def _next_ready(self, now: float) -> _Job | float | None:
-        """The job to run now, else the earliest time one becomes ready, else None."""
-        best: _Job | None = None
-        soonest: float | None = None
-        pinned = self._pinned
-        for job in self._jobs:
-            if pinned and pinned.get(job.node, job) is not job:
-                continue  # its node owes an answer to a request that is not idempotent
-            if job.not_before <= now:
-                if best is None or (job.priority, job.order) < (best.priority, best.order):
-                    best = job
-            elif soonest is None or job.not_before < soonest:
-                soonest = job.not_before
-        return best if best is not None else soonest
+        """The job to run now, else the earliest time one becomes ready, else None: the most urgent
+        ready job (the first queued among equals) whose node owes no answer to another job."""
+        return self._jobs.choose(now, self._pinned)
 
     async def _send_loop(self) -> None:
         if self._callbacks:
@@ -429,7 +424,7 @@ class LineMaster(CallbackSender):
             job.busy += 1
             job.frame = replace(job.frame, seq=self._next_seq(job.node))
             job.not_before = loop.time() + self._backoff(job.busy)
-            self._jobs.append(job)
+            self._jobs.push(job)
             return
         self._finish(job, self._refusal(job, nack))
 
@@ -449,7 +444,7 @@ class LineMaster(CallbackSender):
             return
         if job.attempts_left > 0 and loop.time() < job.deadline:
             job.not_before = loop.time() + self._backoff(job.attempts)
-            self._jobs.append(job)
+            self._jobs.push(job)
         else:
             self._fail(job, NodeTimeoutError(f"node {job.node}: no answer after {job.attempts} attempt(s)"))
 

@@ -275,6 +275,9 @@ class MemoryEndpoint:
         # the garbage collector would free, two a request on a simulated line)
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_ids = itertools.count()
+        # send_later's transmission booked ahead on one timer (see send_later): its timer's number,
+        # its start, the line's end of use before it, and its bytes; None once it has started
+        self._booked: tuple[int, float, float, bytes] | None = None
         self._closed = False
         # listen(): deliveries go to this callback (and a failure of it to this future), not the inbox
         self._listener: tuple[Callable[[bytes], None], asyncio.Future[None]] | None = None
@@ -283,6 +286,8 @@ class MemoryEndpoint:
         """Occupy the line for len(data) byte times, then deliver the bytes to the other end."""
         if self._closed:
             raise BridgeError(f"memory line {self.name}: closed")
+        if self._booked is not None:
+            self._unbook(asyncio.get_running_loop())
         self._writers += 1
         try:
             async with self._sending:
@@ -297,9 +302,37 @@ class MemoryEndpoint:
     def send_later(self, delay: float, data: bytes) -> None:
         """Write ``data`` after ``delay`` seconds without awaiting it: what ``sleep(delay)`` then
         ``write(data)`` in a task would do, on one timer per transmission instead of a task and
-        two sleeps. If the line is taken when the time comes, it queues behind like ``write``."""
+        two sleeps. If the line is taken when the time comes, it queues behind like ``write``.
+
+        A simulated node's reply comes here, once per exchange of the simulated day. When nothing
+        else is on or bound for this end of the line, the transmission is booked at once: its
+        delivery is timed for its start plus its bytes, and no timer marks the start (a timer and
+        a loop turn fewer per reply). Whatever else wants this end before that start (``write``,
+        ``transmit``, or another ``send_later`` that starts sooner) first undoes the booking and
+        sets the start's timer, so the line is taken in the same order as without it."""
         loop = asyncio.get_running_loop()
-        self._later(loop, loop.time() + delay, self._start, data)
+        start = loop.time() + delay
+        if self._timers or self._writers or self._busy_until > start or self._closed:
+            self._later(loop, start, self._start, data)
+            return
+        end = start + len(data) * self._line.byte_s
+        key = next(self._timer_ids)
+        self._timers[key] = loop.call_at(end, self._fire, key, self._deliver, data)
+        self._booked = (key, start, self._busy_until, data)
+        self._busy_until = end
+
+    def _unbook(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Something else wants the line: a booked transmission that has not started yet goes back
+        to a timer at its start (then it finds the line taken, or not, as ``_start`` decides)."""
+        booked = self._booked
+        assert booked is not None
+        key, start, busy_before, data = booked
+        if loop.time() >= start:  # it is on the wire already: it holds the line, as _start left it
+            return
+        self._booked = None
+        self._timers.pop(key).cancel()
+        self._busy_until = busy_before
+        self._later(loop, start, self._start, data)
 
     def _later(self, loop: asyncio.AbstractEventLoop, when: float, fn: Callable[[bytes], None], data: bytes) -> None:
         key = next(self._timer_ids)
@@ -307,13 +340,18 @@ class MemoryEndpoint:
 
     def _fire(self, key: int, fn: Callable[[bytes], None], data: bytes) -> None:
         del self._timers[key]
+        booked = self._booked
+        if booked is not None and booked[0] == key:
+            self._booked = None
         fn(data)
 
     def _start(self, data: bytes) -> None:
         loop = asyncio.get_running_loop()
-        now = loop.time()
         if self._closed:
             return
+        if self._booked is not None:
+            self._unbook(loop)
+        now = loop.time()
         if self._writers or self._busy_until > now:  # someone is on the line: wait for it in turn
             task = loop.create_task(self.write(data))
             task.add_done_callback(_consume)
@@ -387,6 +425,7 @@ class MemoryEndpoint:
         for handle in self._timers.values():  # transmissions not yet on the wire, or cut short, never arrive
             handle.cancel()
         self._timers.clear()
+        self._booked = None
         self._arrived.set()
 
 

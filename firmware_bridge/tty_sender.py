@@ -32,6 +32,7 @@ from drivers.errors import BridgeError
 if TYPE_CHECKING:
     from .codec import Frame
     from .exchange import _Job
+    from .line_queue import RequestQueue
     from .transport import Transport
 
 
@@ -41,7 +42,7 @@ class CallbackSender:
     if TYPE_CHECKING:  # LineMaster's state and steps that the callbacks drive
         transport: Transport
         _closed: bool
-        _jobs: list[_Job]
+        _jobs: RequestQueue[_Job]
         _current: _Job | None
         _turn: asyncio.Lock
         _line_free: float
