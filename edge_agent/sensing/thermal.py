@@ -165,7 +165,7 @@ def _components(mask: BoolArray) -> tuple[Pixels, ...]:
     arithmetic. Each distinct grid's components are kept (up to :data:`_COMPONENTS_KEPT`): the
     warm pixels of a frame are mostly those of the frame before, the same people at the same seats.
     """
-    key = mask.tobytes()
+    key = (mask.shape, mask.tobytes())
     found = _COMPONENTS.get(key)
     if found is None:
         if len(_COMPONENTS) >= _COMPONENTS_KEPT:
@@ -254,7 +254,7 @@ def _dilated(mask: BoolArray) -> tuple[BoolArray, frozenset[tuple[int, int]]]:
 
 _DILATED: dict[tuple[tuple[int, ...], bytes], tuple[BoolArray, frozenset[tuple[int, int]]]] = {}
 _DILATED_KEPT = 4096
-_COMPONENTS: dict[bytes, tuple[Pixels, ...]] = {}
+_COMPONENTS: dict[tuple[tuple[int, ...], bytes], tuple[Pixels, ...]] = {}
 _COMPONENTS_KEPT = 4096
 _PIECES_KEPT = 1024  # per thermopile: a few pixel sets per person and seat, and the noise's lone pixels
 
@@ -340,7 +340,7 @@ class ThermalSeatDetector:
     # The previous frame's people with their halos (see _halo), made when a blob first asks.
     _people_halos: list[tuple[Blob, frozenset[tuple[int, int]]]] | None = None
     _pieces: dict[Pixels, _Piece] = field(default_factory=dict)  # see _piece
-    _rates: tuple[float, tuple[np.float64, np.float64] | None] = (math.nan, None)  # see _rate
+    _rates: tuple[float, ThermalParams | None, tuple[np.float64, np.float64]] = (math.nan, None, (np.float64(0),) * 2)
     # A frame with nothing warm skips the labelling (_nothing_warm); tests turn it off to compare.
     skip_empty: ClassVar[bool] = True
 
@@ -583,17 +583,17 @@ class ThermalSeatDetector:
 
     def _rate(self, dt: float) -> tuple[np.float64, np.float64]:
         """``1 - exp(-dt / tau)`` for the two time constants a pixel follows (``cold_tau_s``,
-        ``bg_tau_s``), kept for the last ``dt`` (frames come at a steady interval).
+        ``bg_tau_s``), kept for the last ``dt`` and parameters (frames come at a steady interval).
 
         Worked out elementwise on a two-element array, by the same numpy operations as on the
         frame's 64 pixels; a pixel's rate is then picked from it, not computed again.
         """
-        last_dt, rates = self._rates
-        if rates is None or dt != last_dt:
-            p = self.params
+        last_dt, params, rates = self._rates
+        p = self.params
+        if dt != last_dt or p is not params:
             cold, warm = 1.0 - np.exp(-dt / np.array([p.cold_tau_s, p.bg_tau_s]))
             rates = cold, warm
-            self._rates = dt, rates
+            self._rates = dt, p, rates
         return rates
 
     def _update_background(self, arr: FloatArray, diff: FloatArray, frozen: BoolArray, t: float, dt: float) -> None:

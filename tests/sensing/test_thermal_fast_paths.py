@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -242,3 +243,6 @@ def test_a_pixels_rate_is_the_per_pixel_formula_bit_for_bit(floor_config: SiteCo
         tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
         assert (np.where(diff < -p.cold_c, cold, warm) * diff).tobytes() == ((1.0 - np.exp(-dt / tau)) * diff).tobytes()
     assert not math.isnan(det._rates[0])
+    det.params = replace(p, cold_tau_s=5.0, bg_tau_s=900.0)  # new parameters: rates worked out again
+    cold, warm = det._rate(2.0)
+    assert (cold, warm) == tuple(1.0 - np.exp(-2.0 / np.array([5.0, 900.0])))
