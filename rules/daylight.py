@@ -91,13 +91,17 @@ def _step(action: DaylightAction, lum: str, s: Subject, moved: Mapping[str, floa
     # A luminaire that did not move adds nothing: its terms are left out of the sums (adding a
     # zero changes no sum), which saves most of them on a pass where few luminaires move.
     moving = [(other, step) for other, step in moved.items() if step != 0.0]
+    seats, occupied = state.seats, SeatStatus.OCCUPIED
     for sid in state.topology.light_seats.get(lum, ()):
-        st = state.seats.get(sid)
+        st = seats.get(sid)
         if st is None or st.lux is None:
             continue
-        here = gains.get(sid, {})
-        lux = st.lux + sum(here.get(other, 0.0) * step for other, step in moving)
-        if st.status == SeatStatus.OCCUPIED:
+        if moving:
+            here = gains.get(sid, {})
+            lux = st.lux + sum(here.get(other, 0.0) * step for other, step in moving)
+        else:
+            lux = st.lux + 0  # what the sum over no luminaire adds (0), as above
+        if st.status == occupied:
             shortfall.append((goal - lux, sid))
         elif action.ready_fraction > 0.0 and st.status in READY_STATUSES:
             shortfall.append((ready - lux, sid))

@@ -96,6 +96,7 @@ class _Plan:
     around_sig: dict[str, Any] = field(default_factory=dict)  # zone -> what it read around the zone
     last_g: Any = None
     fired: int = 0
+    reads_lux: bool = True  # its seat signature reads the seat's lux (a field, or a banded test)
 
 
 class Evaluator:
@@ -114,6 +115,7 @@ class Evaluator:
                  or state.topology is not self._topology or state.t < self._t
                  or len(state.seats) != len(self._seats) or state.zones.keys() != self._zones.keys())
         changed_seats: list[str] = []
+        lit_only: set[str] = set()  # of those, the seats whose view changed in its lux only
         if not fresh:
             old = self._seats
             for sid, view in state.seats.items():
@@ -124,10 +126,14 @@ class Evaluator:
                     fresh = True
                     break
                 changed_seats.append(sid)
+                if (before.status is view.status and before.since == view.since and before.desk == view.desk
+                        and before.consented_tag == view.consented_tag and before.tag_since == view.tag_since
+                        and before.id == view.id):
+                    lit_only.add(sid)
         if fresh:
             self._start(rule_set, state)
-            changed_seats = []
-        result = self._pass(rule_set, state, memory, changed_seats)
+            changed_seats, lit_only = [], set()
+        result = self._pass(rule_set, state, memory, changed_seats, lit_only)
         self._memory = result.memory
         return result
 
@@ -164,7 +170,8 @@ class Evaluator:
             plan = _Plan(index=index, pos=len(self._plans), rule=rule, reads=reads, gsig=getter(reads.state),
                          zget=getter(reads.zone), sget=seat_signature(reads), keyed=keyed, fixed=fixed_intents(rule),
                          latch_paths=latch_paths(rule.when),
-                         timed=timed_leaves(rule.when), rank=(-int(rule.priority), rule.order))
+                         timed=timed_leaves(rule.when), rank=(-int(rule.priority), rule.order),
+                         reads_lux=bool(reads.bands) or "lux" in reads.seat)
             subjects = ([(z, z) for z in zones] if rule.scope == "zone" else seats)
             for sid, zid in subjects:
                 if rule.zones and zid not in rule.zones:
@@ -181,7 +188,8 @@ class Evaluator:
         self._t = -math.inf
 
     # -- one pass ----------------------------------------------------------------------------------
-    def _pass(self, rule_set: RuleSet, state: FloorState, memory: RuleMemory, changed_seats: list[str]) -> Evaluation:
+    def _pass(self, rule_set: RuleSet, state: FloorState, memory: RuleMemory, changed_seats: list[str],
+              lit_only: set[str]) -> Evaluation:
         t = state.t
         first = self._first
         old_zones = self._zones
@@ -234,7 +242,10 @@ class Evaluator:
                         mine.update(plan.by_zone.get(z, ()))
             get = plan.sget
             seats, zones = state.seats, state.zones
-            for sid in changed_seats:
+            # A unit's signature is its seat's last view's (kept so by every pass); a rule that
+            # reads neither lux nor a band of it finds the same signature in a view whose lux
+            # alone changed, which is most changed views (any change of light moves every lux).
+            for sid in changed_seats if plan.reads_lux else [x for x in changed_seats if x not in lit_only]:
                 unit = units.get(sid)
                 if unit is not None and get(state, zones[unit.zid], seats[sid]) != unit.ssig:
                     mine.add(sid)

@@ -49,6 +49,7 @@ from rules.state import FloorState, Measure, Preference, Quality, SeatStatus, Se
 MOTION_NEWS_AFTER_S = 30.0  # motion after this long a still zone is news (see FloorModel.on_motion)
 STEP_WITNESS_S = 600.0  # a weight step counts as someone's doing with zone motion this recent
 STAFF_HOLD_S = 180.0  # a button hold this soon after a ghost seat's desk emptied is still staff's release
+_PLACES_KEPT = 4096  # tag positions whose zones and views are kept (FloorModel._place)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,10 @@ class FloorModel:
         # so the decide pass (rules.incremental) finds what changed by identity.
         self._views: dict[str, SeatView] = {}
         self._zone_views: dict[str, ZoneView] = {}
+        # Where a tag's position lies: the zones whose polygon holds it, and (asked per sensor)
+        # whether a thermopile sees it. Worked out once per position (a tag at rest, or between
+        # fixes, is at the same position pass after pass), up to _PLACES_KEPT positions.
+        self._places: dict[tuple[float, float], tuple[frozenset[str], dict[str, bool]]] = {}
 
     # ----------------------------------------------------------------------------- events
     def _seen(self, t: float) -> None:
@@ -441,7 +446,8 @@ class FloorModel:
         return -0.5 <= row <= GRID - 0.5 and -0.5 <= col <= GRID - 0.5
 
     def _seat_views(
-        self, t: float, tags: Mapping[str, FloorTag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float]
+        self, t: float, tags: Mapping[str, FloorTag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float],
+        usable: Mapping[str, bool],
     ) -> dict[str, SeatView]:
         seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels)
         tag_seat: dict[str, tuple[str, FloorTag]] = {}
@@ -450,7 +456,6 @@ class FloorModel:
                 tag_seat[g.seat] = (n, g)  # two tags at one seat: the one there first is its occupant's
         views: dict[str, SeatView] = {}
         last = self._views
-        usable = {sensor: self._thermal_usable(sensor, t) for sensor in self._detectors}
         for seat in self.cfg.seats:
             machine = self._machines[seat.id]
             sensor = self._seat_sensor.get(seat.id)
@@ -473,14 +478,36 @@ class FloorModel:
         self._views = views
         return views
 
-    def _people(self, zone_id: str, t: float, tags: Mapping[str, FloorTag]) -> tuple[Measure, bool]:
+    def _place(self, pos: tuple[float, float]) -> tuple[frozenset[str], dict[str, bool]]:
+        """The zones a position lies in, and what is known of which thermopiles see it (see
+        :meth:`_sees`), kept for the position."""
+        place = self._places.get(pos)
+        if place is None:
+            if len(self._places) >= _PLACES_KEPT:
+                self._places.clear()
+            x, y = pos
+            zones = frozenset(z for z, polygon in self._zone_polygon.items() if point_in_polygon(x, y, polygon))
+            place = self._places[pos] = (zones, {})
+        return place
+
+    def _sees(self, sensor_id: str, pos: tuple[float, float], seen: dict[str, bool]) -> bool:
+        """Whether the thermopile sees the position (:meth:`_in_view`), kept in the position's ``seen``."""
+        found = seen.get(sensor_id)
+        if found is None:
+            found = seen[sensor_id] = self._in_view(sensor_id, *pos)
+        return found
+
+    def _people(
+        self, zone_id: str, t: float, places: Sequence[tuple[tuple[float, float], frozenset[str], dict[str, bool]]],
+        sensor_usable: Mapping[str, bool],
+    ) -> tuple[Measure, bool]:
+        """The zone's people count: its usable thermopiles' people, and the fresh tags (their
+        positions' ``places``) in the zone that none of them sees."""
         thermal = self._zone_thermal[zone_id]
-        usable = [s for s in thermal if self._thermal_usable(s, t)]
-        polygon = self._zone_polygon[zone_id]
+        usable = [s for s in thermal if sensor_usable[s]]
         extra = 0
-        for g in tags.values():
-            pos = g.track.position
-            if pos and point_in_polygon(pos[0], pos[1], polygon) and not any(self._in_view(s, *pos) for s in usable):
+        for pos, zones, seen in places:
+            if zone_id in zones and not any(self._sees(s, pos, seen) for s in usable):
                 extra += 1
         count = sum(self._evidence[s].people for s in usable) + extra
         if not thermal:
@@ -509,7 +536,9 @@ class FloorModel:
             zid: {q: measure_from(q, ids, last, unhealthy, t, stale) for q, ids in sources.items()}
             for zid, sources in self._zone_sources.items()
         }
-        seats = self._seat_views(t, tags, {z: m["lux"] for z, m in env.items()}, levels or {})
+        usable = {sensor: self._thermal_usable(sensor, t) for sensor in self._detectors}
+        seats = self._seat_views(t, tags, {z: m["lux"] for z, m in env.items()}, levels or {}, usable)
+        places = [(pos, *self._place(pos)) for g in tags.values() if (pos := g.track.position)]
         counts: dict[str, dict[SeatStatus, int]] = {}  # zone -> seats in each status
         for v in seats.values():
             zone_count = counts.get(v.zone)
@@ -518,7 +547,7 @@ class FloorModel:
             zone_count[v.status] += 1
         zones: dict[str, ZoneView] = {}
         for zone in self.cfg.zones:
-            people, healthy = self._people(zone.id, t, tags)
+            people, healthy = self._people(zone.id, t, places, usable)
             self._zone_busy[zone.id] = bool(people.value)
             if people.value:
                 self._last_people[zone.id] = t

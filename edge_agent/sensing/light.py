@@ -82,6 +82,10 @@ class SeatLightModel:
         }
         self._last_key: tuple[Any, ...] = ()
         self._last_out: dict[str, float | None] | None = None
+        # The electric light at each zone's sensor and each seat for the last levels asked.
+        self._levels_key: tuple[float, ...] | None = None
+        self._sensor_electric: dict[str, float] = {}
+        self._seat_electric: dict[str, float] = {}
 
     def seat_gains(self, floor: float = 0.01) -> dict[str, dict[str, float]]:
         """Per seat, the lux each luminaire adds there at full output (those above ``floor`` of the most)."""
@@ -97,22 +101,30 @@ class SeatLightModel:
 
         Asked on every decide pass, while the zones' readings and the levels change every few
         seconds: the same inputs as the last call give the last call's dict (not to be changed).
+        The levels change far less often than the readings (a quarter of the changes on the
+        simulated day), so the electric light at each seat and sensor (a dot product each) is
+        kept for the last levels.
         """
-        wanted = [levels.get(i, 0.0) for i in self.lum_ids]
-        key = (tuple(zone_lux.items()), tuple(wanted))
+        wanted = tuple([levels.get(i, 0.0) for i in self.lum_ids])
+        key = (tuple(zone_lux.items()), wanted)
         if key == self._last_key and self._last_out is not None:
             return self._last_out
-        lv = np.array(wanted, dtype=float)
+        if wanted != self._levels_key:
+            lv = np.array(wanted, dtype=float)
+            self._sensor_electric = {zone: float(gain @ lv) for zone, gain in self._sensor_gain.items()}
+            self._seat_electric = {seat: float(gain @ lv) for seat, gain in self._seat_gain.items()}
+            self._levels_key = wanted
+        sensor_electric, seat_electric, ratio = self._sensor_electric, self._seat_electric, self._daylight_ratio
         daylight: dict[str, float | None] = {}
-        for zone, gain in self._sensor_gain.items():
+        for zone in self._sensor_gain:
             measured = zone_lux.get(zone)
-            daylight[zone] = None if measured is None else max(0.0, measured - float(gain @ lv))
+            daylight[zone] = None if measured is None else max(0.0, measured - sensor_electric[zone])
         out: dict[str, float | None] = {}
         for seat, zone in self._seat_zone.items():
             day = daylight.get(zone)
             if day is None:
                 out[seat] = None
             else:
-                out[seat] = LOWER_BOUND * (day * self._daylight_ratio[seat] + float(self._seat_gain[seat] @ lv))
+                out[seat] = LOWER_BOUND * (day * ratio[seat] + seat_electric[seat])
         self._last_key, self._last_out = key, out
         return out

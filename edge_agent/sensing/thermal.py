@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -147,19 +148,33 @@ def check_frame(frame: npt.ArrayLike, sensor: str) -> FloatArray:
     arr = np.asarray(frame, dtype=np.float64)
     if arr.shape != (GRID, GRID):
         raise SensorImplausibleError(f"{sensor}: frame shape {arr.shape}, expected (8, 8)", device=sensor)
-    low, high = arr.min(), arr.max()  # NaN and infinities fail the range test too
+    low, high = np.minimum.reduce(arr, None), np.maximum.reduce(arr, None)  # NaN and infinities fail too
     if not (low >= FRAME_MIN_C and high <= FRAME_MAX_C):
         raise SensorImplausibleError(f"{sensor}: frame values outside {FRAME_MIN_C}..{FRAME_MAX_C} C", device=sensor)
     return arr
 
 
-def _components(mask: BoolArray) -> list[list[tuple[int, int]]]:
+Pixels = tuple[tuple[int, int], ...]
+
+
+def _components(mask: BoolArray) -> tuple[Pixels, ...]:
     """8-connected components of a small boolean grid (at most 64 pixels: a plain flood fill).
 
     Components come in the row-major order of their first pixel, each sorted. The fill runs on a
     set of Python pairs: indexing the numpy grid pixel by pixel cost more than the whole frame's
-    arithmetic.
+    arithmetic. Each distinct grid's components are kept (up to :data:`_COMPONENTS_KEPT`): the
+    warm pixels of a frame are mostly those of the frame before, the same people at the same seats.
     """
+    key = (mask.shape, mask.tobytes())
+    found = _COMPONENTS.get(key)
+    if found is None:
+        if len(_COMPONENTS) >= _COMPONENTS_KEPT:
+            _COMPONENTS.clear()
+        found = _COMPONENTS[key] = tuple(tuple(comp) for comp in _fill(mask))
+    return found
+
+
+def _fill(mask: BoolArray) -> list[list[tuple[int, int]]]:
     rows, cols = np.nonzero(mask)
     todo = list(zip(rows.tolist(), cols.tolist(), strict=True))  # row-major, as nonzero gives them
     left = set(todo)
@@ -190,6 +205,18 @@ def _index(pixels: Sequence[tuple[int, int]]) -> _Index:
     return np.array([r for r, _ in pixels], dtype=np.intp), np.array([c for _, c in pixels], dtype=np.intp)
 
 
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """What the geometry says of one pixel set under one thermopile: its index arrays, its pixels'
+    floor positions and its desk-plane area. Kept per detector (:meth:`ThermalSeatDetector._piece`):
+    a seated person warms the same pixels frame after frame."""
+
+    index: _Index
+    x: FloatArray
+    y: FloatArray
+    area_m2: float
+
+
 def _dilate(mask: BoolArray) -> BoolArray:
     """3 x 3 dilation without scipy: separable, one pixel up/down, then one pixel left/right.
 
@@ -197,10 +224,16 @@ def _dilate(mask: BoolArray) -> BoolArray:
     before (the same people at the same seats), so each distinct mask is dilated once and kept
     (up to :data:`_DILATED_KEPT` of them), two dilations a frame of every thermopile.
     """
+    return _dilated(mask)[0]
+
+
+def _dilated(mask: BoolArray) -> tuple[BoolArray, frozenset[tuple[int, int]]]:
+    """:func:`_dilate`'s result and the set of its pixels, kept together: whether a blob touches
+    the last frame's people is a set test on the pixels it already holds as pairs."""
     key = (mask.shape, mask.tobytes())
-    out = _DILATED.get(key)
-    if out is not None:
-        return out
+    found = _DILATED.get(key)
+    if found is not None:
+        return found
     if not mask.any():
         out = np.zeros_like(mask)
     else:
@@ -211,14 +244,19 @@ def _dilate(mask: BoolArray) -> BoolArray:
         out[:, 1:] |= rows[:, :-1]
         out[:, :-1] |= rows[:, 1:]
     out.flags.writeable = False
+    rows_at, cols_at = np.nonzero(out)
+    found = out, frozenset(zip(rows_at.tolist(), cols_at.tolist(), strict=True))
     if len(_DILATED) >= _DILATED_KEPT:
         _DILATED.clear()
-    _DILATED[key] = out
-    return out
+    _DILATED[key] = found
+    return found
 
 
-_DILATED: dict[tuple[tuple[int, ...], bytes], BoolArray] = {}
+_DILATED: dict[tuple[tuple[int, ...], bytes], tuple[BoolArray, frozenset[tuple[int, int]]]] = {}
 _DILATED_KEPT = 4096
+_COMPONENTS: dict[tuple[tuple[int, ...], bytes], tuple[Pixels, ...]] = {}
+_COMPONENTS_KEPT = 4096
+_PIECES_KEPT = 1024  # per thermopile: a few pixel sets per person and seat, and the noise's lone pixels
 
 
 def _near(pixels: set[tuple[int, int]], other: Sequence[tuple[int, int]]) -> bool:
@@ -227,8 +265,21 @@ def _near(pixels: set[tuple[int, int]], other: Sequence[tuple[int, int]]) -> boo
 
 
 def _halo(pixels: Sequence[tuple[int, int]]) -> frozenset[tuple[int, int]]:
-    """The pixels and their eight neighbours: a pixel set touches ``pixels`` when it meets this."""
-    return frozenset().union(*[_NEIGHBOURHOOD.get(px) or _neighbourhood(*px) for px in pixels])
+    """The pixels and their eight neighbours: a pixel set touches ``pixels`` when it meets this.
+
+    Kept for each pixel tuple asked (up to :data:`_HALOS_KEPT`): the people of a frame are mostly
+    those of the frames before, at the same pixels."""
+    key = tuple(pixels)
+    halo = _HALOS.get(key)
+    if halo is None:
+        if len(_HALOS) >= _HALOS_KEPT:
+            _HALOS.clear()
+        halo = _HALOS[key] = frozenset().union(*[_NEIGHBOURHOOD.get(px) or _neighbourhood(*px) for px in key])
+    return halo
+
+
+_HALOS: dict[tuple[tuple[int, int], ...], frozenset[tuple[int, int]]] = {}
+_HALOS_KEPT = 4096
 
 
 def _neighbourhood(r: int, c: int) -> frozenset[tuple[int, int]]:
@@ -288,6 +339,10 @@ class ThermalSeatDetector:
     _settle_end: float = -math.inf  # the latest of _settling_until: from then on no pixel settles
     # The previous frame's people with their halos (see _halo), made when a blob first asks.
     _people_halos: list[tuple[Blob, frozenset[tuple[int, int]]]] | None = None
+    _pieces: dict[Pixels, _Piece] = field(default_factory=dict)  # see _piece
+    _rates: tuple[float, ThermalParams | None, tuple[np.float64, np.float64]] = (math.nan, None, (np.float64(0),) * 2)
+    # A frame with nothing warm skips the labelling (_nothing_warm); tests turn it off to compare.
+    skip_empty: ClassVar[bool] = True
 
     @classmethod
     def for_sensor(
@@ -313,8 +368,12 @@ class ThermalSeatDetector:
             return self._evidence(t)
         dt = min(max(t - self.last_t, 0.0), self.params.max_dt_s)
         diff = arr - self.background
-        blobs, person_mask, hold_mask = self._detect(diff, t, dt)
-        self._update_background(arr, diff, person_mask | hold_mask, t, dt)
+        grow = diff >= self.params.hold_c
+        if self.skip_empty and not grow.any():  # nothing warm in view: no blob to label or size
+            blobs, person_mask, frozen = self._nothing_warm()
+        else:
+            blobs, person_mask, frozen = self._detect(diff, grow, t, dt)
+        self._update_background(arr, diff, frozen, t, dt)
         self._person_mask = person_mask
         self.blobs = blobs
         self.last_frame, self.last_t = arr, t
@@ -332,44 +391,69 @@ class ThermalSeatDetector:
                 residue[b.seat] = residue.get(b.seat, 0.0) + b.heat_c
         return ThermalEvidence(t=t, presence=presence, people=self.people, blobs=self.blobs, residue=residue)
 
-    def _detect(self, diff: FloatArray, t: float, dt: float) -> tuple[tuple[Blob, ...], BoolArray, BoolArray]:
-        p = self.params
-        was_person = _dilate(self._person_mask)
-        grow = diff >= p.hold_c
-        seeds = (diff >= p.on_c) | (grow & was_person)
-        for left_behind in self._residues:  # what a person left is followed down to hold_c, like the person
-            for r, c in left_behind.pixels:
-                seeds[r, c] |= bool(grow[r, c])
+    def _nothing_warm(self) -> tuple[tuple[Blob, ...], BoolArray, BoolArray]:
+        """What :meth:`_detect` finds in a frame with no pixel ``hold_c`` above the background.
+
+        No pixel can belong to a blob then, so there is none: no person, candidate or residue,
+        every cup-rule track and residue ends, and nothing freezes the background. The same
+        state as the full path leaves (``tests/sensing/test_thermal_fast_paths.py`` runs both over
+        random frames); it saves the labelling on most frames of an empty desk area.
+        """
         self._people_halos = None
-        area_m2 = self.pixels.area_m2
-        labelled: list[tuple[list[tuple[int, int]], _Index, float, float, float, float, float, str]] = []
+        self._residues = []
+        self._points.clear()
+        return (), np.zeros((GRID, GRID), dtype=bool), np.zeros((GRID, GRID), dtype=bool)
+
+    def _piece(self, pixels: Pixels) -> _Piece:
+        """The index arrays, floor positions and area of a pixel set, worked out once and kept."""
+        piece = self._pieces.get(pixels)
+        if piece is None:
+            idx = _index(pixels)
+            if len(self._pieces) >= _PIECES_KEPT:
+                self._pieces.clear()
+            piece = self._pieces[pixels] = _Piece(idx, self.pixels.x[idx], self.pixels.y[idx],
+                                               float(self.pixels.area_m2[idx].sum()))
+        return piece
+
+    def _detect(
+        self, diff: FloatArray, grow: BoolArray, t: float, dt: float
+    ) -> tuple[tuple[Blob, ...], BoolArray, BoolArray]:
+        """The frame's blobs (``grow``: its pixels ``hold_c`` or more above the background), the
+        mask of its people, and the mask the background is frozen under (the people dilated, the
+        candidates and the residues followed)."""
+        p = self.params
+        near_person = _dilated(self._person_mask)[1]
+        left = [residue.pixels for residue in self._residues]
+        self._people_halos = None
+        labelled: list[tuple[Pixels, _Index, float, float, float, float, float, str]] = []
         residue_seat: dict[int, str | None] = {}
         live_residues: list[_Residue] = []
-        # Each piece with its index arrays and area; a whole component's are those it was sized by.
-        pieces: list[tuple[list[tuple[int, int]], _Index | None, float]] = []
+        # Each piece with what its geometry gives, and the contrast of a whole component (known
+        # from its seed test).
+        pieces: list[tuple[Pixels, _Piece, FloatArray | None]] = []
         for comp in _components(grow):
-            idx = _index(comp)
-            if not seeds[idx].any():
-                continue
-            area = float(area_m2[idx].sum())
-            if area > p.max_area_m2:
-                pieces += [(piece, None, 0.0) for piece in self._people_within(comp)]
+            piece = self._piece(comp)
+            contrast = None
+            # A blob grows from a seed: a pixel on_c above the background, or one hold_c above it
+            # (every pixel of comp is) where a person was last frame or a person left something.
+            if near_person.isdisjoint(comp) and all(px.isdisjoint(comp) for px in left):
+                contrast = diff[piece.index]
+                if not np.maximum.reduce(contrast) >= p.on_c:  # contrast.max(), without its wrapper
+                    continue
+            if piece.area_m2 > p.max_area_m2:
+                pieces += [(part, self._piece(part), None) for part in self._people_within(comp)]
             else:
-                pieces.append((comp, idx, area))
-        for comp, known_idx, area in pieces:
-            if known_idx is None:
-                idx = _index(comp)
-                area = float(area_m2[idx].sum())
-            else:
-                idx = known_idx
-            contrast = diff[idx]
+                pieces.append((comp, piece, contrast))
+        for comp, piece, known in pieces:
+            idx, area = piece.index, piece.area_m2
+            contrast = diff[idx] if known is None else known
             w = np.maximum(contrast, 1e-6)  # np.clip(contrast, 1e-6, None), without its wrapper
-            peak = float(contrast.max())
-            w_sum = w.sum()
-            cx = float((self.pixels.x[idx] * w).sum() / w_sum)
-            cy = float((self.pixels.y[idx] * w).sum() / w_sum)
-            continuing = bool(was_person[idx].any())
-            heat = float(np.maximum(contrast, 0.0).sum())
+            peak = float(np.maximum.reduce(contrast))
+            w_sum = np.add.reduce(w)  # w.sum() (the same reduction), as below
+            cx = float(np.add.reduce(piece.x * w) / w_sum)
+            cy = float(np.add.reduce(piece.y * w) / w_sum)
+            continuing = not near_person.isdisjoint(comp)  # was_person[idx].any()
+            heat = float(np.add.reduce(np.maximum(contrast, 0.0)))
             residue = self._residue_for(comp, heat, continuing, peak, t)
             if residue is not None:
                 reason = self._residue_verdict(residue, peak, t, dt)
@@ -388,7 +472,7 @@ class ThermalSeatDetector:
         hold_mask = np.zeros((GRID, GRID), dtype=bool)
         for i, (comp, idx, area, peak, cx, cy, heat, reason) in enumerate(labelled):
             seat = seat_of.get(accepted.index(i)) if i in accepted else residue_seat.get(i)
-            blobs.append(Blob(tuple(comp), area, peak, cx, cy, reason == "person", reason, seat, heat))
+            blobs.append(Blob(comp, area, peak, cx, cy, reason == "person", reason, seat, heat))
             followed = i in residue_seat  # a live residue (candidate or cooling): not background
             if reason == "person":
                 person_mask[idx] = True
@@ -396,7 +480,7 @@ class ThermalSeatDetector:
                 hold_mask[idx] = True
         return tuple(blobs), person_mask, _dilate(person_mask) | hold_mask
 
-    def _people_within(self, comp: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    def _people_within(self, comp: Pixels) -> list[Pixels]:
         """The pixels of a too-large warm patch that were a person's in the previous frame, one
         list per person.
 
@@ -410,10 +494,10 @@ class ThermalSeatDetector:
         """
         inside = set(comp)
         people = [[px for px in b.pixels if px in inside] for b in self.blobs if b.person]
-        return [sorted(x) for x in people if x] or [comp]
+        return [tuple(sorted(x)) for x in people if x] or [comp]
 
     def _residue_for(
-        self, comp: list[tuple[int, int]], heat: float, continuing: bool, peak: float, t: float
+        self, comp: Pixels, heat: float, continuing: bool, peak: float, t: float
     ) -> _Residue | None:
         """The residue track this blob belongs to: an existing one, or a new one if a person just left."""
         p = self.params
@@ -460,7 +544,7 @@ class ThermalSeatDetector:
         return track.verdict
 
     def _classify(
-        self, comp: list[tuple[int, int]], area: float, peak: float, continuing: bool, t: float, dt: float
+        self, comp: Pixels, area: float, peak: float, continuing: bool, t: float, dt: float
     ) -> str:
         p = self.params
         if peak > p.max_peak_c:
@@ -497,32 +581,47 @@ class ThermalSeatDetector:
         for pixel in [px for px in self._points if px not in live]:
             del self._points[pixel]
 
+    def _rate(self, dt: float) -> tuple[np.float64, np.float64]:
+        """``1 - exp(-dt / tau)`` for the two time constants a pixel follows (``cold_tau_s``,
+        ``bg_tau_s``), kept for the last ``dt`` and parameters (frames come at a steady interval).
+
+        Worked out elementwise on a two-element array, by the same numpy operations as on the
+        frame's 64 pixels; a pixel's rate is then picked from it, not computed again.
+        """
+        last_dt, params, rates = self._rates
+        p = self.params
+        if dt != last_dt or p is not params:
+            cold, warm = 1.0 - np.exp(-dt / np.array([p.cold_tau_s, p.bg_tau_s]))
+            rates = cold, warm
+            self._rates = dt, p, rates
+        return rates
+
     def _update_background(self, arr: FloatArray, diff: FloatArray, frozen: BoolArray, t: float, dt: float) -> None:
         p = self.params
         assert self.background is not None
         bg = self.background
+        cold, warm = self._rate(dt)
+        step = np.where(diff < -p.cold_c, cold, warm) * diff  # a pixel colder than it was follows fast
         if t >= self._settle_end and not frozen.any():
             # Nobody in view, nor anything they left still settling (most frames of most sensors):
             # every pixel is free, so the whole background takes its step, and no drift is needed.
             self._frozen_since.fill(np.nan)
-            tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
-            bg += (1.0 - np.exp(-dt / tau)) * diff
+            bg += step
             return
         unfrozen = ~frozen
-        newly = frozen & np.isnan(self._frozen_since)
-        self._frozen_since[newly] = t
-        self._frozen_since[unfrozen] = np.nan
+        since = self._frozen_since
+        since[frozen & np.isnan(since)] = t
+        since[unfrozen] = np.nan
         # A pixel not frozen has no onset (NaN), and NaN compares false: never held long.
-        held_long = frozen & (t - self._frozen_since >= p.hold_max_s)
+        held_long = t - since >= p.hold_max_s
         self._settling_until[frozen] = t + p.settle_s
         settling = unfrozen & (t < self._settling_until)
         self._settle_end = float(self._settling_until.max())
         free = unfrozen & ~settling
-        tau = np.where(diff < -p.cold_c, p.cold_tau_s, p.bg_tau_s)
-        step = (1.0 - np.exp(-dt / tau)) * diff
-        before = bg.copy()
-        bg[free] += step[free]
-        drift = float((bg[free] - before[free]).mean()) if free.any() else 0.0
+        was = bg[free]
+        now = was + step[free]
+        bg[free] = now
+        drift = float(np.add.reduce(now - was) / now.size) if now.size else 0.0  # (now - was).mean()
         bg[frozen] += drift  # the room warms or cools under a seated person too
         # Where a person or what they left just was, the warmth still there is cooling: the
         # background follows it down and the room's drift, never it up, or it would learn a
