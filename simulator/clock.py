@@ -300,13 +300,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             fast = self.speed is None  # follow_wall_clock() may have been called meanwhile
 
         end_time = (self._virtual if fast else self.time()) + self._clock_resolution  # type: ignore[attr-defined]
-        while scheduled:
-            entry = scheduled[0]
-            if entry[0] >= end_time:
-                break
-            heapq.heappop(scheduled)
-            entry[2]._scheduled = False  # type: ignore[attr-defined]
-            ready.append(entry[2])
+        _take_due(scheduled, ready, end_time)
 
         # As asyncio: run the callbacks ready now, not those they make ready (after another poll).
         popleft = ready.popleft
@@ -349,13 +343,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 selector._busy_turns = 0
                 self._virtual += jump
                 end_time = self._virtual + self._clock_resolution  # type: ignore[attr-defined]
-                while scheduled:
-                    entry = scheduled[0]
-                    if entry[0] >= end_time:
-                        break
-                    heapq.heappop(scheduled)
-                    entry[2]._scheduled = False  # type: ignore[attr-defined]
-                    ready.append(entry[2])
+                _take_due(scheduled, ready, end_time)
                 continue
             # The next turn would skip the selector (a busy turn, see above), find no timer due and
             # run what is ready now: that turn is taken here, without its bookkeeping. Anything else
@@ -435,6 +423,19 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """Move simulated time forward (as-fast-as-possible mode only)."""
         if self.speed is None and seconds > 0:
             self._virtual += seconds
+
+
+def _take_due(
+    scheduled: list[tuple[float, int, asyncio.TimerHandle]], ready: collections.deque[asyncio.Handle], end_time: float
+) -> None:
+    """Move the timers due before ``end_time`` from the heap to the ready queue, in (when, order) order."""
+    while scheduled:
+        entry = scheduled[0]
+        if entry[0] >= end_time:
+            return
+        heapq.heappop(scheduled)
+        entry[2]._scheduled = False  # type: ignore[attr-defined]
+        ready.append(entry[2])
 
 
 class VirtualClock:
