@@ -35,7 +35,8 @@ import heapq
 import math
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from rules.conditions import Leaf, Subject
@@ -72,6 +73,11 @@ class _Unit:
     entries: tuple[tuple[tuple[str, IntentKind], tuple[int, int, float], int, Intent], ...] = ()
     expires: float = math.inf
     stamp: int = 0  # matches the live entry of the expiry heap
+
+
+# A seat's view without its lux, every other field (one that SeatView gains is included): a view
+# equal to the last in these changed in its lux alone, which a rule reading no lux cannot see.
+_ALL_BUT_LUX = attrgetter(*[f.name for f in fields(SeatView) if f.name != "lux"])
 
 
 @dataclass
@@ -126,9 +132,7 @@ class Evaluator:
                     fresh = True
                     break
                 changed_seats.append(sid)
-                if (before.status is view.status and before.since == view.since and before.desk == view.desk
-                        and before.consented_tag == view.consented_tag and before.tag_since == view.tag_since
-                        and before.id == view.id):
+                if _ALL_BUT_LUX(before) == _ALL_BUT_LUX(view):
                     lit_only.add(sid)
         if fresh:
             self._start(rule_set, state)
