@@ -116,6 +116,8 @@ def _step(action: DaylightAction, lum: str, s: Subject, moved: Mapping[str, floa
             lux_at_full = own
     else:
         measured = measure_value(zone.lux)
+        if measured is not None and zone.lux_now is not None:
+            measured = zone.lux_now  # the reading carried to the levels now: its own last steps show
         where = "sensor"
     if measured is None:
         return action.max_level, f"lux unknown in {zone.id}: {action.max_level:g}"

@@ -93,6 +93,9 @@ class ZoneView:
     empty_since: float | None = None  # monotonic seconds since nobody has been in the zone
     forecast: Mapping[int, float] = field(default_factory=dict)  # horizon minutes -> expected people
     target_lux: float = 500.0
+    # The lux sensor's last reading carried to the luminaire levels now (its daylight held, the
+    # electric light from the levels): what the daylight loop steers by between readings.
+    lux_now: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ def dump_state(state: FloorState, *, keep_tags: bool = False) -> dict[str, Any]:
             seats_total=z.seats_total, free=z.free, occupied=z.occupied, away=z.away, ghost=z.ghost,
             unknown=z.unknown, occupancy_healthy=z.occupancy_healthy, last_motion=z.last_motion,
             empty_since=z.empty_since, forecast={str(h): v for h, v in z.forecast.items()}, target_lux=z.target_lux,
+            lux_now=z.lux_now,
         )
         zones[zid] = doc
     seats = {
@@ -114,4 +115,5 @@ def _zone(zid: str, z: dict[str, Any]) -> ZoneView:
         occupancy_healthy=bool(z["occupancy_healthy"]), last_motion=z.get("last_motion"),
         empty_since=z.get("empty_since"), forecast={int(h): float(v) for h, v in z.get("forecast", {}).items()},
         target_lux=float(z.get("target_lux", 500.0)),
+        lux_now=None if z.get("lux_now") is None else float(z["lux_now"]),
     )

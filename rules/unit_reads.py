@@ -151,7 +151,7 @@ def _action_reads(action: Action, r: Reads) -> None:
     elif isinstance(action, LightAction | SetpointAction | AlertAction | ReleaseSeatAction):
         pass  # their intents depend on the wiring, the rule set and the subject's id only
     elif isinstance(action, DaylightAction):
-        r.zone.update(("lux", "target_lux"))
+        r.zone.update(("lux", "lux_now", "target_lux"))
         r.around.add("lit")
     else:  # an action this module does not know: redo every pass
         r.always = True

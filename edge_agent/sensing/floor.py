@@ -445,11 +445,20 @@ class FloorModel:
         row, col = floor_to_pixel(mount, x, y)
         return -0.5 <= row <= GRID - 0.5 and -0.5 <= col <= GRID - 0.5
 
+    def _lux_read_at(self) -> dict[str, float]:
+        """Per zone, when its newest lux reading was taken (the light model splits each reading once)."""
+        last, out = self._last, {}
+        for zid, sources in self._zone_sources.items():
+            times = [v.t for i in sources["lux"] if (v := last.get((i, "lux"))) is not None]
+            if times:
+                out[zid] = max(times)
+        return out
+
     def _seat_views(
         self, t: float, tags: Mapping[str, FloorTag], zone_lux: Mapping[str, Measure], levels: Mapping[str, float],
         usable: Mapping[str, bool],
     ) -> dict[str, SeatView]:
-        seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels)
+        seat_lux = self.light_model.seat_lux({z: m.value for z, m in zone_lux.items()}, levels, self._lux_read_at())
         tag_seat: dict[str, tuple[str, FloorTag]] = {}
         for n, g in sorted(tags.items(), key=lambda item: item[1].seat_since or 0.0, reverse=True):
             if g.seat is not None:
@@ -567,6 +576,7 @@ class FloorModel:
                 ghost=count[SeatStatus.GHOST],
                 unknown=count[SeatStatus.UNKNOWN],
                 lux=env[zone.id]["lux"],
+                lux_now=self.light_model.sensor_lux_now(zone.id) if env[zone.id]["lux"].value is not None else None,
                 temperature=env[zone.id]["temperature"],
                 humidity=env[zone.id]["humidity"],
                 co2=env[zone.id]["co2"],

@@ -197,3 +197,19 @@ def test_the_next_due_seat_change_is_the_earliest_pending(model: FloorModel, flo
     assert model.snapshot(180.0 + away_after - 1.0, WALL).seats["S002"].status is SeatStatus.OCCUPIED
     feed(model, floor_config, 180.0 + away_after - 1.0, 180.0 + away_after + 1.0, rng)
     assert model.snapshot(180.0 + away_after + 1.0, WALL).seats["S002"].status is SeatStatus.FREE
+
+
+def test_a_lux_reading_is_carried_to_the_levels_until_the_next_reading(model: FloorModel) -> None:
+    lights = [f"light-z1-quiet-{i}" for i in (1, 2, 3, 4)]
+    full, dimmed = dict.fromkeys(lights, 1.0), dict.fromkeys(lights, 0.4)
+    model.on_reading(Reading("lux-z1-quiet", "lux", 650.0, "lx", 10.0))
+    first = model.snapshot(11.0, WALL, levels=full)
+    assert first.zones[Z1].lux_now == 650.0
+    later = model.snapshot(13.0, WALL, levels=dimmed)  # dimmed since the reading: no reading yet
+    now = later.zones[Z1].lux_now
+    assert now is not None and now < 650.0 - 100.0  # the light dimmed away is not taken for daylight
+    assert later.zones[Z1].lux.value == 650.0  # the measure itself is the reading
+    seat_before, seat_after = first.seats["S005"].lux, later.seats["S005"].lux
+    assert seat_before is not None and seat_after is not None and seat_after < seat_before
+    model.on_reading(Reading("lux-z1-quiet", "lux", 650.0, "lx", 15.0))  # the same value, read at the new levels
+    assert model.snapshot(16.0, WALL, levels=dimmed).zones[Z1].lux_now == 650.0
