@@ -221,6 +221,7 @@ def _one_floor(seats: int, zones: int, tmp: Path, broker: Mosquitto) -> dict[str
             "motion_probes_unanswered": float(latency["no_light_in_5s"]),
             "world_light_needs": float(both),
             "world_light_need_p99_s": _or_nan(latency["light"]["p99"]),
+            "luminaire_wh": float(latency["luminaire_wh"]),  # the floor's luminaires over the window
             "people_on_floor": float(latency["people"]),
             "load_average": (load0 + loadavg()) / 2,
             "nodes_not_ok": float(sum(1 for h in health if h != "ok")),  # a line still recovering from start-up
@@ -258,7 +259,7 @@ def run() -> list[tuple[str, float, str]]:
              "rss_steady_mib": "MiB", "rss_peak_mib": "MiB", "motion_to_light_p50_s": "s",
              "motion_to_light_p99_s": "s", "motion_to_light_max_s": "s", "motion_probes": "events",
              "motion_probes_unanswered": "events", "world_light_needs": "needs", "world_light_need_p99_s": "s",
-             "people_on_floor": "people", "load_average": "load", "nodes_not_ok": "nodes"}
+             "luminaire_wh": "Wh", "people_on_floor": "people", "load_average": "load", "nodes_not_ok": "nodes"}
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp, Mosquitto(Path(tmp) / "broker") as broker:
         for seats, zones in FLOORS:
             figures = one_floor(seats, zones, Path(tmp), broker)

@@ -187,6 +187,7 @@ async def serve(args: argparse.Namespace) -> None:
     line = CountingLine(nodes.values(), seed=sc.scenario.seed)
     line.counts = {}
     counted_from = loop.time()
+    luminaire_j0 = 0.0  # the luminaires' energy, counted from the window's start
     serving = loop.create_task(line.serve(SerialTransport.from_fd(master, "pty-master", baud)))
     listeners = {}
     for sensor_id in hw.uart_listeners:
@@ -227,6 +228,7 @@ async def serve(args: argparse.Namespace) -> None:
                     probes = loop.create_task(probe_motion(world, binding, args.probe_every_s, measured))
                 line.counts.clear()
                 counted_from = loop.time()
+                luminaire_j0 = world.score.luminaire_j
                 answer: dict[str, Any] = {"ok": True, "relay_connected": connected.is_set()}
             elif command == "report":
                 answer = {kind: percentiles(list(xs)) for kind, xs in world.score.latencies.items()}
@@ -235,6 +237,7 @@ async def serve(args: argparse.Namespace) -> None:
                 if serving.done():
                     answer["line_failed"] = repr(serving.exception()) if not serving.cancelled() else "cancelled"
                 seconds = max(1e-9, loop.time() - counted_from)
+                answer["luminaire_wh"] = (world.score.luminaire_j - luminaire_j0) / 3600.0
                 answer["line_requests_per_s"] = {k: round(n / seconds, 2) for k, n in sorted(line.counts.items())}
                 answer["motion_to_light_s"] = percentiles(measured["motion_to_light_s"])
                 answer["no_light_in_5s"] = len(measured["no_light_in_5s"])
