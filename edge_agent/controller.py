@@ -8,15 +8,16 @@ into one evaluation).
 
 Seat news (:meth:`seat_news`: a seat turned occupied, or a held seat free, from a thermopile frame
 or a desk's load) is not urgent to the tenth of a second: thermal detection itself takes tens of
-seconds of presence to call a seat taken. On a full floor it comes often, though (60 thermopiles
-read every 2 s are 30 frames a second, spread out, and a filling floor turns several seats a
-second), and each piece woke the loop for a pass over every seat. So seat news passes no sooner
-than ``news_gap_s`` after the previous pass: the first piece after a quiet spell still passes at
-once, and a burst costs one pass per gap however many seats it turns, at most ``news_gap_s`` late.
-Urgent news in between passes at once and takes the seat news with it. The gap bounds the passes
-seat news can cause (1 s: at most one a second, on top of urgent ones), where the old wake-per-frame
-made 3-7 a second at 240 seats while the floor filled. ``news_gap_s`` 0 wakes at once as
-:meth:`wake` does (the simulated day keeps its old cadence that way: edge_agent.simulate). Each pass:
+seconds of presence to call a seat taken. It can come in bursts, though (60 thermopiles read
+every 2 s are 30 frames a second, spread out; a floor filling at once, or a node's sensors back
+after a fault, turn many seats within a second or two), and each piece woke the loop for a pass
+over every seat (5-7 ms of CPU at 240 seats). So seat news passes no sooner than ``news_gap_s``
+after the previous pass: the first piece after a quiet spell still passes at once, and a burst
+costs one pass per gap however many seats it turns, at most ``news_gap_s`` late. Urgent news in
+between passes at once and takes the seat news with it. With the gateway's 1 s
+(``Tuning.seat_news_gap_s``) seat news adds at most one pass a second to the period's one every
+2 s. ``news_gap_s`` 0 wakes at once as :meth:`wake` does (the simulated day keeps its cadence
+that way: edge_agent.simulate). Each pass:
 
 1. snapshot the floor (FloorModel.snapshot) with what the actuators hold, consenting patrons'
    preferences, opening hours and the day type;
