@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 
 from edge_agent.actuation.arbiter import Arbiter
+from edge_agent.assembly import Tuning
 from edge_agent.backend import SimulatedBackend
-from edge_agent.config import parse_config
+from edge_agent.config import load_config, parse_config
 from edge_agent.controller import FloorController
 from edge_agent.desks import DeskInputs
 from edge_agent.hardware import Hardware
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
-from edge_agent.simulate import build_nodes
+from edge_agent.simulate import build_nodes, tuning_for
 from edge_agent.supervisor import Supervisor
 from rules import load_rules
 from rules.state import SeatStatus
@@ -35,9 +36,11 @@ from simulator.clock import VirtualClock
 from simulator.floorgen import floor_toml
 from simulator.hw.floor import build_simulated_hardware
 from simulator.nodes_line import SimLine
+from simulator.world.scenario import load_scenario
 from tests.drivers.conftest import on_virtual_time
 from tests.sensing.frames import add_warm, block_at
 
+ROOT = Path(__file__).resolve().parents[2]
 GAP_S = 1.0
 SIT_AT = 130.0  # the empty room is background by then
 MOTION_AFTER_S = 0.2  # after a pass: well inside the gap
@@ -135,3 +138,11 @@ def test_seat_news_is_coalesced_into_one_pass_per_gap_and_motion_passes_at_once(
     after = [p for p in got["passes"] if p >= motion[0]]
     assert after and after[0] - motion[0] < 1e-6, (motion, after)
     assert after[0] - got["last"] < GAP_S, (got["last"], after)
+
+
+def test_the_gateway_coalesces_seat_news_and_the_simulated_day_wakes_at_once() -> None:
+    """A gateway's tuning coalesces seat news; the simulated day's keeps waking at once, so its
+    report (the seats' and lights' timing) stays comparable with the days recorded before."""
+    scenario = load_scenario(ROOT / "simulator" / "scenarios" / "normal-day.toml")
+    assert Tuning().seat_news_gap_s == GAP_S
+    assert tuning_for(scenario, load_config(scenario.floor_path)).seat_news_gap_s == 0.0
