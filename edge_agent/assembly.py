@@ -70,6 +70,9 @@ class Tuning:
     """Loop periods; the simulator may slow polls down so a day fits its wall-time budget."""
 
     decide_interval_s: float = 2.0
+    # Seat news (a seat taken, a held seat free) passes the decide loop no sooner than this after
+    # its last pass (edge_agent.controller); urgent news (motion, health, commands) at once.
+    seat_news_gap_s: float = 1.0
     arbiter_interval_s: float = 0.5
     forecast_interval_s: float | None = None  # None: the config's [model] interval_s
     history_sample_s: float = 300.0
@@ -182,6 +185,7 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
             cfg, floor, rules, arbiter, clock, upstream=uplink, preferences=patrons,
             day_type=tuning.day_type or calendar.day_type_at, opening=calendar.is_open,
             interval_s=tuning.decide_interval_s, on_state=traces, availability=availability,
+            news_gap_s=tuning.seat_news_gap_s,
         )
         budget = EpsilonBudget.in_state_dir(state_dir, cfg.privacy.daily_epsilon, keep_days=cfg.privacy.budget_days)
         if uplink is not None:  # [privacy] at work on what is published (edge_agent.privacy.policy)
@@ -190,7 +194,8 @@ async def build_components(daemon: Daemon, *, backend: Backend | None = None,
             uplink.commands.subject_hash = tags.subject_hash
         pollers = SensorPollers(hardware, floor, clock, daemon.supervisor,
                                 tag_salt=tag_salt(state_dir, cfg.privacy.tag_salt_file),
-                                on_news=controller.wake, interval_scale=tuning.poll_interval,
+                                on_news=controller.wake, on_seat_news=controller.seat_news,
+                                interval_scale=tuning.poll_interval,
                                 corrections=calibration, on_health=reports.sensor_health, tags=tags)
         desks = None
         if hardware.link is not None:  # the desks' buttons and load steps, and the nodes' PIR inputs

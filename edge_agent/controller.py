@@ -1,9 +1,23 @@
 """The decide loop: floor state -> rules -> arbiter, on a period and at once on events.
 
 Most rules (daylight harvesting, ventilation, indicators) are fine on a period of a few seconds;
-event rules must act in well under a second, so news wakes the loop immediately: the first motion
-in a still, empty zone, a sensor turning unhealthy, an override (edge_agent.pollers decides what is
-news; several events in the same instant are coalesced into one evaluation). Each pass:
+event rules must act in well under a second, so news wakes the loop immediately (:meth:`wake`): the
+first motion in a still, empty zone, a sensor turning unhealthy, an override, a command, a desk's
+button (edge_agent.pollers decides what is news; several events in the same instant are coalesced
+into one evaluation).
+
+Seat news (:meth:`seat_news`: a seat turned occupied, or a held seat free, from a thermopile frame
+or a desk's load) is not urgent to the tenth of a second: thermal detection itself takes tens of
+seconds of presence to call a seat taken. It can come in bursts, though (60 thermopiles read
+every 2 s are 30 frames a second, spread out; a floor filling at once, or a node's sensors back
+after a fault, turn many seats within a second or two), and each piece woke the loop for a pass
+over every seat (5-7 ms of CPU at 240 seats). So seat news passes no sooner than ``news_gap_s``
+after the previous pass: the first piece after a quiet spell still passes at once, and a burst
+costs one pass per gap however many seats it turns, at most ``news_gap_s`` late. Urgent news in
+between passes at once and takes the seat news with it. With the gateway's 1 s
+(``Tuning.seat_news_gap_s``) seat news adds at most one pass a second to the period's one every
+2 s. ``news_gap_s`` 0 wakes at once as :meth:`wake` does (the simulated day keeps its cadence
+that way: edge_agent.simulate). Each pass:
 
 1. snapshot the floor (FloorModel.snapshot) with what the actuators hold, consenting patrons'
    preferences, opening hours and the day type;
@@ -66,6 +80,7 @@ class FloorController:
         interval_s: float = 2.0,
         on_state: Callable[[FloorState], None] | None = None,
         availability: FloorAvailability | None = None,
+        news_gap_s: float = 0.0,
     ) -> None:
         self.cfg = cfg
         self.floor = floor
@@ -77,6 +92,7 @@ class FloorController:
         self.day_type = day_type or (lambda _wall: "term")
         self.opening = opening  # the site calendar's opening hours; None: [site] opening_hours every day
         self.interval_s = interval_s
+        self.news_gap_s = news_gap_s  # seat news passes no sooner than this after the last pass
         self.on_state = on_state
         self.availability = availability or FloorAvailability({z.id: z.name for z in cfg.zones},
                                                               ready_soon_s=cfg.sensing.ready_soon_s)
@@ -88,6 +104,8 @@ class FloorController:
         self.state: FloorState | None = None
         self.evaluations = 0
         self._wake = asyncio.Event()
+        self._passed_at: float | None = None  # when the last pass ended (clock.monotonic)
+        self._seat_news_due: asyncio.TimerHandle | None = None  # a pass asked for by seat news
         self._tz = ZoneInfo(cfg.site.timezone)
         self._open, self._close = (time.fromisoformat(h) for h in cfg.site.opening_hours)
         self._seat_published: dict[str, tuple[str, str | None]] = {}
@@ -99,6 +117,22 @@ class FloorController:
     # -- inputs --------------------------------------------------------------------------------
     def wake(self, *_: object) -> None:
         """An event happened (motion, an override): evaluate now."""
+        self._wake.set()
+
+    def seat_news(self, *_: object) -> None:
+        """A seat changed in a way rules answer (someone sat down, a held seat is free): evaluate
+        within ``news_gap_s`` of the last pass, at once if that is past (module docstring)."""
+        if self._wake.is_set() or self._seat_news_due is not None:
+            return  # a pass is coming already: it will see this seat too
+        gap = self.news_gap_s
+        wait_s = 0.0 if gap <= 0.0 or self._passed_at is None else self._passed_at + gap - self.clock.monotonic()
+        if wait_s <= 0.0:
+            self._wake.set()
+            return
+        self._seat_news_due = asyncio.get_running_loop().call_later(wait_s, self._seat_news_now)
+
+    def _seat_news_now(self) -> None:
+        self._seat_news_due = None
         self._wake.set()
 
     def use_rules(self, rules: RuleSet) -> None:
@@ -163,6 +197,10 @@ class FloorController:
                 log.exception("decide loop pass failed")  # next pass tries again; supervisor sees repeats
                 raise
             self._wake.clear()
+            if self._seat_news_due is not None:  # this pass saw the seat news too
+                self._seat_news_due.cancel()
+                self._seat_news_due = None
+            self._passed_at = self.clock.monotonic()
             # A seat due to change by itself (absence reaching away_after_s, a ghost limit) before
             # the next period: pass then, so the change is shown when it happens.
             now = self.clock.monotonic()

@@ -14,10 +14,12 @@ The RS-485 link reports each node event as it drains the node's queue
 - ``load_step`` (revision 4): a desk's load settled 100 g or more from where it stood (a laptop
   put down, the desk packed up, a bag dropped, a cup taken along). The seat is looked at again
   at once instead of at the next once-a-minute poll: its load cell and the thermopile over it
-  are read now (:meth:`edge_agent.pollers.SensorPollers.read_now`), and the decide loop is woken
-  only if that changed the seat's status. The periodic polls go on and catch a lost event.
+  are read now (:meth:`edge_agent.pollers.SensorPollers.read_now`), and the decide loop is told
+  only if that changed the seat's status, as seat news (:meth:`FloorController.seat_news`: within
+  a second, coalesced with the other seats' news). The periodic polls go on and catch a lost event.
 
-Every change wakes the decide loop, so the indicator and the availability follow at once.
+A button, a hold and news-worthy motion wake the decide loop at once, so the indicator, a release
+and the lights follow at once.
 """
 
 from __future__ import annotations
@@ -123,6 +125,6 @@ class DeskInputs:
                 self.floor.on_desk_step(seat, t)
             await asyncio.gather(*(self.read_now(sid) for sid in sensors))
             if any(self.floor.seat_status(s) is not shown.get(s) for s in seats):
-                self.controller.wake()
+                self.controller.seat_news()
             if desk not in self._again:
                 break

@@ -28,8 +28,11 @@ that period.
 
 News wakes the decide loop at once (``on_news``), so rules act in well under a second without
 evaluating the whole floor every second: the first motion in a still, empty zone, and a sensor
-turning healthy or unhealthy, and a seat turning occupied (someone sat down: their preferences
-and the light over them) or a held seat turning free (a patron looking for a seat can take it).
+turning healthy or unhealthy. Seat news goes to ``on_seat_news`` (the decide loop coalesces it to
+at most one pass per ``news_gap_s``, edge_agent.controller; without ``on_seat_news`` it goes to
+``on_news``): a seat turning occupied (someone sat down: their preferences and the light over
+them) or a held seat turning free (a patron looking for a seat can take it), from a thermopile
+frame or a desk's load, which thermal detection takes tens of seconds to call anyway.
 Everything else waits for the loop's period: a light reading is
 not news (the lights' own response would wake the loop again before the dimmers settle, and the
 harvesting loop would ring), nor is a warm blob that has not yet made a seat occupied, nor a
@@ -93,6 +96,7 @@ class SensorPollers:
         interval_scale: Callable[[Sensor], float] | None = None,
         on_health: HealthCallback | None = None,
         tags: TagDirectory | None = None,
+        on_seat_news: NewsCallback | None = None,
     ) -> None:
         self.hw = hardware
         self.floor = floor
@@ -101,6 +105,7 @@ class SensorPollers:
         self.tag_salt = tag_salt
         self.tags = tags or TagDirectory(tag_salt, hardware.cfg.privacy.tag_retention_s)
         self.on_news = on_news
+        self.on_seat_news = on_seat_news
         self.on_health = on_health
         self.corrections = corrections
         self.interval_of = interval_scale or (lambda s: s.poll_interval_s)
@@ -248,6 +253,12 @@ class SensorPollers:
         if self.on_news is not None:
             self.on_news(sensor_id, t)
 
+    def _seat_news(self, sensor_id: str, t: float) -> None:
+        if self.on_seat_news is not None:
+            self.on_seat_news(sensor_id, t)
+        else:
+            self._news(sensor_id, t)
+
     @staticmethod
     def _driver_healthy(driver: Any) -> bool:
         health = getattr(driver, "health", None)
@@ -262,7 +273,7 @@ class SensorPollers:
             frame = await driver.read_frame()
             self.floor.on_thermal(sid, frame.pixels, frame.t, prompt=prompt)
             if self.floor.take_seat_news():
-                self._news(sid, frame.t)
+                self._seat_news(sid, frame.t)
             self.last[sid] = LastSample(frame.t, {"max_pixel": frame.hottest_c, "thermistor": frame.thermistor_c})
         elif kind.feed == "locations":
             self._feed_location(sid, await driver.loc_get())
@@ -277,7 +288,7 @@ class SensorPollers:
             corrected[r.quantity] = value
             self.floor.on_reading(Reading(sid, r.quantity, value, r.unit, r.t))
         if self.floor.take_seat_news():  # a desk's load freed a held seat
-            self._news(sid, t)
+            self._seat_news(sid, t)
         self.last[sid] = LastSample(t, corrected, {r.quantity: r.value for r in readings})
 
     def _feed_location(self, sid: str, location: Any, tag_id: str | None = None) -> None:

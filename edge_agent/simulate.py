@@ -101,7 +101,10 @@ def tuning_for(scenario: Scenario, cfg: SiteConfig) -> Tuning:
         return overrides.get(sensor.kind, sensor.poll_interval_s)
 
     day_type = scenario.scenario.demand_day_type
-    return Tuning(decide_interval_s=30.0, arbiter_interval_s=5.0, node_poll_interval_s=SIMULATED_NODE_POLL_S,
+    # Seat news wakes the decide loop at once, as before the gateway coalesced it: the day's
+    # report (the seats' and lights' timing, decide_passes) stays comparable with earlier days.
+    return Tuning(decide_interval_s=30.0, seat_news_gap_s=0.0, arbiter_interval_s=5.0,
+                  node_poll_interval_s=SIMULATED_NODE_POLL_S,
                   poll_interval=interval,
                   forecast_interval_s=900.0, history_sample_s=300.0, mqtt_timeout_s=1800.0,
                   inline_inference=True, inline_outbox=True,

@@ -36,6 +36,9 @@ class _Controller:
     def wake(self) -> None:
         pass
 
+    def seat_news(self) -> None:
+        pass
+
 
 def _first_load_cell(cfg: Any) -> Any:
     return next(s for s in cfg.sensors if s.kind == "hx711")

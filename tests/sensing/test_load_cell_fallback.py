@@ -39,6 +39,9 @@ class _Controller:
     def wake(self) -> None:
         self.wakes += 1
 
+    def seat_news(self) -> None:
+        self.wakes += 1
+
 
 def _block_reads(line: SimLine, node: int, since: float, until: float) -> int:
     return sum(1 for t, f in line.trace or [] if f.dst == node and f.type == MsgType.READ_SENSOR and since <= t < until)
