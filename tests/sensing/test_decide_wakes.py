@@ -21,11 +21,9 @@ import numpy as np
 
 from edge_agent.actuation.arbiter import Arbiter
 from edge_agent.assembly import Tuning
-from edge_agent.backend import SimulatedBackend
 from edge_agent.config import load_config, parse_config
 from edge_agent.controller import FloorController
 from edge_agent.desks import DeskInputs
-from edge_agent.hardware import Hardware
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.simulate import build_nodes, tuning_for
@@ -35,10 +33,10 @@ from rules.state import SeatStatus
 from simulator.clock import VirtualClock
 from simulator.floorgen import floor_toml
 from simulator.hw.floor import build_simulated_hardware
-from simulator.nodes_line import SimLine
 from simulator.world.scenario import load_scenario
 from tests.drivers.conftest import on_virtual_time
 from tests.sensing.frames import add_warm, block_at
+from tests.sensing.memory_line import hardware_on_memory_line
 
 ROOT = Path(__file__).resolve().parents[2]
 GAP_S = 1.0
@@ -56,12 +54,7 @@ def test_seat_news_is_coalesced_into_one_pass_per_gap_and_motion_passes_at_once(
     async def body(clock: VirtualClock) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         hw = build_simulated_hardware(cfg, clock.monotonic)
-        line = SimLine(build_nodes(cfg, hw).values(), seed=3)
-        async with line.on_memory_line(115200) as mline:
-            backend = SimulatedBackend(i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
-                                       transport=mline.master, serial_streams={}, building_parts=hw.building)
-            hardware = Hardware(cfg, backend, clock, tmp_path, node_poll_interval_s=1.0)
-            await hardware.open()
+        async with hardware_on_memory_line(cfg, hw, build_nodes(cfg, hw).values(), clock, tmp_path) as (hardware, _):
             assert hardware.link is not None
             floor = FloorModel(cfg)
             controller = FloorController(cfg, floor, load_rules(), Arbiter(hardware.outputs, clock), clock,
@@ -112,7 +105,6 @@ def test_seat_news_is_coalesced_into_one_pass_per_gap_and_motion_passes_at_once(
             hw.devices[pir.id].sense(True)
             await clock.sleep(0.5)
             await supervisor.stop()
-            await hardware.close()
         hw.close()
         return {"seat_news": seat_news, "news": news, "passes": passes, "taken": taken, "motion_at": motion_at,
                 "last": last}

@@ -10,10 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from edge_agent.backend import SimulatedBackend
 from edge_agent.config import parse_config
 from edge_agent.desks import DeskInputs
-from edge_agent.hardware import Hardware
 from edge_agent.pollers import SensorPollers
 from edge_agent.sensing.floor import FloorModel
 from edge_agent.simulate import build_nodes
@@ -26,6 +24,7 @@ from simulator.hw.floor import build_simulated_hardware
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
 from tests.drivers.conftest import on_virtual_time
+from tests.sensing.memory_line import hardware_on_memory_line
 
 NEW, OLD = 1, 2  # the floor's two desk nodes: revision 4 and revision 3
 
@@ -67,12 +66,7 @@ def test_a_revision_4_desk_node_is_read_once_a_minute_and_its_load_step_still_re
         old = nodes[OLD]
         nodes[OLD] = SimNode(OLD, "desk-cluster", i2c=hw.node_buses.get(OLD), seed=OLD, revision=3, load_cells=True)
         assert nodes[NEW].revision == 4 and old.revision == 4
-        line = SimLine(nodes.values(), seed=3, trace=True)
-        async with line.on_memory_line(115200) as mline:
-            backend = SimulatedBackend(i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
-                                       transport=mline.master, serial_streams={}, building_parts=hw.building)
-            hardware = Hardware(cfg, backend, clock, tmp_path, node_poll_interval_s=1.0)
-            await hardware.open()
+        async with hardware_on_memory_line(cfg, hw, nodes.values(), clock, tmp_path, trace=True) as (hardware, line):
             assert hardware.link is not None
             floor = FloorModel(cfg)
             supervisor = Supervisor()
@@ -96,7 +90,6 @@ def test_a_revision_4_desk_node_is_read_once_a_minute_and_its_load_step_still_re
             step_reads = _block_reads(line, NEW, step_at, loop.time())
             load = floor.desk_load(seat)
             await supervisor.stop()
-            await hardware.close()
         hw.close()
         return {"reads": reads, "intervals": intervals, "before": before, "after": after, "steps": desks.load_steps,
                 "step_at": step_at, "step_reads": step_reads, "load": load}
@@ -123,12 +116,8 @@ def test_after_a_restart_the_first_read_comes_within_the_sensors_own_period(tmp_
 
     async def body(clock: VirtualClock) -> float | None:
         hw = build_simulated_hardware(cfg, clock.monotonic)
-        line = SimLine(build_nodes(cfg, hw).values(), seed=3, trace=True)
-        async with line.on_memory_line(115200) as mline:
-            backend = SimulatedBackend(i2c_buses=hw.buses, pin_factory=hw.pin_factory, ble_backend=hw.ble_backend,
-                                       transport=mline.master, serial_streams={}, building_parts=hw.building)
-            hardware = Hardware(cfg, backend, clock, tmp_path, node_poll_interval_s=1.0)
-            await hardware.open()
+        nodes = build_nodes(cfg, hw).values()
+        async with hardware_on_memory_line(cfg, hw, nodes, clock, tmp_path, trace=True) as (hardware, line):
             assert hardware.link is not None and hardware.link.registry.nodes[NEW].health == "ok"
             supervisor = Supervisor()
             pollers = SensorPollers(hardware, FloorModel(cfg), clock, supervisor, tag_salt=b"salt")
@@ -138,7 +127,6 @@ def test_after_a_restart_the_first_read_comes_within_the_sensors_own_period(tmp_
             first = next((t - started for t, f in line.trace or [] if f.dst == NEW and f.type == MsgType.READ_SENSOR),
                          None)
             await supervisor.stop()
-            await hardware.close()
         hw.close()
         return first
 
