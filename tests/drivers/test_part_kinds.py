@@ -195,6 +195,13 @@ def test_sensors_read_without_daemon_reads_every_kind(name: str, tmp_path: Path,
     env = {"EDGE_AGENT_SOCKET": str(tmp_path / "none.sock")}
     try:
         result = CliRunner(env=env).invoke(sensors_read, [sensor.id, "--config", str(path), "--json"])
+        # A bit-banged part's clock (the HX711's PD_SCK) is timed on the wall clock: on a loaded test
+        # machine the scheduler can void every attempt of one read, and the CLI then says to read
+        # again, which is what a technician does.
+        for _ in range(3):
+            if result.exit_code == 0 or "read again" not in result.stderr:
+                break
+            result = CliRunner(env=env).invoke(sensors_read, [sensor.id, "--config", str(path), "--json"])
     finally:
         if server is not None:
             server.stop()
