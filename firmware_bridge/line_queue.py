@@ -11,7 +11,7 @@ simulated day (docs/benchmarks.md). Here the choice is two heaps, 1.3 us a choic
 - the requests waiting for their retry time, by that time: the top says when to look again, and
   those whose time has come move to the first heap when the next choice is made.
 
-The choice is exactly the scan's (:meth:`RequestQueue.choose`, and ``tests/bridge/test_line_queue.py``
+The choice is exactly the scan's (:func:`scan_choice`, and ``tests/bridge/test_line_queue.py``
 compares the two on random queues): the most urgent ready request, the first queued among equals,
 else the earliest retry time, else None. A request leaves the heaps lazily (its entry is skipped
 when it reaches a top), so a removal costs no heap work. While a node is *pinned* (it owes the
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
 
 
@@ -41,6 +41,23 @@ class Queued(Protocol):
 
 
 J = TypeVar("J", bound=Queued)
+
+
+def scan_choice(jobs: Iterable[J], now: float, pinned: Mapping[int, J]) -> J | float | None:
+    """The choice by definition, every request looked at: the most urgent ready one (the first
+    queued among equals), else the earliest retry time, else None; a pinned node's others skipped.
+    The queue's heaps must agree with it, and it is the queue's own choice while a node is pinned."""
+    best: J | None = None
+    soonest: float | None = None
+    for job in jobs:
+        if pinned.get(job.node, job) is not job:
+            continue  # its node owes an answer to a request that is not idempotent
+        if job.not_before <= now:
+            if best is None or (job.priority, job.order) < (best.priority, best.order):
+                best = job
+        elif soonest is None or job.not_before < soonest:
+            soonest = job.not_before
+    return best if best is not None else soonest
 
 
 class RequestQueue(Generic[J]):
@@ -95,7 +112,7 @@ class RequestQueue(Generic[J]):
         to that node may go (the scan below is the definition, and runs while any node is pinned).
         """
         if pinned:
-            return self._scan(now, pinned)
+            return scan_choice(self._live.values(), now, pinned)
         if now > self._seen_now:
             self._seen_now = now
         ready, waiting = self._ready, self._waiting
@@ -114,19 +131,6 @@ class RequestQueue(Generic[J]):
                 return top_waiting[0]
             heapq.heappop(waiting)
         return None
-
-    def _scan(self, now: float, pinned: Mapping[int, J]) -> J | float | None:
-        best: J | None = None
-        soonest: float | None = None
-        for job in self._live.values():
-            if pinned.get(job.node, job) is not job:
-                continue  # its node owes an answer to a request that is not idempotent
-            if job.not_before <= now:
-                if best is None or (job.priority, job.order) < (best.priority, best.order):
-                    best = job
-            elif soonest is None or job.not_before < soonest:
-                soonest = job.not_before
-        return best if best is not None else soonest
 
     def _compact(self) -> None:
         """Drop the entries of requests that left the queue (many superseded commands, say)."""

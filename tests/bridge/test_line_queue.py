@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from firmware_bridge import BridgeLink
 from firmware_bridge.exchange import Priority
-from firmware_bridge.line_queue import RequestQueue
+from firmware_bridge.line_queue import RequestQueue, scan_choice
 from firmware_bridge.messages import MsgType
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
@@ -25,21 +25,6 @@ class Request:
     order: int
     not_before: float = 0.0
     entry: int = -1
-
-
-def scan(queued: list[Request], now: float, pinned: dict[int, Request]) -> Request | float | None:
-    """The definition: every queued request looked at (what the link did before the heaps)."""
-    best: Request | None = None
-    soonest: float | None = None
-    for job in queued:
-        if pinned.get(job.node, job) is not job:
-            continue
-        if job.not_before <= now:
-            if best is None or (job.priority, job.order) < (best.priority, best.order):
-                best = job
-        elif soonest is None or job.not_before < soonest:
-            soonest = job.not_before
-    return best if best is not None else soonest
 
 
 def test_the_queue_chooses_as_the_scan_does_on_random_traffic() -> None:
@@ -69,7 +54,7 @@ def test_the_queue_chooses_as_the_scan_does_on_random_traffic() -> None:
             else:  # the sender chooses; the request goes, and is sometimes retried later
                 now += rng.choice([0.0, 0.0, 0.001, 0.0025, 0.01])
                 pick = queue.choose(now, pinned)
-                assert pick == scan(queued, now, pinned), (seed, now)
+                assert pick == scan_choice(queued, now, pinned), (seed, now)
                 if isinstance(pick, Request):
                     queue.remove(pick)
                     queued.remove(pick)
@@ -79,7 +64,7 @@ def test_the_queue_chooses_as_the_scan_does_on_random_traffic() -> None:
                         queued.append(pick)
             assert list(queue) == queued
             assert len(queue) == len(queued)
-        assert queue.choose(now + 1.0, pinned) == scan(queued, now + 1.0, pinned)
+        assert queue.choose(now + 1.0, pinned) == scan_choice(queued, now + 1.0, pinned)
         queue.clear()
         assert not queue and queue.choose(now, {}) is None
 
