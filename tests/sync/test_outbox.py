@@ -11,15 +11,21 @@ from edge_agent.sync.uplink import Uplink
 from tests.sync.conftest import RecordingTarget, WallClock, site_config, zone_view
 
 
+async def _put_and_ack_the_first(ob: Outbox, count: int) -> list[int]:
+    """``count`` rows put and committed, then the first acknowledged and committed: their sequence numbers."""
+    seqs = [ob.next_seq() for _ in range(count)]
+    for s in seqs:
+        ob.put(s, "t", b"{}", MessageClass.PERIODIC)
+    await ob.flush()
+    ob.ack(seqs[0])
+    await ob.flush()
+    return seqs
+
+
 async def test_rows_survive_a_reopen_and_sequence_keeps_rising(tmp_path: Path) -> None:
     db = tmp_path / "outbox.sqlite3"
     async with Outbox(db) as ob:
-        seqs = [ob.next_seq() for _ in range(5)]
-        for s in seqs:
-            ob.put(s, "t", b"{}", MessageClass.PERIODIC)
-        await ob.flush()
-        ob.ack(seqs[0])
-        await ob.flush()
+        seqs = await _put_and_ack_the_first(ob, 5)
         epoch = ob.epoch
     async with Outbox(db) as ob:
         assert ob.epoch == epoch
@@ -142,12 +148,7 @@ async def test_an_inline_outbox_keeps_the_same_file_without_a_thread(tmp_path: P
 
     db = tmp_path / "outbox.sqlite3"
     async with Outbox(db, inline=True) as ob:
-        seqs = [ob.next_seq() for _ in range(4)]
-        for s in seqs:
-            ob.put(s, "t", b"{}", MessageClass.PERIODIC)
-        await ob.flush()
-        ob.ack(seqs[0])
-        await ob.flush()
+        seqs = await _put_and_ack_the_first(ob, 4)
         assert not [t for t in threading.enumerate() if t.name.startswith("outbox-db")]
     ob = Outbox(db, inline=True)
     await ob.__aenter__()
