@@ -137,7 +137,7 @@ class SeatLightModel:
             return self._last_out
         if wanted != self._levels_key:
             lv = np.array(wanted, dtype=float)
-            self._sensor_electric = {zone: float(gain @ lv) for zone, gain in self._sensor_gain.items()}
+            self._sensor_electric = self.sensor_electric(levels)
             self._seat_electric = {seat: float(gain @ lv) for seat, gain in self._seat_gain.items()}
             self._levels_key = wanted
         sensor_electric, seat_electric, ratio = self._sensor_electric, self._seat_electric, self._daylight_ratio
