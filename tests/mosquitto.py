@@ -6,6 +6,7 @@ they can be stopped and restarted (outage tests) without disturbing anything els
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -26,12 +27,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def broker_port(tries: int = 200) -> int:
+    """A free loopback port below the ephemeral range, for a broker that may be stopped and started.
+
+    A port the kernel hands out (``free_port``) lies in the range outgoing connections take their
+    local ports from. While such a broker is down for an outage test, a client retrying it, or any
+    other process's connection, can take that very port (a client retrying a loopback port with no
+    listener may even connect to itself), and the broker cannot start again until it is let go.
+    Below the range no connection takes it.
+    """
+    low = ephemeral_range()[0]
+    first = max(1024, low - 20000)
+    for _ in range(tries):
+        port = random.randrange(first, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 class Mosquitto:
     """One broker process. ``start()``/``stop()`` may be called repeatedly (outage tests)."""
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
         self.workdir = workdir
-        self.port = port or free_port()
+        self.port = port or broker_port()
         self.extra_conf = extra_conf
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = workdir / f"mosquitto-{self.port}.conf"

@@ -75,3 +75,26 @@ def test_peer_burst_packets_are_mqtt_publishes() -> None:
     assert packet == b"\x32\x18\x00\x12sensors/s1/reading\x01\x02{}"
     long = publish_packet("t", b"x" * 200, packet_id=1)
     assert long[:3] == b"\x32\xcd\x01"  # remaining length 205 in two bytes
+
+
+def test_a_test_broker_restarts_on_its_port_when_clients_keep_dialing_it(tmp_path: Path) -> None:
+    """Brokers of outage tests and benchmarks take ports below the ephemeral range, so no outgoing
+    connection (not even a client dialing the stopped broker, which may connect to itself) holds
+    the port while the broker is down."""
+    import socket
+
+    from tests.mosquitto import ephemeral_range
+
+    low, _high = ephemeral_range()
+    with Mosquitto(tmp_path / "b") as broker:
+        assert broker.port < low, f"port {broker.port} is inside the ephemeral range from {low}"
+        broker.stop()
+        refused = 0
+        for _ in range(50):  # a client retrying while the broker is down
+            with socket.socket() as s, pytest.raises(OSError):
+                s.connect(("127.0.0.1", broker.port))
+            refused += 1
+        broker.start()
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=2):
+            pass
+    assert refused == 50
