@@ -250,7 +250,11 @@ def one_side(name: str, command: list[str], work: Path, env: dict[str, str]) -> 
             load0, cpu0, started = loadavg(), cpu_seconds(proc.pid), time.monotonic()
             burst.go()
             offered = BURST / burst.acked_s()
-            wait_for(lambda: upstream.count() - base >= BURST, 300, f"{name}: {BURST} readings upstream")
+            try:
+                wait_for(lambda: upstream.count() - base >= BURST, 300, f"{name}: {BURST} readings upstream")
+            except RuntimeError as exc:  # say how far it got: a stall and a slow gateway look different
+                raise RuntimeError(f"{exc}: {upstream.count() - base} arrived, the last "
+                                   f"{time.monotonic() - (upstream.last_at or started):.0f} s ago") from exc
         finally:
             burst.close()
         done = upstream.last_at
