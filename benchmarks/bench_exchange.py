@@ -10,6 +10,14 @@ master side from a second process, so their decoding and encoding are not counte
 - paced: 100 STATUS requests a second, spread over the eight nodes' pollers, the shape of a
   gateway's polling (the line idles between exchanges, so the idle-line path counts too).
 
+Beside the link, in the same run and on the same tty and nodes, the bare library call: the same
+paced load through asyncio alone (the tty's readable callback, one future and one timeout per
+request, the codec's frame reader and the STATUS parser), with none of the link's queue,
+priorities, retries or book-keeping. The link's paced CPU over the bare one is the ratio to judge
+across machines. Last, the machine's own cost of waking an idle event loop for one timer: each
+paced request costs at least two such wake-ups (its poller's timer and its reply), so on a machine
+whose wake-ups are dear (a virtual machine's timer interrupts) they set the floor.
+
 Figures are the process's CPU time (user + system, ``os.times``) per answered request, so the
 machine's load changes them less than wall-clock figures; requests per second back to back is
 wall clock. The reply margin is widened to 50 ms so that a loaded machine's scheduling delays
@@ -52,8 +60,7 @@ def serve(fd: int) -> None:
 
 
 def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
+    return time.process_time()  # the scheduler's own count, not tick samples: per-request figures are small
 
 
 async def measure(path: str) -> dict[str, float]:
@@ -100,9 +107,75 @@ async def measure(path: str) -> dict[str, float]:
         figures["paced_cpu_per_request_us"] = 1e6 * (cpu1 - cpu0) / max(1, paced)
         figures["paced_cpu_pct_at_100_per_s"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
         figures["timeouts"] = float(link.stats.timeouts)
-        return figures
     finally:
         await link.aclose()
+    figures.update(await bare_paced(path))
+    figures["link_to_bare_paced_cpu"] = figures["paced_cpu_per_request_us"] / figures["bare_paced_cpu_per_request_us"]
+    figures["loop_wake_cpu_us"] = await loop_wake_cpu_us()
+    return figures
+
+
+async def bare_paced(path: str) -> dict[str, float]:
+    """The paced load through asyncio alone: what any gateway written on it pays per exchange."""
+    from firmware_bridge.codec import FrameReader, encode_fields
+    from firmware_bridge.messages import MsgType, NodeStatus
+
+    loop = asyncio.get_running_loop()
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    reader = FrameReader()
+    waiting: dict[int, asyncio.Future[bytes]] = {}
+
+    def readable() -> None:
+        for frame in reader.feed(os.read(fd, 4096)):
+            if isinstance(frame, Exception):
+                continue
+            future = waiting.pop(frame.seq, None)
+            if future is not None and not future.done():
+                future.set_result(frame.payload)
+
+    line = asyncio.Lock()  # half duplex: one exchange at a time
+    seq = 0
+    answered = 0
+
+    async def status(node: int) -> None:
+        nonlocal seq, answered
+        async with line:
+            seq = (seq + 1) & 0xFF
+            future = waiting[seq] = loop.create_future()
+            os.write(fd, encode_fields(1, node, 0, seq, MsgType.STATUS, 0, b""))
+            try:
+                async with asyncio.timeout(0.05):
+                    NodeStatus.parse(await future)
+                answered += 1
+            except TimeoutError:
+                waiting.pop(seq, None)
+
+    async def poller(node: int) -> None:
+        due = loop.time() + node * 0.001
+        end = loop.time() + PACED_S
+        while due < end:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await status(node)
+            due += NODES / PACED_RATE
+
+    loop.add_reader(fd, readable)
+    try:
+        wall0, cpu0 = time.perf_counter(), _cpu()
+        await asyncio.gather(*(poller(node) for node in range(1, NODES + 1)))
+        wall1, cpu1 = time.perf_counter(), _cpu()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return {"bare_paced_cpu_per_request_us": 1e6 * (cpu1 - cpu0) / max(1, answered),
+            "bare_paced_cpu_pct_at_100_per_s": 100 * (cpu1 - cpu0) / (wall1 - wall0)}
+
+
+async def loop_wake_cpu_us(wakes: int = 300) -> float:
+    """CPU of one wake-up of an idle event loop for its one timer (10 ms apart): the machine's price."""
+    cpu0 = _cpu()
+    for _ in range(wakes):
+        await asyncio.sleep(0.01)
+    return 1e6 * (_cpu() - cpu0) / wakes
 
 
 def run() -> list[tuple[str, float, str]]:
@@ -125,7 +198,9 @@ def run() -> list[tuple[str, float, str]]:
         os.close(slave)
     units = {"back_to_back_requests_per_s": "requests/s", "back_to_back_cpu_per_request_us": "us",
              "paced_cpu_per_request_us": "us", "paced_cpu_pct_at_100_per_s": "% of one core",
-             "timeouts": "timeouts"}
+             "timeouts": "timeouts", "bare_paced_cpu_per_request_us": "us",
+             "bare_paced_cpu_pct_at_100_per_s": "% of one core", "link_to_bare_paced_cpu": "ratio",
+             "loop_wake_cpu_us": "us"}
     return [(key, value, units[key]) for key, value in figures.items()]
 
 
@@ -134,4 +209,4 @@ if __name__ == "__main__":
         serve(int(sys.argv[2]))
     else:
         for name, value, unit in run():
-            print(f"{name:40s} {value:10.1f} {unit}")
+            print(f"{name:40s} {value:10.2f} {unit}")
