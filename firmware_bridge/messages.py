@@ -148,6 +148,8 @@ class NodeNackError(BridgeError):
 
 
 def _enum(kind: type[IntEnum], value: int, what: str) -> None:
+    if value in kind._value2member_map_:  # a member's value: what kind(value) finds first, without the enum call
+        return  # (every STATUS reply's reset cause, a few hundred thousand a simulated day)
     try:
         kind(value)
     except ValueError:
