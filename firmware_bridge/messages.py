@@ -13,6 +13,7 @@ from enum import IntEnum, IntFlag
 from typing import ClassVar, Self
 
 from drivers.errors import BridgeError, FrameError
+from drivers.records import quick_init
 
 from .codec import MAX_PAYLOAD
 
@@ -239,6 +240,7 @@ def parse_hello(payload: bytes) -> HelloInfo:
     return info
 
 
+@quick_init  # one per STATUS poll
 @dataclass(frozen=True, slots=True)
 class NodeStatus(_Fixed):
     """Heartbeat: uptime, reset cause and the node's own error counters."""
