@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from drivers.records import quick_init
+
 
 @runtime_checkable
 class Clock(Protocol):
@@ -76,6 +78,7 @@ class IndicatorColour:
     GHOST = 4  # blue, slow blink
 
 
+@quick_init  # one per value read, a few hundred thousand a simulated day
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One scalar measurement as it leaves a driver: ``t`` is monotonic seconds."""

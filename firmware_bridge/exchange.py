@@ -35,14 +35,25 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from drivers.errors import BridgeError, FrameError, NodeTimeoutError
 from drivers.ports import Clock
 
-from .codec import BROADCAST, FLAG_EVENTS_PENDING, GATEWAY, MAX_NODE, MIN_NODE, Frame, FrameReader, encode_frame
+from .codec import (
+    BROADCAST,
+    FLAG_EVENTS_PENDING,
+    GATEWAY,
+    MAX_ENCODED,
+    MAX_NODE,
+    MIN_NODE,
+    Frame,
+    FrameReader,
+    decode_frame,
+    encode_frame,
+)
 from .line_queue import RequestQueue
 from .messages import (
     DEFAULT_PROCESSING_S,
@@ -495,7 +506,17 @@ class LineMaster(CallbackSender):
             self._received(await self.transport.read())
 
     def _received(self, data: bytes) -> None:
-        for item in self._reader.feed(data):
+        reader = self._reader
+        if not reader.buffer and not reader.overflow and 0 < data.find(0) == len(data) - 1 <= MAX_ENCODED:
+            # One whole frame with nothing before it (a node's reply as the line delivers it, once
+            # per exchange): decoded as the reader would, without its generator and buffer.
+            try:
+                items: Iterable[Frame | FrameError] = (decode_frame(data[:-1]),)
+            except FrameError as exc:
+                items = (exc,)
+        else:
+            items = reader.feed(data)
+        for item in items:
             if isinstance(item, FrameError):
                 self.stats.rx_errors += 1
                 self._damaged = self._reply is not None

@@ -399,13 +399,15 @@ class BridgeLink(LineMaster):
                 skipped += 1
             else:
                 skipped = 0
-                with contextlib.suppress(BridgeError):
+                try:  # not contextlib.suppress: three calls fewer on each of a simulated day's 200 000 polls
                     if rec.boot_id is None:
                         await self.hello(node, deadline_s=interval_s, retries=retries)
                     await self.status(node, deadline_s=interval_s, retries=retries)
                     task = self._restoring.get(node)
                     if node in self._unrestored and (task is None or task.done()):
                         self._restore_soon(node)
+                except BridgeError:
+                    pass
             answers = self.answers.get(node, 0)
             due += period
             now = loop.time()

@@ -36,7 +36,7 @@ import math
 import selectors
 import time
 from asyncio import base_events, format_helpers
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -64,6 +64,7 @@ _FAST_HANDLES = (
 _copy_context = contextvars.copy_context
 _monotonic = time.monotonic
 _new_handle = object.__new__
+_heappush, _heappop = heapq.heappush, heapq.heappop
 
 
 class _VirtualTimer(asyncio.TimerHandle):
@@ -225,11 +226,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def call_later(  # type: ignore[override]
         self, delay: float, callback: Any, *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
-        """As asyncio's (every ``asyncio.sleep`` comes here), without its debug bookkeeping when off."""
-        if delay is None or self._debug:  # type: ignore[attr-defined]
+        """As asyncio's (every ``asyncio.sleep`` comes here), without its debug bookkeeping when off,
+        and the timer made here rather than through a second call that packs the arguments again."""
+        if delay is None or self._debug or not _FAST_HANDLES or self._closed:  # type: ignore[attr-defined]
             return super().call_later(delay, callback, *args, context=context)
-        now = self._virtual if self.speed is None else self.time()
-        return self.call_at(now + delay, callback, *args, context=context)
+        return _timer(self, (self._virtual if self.speed is None else self.time()) + delay, callback, args, context)
 
     def call_at(  # type: ignore[override]
         self, when: float, callback: Any, *args: Any, context: Any = None
@@ -244,21 +245,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             raise RuntimeError("Event loop is closed")
         if self._debug or not _FAST_HANDLES:  # type: ignore[attr-defined]
             timer = asyncio.TimerHandle(when, callback, args, self, context)
-        else:  # what TimerHandle(when, callback, args, self, context) sets, filled in place
-            timer = _new_handle(_VirtualTimer)
-            timer._callback = callback
-            timer._args = args
-            timer._cancelled = False
-            timer._loop = self  # type: ignore[attr-defined]
-            timer._source_traceback = None  # type: ignore[attr-defined]
-            timer._repr = None  # type: ignore[assignment]
-            timer._context = _copy_context() if context is None else context  # type: ignore[attr-defined]
-            timer._when = when  # type: ignore[attr-defined]
-        # The heap holds (when, order, timer): tuples compare in C, and the order, unique, breaks
-        # ties before the timer itself is ever compared (millions of comparisons a simulated day).
-        heapq.heappush(self._scheduled, (when, next(self._timer_order), timer))
-        timer._scheduled = True  # type: ignore[attr-defined]
-        return timer
+            _heappush(self._scheduled, (when, next(self._timer_order), timer))
+            timer._scheduled = True  # type: ignore[attr-defined]
+            return timer
+        return _timer(self, when, callback, args, context)
 
     def _run_once(self) -> None:
         """One turn of the loop, as asyncio's own, on the (when, order, timer) heap of :meth:`call_at`.
@@ -281,7 +271,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         else:
             while scheduled and scheduled[0][2]._cancelled:
                 self._timer_cancelled_count -= 1
-                heapq.heappop(scheduled)[2]._scheduled = False  # type: ignore[attr-defined]
+                _heappop(scheduled)[2]._scheduled = False  # type: ignore[attr-defined]
 
         ready: collections.deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
         fast = self.speed is None  # then the loop's time is _virtual (see time())
@@ -325,16 +315,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 # The next turn would jump simulated time to the next timer without a real poll
                 # (one is not due, see _VirtualSelector.select) and take the timers due then: that
                 # turn is taken here, the same jump by the same arithmetic, without its bookkeeping.
-                # Anything else (stopping, a poll due, a thread at work, a timer due now, cancelled
-                # timers to clear from the heap, no longer fast) is left to a turn of its own.
+                # Anything else (stopping, a poll due, a thread at work, a timer due now, no longer
+                # fast) is left to a turn of its own.
+                if scheduled is not self._scheduled:
+                    return
+                # Cancelled timers on top (a reply's wait, cancelled when the reply came: one per
+                # exchange on the simulated line) are dropped here as the next turn would drop them
+                # (or sweep them with the rest: timers leave the heap in the same order either way).
+                while scheduled and scheduled[0][2]._cancelled:
+                    self._timer_cancelled_count -= 1
+                    _heappop(scheduled)[2]._scheduled = False  # type: ignore[attr-defined]
                 if (
                     not scheduled
                     or self._stopping  # type: ignore[attr-defined]
                     or self.speed is not None
                     or self.pace is not None
                     or self.threads_in_flight
-                    or scheduled is not self._scheduled
-                    or scheduled[0][2]._cancelled
                 ):
                     return
                 jump = scheduled[0][0] - self._virtual
@@ -425,6 +421,29 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._virtual += seconds
 
 
+def _timer(
+    loop: VirtualTimeLoop, when: float, callback: Any, args: tuple[Any, ...], context: Any
+) -> asyncio.TimerHandle:
+    """A timer at ``when`` on the loop's heap, filled in place: what TimerHandle(when, callback, args,
+    loop, context) sets (see _FAST_HANDLES).
+
+    The heap holds (when, order, timer): tuples compare in C, and the order, unique, breaks ties
+    before the timer itself is ever compared (millions of comparisons a simulated day).
+    """
+    timer = _new_handle(_VirtualTimer)
+    timer._callback = callback
+    timer._args = args
+    timer._cancelled = False
+    timer._loop = loop  # type: ignore[attr-defined]
+    timer._source_traceback = None  # type: ignore[attr-defined]
+    timer._repr = None  # type: ignore[assignment]
+    timer._context = _copy_context() if context is None else context  # type: ignore[attr-defined]
+    timer._when = when  # type: ignore[attr-defined]
+    _heappush(loop._scheduled, (when, next(loop._timer_order), timer))
+    timer._scheduled = True  # type: ignore[attr-defined]
+    return timer
+
+
 def _take_due(
     scheduled: list[tuple[float, int, asyncio.TimerHandle]], ready: collections.deque[asyncio.Handle], end_time: float
 ) -> None:
@@ -433,7 +452,7 @@ def _take_due(
         entry = scheduled[0]
         if entry[0] >= end_time:
             return
-        heapq.heappop(scheduled)
+        _heappop(scheduled)
         entry[2]._scheduled = False  # type: ignore[attr-defined]
         ready.append(entry[2])
 
@@ -447,9 +466,9 @@ class VirtualClock:
         self._wall0 = wall_start.timestamp()
         self.wall_start = wall_start
         self.synced = True  # simulated wall time is, by construction, right
-
-    def monotonic(self) -> float:
-        return self._loop.time()
+        # Monotonic seconds are the loop's time: its own method, not one around it (the daemon asks
+        # on every poll, reading and guarded transfer, millions of times a simulated day).
+        self.monotonic: Callable[[], float] = loop.time
 
     def time(self) -> float:
         return self._wall0 + (self._loop.time() - self._origin)

@@ -105,6 +105,13 @@ BOOT_S = 0.2  # from reset to answering frames
 COMMIT_RESET_S = 0.05  # after a COMMIT reply, the node resets within this
 SENSOR_BLOCKS = (0,)  # block 0: PIR, button and queued motion events (every node kind has it here)
 _ANSWERED_WHEN_BUSY = (MsgType.HELLO, MsgType.STATUS)  # a node always answers these
+# Block 0 counts the queued events of these kinds: a set made once, not a tuple of two enum members
+# built for each queued event on each read of the block (a hundred thousand reads a simulated day).
+_MOTION_KINDS = frozenset((EventKind.MOTION, EventKind.MOTION_END))
+# Capability bits as plain ints: ``&`` of two flag members runs enum's Python-level operator, a few
+# microseconds on each tunnelled transaction and block read the node answers.
+_SENSOR_BLOCKS = int(Capability.SENSOR_BLOCKS)
+_I2C_TUNNEL = int(Capability.I2C_TUNNEL)
 _STATUS = NodeStatus.FORMAT
 
 
@@ -423,7 +430,7 @@ class SimNode(NodeOutputs):
 
     def _read_sensor(self, p: bytes, busy: bool) -> bytes:
         _length(p, 1)
-        if not self.capabilities & Capability.SENSOR_BLOCKS:
+        if not int(self.capabilities) & _SENSOR_BLOCKS:
             raise Refusal(NackCode.UNSUPPORTED, MsgType.READ_SENSOR)
         block = p[0]
         if block == BLOCK_DIRECTORY and self.revision >= 2:
@@ -437,14 +444,14 @@ class SimNode(NodeOutputs):
             rate = self.platforms[0].rate if self.platforms else 10
             cells = b"".join(struct.pack("<iB", *p.report(now)) for p in self.platforms)
             return bytes([BLOCK_LOAD_CELLS, rate, len(self.platforms)]) + cells
-        motions = sum(1 for e in self._events if e[1] in (EventKind.MOTION, EventKind.MOTION_END))
+        motions = sum(1 for e in self._events if e[1] in _MOTION_KINDS)
         down = sum(1 << ch for ch, (start, end) in self._button_down.items() if start <= now < end)
         return bytes([0]) + struct.pack("<BBH", 0, down & 0xFF, motions)
 
     def _i2c(self, p: bytes, busy: bool) -> bytes:
         if len(p) < 2:
             raise Refusal(NackCode.BAD_LENGTH)
-        if self.i2c is None or not self.capabilities & Capability.I2C_TUNNEL:
+        if self.i2c is None or not int(self.capabilities) & _I2C_TUNNEL:
             raise Refusal(NackCode.UNSUPPORTED, MsgType.I2C)
         address, read_len, write = p[0], p[1], bytes(p[2:])
         if not 0x03 <= address <= 0x77 or not (write or read_len):

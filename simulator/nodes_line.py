@@ -38,6 +38,7 @@ from firmware_bridge.transport import MemoryEndpoint, MemoryLine, Transport
 from .nodes import SimNode
 
 Direction = Literal["request", "reply"]
+_DECODED_KEPT = 1 << 16  # requests kept decoded (a few megabytes); all are forgotten when it is reached
 Action = Literal["drop", "damage", "duplicate", "delay"]
 ACTIONS: tuple[Action, ...] = ("drop", "damage", "duplicate", "delay")
 
@@ -131,6 +132,9 @@ class SimLine:
         self._rng = random.Random(seed)
         self._replying: set[asyncio.Task[None]] = set()
         self._by_address: tuple[list[SimNode], dict[int, list[SimNode]]] = ([], {})
+        # Requests decoded, by their bytes: a gateway's requests repeat exactly (a node's STATUS poll
+        # comes back with the same sequence number every 256 requests to it), and a frame is frozen.
+        self._decoded: dict[bytes, Frame] = {}
 
     def add(self, node: SimNode) -> SimNode:
         self.nodes.append(node)
@@ -290,10 +294,15 @@ class SimLine:
         addressed ones (or all, for broadcasts and damaged frames) do anything with it, so the
         line hands an intact frame only to those -- the same outcome, without 36 decodes. The
         decoded frame goes along, so the node does not decode it again."""
-        try:
-            frame = decode_frame(block)
-        except FrameError:
-            return None, self.nodes
+        frame = self._decoded.get(block)
+        if frame is None:
+            try:
+                frame = decode_frame(block)
+            except FrameError:
+                return None, self.nodes
+            if len(self._decoded) >= _DECODED_KEPT:
+                self._decoded.clear()
+            self._decoded[block] = frame
         if frame.dst == BROADCAST:
             return frame, self.nodes
         # Nodes by address, rebuilt when the list of nodes changes (tests add and replace nodes):

@@ -18,6 +18,7 @@ evidently moved (or the track itself went wrong).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -104,6 +105,34 @@ class TagDirectory:
         return len(self._known)
 
 
+def _constant(array: FloatArray) -> FloatArray:
+    array.flags.writeable = False  # shared by every track: never written
+    return array
+
+
+_EYE2, _EYE4 = _constant(np.eye(2)), _constant(np.eye(4))
+_OBSERVE = np.zeros((2, 4))  # a fix observes x and y
+_OBSERVE[0, 0] = _OBSERVE[1, 1] = 1.0
+_constant(_OBSERVE)
+
+
+@functools.lru_cache(maxsize=256)
+def _motion(dt: float, accel_sigma: float) -> tuple[FloatArray, FloatArray]:
+    """The constant-velocity model over ``dt``: transition and process noise.
+
+    Kept per interval: a listener's tags report at a fixed period, so most fixes of a day come
+    ``dt`` apart for a handful of values of ``dt``, and building these (with their fancy-indexed
+    assignments) cost more than the filter's arithmetic. The same arrays, built the same way.
+    """
+    f = np.eye(4)
+    f[0, 2] = f[1, 3] = dt
+    q1 = accel_sigma**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
+    q = np.zeros((4, 4))
+    q[np.ix_([0, 2], [0, 2])] = q1
+    q[np.ix_([1, 3], [1, 3])] = q1
+    return _constant(f), _constant(q)
+
+
 @dataclass
 class TagTrack:
     """Constant-velocity Kalman filter for one tag's 2D position (metres, monotonic seconds)."""
@@ -129,19 +158,12 @@ class TagTrack:
         if self.state is None or self.t is None or t < self.t:
             self._start(x, y, t, sigma)
             return True
-        dt = t - self.t
-        f = np.eye(4)
-        f[0, 2] = f[1, 3] = dt
-        q1 = self.accel_sigma**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
-        q = np.zeros((4, 4))
-        q[np.ix_([0, 2], [0, 2])] = q1
-        q[np.ix_([1, 3], [1, 3])] = q1
+        f, q = _motion(t - self.t, self.accel_sigma)
+        h = _OBSERVE
         state = f @ self.state
         cov = f @ self.cov @ f.T + q
-        h = np.zeros((2, 4))
-        h[0, 0] = h[1, 1] = 1.0
         innovation = np.array([x, y]) - h @ state
-        s = h @ cov @ h.T + np.eye(2) * sigma**2
+        s = h @ cov @ h.T + _EYE2 * sigma**2
         d2 = float(innovation @ np.linalg.solve(s, innovation))
         if d2 > self.gate_chi2:
             self.misses += 1
@@ -152,7 +174,7 @@ class TagTrack:
             return False
         gain = cov @ h.T @ np.linalg.inv(s)
         self.state = state + gain @ innovation
-        self.cov = (np.eye(4) - gain @ h) @ cov
+        self.cov = (_EYE4 - gain @ h) @ cov
         self.t = t
         self.misses = 0
         return True

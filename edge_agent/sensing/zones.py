@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from drivers.kinds import part_kinds
+from drivers.records import quick_init
 from edge_agent.config import Sensor
 from rules.state import Measure, Quality
 
 ENVIRONMENT = ("lux", "temperature", "humidity", "co2")
 
+@quick_init  # one per reading a zone keeps
 @dataclass(frozen=True, slots=True)
 class LastValue:
     value: float

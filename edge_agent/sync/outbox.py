@@ -538,7 +538,11 @@ class Outbox:
             self._last_age_check = now
             cutoff = now - self.max_age_s
             while True:
-                old = [s for s, c in db.execute("SELECT seq, created FROM outbox ORDER BY seq LIMIT 500") if c < cutoff]
+                # The oldest 500 rows, those of them older than the cutoff: filtered by SQLite, not
+                # as 500 Python tuples a minute (the outbox of a day without a broker holds thousands).
+                oldest = "SELECT seq, created FROM outbox ORDER BY seq LIMIT 500"
+                rows = db.execute(f"SELECT seq FROM ({oldest}) WHERE created < ? ORDER BY seq", (cutoff,))
+                old = [s for (s,) in rows]
                 if not old:
                     break
                 dropped += self._delete(db, old, count_as_dropped=True)

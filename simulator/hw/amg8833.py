@@ -52,6 +52,9 @@ def encode_pixels(celsius: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     return raw
 
 
+_min, _max = np.minimum.reduce, np.maximum.reduce
+
+
 def pixel_registers(celsius: npt.NDArray[np.float64]) -> tuple[bytes, bool]:
     """The 128 pixel register bytes of a frame (low byte first) and whether a pixel reached either
     12-bit limit (the STAT overflow flag): ``encode_pixels`` as the registers hold it.
@@ -62,7 +65,8 @@ def pixel_registers(celsius: npt.NDArray[np.float64]) -> tuple[bytes, bool]:
     masked to 12 bits is the 64-bit one's.
     """
     quarters = np.rint(celsius / 0.25)
-    if quarters.min() > -2048.0 and quarters.max() < 2047.0:  # False for a NaN as well
+    # The reductions as ufunc reductions: what .min() and .max() run, without their Python wrappers.
+    if _min(quarters, axis=None) > -2048.0 and _max(quarters, axis=None) < 2047.0:  # False for a NaN as well
         raw16 = quarters.astype("<i2")
         raw16 &= 0xFFF
         return raw16.tobytes(), False

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from simulator.clock import POLL_EVERY, VirtualTimeLoop
 
 
@@ -137,3 +139,53 @@ def test_handles_made_by_the_loop_behave_as_asyncios() -> None:
         assert "closed" in str(exc)
     else:
         raise AssertionError("a closed loop took a callback")
+
+
+def test_cancelled_timers_on_top_of_the_heap_keep_the_order_and_take_no_turn_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request's reply wait is a timer cancelled when the reply comes, one per exchange on the
+    simulated line: the loop drops such timers where it would jump time anyway, without a turn of
+    its own for them, and every live timer still runs at its time in the order it was set."""
+    import simulator.clock as clock_module
+
+    monkeypatch.setattr(clock_module, "JUMP_POLL_S", 3600.0)  # no real poll due on a jump: only the heap counts
+    loop = VirtualTimeLoop()
+    fired: list[tuple[float, str]] = []
+    expected: list[tuple[float, int, str]] = []
+    made = [0]
+
+    def arm(delay: float, label: str) -> asyncio.TimerHandle:
+        when = loop.time() + delay
+        expected.append((when, made[0], label))
+        made[0] += 1
+        return loop.call_at(when, lambda: fired.append((loop.time(), label)))
+
+    async def exchange(node: int, rounds: int) -> None:
+        for i in range(rounds):
+            wait = loop.call_later(0.005, fired.append, (-1.0, f"timeout {node}/{i}"))  # never fires
+            arm(0.001 * (node % 3 + 1), f"reply {node}/{i}")
+            await asyncio.sleep(0.001 * (node % 3 + 1) + 0.0001)
+            wait.cancel()
+            await asyncio.sleep(0.002 * node + 0.001)
+
+    turns = [0]
+    run_once = loop._run_once
+
+    def counted_turn() -> None:
+        turns[0] += 1
+        run_once()
+
+    monkeypatch.setattr(loop, "_run_once", counted_turn)
+
+    async def main() -> None:
+        await asyncio.gather(*(exchange(node, 100) for node in range(1, 6)))
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert [label for _, label in fired] == [label for _, _, label in sorted(expected)]
+    assert [t for t, _ in fired] == pytest.approx([when for when, _, _ in sorted(expected)], abs=1e-12)
+    assert len(fired) == 500
+    assert turns[0] < 50  # a turn for each cancelled wait that reaches the top: about 300

@@ -135,3 +135,29 @@ def test_a_frames_registers_are_those_of_its_encoded_pixels() -> None:
         for frame in frames:
             raw = encode_pixels(frame)
             assert pixel_registers(frame) == (raw.astype("<u2").tobytes(), bool(0x7FF in raw or 0x800 in raw))
+
+
+def test_the_line_decodes_a_repeated_request_once_and_forgets_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests kept decoded by their bytes: the frame handed to the nodes is the one decoding gives,
+    a damaged block is never kept, and the store is emptied when it reaches its bound."""
+    import simulator.nodes_line as nodes_line
+    from firmware_bridge.codec import decode_frame
+    from simulator.nodes_line import SimLine
+
+    monkeypatch.setattr(nodes_line, "_DECODED_KEPT", 50)
+    nodes = [SimNode(a) for a in (1, 2, 3)]
+    line = SimLine(nodes)
+    status = encode_frame(Frame(dst=2, src=0, seq=7, type=MsgType.STATUS))[:-1]
+    first, listeners = line._listeners(status)
+    again, listeners_again = line._listeners(status)
+    assert first == decode_frame(status) and again is first
+    assert listeners == listeners_again == [nodes[1]]
+    damaged = bytes([status[0], status[1] ^ 0x40, *status[2:]])
+    assert line._listeners(damaged) == (None, nodes) and damaged not in line._decoded
+    sizes = []
+    for seq in range(256):
+        block = encode_frame(Frame(dst=1 + seq % 3, src=0, seq=seq, type=MsgType.STATUS))[:-1]
+        frame, _ = line._listeners(block)
+        assert frame == decode_frame(block)
+        sizes.append(len(line._decoded))
+    assert max(sizes) == 50 and min(sizes[50:]) < 50  # emptied at the bound, then filled again

@@ -125,6 +125,24 @@ async def test_age_bound_drops_old_rows(tmp_path: Path) -> None:
         assert ob.stats().dropped == 2
 
 
+async def test_age_bound_looks_at_the_oldest_rows_by_sequence_only(tmp_path: Path) -> None:
+    """Rows are aged from the front of the queue, 500 at a time: an old row behind 500 newer ones
+    (a clock set back, then forward) stays until the rows before it have gone."""
+    db = tmp_path / "o.sqlite3"
+    async with Outbox(db, max_age_s=3600) as ob:
+        for _ in range(520):
+            ob.put(ob.next_seq(), "t", b"{}", MessageClass.RECORD)
+        await ob.flush()
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE outbox SET created = created - 7200 WHERE seq IN (2, 510)")
+    async with Outbox(db, max_age_s=3600) as ob:
+        ob.put(ob.next_seq(), "t", b"{}", MessageClass.RECORD)
+        await ob.flush()
+        seqs = [r.seq for r in await ob.read(0, limit=1000)]
+        assert 2 not in seqs and 510 in seqs and len(seqs) == 520
+        assert ob.stats().dropped == 1
+
+
 async def test_health_reports_outbox_depth_and_drops(tmp_path: Path) -> None:
     cfg = site_config(tmp_path, 1)
     async with Outbox(tmp_path / "o.sqlite3", max_bytes=64 * 1024) as ob:
