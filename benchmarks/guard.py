@@ -91,7 +91,12 @@ def _runs(areas: list[str], run_area: Callable[[str], Rows]) -> tuple[dict[str, 
 
 
 def record(areas: list[str], repeats: int, run_area: Callable[[str], Rows], machine: str) -> dict[str, object]:
-    """Run the areas ``repeats`` times; write :data:`RECORDED` (merged with the areas not run)."""
+    """Run the areas ``repeats`` times; write :data:`RECORDED` (merged with the areas not run).
+
+    Each area keeps the machine and date of its own latest record (``areas``): recording one area
+    on another machine must not make the others look as if they came from it. ``machine`` and
+    ``date`` sum them up for a reader.
+    """
     runs = [_runs(areas, run_area) for _ in range(repeats)]
     old = json.loads(RECORDED.read_text()) if RECORDED.exists() else {"figures": {}}
     figures: dict[str, object] = {k: v for k, v in old["figures"].items() if k.split(":")[0] not in areas}
@@ -99,9 +104,23 @@ def record(areas: list[str], repeats: int, run_area: Callable[[str], Rows], mach
         mine = [r for r in runs if name in r[0]]
         figures[name] = {"unit": runs[0][0][name][1], "values": [r[0][name][0] for r in mine],
                          "calibrations_s": [r[1] for r in mine], "loads": [r[2] for r in mine]}
-    document = {"machine": machine, "date": date.today().isoformat(), "figures": dict(sorted(figures.items()))}
+    today = date.today().isoformat()
+    sources: dict[str, dict[str, str]] = dict(old.get("areas", {}))
+    sources.update({area: {"machine": machine, "date": today} for area in areas})
+    recorded_areas = {name.split(":")[0] for name in figures}
+    sources = {area: sources[area] for area in sorted(sources) if area in recorded_areas}
+    document = {"machine": summary(sources), "date": max((s["date"] for s in sources.values()), default=today),
+                "areas": sources, "figures": dict(sorted(figures.items()))}
     RECORDED.write_text(json.dumps(document, indent=1) + "\n")
     return document
+
+
+def summary(sources: dict[str, dict[str, str]]) -> str:
+    """One line naming each machine and the areas last recorded on it."""
+    by_machine: dict[str, list[str]] = {}
+    for area, source in sources.items():
+        by_machine.setdefault(source["machine"], []).append(f"{area} ({source['date']})")
+    return "; ".join(f"{machine}: {', '.join(areas)}" for machine, areas in by_machine.items())
 
 
 def compare(areas: list[str], run_area: Callable[[str], Rows]) -> int:

@@ -98,3 +98,21 @@ def test_a_test_broker_restarts_on_its_port_when_clients_keep_dialing_it(tmp_pat
         with socket.create_connection(("127.0.0.1", broker.port), timeout=2):
             pass
     assert refused == 50
+
+
+def test_recording_one_area_keeps_the_other_areas_machines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import guard
+
+    recorded = tmp_path / "recorded.json"
+    monkeypatch.setattr(guard, "RECORDED", recorded)
+    monkeypatch.setattr(guard, "calibration_s", lambda: 0.2)
+    rows = {"rules": [("eval", 1.0, "ms")], "mqtt": [("ratio to bare", 0.9, "ratio")]}
+    guard.record(["rules", "mqtt"], 1, lambda area: rows[area], "machine A")
+    document = guard.record(["mqtt"], 2, lambda area: rows[area], "machine B")
+    assert document["areas"]["rules"]["machine"] == "machine A"  # type: ignore[index]
+    assert document["areas"]["mqtt"]["machine"] == "machine B"  # type: ignore[index]
+    assert document["machine"] == (f"machine B: mqtt ({document['date']}); "
+                                    f"machine A: rules ({document['date']})")
+    saved = json.loads(recorded.read_text())
+    assert saved["figures"]["rules: eval"]["values"] == [1.0]
+    assert saved["figures"]["mqtt: ratio to bare"]["values"] == [0.9, 0.9]
