@@ -1,48 +1,33 @@
 """A tag's Kalman filter with its motion model kept per interval gives the estimates, bit for bit,
-of the filter that builds the model on every fix (kept here as the reference)."""
+of the filter that builds the model on every fix: the same track fed the same fixes with the
+model's cache emptied before each one is the reference."""
 
 from __future__ import annotations
 
 import random
 
 import numpy as np
+import pytest
 
-from edge_agent.sensing.tags import TagTrack
+from edge_agent.sensing.tags import TagTrack, _motion
 
 
 def _reference_update(track: TagTrack, x: float, y: float, t: float, sigma_m: float = 0.1) -> bool:
-    """TagTrack.update as it was: the transition, noise and observation matrices made afresh."""
-    sigma = max(sigma_m, 0.02)
-    if track.state is None or track.t is None or t < track.t:
-        track._start(x, y, t, sigma)
-        return True
-    dt = t - track.t
-    f = np.eye(4)
-    f[0, 2] = f[1, 3] = dt
-    q1 = track.accel_sigma**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
-    q = np.zeros((4, 4))
-    q[np.ix_([0, 2], [0, 2])] = q1
-    q[np.ix_([1, 3], [1, 3])] = q1
-    state = f @ track.state
-    cov = f @ track.cov @ f.T + q
-    h = np.zeros((2, 4))
-    h[0, 0] = h[1, 1] = 1.0
-    innovation = np.array([x, y]) - h @ state
-    s = h @ cov @ h.T + np.eye(2) * sigma**2
-    d2 = float(innovation @ np.linalg.solve(s, innovation))
-    if d2 > track.gate_chi2:
-        track.misses += 1
-        track.rejected += 1
-        if track.misses > track.max_misses:
-            track._start(x, y, t, sigma)
-            return True
-        return False
-    gain = cov @ h.T @ np.linalg.inv(s)
-    track.state = state + gain @ innovation
-    track.cov = (np.eye(4) - gain @ h) @ cov
-    track.t = t
-    track.misses = 0
-    return True
+    """TagTrack.update with the transition and noise matrices made afresh for this fix."""
+    _motion.cache_clear()
+    return track.update(x, y, t, sigma_m)
+
+
+@pytest.mark.parametrize("dt", [0.0, 0.5, 2.0, 30.0, 47.3])
+def test_the_motion_model_is_the_constant_velocity_model(dt: float) -> None:
+    """Position moves by velocity times dt; white acceleration noise of variance a^2 per axis."""
+    f, q = _motion(dt, 1.5)
+    assert np.array_equal(f, [[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]])
+    per_axis = 1.5**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
+    for position, velocity in ((0, 2), (1, 3)):
+        assert np.array_equal(q[np.ix_([position, velocity], [position, velocity])], per_axis)
+    assert q[0, 1] == q[0, 3] == q[1, 2] == q[2, 3] == 0.0
+    assert not f.flags.writeable and not q.flags.writeable  # shared by every track
 
 
 def test_the_same_estimates_bit_for_bit_as_the_filter_built_afresh() -> None:

@@ -110,37 +110,31 @@ async def test_events_go_only_when_no_summary_is_left(tmp_path: Path) -> None:
     assert kept == list(range(100 - len(kept) + 1, 101))  # the oldest events went, in order
 
 
-async def test_age_bound_drops_old_rows(tmp_path: Path) -> None:
-    db = tmp_path / "o.sqlite3"
+async def _aged_then_reopened(db: Path, rows: int, aged: str) -> tuple[list[int], int]:
+    """Put ``rows`` rows, make those matching ``aged`` (an SQL condition) two hours old, reopen the
+    outbox with a one-hour bound and put one more: the sequence numbers left and the count dropped."""
     async with Outbox(db, max_age_s=3600) as ob:
-        for _ in range(3):
+        for _ in range(rows):
             ob.put(ob.next_seq(), "t", b"{}", MessageClass.RECORD)
         await ob.flush()
     with sqlite3.connect(db) as con:
-        con.execute("UPDATE outbox SET created = created - 7200 WHERE seq < 3")
+        con.execute(f"UPDATE outbox SET created = created - 7200 WHERE {aged}")
     async with Outbox(db, max_age_s=3600) as ob:
         ob.put(ob.next_seq(), "t", b"{}", MessageClass.RECORD)
         await ob.flush()
-        assert [r.seq for r in await ob.read(0)] == [3, 4]
-        assert ob.stats().dropped == 2
+        return [r.seq for r in await ob.read(0, limit=1000)], ob.stats().dropped
+
+
+async def test_age_bound_drops_old_rows(tmp_path: Path) -> None:
+    seqs, dropped = await _aged_then_reopened(tmp_path / "o.sqlite3", 3, "seq < 3")
+    assert seqs == [3, 4] and dropped == 2
 
 
 async def test_age_bound_looks_at_the_oldest_rows_by_sequence_only(tmp_path: Path) -> None:
     """Rows are aged from the front of the queue, 500 at a time: an old row behind 500 newer ones
     (a clock set back, then forward) stays until the rows before it have gone."""
-    db = tmp_path / "o.sqlite3"
-    async with Outbox(db, max_age_s=3600) as ob:
-        for _ in range(520):
-            ob.put(ob.next_seq(), "t", b"{}", MessageClass.RECORD)
-        await ob.flush()
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE outbox SET created = created - 7200 WHERE seq IN (2, 510)")
-    async with Outbox(db, max_age_s=3600) as ob:
-        ob.put(ob.next_seq(), "t", b"{}", MessageClass.RECORD)
-        await ob.flush()
-        seqs = [r.seq for r in await ob.read(0, limit=1000)]
-        assert 2 not in seqs and 510 in seqs and len(seqs) == 520
-        assert ob.stats().dropped == 1
+    seqs, dropped = await _aged_then_reopened(tmp_path / "o.sqlite3", 520, "seq IN (2, 510)")
+    assert 2 not in seqs and 510 in seqs and len(seqs) == 520 and dropped == 1
 
 
 async def test_health_reports_outbox_depth_and_drops(tmp_path: Path) -> None:
