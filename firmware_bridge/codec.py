@@ -242,6 +242,17 @@ class FrameReader:
                 except FrameError as exc:
                     yield exc
 
+    def whole_frame(self, data: bytes) -> Frame | FrameError | None:
+        """What :meth:`feed` yields for ``data`` when it is exactly one frame and its delimiter with
+        nothing buffered before it (how a node's reply nearly always arrives), without the
+        generator; None for any other chunk, which goes to :meth:`feed`."""
+        if self.buffer or self.overflow or not 0 < data.find(0) == len(data) - 1 <= MAX_ENCODED:
+            return None
+        try:
+            return decode_frame(data[:-1])
+        except FrameError as exc:
+            return exc
+
     def _append(self, data: bytes) -> None:
         if self.overflow:
             return

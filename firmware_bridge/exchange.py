@@ -42,18 +42,7 @@ from enum import IntEnum
 from drivers.errors import BridgeError, FrameError, NodeTimeoutError
 from drivers.ports import Clock
 
-from .codec import (
-    BROADCAST,
-    FLAG_EVENTS_PENDING,
-    GATEWAY,
-    MAX_ENCODED,
-    MAX_NODE,
-    MIN_NODE,
-    Frame,
-    FrameReader,
-    decode_frame,
-    encode_frame,
-)
+from .codec import BROADCAST, FLAG_EVENTS_PENDING, GATEWAY, MAX_NODE, MIN_NODE, Frame, FrameReader, encode_frame
 from .line_queue import RequestQueue
 from .messages import (
     DEFAULT_PROCESSING_S,
@@ -506,16 +495,8 @@ class LineMaster(CallbackSender):
             self._received(await self.transport.read())
 
     def _received(self, data: bytes) -> None:
-        reader = self._reader
-        if not reader.buffer and not reader.overflow and 0 < data.find(0) == len(data) - 1 <= MAX_ENCODED:
-            # One whole frame with nothing before it (a node's reply as the line delivers it, once
-            # per exchange): decoded as the reader would, without its generator and buffer.
-            try:
-                items: Iterable[Frame | FrameError] = (decode_frame(data[:-1]),)
-            except FrameError as exc:
-                items = (exc,)
-        else:
-            items = reader.feed(data)
+        whole = self._reader.whole_frame(data)  # a node's reply in one chunk: once per exchange
+        items: Iterable[Frame | FrameError] = (whole,) if whole is not None else self._reader.feed(data)
         for item in items:
             if isinstance(item, FrameError):
                 self.stats.rx_errors += 1
