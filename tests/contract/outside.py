@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 from tests.contract.schemas import check_message
 from tests.control.simfloor import SCENARIO as LIVE_SCENARIO
 from tests.control.simfloor import CliResult as CliRun
+from tests.control.simfloor import arrived
 from tests.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -311,7 +312,7 @@ class OutsideDaemon:
         while True:
             assert self.alive(), f"the daemon died while waiting for {what}:\n{self.log_text()[-3000:]}"
             value = check()
-            if value is not None and value is not False:
+            if arrived(value):
                 return value
             assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
             time.sleep(every)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +105,14 @@ class HeldBinding(HardwareBinding):
         world_side = getattr(super(), method, None)
         if actuator_id not in self.held and world_side is not None:
             world_side(actuator_id, *args)
+
+
+def arrived(value: T | None) -> TypeGuard[T]:
+    """What a waiting test takes for "it has happened": anything but None, False or an empty
+    collection (a query that found no records yet is not an answer). Zero counts: a count may be it."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, (list, tuple, dict, set, frozenset, str, bytes)) and len(value) == 0)
 
 
 @dataclass
@@ -261,11 +269,11 @@ class LiveFloor:
         return CliResult(tuple(argv), done.returncode, done.stdout, done.stderr)
 
     def wait_for(self, what: str, check: Callable[[], T | None], *, wall_s: float = 15.0, every_s: float = 0.2) -> T:
-        """Poll ``check`` until it returns something other than None/False; fail after ``wall_s``."""
+        """Poll ``check`` until it returns something (see :func:`arrived`); fail after ``wall_s``."""
         deadline = time.monotonic() + wall_s
         while True:
             value = check()
-            if value is not None and value is not False:
+            if arrived(value):
                 return value
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(every_s)

@@ -92,7 +92,7 @@ public_key = "{key.public}"
         assert report.published is not None, report.rounds
         sha = report.published["sha256"]
         slot = live.gateway.model
-        [record] = live.wait_for("the delivery's audit record", model_records, wall_s=30.0)
+        [record] = live.wait_for("the delivery's audit record", lambda: model_records() or None, wall_s=30.0)
         serving = live.on_loop(lambda: slot.serving)
     assert record["data"]["sha256"] == sha
     if signer == "trusted":
