@@ -194,6 +194,10 @@ class Hx711:
 
 
 LOAD_CELL_BLOCK = 1  # PROTOCOL.md 5.3: the desks' load cells of a desk node
+#: PROTOCOL.md 5.7: a desk node raises LOAD_STEP once the channel's reported mass has stayed within
+#: 20 g for this long. The four desks of a node share one read of block 1 for at most this long, so
+#: the read a step prompts is never answered by a block from before the new load had settled.
+LOAD_STEP_SETTLED_S = 1.0
 _CELL = struct.Struct("<iB")
 #: Block 1's per-channel states, and what each means here.
 CELL_OK, CELL_SETTLING, CELL_OVERLOAD, CELL_NO_DATA, CELL_NOT_FITTED = range(5)
@@ -274,7 +278,7 @@ def _readings(driver: Hx711 | NodeHx711) -> Awaitable[list[Reading]]:
 def _build(ports: PartPorts, clock: Clock, spec: PartSpec) -> Hx711 | NodeHx711:
     if spec.node is not None:
         return NodeHx711(ports.sensor_blocks(), int(spec.settings["channel"]), clock, name=spec.name,
-                         max_age_s=min(1.0, spec.poll_interval_s / 2))
+                         max_age_s=min(LOAD_STEP_SETTLED_S, spec.poll_interval_s / 2))
     if spec.pin is None:
         raise ValueError(f"{spec.name}: an hx711 needs pin (its DOUT line) or node")
     s = spec.settings

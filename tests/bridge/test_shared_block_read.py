@@ -1,4 +1,5 @@
-"""A node's sensor block read shared by several desks, when its callers have gone before it fails.
+"""A node's sensor block read shared by several desks: when its callers have gone before it fails, and
+when a load step prompts a read while a young read of the block is kept.
 
 The read is shielded so that one desk's cancelled poll does not cut it short for the others. A reload
 cancels every poller and then closes the link: the read fails with nobody awaiting it, and its error
@@ -14,10 +15,13 @@ from typing import Any
 import pytest
 
 from drivers.errors import BusTimeoutError
+from drivers.hx711 import LOAD_STEP_SETTLED_S
+from drivers.kinds import PartSpec, part_kind
 from firmware_bridge import BridgeLink
 from firmware_bridge.devices import BridgeSensorBlocks
 from simulator.nodes import SimNode
 from simulator.nodes_line import SimLine
+from simulator.nodes_loadcell import SETTLE_BAND_G, SETTLE_S
 
 from .harness import on_line
 
@@ -57,3 +61,42 @@ def test_a_caller_still_waiting_gets_the_shared_reads_error() -> None:
                 await caller
 
     on_line(scenario, [SimNode(3)])
+
+
+class _NodePorts:
+    """The one port a desk node's load cell asks for."""
+
+    def __init__(self, blocks: BridgeSensorBlocks) -> None:
+        self.blocks = blocks
+
+    def sensor_blocks(self) -> BridgeSensorBlocks:
+        return self.blocks
+
+
+@pytest.mark.parametrize("poll_s", [1.0, 5.0, 60.0])
+def test_the_read_a_load_step_prompts_is_never_answered_from_before_the_load_settled(poll_s: float) -> None:
+    """The desks of a node share a read of block 1 for a while; the node raises LOAD_STEP once the
+    new load has held within 20 g for LOAD_STEP_SETTLED_S (PROTOCOL.md 5.7). The driver keeps a block
+    no longer than that, so the read the step prompts shows the settled load even when polls of the
+    node's other desks fell all through the settling."""
+    assert SETTLE_S == LOAD_STEP_SETTLED_S  # the simulated firmware's window is the protocol's
+
+    async def scenario(link: BridgeLink, line: SimLine) -> None:
+        loop = asyncio.get_running_loop()
+        spec = PartSpec("weight-desk", node=10, poll_interval_s=poll_s, settings={"channel": 3})
+        driver = part_kind("hx711").build(_NodePorts(BridgeSensorBlocks(link, 10)), link.clock, spec)
+        assert driver.max_age_s <= LOAD_STEP_SETTLED_S
+        steps: list[float] = []
+        link.add_listener(lambda e: steps.append(loop.time()) if e.kind == "load_step" else None)
+        link.watch(10, 1.0)
+        await asyncio.sleep(0.5)
+        empty = await driver.read_grams()
+        line.node(10).set_desk_load(3, 2200.0)
+        while not steps:  # the other desks' polls, every 0.1 s through the settling
+            await driver.read_grams()
+            await asyncio.sleep(0.1)
+            assert loop.time() < 10.0
+        prompted = await driver.read_grams()
+        assert prompted - empty == pytest.approx(2200.0, abs=SETTLE_BAND_G), (empty, prompted)
+
+    on_line(scenario, [SimNode(10, revision=4, load_cells=True)])
