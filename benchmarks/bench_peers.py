@@ -18,7 +18,9 @@ Per side: throughput (a burst of ``BURST`` readings, counted as they reach the u
 ThingsBoard packs several readings into one publish, so readings are counted, not publishes; the
 burst comes from :mod:`benchmarks.peer_sensors`, pre-encoded and offered far faster than either
 gateway forwards, its rate reported as ``offered_msg_s``),
-CPU per reading of the gateway's process (/proc), its peak RSS (VmHWM), and the time to resume
+readings of the burst that never arrived (``lost_in_burst``: counted once nothing has arrived for
+``QUIET_S``; the rate is then over what did), CPU per reading of the gateway's process (/proc),
+its peak RSS (VmHWM), and the time to resume
 after the upstream broker has been down 10 s (readings flowing at ``RATE`` a second; from the
 broker listening again to the first reading arriving).
 """
@@ -47,6 +49,9 @@ from tests.mosquitto import Mosquitto  # noqa: E402
 BURST = int(os.environ.get("BENCH_PEERS_BURST", "60000"))
 RATE = 200.0
 OUTAGE_S = 10.0
+#: After the burst, this long without a reading arriving upstream ends the wait: what has not
+#: arrived by then is counted lost (``lost_in_burst``), not waited for until the bound.
+QUIET_S = 30.0
 SENSORS = 60
 BATCH_S = 0.2  # ours, batched: each sensor's readings gathered this long into one message
 TB_PACKAGE = "thingsboard-gateway"
@@ -217,6 +222,26 @@ def restart(broker: Mosquitto, tries: int = 20) -> None:
             time.sleep(0.25)
 
 
+def burst_arrived(upstream: Upstream, base: int, started: float, name: str, *, bound_s: float = 300.0,
+                  quiet_s: float = QUIET_S) -> int:
+    """Wait for the burst upstream; return how many of its readings arrived. A gateway that stops
+    short (ThingsBoard's, once in a few runs here, a few hundred readings short of 60,000) is
+    charged with the rest as lost once nothing has arrived for ``quiet_s``: its rate is then over
+    what it delivered, and the loss is reported beside it. Nothing arriving at all is an error."""
+    deadline = started + bound_s
+    while True:
+        arrived = upstream.count() - base
+        now = time.monotonic()
+        if arrived >= BURST:
+            return BURST
+        if arrived > 0 and now - (upstream.last_at or started) > quiet_s:
+            return arrived
+        if now > deadline or (arrived == 0 and now - started > quiet_s):
+            raise RuntimeError(f"{name}: {BURST} readings upstream not within {bound_s:g} s: {arrived} arrived, "
+                               f"the last {now - (upstream.last_at or started):.0f} s ago")
+        time.sleep(0.02)
+
+
 def one_side(name: str, command: list[str], work: Path, env: dict[str, str]) -> dict[str, float]:
     sensors_broker = Mosquitto(work / "sensors-broker")
     # Its sessions saved across the restart, by the user running the benchmark (as root, mosquitto
@@ -250,17 +275,14 @@ def one_side(name: str, command: list[str], work: Path, env: dict[str, str]) -> 
             load0, cpu0, started = loadavg(), cpu_seconds(proc.pid), time.monotonic()
             burst.go()
             offered = BURST / burst.acked_s()
-            try:
-                wait_for(lambda: upstream.count() - base >= BURST, 300, f"{name}: {BURST} readings upstream")
-            except RuntimeError as exc:  # say how far it got: a stall and a slow gateway look different
-                raise RuntimeError(f"{exc}: {upstream.count() - base} arrived, the last "
-                                   f"{time.monotonic() - (upstream.last_at or started):.0f} s ago") from exc
+            arrived = burst_arrived(upstream, base, started, name)
         finally:
             burst.close()
         done = upstream.last_at
         cpu1 = cpu_seconds(proc.pid)
-        figures = {"throughput_msg_s": BURST / (done - started), "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / BURST,
-                   "rss_peak_mib": status_kib(proc.pid, "VmHWM") / 1024, "offered_msg_s": offered}
+        figures = {"throughput_msg_s": arrived / (done - started), "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / arrived,
+                   "rss_peak_mib": status_kib(proc.pid, "VmHWM") / 1024, "offered_msg_s": offered,
+                   "lost_in_burst": float(BURST - arrived)}
         # Resume: readings flow at RATE/s; the upstream broker goes away for OUTAGE_S.
         stop = threading.Event()
 
@@ -337,7 +359,7 @@ def run() -> list[tuple[str, float, str]]:
     venv = tb_venv()
     rows: list[tuple[str, float, str]] = []
     units = {"throughput_msg_s": "msg/s", "cpu_us_per_msg": "us CPU/msg", "rss_peak_mib": "MiB", "resume_s": "s",
-             "lost_in_outage": "msgs", "load_average": "load", "offered_msg_s": "msg/s"}
+             "lost_in_outage": "msgs", "lost_in_burst": "msgs", "load_average": "load", "offered_msg_s": "msg/s"}
     with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
         work = Path(tmp)
         ours_dir, tb_dir = work / "edge-agent", work / "thingsboard"

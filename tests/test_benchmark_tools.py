@@ -116,3 +116,36 @@ def test_recording_one_area_keeps_the_other_areas_machines(tmp_path: Path, monke
     saved = json.loads(recorded.read_text())
     assert saved["figures"]["rules: eval"]["values"] == [1.0]
     assert saved["figures"]["mqtt: ratio to bare"]["values"] == [0.9, 0.9]
+
+
+def test_a_gateway_that_stops_short_of_the_burst_is_charged_with_the_rest_as_lost(tmp_path: Path) -> None:
+    """ThingsBoard's gateway has, once in a few runs, stopped a few hundred readings short of the
+    burst: the wait ends once nothing has arrived for a while, the rate is over what arrived and the
+    rest is counted lost, instead of the run failing after five minutes. Nothing at all is still an error."""
+    import paho.mqtt.client as mqtt
+
+    from benchmarks.bench_peers import BURST, Upstream, burst_arrived
+
+    with Mosquitto(tmp_path / "b") as broker:
+        upstream = Upstream(broker.port)
+        sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stops-short")
+        sender.connect("127.0.0.1", broker.port)
+        sender.loop_start()
+        try:
+            deadline = time.monotonic() + 10
+            while not upstream.client.is_connected():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="0 arrived"):
+                burst_arrived(upstream, 0, started, "silent", quiet_s=0.5)
+            short = 25
+            for n in range(short):
+                sender.publish("library/f3/event/reading", json.dumps({"kind": "reading", "n": n}), qos=1)
+            arrived = burst_arrived(upstream, 0, time.monotonic(), "short", quiet_s=1.0)
+            assert arrived == short < BURST
+            assert time.monotonic() - upstream.last_at >= 1.0  # waited for the quiet, not less
+        finally:
+            sender.loop_stop()
+            sender.disconnect()
+            upstream.close()
