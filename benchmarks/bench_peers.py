@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_gateway import cpu_seconds, loadavg, status_kib  # noqa: E402
 from benchmarks.peer_sensors import Burst  # noqa: E402
-from tests.mosquitto import Mosquitto  # noqa: E402
+from tests.mosquitto import QUEUED_MAX, Mosquitto  # noqa: E402
 
 BURST = int(os.environ.get("BENCH_PEERS_BURST", "60000"))
 RATE = 200.0
@@ -348,7 +348,10 @@ def receive_floor(work: Path, env: dict[str, str]) -> dict[str, float]:
         burst = Burst(broker.port, 0, BURST)
         burst.go()
         offered = BURST / burst.acked_s()
-        figures: dict[str, float] = json.loads(proc.stdout.readline())
+        line = proc.stdout.readline()  # the subscriber ends by itself within its bound if readings go missing
+        if not line:
+            raise RuntimeError(f"the receive-only subscriber ended without figures (exit {proc.wait(15)})")
+        figures: dict[str, float] = json.loads(line)
         figures["offered_msg_s"] = offered
         return figures
     finally:
@@ -361,6 +364,9 @@ def receive_floor(work: Path, env: dict[str, str]) -> dict[str, float]:
 
 
 def run() -> list[tuple[str, float, str]]:
+    if BURST > QUEUED_MAX:
+        raise ValueError(f"BENCH_PEERS_BURST={BURST}: at most {QUEUED_MAX}, what the sensors' broker queues for a "
+                         "client (tests/mosquitto.py); more would be dropped before any gateway saw it")
     venv = tb_venv()
     rows: list[tuple[str, float, str]] = []
     units = {"throughput_msg_s": "msg/s", "cpu_us_per_msg": "us CPU/msg", "rss_peak_mib": "MiB", "resume_s": "s",

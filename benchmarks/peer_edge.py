@@ -41,6 +41,7 @@ from edge_agent.sync.uplink import Uplink  # noqa: E402
 
 MAX_BATCH = 100  # readings in one message at most (ThingsBoard's gateway reads 100 records at a time)
 DRAIN_S = 0.01  # readings received on paho's thread reach the loop at most this late, in one hand-off
+RECEIVE_BOUND_S = 300.0  # the receive-only run gives up (and says how far it got) after this
 
 
 async def receive_only(args: argparse.Namespace) -> None:
@@ -65,7 +66,11 @@ async def receive_only(args: argparse.Namespace) -> None:
         if not await asyncio.to_thread(feed.subscribed.wait, 30):
             raise RuntimeError("no subscription on the sensors' broker within 30 s")
         print(json.dumps({"ready": True}), flush=True)
-        await done.wait()
+        try:
+            await asyncio.wait_for(done.wait(), RECEIVE_BOUND_S)
+        except TimeoutError:
+            raise SystemExit(f"receive-only: {count} of {args.receive_only} readings "
+                             f"within {RECEIVE_BOUND_S:g} s") from None
         n = count - 1  # timed from the first reading's arrival
         print(json.dumps({"cpu_us_per_msg": 1e6 * (time.process_time() - cpu0) / n,
                           "throughput_msg_s": n / (time.perf_counter() - wall0)}), flush=True)

@@ -58,6 +58,10 @@ def broker_port(tries: int = 200) -> int:
     return free_port()
 
 
+#: Messages a broker queues for one client (a benchmark's burst may not be larger).
+QUEUED_MAX = 100_000
+
+
 class Mosquitto:
     """One broker process. ``start()``/``stop()`` may be called repeatedly (outage tests)."""
 
@@ -72,7 +76,7 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"max_inflight_messages 100\nmax_queued_messages 100000\n{self.extra_conf}\n"
+            f"max_inflight_messages 100\nmax_queued_messages {QUEUED_MAX}\n{self.extra_conf}\n"
         )
         log = open(self.workdir / f"mosquitto-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log)
