@@ -45,7 +45,6 @@ from typing import Any, TypeVar
 from drivers.errors import SyncError
 from drivers.ports import Clock
 from edge_agent.clock import SystemClock
-from edge_agent.sync.outbox_tail import CommittedTail
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,9 +69,6 @@ class MessageClass(IntEnum):
 
     PERIODIC = 0  # summaries, health, forecasts: the next one supersedes them
     RECORD = 1  # events, actuations, command results: history, kept longest
-
-
-_CLASSES = {int(k): k for k in MessageClass}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +136,6 @@ class Outbox:
         self._wake: asyncio.Event | None = None
         self._committed: asyncio.Condition | None = None
         self._listeners: list[Callable[[int, dict[str, bytes]], None]] = []
-        self._tail = CommittedTail()  # the latest commits' rows, for the live stream's reads
         self._persisted_next_seq = 1
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
@@ -249,7 +244,6 @@ class Outbox:
         (max_seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
         self._next_seq = max(int(meta.get("next_seq", 1)), int(max_seq) + 1)
         self.committed_high = self._next_seq - 1
-        self._tail.reset(self.committed_high)
         self._persisted_next_seq = self._next_seq
         self._refresh_totals(db)
 
@@ -330,8 +324,6 @@ class Outbox:
             return dropped, int(results), topics
 
         dropped, results, topics = await self.call(run)
-        if dropped:
-            self._tail.reset(self.committed_high)
         cleared = [t for t in topics if clear_retained(t)]
         for topic in cleared:
             self.put_retained(topic, b"")
@@ -379,8 +371,6 @@ class Outbox:
 
     async def read(self, after: int, before: int | None = None, limit: int = 200) -> list[Row]:
         """Committed rows with ``after < seq < before`` in seq order, skipping acknowledged ones."""
-        if before is None and self._tail.covers(after):  # the live stream, caught up: no query
-            return self._tail.rows(after, limit, self._acked)
         upper = before if before is not None else 2**62
         acked = frozenset(self._acked)
 
@@ -474,7 +464,7 @@ class Outbox:
         high = max((r[0] for r in rows), default=0)
         next_seq = self._next_seq
         try:
-            dropped = await self.call(lambda db: self._write(db, rows, retained, acked, next_seq))
+            await self.call(lambda db: self._write(db, rows, retained, acked, next_seq))
         except BaseException:
             # Put everything back in front so nothing is lost; the writer retries.
             self._pending[:0] = rows
@@ -483,11 +473,6 @@ class Outbox:
             raise
         if high > self.committed_high:
             self.committed_high = high
-        if dropped:  # rows went that the tail may hold: the database answers until it has caught up
-            self._tail.reset(self.committed_high)
-        else:
-            self._tail.committed([Row(s, t, p, _CLASSES[k], cd) for s, t, p, k, _c, cd in rows], acked,
-                                 self.committed_high)
         assert self._committed is not None
         async with self._committed:
             self._committed.notify_all()
@@ -501,8 +486,7 @@ class Outbox:
         retained: dict[str, bytes],
         acked: set[int],
         next_seq: int,
-    ) -> int:
-        """One commit; returns how many rows the bounds dropped."""
+    ) -> None:
         db.execute("BEGIN")
         try:
             if acked:
@@ -534,7 +518,6 @@ class Outbox:
         elif acked or self._oldest_created is None or dropped:
             row = db.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
             self._oldest_created = None if row is None else float(row[0])
-        return dropped
 
     def _delete(self, db: sqlite3.Connection, seqs: list[int], *, count_as_dropped: bool) -> int:
         gone = 0
