@@ -18,8 +18,8 @@ across machines. Last, the machine's own cost of waking an idle event loop for o
 paced request costs at least two such wake-ups (its poller's timer and its reply), so on a machine
 whose wake-ups are dear (a virtual machine's timer interrupts) they set the floor.
 
-Figures are the process's CPU time (user + system, ``os.times``) per answered request, so the
-machine's load changes them less than wall-clock figures; requests per second back to back is
+Figures are the process's CPU time (user + system, ``time.process_time``) per answered request,
+so the machine's load changes them less than wall-clock figures; requests per second back to back is
 wall clock. The reply margin is widened to 50 ms so that a loaded machine's scheduling delays
 do not turn into timeouts and retries: this measures the cost of an answered exchange, not the
 line's timing (``bench_bridge.py`` does that under virtual time).

@@ -226,10 +226,11 @@ def restart(broker: Mosquitto, tries: int = 20) -> None:
 def burst_arrived(upstream: Upstream, base: int, started: float, name: str, *, bound_s: float = 300.0,
                   quiet_s: float = QUIET_S, cpu: Callable[[], float] = time.process_time) -> tuple[int, float]:
     """Wait for the burst upstream; return how many of its readings arrived, and ``cpu()`` as the
-    last of them arrived. A gateway that stops short (ThingsBoard's, once in a few runs here, a few
-    hundred readings short of 60,000) is charged with the rest as lost once nothing has arrived for
-    ``quiet_s``: its rate and CPU a reading are then over what it delivered (not over the CPU it spent
-    stalled), and the loss is reported beside them. Nothing arriving at all is an error."""
+    last of them arrived. A gateway that stops short (ThingsBoard's, in about a third of the runs
+    here, a few hundred readings short of 60,000) is charged with the rest as lost once nothing has
+    arrived for ``quiet_s``: its rate and CPU a reading are then over what it delivered (not over
+    the CPU it spent stalled), and the loss is reported beside them. Nothing arriving at all is an
+    error."""
     deadline = started + bound_s
     seen, cpu_then = 0, cpu()
     while True:

@@ -28,6 +28,7 @@ from rules.state import Measure, Quality
 
 ENVIRONMENT = ("lux", "temperature", "humidity", "co2")
 
+
 @quick_init  # one per reading a zone keeps
 @dataclass(frozen=True, slots=True)
 class LastValue:
